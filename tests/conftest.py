@@ -1,0 +1,83 @@
+"""Fixtures for real services: PostgreSQL and an MQTT broker.
+
+PostgreSQL: the server named by ``CAMPUS_TWIN_TEST_DATABASE_URL`` (any database on it;
+each test gets a fresh database of its own), else an embedded server in a temporary
+directory. MQTT: the broker named by ``CAMPUS_TWIN_TEST_MQTT_URL``, else Mosquitto
+started by the fixture when installed, else the in-process amqtt broker.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from twin.broker import start_local_broker
+from twin.database import connect
+from twin.storage.schema import migrate
+
+REPO = Path(__file__).resolve().parents[1]
+#: Where the real IFC files of ../shared/ifc may be: an explicit folder, next to the clone, or the workplace.
+IFC_CANDIDATES = [
+    Path(p) for p in (os.environ.get("CAMPUS_TWIN_SHARED_IFC", ""), REPO.parent / "shared" / "ifc", "/work/shared/ifc") if p
+]
+
+
+def _with_database(url: str, database: str) -> str:
+    return psycopg.conninfo.make_conninfo(url, dbname=database)
+
+
+@pytest.fixture(scope="session")
+def pg_admin_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    url = os.environ.get("CAMPUS_TWIN_TEST_DATABASE_URL")
+    if url:
+        return url
+    from twin.embedded import start_embedded
+
+    return start_embedded(tmp_path_factory.mktemp("pg") / "pgdata", database="postgres")
+
+
+@pytest.fixture
+def empty_db_url(pg_admin_url: str) -> Iterator[str]:
+    """A fresh, empty database on the test server, dropped afterwards."""
+    name = f"campus_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(pg_admin_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        yield _with_database(pg_admin_url, name)
+    finally:
+        with psycopg.connect(pg_admin_url, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@pytest.fixture
+def db_url(empty_db_url: str) -> str:
+    """A fresh database with the twin schema migrated."""
+    with connect(empty_db_url) as conn:
+        migrate(conn)
+        conn.commit()
+    return empty_db_url
+
+
+@pytest.fixture(scope="session")
+def mqtt_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    url = os.environ.get("CAMPUS_TWIN_TEST_MQTT_URL")
+    if url:
+        yield url
+        return
+    with start_local_broker(tmp_path_factory.mktemp("mqtt"), persist=False) as broker:
+        yield broker.url
+
+
+@pytest.fixture(scope="session")
+def shared_ifc() -> Path:
+    """The folder of real IFC files made by others (../shared/ifc)."""
+    for folder in IFC_CANDIDATES:
+        if folder.is_dir() and any(folder.glob("*.ifc")):
+            return folder
+    pytest.fail(f"real IFC files expected in one of {[str(p) for p in IFC_CANDIDATES]} (set CAMPUS_TWIN_SHARED_IFC)")

@@ -1,0 +1,60 @@
+"""The MQTT contract (docs/mqtt.md): topics, payload shapes, QoS.
+
+Topics carry the contract version: ``campus/v1/{site}/{device}/{channel}``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import orjson
+
+VERSION = "v1"
+PREFIX = f"campus/{VERSION}"
+TELEMETRY = "telemetry"
+STATUS = "status"
+CMD = "cmd"
+CMD_ACK = "cmd/ack"
+QOS_TELEMETRY = 1
+QOS_STATUS = 1
+SHARE_GROUP = "campus-ingest"
+TELEMETRY_FILTER = f"{PREFIX}/+/+/{TELEMETRY}"
+STATUS_FILTER = f"{PREFIX}/+/+/{STATUS}"
+SHARED_TELEMETRY_FILTER = f"$share/{SHARE_GROUP}/{TELEMETRY_FILTER}"
+#: Payloads larger than this are refused (dead letter, payload truncated).
+MAX_PAYLOAD_BYTES = 64 * 1024
+
+
+def topic(site_id: str, device_id: str, channel: str) -> str:
+    """``topic("hq", "ENV-101", "telemetry") == "campus/v1/hq/ENV-101/telemetry"``."""
+    return f"{PREFIX}/{site_id}/{device_id}/{channel}"
+
+
+@dataclass(frozen=True, slots=True)
+class TopicParts:
+    site_id: str
+    device_id: str
+    channel: str
+
+
+def parse_topic(name: str) -> TopicParts | None:
+    """Split a contract topic; ``None`` when it is not one of ours."""
+    parts = name.split("/", 4)
+    if len(parts) != 5 or parts[0] != "campus" or parts[1] != VERSION:
+        return None
+    site_id, device_id, channel = parts[2], parts[3], parts[4]
+    if not site_id or not device_id or channel not in (TELEMETRY, STATUS, CMD, CMD_ACK):
+        return None
+    return TopicParts(site_id, device_id, channel)
+
+
+def telemetry_payload(ts: datetime, seq: int, metrics: dict[str, float]) -> bytes:
+    """The native JSON telemetry payload, ``ts`` in epoch milliseconds."""
+    return orjson.dumps({"ts": int(ts.timestamp() * 1000), "seq": seq, "metrics": metrics})
+
+
+def status_payload(state: str, **extra: Any) -> bytes:
+    """The retained status payload, ``{"state": "online"|"offline", ...}``."""
+    return orjson.dumps({"state": state, **extra})

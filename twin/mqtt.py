@@ -1,0 +1,127 @@
+"""paho-mqtt behind one small module: client creation, protocol detection, sessions.
+
+Clients use MQTT 5 (clean start off, session expiry) and fall back to 3.1.1 with a
+persistent session (clean session off) when the broker refuses protocol 5, as the
+in-process amqtt broker does.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from functools import lru_cache
+
+import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from twin.broker import BrokerAddress, BrokerError, parse_mqtt_url
+
+log = logging.getLogger(__name__)
+
+KEEPALIVE_S = 30
+PROBE_TIMEOUT_S = 5.0
+#: How long the broker keeps a persistent session of a disconnected client.
+SESSION_EXPIRY_S = 24 * 3600
+RECONNECT_MIN_S, RECONNECT_MAX_S = 1, 30
+
+
+@dataclass(frozen=True, slots=True)
+class Will:
+    topic: str
+    payload: bytes
+    qos: int = 1
+    retain: bool = True
+
+
+@lru_cache(maxsize=16)
+def detect_protocol(url: str) -> MQTTProtocolVersion:
+    """MQTT 5 if the broker accepts it, else 3.1.1; raises :class:`BrokerError` if unreachable."""
+    addr = parse_mqtt_url(url)
+    result: dict[str, object] = {}
+    done = threading.Event()
+
+    def on_connect(client, userdata, flags, reason_code, properties):  # noqa: ANN001
+        result["rc"] = reason_code
+        done.set()
+
+    def on_disconnect(client, userdata, flags, reason_code, properties):  # noqa: ANN001
+        result.setdefault("rc", reason_code)
+        done.set()
+
+    probe = paho.Client(CallbackAPIVersion.VERSION2, protocol=MQTTProtocolVersion.MQTTv5)
+    _auth(probe, addr)
+    probe.on_connect, probe.on_disconnect = on_connect, on_disconnect
+    try:
+        probe.connect(addr.host, addr.port, keepalive=10)
+    except OSError as exc:
+        raise BrokerError(f"MQTT broker {addr.host}:{addr.port} unreachable: {exc}") from exc
+    probe.loop_start()
+    done.wait(PROBE_TIMEOUT_S)
+    probe.disconnect()
+    probe.loop_stop()
+    rc = result.get("rc")
+    if rc is not None and not getattr(rc, "is_failure", True):
+        return MQTTProtocolVersion.MQTTv5
+    log.info("broker refused MQTT 5 (%s); using 3.1.1 url=%s", rc, url)
+    return MQTTProtocolVersion.MQTTv311
+
+
+def _auth(client: paho.Client, addr: BrokerAddress) -> None:
+    if addr.username:
+        client.username_pw_set(addr.username, addr.password)
+
+
+class MqttClient:
+    """A paho client bound to one broker URL, with persistent-session settings applied.
+
+    ``protocol`` is 5 or 4 (3.1.1); ``shared_subscriptions`` tells whether
+    ``$share/...`` filters may be used.
+    """
+
+    def __init__(self, url: str, client_id: str, *, persistent: bool = True, manual_ack: bool = False,
+                 will: Will | None = None) -> None:
+        self.url = url
+        self.addr = parse_mqtt_url(url)
+        self.version = detect_protocol(url)
+        self.persistent = persistent
+        kwargs: dict[str, object] = {}
+        if self.version != MQTTProtocolVersion.MQTTv5:
+            kwargs["clean_session"] = not persistent
+        self.client = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=self.version,
+                                  manual_ack=manual_ack, **kwargs)  # type: ignore[arg-type]
+        _auth(self.client, self.addr)
+        self.client.reconnect_delay_set(RECONNECT_MIN_S, RECONNECT_MAX_S)
+        self.client.max_inflight_messages_set(1000)
+        self.client.max_queued_messages_set(0)
+        if will is not None:
+            self.client.will_set(will.topic, will.payload, qos=will.qos, retain=will.retain)
+
+    @property
+    def protocol(self) -> int:
+        return 5 if self.version == MQTTProtocolVersion.MQTTv5 else 4
+
+    @property
+    def shared_subscriptions(self) -> bool:
+        return self.version == MQTTProtocolVersion.MQTTv5
+
+    def connect(self) -> None:
+        """Start the network loop and connect (retries in the background if the broker is down)."""
+        props = None
+        clean_start: bool | int = paho.MQTT_CLEAN_START_FIRST_ONLY
+        if self.version == MQTTProtocolVersion.MQTTv5:
+            props = Properties(PacketTypes.CONNECT)
+            if self.persistent:
+                props.SessionExpiryInterval = SESSION_EXPIRY_S
+                clean_start = False
+            else:
+                clean_start = True
+        self.client.connect_async(self.addr.host, self.addr.port, keepalive=KEEPALIVE_S,
+                                  clean_start=clean_start, properties=props)
+        self.client.loop_start()
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()

@@ -1,0 +1,1 @@
+"""SQL of the twin, one module per concern. Everything else calls these functions."""

@@ -1,0 +1,133 @@
+"""Readings: batched writes with COPY, latest values, rollups and time-series reads.
+
+One call of :func:`write_batch` is one transaction's worth of work: COPY the rows into
+a session staging table, insert them into ``readings`` skipping duplicates of the
+unique key ``(device_id, metric_id, ts)``, and feed only the rows really inserted into
+``latest``, ``rollup_1m``, ``rollup_1h`` and ``device_status.last_seen``. Redelivered
+messages therefore change nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+import psycopg
+from psycopg.rows import dict_row
+
+from twin.storage import partitions
+
+Row = tuple[datetime, int, int, float]  # ts, devices.id, metric_id, value
+
+_STAGING = """CREATE TEMP TABLE IF NOT EXISTS staging_readings
+    (ts timestamptz NOT NULL, device_id integer NOT NULL, metric_id smallint NOT NULL,
+     value double precision NOT NULL) ON COMMIT DELETE ROWS"""
+
+_ROLLUP = """
+  {name} AS (
+    INSERT INTO {table} AS t (device_id, metric_id, bucket, n, sum, min, max)
+    SELECT device_id, metric_id, date_trunc('{unit}', ts, 'UTC'), count(*), sum(value), min(value), max(value)
+    FROM ins GROUP BY 1, 2, 3
+    ON CONFLICT (device_id, metric_id, bucket) DO UPDATE SET n = t.n + excluded.n, sum = t.sum + excluded.sum,
+      min = least(t.min, excluded.min), max = greatest(t.max, excluded.max)
+  )"""
+
+_MERGE = (
+    """WITH ins AS (
+    INSERT INTO readings (ts, device_id, metric_id, value)
+    SELECT DISTINCT ON (device_id, metric_id, ts) ts, device_id, metric_id, value
+    FROM staging_readings ORDER BY device_id, metric_id, ts
+    ON CONFLICT (device_id, metric_id, ts) DO NOTHING
+    RETURNING ts, device_id, metric_id, value
+  ),"""
+    + _ROLLUP.format(name="m", table="rollup_1m", unit="minute")
+    + ","
+    + _ROLLUP.format(name="h", table="rollup_1h", unit="hour")
+    + """,
+  l AS (
+    INSERT INTO latest AS t (device_id, metric_id, ts, value)
+    SELECT DISTINCT ON (device_id, metric_id) device_id, metric_id, ts, value
+    FROM ins ORDER BY device_id, metric_id, ts DESC
+    ON CONFLICT (device_id, metric_id) DO UPDATE SET ts = excluded.ts, value = excluded.value
+    WHERE excluded.ts >= t.ts
+  ),
+  s AS (
+    INSERT INTO device_status AS t (device_id, state, last_seen, updated_at)
+    SELECT DISTINCT device_id, 'online', now(), now() FROM staging_readings
+    ON CONFLICT (device_id) DO UPDATE SET last_seen = now(), updated_at = now(),
+      state = CASE WHEN t.state = 'unknown' THEN 'online' ELSE t.state END
+  )
+SELECT count(*) FROM ins"""
+)
+
+
+class ReadingWriter:
+    """Writes batches of readings on one connection; knows which partitions exist."""
+
+    def __init__(self, conn: psycopg.Connection, *, partitioned: bool) -> None:
+        self.conn = conn
+        self.partitioned = partitioned
+        self._months: set[datetime] = set()
+        conn.execute(_STAGING)
+        conn.commit()
+
+    def write(self, rows: Sequence[Row]) -> int:
+        """Stage and merge ``rows`` inside the caller's transaction; return rows newly stored."""
+        if not rows:
+            return 0
+        if self.partitioned:
+            self._ensure_partitions(rows)
+        with self.conn.cursor() as cur:
+            with cur.copy("COPY staging_readings (ts, device_id, metric_id, value) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+            cur.execute(_MERGE)
+            inserted = cur.fetchone()
+        return int(inserted[0]) if inserted else 0
+
+    def _ensure_partitions(self, rows: Iterable[Row]) -> None:
+        months = {partitions.month_start(r[0]) for r in rows} - self._months
+        for month in months:
+            partitions.ensure_partitions(self.conn, month, month)
+            self._months.add(month)
+
+
+def room_latest(conn: psycopg.Connection, room_ids: Sequence[int]) -> dict[int, dict[str, float]]:
+    """Latest value per room and metric (mean over the room's devices reporting it)."""
+    rows = conn.execute(
+        """SELECT d.room_id, m.name, avg(l.value)
+           FROM latest l JOIN devices d ON d.id = l.device_id JOIN metrics m ON m.metric_id = l.metric_id
+           WHERE d.room_id = ANY(%s) AND d.removed_at IS NULL GROUP BY 1, 2""",
+        (list(room_ids),),
+    ).fetchall()
+    out: dict[int, dict[str, float]] = {}
+    for room_id, metric, value in rows:
+        out.setdefault(room_id, {})[metric] = float(value)
+    return out
+
+
+def room_latest_detail(conn: psycopg.Connection, room_id: int) -> list[dict[str, Any]]:
+    """Every latest value in a room: device, metric, unit, time, value."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute(
+            """SELECT d.device_id, d.kind, m.name AS metric, m.unit, l.ts, l.value
+               FROM latest l JOIN devices d ON d.id = l.device_id JOIN metrics m ON m.metric_id = l.metric_id
+               WHERE d.room_id = %s AND d.removed_at IS NULL ORDER BY d.device_id, m.metric_id""",
+            (room_id,),
+        ).fetchall()
+
+
+def room_series(
+    conn: psycopg.Connection, room_id: int, metric: str, start: datetime, end: datetime, *, hourly: bool = False
+) -> list[tuple[datetime, float, float, float]]:
+    """``(bucket, mean, min, max)`` of a metric in a room from the rollups, oldest first."""
+    table = "rollup_1h" if hourly else "rollup_1m"
+    rows = conn.execute(
+        f"""SELECT r.bucket, sum(r.sum) / sum(r.n), min(r.min), max(r.max)
+            FROM {table} r JOIN devices d ON d.id = r.device_id JOIN metrics m ON m.metric_id = r.metric_id
+            WHERE d.room_id = %s AND m.name = %s AND r.bucket >= %s AND r.bucket < %s
+            GROUP BY r.bucket ORDER BY r.bucket""",
+        (room_id, metric, start, end),
+    ).fetchall()
+    return [(b, float(mean), float(lo), float(hi)) for b, mean, lo, hi in rows]

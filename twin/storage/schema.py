@@ -1,0 +1,134 @@
+"""Versioned, idempotent migrations and backend detection.
+
+``migrate()`` applies every migration not yet recorded in ``schema_migrations``, each
+in its own transaction, under an advisory lock so that concurrent starts are safe.
+Running it again changes nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from importlib import resources
+
+import psycopg
+
+from twin.metrics import CATALOGUE
+from twin.storage.partitions import ensure_partitions
+
+log = logging.getLogger(__name__)
+
+MIGRATION_LOCK = 0x43414D50  # "CAMP"
+#: Readings older than this are dropped by the retention policy.
+RETENTION = timedelta(days=400)
+#: TimescaleDB compresses chunks older than this.
+COMPRESS_AFTER = timedelta(days=7)
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    version: int
+    name: str
+    apply: Callable[[psycopg.Connection], None]
+
+
+def has_timescaledb(conn: psycopg.Connection) -> bool:
+    """True when the TimescaleDB extension is installed or can be installed on this server."""
+    row = conn.execute("SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb'").fetchone()
+    return row is not None
+
+
+def backend(conn: psycopg.Connection) -> str:
+    """``"timescaledb"`` when readings is a hypertable, else ``"postgresql"``."""
+    row = conn.execute("SELECT 1 FROM pg_extension WHERE extname = 'timescaledb'").fetchone()
+    return "timescaledb" if row else "postgresql"
+
+
+def _core(conn: psycopg.Connection) -> None:
+    conn.execute(resources.files("twin.sql").joinpath("0001_core.sql").read_text("utf-8"))
+
+
+def _metrics(conn: psycopg.Connection) -> None:
+    with conn.cursor() as cur:
+        cur.executemany(
+            """INSERT INTO metrics (metric_id, name, unit, min_value, max_value, description)
+               VALUES (%s, %s, %s, %s, %s, %s)
+               ON CONFLICT (metric_id) DO UPDATE SET unit = excluded.unit,
+                 min_value = excluded.min_value, max_value = excluded.max_value,
+                 description = excluded.description""",
+            [(m.metric_id, m.name, m.unit, m.min_value, m.max_value, m.description) for m in CATALOGUE],
+        )
+
+
+READINGS_COLUMNS = """
+    ts         timestamptz NOT NULL,
+    device_id  integer NOT NULL,
+    metric_id  smallint NOT NULL,
+    value      double precision NOT NULL
+"""
+
+
+def _readings(conn: psycopg.Connection) -> None:
+    if has_timescaledb(conn):
+        # Exercised only where TimescaleDB is installed; see docs/storage.md.
+        conn.execute("CREATE EXTENSION IF NOT EXISTS timescaledb")
+        conn.execute(f"CREATE TABLE IF NOT EXISTS readings ({READINGS_COLUMNS})")
+        conn.execute("SELECT create_hypertable('readings', by_range('ts', INTERVAL '1 day'), if_not_exists => TRUE)")
+        conn.execute("CREATE UNIQUE INDEX IF NOT EXISTS readings_key ON readings (device_id, metric_id, ts)")
+        conn.execute(
+            "ALTER TABLE readings SET (timescaledb.compress,"
+            " timescaledb.compress_segmentby = 'device_id, metric_id',"
+            " timescaledb.compress_orderby = 'ts DESC')"
+        )
+        conn.execute("SELECT add_compression_policy('readings', %s::interval, if_not_exists => TRUE)", (COMPRESS_AFTER,))
+        conn.execute("SELECT add_retention_policy('readings', %s::interval, if_not_exists => TRUE)", (RETENTION,))
+    else:
+        conn.execute(f"CREATE TABLE IF NOT EXISTS readings ({READINGS_COLUMNS}) PARTITION BY RANGE (ts)")
+        conn.execute("CREATE UNIQUE INDEX IF NOT EXISTS readings_key ON readings (device_id, metric_id, ts)")
+        now = datetime.now(UTC)
+        ensure_partitions(conn, now - timedelta(days=62), now + timedelta(days=62))
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "core twin tables", _core),
+    Migration(2, "metric catalogue", _metrics),
+    Migration(3, "readings (hypertable or partitioned)", _readings),
+)
+LATEST_VERSION = MIGRATIONS[-1].version
+
+
+def migrate(conn: psycopg.Connection) -> list[int]:
+    """Apply pending migrations; return the versions applied (empty when up to date)."""
+    conn.execute(
+        """CREATE TABLE IF NOT EXISTS schema_migrations (
+               version integer PRIMARY KEY, name text NOT NULL,
+               applied_at timestamptz NOT NULL DEFAULT now())"""
+    )
+    conn.commit()
+    applied: list[int] = []
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
+        done = {r[0] for r in conn.execute("SELECT version FROM schema_migrations").fetchall()}
+        for mig in MIGRATIONS:
+            if mig.version in done:
+                continue
+            with conn.transaction():
+                mig.apply(conn)
+                conn.execute("INSERT INTO schema_migrations (version, name) VALUES (%s, %s)", (mig.version, mig.name))
+            log.info("migration applied version=%d name=%r", mig.version, mig.name)
+            applied.append(mig.version)
+    # The catalogue may grow between releases: keep it in step on every start.
+    with conn.transaction():
+        _metrics(conn)
+    return applied
+
+
+def schema_version(conn: psycopg.Connection) -> int:
+    """Highest applied migration, 0 for an empty database."""
+    exists = conn.execute("SELECT to_regclass('schema_migrations')").fetchone()
+    if not exists or exists[0] is None:
+        return 0
+    row = conn.execute("SELECT coalesce(max(version), 0) FROM schema_migrations").fetchone()
+    return int(row[0]) if row else 0
