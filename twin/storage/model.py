@@ -186,3 +186,16 @@ def device_keys(conn: psycopg.Connection) -> dict[tuple[str, str], int]:
     """``(site_id, device_id) -> devices.id`` for every device not removed (ingest's lookup)."""
     rows = conn.execute("SELECT site_id, device_id, id FROM devices WHERE removed_at IS NULL").fetchall()
     return {(s, d): i for s, d, i in rows}
+
+
+def record_import(conn: psycopg.Connection, site_id: str, file_name: str, file_sha256: str, ifc_schema: str,
+                  summary: dict[str, Any]) -> int:
+    """Log one BIM import; return its id."""
+    from psycopg.types.json import Jsonb
+
+    row = conn.execute(
+        """INSERT INTO bim_imports (site_id, file_name, file_sha256, ifc_schema, summary)
+           VALUES (%s, %s, %s, %s, %s) RETURNING id""",
+        (site_id, file_name, file_sha256, ifc_schema, Jsonb(summary)),
+    ).fetchone()
+    return int(row[0])  # type: ignore[index]

@@ -63,7 +63,11 @@ SELECT count(*) FROM ins"""
 
 
 class ReadingWriter:
-    """Writes batches of readings on one connection; knows which partitions exist."""
+    """Writes batches of readings on one connection; knows which partitions exist.
+
+    Use an autocommit connection and wrap each batch in ``conn.transaction()``, so that
+    the batch is one real transaction (not a savepoint inside an implicit one).
+    """
 
     def __init__(self, conn: psycopg.Connection, *, partitioned: bool) -> None:
         self.conn = conn

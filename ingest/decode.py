@@ -1,0 +1,140 @@
+"""Decoding and validation of telemetry payloads: pure functions, no I/O.
+
+A payload yields the valid readings it holds plus one error per invalid part, so a
+mixed payload keeps its valid part. Errors are short reason strings that end up in the
+dead-letter table.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+import orjson
+
+from twin.contract import MAX_PAYLOAD_BYTES
+from twin.metrics import BY_NAME, Metric
+
+#: Timestamps further ahead of the receive time than this are refused.
+MAX_FUTURE = timedelta(minutes=5)
+#: Timestamps older than this are refused (they would fall outside retention).
+MAX_AGE = timedelta(days=400)
+
+
+@dataclass(slots=True)
+class Decoded:
+    """What one telemetry payload holds: ``(ts, metric, value)`` readings and errors."""
+
+    readings: list[tuple[datetime, Metric, float]] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    seq: int | None = None
+    ts_from_receive: bool = False
+
+
+def parse_ts(raw: object, received_at: datetime) -> datetime | str:
+    """An RFC 3339 string or epoch milliseconds -> aware UTC datetime, or an error string."""
+    if isinstance(raw, bool):
+        return "ts must be RFC 3339 text or epoch milliseconds"
+    if isinstance(raw, int | float):
+        if not math.isfinite(raw):
+            return "ts is not finite"
+        try:
+            ts = datetime.fromtimestamp(raw / 1000.0, tz=UTC)
+        except (OverflowError, OSError, ValueError):
+            return "ts out of range"
+    elif isinstance(raw, str):
+        try:
+            ts = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+        except ValueError:
+            return f"ts is not RFC 3339: {raw[:40]!r}"
+        if ts.tzinfo is None:
+            return "ts has no time zone"
+        ts = ts.astimezone(UTC)
+    else:
+        return "ts must be RFC 3339 text or epoch milliseconds"
+    if ts - received_at > MAX_FUTURE:
+        return f"ts {ts.isoformat()} is in the future"
+    if received_at - ts > MAX_AGE:
+        return f"ts {ts.isoformat()} is older than {MAX_AGE.days} days"
+    return ts
+
+
+def check_value(metric: Metric, raw: object) -> float | str:
+    """A finite number inside the metric's physical range, or an error string."""
+    if isinstance(raw, bool) or not isinstance(raw, int | float):
+        return f"{metric.name}: value must be a number, got {type(raw).__name__}"
+    value = float(raw)
+    if not math.isfinite(value):
+        return f"{metric.name}: value is not finite"
+    if not metric.min_value <= value <= metric.max_value:
+        return f"{metric.name}: {value:g} outside physical range [{metric.min_value:g}, {metric.max_value:g}] {metric.unit}"
+    return value
+
+
+def decode_telemetry(payload: bytes, received_at: datetime) -> Decoded:
+    """Decode the native JSON telemetry payload ``{"ts":..., "seq":..., "metrics": {...}}``."""
+    out = Decoded()
+    if len(payload) > MAX_PAYLOAD_BYTES:
+        out.errors.append(f"payload of {len(payload)} bytes exceeds {MAX_PAYLOAD_BYTES}")
+        return out
+    try:
+        doc = orjson.loads(payload)
+    except orjson.JSONDecodeError as exc:
+        out.errors.append(f"bad JSON: {str(exc).splitlines()[0][:120]}")
+        return out
+    if not isinstance(doc, dict):
+        out.errors.append("payload must be a JSON object with 'metrics'")
+        return out
+    metrics = doc.get("metrics")
+    if not isinstance(metrics, dict) or not metrics:
+        out.errors.append("'metrics' must be a non-empty object")
+        return out
+    if "ts" in doc and doc["ts"] is not None:
+        ts = parse_ts(doc["ts"], received_at)
+        if isinstance(ts, str):
+            out.errors.append(ts)
+            return out
+    else:
+        ts, out.ts_from_receive = received_at, True
+    seq = doc.get("seq")
+    if isinstance(seq, int) and not isinstance(seq, bool) and seq >= 0:
+        out.seq = seq
+    elif seq is not None:
+        out.errors.append("seq must be a non-negative integer")
+    for name, raw in metrics.items():
+        metric = BY_NAME.get(name)
+        if metric is None:
+            out.errors.append(f"unknown metric {name[:40]!r}")
+            continue
+        value = check_value(metric, raw)
+        if isinstance(value, str):
+            out.errors.append(value)
+        else:
+            out.readings.append((ts, metric, value))
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class Status:
+    state: str
+    firmware: str | None = None
+    battery_pct: float | None = None
+    rssi_dbm: float | None = None
+
+
+def decode_status(payload: bytes) -> Status | str:
+    """The retained status payload ``{"state": "online"|"offline", ...}``, or an error string."""
+    try:
+        doc = orjson.loads(payload)
+    except orjson.JSONDecodeError:
+        return "status: bad JSON"
+    if not isinstance(doc, dict) or doc.get("state") not in ("online", "offline"):
+        return "status: 'state' must be 'online' or 'offline'"
+
+    def num(key: str) -> float | None:
+        v = doc.get(key)
+        return float(v) if isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) else None
+
+    fw = doc.get("firmware")
+    return Status(doc["state"], fw if isinstance(fw, str) else None, num("battery"), num("rssi"))

@@ -1,0 +1,124 @@
+"""Which IFC elements are devices, what kind they are, and what they are called on MQTT.
+
+IFC4 and IFC4X3 name devices by class (IfcLightFixture, IfcSensor, ...). IFC2X3 files
+mostly use generic IfcFlowTerminal / IfcFlowController / IfcDistributionControlElement /
+IfcEnergyConversionDevice and say what they are through the type object
+(IfcLightFixtureType, ...); generic elements of other types (sanitary terminals,
+breakers, boilers) are not devices of the twin.
+"""
+
+from __future__ import annotations
+
+import re
+
+import ifcopenshell
+import ifcopenshell.util.element
+
+#: Device classes (IFC4 and later) and the kind each one is.
+DEVICE_CLASS_KINDS: dict[str, str] = {
+    "IfcSensor": "env_sensor",
+    "IfcLightFixture": "luminaire",
+    "IfcLamp": "luminaire",
+    "IfcAudioVisualAppliance": "panel",
+    "IfcCommunicationsAppliance": "appliance",
+    "IfcElectricAppliance": "appliance",
+    "IfcOutlet": "outlet",
+    "IfcSwitchingDevice": "switch",
+    "IfcUnitaryControlElement": "controller",
+    "IfcController": "controller",
+}
+
+#: Generic IFC2X3-style classes, resolved through their type object.
+GENERIC_CLASSES = ("IfcFlowTerminal", "IfcFlowController", "IfcDistributionControlElement",
+                   "IfcEnergyConversionDevice")
+
+#: Type objects that make a generic element a device, and the kind they give.
+DEVICE_TYPE_KINDS: dict[str, str] = {cls + "Type": kind for cls, kind in DEVICE_CLASS_KINDS.items()}
+
+#: Sensor predefined types that measure the room environment; other sensors are "other".
+ENV_SENSOR_TYPES = frozenset({None, "NOTDEFINED", "USERDEFINED", "CO2SENSOR", "COSENSOR", "HUMIDITYSENSOR",
+                              "TEMPERATURESENSOR", "LIGHTSENSOR", "SOUNDSENSOR", "GASSENSOR", "MOISTURESENSOR"})
+#: Audio-visual predefined types that are a teaching panel; other AV equipment is "other".
+PANEL_TYPES = frozenset({None, "NOTDEFINED", "USERDEFINED", "DISPLAY", "PROJECTOR"})
+
+BLACKBOARD = re.compile(r"blackboard|chalkboard|whiteboard|board\s*light|黑板", re.IGNORECASE)
+
+#: Characters a device id may not hold (MQTT wildcards and level separator, whitespace, controls).
+_UNSAFE = re.compile(r"[/+#\s\x00-\x1f\x7f]+")
+MAX_DEVICE_ID = 128
+DEVICE_ID_PSET = "Pset_CampusTwin"
+DEVICE_ID_PROPERTY = "DeviceId"
+
+
+def device_elements(ifc_file: ifcopenshell.file) -> list[tuple[ifcopenshell.entity_instance, str]]:
+    """Every device of the file with its kind, in file order."""
+    found: dict[int, tuple[ifcopenshell.entity_instance, str]] = {}
+    for ifc_class in (*DEVICE_CLASS_KINDS, *GENERIC_CLASSES):
+        try:
+            elements = ifc_file.by_type(ifc_class)
+        except RuntimeError:  # class not in this schema (IfcSensor in IFC2X3, ...)
+            continue
+        for element in elements:
+            if element.id() not in found:
+                kind = device_kind(element)
+                if kind is not None:
+                    found[element.id()] = (element, kind)
+    return [found[i] for i in sorted(found)]
+
+
+def device_kind(element: ifcopenshell.entity_instance) -> str | None:
+    """The twin's kind of ``element`` (one of ``twin.domain.DEVICE_KINDS``), or None if it is no device."""
+    ifc_class = element.is_a()
+    kind = DEVICE_CLASS_KINDS.get(ifc_class)
+    if kind is None:
+        element_type = ifcopenshell.util.element.get_type(element)
+        kind = DEVICE_TYPE_KINDS.get(element_type.is_a()) if element_type is not None else None
+        if kind is None:
+            kind = next((k for c, k in DEVICE_CLASS_KINDS.items() if element.is_a(c)), None)  # subclasses
+    if kind is None:
+        return None
+    predefined = _predefined_type(element)
+    if kind == "luminaire" and any(BLACKBOARD.search(text) for text in _texts(element)):
+        return "blackboard_luminaire"
+    if kind == "env_sensor" and predefined not in ENV_SENSOR_TYPES:
+        return "other"
+    if kind == "panel" and predefined not in PANEL_TYPES:
+        return "other"
+    return kind
+
+
+def _predefined_type(element: ifcopenshell.entity_instance) -> str | None:
+    try:
+        return ifcopenshell.util.element.get_predefined_type(element)
+    except (AttributeError, RuntimeError):
+        return None
+
+
+def _texts(element: ifcopenshell.entity_instance) -> list[str]:
+    """Name, object type and description of the element and of its type object."""
+    texts = [element.Name, getattr(element, "ObjectType", None), element.Description]
+    element_type = ifcopenshell.util.element.get_type(element)
+    if element_type is not None:
+        texts += [element_type.Name, element_type.Description, getattr(element_type, "ElementType", None)]
+    return [t for t in texts if isinstance(t, str) and t]
+
+
+def safe_device_id(text: str) -> str:
+    """``text`` made fit for an MQTT topic level and the devices table: no '/', '+', '#', no whitespace."""
+    return _UNSAFE.sub("-", text.strip())[:MAX_DEVICE_ID]
+
+
+def global_id_device_id(global_id: str) -> str:
+    """The stable fallback id of an element: ``"IFC-" + GlobalId`` made topic safe."""
+    return safe_device_id(f"IFC-{global_id}")
+
+
+def declared_device_id(element: ifcopenshell.entity_instance) -> str | None:
+    """``Pset_CampusTwin.DeviceId``, else the Tag, made topic safe; None when neither is usable."""
+    value = ifcopenshell.util.element.get_pset(element, DEVICE_ID_PSET, DEVICE_ID_PROPERTY)
+    for candidate in (value, getattr(element, "Tag", None)):
+        if candidate is not None and str(candidate).strip():
+            device_id = safe_device_id(str(candidate))
+            if device_id.strip("-"):
+                return device_id
+    return None
