@@ -5,20 +5,28 @@ from __future__ import annotations
 import threading
 
 import dash
-from werkzeug.serving import make_server
+from werkzeug.serving import BaseWSGIServer, make_server
 
-#: How long :func:`serve` waits for the server thread after shutdown.
+#: How long :func:`serve_until` waits for the server thread after shutdown.
 JOIN_TIMEOUT_S = 10.0
 
 
-def serve(app: dash.Dash, host: str, port: int, stop: threading.Event) -> None:
-    """Serve ``app`` on ``host:port`` (threaded) until ``stop`` is set, then shut down cleanly.
+class PortInUse(OSError):
+    """The dashboard's port cannot be bound."""
 
-    Blocks; run it in a thread and set ``stop`` to end it. Binding errors (port in use)
-    are raised before anything is served.
-    """
-    server = make_server(host, port, app.server, threaded=True)
-    worker = threading.Thread(target=server.serve_forever, name=f"dashboard-{port}", daemon=True)
+
+def bind(app: dash.Dash, host: str, port: int) -> BaseWSGIServer:
+    """Bind a threaded server for ``app``; raises :class:`PortInUse` with a one-line message."""
+    try:
+        return make_server(host, port, app.server, threaded=True)
+    except (OSError, SystemExit) as exc:  # werkzeug exits on "address already in use"
+        raise PortInUse(f"cannot serve the dashboard on {host}:{port}: port in use or not available "
+                        f"(choose another with --port)") from exc
+
+
+def serve_until(server: BaseWSGIServer, stop: threading.Event) -> None:
+    """Serve until ``stop`` is set, then shut down cleanly (blocks; run it in a thread)."""
+    worker = threading.Thread(target=server.serve_forever, name="dashboard-http", daemon=True)
     worker.start()
     try:
         stop.wait()
@@ -26,3 +34,8 @@ def serve(app: dash.Dash, host: str, port: int, stop: threading.Event) -> None:
         server.shutdown()
         worker.join(JOIN_TIMEOUT_S)
         server.server_close()
+
+
+def serve(app: dash.Dash, host: str, port: int, stop: threading.Event) -> None:
+    """Bind and serve ``app`` on ``host:port`` until ``stop`` is set."""
+    serve_until(bind(app, host, port), stop)

@@ -88,10 +88,12 @@ def device_kind(element: ifcopenshell.entity_instance) -> str | None:
 
 
 def _predefined_type(element: ifcopenshell.entity_instance) -> str | None:
-    try:
-        return ifcopenshell.util.element.get_predefined_type(element)
-    except (AttributeError, RuntimeError):
-        return None
+    """The PredefinedType enumeration of the element, else of its type object (``USERDEFINED`` kept as is)."""
+    value = getattr(element, "PredefinedType", None)
+    if value in (None, "NOTDEFINED"):
+        element_type = ifcopenshell.util.element.get_type(element)
+        value = getattr(element_type, "PredefinedType", None) if element_type is not None else value
+    return value if isinstance(value, str) else None
 
 
 def _texts(element: ifcopenshell.entity_instance) -> list[str]:

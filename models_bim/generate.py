@@ -39,6 +39,7 @@ CORRIDOR_WIDTH = 3.0
 LAB_WIDTH = 12.0
 OFFICE_WIDTH = 6.0
 CORRIDOR_Y = ROOM_DEPTH  # corridor spans y in [ROOM_DEPTH, ROOM_DEPTH + CORRIDOR_WIDTH]
+Entity = ifcopenshell.entity_instance
 PSET = "Pset_CampusTwin"
 FIXED_TIME_STAMP = "2024-09-01T08:00:00"
 
@@ -84,15 +85,15 @@ class _Writer:
     def guid(self) -> str:
         return ifcopenshell.guid.compress(uuid.UUID(int=self.rng.getrandbits(128)).hex)
 
-    def entity(self, ifc_class: str, name: str, predefined_type: str | None = None):  # noqa: ANN201
+    def entity(self, ifc_class: str, name: str, predefined_type: str | None = None) -> Entity:
         return ifcopenshell.api.root.create_entity(self.f, ifc_class=ifc_class, name=name,
                                                    predefined_type=predefined_type)
 
-    def placement(self, relative_to, x: float = 0.0, y: float = 0.0, z: float = 0.0):  # noqa: ANN001, ANN201
+    def placement(self, relative_to: Entity | None, x: float = 0.0, y: float = 0.0, z: float = 0.0) -> Entity:
         point = self.origin if (x, y, z) == (0.0, 0.0, 0.0) else self.f.createIfcCartesianPoint((x, y, z))
         return self.f.createIfcLocalPlacement(relative_to, self.f.createIfcAxis2Placement3D(point, None, None))
 
-    def box(self, body_context, width: float, depth: float, height: float):  # noqa: ANN001, ANN201
+    def box(self, body_context: Entity, width: float, depth: float, height: float) -> Entity:
         """A Body representation: a ``width`` x ``depth`` rectangle from the local origin, extruded up."""
         centre = self.f.createIfcAxis2Placement2D(self.f.createIfcCartesianPoint((width / 2, depth / 2)), None)
         profile = self.f.createIfcRectangleProfileDef("AREA", None, centre, width, depth)
@@ -101,7 +102,7 @@ class _Writer:
         shape = self.f.createIfcShapeRepresentation(body_context, "Body", "SweptSolid", [solid])
         return self.f.createIfcProductDefinitionShape(None, None, [shape])
 
-    def set_pset(self, element, properties: dict[str, object]) -> None:  # noqa: ANN001
+    def set_pset(self, element: Entity, properties: dict[str, object]) -> None:
         pset = ifcopenshell.api.pset.add_pset(self.f, product=element, name=PSET)
         ifcopenshell.api.pset.edit_pset(self.f, pset=pset, properties=properties)
 
@@ -136,11 +137,14 @@ def _storey_plan(storey_index: int, classrooms: int, labs: int) -> tuple[list[_R
     return plans, corridor
 
 
-def _classroom_devices(floor: str, number: int, rng: random.Random) -> list[tuple[str, str, str | None, str, tuple]]:
-    """(ifc class, predefined type, object type, device id, local x/y/z) for one classroom."""
+_DevicePlan = tuple[str, str, str, str, tuple[float, float, float]]
+
+
+def _classroom_devices(floor: str, number: int, rng: random.Random) -> list[_DevicePlan]:
+    """(ifc class, predefined type, object type, device id, local x/y/z) of one classroom's devices."""
     room = f"{floor}-{number:02d}"
     jitter = rng.uniform(-0.3, 0.3)
-    devices: list[tuple[str, str, str | None, str, tuple]] = [
+    devices: list[_DevicePlan] = [
         ("IfcSensor", "USERDEFINED", "EnvironmentSensor", f"ENV-{room}",
          (CLASSROOM_WIDTH - 0.2, ROOM_DEPTH / 2 + jitter, 1.5)),
     ]
@@ -202,7 +206,7 @@ def generate_school(path: Path, *, site_id: str, name: str, storeys: int = 2, cl
         plans = [*rooms, corridor]
         spaces = [w.entity("IfcSpace", plan.name, predefined_type="INTERNAL") for plan in plans]
         ifcopenshell.api.aggregate.assign_object(f, products=spaces, relating_object=storey)
-        for plan, space in zip(plans, spaces):
+        for plan, space in zip(plans, spaces, strict=True):
             space.LongName = plan.long_name
             space.ObjectType = plan.object_type
             space.ObjectPlacement = w.placement(storey.ObjectPlacement, plan.x0, plan.y0)
@@ -226,12 +230,12 @@ def _make_deterministic(w: _Writer) -> None:
                 element[i] = sorted(value, key=lambda e: e.id())
 
 
-def _add_classroom_devices(w: _Writer, space, floor: str, number: int) -> None:  # noqa: ANN001
+def _add_classroom_devices(w: _Writer, space: Entity, floor: str, number: int) -> None:
     plans = _classroom_devices(floor, number, w.rng)
     elements = [w.entity(ifc_class, f"{_DEVICE_NAMES[object_type]} {device_id}", predefined_type=predefined)
                 for ifc_class, predefined, object_type, device_id, _ in plans]
     ifcopenshell.api.spatial.assign_container(w.f, products=elements, relating_structure=space)
-    for element, (_, _, object_type, device_id, (x, y, z)) in zip(elements, plans):
+    for element, (_, _, object_type, device_id, (x, y, z)) in zip(elements, plans, strict=True):
         element.ObjectType = object_type
         element.Tag = device_id
         element.ObjectPlacement = w.placement(space.ObjectPlacement, x, y, z)

@@ -29,14 +29,10 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:
-    errors: list[type[BaseException]] = [DatabaseUnavailable, EmbeddedDatabaseError, BrokerError]
-    try:
-        from models_bim.errors import IfcReadError
+    from dashboard.serve import PortInUse
+    from models_bim.errors import IfcReadError
 
-        errors.append(IfcReadError)
-    except ImportError:  # pragma: no cover - models_bim is part of the distribution
-        pass
-    return tuple(errors)
+    return (DatabaseUnavailable, EmbeddedDatabaseError, BrokerError, IfcReadError, PortInUse)
 
 
 def friendly(fn: F) -> F:
@@ -97,13 +93,20 @@ def require_mqtt(settings: Settings) -> str:
     return settings.mqtt_url
 
 
-def run_until_stopped(stop: threading.Event, duration: float | None) -> None:
-    """Block until SIGINT/SIGTERM or ``duration`` seconds; sets ``stop``."""
+def stop_on_signals() -> threading.Event:
+    """An event set by SIGINT or SIGTERM (install first, so a signal at any time stops cleanly)."""
+    stop = threading.Event()
+
     def handler(signum: int, frame: object) -> None:
         stop.set()
 
     signal.signal(signal.SIGINT, handler)
     signal.signal(signal.SIGTERM, handler)
+    return stop
+
+
+def run_until_stopped(stop: threading.Event, duration: float | None) -> None:
+    """Block until ``stop`` is set (by a signal) or ``duration`` seconds pass; then set it."""
     stop.wait(duration)
     stop.set()
 
@@ -248,9 +251,11 @@ def bim_load(ctx: click.Context, file: Path, site_id: str, name: str | None, rol
     if as_json:
         print_json(load_bim(url, file, site_id, name=name, role=role))
         return
+    from rich.console import Console
     from rich.progress import Progress
 
-    with Progress(transient=True) as bar:
+    console = Console(stderr=True)
+    with Progress(console=console, transient=True, disable=not console.is_terminal) as bar:
         task = bar.add_task(f"loading {file.name}", total=None)
 
         def progress(stage: str, done: int, total: int) -> None:
@@ -289,7 +294,7 @@ def simulate(ctx: click.Context, site: str | None, interval: float, speed: float
     settings = settings_of(ctx)
     runner = FleetRunner(migrated_url(settings), require_mqtt(settings), interval_s=interval, seed=seed,
                          speed=speed, site_id=site)
-    stop = threading.Event()
+    stop = stop_on_signals()
     thread = threading.Thread(target=runner.run, args=(stop,), name="simulator")
     thread.start()
     run_until_stopped(stop, duration)
@@ -309,7 +314,7 @@ def ingest(ctx: click.Context, duration: float | None, client_id: str) -> None:
 
     settings = settings_of(ctx)
     worker = IngestWorker(migrated_url(settings), require_mqtt(settings), client_id=client_id)
-    stop = threading.Event()
+    stop = stop_on_signals()
     thread = threading.Thread(target=worker.run, args=(stop,), name="ingest")
     thread.start()
     run_until_stopped(stop, duration)
@@ -327,16 +332,18 @@ def ingest(ctx: click.Context, duration: float | None, client_id: str) -> None:
 @friendly
 def dashboard(ctx: click.Context, host: str, port: int, duration: float | None) -> None:
     """Serve the Dash web app.  Example: campus-twin dashboard --port 8050"""
-    from dashboard.app import create_app
-    from dashboard.serve import serve
+    from dashboard.app import close_app, create_app
+    from dashboard.serve import bind, serve_until
 
     app = create_app(migrated_url(settings_of(ctx)))
-    stop = threading.Event()
-    thread = threading.Thread(target=serve, args=(app, host, port, stop), name="dashboard")
+    server = bind(app, host, port)
+    stop = stop_on_signals()
+    thread = threading.Thread(target=serve_until, args=(server, stop), name="dashboard")
     thread.start()
     click.echo(f"dashboard on http://{host}:{port}/  (Ctrl-C to stop)")
     run_until_stopped(stop, duration)
     thread.join()
+    close_app(app)
 
 
 # -- demo ----------------------------------------------------------------------
@@ -358,6 +365,7 @@ def demo(ctx: click.Context, schools: int, host: str, port: int, interval: float
     Uses --database-url / --mqtt-url when given. Data is kept in the data directory, so a
     second run continues where the first stopped.  Example: campus-twin demo --duration 90
     """
+    stop = stop_on_signals()
     settings = settings_of(ctx)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     click.echo(f"database: {settings.database_url or f'embedded PostgreSQL in {settings.pgdata}'}")
@@ -373,7 +381,8 @@ def demo(ctx: click.Context, schools: int, host: str, port: int, interval: float
     try:
         for s in ensure_network(url, settings.data_dir / "ifc", members=schools, seed=seed):
             click.echo(f"loaded {s['site']}: {s['rooms']} rooms, {s['devices']} devices")
-        _run_demo(url, mqtt_url, host, port, interval, duration, seed)
+        if not stop.is_set():
+            _run_demo(stop, url, mqtt_url, host, port, interval, duration, seed)
     finally:
         if broker is not None:
             broker.stop()
@@ -395,21 +404,21 @@ def ensure_network(url: str, folder: Path, *, members: int, seed: int) -> list[d
     return loaded
 
 
-def _run_demo(url: str, mqtt_url: str, host: str, port: int, interval: float, duration: float | None,
+def _run_demo(stop: threading.Event, url: str, mqtt_url: str, host: str, port: int, interval: float, duration: float | None,
               seed: int) -> None:
-    from dashboard.app import create_app
-    from dashboard.serve import serve
+    from dashboard.app import close_app, create_app
+    from dashboard.serve import bind, serve_until
     from ingest.worker import IngestWorker
     from simulators.fleet import FleetRunner
 
-    stop = threading.Event()
     worker = IngestWorker(url, mqtt_url, client_id="campus-demo-ingest")
     runner = FleetRunner(url, mqtt_url, interval_s=interval, seed=seed, client_id="campus-demo-sim")
     app = create_app(url)
+    server = bind(app, host, port)
     threads = [
         threading.Thread(target=worker.run, args=(stop,), name="ingest"),
         threading.Thread(target=runner.run, args=(stop,), name="simulator"),
-        threading.Thread(target=serve, args=(app, host, port, stop), name="dashboard"),
+        threading.Thread(target=serve_until, args=(server, stop), name="dashboard"),
     ]
     for t in threads:
         t.start()
@@ -417,6 +426,7 @@ def _run_demo(url: str, mqtt_url: str, host: str, port: int, interval: float, du
     run_until_stopped(stop, duration)
     for t in threads:
         t.join(15)
+    close_app(app)
     c = worker.counters
     click.echo(f"published {runner.published} messages; stored {c.rows} readings, {c.dead_letters} dead letters")
 

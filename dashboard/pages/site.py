@@ -11,6 +11,7 @@ from typing import Any
 import dash
 import plotly.graph_objects as go
 from dash import Input, Output, dcc, html
+from dash.exceptions import PreventUpdate
 
 from dashboard import data, ids
 from dashboard.figures import FLOORPLAN_METRICS, floorplan_figure, room_from_click
@@ -68,5 +69,5 @@ def open_room(click_data: dict[str, Any] | None) -> str:
     """Go to the clicked room's page."""
     room_id = room_from_click(click_data)
     if room_id is None:
-        raise dash.exceptions.PreventUpdate
+        raise PreventUpdate
     return dash.get_relative_path(f"/room/{room_id}")

@@ -1,0 +1,276 @@
+"""Read an IFC file into the twin's spatial model (pure reading: no database).
+
+::
+
+    model = read_model(Path("school.ifc"), site_id="m01")
+    [(r.name, r.use, r.area_m2) for r in model.rooms]
+
+Lengths become metres (``ifc_length * calculate_unit_scale(file) = metres``). Devices map
+to rooms by containment in an IfcSpace, else by IfcRelReferencedInSpatialStructure, else by
+their placement point inside a room footprint of their storey, else stay unmapped.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+import ifcopenshell
+import ifcopenshell.util.element
+import ifcopenshell.util.geolocation
+import ifcopenshell.util.placement
+import ifcopenshell.util.unit
+import shapely
+from shapely.geometry import Point
+
+from models_bim.devices import declared_device_id, device_elements, global_id_device_id
+from models_bim.errors import IfcReadError
+from models_bim.footprints import Footprint, space_footprints
+from models_bim.room_use import classify_room
+from models_bim.spatial import SpatialTree, spatial_tree
+from twin.domain import Device, Room, Site, SiteRole, TwinModel
+
+Progress = Callable[[str, int, int], None]
+
+#: Schemas read; IFC4X3 includes its addenda (IFC4X3_ADD2, ...).
+SUPPORTED_SCHEMA = re.compile(r"^(IFC2X3|IFC4|IFC4X3(_[A-Z0-9]+)?)$")
+_HEADER_BYTES = 65536
+_TRAILER_BYTES = 4096
+_FILE_SCHEMA = re.compile(rb"FILE_SCHEMA\s*\(\s*\(\s*'([^']*)'", re.IGNORECASE)
+_ENTITY_LINE = re.compile(rb"(?m)^[ \t]*#\d+[ \t]*=")
+#: Share of entity lines ifcopenshell may skip (unknown classes, bad lines) before a file counts as corrupt.
+MAX_UNREADABLE_SHARE = 0.01
+#: How far (m) below a room's floor or above its top a device point still counts as in the room.
+Z_TOLERANCE_M = 0.5
+
+
+def open_ifc(path: Path) -> ifcopenshell.file:
+    """Open an IFC-SPF file, or raise :class:`IfcReadError` saying in one line what is wrong with it."""
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+        with path.open("rb") as fh:
+            head = fh.read(_HEADER_BYTES)
+            fh.seek(max(0, size - _TRAILER_BYTES))
+            tail = fh.read()
+    except FileNotFoundError:
+        raise IfcReadError(f"file not found: {path}") from None
+    except OSError as exc:
+        raise IfcReadError(f"cannot read {path}: {exc.strerror or exc}") from None
+    if size == 0 or not head.strip():
+        raise IfcReadError("empty file")
+    if not head.lstrip(b"\xef\xbb\xbf \t\r\n").upper().startswith(b"ISO-10303-21"):
+        raise IfcReadError("not an IFC file")
+    match = _FILE_SCHEMA.search(head)
+    if match is None:
+        raise IfcReadError("truncated or corrupt IFC: no FILE_SCHEMA in the header")
+    schema = match.group(1).decode("ascii", "replace").strip().upper()
+    if not SUPPORTED_SCHEMA.match(schema):
+        raise IfcReadError(f"unsupported schema {schema or '(none)'}")
+    if b"END-ISO-10303-21" not in tail.upper():
+        raise IfcReadError("truncated or corrupt IFC: no END-ISO-10303-21 trailer")
+    try:
+        ifc_file = ifcopenshell.open(str(path))
+    except Exception as exc:  # ifcopenshell raises several types for bad input
+        raise IfcReadError(f"truncated or corrupt IFC: {exc}") from None
+    _check_entities(path, ifc_file)
+    return ifc_file
+
+
+def _check_entities(path: Path, ifc_file: ifcopenshell.file) -> None:
+    """Raise if ifcopenshell skipped many entity lines, or if a rooted entity has no GlobalId.
+
+    The parser drops lines it cannot read without saying so; counting ``#n=`` lines tells.
+    """
+    declared = len(_ENTITY_LINE.findall(path.read_bytes()))
+    parsed = sum(1 for _ in ifc_file)
+    if declared and declared - parsed > MAX_UNREADABLE_SHARE * declared:
+        raise IfcReadError(f"truncated or corrupt IFC: {declared - parsed} of {declared} entities unreadable")
+    for element in ifc_file.by_type("IfcRoot"):
+        if not element.GlobalId:
+            raise IfcReadError(f"truncated or corrupt IFC: #{element.id()} {element.is_a()} has no GlobalId")
+
+
+def read_model(path: Path, *, site_id: str, site_name: str | None = None, role: SiteRole = "member",
+               progress: Progress | None = None) -> TwinModel:
+    """The site, buildings, storeys, rooms (with footprints) and devices of the IFC file at ``path``.
+
+    ``progress(stage, done, total)`` is called while footprints are computed. Raises
+    :class:`IfcReadError` (and no other exception) when the file cannot be read.
+    """
+    ifc_file = open_ifc(path)
+    try:
+        return _read(ifc_file, site_id=site_id, site_name=site_name, role=role, progress=progress)
+    except IfcReadError:
+        raise
+    except Exception as exc:  # a file that opens but cannot be walked is corrupt
+        raise IfcReadError(f"truncated or corrupt IFC: {type(exc).__name__}: {exc}") from None
+
+
+def _read(ifc_file: ifcopenshell.file, *, site_id: str, site_name: str | None, role: SiteRole,
+          progress: Progress | None) -> TwinModel:
+    scale = ifcopenshell.util.unit.calculate_unit_scale(ifc_file)
+    tree = spatial_tree(ifc_file, scale)
+    warnings = list(tree.warnings)
+    spaces = [space for space, _ in tree.spaces.values()]
+    footprints = space_footprints(ifc_file, spaces, progress)
+    rooms = tuple(_room(space, storey_gid, footprints.get(gid)) for gid, (space, storey_gid) in tree.spaces.items())
+    if missing := sum(r.footprint is None for r in rooms):
+        warnings.append(f"{missing} of {len(rooms)} rooms have no footprint")
+    devices = _devices(ifc_file, tree, footprints, scale, warnings)
+    if unmapped := sum(d.mapping == "unmapped" for d in devices):
+        warnings.append(f"{unmapped} of {len(devices)} devices are not in a room")
+    site = _site(tree, site_id=site_id, site_name=site_name, role=role, scale=scale, warnings=warnings)
+    return TwinModel(
+        site=site,
+        buildings=tuple(tree.buildings.values()),
+        storeys=tuple(tree.storeys.values()),
+        rooms=rooms,
+        devices=devices,
+        schema=getattr(ifc_file, "schema_identifier", None) or ifc_file.schema,
+        warnings=tuple(warnings),
+    )
+
+
+def _room(space: ifcopenshell.entity_instance, storey_gid: str, footprint: Footprint | None) -> Room:
+    long_name = space.LongName.strip() if isinstance(space.LongName, str) and space.LongName.strip() else None
+    name = space.Name.strip() if isinstance(space.Name, str) and space.Name.strip() else long_name or space.GlobalId
+    texts = [long_name, name, getattr(space, "ObjectType", None), *_classification_texts(space)]
+    return Room(
+        global_id=space.GlobalId,
+        storey_global_id=storey_gid,
+        name=name,
+        long_name=long_name,
+        use=classify_room(texts),
+        footprint=footprint.polygon if footprint else None,
+        area_m2=round(footprint.area_m2, 4) if footprint else None,
+        height_m=round(footprint.height_m, 4) if footprint else None,
+    )
+
+
+def _classification_texts(element: ifcopenshell.entity_instance) -> list[str]:
+    texts: list[str] = []
+    for rel in getattr(element, "HasAssociations", ()) or ():
+        if rel.is_a("IfcRelAssociatesClassification"):
+            ref = rel.RelatingClassification
+            for attr in ("Name", "Identification", "ItemReference", "Description"):
+                value = getattr(ref, attr, None)
+                if isinstance(value, str):
+                    texts.append(value)
+    return texts
+
+
+def _point(element: ifcopenshell.entity_instance, scale: float) -> tuple[float, float, float] | None:
+    """The element's placement origin in world coordinates, metres."""
+    if getattr(element, "ObjectPlacement", None) is None:
+        return None
+    try:
+        matrix = ifcopenshell.util.placement.get_local_placement(element.ObjectPlacement)
+    except Exception:  # grid or otherwise odd placement: position unknown
+        return None
+    return (float(matrix[0][3]) * scale, float(matrix[1][3]) * scale, float(matrix[2][3]) * scale)
+
+
+class _RoomLocator:
+    """Finds the room whose footprint holds a point: among a storey's rooms, or by height when the storey is unknown."""
+
+    def __init__(self, tree: SpatialTree, footprints: dict[str, Footprint]) -> None:
+        self.entries = [(gid, storey_gid, footprints[gid]) for gid, (_, storey_gid) in tree.spaces.items()
+                        if gid in footprints]
+        self.index = shapely.STRtree([fp.polygon for _, _, fp in self.entries]) if self.entries else None
+
+    def room_at(self, x: float, y: float, z: float, storey_gid: str | None) -> tuple[str, str] | None:
+        if self.index is None:
+            return None
+        point = Point(x, y)
+        best: tuple[float, str, str] | None = None
+        for i in self.index.query(point):
+            gid, room_storey, fp = self.entries[int(i)]
+            if storey_gid is not None and room_storey != storey_gid:
+                continue
+            if storey_gid is None and not fp.z_min - Z_TOLERANCE_M <= z <= fp.z_max + Z_TOLERANCE_M:
+                continue
+            if fp.polygon.covers(point) and (best is None or fp.area_m2 < best[0]):
+                best = (fp.area_m2, gid, room_storey)
+        return (best[1], best[2]) if best else None
+
+
+def _devices(ifc_file: ifcopenshell.file, tree: SpatialTree, footprints: dict[str, Footprint], scale: float,
+             warnings: list[str]) -> tuple[Device, ...]:
+    locator = _RoomLocator(tree, footprints)
+    used: set[str] = set()
+    devices: list[Device] = []
+    for element, kind in device_elements(ifc_file):
+        device_id = declared_device_id(element)
+        if device_id is None or device_id in used:
+            if device_id is not None:
+                warnings.append(f"device id {device_id!r} used twice: {element.GlobalId} gets its GlobalId-based id")
+            device_id = global_id_device_id(element.GlobalId)
+        used.add(device_id)
+        point = _point(element, scale)
+        room_gid, storey_gid, mapping = _place(element, tree, locator, point)
+        devices.append(Device(
+            device_id=device_id,
+            global_id=element.GlobalId,
+            kind=kind,
+            ifc_class=element.is_a(),
+            name=(element.Name or "").strip(),
+            room_global_id=room_gid,
+            storey_global_id=storey_gid,
+            mapping=mapping,
+            x=point[0] if point else None,
+            y=point[1] if point else None,
+            z=point[2] if point else None,
+        ))
+    return tuple(devices)
+
+
+def _place(element: ifcopenshell.entity_instance, tree: SpatialTree, locator: _RoomLocator,
+           point: tuple[float, float, float] | None) -> tuple[str | None, str | None, str]:
+    """(room GlobalId, storey GlobalId, mapping) of a device."""
+    container = ifcopenshell.util.element.get_container(element)
+    if container is not None and container.GlobalId in tree.spaces:
+        return container.GlobalId, tree.spaces[container.GlobalId][1], "containment"
+    for rel in getattr(element, "ReferencedInStructures", ()) or ():
+        structure = rel.RelatingStructure
+        if structure.GlobalId in tree.spaces:
+            return structure.GlobalId, tree.spaces[structure.GlobalId][1], "reference"
+    storey_gid = tree.storey_for(container.GlobalId) if container is not None else None
+    if point is not None:
+        found = locator.room_at(*point, storey_gid)
+        if found is not None:
+            return found[0], found[1], "geometry"
+    return None, storey_gid, "unmapped"
+
+
+def _site(tree: SpatialTree, *, site_id: str, site_name: str | None, role: SiteRole, scale: float,
+          warnings: list[str]) -> Site:
+    first = tree.sites[0] if tree.sites else None
+    name = site_name or (first.Name.strip() if first is not None and isinstance(first.Name, str)
+                         and first.Name.strip() else None) or site_id
+    latitude = longitude = elevation = None
+    for site in tree.sites:
+        lat, lon = _angle(site.RefLatitude, 90), _angle(site.RefLongitude, 180)
+        if site.RefLatitude is not None and (lat is None or lon is None):
+            warnings.append(f"site {site.Name!r}: invalid RefLatitude/RefLongitude "
+                            f"{site.RefLatitude}/{site.RefLongitude} ignored")
+        if lat is not None and lon is not None and (lat, lon) != (0.0, 0.0):
+            latitude, longitude = lat, lon
+            elevation = float(site.RefElevation) * scale + 0.0 if site.RefElevation is not None else None
+            break
+    return Site(site_id=site_id, name=name, role=role, latitude=latitude, longitude=longitude, elevation_m=elevation)
+
+
+def _angle(dms: tuple[int, ...] | None, limit: float) -> float | None:
+    """Decimal degrees of an IfcCompoundPlaneAngleMeasure, or None when it is missing or not a valid angle."""
+    if not dms or not 3 <= len(dms) <= 4:
+        return None
+    parts = list(dms) + [0] * (4 - len(dms))
+    degrees, minutes, seconds, micro = parts
+    if not (abs(minutes) < 60 and abs(seconds) < 60 and abs(micro) < 1_000_000):
+        return None
+    if not (all(p >= 0 for p in parts) or all(p <= 0 for p in parts)):
+        return None
+    value = ifcopenshell.util.geolocation.dms2dd(degrees, minutes, seconds, micro)
+    return value if abs(value) <= limit else None

@@ -1,0 +1,91 @@
+"""``campus-twin demo`` as a user runs it: embedded defaults, serves, stores, stops cleanly, reruns."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import orjson
+import psutil
+
+from twin.broker import free_port
+
+
+def cli(data_dir: Path, *args: str) -> list[str]:
+    return [sys.executable, "-m", "twin.cli", "--data-dir", str(data_dir), *args]
+
+
+def clean_env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CAMPUS_TWIN_")}
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def processes_using(path: Path) -> list[str]:
+    found = []
+    for proc in psutil.process_iter(["pid", "cmdline"]):
+        cmd = " ".join(proc.info["cmdline"] or [])
+        if str(path) in cmd:
+            found.append(f"{proc.info['pid']}: {cmd[:120]}")
+    return found
+
+
+def test_demo_runs_on_embedded_defaults_serves_stores_and_stops_cleanly(tmp_path):
+    data = tmp_path / "data"
+    port = free_port()
+    proc = subprocess.Popen(cli(data, "demo", "--duration", "30", "--port", str(port), "--interval", "1"),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=clean_env())
+    lines: list[str] = []
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        lines.append(line)
+        if line.startswith("dashboard: http://"):
+            break
+    assert any(f"http://127.0.0.1:{port}/" in line for line in lines), "".join(lines)
+    body = ""
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as resp:
+                body = resp.read().decode()
+                break
+        except OSError:
+            time.sleep(0.3)
+    assert "_dash-renderer" in body or "dash" in body.lower()
+    out, _ = proc.communicate(timeout=120)
+    lines.append(out)
+    assert proc.returncode == 0, "".join(lines)
+    assert "loaded hq" in "".join(lines) and "loaded m02" in "".join(lines)
+
+    status = subprocess.run(cli(data, "db", "status", "--json"), capture_output=True, text=True, env=clean_env(),
+                            timeout=60)
+    assert status.returncode == 0, status.stderr
+    info = orjson.loads(status.stdout)
+    assert info["tables"]["readings"] > 0 and info["tables"]["sites"] == 3
+    time.sleep(1)
+    assert processes_using(data) == [], "orphan processes after the demo stopped"
+
+    # a second run reuses the data and exits 0 on SIGTERM
+    proc = subprocess.Popen(cli(data, "demo", "--port", str(port)), stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, env=clean_env())
+    assert proc.stdout is not None
+    seen = []
+    for line in proc.stdout:
+        seen.append(line)
+        if line.startswith("dashboard: http://"):
+            break
+    proc.terminate()
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0, "".join(seen) + out
+    assert not any(line.startswith("loaded ") for line in seen), "second run must reuse the loaded network"
+    status = subprocess.run(cli(data, "db", "status", "--json"), capture_output=True, text=True, env=clean_env(),
+                            timeout=60)
+    again = orjson.loads(status.stdout)
+    assert again["tables"]["sites"] == 3 and again["tables"]["devices"] == info["tables"]["devices"]
+    assert again["tables"]["readings"] >= info["tables"]["readings"]
+    time.sleep(1)
+    assert processes_using(data) == []
