@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
 import shutil
 import socket
 import threading
@@ -11,6 +12,7 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from datetime import UTC, datetime, timedelta
 
 import dash
@@ -275,18 +277,36 @@ def test_app_serves_pages_and_callbacks_over_http(base_url: str, known_twin: Kno
     assert len(drawn["response"]["site-floorplan"]["figure"]["data"]) == 3
 
 
+ARTIFACTS = Path(os.environ.get("CAMPUS_TWIN_ARTIFACTS", Path(__file__).resolve().parents[1] / "artifacts"))
+
+
+def screenshot(driver: object, name: str) -> None:
+    """Save a PNG of the page to the artifacts folder, to be looked at."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    driver.save_screenshot(str(ARTIFACTS / f"{name}.png"))  # type: ignore[attr-defined]
+
+
 @pytest.fixture
-def browser() -> Iterator[object]:
+def browser(tmp_path: Path) -> Iterator[object]:
     """Headless Chromium through selenium, recording the browser console."""
-    if not (shutil.which("chromedriver") and (shutil.which("chromium") or shutil.which("google-chrome"))):
-        pytest.skip("headless Chromium and chromedriver are not installed")
+    driver_path = shutil.which("chromedriver")
+    chrome = shutil.which("chromium") or shutil.which("google-chrome")
+    if not (driver_path and chrome):
+        message = "headless Chromium and chromedriver are not installed (apt-get install chromium chromium-driver)"
+        if os.environ.get("CAMPUS_TWIN_REQUIRE_BROWSER") == "1":
+            pytest.fail(message)
+        pytest.skip(message)
     from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
 
     options = webdriver.ChromeOptions()
-    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1280,900"):
+    options.binary_location = chrome
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1280,900",
+                "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                f"--user-data-dir={tmp_path / 'chrome-profile'}"):
         options.add_argument(arg)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(options=options)
+    driver = webdriver.Chrome(service=Service(executable_path=driver_path), options=options)
     try:
         yield driver
     finally:
@@ -304,17 +324,20 @@ def test_three_clicks_from_the_network_to_a_room_in_a_browser(
     wait = WebDriverWait(browser, 20)
     browser.get(base_url + "/")
     cards = wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, ".card-link"))
+    screenshot(browser, "overview")
     assert [c.find_element(By.CSS_SELECTOR, ".card-title").text for c in cards] == [
         "Futian HQ School", "Member School 1"]
     cards[0].click()
     traces = "#site-floorplan .scatterlayer .trace"
     wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, traces)) == 3)
     assert browser.current_url == base_url + "/site/hq"
+    screenshot(browser, "floorplan")
     fills = browser.find_elements(By.CSS_SELECTOR, traces + " .fills path")
     fills_by_x = sorted(fills, key=lambda e: e.location["x"])  # rooms 101, 102, 103 from left to right
     ActionChains(browser).move_to_element(fills_by_x[0]).click().perform()
     wait.until(lambda d: d.current_url.endswith(f"/room/{known_twin.rooms['101']}"))
     wait.until(lambda d: "810 ppm" in d.find_element(By.ID, "room-table").text)
     wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#room-series .scatterlayer .trace"))
+    screenshot(browser, "room")
     errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
     assert errors == []

@@ -1,0 +1,45 @@
+"""Take the README's screenshots of a running dashboard in headless Chromium.
+
+    campus-twin demo &                     # or any running dashboard
+    python docs/screenshot.py http://127.0.0.1:8050 hq docs/img
+
+Needs Debian's chromium and chromium-driver (and fonts-noto-cjk for Chinese room names).
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import WebDriverWait
+
+
+def main(base: str, site: str, out: Path) -> None:
+    options = webdriver.ChromeOptions()
+    options.binary_location = shutil.which("chromium") or "/usr/bin/chromium"
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1400,900", "--no-first-run",
+                "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                f"--user-data-dir={tempfile.mkdtemp()}"):
+        options.add_argument(arg)
+    driver = webdriver.Chrome(service=Service(shutil.which("chromedriver") or "/usr/bin/chromedriver"),
+                              options=options)
+    out.mkdir(parents=True, exist_ok=True)
+    try:
+        wait = WebDriverWait(driver, 30)
+        driver.get(base + "/")
+        wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, ".card-link"))
+        driver.save_screenshot(str(out / "overview.png"))
+        driver.get(f"{base}/site/{site}")
+        wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#site-floorplan .scatterlayer .trace")) > 3)
+        driver.save_screenshot(str(out / "floorplan.png"))
+    finally:
+        driver.quit()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], sys.argv[2], Path(sys.argv[3]))
