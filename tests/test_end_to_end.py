@@ -42,8 +42,10 @@ def test_generated_school_loaded_simulated_ingested_and_drawn(db_url, mqtt_url, 
         with running(runner.run):
             wait_for(lambda: rooms_with_co2() == sensor_rooms, timeout=60)
 
-    assert worker.counters.dead_letters == 0
     with connection(db_url) as conn:
+        # this site's messages only: a shared broker also hands out retained statuses of other sites
+        refused = conn.execute("SELECT topic, reason FROM dead_letters WHERE topic LIKE 'campus/v1/e2e/%'").fetchall()
+        assert refused == []
         storeys = list_storeys(conn, "e2e")
         assert len(storeys) == 2
         for storey in storeys:
