@@ -182,7 +182,8 @@ def floorplan_figure(
             hovertemplate=hover + "<extra></extra>", showlegend=False,
         ))
         point = footprint.representative_point()
-        labels.append({"x": point.x, "y": point.y, "text": str(room["name"]), "showarrow": False,
+        label = str(room["name"]) if value is None else f"{room['name']}<br><b>{format_value(value, unit)}</b>"
+        labels.append({"x": point.x, "y": point.y, "text": label, "showarrow": False,
                        "font": {"size": 10, "color": "#263238"}})
     fig.update_layout(
         annotations=[*labels, legend_annotation(metric)] if labels else [

@@ -78,6 +78,7 @@ class IngestWorker:
         self._conn: psycopg.Connection | None = None
         self._writer: ReadingWriter | None = None
         self._mqtt: MqttClient | None = None
+        self._stopping = False
 
     # -- MQTT side ---------------------------------------------------------
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:  # noqa: ANN001
@@ -94,7 +95,8 @@ class IngestWorker:
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:  # noqa: ANN001
         self.connected.clear()
-        log.warning("ingest disconnected reason=%s (reconnecting)", reason_code)
+        if not self._stopping:
+            log.warning("ingest disconnected reason=%s (reconnecting)", reason_code)
 
     def _on_message(self, client, userdata, msg) -> None:  # noqa: ANN001
         self.queue.put(Message(msg.mid, msg.qos, msg.topic, bytes(msg.payload), datetime.now(UTC)))
@@ -225,6 +227,7 @@ class IngestWorker:
                              self.counters.lag_s, self.queue.qsize())
                     last_stats, last_messages = now, self.counters.messages
         finally:
+            self._stopping = True
             self._mqtt.close()
             if self._conn is not None:
                 self._conn.close()

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import shutil
+import signal
 import socket
 import subprocess
 import threading
@@ -99,6 +101,16 @@ log_type warning
 """
 
 
+def _die_with_parent() -> None:
+    """In the child: ask Linux to SIGTERM it when the parent dies, so a killed demo leaves no broker."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # not Linux: the parent's clean stop still ends it
+        pass
+
+
 class MosquittoBroker(LocalBroker):
     kind = "mosquitto"
 
@@ -106,12 +118,16 @@ class MosquittoBroker(LocalBroker):
         self.port = port or free_port()
         workdir.mkdir(parents=True, exist_ok=True)
         conf = workdir / "mosquitto.conf"
-        conf.write_text(MOSQUITTO_CONF.format(port=self.port, location=workdir,
-                                              persist="true" if persist else "false"))
+        text = MOSQUITTO_CONF.format(port=self.port, location=workdir, persist="true" if persist else "false")
+        if os.geteuid() == 0:
+            # As root, mosquitto would switch to its own user, which also drops the parent-death signal.
+            text += "user root\n"
+        conf.write_text(text)
         exe = shutil.which("mosquitto")
         if exe is None:
             raise BrokerError("mosquitto is not on PATH")
-        self.proc = subprocess.Popen([exe, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        self.proc = subprocess.Popen([exe, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                     preexec_fn=_die_with_parent)
         if not wait_for_port("127.0.0.1", self.port):
             self.stop()
             raise BrokerError(f"mosquitto did not start on port {self.port}; see {workdir / 'mosquitto.log'}")
