@@ -87,6 +87,7 @@ class FleetRunner:
         self.published = 0
         self.started = threading.Event()
         self.fleet: list[SimDevice] = []
+        self.status_topics: list[str] = []
         self._by_topic: dict[str, SimDevice] = {}
         self._t0_wall = time.time()
         self._t0_mono = time.monotonic()
@@ -110,14 +111,14 @@ class FleetRunner:
         with connection(self.database_url) as conn:
             devices = list_devices(conn, self.site_id)
         self.fleet = build_fleet(devices, seed=self.seed, interval_s=self.interval_s)
+        self.status_topics = [contract.topic(d["site_id"], d["device_id"], contract.STATUS) for d in devices]
         self._by_topic = {contract.topic(d.site_id, d.device_id, contract.CMD): d for d in self.fleet}
         mqtt = MqttClient(self.mqtt_url, self.client_id, persistent=False)
         client = mqtt.client
         client.on_message, client.on_connect = self._on_message, self._on_connect
         mqtt.connect()
-        for dev in self.fleet:
-            client.publish(contract.topic(dev.site_id, dev.device_id, contract.STATUS),
-                           contract.status_payload("online", firmware=FIRMWARE), qos=1, retain=True)
+        for status_topic in self.status_topics:  # every device of the twin, telemetry or not
+            client.publish(status_topic, contract.status_payload("online", firmware=FIRMWARE), qos=1, retain=True)
         rng = random.Random(self.seed)
         now = time.monotonic()
         heap = [(now + rng.uniform(0, min(dev.interval_s, 2.0)), i) for i, dev in enumerate(self.fleet)]
@@ -135,9 +136,8 @@ class FleetRunner:
                 heapq.heapreplace(heap, (due + self.fleet[i].interval_s / self.speed, i))
                 self._publish(client, self.fleet[i])
         finally:
-            for dev in self.fleet:
-                client.publish(contract.topic(dev.site_id, dev.device_id, contract.STATUS),
-                               contract.status_payload("offline"), qos=1, retain=True)
+            for status_topic in self.status_topics:
+                client.publish(status_topic, contract.status_payload("offline"), qos=1, retain=True)
             mqtt.close()
 
     def _publish(self, client: Any, dev: SimDevice) -> None:
