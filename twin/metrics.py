@@ -35,6 +35,11 @@ CATALOGUE: tuple[Metric, ...] = (
     Metric(13, "on", "", 0.0, 1.0, "switched on (0/1)"),
     Metric(14, "panel_state", "", 0.0, 2.0, "interactive panel: 0 off, 1 standby, 2 on"),
     Metric(15, "panel_temperature", "°C", -20.0, 120.0, "interactive panel internal temperature"),
+    # Interactive panels and 1+N cloud classes (simulators, docs/simulators.md).
+    Metric(16, "screen_on", "", 0.0, 1.0, "interactive panel screen lit (0/1)"),
+    Metric(17, "input_source", "", 0.0, 3.0, "panel input: 0 none, 1 built-in PC, 2 HDMI, 3 cloud-class stream"),
+    Metric(18, "cloud_session", "", 0.0, 1e12, "cloud-class session number (YYYYMMDDLL), 0 when none"),
+    Metric(19, "cloud_role", "", 0.0, 2.0, "cloud class: 0 none, 1 main classroom streaming, 2 auxiliary joined"),
 )
 
 BY_NAME: dict[str, Metric] = {m.name: m for m in CATALOGUE}
