@@ -1,8 +1,10 @@
 """Decoding and validation of telemetry payloads: pure functions, no I/O.
 
-A payload yields the valid readings it holds plus one error per invalid part, so a
-mixed payload keeps its valid part. Errors are short reason strings that end up in the
-dead-letter table.
+Two payload forms share one topic: the native JSON object
+``{"ts": ..., "seq": ..., "metrics": {...}}`` and a SenML pack (RFC 8428, a JSON array;
+see :mod:`ingest.senml`). A payload yields the valid readings it holds plus one error
+per invalid part, so a mixed payload keeps its valid part. Errors are short reason
+strings that end up in the dead-letter table.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 
 import orjson
 
+from ingest.senml import decode_pack
 from twin.contract import MAX_PAYLOAD_BYTES
 from twin.metrics import BY_NAME, Metric
 
@@ -24,12 +27,24 @@ MAX_AGE = timedelta(days=400)
 
 @dataclass(slots=True)
 class Decoded:
-    """What one telemetry payload holds: ``(ts, metric, value)`` readings and errors."""
+    """What one telemetry payload holds: ``(ts, metric, value)`` readings of the topic's
+    device, readings a SenML pack names for other devices (a gateway), and errors."""
 
     readings: list[tuple[datetime, Metric, float]] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     seq: int | None = None
     ts_from_receive: bool = False
+    #: ``(device_id, ts, metric, value)`` for records naming another device than the topic's.
+    foreign: list[tuple[str, datetime, Metric, float]] = field(default_factory=list)
+
+
+def check_time(ts: datetime, received_at: datetime) -> datetime | str:
+    """``ts`` unless it is too far in the future or too old; else an error string."""
+    if ts - received_at > MAX_FUTURE:
+        return f"ts {ts.isoformat()} is in the future"
+    if received_at - ts > MAX_AGE:
+        return f"ts {ts.isoformat()} is older than {MAX_AGE.days} days"
+    return ts
 
 
 def parse_ts(raw: object, received_at: datetime) -> datetime | str:
@@ -53,11 +68,7 @@ def parse_ts(raw: object, received_at: datetime) -> datetime | str:
         ts = ts.astimezone(UTC)
     else:
         return "ts must be RFC 3339 text or epoch milliseconds"
-    if ts - received_at > MAX_FUTURE:
-        return f"ts {ts.isoformat()} is in the future"
-    if received_at - ts > MAX_AGE:
-        return f"ts {ts.isoformat()} is older than {MAX_AGE.days} days"
-    return ts
+    return check_time(ts, received_at)
 
 
 def check_value(metric: Metric, raw: object) -> float | str:
@@ -72,8 +83,12 @@ def check_value(metric: Metric, raw: object) -> float | str:
     return value
 
 
-def decode_telemetry(payload: bytes, received_at: datetime) -> Decoded:
-    """Decode the native JSON telemetry payload ``{"ts":..., "seq":..., "metrics": {...}}``."""
+def decode_telemetry(payload: bytes, received_at: datetime, device_id: str = "") -> Decoded:
+    """Decode a telemetry payload: the native JSON object or a SenML pack.
+
+    ``device_id`` is the topic's device; SenML records naming it (or no device) count as
+    its readings, records naming another device go to ``foreign``.
+    """
     out = Decoded()
     if len(payload) > MAX_PAYLOAD_BYTES:
         out.errors.append(f"payload of {len(payload)} bytes exceeds {MAX_PAYLOAD_BYTES}")
@@ -83,8 +98,10 @@ def decode_telemetry(payload: bytes, received_at: datetime) -> Decoded:
     except orjson.JSONDecodeError as exc:
         out.errors.append(f"bad JSON: {str(exc).splitlines()[0][:120]}")
         return out
+    if isinstance(doc, list) and any(isinstance(r, dict) for r in doc):
+        return _senml(doc, received_at, device_id, out)
     if not isinstance(doc, dict):
-        out.errors.append("payload must be a JSON object with 'metrics'")
+        out.errors.append("payload must be a JSON object with 'metrics' or a SenML pack (array of records)")
         return out
     metrics = doc.get("metrics")
     if not isinstance(metrics, dict) or not metrics:
@@ -112,6 +129,21 @@ def decode_telemetry(payload: bytes, received_at: datetime) -> Decoded:
             out.errors.append(value)
         else:
             out.readings.append((ts, metric, value))
+    return out
+
+
+def _senml(doc: list, received_at: datetime, device_id: str, out: Decoded) -> Decoded:
+    readings, out.errors = decode_pack(doc, received_at)
+    for r in readings:
+        value = check_value(r.metric, r.value)
+        ts = check_time(r.ts, received_at)
+        if isinstance(value, str) or isinstance(ts, str):
+            out.errors.append(value if isinstance(value, str) else f"{r.metric.name}: {ts}")
+        elif r.device in ("", device_id):
+            out.readings.append((ts, r.metric, value))
+            out.ts_from_receive = out.ts_from_receive or r.ts_from_receive
+        else:
+            out.foreign.append((r.device, ts, r.metric, value))
     return out
 
 
