@@ -14,6 +14,9 @@ import re
 import ifcopenshell
 import ifcopenshell.util.element
 
+from models_bim.index import FileIndex
+from twin.domain import IdSource
+
 #: Device classes (IFC4 and later) and the kind each one is.
 DEVICE_CLASS_KINDS: dict[str, str] = {
     "IfcSensor": "env_sensor",
@@ -50,8 +53,10 @@ DEVICE_ID_PSET = "Pset_CampusTwin"
 DEVICE_ID_PROPERTY = "DeviceId"
 
 
-def device_elements(ifc_file: ifcopenshell.file) -> list[tuple[ifcopenshell.entity_instance, str]]:
+def device_elements(ifc_file: ifcopenshell.file,
+                    index: FileIndex | None = None) -> list[tuple[ifcopenshell.entity_instance, str]]:
     """Every device of the file with its kind, in file order."""
+    index = index or FileIndex(ifc_file)
     found: dict[int, tuple[ifcopenshell.entity_instance, str]] = {}
     for ifc_class in (*DEVICE_CLASS_KINDS, *GENERIC_CLASSES):
         try:
@@ -60,25 +65,30 @@ def device_elements(ifc_file: ifcopenshell.file) -> list[tuple[ifcopenshell.enti
             continue
         for element in elements:
             if element.id() not in found:
-                kind = device_kind(element)
+                kind = device_kind(element, index.type_of.get(element.id()))
                 if kind is not None:
                     found[element.id()] = (element, kind)
     return [found[i] for i in sorted(found)]
 
 
-def device_kind(element: ifcopenshell.entity_instance) -> str | None:
-    """The twin's kind of ``element`` (one of ``twin.domain.DEVICE_KINDS``), or None if it is no device."""
+def device_kind(element: ifcopenshell.entity_instance,
+                element_type: ifcopenshell.entity_instance | None = None) -> str | None:
+    """The twin's kind of ``element`` (one of ``twin.domain.DEVICE_KINDS``), or None if it is no device.
+
+    ``element_type`` is its type object, when the caller knows it (else it is looked up).
+    """
+    if element_type is None:
+        element_type = ifcopenshell.util.element.get_type(element)
     ifc_class = element.is_a()
     kind = DEVICE_CLASS_KINDS.get(ifc_class)
     if kind is None:
-        element_type = ifcopenshell.util.element.get_type(element)
         kind = DEVICE_TYPE_KINDS.get(element_type.is_a()) if element_type is not None else None
         if kind is None:
             kind = next((k for c, k in DEVICE_CLASS_KINDS.items() if element.is_a(c)), None)  # subclasses
     if kind is None:
         return None
-    predefined = _predefined_type(element)
-    if kind == "luminaire" and any(BLACKBOARD.search(text) for text in _texts(element)):
+    predefined = _predefined_type(element, element_type)
+    if kind == "luminaire" and any(BLACKBOARD.search(text) for text in _texts(element, element_type)):
         return "blackboard_luminaire"
     if kind == "env_sensor" and predefined not in ENV_SENSOR_TYPES:
         return "other"
@@ -87,19 +97,18 @@ def device_kind(element: ifcopenshell.entity_instance) -> str | None:
     return kind
 
 
-def _predefined_type(element: ifcopenshell.entity_instance) -> str | None:
+def _predefined_type(element: ifcopenshell.entity_instance,
+                     element_type: ifcopenshell.entity_instance | None) -> str | None:
     """The PredefinedType enumeration of the element, else of its type object (``USERDEFINED`` kept as is)."""
     value = getattr(element, "PredefinedType", None)
     if value in (None, "NOTDEFINED"):
-        element_type = ifcopenshell.util.element.get_type(element)
         value = getattr(element_type, "PredefinedType", None) if element_type is not None else value
     return value if isinstance(value, str) else None
 
 
-def _texts(element: ifcopenshell.entity_instance) -> list[str]:
+def _texts(element: ifcopenshell.entity_instance, element_type: ifcopenshell.entity_instance | None) -> list[str]:
     """Name, object type and description of the element and of its type object."""
     texts = [element.Name, getattr(element, "ObjectType", None), element.Description]
-    element_type = ifcopenshell.util.element.get_type(element)
     if element_type is not None:
         texts += [element_type.Name, element_type.Description, getattr(element_type, "ElementType", None)]
     return [t for t in texts if isinstance(t, str) and t]
@@ -115,12 +124,23 @@ def global_id_device_id(global_id: str) -> str:
     return safe_device_id(f"IFC-{global_id}")
 
 
-def declared_device_id(element: ifcopenshell.entity_instance) -> str | None:
+def declared_device_id(element: ifcopenshell.entity_instance, index: FileIndex | None = None) -> str | None:
     """``Pset_CampusTwin.DeviceId``, else the Tag, made topic safe; None when neither is usable."""
-    value = ifcopenshell.util.element.get_pset(element, DEVICE_ID_PSET, DEVICE_ID_PROPERTY)
-    for candidate in (value, getattr(element, "Tag", None)):
+    found = declared_device_id_and_source(element, index)
+    return found[0] if found else None
+
+
+def declared_device_id_and_source(element: ifcopenshell.entity_instance,
+                                  index: FileIndex | None = None) -> tuple[str, IdSource] | None:
+    """(device id, ``"pset"`` or ``"tag"``) of ``element``, or None when neither gives a usable id."""
+    if index is not None:
+        value = index.pset_value(element, DEVICE_ID_PSET, DEVICE_ID_PROPERTY)
+    else:
+        value = ifcopenshell.util.element.get_pset(element, DEVICE_ID_PSET, DEVICE_ID_PROPERTY)
+    source: IdSource
+    for candidate, source in ((value, "pset"), (getattr(element, "Tag", None), "tag")):
         if candidate is not None and str(candidate).strip():
             device_id = safe_device_id(str(candidate))
             if device_id.strip("-"):
-                return device_id
+                return device_id, source
     return None

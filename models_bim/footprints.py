@@ -1,11 +1,15 @@
 """Room footprints: IfcSpace body geometry projected to the floor plane and merged.
 
 The IfcOpenShell geometry iterator triangulates every space in world coordinates (metres,
-whatever the file's length unit); each triangle is dropped onto the XY plane and the
-triangles are unioned with shapely. Vertical faces project to nothing and are skipped::
+whatever the file's length unit), on one thread per CPU; each triangle is dropped onto
+the XY plane and the triangles are unioned with shapely, so courtyards and shafts stay
+holes. Vertical faces project to nothing and are skipped::
 
     footprints = space_footprints(ifc_file, ifc_file.by_type("IfcSpace"))
     footprints[space.GlobalId].area_m2
+
+Spaces without body geometry fall back to their ``FootPrint`` curve, else their bounding
+box (:func:`fallback_footprint`); the rest have no footprint ("no geometry").
 """
 
 from __future__ import annotations
@@ -21,12 +25,24 @@ import shapely
 from shapely.geometry import MultiPolygon, Polygon
 from shapely.geometry.base import BaseGeometry
 
+from models_bim.index import Placements, apply
+from twin.domain import GeometrySource
+
 Progress = Callable[[str, int, int], None]
 
 #: Triangles whose projected area is below this (m²) are vertical faces or slivers.
 MIN_TRIANGLE_AREA_M2 = 1e-8
 #: Snapping grid for the union (m): removes hairline gaps between neighbouring triangles.
 UNION_GRID_M = 1e-6
+#: Geometry iterator threads: one per CPU.
+THREADS = multiprocessing.cpu_count()
+
+
+def iterator_settings() -> ifcopenshell.geom.settings:
+    """What the import (and the benchmark's bare iteration) asks of IfcOpenShell: world coordinates, metres."""
+    settings = ifcopenshell.geom.settings()
+    settings.set(settings.USE_WORLD_COORDS, True)
+    return settings
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +53,7 @@ class Footprint:
     area_m2: float
     z_min: float
     z_max: float
+    source: GeometrySource = "body"
 
     @property
     def height_m(self) -> float:
@@ -77,9 +94,7 @@ def space_footprints(ifc_file: ifcopenshell.file, spaces: Sequence[ifcopenshell.
         progress("footprints", 0, total)
     if not spaces:
         return {}
-    settings = ifcopenshell.geom.settings()
-    settings.set(settings.USE_WORLD_COORDS, True)
-    iterator = ifcopenshell.geom.iterator(settings, ifc_file, multiprocessing.cpu_count(), include=list(spaces))
+    iterator = ifcopenshell.geom.iterator(iterator_settings(), ifc_file, THREADS, include=list(spaces))
     result: dict[str, Footprint] = {}
     if not iterator.initialize():
         if progress:
@@ -102,3 +117,71 @@ def space_footprints(ifc_file: ifcopenshell.file, spaces: Sequence[ifcopenshell.
     if progress and done < total:
         progress("footprints", total, total)
     return result
+
+
+#: Representation identifiers of a space's 2D outline and of its box, as IFC names them.
+FOOTPRINT_IDS = ("FootPrint", "Footprint")
+BOX_IDS = ("Box",)
+
+
+def fallback_footprint(space: ifcopenshell.entity_instance, placements: Placements, scale: float,
+                       height_m: float | None = None) -> Footprint | None:
+    """A space's footprint from its FootPrint curve, else its bounding box; None when it has neither.
+
+    ``height_m`` (e.g. the file's stated height) gives the curve a vertical extent; a box has its own.
+    """
+    shape = getattr(space, "Representation", None)
+    placement = placements.of(getattr(space, "ObjectPlacement", None))
+    if shape is None or placement is None:
+        return None
+    representations = list(shape.Representations or ())
+    for rep in representations:
+        if rep.RepresentationIdentifier in FOOTPRINT_IDS or rep.RepresentationType in ("Curve2D",):
+            rings = [ring for item in rep.Items or () for ring in _curve_rings(item)]
+            polygon = _rings_polygon([[apply(placement, x, y, 0.0)[:2] for x, y in ring] for ring in rings], scale)
+            if polygon is not None:
+                z = placement[11] * scale
+                return Footprint(polygon, float(polygon.area), z, z + (height_m or 0.0), "footprint")
+    for rep in representations:
+        if rep.RepresentationIdentifier in BOX_IDS or rep.RepresentationType == "BoundingBox":
+            for item in rep.Items or ():
+                if item.is_a("IfcBoundingBox"):
+                    x, y, z = (tuple(float(c) for c in item.Corner.Coordinates) + (0.0, 0.0))[:3]
+                    corners = [(x, y), (x + item.XDim, y), (x + item.XDim, y + item.YDim), (x, y + item.YDim)]
+                    polygon = _rings_polygon([[apply(placement, cx, cy, z)[:2] for cx, cy in corners]], scale)
+                    if polygon is not None:
+                        z0 = apply(placement, x, y, z)[2] * scale
+                        return Footprint(polygon, float(polygon.area), z0, z0 + float(item.ZDim) * scale,
+                                         "bounding_box")
+    return None
+
+
+def _curve_rings(item: ifcopenshell.entity_instance) -> list[list[tuple[float, float]]]:
+    """Point rings (file units) of a 2D curve item: polylines, indexed poly curves, composite curves, curve sets."""
+    if item.is_a("IfcPolyline"):
+        return [[tuple(float(c) for c in p.Coordinates[:2]) for p in item.Points]]
+    if item.is_a("IfcIndexedPolyCurve"):
+        coords = [tuple(float(c) for c in p[:2]) for p in item.Points.CoordList]
+        return [coords]
+    if item.is_a("IfcCompositeCurve"):
+        points: list[tuple[float, float]] = []
+        for segment in item.Segments or ():
+            for ring in _curve_rings(segment.ParentCurve):
+                points += ring if not points or ring[0] != points[-1] else ring[1:]
+        return [points] if points else []
+    if item.is_a("IfcGeometricSet"):
+        return [ring for element in item.Elements or () for ring in _curve_rings(element)]
+    return []
+
+
+def _rings_polygon(rings: list[list[tuple[float, float]]], scale: float) -> BaseGeometry | None:
+    """A polygon from rings (outer and holes, any order) in file units, scaled to metres."""
+    polygons = sorted((Polygon([(x * scale, y * scale) for x, y in ring]) for ring in rings if len(ring) >= 3),
+                      key=lambda p: -abs(p.area))
+    polygons = [p if p.is_valid else shapely.make_valid(p) for p in polygons if abs(p.area) > 0]
+    if not polygons:
+        return None
+    result: BaseGeometry = polygons[0]
+    for other in polygons[1:]:
+        result = result.difference(other) if result.contains(other) else result.union(other)
+    return _polygonal(result)

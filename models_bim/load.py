@@ -13,20 +13,20 @@ their placement point inside a room footprint of their storey, else stay unmappe
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
 import ifcopenshell
-import ifcopenshell.util.element
-import ifcopenshell.util.geolocation
-import ifcopenshell.util.placement
 import ifcopenshell.util.unit
 import shapely
 from shapely.geometry import Point
 
-from models_bim.devices import declared_device_id, device_elements, global_id_device_id
+from models_bim.devices import DEVICE_ID_PSET, declared_device_id_and_source, device_elements, global_id_device_id
 from models_bim.errors import IfcReadError
-from models_bim.footprints import Footprint, space_footprints
+from models_bim.footprints import Footprint, fallback_footprint, space_footprints
+from models_bim.georef import map_conversion, site_location
+from models_bim.index import FileIndex, Placements
 from models_bim.room_use import classify_room
 from models_bim.spatial import SpatialTree, spatial_tree
 from twin.domain import Device, Room, Site, SiteRole, TwinModel
@@ -84,11 +84,11 @@ def _check_entities(path: Path, ifc_file: ifcopenshell.file) -> None:
     The parser drops lines it cannot read without saying so; counting ``#n=`` lines tells.
     """
     declared = len(_ENTITY_LINE.findall(path.read_bytes()))
-    parsed = sum(1 for _ in ifc_file)
+    parsed = len(ifc_file.entity_names())
     if declared and declared - parsed > MAX_UNREADABLE_SHARE * declared:
         raise IfcReadError(f"truncated or corrupt IFC: {declared - parsed} of {declared} entities unreadable")
     for element in ifc_file.by_type("IfcRoot"):
-        if not element.GlobalId:
+        if not element[0]:  # GlobalId
             raise IfcReadError(f"truncated or corrupt IFC: #{element.id()} {element.is_a()} has no GlobalId")
 
 
@@ -111,32 +111,53 @@ def read_model(path: Path, *, site_id: str, site_name: str | None = None, role: 
 def _read(ifc_file: ifcopenshell.file, *, site_id: str, site_name: str | None, role: SiteRole,
           progress: Progress | None) -> TwinModel:
     scale = ifcopenshell.util.unit.calculate_unit_scale(ifc_file)
+    area_scale = ifcopenshell.util.unit.calculate_unit_scale(ifc_file, "AREAUNIT")
     tree = spatial_tree(ifc_file, scale)
     warnings = list(tree.warnings)
     spaces = [space for space, _ in tree.spaces.values()]
+    index = FileIndex(ifc_file, pset_names={DEVICE_ID_PSET}, quantities_for={s.id() for s in spaces})
+    placements = Placements()
     footprints = space_footprints(ifc_file, spaces, progress)
-    rooms = tuple(_room(space, storey_gid, footprints.get(gid)) for gid, (space, storey_gid) in tree.spaces.items())
+    rooms = []
+    for gid, (space, storey_gid) in tree.spaces.items():
+        stated_area = index.floor_area(space)
+        stated_height = index.height(space)
+        quantity_area = round(stated_area * area_scale, 4) if stated_area else None
+        quantity_height = round(stated_height * scale, 4) if stated_height else None
+        footprint = footprints.get(gid)
+        if footprint is None:
+            footprint = fallback_footprint(space, placements, scale, quantity_height)
+            if footprint is not None:
+                footprints[gid] = footprint
+        rooms.append(_room(space, storey_gid, footprint, quantity_area, quantity_height))
     if missing := sum(r.footprint is None for r in rooms):
-        warnings.append(f"{missing} of {len(rooms)} rooms have no footprint")
-    devices = _devices(ifc_file, tree, footprints, scale, warnings)
+        warnings.append(f"{missing} of {len(rooms)} rooms have no geometry")
+    devices = _devices(ifc_file, index, placements, tree, footprints, scale, warnings)
     if unmapped := sum(d.mapping == "unmapped" for d in devices):
         warnings.append(f"{unmapped} of {len(devices)} devices are not in a room")
-    site = _site(tree, site_id=site_id, site_name=site_name, role=role, scale=scale, warnings=warnings)
+    latitude, longitude, elevation = site_location(tree.sites, scale, warnings)
+    first = tree.sites[0] if tree.sites else None
+    name = site_name or (first.Name.strip() if first is not None and isinstance(first.Name, str)
+                         and first.Name.strip() else None) or site_id
+    site = Site(site_id=site_id, name=name, role=role, latitude=latitude, longitude=longitude,
+                elevation_m=elevation, map_conversion=map_conversion(ifc_file, scale, warnings))
     return TwinModel(
         site=site,
         buildings=tuple(tree.buildings.values()),
         storeys=tuple(tree.storeys.values()),
-        rooms=rooms,
+        rooms=tuple(rooms),
         devices=devices,
         schema=getattr(ifc_file, "schema_identifier", None) or ifc_file.schema,
         warnings=tuple(warnings),
     )
 
 
-def _room(space: ifcopenshell.entity_instance, storey_gid: str, footprint: Footprint | None) -> Room:
+def _room(space: ifcopenshell.entity_instance, storey_gid: str, footprint: Footprint | None,
+          quantity_area_m2: float | None, quantity_height_m: float | None) -> Room:
     long_name = space.LongName.strip() if isinstance(space.LongName, str) and space.LongName.strip() else None
     name = space.Name.strip() if isinstance(space.Name, str) and space.Name.strip() else long_name or space.GlobalId
     texts = [long_name, name, getattr(space, "ObjectType", None), *_classification_texts(space)]
+    height = footprint.height_m if footprint is not None and footprint.height_m > 0 else quantity_height_m
     return Room(
         global_id=space.GlobalId,
         storey_global_id=storey_gid,
@@ -145,7 +166,10 @@ def _room(space: ifcopenshell.entity_instance, storey_gid: str, footprint: Footp
         use=classify_room(texts),
         footprint=footprint.polygon if footprint else None,
         area_m2=round(footprint.area_m2, 4) if footprint else None,
-        height_m=round(footprint.height_m, 4) if footprint else None,
+        height_m=round(height, 4) if height is not None else None,
+        geometry=footprint.source if footprint else "none",
+        quantity_area_m2=quantity_area_m2,
+        quantity_height_m=quantity_height_m,
     )
 
 
@@ -159,17 +183,6 @@ def _classification_texts(element: ifcopenshell.entity_instance) -> list[str]:
                 if isinstance(value, str):
                     texts.append(value)
     return texts
-
-
-def _point(element: ifcopenshell.entity_instance, scale: float) -> tuple[float, float, float] | None:
-    """The element's placement origin in world coordinates, metres."""
-    if getattr(element, "ObjectPlacement", None) is None:
-        return None
-    try:
-        matrix = ifcopenshell.util.placement.get_local_placement(element.ObjectPlacement)
-    except Exception:  # grid or otherwise odd placement: position unknown
-        return None
-    return (float(matrix[0][3]) * scale, float(matrix[1][3]) * scale, float(matrix[2][3]) * scale)
 
 
 class _RoomLocator:
@@ -196,23 +209,27 @@ class _RoomLocator:
         return (best[1], best[2]) if best else None
 
 
-def _devices(ifc_file: ifcopenshell.file, tree: SpatialTree, footprints: dict[str, Footprint], scale: float,
-             warnings: list[str]) -> tuple[Device, ...]:
+def _devices(ifc_file: ifcopenshell.file, index: FileIndex, placements: Placements, tree: SpatialTree,
+             footprints: dict[str, Footprint], scale: float, warnings: list[str]) -> tuple[Device, ...]:
     locator = _RoomLocator(tree, footprints)
-    used: set[str] = set()
+    elements = device_elements(ifc_file, index)
+    declared = [declared_device_id_and_source(element, index) for element, _ in elements]
+    counts = Counter(found[0] for found in declared if found)
     devices: list[Device] = []
-    for element, kind in device_elements(ifc_file):
-        device_id = declared_device_id(element)
-        if device_id is None or device_id in used:
-            if device_id is not None:
-                warnings.append(f"device id {device_id!r} used twice: {element.GlobalId} gets its GlobalId-based id")
-            device_id = global_id_device_id(element.GlobalId)
-        used.add(device_id)
-        point = _point(element, scale)
-        room_gid, storey_gid, mapping = _place(element, tree, locator, point)
+    for (element, kind), found in zip(elements, declared, strict=True):
+        gid = element.GlobalId
+        if found is None or counts[found[0]] > 1:
+            if found is not None:
+                warnings.append(f"device id {found[0]!r} used {counts[found[0]]} times: {gid} gets its "
+                                f"GlobalId-based id")
+            device_id, id_source = global_id_device_id(gid), "derived"
+        else:
+            device_id, id_source = found
+        point = placements.point(element, scale)
+        room_gid, storey_gid, mapping = _place(element, index, tree, locator, point)
         devices.append(Device(
             device_id=device_id,
-            global_id=element.GlobalId,
+            global_id=gid,
             kind=kind,
             ifc_class=element.is_a(),
             name=(element.Name or "").strip(),
@@ -222,18 +239,20 @@ def _devices(ifc_file: ifcopenshell.file, tree: SpatialTree, footprints: dict[st
             x=point[0] if point else None,
             y=point[1] if point else None,
             z=point[2] if point else None,
+            id_source=id_source,
         ))
+    if derived := sum(d.id_source == "derived" for d in devices):
+        warnings.append(f"{derived} of {len(devices)} device ids derived from the GlobalId (no DeviceId, no Tag)")
     return tuple(devices)
 
 
-def _place(element: ifcopenshell.entity_instance, tree: SpatialTree, locator: _RoomLocator,
+def _place(element: ifcopenshell.entity_instance, index: FileIndex, tree: SpatialTree, locator: _RoomLocator,
            point: tuple[float, float, float] | None) -> tuple[str | None, str | None, str]:
     """(room GlobalId, storey GlobalId, mapping) of a device."""
-    container = ifcopenshell.util.element.get_container(element)
+    container = index.container.get(element.id())
     if container is not None and container.GlobalId in tree.spaces:
         return container.GlobalId, tree.spaces[container.GlobalId][1], "containment"
-    for rel in getattr(element, "ReferencedInStructures", ()) or ():
-        structure = rel.RelatingStructure
+    for structure in index.references.get(element.id(), ()):
         if structure.GlobalId in tree.spaces:
             return structure.GlobalId, tree.spaces[structure.GlobalId][1], "reference"
     storey_gid = tree.storey_for(container.GlobalId) if container is not None else None
@@ -242,35 +261,3 @@ def _place(element: ifcopenshell.entity_instance, tree: SpatialTree, locator: _R
         if found is not None:
             return found[0], found[1], "geometry"
     return None, storey_gid, "unmapped"
-
-
-def _site(tree: SpatialTree, *, site_id: str, site_name: str | None, role: SiteRole, scale: float,
-          warnings: list[str]) -> Site:
-    first = tree.sites[0] if tree.sites else None
-    name = site_name or (first.Name.strip() if first is not None and isinstance(first.Name, str)
-                         and first.Name.strip() else None) or site_id
-    latitude = longitude = elevation = None
-    for site in tree.sites:
-        lat, lon = _angle(site.RefLatitude, 90), _angle(site.RefLongitude, 180)
-        if site.RefLatitude is not None and (lat is None or lon is None):
-            warnings.append(f"site {site.Name!r}: invalid RefLatitude/RefLongitude "
-                            f"{site.RefLatitude}/{site.RefLongitude} ignored")
-        if lat is not None and lon is not None and (lat, lon) != (0.0, 0.0):
-            latitude, longitude = lat, lon
-            elevation = float(site.RefElevation) * scale + 0.0 if site.RefElevation is not None else None
-            break
-    return Site(site_id=site_id, name=name, role=role, latitude=latitude, longitude=longitude, elevation_m=elevation)
-
-
-def _angle(dms: tuple[int, ...] | None, limit: float) -> float | None:
-    """Decimal degrees of an IfcCompoundPlaneAngleMeasure, or None when it is missing or not a valid angle."""
-    if not dms or not 3 <= len(dms) <= 4:
-        return None
-    parts = list(dms) + [0] * (4 - len(dms))
-    degrees, minutes, seconds, micro = parts
-    if not (abs(minutes) < 60 and abs(seconds) < 60 and abs(micro) < 1_000_000):
-        return None
-    if not (all(p >= 0 for p in parts) or all(p <= 0 for p in parts)):
-        return None
-    value = ifcopenshell.util.geolocation.dms2dd(degrees, minutes, seconds, micro)
-    return value if abs(value) <= limit else None

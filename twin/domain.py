@@ -15,6 +15,10 @@ from shapely.geometry.base import BaseGeometry
 SiteRole = Literal["headquarters", "member"]
 RoomUse = Literal["classroom", "lab", "office", "corridor", "toilet", "stair", "other"]
 Mapping = Literal["containment", "reference", "geometry", "unmapped"]
+#: Where a room's footprint came from: body geometry, the FootPrint curve, the bounding box, or nowhere.
+GeometrySource = Literal["body", "footprint", "bounding_box", "none"]
+#: Where a device id came from: ``Pset_CampusTwin.DeviceId``, the Tag, or derived from the GlobalId.
+IdSource = Literal["pset", "tag", "derived"]
 
 #: Device kinds the twin knows; simulators and rules key on these.
 DEVICE_KINDS = (
@@ -31,6 +35,23 @@ DEVICE_KINDS = (
 
 
 @dataclass(frozen=True, slots=True)
+class MapConversion:
+    """IfcMapConversion: model (x, y, z) in metres -> map (eastings, northings, height) in the ``crs``.
+
+    ``eastings = x * scale * cos(a) - y * scale * sin(a) + e0`` with ``a`` the rotation of the
+    model's x axis from map east (``x_axis_abscissa``, ``x_axis_ordinate``).
+    """
+
+    crs: str | None
+    eastings: float
+    northings: float
+    orthogonal_height: float
+    x_axis_abscissa: float = 1.0
+    x_axis_ordinate: float = 0.0
+    scale: float = 1.0
+
+
+@dataclass(frozen=True, slots=True)
 class Site:
     site_id: str
     name: str
@@ -38,6 +59,7 @@ class Site:
     latitude: float | None = None
     longitude: float | None = None
     elevation_m: float | None = None
+    map_conversion: MapConversion | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +86,10 @@ class Room:
     footprint: BaseGeometry | None = None
     area_m2: float | None = None
     height_m: float | None = None
+    geometry: GeometrySource = "body"
+    #: The file's own floor area and height (BaseQuantities / Qto_SpaceBaseQuantities), when it states them.
+    quantity_area_m2: float | None = None
+    quantity_height_m: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +105,7 @@ class Device:
     x: float | None = None
     y: float | None = None
     z: float | None = None
+    id_source: IdSource = "pset"
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,191 @@
+"""Look-ups the reader needs, built once per file by walking the relationships.
+
+``ifcopenshell.util.element`` answers one element at a time through inverse attributes
+(``get_container``, ``get_type``, ``get_pset``); on a campus with 20,000 devices that is
+most of the import. :class:`FileIndex` walks each relationship class once instead::
+
+    index = FileIndex(ifc_file, pset_names={"Pset_CampusTwin"})
+    index.container.get(device.id())          # the IfcSpace / IfcBuildingStorey holding it
+    index.psets[device.id()]["Pset_CampusTwin"]["DeviceId"]
+
+:class:`Placements` turns IfcLocalPlacement chains into world coordinates (file units),
+caching every placement it has resolved, so devices placed relative to their room share
+the room's work.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Collection
+from typing import Any
+
+import ifcopenshell
+
+Entity = ifcopenshell.entity_instance
+#: An affine transform as 12 floats: rows (r00, r01, r02, tx), (r10, r11, r12, ty), (r20, r21, r22, tz).
+Affine = tuple[float, ...]
+IDENTITY: Affine = (1.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0)
+
+#: Quantity names that state a space's floor area, best first.
+AREA_QUANTITIES = ("NetFloorArea", "GrossFloorArea")
+#: Quantity names that state a space's height, best first.
+HEIGHT_QUANTITIES = ("Height", "FinishCeilingHeight", "NetHeight", "GrossHeight")
+
+
+class FileIndex:
+    """Containment, references, type objects, chosen property sets and space quantities of one file."""
+
+    def __init__(self, ifc_file: ifcopenshell.file, *, pset_names: Collection[str] = (),
+                 quantities_for: Collection[int] = ()) -> None:
+        self.container: dict[int, Entity] = {}
+        self.references: dict[int, list[Entity]] = {}
+        self.type_of: dict[int, Entity] = {}
+        self.psets: dict[int, dict[str, dict[str, Any]]] = {}
+        self.quantities: dict[int, dict[str, float]] = {}
+        wanted_quantities = set(quantities_for)
+        for rel in _all(ifc_file, "IfcRelContainedInSpatialStructure"):
+            structure = rel.RelatingStructure
+            for element in rel.RelatedElements or ():
+                self.container.setdefault(element.id(), structure)
+        for rel in _all(ifc_file, "IfcRelReferencedInSpatialStructure"):
+            for element in rel.RelatedElements or ():
+                self.references.setdefault(element.id(), []).append(rel.RelatingStructure)
+        for rel in _all(ifc_file, "IfcRelDefinesByType"):
+            for element in rel.RelatedObjects or ():
+                self.type_of[element.id()] = rel.RelatingType
+        names = set(pset_names)
+        for rel in _all(ifc_file, "IfcRelDefinesByProperties"):
+            definitions = rel.RelatingPropertyDefinition
+            for definition in definitions if isinstance(definitions, tuple) else (definitions,):
+                if definition.is_a("IfcElementQuantity"):
+                    targets = [o for o in rel.RelatedObjects or () if o.id() in wanted_quantities]
+                    if targets:
+                        values = _quantity_values(definition)
+                        for target in targets:
+                            merged = self.quantities.setdefault(target.id(), {})
+                            for key, value in values.items():
+                                merged.setdefault(key, value)
+                elif definition.Name in names and definition.is_a("IfcPropertySet"):
+                    values = _property_values(definition)
+                    for target in rel.RelatedObjects or ():
+                        self.psets.setdefault(target.id(), {})[definition.Name] = values
+
+    def pset_value(self, element: Entity, pset: str, prop: str) -> Any:
+        return self.psets.get(element.id(), {}).get(pset, {}).get(prop)
+
+    def floor_area(self, element: Entity) -> float | None:
+        """The element's stated floor area in the file's area unit, or None."""
+        found = self.quantities.get(element.id(), {})
+        return next((found[k] for k in AREA_QUANTITIES if found.get(k)), None)
+
+    def height(self, element: Entity) -> float | None:
+        """The element's stated height in the file's length unit, or None."""
+        found = self.quantities.get(element.id(), {})
+        return next((found[k] for k in HEIGHT_QUANTITIES if found.get(k)), None)
+
+
+def _all(ifc_file: ifcopenshell.file, ifc_class: str) -> list[Entity]:
+    try:
+        return list(ifc_file.by_type(ifc_class))
+    except RuntimeError:  # class not in this schema
+        return []
+
+
+def _property_values(pset: Entity) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for prop in pset.HasProperties or ():
+        if prop.is_a("IfcPropertySingleValue"):
+            nominal = prop.NominalValue
+            values[prop.Name] = nominal.wrappedValue if nominal is not None else None
+    return values
+
+
+def _quantity_values(qto: Entity) -> dict[str, float]:
+    values: dict[str, float] = {}
+    for quantity in qto.Quantities or ():
+        value = quantity[3] if len(quantity) > 3 else None  # AreaValue, LengthValue, VolumeValue, ...
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            values.setdefault(quantity.Name, float(value))
+    return values
+
+
+def compose(a: Affine, b: Affine) -> Affine:
+    """The transform ``a @ b`` (apply ``b`` first)."""
+    return (
+        a[0] * b[0] + a[1] * b[4] + a[2] * b[8], a[0] * b[1] + a[1] * b[5] + a[2] * b[9],
+        a[0] * b[2] + a[1] * b[6] + a[2] * b[10], a[0] * b[3] + a[1] * b[7] + a[2] * b[11] + a[3],
+        a[4] * b[0] + a[5] * b[4] + a[6] * b[8], a[4] * b[1] + a[5] * b[5] + a[6] * b[9],
+        a[4] * b[2] + a[5] * b[6] + a[6] * b[10], a[4] * b[3] + a[5] * b[7] + a[6] * b[11] + a[7],
+        a[8] * b[0] + a[9] * b[4] + a[10] * b[8], a[8] * b[1] + a[9] * b[5] + a[10] * b[9],
+        a[8] * b[2] + a[9] * b[6] + a[10] * b[10], a[8] * b[3] + a[9] * b[7] + a[10] * b[11] + a[11],
+    )
+
+
+def apply(m: Affine, x: float, y: float, z: float) -> tuple[float, float, float]:
+    return (m[0] * x + m[1] * y + m[2] * z + m[3], m[4] * x + m[5] * y + m[6] * z + m[7],
+            m[8] * x + m[9] * y + m[10] * z + m[11])
+
+
+def _unit(v: tuple[float, ...]) -> tuple[float, float, float]:
+    x, y, z = (tuple(float(c) for c in v) + (0.0, 0.0, 0.0))[:3]
+    n = math.sqrt(x * x + y * y + z * z)
+    if n == 0:
+        raise ValueError("zero-length direction")
+    return x / n, y / n, z / n
+
+
+def axis2placement(placement: Entity) -> Affine:
+    """IfcAxis2Placement3D / 2D as a transform: z from Axis, x from RefDirection made orthogonal to z."""
+    location = placement[0]
+    coords = tuple(float(c) for c in location[0]) + (0.0, 0.0)
+    tx, ty, tz = coords[:3]
+    if placement.is_a("IfcAxis2Placement2D"):
+        ref = placement[1]
+        xx, xy, _ = _unit(ref[0]) if ref is not None else (1.0, 0.0, 0.0)
+        return (xx, -xy, 0.0, tx, xy, xx, 0.0, ty, 0.0, 0.0, 1.0, 0.0)
+    axis, ref = placement[1], placement[2]
+    if axis is None and ref is None:
+        return (1.0, 0.0, 0.0, tx, 0.0, 1.0, 0.0, ty, 0.0, 0.0, 1.0, tz)
+    zx, zy, zz = _unit(axis[0]) if axis is not None else (0.0, 0.0, 1.0)
+    rx, ry, rz = _unit(ref[0]) if ref is not None else ((1.0, 0.0, 0.0) if abs(zx) < 0.9 else (0.0, 1.0, 0.0))
+    d = rx * zx + ry * zy + rz * zz
+    xx, xy, xz = _unit((rx - d * zx, ry - d * zy, rz - d * zz))
+    yx, yy, yz = zy * xz - zz * xy, zz * xx - zx * xz, zx * xy - zy * xx
+    return (xx, yx, zx, tx, xy, yy, zy, ty, xz, yz, zz, tz)
+
+
+class Placements:
+    """World transforms of IfcLocalPlacements (file units), each resolved once."""
+
+    def __init__(self) -> None:
+        self._cache: dict[int, Affine | None] = {}
+
+    def of(self, placement: Entity | None) -> Affine | None:
+        """The world transform of ``placement``, or None for grid, linear or broken placements."""
+        if placement is None:
+            return IDENTITY
+        key = placement.id()
+        if key in self._cache:
+            return self._cache[key]
+        result: Affine | None = None
+        if placement.is_a("IfcLocalPlacement"):
+            parent = self.of(placement[0])
+            relative = placement[1]
+            try:
+                local = axis2placement(relative) if relative is not None else IDENTITY
+            except (ValueError, TypeError, IndexError):
+                local = None
+            if parent is not None and local is not None:
+                result = compose(parent, local)
+        self._cache[key] = result
+        return result
+
+    def point(self, element: Entity, scale: float) -> tuple[float, float, float] | None:
+        """The element's placement origin in world coordinates, metres (``scale``: file unit to metres)."""
+        placement = getattr(element, "ObjectPlacement", None)
+        if placement is None:
+            return None
+        m = self.of(placement)
+        if m is None:
+            return None
+        return (m[3] * scale, m[7] * scale, m[11] * scale)
