@@ -91,10 +91,15 @@ def _readings(conn: psycopg.Connection) -> None:
         ensure_partitions(conn, now - timedelta(days=62), now + timedelta(days=62))
 
 
+def _bim_revisions(conn: psycopg.Connection) -> None:
+    conn.execute(resources.files("twin.sql").joinpath("0004_bim_revisions.sql").read_text("utf-8"))
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "core twin tables", _core),
     Migration(2, "metric catalogue", _metrics),
     Migration(3, "readings (hypertable or partitioned)", _readings),
+    Migration(4, "BIM revisions: georeference, room geometry source and quantities, device id source", _bim_revisions),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 
