@@ -55,6 +55,16 @@ def telemetry_payload(ts: datetime, seq: int, metrics: dict[str, float]) -> byte
     return orjson.dumps({"ts": int(ts.timestamp() * 1000), "seq": seq, "metrics": metrics})
 
 
+#: Gateways (one MQTT connection carrying many devices) report on a 6-level topic that the
+#: device filters ``campus/v1/+/+/...`` never match; see docs/mqtt.md, "Additions".
+GATEWAY = "_gateway"
+
+
+def gateway_status_topic(site_id: str, gateway_id: str) -> str:
+    """``campus/v1/{site}/_gateway/{gateway}/status``: retained online/offline, the gateway's last will."""
+    return f"{PREFIX}/{site_id}/{GATEWAY}/{gateway_id}/{STATUS}"
+
+
 def status_payload(state: str, **extra: Any) -> bytes:
     """The retained status payload, ``{"state": "online"|"offline", ...}``."""
     return orjson.dumps({"state": state, **extra})
