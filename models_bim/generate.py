@@ -1,12 +1,25 @@
-"""Synthetic IFC4 schools for demos and tests, written with ``ifcopenshell.api``.
+"""Synthetic IFC4 schools for demos, tests and benchmarks.
 
-Layout of every storey (metres, world frame): a corridor along x at ``CORRIDOR_Y``, rooms
-``ROOM_DEPTH`` deep on both sides (south row below, north row above), classrooms
-``CLASSROOM_WIDTH`` x ``ROOM_DEPTH``. Each classroom holds an environment sensor, 9 classroom
-luminaires in 3 rows, 2 blackboard luminaires and an interactive panel, each contained in
-its IfcSpace with its device id in ``Pset_CampusTwin.DeviceId``::
+A campus is ``buildings`` teaching buildings in a row, turned by ``orientation_deg``
+(counter-clockwise from east). Every storey of a building: a corridor along local x,
+rooms ``ROOM_DEPTH`` deep on both sides of it (classrooms ``CLASSROOM_WIDTH`` wide), a
+teachers' office, a toilet and a stairwell; the ground floor of the first building also
+holds the labs. Room names are Chinese, as the schools write them: 初一(3)班, 物理实验室,
+教师办公室, 卫生间, 楼梯间, 走廊.
 
-    generate_school(Path("demo.ifc"), site_id="hq", name="深圳示范学校")
+Every classroom, with its blackboard on the front wall (local x = 0), holds::
+
+    ENV-1F-03        environment sensor on the back wall
+    LUM-1F-03-1..9   classroom luminaires in 3 rows perpendicular to the blackboard
+                     (long axis along local x, as GB 7793 asks, to keep glare off the board)
+    BBL-1F-03-1..2   blackboard luminaires, parallel to the board
+    PNL-1F-03        interactive panel at the board
+
+each contained in its IfcSpace with its id in ``Pset_CampusTwin.DeviceId`` and its Tag.
+With several buildings the room code carries the building letter (``ENV-B2F-03``).
+Spaces carry ``Qto_SpaceBaseQuantities`` (NetFloorArea, Height)::
+
+    generate_school(Path("demo.ifc"), site_id="hq", name="深圳示范学校", buildings=2, storeys=3)
 
 The same arguments give the same file: GlobalIds come from a generator seeded with
 ``site_id`` and ``seed``, and the header time stamp is fixed.
@@ -14,6 +27,7 @@ The same arguments give the same file: GlobalIds come from a generator seeded wi
 
 from __future__ import annotations
 
+import math
 import random
 import uuid
 from dataclasses import dataclass
@@ -21,12 +35,8 @@ from pathlib import Path
 from typing import Literal
 
 import ifcopenshell
-import ifcopenshell.api.aggregate
 import ifcopenshell.api.context
 import ifcopenshell.api.project
-import ifcopenshell.api.pset
-import ifcopenshell.api.root
-import ifcopenshell.api.spatial
 import ifcopenshell.api.unit
 import ifcopenshell.guid
 import ifcopenshell.util.geolocation
@@ -38,13 +48,28 @@ ROOM_DEPTH = 7.0
 CORRIDOR_WIDTH = 3.0
 LAB_WIDTH = 12.0
 OFFICE_WIDTH = 6.0
+TOILET_WIDTH = 4.0
+STAIR_WIDTH = 4.0
+#: Gap between neighbouring buildings of a campus (m).
+BUILDING_GAP_M = 18.0
+BUILDING_DEPTH_M = 2 * ROOM_DEPTH + CORRIDOR_WIDTH
 CORRIDOR_Y = ROOM_DEPTH  # corridor spans y in [ROOM_DEPTH, ROOM_DEPTH + CORRIDOR_WIDTH]
+#: Classroom luminaires: rows (lines perpendicular to the blackboard) x luminaires per row.
+LUMINAIRE_ROWS, LUMINAIRES_PER_ROW = 3, 3
+#: Distance (m) of the first and last luminaire of a row from the front and back walls.
+LUMINAIRE_FRONT_M, LUMINAIRE_BACK_M = 2.2, 1.4
+LUMINAIRE_HEIGHT_M = 3.0
+BLACKBOARD_LUMINAIRE_X_M = 0.8
+#: Devices per classroom: sensor, classroom luminaires, 2 blackboard luminaires, panel.
+DEVICES_PER_CLASSROOM = 1 + LUMINAIRE_ROWS * LUMINAIRES_PER_ROW + 2 + 1
 Entity = ifcopenshell.entity_instance
 PSET = "Pset_CampusTwin"
 FIXED_TIME_STAMP = "2024-09-01T08:00:00"
 
 #: Grade names per storey, ground floor first; further storeys get "N年级".
 GRADES = ("初一", "初二", "初三", "高一", "高二", "高三")
+LAB_NAMES = ("物理实验室", "化学实验室", "生物实验室")
+BUILDING_LETTERS = "ABCDEFGHJKLMNPQRSTUVWXYZ"
 
 #: Where Shenzhen is, and how far (degrees) member schools spread around it.
 SHENZHEN = (22.5431, 114.0579)
@@ -73,6 +98,16 @@ class _RoomPlan:
     number: int = 0  # classroom number on its storey, 0 for other rooms
 
 
+_DevicePlan = tuple[str, str, str, str, tuple[float, float, float], tuple[float, float]]
+
+_DEVICE_NAMES = {
+    "EnvironmentSensor": "环境传感器",
+    "ClassroomLuminaire": "教室灯",
+    "BlackboardLuminaire": "黑板灯",
+    "InteractivePanel": "交互式一体机",
+}
+
+
 class _Writer:
     """Holds the file and the seeded random generator while a school is written."""
 
@@ -81,30 +116,64 @@ class _Writer:
         self.f = ifcopenshell.api.project.create_file(version="IFC4")
         self.origin = self.f.createIfcCartesianPoint((0.0, 0.0, 0.0))
         self.z_axis = self.f.createIfcDirection((0.0, 0.0, 1.0))
+        self.x_axis = self.f.createIfcDirection((1.0, 0.0, 0.0))
+        self.y_axis = self.f.createIfcDirection((0.0, 1.0, 0.0))
+        self.identity = self.f.createIfcAxis2Placement3D(self.origin, None, None)
 
     def guid(self) -> str:
         return ifcopenshell.guid.compress(uuid.UUID(int=self.rng.getrandbits(128)).hex)
 
-    def entity(self, ifc_class: str, name: str, predefined_type: str | None = None) -> Entity:
-        return ifcopenshell.api.root.create_entity(self.f, ifc_class=ifc_class, name=name,
-                                                   predefined_type=predefined_type)
+    def root(self, ifc_class: str, **attributes: object) -> Entity:
+        return self.f.create_entity(ifc_class, GlobalId=self.guid(), **attributes)
 
-    def placement(self, relative_to: Entity | None, x: float = 0.0, y: float = 0.0, z: float = 0.0) -> Entity:
+    def placement(self, relative_to: Entity | None, x: float = 0.0, y: float = 0.0, z: float = 0.0,
+                  direction: tuple[float, float] | None = None) -> Entity:
+        """A local placement at (x, y, z); ``direction`` turns local x towards that (x, y) vector."""
         point = self.origin if (x, y, z) == (0.0, 0.0, 0.0) else self.f.createIfcCartesianPoint((x, y, z))
-        return self.f.createIfcLocalPlacement(relative_to, self.f.createIfcAxis2Placement3D(point, None, None))
+        if direction is None:
+            axes = self.identity if point is self.origin else self.f.createIfcAxis2Placement3D(point, None, None)
+        else:
+            ref = {(1.0, 0.0): self.x_axis, (0.0, 1.0): self.y_axis}.get(direction) or self.f.createIfcDirection(
+                (*direction, 0.0))
+            axes = self.f.createIfcAxis2Placement3D(point, self.z_axis, ref)
+        return self.f.createIfcLocalPlacement(relative_to, axes)
 
     def box(self, body_context: Entity, width: float, depth: float, height: float) -> Entity:
         """A Body representation: a ``width`` x ``depth`` rectangle from the local origin, extruded up."""
         centre = self.f.createIfcAxis2Placement2D(self.f.createIfcCartesianPoint((width / 2, depth / 2)), None)
         profile = self.f.createIfcRectangleProfileDef("AREA", None, centre, width, depth)
-        solid = self.f.createIfcExtrudedAreaSolid(profile, self.f.createIfcAxis2Placement3D(self.origin, None, None),
-                                                  self.z_axis, height)
+        solid = self.f.createIfcExtrudedAreaSolid(profile, self.identity, self.z_axis, height)
         shape = self.f.createIfcShapeRepresentation(body_context, "Body", "SweptSolid", [solid])
         return self.f.createIfcProductDefinitionShape(None, None, [shape])
 
-    def set_pset(self, element: Entity, properties: dict[str, object]) -> None:
-        pset = ifcopenshell.api.pset.add_pset(self.f, product=element, name=PSET)
-        ifcopenshell.api.pset.edit_pset(self.f, pset=pset, properties=properties)
+    def pset(self, elements: list[Entity], name: str, properties: dict[str, object]) -> None:
+        values = [self.f.createIfcPropertySingleValue(key, None, _ifc_value(self.f, value), None)
+                  for key, value in properties.items()]
+        pset = self.root("IfcPropertySet", Name=name, HasProperties=values)
+        self.root("IfcRelDefinesByProperties", RelatedObjects=elements, RelatingPropertyDefinition=pset)
+
+    def quantities(self, element: Entity, area_m2: float, height_m: float) -> None:
+        qto = self.root("IfcElementQuantity", Name="Qto_SpaceBaseQuantities", Quantities=[
+            self.f.createIfcQuantityArea("NetFloorArea", None, None, area_m2, None),
+            self.f.createIfcQuantityLength("Height", None, None, height_m, None),
+        ])
+        self.root("IfcRelDefinesByProperties", RelatedObjects=[element], RelatingPropertyDefinition=qto)
+
+    def aggregate(self, whole: Entity, parts: list[Entity]) -> None:
+        self.root("IfcRelAggregates", RelatingObject=whole, RelatedObjects=parts)
+
+    def contain(self, structure: Entity, elements: list[Entity]) -> None:
+        self.root("IfcRelContainedInSpatialStructure", RelatingStructure=structure, RelatedElements=elements)
+
+
+def _ifc_value(f: ifcopenshell.file, value: object) -> Entity:
+    if isinstance(value, bool):
+        return f.create_entity("IfcBoolean", value)
+    if isinstance(value, int):
+        return f.create_entity("IfcInteger", value)
+    if isinstance(value, float):
+        return f.create_entity("IfcReal", value)
+    return f.create_entity("IfcLabel", str(value))
 
 
 def _grade(storey_index: int) -> str:
@@ -112,18 +181,16 @@ def _grade(storey_index: int) -> str:
 
 
 def _storey_plan(storey_index: int, classrooms: int, labs: int) -> tuple[list[_RoomPlan], _RoomPlan]:
-    """Rooms of one storey on both sides of the corridor, and the corridor itself."""
-    rows: list[list[tuple[str, str, str, float, int]]] = [[], []]  # (name, long name, type, width, number)
-    extra: list[tuple[str, str, str, float, int]] = []
-    if storey_index == 0:
-        lab_names = ("物理实验室", "化学实验室", "生物实验室")
-        for i in range(labs):
-            lab = lab_names[i] if i < len(lab_names) else f"实验室{i + 1}"
-            extra.append((lab, "Laboratory", "Lab", LAB_WIDTH, 0))
-        extra.append(("教师办公室", "Teachers' Office", "Office", OFFICE_WIDTH, 0))
+    """Rooms of one storey on both sides of the corridor (``labs`` of them labs), and the corridor itself."""
     grade = _grade(storey_index)
     items = [(f"{grade}({n})班", "Classroom", "Classroom", CLASSROOM_WIDTH, n) for n in range(1, classrooms + 1)]
-    for i, item in enumerate(items + extra):
+    items += [(LAB_NAMES[i] if i < len(LAB_NAMES) else f"实验室{i + 1}", "Laboratory", "Lab", LAB_WIDTH, 0)
+              for i in range(labs)]
+    items += [("教师办公室", "Teachers' Office", "Office", OFFICE_WIDTH, 0),
+              ("卫生间", "Toilet", "Toilet", TOILET_WIDTH, 0),
+              ("楼梯间", "Stairwell", "Stair", STAIR_WIDTH, 0)]
+    rows: list[list[tuple[str, str, str, float, int]]] = [[], []]
+    for i, item in enumerate(items):
         rows[i % 2].append(item)
     plans: list[_RoomPlan] = []
     for side, row in enumerate(rows):
@@ -137,128 +204,143 @@ def _storey_plan(storey_index: int, classrooms: int, labs: int) -> tuple[list[_R
     return plans, corridor
 
 
-_DevicePlan = tuple[str, str, str, str, tuple[float, float, float]]
+def _classroom_devices(room: str, rng: random.Random) -> list[_DevicePlan]:
+    """(ifc class, predefined type, object type, device id, local x/y/z, local x direction) of a classroom's devices.
 
-
-def _classroom_devices(floor: str, number: int, rng: random.Random) -> list[_DevicePlan]:
-    """(ifc class, predefined type, object type, device id, local x/y/z) of one classroom's devices."""
-    room = f"{floor}-{number:02d}"
+    The blackboard is on the front wall (x = 0); students look towards -x.
+    """
     jitter = rng.uniform(-0.3, 0.3)
+    along_rows = (1.0, 0.0)  # classroom luminaires: long axis perpendicular to the blackboard
+    along_board = (0.0, 1.0)  # blackboard luminaires: long axis parallel to it
     devices: list[_DevicePlan] = [
         ("IfcSensor", "USERDEFINED", "EnvironmentSensor", f"ENV-{room}",
-         (CLASSROOM_WIDTH - 0.2, ROOM_DEPTH / 2 + jitter, 1.5)),
+         (CLASSROOM_WIDTH - 0.2, ROOM_DEPTH / 2 + jitter, 1.5), along_rows),
     ]
+    span = CLASSROOM_WIDTH - LUMINAIRE_FRONT_M - LUMINAIRE_BACK_M
     k = 0
-    for row in range(3):  # rows parallel to the blackboard, front to back
-        for col in range(3):
+    for row in range(LUMINAIRE_ROWS):  # rows side by side across the room, each running front to back
+        y = ROOM_DEPTH * (row + 0.5) / LUMINAIRE_ROWS
+        for i in range(LUMINAIRES_PER_ROW):
             k += 1
+            x = LUMINAIRE_FRONT_M + span * i / max(1, LUMINAIRES_PER_ROW - 1)
             devices.append(("IfcLightFixture", "POINTSOURCE", "ClassroomLuminaire", f"LUM-{room}-{k}",
-                            (CLASSROOM_WIDTH * (row + 0.5) / 3, ROOM_DEPTH * (col + 0.5) / 3, 3.0)))
+                            (x, y, LUMINAIRE_HEIGHT_M), along_rows))
     for k, y in enumerate((ROOM_DEPTH / 2 - 1.5, ROOM_DEPTH / 2 + 1.5), start=1):
-        devices.append(("IfcLightFixture", "USERDEFINED", "BlackboardLuminaire", f"BBL-{room}-{k}", (0.8, y, 2.9)))
+        devices.append(("IfcLightFixture", "USERDEFINED", "BlackboardLuminaire", f"BBL-{room}-{k}",
+                        (BLACKBOARD_LUMINAIRE_X_M, y, LUMINAIRE_HEIGHT_M - 0.1), along_board))
     devices.append(("IfcAudioVisualAppliance", "DISPLAY", "InteractivePanel", f"PNL-{room}",
-                    (0.1, ROOM_DEPTH / 2, 1.2)))
+                    (0.1, ROOM_DEPTH / 2, 1.2), along_board))
     return devices
 
 
-_DEVICE_NAMES = {
-    "EnvironmentSensor": "环境传感器",
-    "ClassroomLuminaire": "教室灯",
-    "BlackboardLuminaire": "黑板灯",
-    "InteractivePanel": "交互式一体机",
-}
-
-
 def generate_school(path: Path, *, site_id: str, name: str, storeys: int = 2, classrooms_per_storey: int = 6,
-                    labs: int = 1, latitude: float = 22.5431, longitude: float = 114.0579, seed: int = 0) -> None:
+                    labs: int = 1, buildings: int = 1, orientation_deg: float = 0.0,
+                    latitude: float = SHENZHEN[0], longitude: float = SHENZHEN[1], seed: int = 0) -> None:
     """Write a synthetic IFC4 school to ``path`` (metres; see the module docstring for the layout)."""
-    if storeys < 1 or classrooms_per_storey < 0 or labs < 0:
-        raise ValueError("need storeys >= 1, classrooms_per_storey >= 0 and labs >= 0")
+    if storeys < 1 or classrooms_per_storey < 0 or labs < 0 or not 1 <= buildings <= len(BUILDING_LETTERS):
+        raise ValueError(f"need storeys >= 1, classrooms_per_storey >= 0, labs >= 0 and "
+                         f"1 <= buildings <= {len(BUILDING_LETTERS)}")
     w = _Writer(site_id, seed)
     f = w.f
-    project = w.entity("IfcProject", name)
+    project = w.root("IfcProject", Name=name)
     units = [ifcopenshell.api.unit.add_si_unit(f, unit_type=t) for t in ("LENGTHUNIT", "AREAUNIT", "VOLUMEUNIT")]
     ifcopenshell.api.unit.assign_unit(f, units=units)  # metres, square metres, cubic metres
     model_context = ifcopenshell.api.context.add_context(f, context_type="Model")
     body = ifcopenshell.api.context.add_context(f, context_type="Model", context_identifier="Body",
                                                 target_view="MODEL_VIEW", parent=model_context)
 
-    site = w.entity("IfcSite", name)
-    site.RefLatitude = ifcopenshell.util.geolocation.dd2dms(latitude, use_us=True)
-    site.RefLongitude = ifcopenshell.util.geolocation.dd2dms(longitude, use_us=True)
-    site.RefElevation = 0.0
-    w.set_pset(site, {"SiteId": site_id})
-    building = w.entity("IfcBuilding", f"{name} 教学楼")
-    # Aggregate and contain before placing: the api re-bases existing placements on assignment.
-    ifcopenshell.api.aggregate.assign_object(f, products=[site], relating_object=project)
-    ifcopenshell.api.aggregate.assign_object(f, products=[building], relating_object=site)
+    site = w.root("IfcSite", Name=name, CompositionType="ELEMENT",
+                  RefLatitude=ifcopenshell.util.geolocation.dd2dms(latitude, use_us=True),
+                  RefLongitude=ifcopenshell.util.geolocation.dd2dms(longitude, use_us=True), RefElevation=0.0)
     site.ObjectPlacement = w.placement(None)
-    building.ObjectPlacement = w.placement(site.ObjectPlacement)
-
-    for s in range(storeys):
-        floor = f"{s + 1}F"
-        elevation = s * STOREY_HEIGHT_M
-        storey = w.entity("IfcBuildingStorey", floor)
-        storey.Elevation = elevation
-        ifcopenshell.api.aggregate.assign_object(f, products=[storey], relating_object=building)
-        storey.ObjectPlacement = w.placement(building.ObjectPlacement, z=elevation)
-        rooms, corridor = _storey_plan(s, classrooms_per_storey, labs)
-        plans = [*rooms, corridor]
-        spaces = [w.entity("IfcSpace", plan.name, predefined_type="INTERNAL") for plan in plans]
-        ifcopenshell.api.aggregate.assign_object(f, products=spaces, relating_object=storey)
-        for plan, space in zip(plans, spaces, strict=True):
-            space.LongName = plan.long_name
-            space.ObjectType = plan.object_type
-            space.ObjectPlacement = w.placement(storey.ObjectPlacement, plan.x0, plan.y0)
-            space.Representation = w.box(body, plan.width, plan.depth, SPACE_HEIGHT_M)
-            if plan.number:
-                _add_classroom_devices(w, space, floor, plan.number)
-
-    _make_deterministic(w)
+    w.aggregate(project, [site])
+    w.pset([site], PSET, {"SiteId": site_id})
+    angle = math.radians(orientation_deg)
+    facing = (round(math.cos(angle), 12), round(math.sin(angle), 12))
+    building_list = []
+    for b in range(buildings):
+        letter = BUILDING_LETTERS[b]
+        label = f"{name} 教学楼" if buildings == 1 else f"{name} {letter}栋教学楼"
+        building = w.root("IfcBuilding", Name=label, CompositionType="ELEMENT")
+        offset = b * (BUILDING_DEPTH_M + BUILDING_GAP_M)  # buildings in a row along the campus y axis
+        building.ObjectPlacement = w.placement(site.ObjectPlacement, -offset * facing[1], offset * facing[0], 0.0,
+                                               facing if orientation_deg else None)
+        building_list.append(building)
+        storey_list = []
+        for s in range(storeys):
+            storey = _write_storey(w, body, building, s, classrooms_per_storey, labs if b == 0 and s == 0 else 0,
+                                   room_prefix=letter if buildings > 1 else "")
+            storey_list.append(storey)
+        w.aggregate(building, storey_list)
+    w.aggregate(site, building_list)
     f.header.file_name.name = Path(path).name
     f.header.file_name.time_stamp = FIXED_TIME_STAMP
+    _make_deterministic(w)
     f.write(str(path))
 
 
+def _write_storey(w: _Writer, body: Entity, building: Entity, index: int, classrooms: int, labs: int,
+                  room_prefix: str) -> Entity:
+    floor = f"{index + 1}F"
+    elevation = index * STOREY_HEIGHT_M
+    storey = w.root("IfcBuildingStorey", Name=floor, Elevation=elevation, CompositionType="ELEMENT")
+    storey.ObjectPlacement = w.placement(building.ObjectPlacement, z=elevation)
+    rooms, corridor = _storey_plan(index, classrooms, labs)
+    spaces = []
+    for plan in [*rooms, corridor]:
+        space = w.root("IfcSpace", Name=plan.name, LongName=plan.long_name, ObjectType=plan.object_type,
+                       CompositionType="ELEMENT", PredefinedType="INTERNAL")
+        space.ObjectPlacement = w.placement(storey.ObjectPlacement, plan.x0, plan.y0)
+        space.Representation = w.box(body, plan.width, plan.depth, SPACE_HEIGHT_M)
+        w.quantities(space, plan.width * plan.depth, SPACE_HEIGHT_M)
+        spaces.append(space)
+        if plan.number:
+            _add_classroom_devices(w, space, f"{room_prefix}{floor}-{plan.number:02d}")
+    w.aggregate(storey, spaces)
+    return storey
+
+
+def _add_classroom_devices(w: _Writer, space: Entity, room: str) -> None:
+    elements = []
+    for ifc_class, predefined, object_type, device_id, (x, y, z), direction in _classroom_devices(room, w.rng):
+        element = w.root(ifc_class, Name=f"{_DEVICE_NAMES[object_type]} {device_id}", ObjectType=object_type,
+                         Tag=device_id, PredefinedType=predefined)
+        element.ObjectPlacement = w.placement(space.ObjectPlacement, x, y, z,
+                                              direction if direction != (1.0, 0.0) else None)
+        w.pset([element], PSET, {"DeviceId": device_id})
+        elements.append(element)
+    w.contain(space, elements)
+
+
 def _make_deterministic(w: _Writer) -> None:
-    """Seeded GlobalIds for everything (the api draws random ones) and sets written in id order."""
-    for element in sorted(w.f.by_type("IfcRoot"), key=lambda e: e.id()):
-        element.GlobalId = w.guid()
-    for element in [*w.f.by_type("IfcRelationship"), *w.f.by_type("IfcUnitAssignment")]:
-        for i, value in enumerate(element):
-            if isinstance(value, tuple) and value and all(isinstance(v, ifcopenshell.entity_instance) for v in value):
-                element[i] = sorted(value, key=lambda e: e.id())
+    """Sets the api wrote (units) in id order: the api keeps them in a set, whose order varies per run."""
+    for assignment in w.f.by_type("IfcUnitAssignment"):
+        assignment.Units = sorted(assignment.Units, key=lambda e: e.id())
 
 
-def _add_classroom_devices(w: _Writer, space: Entity, floor: str, number: int) -> None:
-    plans = _classroom_devices(floor, number, w.rng)
-    elements = [w.entity(ifc_class, f"{_DEVICE_NAMES[object_type]} {device_id}", predefined_type=predefined)
-                for ifc_class, predefined, object_type, device_id, _ in plans]
-    ifcopenshell.api.spatial.assign_container(w.f, products=elements, relating_structure=space)
-    for element, (_, _, object_type, device_id, (x, y, z)) in zip(elements, plans, strict=True):
-        element.ObjectType = object_type
-        element.Tag = device_id
-        element.ObjectPlacement = w.placement(space.ObjectPlacement, x, y, z)
-        w.set_pset(element, {"DeviceId": device_id})
+def generate_network(folder: Path, members: int = 2, seed: int = 0, *, buildings: int = 2) -> list[NetworkSchool]:
+    """Write a headquarters and ``members`` member schools (``hq.ifc``, ``m01.ifc``, ...) to ``folder``.
 
-
-def generate_network(folder: Path, members: int = 2, seed: int = 0) -> list[NetworkSchool]:
-    """Write a headquarters school and ``members`` member schools (``hq.ifc``, ``m01.ifc``, ...) to ``folder``."""
+    Every campus has ``buildings`` teaching buildings; the headquarters has 3 storeys of 4
+    classrooms and 3 labs, a member 2 storeys of 3 classrooms and 1 lab (per building),
+    small enough that the demo loads the network in a few seconds.
+    """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     rng = random.Random(f"network:{seed}")
     schools: list[NetworkSchool] = []
     hq_path = folder / "hq.ifc"
-    generate_school(hq_path, site_id="hq", name="深圳明德教育集团总校", storeys=3, classrooms_per_storey=8,
-                    labs=2, latitude=SHENZHEN[0], longitude=SHENZHEN[1], seed=seed)
+    generate_school(hq_path, site_id="hq", name="深圳明德教育集团总校", storeys=3, classrooms_per_storey=4,
+                    labs=3, buildings=buildings, latitude=SHENZHEN[0], longitude=SHENZHEN[1], seed=seed)
     schools.append(NetworkSchool("hq", "深圳明德教育集团总校", "headquarters", hq_path))
     for i in range(1, members + 1):
         site_id = f"m{i:02d}"
         name = f"深圳明德教育集团第{i}分校"
         lat = SHENZHEN[0] + rng.uniform(-NETWORK_SPREAD_DEG, NETWORK_SPREAD_DEG)
         lon = SHENZHEN[1] + rng.uniform(-NETWORK_SPREAD_DEG, NETWORK_SPREAD_DEG) * 2
+        orientation = rng.choice((0.0, 0.0, 15.0, -20.0, 90.0))
         path = folder / f"{site_id}.ifc"
-        generate_school(path, site_id=site_id, name=name, storeys=2, classrooms_per_storey=6, labs=1,
-                        latitude=lat, longitude=lon, seed=seed + i)
+        generate_school(path, site_id=site_id, name=name, storeys=2, classrooms_per_storey=3, labs=1,
+                        buildings=buildings, orientation_deg=orientation, latitude=lat, longitude=lon, seed=seed + i)
         schools.append(NetworkSchool(site_id, name, "member", path))
     return schools

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import time
 from collections import Counter
 from pathlib import Path
 
@@ -16,6 +15,7 @@ from shapely.geometry import Point
 
 from models_bim.generate import (
     CLASSROOM_WIDTH,
+    DEVICES_PER_CLASSROOM,
     ROOM_DEPTH,
     STOREY_HEIGHT_M,
     NetworkSchool,
@@ -26,8 +26,8 @@ from models_bim.load import read_model
 from twin.domain import DEVICE_KINDS, TwinModel
 
 STOREYS, CLASSROOMS, LABS = 2, 6, 1
-#: Per classroom: 1 sensor, 9 classroom luminaires, 2 blackboard luminaires, 1 panel.
-DEVICES_PER_CLASSROOM = 13
+#: Every storey: an office, a toilet, a stairwell and a corridor besides its classrooms.
+EXTRA_ROOMS_PER_STOREY = 4
 
 
 @pytest.fixture(scope="module")
@@ -57,13 +57,14 @@ def test_counts_of_storeys_spaces_and_devices(school: Path) -> None:
     classrooms = STOREYS * CLASSROOMS
     storeys = sorted(f.by_type("IfcBuildingStorey"), key=lambda s: s.Elevation)
     assert [s.Elevation for s in storeys] == pytest.approx([i * STOREY_HEIGHT_M for i in range(STOREYS)])
-    assert len(f.by_type("IfcSpace")) == classrooms + LABS + 1 + STOREYS  # + office + one corridor per storey
+    assert len(f.by_type("IfcSpace")) == classrooms + LABS + EXTRA_ROOMS_PER_STOREY * STOREYS
+    assert DEVICES_PER_CLASSROOM == 13  # 1 sensor, 9 classroom luminaires, 2 blackboard luminaires, 1 panel
     assert len(f.by_type("IfcSensor")) == classrooms
     assert len(f.by_type("IfcLightFixture")) == classrooms * 11
     assert sum(x.ObjectType == "BlackboardLuminaire" for x in f.by_type("IfcLightFixture")) == classrooms * 2
     assert len(f.by_type("IfcAudioVisualAppliance")) == classrooms
     names = Counter(s.Name for s in f.by_type("IfcSpace"))
-    assert names["物理实验室"] == 1 and names["教师办公室"] == 1 and names["走廊"] == STOREYS
+    assert names["物理实验室"] == 1 and names["教师办公室"] == names["走廊"] == names["卫生间"] == STOREYS
     assert names["初一(3)班"] == 1 and names["初二(6)班"] == 1
 
 
@@ -88,10 +89,53 @@ def test_same_seed_same_file_other_seed_other_ids(tmp_path: Path) -> None:
     assert body[0] != body[2]
 
 
-def test_a_two_storey_school_is_written_fast(tmp_path: Path) -> None:
-    start = time.perf_counter()
-    generate_school(tmp_path / "fast.ifc", site_id="m01", name="学校")
-    assert time.perf_counter() - start < 2.0
+def test_classroom_luminaires_run_in_rows_perpendicular_to_the_blackboard(school: Path) -> None:
+    """Blackboard on the front wall (local x = 0): rows of luminaires run along x, their long axis too."""
+    f = ifcopenshell.open(str(school))
+    (space,) = [s for s in f.by_type("IfcSpace") if s.Name == "初一(1)班"]
+    devices = {d.Tag: d for rel in space.ContainsElements for d in rel.RelatedElements}
+    lums = [devices[f"LUM-1F-01-{k}"] for k in range(1, 10)]
+    local = [ifcopenshell.util.placement.get_axis2placement(d.ObjectPlacement.RelativePlacement) for d in lums]
+    rows: dict[float, list[float]] = {}
+    for m in local:
+        assert tuple(m[:3, 0]) == pytest.approx((1, 0, 0))  # long axis perpendicular to the board (the y-z plane)
+        rows.setdefault(round(m[1, 3], 3), []).append(m[0, 3])
+    assert len(rows) == 3 and all(len(xs) == 3 for xs in rows.values())
+    assert all(1.5 < min(xs) and max(xs) < CLASSROOM_WIDTH for xs in rows.values())  # clear of the board
+    for k in (1, 2):
+        board = ifcopenshell.util.placement.get_axis2placement(devices[f"BBL-1F-01-{k}"].ObjectPlacement.RelativePlacement)
+        assert tuple(board[:3, 0]) == pytest.approx((0, 1, 0)) and board[0, 3] < 1.0  # along the board, in front
+    panel = ifcopenshell.util.placement.get_axis2placement(devices["PNL-1F-01"].ObjectPlacement.RelativePlacement)
+    sensor = ifcopenshell.util.placement.get_axis2placement(devices["ENV-1F-01"].ObjectPlacement.RelativePlacement)
+    assert panel[0, 3] < 0.5 < CLASSROOM_WIDTH - 0.5 < sensor[0, 3]
+
+
+def test_buildings_and_orientation(tmp_path: Path) -> None:
+    path = tmp_path / "campus.ifc"
+    generate_school(path, site_id="c1", name="校园", buildings=3, storeys=2, classrooms_per_storey=2, labs=0,
+                    orientation_deg=90.0)
+    f = ifcopenshell.open(str(path))
+    assert [b.Name for b in f.by_type("IfcBuilding")] == ["校园 A栋教学楼", "校园 B栋教学楼", "校园 C栋教学楼"]
+    ids = {ifcopenshell.util.element.get_pset(d, "Pset_CampusTwin", "DeviceId") for d in f.by_type("IfcSensor")}
+    assert ids == {f"ENV-{b}{s}F-0{n}" for b in "ABC" for s in (1, 2) for n in (1, 2)}
+    model = read_model(path, site_id="c1")
+    assert len(model.buildings) == 3 and len(model.storeys) == 6
+    # turned by 90°: the corridor (along local x) runs north-south in the world
+    corridor = next(r for r in model.rooms if r.name == "走廊")
+    minx, miny, maxx, maxy = corridor.footprint.bounds
+    assert maxy - miny > maxx - minx
+    assert all(d.mapping == "containment" and rooms_contain(model, d) for d in model.devices)
+
+
+def rooms_contain(model: TwinModel, device) -> bool:
+    room = next(r for r in model.rooms if r.global_id == device.room_global_id)
+    return room.footprint.buffer(1e-6).contains(Point(device.x, device.y))
+
+
+def test_spaces_state_their_area_and_height(model: TwinModel) -> None:
+    for room in model.rooms:
+        assert room.quantity_area_m2 == pytest.approx(room.area_m2, rel=1e-6)
+        assert room.quantity_height_m == pytest.approx(3.2)
 
 
 def test_reader_gives_classrooms_a_9_by_7_footprint(model: TwinModel) -> None:
@@ -102,7 +146,8 @@ def test_reader_gives_classrooms_a_9_by_7_footprint(model: TwinModel) -> None:
         assert room.area_m2 == pytest.approx(CLASSROOM_WIDTH * ROOM_DEPTH, rel=0.02)
         assert room.height_m == pytest.approx(3.2, abs=0.01)
     uses = Counter(r.use for r in model.rooms)
-    assert uses == {"classroom": 12, "lab": 1, "office": 1, "corridor": STOREYS}
+    assert uses == {"classroom": 12, "lab": 1, "office": STOREYS, "corridor": STOREYS, "toilet": STOREYS,
+                    "stair": STOREYS}
     assert model.site.latitude == pytest.approx(22.6, abs=1e-6)
     assert model.site.longitude == pytest.approx(114.1, abs=1e-6)
     assert model.site.name == "深圳测试学校"
@@ -138,6 +183,7 @@ def test_reader_tells_the_device_kinds_apart(model: TwinModel) -> None:
 
 def test_network_has_a_headquarters_and_members_around_shenzhen(tmp_path: Path) -> None:
     schools = generate_network(tmp_path, members=2)
+    assert all(len(ifcopenshell.open(str(s.path)).by_type("IfcBuilding")) == 2 for s in schools)
     assert [s.site_id for s in schools] == ["hq", "m01", "m02"]
     assert [s.role for s in schools] == ["headquarters", "member", "member"]
     assert all(isinstance(s, NetworkSchool) and s.path.is_file() for s in schools)
