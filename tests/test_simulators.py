@@ -1,104 +1,353 @@
-"""Simulator physics and the fleet runner over a real broker."""
+"""Simulator physics with the real models, faults, backfill, and the fleet over a real broker."""
 
 from __future__ import annotations
 
 import random
 import threading
 import uuid
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import orjson
+import pytest
 
-from simulators.fleet import FleetRunner
-from simulators.models import EnvSensor, Luminaire, Panel
-from simulators.timetable import Timetable
+from simulators.backfill import backfill, parse_span
+from simulators.climate import desk_daylight, outdoor
+from simulators.cloud_class import CloudSeat
+from simulators.faults import FAULT_KINDS, FaultInjector, FaultLog, FaultProfileError, parse_profile
+from simulators.fleet import FleetRunner, build_fleet, synthetic_spec
+from simulators.models import SCHOOL_TZ, EnvSensor, Luminaire, Panel
+from simulators.rooms import RoomContext, day_plan, occupancy
+from simulators.timetable import LESSONS, Timetable
 from tests.helpers import running, small_twin, wait_for
+from twin import contract
 from twin.contract import topic
 from twin.database import connection
 from twin.mqtt import MqttClient
 from twin.storage.model import save_model
 
-MONDAY = datetime(2026, 11, 23)  # a Monday
+MONDAY = datetime(2026, 11, 23)  # a Monday in term time (naive = school-local time)
+CLOSED = RoomContext(key="test/closed", opens_windows=False, fresh_air_ach=0.0)
 
 
-def run_env(sensor: EnvSensor, start: datetime, minutes: int) -> list[float]:
-    return [sensor.step(60.0, start + timedelta(minutes=m))["co2"] for m in range(minutes)]
+def at(day: datetime, hhmm: str) -> datetime:
+    h, m = map(int, hhmm.split(":"))
+    return day.replace(hour=h, minute=m)
 
 
-def test_timetable_phases():
+def run(model, start: datetime, minutes: int, key: str) -> list[float]:
+    return [model.step(60.0, start + timedelta(minutes=m))[key] for m in range(minutes)]
+
+
+def test_timetable_phases_weekends_and_holidays():
     tt = Timetable()
-    assert tt.phase(MONDAY.replace(hour=8, minute=10)) == "lesson"
-    assert tt.phase(MONDAY.replace(hour=9, minute=50)) == "break"
-    assert tt.phase(MONDAY.replace(hour=12, minute=30)) == "lunch"
-    assert tt.phase(MONDAY.replace(hour=23)) == "night"
-    assert tt.phase((MONDAY + timedelta(days=5)).replace(hour=10)) == "off_day"
+    assert tt.phase(at(MONDAY, "08:10")) == "lesson"
+    assert tt.phase(at(MONDAY, "09:50")) == "break"
+    assert tt.phase(at(MONDAY, "12:30")) == "lunch"
+    assert tt.phase(at(MONDAY, "23:00")) == "night"
+    assert tt.phase(at(MONDAY + timedelta(days=5), "10:00")) == "off_day"  # Saturday
+    assert tt.phase(datetime(2026, 10, 2, 10, 0)) == "off_day"  # National Day holiday, a Friday
+    assert tt.phase(datetime(2026, 8, 3, 10, 0)) == "off_day"  # summer vacation, a Monday
 
 
-def test_co2_rises_in_a_lesson_and_decays_after_school():
-    sensor = EnvSensor(random.Random(1))
-    during = run_env(sensor, MONDAY.replace(hour=8, minute=0), 45)
-    assert during[-1] > during[0] + 400, during[::10]
-    after = run_env(sensor, MONDAY.replace(hour=17, minute=30), 120)
-    assert after[-1] < during[-1] - 300, after[::20]
+def test_co2_rises_in_an_occupied_closed_classroom_and_decays_after_the_lesson():
+    plan = day_plan(CLOSED.key, MONDAY.date(), len(LESSONS))
+    last = max(i for i in range(len(LESSONS)) if i != plan.pe_lesson)
+    start, end = (datetime.combine(MONDAY.date(), t) for t in LESSONS[last])
+    sensor = EnvSensor(random.Random(1), room=CLOSED)
+    sensor.step(3600, start - timedelta(minutes=1))
+    assert occupancy(Timetable(), start, CLOSED) > 30
+    during = run(sensor, start, int((end - start).total_seconds() // 60), "co2")
+    assert during[-1] > during[0] + 800, during[::10]
+    after = run(sensor, end, 180, "co2")
+    assert after[-1] < during[-1] - 600, after[::30]
+    # The same lesson with the windows open ends with far less CO2.
+    airy = EnvSensor(random.Random(1), room=RoomContext(key=CLOSED.key, opens_windows=True))
+    airy.step(3600, start - timedelta(minutes=1))
+    assert run(airy, start, len(during), "co2")[-1] < during[-1] - 500
 
 
-def test_lights_follow_occupancy_and_meet_300_lx_when_on_at_night():
+def test_temperature_and_humidity_follow_the_season_and_the_air_conditioning():
+    july = EnvSensor(random.Random(2), room=CLOSED)
+    afternoon = run(july, datetime(2026, 7, 6, 13, 0), 120, "temperature")  # a hot school day before the holidays
+    assert outdoor(datetime(2026, 7, 6, 14, 30, tzinfo=SCHOOL_TZ)).temperature_c > 28
+    assert 25.0 <= afternoon[-1] <= 27.5, afternoon[::20]  # the AC holds about 26 °C
+    january = EnvSensor(random.Random(2), room=CLOSED)
+    night = run(january, datetime(2027, 1, 12, 1, 0), 240, "temperature")
+    assert night[-1] < 21.0
+    humidity = run(EnvSensor(random.Random(3)), MONDAY, 24 * 60, "humidity")
+    assert all(20 <= h <= 99 for h in humidity)
+
+
+def test_desk_illuminance_with_lights_on_at_night_meets_300_lx():
     lum = Luminaire(random.Random(2))
-    night = lum.step(60, MONDAY.replace(hour=22))
-    assert night["on"] == 0.0 and night["power"] == 0.0
-    lum.override = {"on": 1.0, "dimming": 100.0}
-    lit = lum.step(60, MONDAY.replace(hour=22))
-    assert lit["illuminance"] >= 300 and lit["power"] > 0
+    night = lum.step(60, at(MONDAY, "22:00"))
+    assert night["on"] == 0.0 and night["power"] < 1.0
+    lum.command("on")
+    lit = lum.step(60, at(MONDAY, "22:01"))
+    assert lit["illuminance"] >= 300 and lit["power"] > 30
+    old = Luminaire(random.Random(2), hours=50_000.0)  # lamp ageing: L80
+    old.command("on")
+    assert old.step(60, at(MONDAY, "22:01"))["illuminance"] >= 300
+    assert old.lumen_factor < lum.lumen_factor
 
 
-def test_panels_are_off_at_night_and_at_weekends():
-    panel = Panel(random.Random(3))
-    assert panel.step(60, MONDAY.replace(hour=8, minute=20))["panel_state"] == 2.0
-    assert panel.step(60, MONDAY.replace(hour=23))["panel_state"] == 0.0
-    assert panel.step(60, (MONDAY + timedelta(days=6)).replace(hour=10))["panel_state"] == 0.0
+def test_lights_are_switched_by_occupancy_and_dimmed_by_daylight():
+    room = RoomContext(key="test/lights")
+    plan = day_plan(room.key, MONDAY.date(), len(LESSONS))
+    first = 0 if plan.pe_lesson != 0 else 1
+    start = datetime.combine(MONDAY.date(), LESSONS[first][0]) + timedelta(minutes=5)
+    lum = Luminaire(random.Random(4), room=room)
+    morning = lum.step(60, start)
+    assert morning["on"] == 1.0 and morning["illuminance"] >= 300
+    assert lum.step(60, at(MONDAY, "20:00"))["on"] == 0.0  # nobody there
+    board = Luminaire(random.Random(5), room=room, blackboard=True)
+    assert board.step(60, start)["blackboard_illuminance"] >= 500
+    south = desk_daylight(datetime(2026, 12, 21, 12, 0, tzinfo=SCHOOL_TZ), window_azimuth=180, cloud=0.1)
+    north = desk_daylight(datetime(2026, 12, 21, 12, 0, tzinfo=SCHOOL_TZ), window_azimuth=0, cloud=0.1)
+    assert south > north > 0
+    assert desk_daylight(datetime(2026, 12, 21, 22, 0, tzinfo=SCHOOL_TZ)) == 0.0
+
+
+def test_panels_are_off_at_night_and_at_weekends_and_obey_standby():
+    room = RoomContext(key="test/panel")
+    plan = day_plan(room.key, MONDAY.date(), len(LESSONS))
+    used = next(i for i in range(len(LESSONS)) if plan.panel_used[i] and i != plan.pe_lesson)
+    in_lesson = datetime.combine(MONDAY.date(), LESSONS[used][0]) + timedelta(minutes=10)
+    panel = Panel(random.Random(3), room=room)
+    on = panel.step(60, in_lesson)
+    assert on["panel_state"] == 2.0 and on["screen_on"] == 1.0 and on["power"] > 100 and on["input_source"] in (1, 2)
+    assert panel.step(60, at(MONDAY, "23:00"))["panel_state"] == 0.0
+    assert panel.step(60, at(MONDAY + timedelta(days=6), "10:00"))["panel_state"] == 0.0  # Sunday
+    panel.command("standby", in_lesson)
+    held = panel.step(60, in_lesson + timedelta(minutes=1))
+    assert held["panel_state"] == 1.0 and held["screen_on"] == 0.0 and held["power"] < 1
+    with pytest.raises(ValueError):
+        panel.command("dim", in_lesson)
+
+
+def test_cloud_class_main_and_auxiliary_classrooms_share_a_session():
+    spec = synthetic_spec(13 * 12, sites=3)  # 12 classrooms over hq, m01, m02
+    fleet = build_fleet(spec, seed=1)
+    panels = [d for d in fleet if d.kind == "panel"]
+    when = at(MONDAY, "09:00")  # second lesson: a cloud lesson
+    sessions: dict[str, list[tuple[float, float]]] = {}
+    for d in panels:
+        m = d.model.step(60, when.replace(tzinfo=SCHOOL_TZ))
+        if m["cloud_session"]:
+            sessions.setdefault(d.site_id, []).append((m["cloud_session"], m["cloud_role"]))
+            assert m["input_source"] == 3.0 and m["panel_state"] == 2.0
+    assert sessions["hq"] == [(2026112301.0, 1.0)]
+    assert sessions["m01"] == [(2026112301.0, 2.0)] and sessions["m02"] == [(2026112301.0, 2.0)]
+    for d in panels:  # no cloud lesson in the first lesson
+        assert d.model.step(60, at(MONDAY, "08:10").replace(tzinfo=SCHOOL_TZ))["cloud_session"] == 0.0
+    seat = CloudSeat("member", 0, 4, 0)
+    assert Panel(random.Random(1), seat=seat).step(60, when)["cloud_session"] == 0.0  # no headquarters: no sessions
+
+
+def _day_of_values(seed: int) -> list[dict[str, float]]:
+    fleet = build_fleet(synthetic_spec(26, sites=2), seed=seed)
+    out = []
+    for minute in range(0, 24 * 60, 15):
+        when = (MONDAY + timedelta(minutes=minute)).replace(tzinfo=SCHOOL_TZ)
+        out.extend(d.model.step(900, when) for d in fleet)
+    return out
 
 
 def test_same_seed_same_values():
-    a = run_env(EnvSensor(random.Random("7/x")), MONDAY.replace(hour=8), 30)
-    b = run_env(EnvSensor(random.Random("7/x")), MONDAY.replace(hour=8), 30)
-    c = run_env(EnvSensor(random.Random("8/x")), MONDAY.replace(hour=8), 30)
+    a, b, c = _day_of_values(7), _day_of_values(7), _day_of_values(8)
     assert a == b and a != c
+
+
+def _stream(profile: str, messages: int = 4000) -> tuple[list[dict], list[tuple[str, bytes]]]:
+    sink = FaultLog()
+    injector = FaultInjector(parse_profile(profile), seed=3, sink=sink)
+    out: list[tuple[str, bytes]] = []
+    base = datetime(2026, 11, 23, 1, 0, tzinfo=UTC)
+    seqs = {f"D{i}": 0 for i in range(4)}
+    for n in range(messages):
+        device = f"D{n % 4}"
+        seqs[device] += 1
+        ts = base + timedelta(seconds=30 * (n // 4))
+        metrics = {"co2": 600.0 + n % 7, "temperature": 24.0 + (n % 5) / 10, "humidity": 60.0}
+        outcome = injector.telemetry("s", device, ts, seqs[device], metrics, 30.0)
+        seqs[device] = outcome.seq
+        out.extend((device, p) for p in outcome.payloads)
+        injector.disconnect("s/gw", ts)
+    return sink.events, out
+
+
+def test_each_fault_type_appears_as_declared(tmp_path: Path):
+    events, out = _stream("all")
+    assert {e["kind"] for e in events} == set(FAULT_KINDS)
+    assert all(e["site"] and e["device"] and e["ts"] for e in events)
+    decoded = []
+    malformed = 0
+    for device, payload in out:
+        try:
+            doc = orjson.loads(payload)
+        except orjson.JSONDecodeError:
+            malformed += 1
+            continue
+        if not isinstance(doc.get("metrics"), dict) or not all(isinstance(v, float) for v in doc["metrics"].values()):
+            malformed += 1
+            continue
+        decoded.append((device, doc))
+    assert malformed >= sum(e["kind"] == "malformed" for e in events) > 0
+    raw = [p for _, p in out]
+    assert len(raw) > len(set(raw))  # duplicates: the same bytes twice
+    per_device: dict[str, list[dict]] = {}
+    for device, doc in decoded:
+        per_device.setdefault(device, []).append(doc)
+    seq_back = sum(1 for docs in per_device.values() for a, b in zip(docs, docs[1:], strict=False)
+                   if b["seq"] < a["seq"])
+    assert seq_back > 0  # out of order and reboots
+    assert any(d["metrics"].get("co2") == 9500.0 or d["metrics"].get("temperature") == 84.0
+               or d["metrics"].get("humidity") == 100.0 for _, d in decoded)  # spikes
+    ts_back = sum(1 for docs in per_device.values() for a, b in zip(docs, docs[1:], strict=False)
+                  if b["ts"] < a["ts"] - 60_000)
+    assert ts_back > 0  # clock skew (and out of order)
+    # Only what is declared: a profile of spikes gives spikes and nothing else.
+    events, out = _stream("spike=0.1", 800)
+    assert {e["kind"] for e in events} == {"spike"} and len(out) == 800
+    assert {e["kind"] for e in _stream("none", 800)[0]} == set()
+    # The JSON-lines log.
+    sink = FaultLog(tmp_path / "faults.jsonl")
+    sink.record("spike", "s", "D1", datetime(2026, 11, 23, tzinfo=UTC), metric="co2")
+    sink.close()
+    line = orjson.loads((tmp_path / "faults.jsonl").read_text().splitlines()[0])
+    assert line == {"kind": "spike", "site": "s", "device": "D1", "ts": "2026-11-23T00:00:00+00:00", "metric": "co2"}
+
+
+def test_fault_profiles_are_checked():
+    assert parse_profile("light,spike=0.5").rates["spike"] == 0.5
+    for bad in ("bogus", "spike=2", "spike=x", "melt=0.1"):
+        with pytest.raises(FaultProfileError):
+            parse_profile(bad)
+    assert parse_span("2w") == timedelta(days=14)
+    with pytest.raises(ValueError):
+        parse_span("30 days")
+
+
+class Listener:
+    """A subscriber that keeps every (topic, payload) it receives."""
+
+    def __init__(self, mqtt_url: str, filter_: str) -> None:
+        self.received: list[tuple[str, dict]] = []
+        self.lock = threading.Lock()
+        self.mqtt = MqttClient(mqtt_url, f"t-listen-{uuid.uuid4().hex[:6]}", persistent=False)
+        subscribed = threading.Event()
+        self.mqtt.client.on_message = self._on_message
+        self.mqtt.client.on_connect = lambda c, *a: (c.subscribe(filter_, qos=1), subscribed.set())
+        self.mqtt.connect()
+        assert subscribed.wait(10)
+
+    def _on_message(self, client, userdata, msg) -> None:
+        try:
+            doc = orjson.loads(msg.payload)
+        except orjson.JSONDecodeError:
+            doc = {"_raw": bytes(msg.payload)}
+        with self.lock:
+            self.received.append((msg.topic, doc))
+
+    def on(self, name: str) -> list[dict]:
+        with self.lock:
+            return [p for t, p in self.received if t == name]
+
+    def close(self) -> None:
+        self.mqtt.close()
 
 
 def test_fleet_publishes_contract_payloads_and_obeys_a_luminaire_command(db_url, mqtt_url):
     with connection(db_url) as conn:
         save_model(conn, small_twin("s1", rooms=2))
-    received: list[tuple[str, dict]] = []
-    lock = threading.Lock()
-    listener = MqttClient(mqtt_url, f"t-listen-{uuid.uuid4().hex[:6]}", persistent=False)
-
-    def on_message(client, userdata, msg):
-        with lock:
-            received.append((msg.topic, orjson.loads(msg.payload)))
-
-    subscribed = threading.Event()
-    listener.client.on_message = on_message
-    listener.client.on_connect = lambda c, *a: (c.subscribe("campus/v1/s1/#", qos=1), subscribed.set())
-    listener.connect()
-    assert subscribed.wait(10)
+    listener = Listener(mqtt_url, "campus/v1/s1/#")
     runner = FleetRunner(db_url, mqtt_url, interval_s=0.3, seed=1, client_id=f"t-sim-{uuid.uuid4().hex[:6]}")
     try:
         with running(runner.run):
             assert runner.started.wait(10)
-            wait_for(lambda: len({t for t, _ in received if t.endswith("/telemetry")}) == 4)
-            listener.client.publish(topic("s1", "LUM-1", "cmd"), orjson.dumps({"id": "c1", "action": "dim", "level": 40}),
-                                    qos=1)
-            ack = wait_for(lambda: [p for t, p in list(received) if t == topic("s1", "LUM-1", "cmd/ack")])
+            wait_for(lambda: len({t for t, _ in listener.received if t.endswith("/telemetry")}) == 4)
+            listener.mqtt.client.publish(topic("s1", "LUM-1", "cmd"),
+                                         orjson.dumps({"id": "c1", "action": "dim", "level": 40}), qos=1)
+            ack = wait_for(lambda: listener.on(topic("s1", "LUM-1", "cmd/ack")))
             assert ack[0] == {"id": "c1", "ok": True, "action": "dim"}
-            mark = len(received)
-            dimmed = wait_for(lambda: [p for t, p in received[mark:] if t == topic("s1", "LUM-1", "telemetry")])
+            mark = len(listener.received)
+            dimmed = wait_for(lambda: [p for t, p in listener.received[mark:] if t == topic("s1", "LUM-1", "telemetry")])
             assert dimmed[0]["metrics"]["dimming"] == 40.0 and dimmed[0]["metrics"]["on"] == 1.0
+            listener.mqtt.client.publish(topic("s1", "ENV-0", "cmd"), orjson.dumps({"id": "c2", "action": "off"}), qos=1)
+            refused = wait_for(lambda: listener.on(topic("s1", "ENV-0", "cmd/ack")))
+            assert refused[0]["id"] == "c2" and refused[0]["ok"] is False
     finally:
         listener.close()
-    with lock:
-        env = [p for t, p in received if t == topic("s1", "ENV-0", "telemetry")]
-        statuses = [p for t, p in received if t.endswith("/status")]
-    assert {"co2", "temperature", "humidity", "occupancy"} <= set(env[0]["metrics"])
+    env = listener.on(topic("s1", "ENV-0", "telemetry"))
+    assert {"co2", "temperature", "humidity", "occupancy", "pm25", "noise"} <= set(env[0]["metrics"])
     seqs = [p["seq"] for p in env]
     assert seqs == list(range(1, len(seqs) + 1))
-    assert {"state": "online", "firmware": "sim-1.0"} in statuses
+    statuses = [p for t, p in listener.received if t == topic("s1", "ENV-0", "status")]
+    assert statuses[0]["state"] == "online" and statuses[0]["firmware"] == "sim-1.0"
+    assert statuses[-1]["state"] == "offline"
+    gateway = [p for t, p in listener.received if t == contract.gateway_status_topic("s1", runner.client_id + "-s1")]
+    assert gateway[0]["state"] == "online" and set(gateway[0]["devices"]) == {"ENV-0", "LUM-0", "ENV-1", "LUM-1"}
+
+
+@pytest.mark.parametrize("connections", ["gateway", "device"])
+def test_a_dropped_connection_sends_the_last_will_and_comes_back(db_url, mqtt_url, tmp_path, connections):
+    site = f"d{connections[0]}"
+    with connection(db_url) as conn:
+        save_model(conn, small_twin(site, rooms=1))
+    client_id = f"t-sim-{uuid.uuid4().hex[:6]}"
+    listener = Listener(mqtt_url, f"campus/v1/{site}/#")
+    log_path = tmp_path / "faults.jsonl"
+    runner = FleetRunner(db_url, mqtt_url, interval_s=0.2, seed=2, client_id=client_id, faults="disconnect=0.2",
+                         fault_log=log_path, connections=connections)
+    status = (contract.gateway_status_topic(site, f"{client_id}-{site}") if connections == "gateway"
+              else topic(site, "ENV-0", "status"))
+    try:
+        with running(runner.run):
+            states = lambda: [p["state"] for p in listener.on(status)]  # noqa: E731
+            wait_for(lambda: "offline" in states() and states()[-1] == "online" and states().index("offline") > 0)
+    finally:
+        listener.close()
+    events = [orjson.loads(line) for line in log_path.read_text().splitlines()]
+    assert events and all(e["kind"] == "disconnect" for e in events)
+
+
+def test_accelerated_time_runs_a_school_day_fast(db_url, mqtt_url):
+    with connection(db_url) as conn:
+        save_model(conn, small_twin("s3", rooms=1))
+    listener = Listener(mqtt_url, "campus/v1/s3/ENV-0/telemetry")
+    start = datetime.combine(Timetable().last_school_day(datetime.now(SCHOOL_TZ).date() - timedelta(days=1)),
+                             datetime.min.time().replace(hour=7, minute=30), tzinfo=SCHOOL_TZ)
+    runner = FleetRunner(db_url, mqtt_url, seed=3, speed=3600, start=start, client_id=f"t-sim-{uuid.uuid4().hex[:6]}")
+    try:
+        with running(runner.run):
+            wait_for(lambda: len(listener.on(topic("s3", "ENV-0", "telemetry"))) > 2
+                     and listener.on(topic("s3", "ENV-0", "telemetry"))[-1]["ts"] >= (start + timedelta(hours=1)).timestamp() * 1000)
+    finally:
+        listener.close()
+    first = listener.on(topic("s3", "ENV-0", "telemetry"))[0]
+    assert first["ts"] >= start.timestamp() * 1000
+    occupied = [p["metrics"]["occupancy"] for p in listener.on(topic("s3", "ENV-0", "telemetry"))]
+    assert max(occupied) > 0  # the school day really started
+
+
+def test_backfill_writes_history_with_rollups(db_url):
+    with connection(db_url) as conn:
+        save_model(conn, small_twin("s4", rooms=2))
+    end = datetime(2026, 11, 24, 0, 0, tzinfo=UTC)
+    seen: list[tuple[int, int]] = []
+    result = backfill(db_url, timedelta(days=1), step=timedelta(minutes=10), seed=4, end=end,
+                      progress=lambda done, total: seen.append((done, total)))
+    assert result.devices == 4 and result.samples == 4 * 144
+    assert seen[-1] == (144, 144)
+    with connection(db_url) as conn:
+        readings = conn.execute("SELECT count(*), min(ts), max(ts) FROM readings").fetchone()
+        hours = conn.execute("SELECT count(DISTINCT bucket) FROM rollup_1h").fetchone()[0]
+        co2_max = conn.execute("SELECT max(value) FROM readings JOIN metrics USING (metric_id) "
+                               "WHERE name = 'co2'").fetchone()[0]
+    assert readings[0] == result.rows > 4 * 144 * 4
+    assert end - timedelta(days=1) <= readings[1] and readings[2] < end
+    assert hours == 24
+    assert co2_max > 800  # a school day happened in it
+    again = backfill(db_url, timedelta(days=1), step=timedelta(minutes=10), seed=4, end=end)
+    assert again.rows == 0  # the same seed rewrites the same rows: nothing new
