@@ -8,7 +8,6 @@ messages and exit status 1; wrong arguments exit 2 (click's convention).
 from __future__ import annotations
 
 import functools
-import hashlib
 import signal
 import threading
 from collections.abc import Callable
@@ -192,44 +191,41 @@ def bim() -> None:
 @click.argument("out", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--site-id", default="school", show_default=True)
 @click.option("--name", default="示范学校 Demo School", show_default=True)
-@click.option("--storeys", type=click.IntRange(1, 30), default=2, show_default=True)
-@click.option("--classrooms", type=click.IntRange(1, 100), default=6, show_default=True, help="Per storey.")
+@click.option("--buildings", type=click.IntRange(1, 24), default=1, show_default=True, help="Teaching buildings.")
+@click.option("--storeys", type=click.IntRange(1, 30), default=2, show_default=True, help="Per building.")
+@click.option("--classrooms", type=click.IntRange(0, 100), default=6, show_default=True, help="Per storey.")
+@click.option("--labs", type=click.IntRange(0, 20), default=1, show_default=True, help="On the ground floor.")
+@click.option("--orientation", type=click.FloatRange(-360, 360), default=0.0, show_default=True,
+              help="Degrees the campus is turned, counter-clockwise from east.")
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--network", type=click.IntRange(0, 200), default=None,
+              help="Write a headquarters and N member schools into the folder OUT instead.")
 @friendly
-def bim_generate(out: Path, site_id: str, name: str, storeys: int, classrooms: int, seed: int) -> None:
-    """Write a synthetic IFC4 school.  Example: campus-twin bim generate school.ifc --storeys 3"""
-    from models_bim.generate import generate_school
+def bim_generate(out: Path, site_id: str, name: str, buildings: int, storeys: int, classrooms: int, labs: int,
+                 orientation: float, seed: int, network: int | None) -> None:
+    """Write a synthetic IFC4 school (or a network of them).
 
-    generate_school(out, site_id=site_id, name=name, storeys=storeys, classrooms_per_storey=classrooms, seed=seed)
+    Example: campus-twin bim generate school.ifc --storeys 3 --classrooms 8 --labs 2 --orientation 15
+
+    Example: campus-twin bim generate network/ --network 13 --buildings 3
+    """
+    from models_bim.generate import generate_network, generate_school
+
+    if network is not None:
+        for school in generate_network(out, members=network, seed=seed, buildings=buildings):
+            click.echo(f"wrote {school.path} ({school.site_id}, {school.role})")
+        return
+    generate_school(out, site_id=site_id, name=name, storeys=storeys, classrooms_per_storey=classrooms, labs=labs,
+                    buildings=buildings, orientation_deg=orientation, seed=seed)
     click.echo(f"wrote {out}")
 
 
 def load_bim(url: str, path: Path, site_id: str, *, name: str | None = None, role: str = "member",
              progress: Callable[[str, int, int], None] | None = None) -> dict[str, Any]:
-    """Read an IFC file and save it as ``site_id`` in one transaction; return the summary."""
-    from models_bim.load import read_model
-    from twin.storage.model import record_import, save_model
+    """Read an IFC file and import it as ``site_id`` in one transaction; return the summary (with the diff)."""
+    from models_bim.importer import import_file
 
-    model = read_model(path, site_id=site_id, site_name=name, role=role, progress=progress)
-    kinds: dict[str, int] = {}
-    mapping: dict[str, int] = {}
-    for d in model.devices:
-        kinds[d.kind] = kinds.get(d.kind, 0) + 1
-        mapping[d.mapping] = mapping.get(d.mapping, 0) + 1
-    summary = {
-        "site": site_id, "file": path.name, "schema": model.schema, "buildings": len(model.buildings),
-        "storeys": len(model.storeys), "rooms": len(model.rooms),
-        "rooms_without_geometry": sum(1 for r in model.rooms if r.footprint is None),
-        "devices": len(model.devices), "devices_by_kind": kinds, "devices_by_mapping": mapping,
-        "unmapped_devices": [d.device_id for d in model.devices if d.mapping == "unmapped"],
-        "warnings": list(model.warnings),
-    }
-    sha = hashlib.sha256(path.read_bytes()).hexdigest()
-    with connection(url) as conn:
-        result = save_model(conn, model)
-        summary["removed_rooms"], summary["removed_devices"] = result.removed_rooms, result.removed_devices
-        summary["import_id"] = record_import(conn, site_id, path.name, sha, model.schema, summary)
-    return summary
+    return import_file(url, path, site_id, name=name, role=role, progress=progress)  # type: ignore[arg-type]
 
 
 @bim.command("load")
@@ -241,16 +237,13 @@ def load_bim(url: str, path: Path, site_id: str, *, name: str | None = None, rol
 @click.pass_context
 @friendly
 def bim_load(ctx: click.Context, file: Path, site_id: str, name: str | None, role: str, as_json: bool) -> None:
-    """Load an IFC file into the twin.  Example: campus-twin bim load school.ifc --site hq"""
+    """Load an IFC file (or a new revision of it) into the twin.  Example: campus-twin bim load school.ifc --site hq"""
     import re
 
     if not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", site_id):
         raise click.BadParameter("letters, digits, '_', '.', '-' only (it goes into MQTT topics)",
                                  param_hint="--site")
     url = migrated_url(settings_of(ctx))
-    if as_json:
-        print_json(load_bim(url, file, site_id, name=name, role=role))
-        return
     from rich.console import Console
     from rich.progress import Progress
 
@@ -262,44 +255,174 @@ def bim_load(ctx: click.Context, file: Path, site_id: str, name: str | None, rol
             bar.update(task, description=f"{file.name}: {stage}", completed=done, total=total or None)
 
         summary = load_bim(url, file, site_id, name=name, role=role, progress=progress)
-    click.echo(f"loaded {file.name} as site {site_id!r} ({summary['schema']}): {summary['buildings']} buildings, "
-               f"{summary['storeys']} storeys, {summary['rooms']} rooms "
-               f"({summary['rooms_without_geometry']} without geometry), {summary['devices']} devices")
+    if as_json:
+        print_json(summary)
+        return
+    for line in _summary_lines(summary):
+        click.echo(line)
+
+
+def _summary_lines(summary: dict[str, Any], limit: int = 20) -> list[str]:
+    from models_bim.diff import diff_lines
+
+    lines = [f"loaded {summary['file']} as site {summary['site']!r} ({summary['schema']}): "
+             f"{summary['buildings']} buildings, {summary['storeys']} storeys, {summary['rooms']} rooms "
+             f"({summary['rooms_without_geometry']} without geometry), {summary['devices']} devices"]
     if summary["devices_by_kind"]:
-        click.echo("  devices by kind: " + ", ".join(f"{k} {v}" for k, v in sorted(summary["devices_by_kind"].items())))
-        click.echo("  mapped by: " + ", ".join(f"{k} {v}" for k, v in sorted(summary["devices_by_mapping"].items())))
-    if summary["unmapped_devices"]:
-        click.echo(f"  unmapped: {', '.join(summary['unmapped_devices'][:20])}"
-                   + (" ..." if len(summary["unmapped_devices"]) > 20 else ""))
-    for warning in summary["warnings"]:
-        click.echo(f"  warning: {warning}")
+        lines.append("  devices by kind: " + ", ".join(f"{k} {v}" for k, v in summary["devices_by_kind"].items()))
+        lines.append("  mapped by: " + ", ".join(f"{k} {v}" for k, v in summary["devices_by_mapping"].items()))
+    if summary["derived_device_ids"]:
+        lines.append(f"  device ids derived from the GlobalId: {summary['derived_device_ids']}")
+    unmapped = summary["unmapped_device_details"]
+    if unmapped:
+        lines.append(f"  unmapped devices ({len(unmapped)}):")
+        lines += [f"    {d['device_id']}  {d['kind']}  {d['name'] or '-'}  storey {d['storey'] or '-'}"
+                  for d in unmapped[:limit]]
+        if len(unmapped) > limit:
+            lines.append(f"    ... and {len(unmapped) - limit} more (see --json)")
+    gaps = summary["area_discrepancies"]
+    if summary["rooms_with_quantities"]:
+        lines.append(f"  area: {summary['rooms_with_quantities']} rooms state their floor area, "
+                     f"{len(gaps)} differ from the footprint by more than 5%")
+        lines += [f"    {g['room']}: footprint {g['footprint_m2']} m², stated {g['quantity_m2']} m² ({g['gap_pct']:+}%)"
+                  for g in gaps[:limit]]
+    lines += [f"  warning: {w}" for w in summary["warnings"]]
+    lines.append(f"  changes (import #{summary['import_id']}):")
+    lines += [f"    {line}" for line in diff_lines(summary["diff"], limit)]
+    return lines
+
+
+@bim.command("diff")
+@click.argument("old", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("new", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print the diff as one JSON object.")
+@friendly
+def bim_diff(old: Path, new: Path, as_json: bool) -> None:
+    """Show what changed between two revisions of a model, offline (no database).
+
+    Example: campus-twin bim diff school-v1.ifc school-v2.ifc --json
+    """
+    from models_bim.diff import diff_lines, diff_models
+    from models_bim.load import read_model
+
+    before = read_model(old, site_id="diff")
+    after = read_model(new, site_id="diff")
+    diff = diff_models(before, after)
+    if as_json:
+        print_json(diff.to_json())
+        return
+    for line in diff_lines(diff):
+        click.echo(line)
 
 
 # -- simulate / ingest / dashboard ------------------------------------------------
+def _span(ctx: click.Context, param: click.Parameter, value: str | None) -> Any:
+    from simulators.backfill import parse_span
+
+    try:
+        return parse_span(value) if value is not None else None
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+def _start_time(ctx: click.Context, param: click.Parameter, value: str | None) -> Any:
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    if value is None:
+        return None
+    try:
+        when = datetime.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(f"expected an ISO date-time such as 2026-11-23T07:30, got {value!r}") from None
+    return when if when.tzinfo else when.replace(tzinfo=ZoneInfo("Asia/Shanghai"))
+
+
+def _fault_profile(ctx: click.Context, param: click.Parameter, value: str | None) -> Any:
+    from simulators.faults import FaultProfileError, parse_profile
+
+    try:
+        return parse_profile(value)
+    except FaultProfileError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
 @main.command()
 @click.option("--site", help="Only the devices of this site.")
-@click.option("--interval", type=click.FloatRange(0.05, 3600), default=5.0, show_default=True,
-              help="Seconds between messages of one device.")
+@click.option("--interval", type=click.FloatRange(0.05, 3600),
+              help="Seconds between messages of every device; default: per kind (sensors 30 s, others 60 s).")
 @click.option("--speed", type=click.FloatRange(0.1, 10000), default=1.0, show_default=True,
-              help="Simulated seconds per real second.")
+              help="Simulated seconds per real second (60: a school day in about 10 minutes).")
+@click.option("--start", callback=_start_time, metavar="DATETIME",
+              help="Simulated start (school-local if no offset); default: now, or the last school day's "
+                   "07:30 with --speed > 1.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--duration", type=click.FloatRange(0), help="Stop after this many seconds.")
+@click.option("--faults", callback=_fault_profile, metavar="PROFILE",
+              help="Inject faults: none, light, chaos, all, or kind=rate,... (see docs/simulators.md).")
+@click.option("--fault-log", type=click.Path(dir_okay=False, path_type=Path),
+              help="Append every injected fault to this JSON-lines file.")
+@click.option("--connections", type=click.Choice(["gateway", "device"]), default="gateway", show_default=True,
+              help="One MQTT connection per site (gateway) or per device (small fleets).")
+@click.option("--client-id", default="campus-sim", show_default=True, help="Prefix of the MQTT client ids.")
+@click.option("--backfill", "backfill_span", callback=_span, metavar="SPAN",
+              help="Instead of publishing, write SPAN of history (e.g. 30d) straight into the database.")
+@click.option("--backfill-step", callback=_span, default="10m", show_default=True, metavar="SPAN",
+              help="Sampling step of --backfill.")
 @click.pass_context
 @friendly
-def simulate(ctx: click.Context, site: str | None, interval: float, speed: float, seed: int,
-             duration: float | None) -> None:
-    """Publish telemetry and status for every device of the twin.  Example: campus-twin simulate --interval 2"""
+def simulate(ctx: click.Context, site: str | None, interval: float | None, speed: float, start: Any, seed: int,
+             duration: float | None, faults: Any, fault_log: Path | None, connections: str, client_id: str,
+             backfill_span: Any, backfill_step: Any) -> None:
+    """Publish telemetry and status for every device of the twin, or backfill history.
+
+    Example: campus-twin simulate --speed 60 --faults light --fault-log faults.jsonl
+    Example: campus-twin simulate --backfill 30d
+    """
+    settings = settings_of(ctx)
+    if backfill_span is not None:
+        _backfill(migrated_url(settings), backfill_span, backfill_step, seed, site)
+        return
     from simulators.fleet import FleetRunner
 
-    settings = settings_of(ctx)
     runner = FleetRunner(migrated_url(settings), require_mqtt(settings), interval_s=interval, seed=seed,
-                         speed=speed, site_id=site)
+                         speed=speed, site_id=site, start=start, faults=faults, fault_log=fault_log,
+                         connections=connections, client_id=client_id)  # type: ignore[arg-type]
     stop = stop_on_signals()
-    thread = threading.Thread(target=runner.run, args=(stop,), name="simulator")
+    failure: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            runner.run(stop)
+        except BaseException as exc:
+            failure.append(exc)
+            stop.set()
+
+    thread = threading.Thread(target=target, name="simulator")
     thread.start()
     run_until_stopped(stop, duration)
     thread.join()
-    click.echo(f"published {runner.published} messages from {len(runner.fleet)} devices")
+    if failure:
+        raise failure[0]
+    injected = len(runner.fault_log.events)
+    click.echo(f"published {runner.published} messages from {len(runner.fleet)} devices"
+               + (f"; injected {injected} faults" if faults.active else ""))
+
+
+def _backfill(url: str, span: Any, step: Any, seed: int, site: str | None) -> None:
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from simulators.backfill import backfill
+
+    console = Console(stderr=True)
+    with Progress(TextColumn("backfill"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"), TimeRemainingColumn(),
+                  console=console, transient=True, disable=not console.is_terminal) as bar:
+        task = bar.add_task("backfill", total=None)
+        result = backfill(url, span, step=step, seed=seed, site_id=site,
+                          progress=lambda done, total: bar.update(task, completed=done, total=total))
+    click.echo(f"backfilled {result.start:%Y-%m-%d %H:%M} .. {result.end:%Y-%m-%d %H:%M} UTC for {result.devices} "
+               f"devices: {result.samples} samples, {result.rows} readings in {result.seconds:.1f} s")
 
 
 @main.command()

@@ -7,6 +7,7 @@ tree and ``(site_id, device_id)`` for devices, so readings stay attached to devi
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,18 +15,32 @@ import psycopg
 import shapely
 from psycopg.rows import dict_row
 
-from twin.domain import Site, TwinModel
+from twin.domain import Building, Device, MapConversion, Room, Site, Storey, TwinModel
+
+
+SITE_COLUMNS = ("name", "role", "latitude", "longitude", "elevation_m", "map_crs", "map_eastings", "map_northings",
+                "map_orthogonal_height", "map_x_axis_abscissa", "map_x_axis_ordinate", "map_scale")
+#: Site values a model may leave unstated (no georeference): the stored value is kept.
+_KEPT_WHEN_NULL = SITE_COLUMNS[2:]
+
+
+def _site_values(site: Site) -> tuple[Any, ...]:
+    m = site.map_conversion
+    conversion = ((m.crs, m.eastings, m.northings, m.orthogonal_height, m.x_axis_abscissa, m.x_axis_ordinate, m.scale)
+                  if m is not None else (None,) * 7)
+    return (site.name, site.role, site.latitude, site.longitude, site.elevation_m, *conversion)
 
 
 def upsert_site(conn: psycopg.Connection, site: Site) -> None:
+    """Insert or update a site; unstated georeference values keep what is stored; no-op when nothing differs."""
+    columns = ", ".join(SITE_COLUMNS)
+    values = ", ".join(f"excluded.{c}" if c not in _KEPT_WHEN_NULL else f"coalesce(excluded.{c}, sites.{c})"
+                       for c in SITE_COLUMNS)
     conn.execute(
-        """INSERT INTO sites (site_id, name, role, latitude, longitude, elevation_m)
-           VALUES (%s, %s, %s, %s, %s, %s)
-           ON CONFLICT (site_id) DO UPDATE SET name = excluded.name, role = excluded.role,
-             latitude = coalesce(excluded.latitude, sites.latitude),
-             longitude = coalesce(excluded.longitude, sites.longitude),
-             elevation_m = coalesce(excluded.elevation_m, sites.elevation_m), updated_at = now()""",
-        (site.site_id, site.name, site.role, site.latitude, site.longitude, site.elevation_m),
+        f"""INSERT INTO sites (site_id, {columns}) VALUES (%s, {", ".join(["%s"] * len(SITE_COLUMNS))})
+            ON CONFLICT (site_id) DO UPDATE SET ({columns}, updated_at) = ({values}, now())
+            WHERE ({", ".join(f"sites.{c}" for c in SITE_COLUMNS)}) IS DISTINCT FROM ({values})""",
+        (site.site_id, *_site_values(site)),
     )
 
 
@@ -39,79 +54,155 @@ class SaveResult:
     removed_devices: int
 
 
+_ROOM_COLUMNS = ("storey_id", "global_id", "name", "long_name", "use", "footprint", "area_m2", "height_m", "geometry",
+                 "quantity_area_m2", "quantity_height_m")
+_DEVICE_COLUMNS = ("device_id", "global_id", "kind", "ifc_class", "name", "room_id", "storey_id", "mapping", "x", "y",
+                   "z", "id_source")
+_STAGE_TYPES = {
+    "storey_id": "integer", "room_id": "integer", "footprint": "bytea", "area_m2": "double precision",
+    "height_m": "double precision", "quantity_area_m2": "double precision", "quantity_height_m": "double precision",
+    "x": "double precision", "y": "double precision", "z": "double precision",
+}
+
+
+def _upsert_staged(cur: psycopg.Cursor[Any], table: str, key: str, columns: Sequence[str], site_id: str,
+                   rows: Iterable[Sequence[Any]]) -> None:
+    """COPY ``rows`` into a temporary table, then insert or update ``table`` (only rows that differ are touched)."""
+    stage = f"stage_{table}"
+    cur.execute(f"DROP TABLE IF EXISTS pg_temp.{stage}")
+    definitions = ", ".join(f"{c} {_STAGE_TYPES.get(c, 'text')}" for c in columns)
+    cur.execute(f"CREATE TEMP TABLE {stage} ({definitions}) ON COMMIT DROP")
+    with cur.copy(f"COPY {stage} ({', '.join(columns)}) FROM STDIN") as copy:
+        for row in rows:
+            copy.write_row(row)
+    names = ", ".join(columns)
+    new_values = ", ".join(f"excluded.{c}" for c in columns)
+    old_values = ", ".join(f"{table}.{c}" for c in columns)
+    cur.execute(
+        f"""INSERT INTO {table} (site_id, {names}) SELECT %s, {names} FROM {stage}
+            ON CONFLICT (site_id, {key}) DO UPDATE SET ({names}, removed_at) = ({new_values}, NULL)
+            WHERE {table}.removed_at IS NOT NULL OR ({old_values}) IS DISTINCT FROM ({new_values})""",
+        (site_id,),
+    )
+
+
 def save_model(conn: psycopg.Connection, model: TwinModel) -> SaveResult:
-    """Write ``model`` for its site inside the caller's transaction."""
+    """Write ``model`` for its site inside the caller's transaction.
+
+    Rows are matched by GlobalId (buildings, storeys, rooms) and device id (devices); rows
+    that did not change are not touched, rows missing from ``model`` get ``removed_at``.
+    Rooms and devices go through COPY into temporary tables.
+    """
     site_id = model.site.site_id
     upsert_site(conn, model.site)
     with conn.cursor() as cur:
-        building_ids: dict[str, int] = {}
-        for b in model.buildings:
-            cur.execute(
-                """INSERT INTO buildings (site_id, global_id, name) VALUES (%s, %s, %s)
-                   ON CONFLICT (site_id, global_id) DO UPDATE SET name = excluded.name, removed_at = NULL
-                   RETURNING id""",
-                (site_id, b.global_id, b.name),
-            )
-            building_ids[b.global_id] = cur.fetchone()[0]  # type: ignore[index]
-        storey_ids: dict[str, int] = {}
-        for s in model.storeys:
-            cur.execute(
-                """INSERT INTO storeys (building_id, global_id, name, elevation_m) VALUES (%s, %s, %s, %s)
-                   ON CONFLICT (building_id, global_id) DO UPDATE SET name = excluded.name,
-                     elevation_m = excluded.elevation_m, removed_at = NULL
-                   RETURNING id""",
-                (building_ids[s.building_global_id], s.global_id, s.name, s.elevation_m),
-            )
-            storey_ids[s.global_id] = cur.fetchone()[0]  # type: ignore[index]
-        room_ids: dict[str, int] = {}
-        for r in model.rooms:
-            cur.execute(
-                """INSERT INTO rooms (site_id, storey_id, global_id, name, long_name, use, footprint, area_m2, height_m)
-                   VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)
-                   ON CONFLICT (site_id, global_id) DO UPDATE SET storey_id = excluded.storey_id,
-                     name = excluded.name, long_name = excluded.long_name, use = excluded.use,
-                     footprint = excluded.footprint, area_m2 = excluded.area_m2,
-                     height_m = excluded.height_m, removed_at = NULL
-                   RETURNING id""",
-                (site_id, storey_ids[r.storey_global_id], r.global_id, r.name, r.long_name, r.use,
-                 shapely.to_wkb(r.footprint) if r.footprint is not None else None, r.area_m2, r.height_m),
-            )
-            room_ids[r.global_id] = cur.fetchone()[0]  # type: ignore[index]
         cur.executemany(
-            """INSERT INTO devices (site_id, device_id, global_id, kind, ifc_class, name, room_id, storey_id,
-                                    mapping, x, y, z)
-               VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
-               ON CONFLICT (site_id, device_id) DO UPDATE SET global_id = excluded.global_id,
-                 kind = excluded.kind, ifc_class = excluded.ifc_class, name = excluded.name,
-                 room_id = excluded.room_id, storey_id = excluded.storey_id, mapping = excluded.mapping,
-                 x = excluded.x, y = excluded.y, z = excluded.z, removed_at = NULL""",
-            [
-                (site_id, d.device_id, d.global_id, d.kind, d.ifc_class, d.name,
-                 room_ids.get(d.room_global_id) if d.room_global_id else None,
-                 storey_ids.get(d.storey_global_id) if d.storey_global_id else None,
-                 d.mapping, d.x, d.y, d.z)
-                for d in model.devices
-            ],
+            """INSERT INTO buildings (site_id, global_id, name) VALUES (%s, %s, %s)
+               ON CONFLICT (site_id, global_id) DO UPDATE SET name = excluded.name, removed_at = NULL
+               WHERE buildings.removed_at IS NOT NULL OR buildings.name IS DISTINCT FROM excluded.name""",
+            [(site_id, b.global_id, b.name) for b in model.buildings],
         )
+        building_ids = _ids(cur, "SELECT global_id, id FROM buildings WHERE site_id = %s", site_id,
+                            {b.global_id for b in model.buildings})
+        cur.executemany(
+            """INSERT INTO storeys (building_id, global_id, name, elevation_m) VALUES (%s, %s, %s, %s)
+               ON CONFLICT (building_id, global_id) DO UPDATE SET name = excluded.name,
+                 elevation_m = excluded.elevation_m, removed_at = NULL
+               WHERE storeys.removed_at IS NOT NULL
+                  OR (storeys.name, storeys.elevation_m) IS DISTINCT FROM (excluded.name, excluded.elevation_m)""",
+            [(building_ids[s.building_global_id], s.global_id, s.name, s.elevation_m) for s in model.storeys],
+        )
+        storey_rows = cur.execute(
+            "SELECT building_id, global_id, id FROM storeys WHERE building_id = ANY(%s)", (list(building_ids.values()),)
+        ).fetchall()
+        by_key = {(b, g): i for b, g, i in storey_rows}
+        storey_ids = {s.global_id: by_key[(building_ids[s.building_global_id], s.global_id)] for s in model.storeys}
+        _upsert_staged(cur, "rooms", "global_id", _ROOM_COLUMNS, site_id, (
+            (storey_ids[r.storey_global_id], r.global_id, r.name, r.long_name, r.use,
+             shapely.to_wkb(r.footprint) if r.footprint is not None else None, r.area_m2, r.height_m, r.geometry,
+             r.quantity_area_m2, r.quantity_height_m)
+            for r in model.rooms
+        ))
+        room_ids = _ids(cur, "SELECT global_id, id FROM rooms WHERE site_id = %s", site_id,
+                        {r.global_id for r in model.rooms})
+        _upsert_staged(cur, "devices", "device_id", _DEVICE_COLUMNS, site_id, (
+            (d.device_id, d.global_id, d.kind, d.ifc_class, d.name,
+             room_ids.get(d.room_global_id) if d.room_global_id else None,
+             storey_ids.get(d.storey_global_id) if d.storey_global_id else None,
+             d.mapping, d.x, d.y, d.z, d.id_source)
+            for d in model.devices
+        ))
         cur.execute(
-            """INSERT INTO device_status (device_id) SELECT id FROM devices WHERE site_id = %s
-               ON CONFLICT DO NOTHING""",
+            """INSERT INTO device_status (device_id) SELECT d.id FROM devices d
+               WHERE d.site_id = %s AND NOT EXISTS (SELECT 1 FROM device_status s WHERE s.device_id = d.id)""",
             (site_id,),
         )
         removed_rooms = cur.execute(
-            "UPDATE rooms SET removed_at = now() WHERE site_id = %s AND removed_at IS NULL AND NOT global_id = ANY(%s)",
-            (site_id, list(room_ids)),
+            """UPDATE rooms SET removed_at = now() WHERE site_id = %s AND removed_at IS NULL
+               AND NOT EXISTS (SELECT 1 FROM stage_rooms s WHERE s.global_id = rooms.global_id)""",
+            (site_id,),
         ).rowcount
         removed_devices = cur.execute(
-            "UPDATE devices SET removed_at = now() WHERE site_id = %s AND removed_at IS NULL AND NOT device_id = ANY(%s)",
-            (site_id, [d.device_id for d in model.devices]),
+            """UPDATE devices SET removed_at = now() WHERE site_id = %s AND removed_at IS NULL
+               AND NOT EXISTS (SELECT 1 FROM stage_devices s WHERE s.device_id = devices.device_id)""",
+            (site_id,),
         ).rowcount
         cur.execute(
-            "UPDATE buildings SET removed_at = now() WHERE site_id = %s AND removed_at IS NULL AND NOT global_id = ANY(%s)",
-            (site_id, list(building_ids)),
+            """UPDATE storeys SET removed_at = now() WHERE removed_at IS NULL AND NOT id = ANY(%s)
+               AND building_id IN (SELECT id FROM buildings WHERE site_id = %s)""",
+            (list(storey_ids.values()), site_id),
+        )
+        cur.execute(
+            "UPDATE buildings SET removed_at = now() WHERE site_id = %s AND removed_at IS NULL AND NOT id = ANY(%s)",
+            (site_id, list(building_ids.values())),
         )
     return SaveResult(len(building_ids), len(storey_ids), len(room_ids), len(model.devices),
                       removed_rooms, removed_devices)
+
+
+def _ids(cur: psycopg.Cursor[Any], query: str, site_id: str, wanted: set[str]) -> dict[str, int]:
+    return {g: i for g, i in cur.execute(query, (site_id,)).fetchall() if g in wanted}
+
+
+def load_model(conn: psycopg.Connection, site_id: str) -> TwinModel | None:
+    """The site's current twin (rows not removed) as a :class:`TwinModel`; None when the site is unknown."""
+    with conn.cursor() as cur:
+        site_row = cur.execute(f"SELECT {', '.join(SITE_COLUMNS)} FROM sites WHERE site_id = %s",
+                               (site_id,)).fetchone()
+        if site_row is None:
+            return None
+        name, role, lat, lon, elevation, crs, e, n, h, xa, xo, scale = site_row
+        conversion = MapConversion(crs, e, n, h if h is not None else 0.0, xa if xa is not None else 1.0,
+                                   xo if xo is not None else 0.0, scale if scale is not None else 1.0) \
+            if e is not None and n is not None else None
+        site = Site(site_id, name, role, lat, lon, elevation, conversion)
+        buildings = tuple(Building(g, nm) for g, nm in cur.execute(
+            "SELECT global_id, name FROM buildings WHERE site_id = %s AND removed_at IS NULL ORDER BY id", (site_id,)))
+        storey_rows = cur.execute(
+            """SELECT s.id, s.global_id, b.global_id, s.name, s.elevation_m FROM storeys s
+               JOIN buildings b ON b.id = s.building_id
+               WHERE b.site_id = %s AND s.removed_at IS NULL AND b.removed_at IS NULL ORDER BY s.id""",
+            (site_id,)).fetchall()
+        storey_gid = {i: g for i, g, *_ in storey_rows}
+        storeys = tuple(Storey(g, b, nm, el) for _, g, b, nm, el in storey_rows)
+        room_rows = cur.execute(
+            """SELECT id, storey_id, global_id, name, long_name, use, footprint, area_m2, height_m, geometry,
+                      quantity_area_m2, quantity_height_m
+               FROM rooms WHERE site_id = %s AND removed_at IS NULL ORDER BY id""", (site_id,)).fetchall()
+        room_gid = {row[0]: row[2] for row in room_rows}
+        rooms = tuple(
+            Room(g, storey_gid.get(st, ""), nm, ln, use, shapely.from_wkb(fp) if fp is not None else None, area, height,
+                 geometry, qa, qh)
+            for _, st, g, nm, ln, use, fp, area, height, geometry, qa, qh in room_rows
+        )
+        devices = tuple(
+            Device(dev, g, kind, cls, nm, room_gid.get(room) if room is not None else None,
+                   storey_gid.get(st) if st is not None else None, mapping, x, y, z, src)
+            for dev, g, kind, cls, nm, room, st, mapping, x, y, z, src in cur.execute(
+                f"SELECT {', '.join(_DEVICE_COLUMNS)} FROM devices WHERE site_id = %s AND removed_at IS NULL ORDER BY id",
+                (site_id,))
+        )
+    return TwinModel(site, buildings, storeys, rooms, devices)
 
 
 def list_sites(conn: psycopg.Connection) -> list[dict[str, Any]]:
@@ -186,16 +277,3 @@ def device_keys(conn: psycopg.Connection) -> dict[tuple[str, str], int]:
     """``(site_id, device_id) -> devices.id`` for every device not removed (ingest's lookup)."""
     rows = conn.execute("SELECT site_id, device_id, id FROM devices WHERE removed_at IS NULL").fetchall()
     return {(s, d): i for s, d, i in rows}
-
-
-def record_import(conn: psycopg.Connection, site_id: str, file_name: str, file_sha256: str, ifc_schema: str,
-                  summary: dict[str, Any]) -> int:
-    """Log one BIM import; return its id."""
-    from psycopg.types.json import Jsonb
-
-    row = conn.execute(
-        """INSERT INTO bim_imports (site_id, file_name, file_sha256, ifc_schema, summary)
-           VALUES (%s, %s, %s, %s, %s) RETURNING id""",
-        (site_id, file_name, file_sha256, ifc_schema, Jsonb(summary)),
-    ).fetchone()
-    return int(row[0])  # type: ignore[index]

@@ -1,0 +1,41 @@
+"""The BIM import log: one row per ``bim load``, with its summary and its diff against the twin before it.
+
+An import that changed nothing is logged too (``changed = false``), so the log says who
+loaded what and when; the twin's tables are not touched by it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import psycopg
+from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
+
+
+def record_import(conn: psycopg.Connection, site_id: str, file_name: str, file_sha256: str, ifc_schema: str,
+                  summary: dict[str, Any], diff: dict[str, Any] | None = None, *, changed: bool = True) -> int:
+    """Log one BIM import; return its id."""
+    row = conn.execute(
+        """INSERT INTO bim_imports (site_id, file_name, file_sha256, ifc_schema, summary, diff, changed)
+           VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING id""",
+        (site_id, file_name, file_sha256, ifc_schema, Jsonb(summary), Jsonb(diff or {}), changed),
+    ).fetchone()
+    return int(row[0])  # type: ignore[index]
+
+
+def list_imports(conn: psycopg.Connection, site_id: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
+    """Latest imports first: id, site, file, schema, time, whether it changed anything, and the diff counts."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute(
+            """SELECT id, site_id, file_name, file_sha256, ifc_schema, imported_at, changed, diff -> 'counts' AS counts
+               FROM bim_imports WHERE (%(site)s::text IS NULL OR site_id = %(site)s)
+               ORDER BY imported_at DESC, id DESC LIMIT %(limit)s""",
+            {"site": site_id, "limit": limit},
+        ).fetchall()
+
+
+def import_diff(conn: psycopg.Connection, import_id: int) -> dict[str, Any] | None:
+    """The full diff an import recorded, or None for an unknown id."""
+    row = conn.execute("SELECT diff FROM bim_imports WHERE id = %s", (import_id,)).fetchone()
+    return row[0] if row else None
