@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 import random
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta, timezone
 from functools import lru_cache
 
 
@@ -77,7 +77,17 @@ def _anomaly(seed: int, day: date) -> tuple[float, float, float]:
 
 
 def outdoor(local: datetime, *, seed: int = 0, climate: Climate = SHENZHEN) -> Weather:
-    """Outdoor weather at a local time: seasonal normal + diurnal cycle + the day's anomaly."""
+    """Outdoor weather at a local time: seasonal normal + diurnal cycle + the day's anomaly.
+
+    Computed once per minute (weather does not change faster), which keeps 10,000 devices cheap.
+    """
+    offset = local.utcoffset() or timedelta(0)
+    return _outdoor_minute(int(local.timestamp() // 60), int(offset.total_seconds()), seed, climate)
+
+
+@lru_cache(maxsize=8192)
+def _outdoor_minute(minute: int, offset_s: int, seed: int, climate: Climate) -> Weather:
+    local = datetime.fromtimestamp(minute * 60, timezone(timedelta(seconds=offset_s)))
     day = local.date()
     d_temp, d_cloud, pm_factor = _anomaly(seed, day)
     hour = local.hour + local.minute / 60.0 + local.second / 3600.0
@@ -112,6 +122,11 @@ def sun_position(when: datetime, latitude: float, longitude: float) -> tuple[flo
     return elevation, azimuth % 360.0
 
 
+@lru_cache(maxsize=65536)
+def _sun_minute(minute: int, latitude: float, longitude: float) -> tuple[float, float]:
+    return sun_position(datetime.fromtimestamp(minute * 60 + 30, UTC), latitude, longitude)
+
+
 #: Share of outdoor horizontal illuminance reaching the average desk (daylight factor).
 DAYLIGHT_FACTOR = 0.02
 #: Share of direct sun on the facade that reaches the desks (glazing, blinds drawn in strong sun).
@@ -136,7 +151,7 @@ def desk_daylight(when: datetime, *, latitude: float = DEFAULT_LATITUDE, longitu
 
     ``position_factor`` is 1 for the room average, more near the window, less deep inside.
     """
-    elevation, azimuth = sun_position(when, latitude, longitude)
+    elevation, azimuth = _sun_minute(int(when.timestamp() // 60), round(latitude, 2), round(longitude, 2))
     if elevation <= -0.5:
         return 0.0
     direct_normal, diffuse = outdoor_illuminance(max(elevation, 0.0), cloud)

@@ -351,3 +351,27 @@ def test_backfill_writes_history_with_rollups(db_url):
     assert co2_max > 800  # a school day happened in it
     again = backfill(db_url, timedelta(days=1), step=timedelta(minutes=10), seed=4, end=end)
     assert again.rows == 0  # the same seed rewrites the same rows: nothing new
+
+
+def test_simulate_command_backfills_and_injects_faults(db_url, mqtt_url, tmp_path):
+    from click.testing import CliRunner
+
+    from twin.cli import main
+
+    with connection(db_url) as conn:
+        save_model(conn, small_twin("s5", rooms=1))
+    cli = CliRunner()
+    result = cli.invoke(main, ["--database-url", db_url, "simulate", "--backfill", "3h", "--seed", "5"],
+                        catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert "backfilled" in result.output and "for 2 devices: 36 samples" in result.output
+    log_path = tmp_path / "faults.jsonl"
+    result = cli.invoke(main, ["--database-url", db_url, "--mqtt-url", mqtt_url, "simulate", "--interval", "0.1",
+                               "--duration", "3", "--faults", "all", "--fault-log", str(log_path),
+                               "--client-id", f"t-cli-{uuid.uuid4().hex[:6]}"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert "published" in result.output and "injected" in result.output
+    assert log_path.read_text().strip()
+    for bad in (["--faults", "bogus"], ["--backfill", "thirty days"], ["--start", "monday"]):
+        result = cli.invoke(main, ["--database-url", db_url, "simulate", *bad])
+        assert result.exit_code == 2, (bad, result.output)

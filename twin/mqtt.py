@@ -82,10 +82,11 @@ class MqttClient:
     """
 
     def __init__(self, url: str, client_id: str, *, persistent: bool = True, manual_ack: bool = False,
-                 will: Will | None = None) -> None:
+                 will: Will | None = None, protocol: int | None = None) -> None:
         self.url = url
         self.addr = parse_mqtt_url(url)
-        self.version = detect_protocol(url)
+        # ``protocol=4`` forces MQTT 3.1.1 (what most device firmware speaks; cheaper for the simulators).
+        self.version = MQTTProtocolVersion.MQTTv311 if protocol == 4 else detect_protocol(url)
         self.persistent = persistent
         kwargs: dict[str, object] = {}
         if self.version != MQTTProtocolVersion.MQTTv5:
