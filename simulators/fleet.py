@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import heapq
 import logging
+import math
 import queue
 import random
 import select
@@ -76,7 +77,7 @@ class FleetSpec:
 def load_spec(database_url: str, site_id: str | None = None) -> FleetSpec:
     """Devices, rooms and sites of the twin from the database."""
     from twin.database import connection
-    from twin.storage.model import list_devices, list_sites, list_storeys, storey_rooms
+    from twin.storage.model import list_devices, list_sites, list_storeys, load_model, storey_rooms
 
     with connection(database_url) as conn:
         devices = list_devices(conn, site_id)
@@ -84,6 +85,11 @@ def load_spec(database_url: str, site_id: str | None = None) -> FleetSpec:
         rooms: dict[int, dict[str, Any]] = {}
         storeys: dict[int, list[Any]] = {}
         for site in {d["site_id"] for d in devices}:
+            model = load_model(conn, site)
+            conversion = model.site.map_conversion if model is not None else None
+            if conversion is not None and site in sites:  # IfcMapConversion: the model's x axis from map east
+                sites[site] = {**sites[site], "x_axis_deg": math.degrees(
+                    math.atan2(conversion.x_axis_ordinate, conversion.x_axis_abscissa))}
             for st in list_storeys(conn, site):
                 rows = storey_rooms(conn, st["storey_id"])
                 storeys[st["storey_id"]] = [r["footprint"] for r in rows]
@@ -129,6 +135,8 @@ def _room_context(d: dict[str, Any], spec: FleetSpec, seed: int, rng: random.Ran
     use = (room or {}).get("use") or d.get("room_use") or "classroom"
     footprint = (room or {}).get("footprint")
     azimuth = window_azimuth(footprint, spec.storeys.get((room or {}).get("storey_id"), []))
+    if azimuth is not None:  # model north to true north (the model's +y is x_axis_deg anticlockwise of north)
+        azimuth = (azimuth - site.get("x_axis_deg", 0.0)) % 360.0
     key = f"{seed}/{d['site_id']}/{d.get('room_id') if d.get('room_id') is not None else d.get('room') or d['device_id']}"
     room_rng = random.Random(f"room/{key}")
     return RoomContext(

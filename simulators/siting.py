@@ -4,8 +4,8 @@ The BIM loaded into the twin has room footprints but no windows, so a room's win
 wall is taken to be its side that faces outside the storey (a point just beyond it lies
 in no room of the storey); with several outside walls, the longest, then the one facing
 closest to south, wins (Chinese classrooms are oriented for south light); a room without an outside wall
-gets the default. The model's +y axis is taken as north (IfcGeometricRepresentationContext
-TrueNorth is not stored in the twin).
+gets the default. Azimuths here are in the model's frame (+y up the page); the fleet turns
+them to true north with the site's IfcMapConversion when the BIM has one.
 
     >>> from shapely.geometry import box
     >>> rooms = [box(0, 0, 9, 7), box(0, 9, 9, 16)]  # two rooms either side of a corridor

@@ -375,3 +375,26 @@ def test_simulate_command_backfills_and_injects_faults(db_url, mqtt_url, tmp_pat
     for bad in (["--faults", "bogus"], ["--backfill", "thirty days"], ["--start", "monday"]):
         result = cli.invoke(main, ["--database-url", db_url, "simulate", *bad])
         assert result.exit_code == 2, (bad, result.output)
+
+
+def test_fleet_from_a_loaded_bim_faces_windows_outwards_and_seats_cloud_classes(db_url, tmp_path):
+    from collections import Counter
+
+    from models_bim.generate import generate_school
+    from simulators.fleet import load_spec
+    from twin.cli import load_bim
+
+    generate_school(tmp_path / "hq.ifc", site_id="hq", name="HQ", storeys=1, classrooms_per_storey=4)
+    generate_school(tmp_path / "m01.ifc", site_id="m01", name="M01", storeys=1, classrooms_per_storey=2)
+    load_bim(db_url, tmp_path / "hq.ifc", "hq", role="headquarters")
+    load_bim(db_url, tmp_path / "m01.ifc", "m01")
+    fleet = build_fleet(load_spec(db_url), seed=0)
+    sensors = [d for d in fleet if d.kind == "env_sensor" and d.model.room.use == "classroom"]
+    assert len(sensors) == 6
+    # Classrooms either side of the corridor look out on opposite sides.
+    azimuths = Counter(round(d.model.room.window_azimuth) for d in sensors if d.site_id == "hq")
+    assert len(azimuths) == 2 and {(a - b) % 360 for a in azimuths for b in azimuths} >= {180}, azimuths
+    lights = [d.model.position_factor for d in fleet if d.kind == "luminaire"]
+    assert max(lights) > 1.2 and min(lights) < 0.9  # near the window and deep in the room
+    seats = [d.model.seat for d in fleet if d.kind == "panel" and d.model.seat is not None]
+    assert {s.role for s in seats} == {"headquarters", "member"} and all(s.hq_panels == 4 for s in seats)
