@@ -65,19 +65,19 @@ def device_elements(ifc_file: ifcopenshell.file,
             continue
         for element in elements:
             if element.id() not in found:
-                kind = device_kind(element, index.type_of.get(element.id()))
+                kind = device_kind(element, index.type_of.get(element.id()), type_known=True)
                 if kind is not None:
                     found[element.id()] = (element, kind)
     return [found[i] for i in sorted(found)]
 
 
-def device_kind(element: ifcopenshell.entity_instance,
-                element_type: ifcopenshell.entity_instance | None = None) -> str | None:
+def device_kind(element: ifcopenshell.entity_instance, element_type: ifcopenshell.entity_instance | None = None,
+                *, type_known: bool = False) -> str | None:
     """The twin's kind of ``element`` (one of ``twin.domain.DEVICE_KINDS``), or None if it is no device.
 
-    ``element_type`` is its type object, when the caller knows it (else it is looked up).
+    ``element_type`` is its type object; unless ``type_known``, a missing one is looked up.
     """
-    if element_type is None:
+    if element_type is None and not type_known:
         element_type = ifcopenshell.util.element.get_type(element)
     ifc_class = element.is_a()
     kind = DEVICE_CLASS_KINDS.get(ifc_class)
@@ -87,12 +87,11 @@ def device_kind(element: ifcopenshell.entity_instance,
             kind = next((k for c, k in DEVICE_CLASS_KINDS.items() if element.is_a(c)), None)  # subclasses
     if kind is None:
         return None
-    predefined = _predefined_type(element, element_type)
     if kind == "luminaire" and any(BLACKBOARD.search(text) for text in _texts(element, element_type)):
         return "blackboard_luminaire"
-    if kind == "env_sensor" and predefined not in ENV_SENSOR_TYPES:
+    if kind == "env_sensor" and _predefined_type(element, element_type) not in ENV_SENSOR_TYPES:
         return "other"
-    if kind == "panel" and predefined not in PANEL_TYPES:
+    if kind == "panel" and _predefined_type(element, element_type) not in PANEL_TYPES:
         return "other"
     return kind
 
@@ -108,7 +107,7 @@ def _predefined_type(element: ifcopenshell.entity_instance,
 
 def _texts(element: ifcopenshell.entity_instance, element_type: ifcopenshell.entity_instance | None) -> list[str]:
     """Name, object type and description of the element and of its type object."""
-    texts = [element.Name, getattr(element, "ObjectType", None), element.Description]
+    texts = [element[2], element[3], element[4]]  # IfcObject: Name, Description, ObjectType
     if element_type is not None:
         texts += [element_type.Name, element_type.Description, getattr(element_type, "ElementType", None)]
     return [t for t in texts if isinstance(t, str) and t]

@@ -103,11 +103,12 @@ class ModelDiff:
 def diff_models(old: TwinModel | None, new: TwinModel) -> ModelDiff:
     """What changed from ``old`` (None: nothing loaded yet) to ``new``."""
     if old is None:
+        rooms = _names(new.rooms)
         return ModelDiff(
             buildings=Section(added=tuple(_building_row(b) for b in new.buildings)),
             storeys=Section(added=tuple(_storey_row(s) for s in new.storeys)),
             rooms=Section(added=tuple(_room_row(r) for r in new.rooms)),
-            devices=Section(added=tuple(_device_row(d, _names(new.rooms)) for d in new.devices)),
+            devices=Section(added=tuple(_device_row(d, rooms) for d in new.devices)),
             first_import=True,
         )
     old_rooms, new_rooms = _names(old.rooms), _names(new.rooms)

@@ -61,13 +61,21 @@ class Footprint:
 
 
 def footprint_of_mesh(verts: np.ndarray, faces: np.ndarray) -> BaseGeometry | None:
-    """The union of the XY projections of a triangle mesh (``verts`` n x 3, ``faces`` m x 3), or None."""
+    """The union of the XY projections of a triangle mesh (``verts`` n x 3, ``faces`` m x 3), or None.
+
+    A closed, consistently oriented mesh casts the same shadow with its downward faces alone
+    (their projected areas then balance the upward ones exactly), so only those are merged;
+    other meshes merge every non-vertical triangle.
+    """
     if len(faces) == 0:
         return None
     tri = verts[faces][:, :, :2]  # m x 3 x 2
     (x0, y0), (x1, y1), (x2, y2) = tri[:, 0].T, tri[:, 1].T, tri[:, 2].T
-    doubled_area = np.abs((x1 - x0) * (y2 - y0) - (x2 - x0) * (y1 - y0))
-    tri = tri[doubled_area > 2 * MIN_TRIANGLE_AREA_M2]
+    signed = (x1 - x0) * (y2 - y0) - (x2 - x0) * (y1 - y0)  # twice the signed projected area
+    up, down = signed > 2 * MIN_TRIANGLE_AREA_M2, signed < -2 * MIN_TRIANGLE_AREA_M2
+    up_area, down_area = float(signed[up].sum()), float(-signed[down].sum())
+    closed = down_area > 0 and abs(up_area - down_area) <= 1e-6 * max(up_area, down_area)
+    tri = tri[down] if closed else tri[up | down]
     if len(tri) == 0:
         return None
     rings = np.concatenate([tri, tri[:, :1]], axis=1)  # close each ring
@@ -77,6 +85,8 @@ def footprint_of_mesh(verts: np.ndarray, faces: np.ndarray) -> BaseGeometry | No
 
 def _polygonal(geometry: BaseGeometry) -> BaseGeometry | None:
     """Keep only the polygonal part of a (possibly invalid) geometry; None when nothing is left."""
+    if isinstance(geometry, Polygon | MultiPolygon) and not geometry.is_empty and geometry.is_valid:
+        return geometry if geometry.area > 0 else None
     if not geometry.is_valid:
         geometry = shapely.make_valid(geometry)
     parts = [g for g in shapely.get_parts(geometry) if isinstance(g, Polygon | MultiPolygon) and not g.is_empty]
@@ -86,37 +96,50 @@ def _polygonal(geometry: BaseGeometry) -> BaseGeometry | None:
     return None if merged.is_empty or merged.area <= 0 else merged
 
 
-def space_footprints(ifc_file: ifcopenshell.file, spaces: Sequence[ifcopenshell.entity_instance],
-                     progress: Progress | None = None) -> dict[str, Footprint]:
-    """Footprints of ``spaces`` by GlobalId; spaces without usable geometry are left out."""
-    total = len(spaces)
-    if progress:
-        progress("footprints", 0, total)
-    if not spaces:
-        return {}
-    iterator = ifcopenshell.geom.iterator(iterator_settings(), ifc_file, THREADS, include=list(spaces))
-    result: dict[str, Footprint] = {}
-    if not iterator.initialize():
+class FootprintJob:
+    """The geometry iterator started over ``spaces``: it computes on its own threads until :meth:`collect`.
+
+    Start it first, do other work, then collect: ``FootprintJob(f, spaces).collect()``.
+    """
+
+    def __init__(self, ifc_file: ifcopenshell.file, spaces: Sequence[ifcopenshell.entity_instance]) -> None:
+        self.total = len(spaces)
+        self.iterator = None
+        if spaces:
+            iterator = ifcopenshell.geom.iterator(iterator_settings(), ifc_file, THREADS, include=list(spaces))
+            if iterator.initialize():
+                self.iterator = iterator
+
+    def collect(self, progress: Progress | None = None) -> dict[str, Footprint]:
+        """Footprints by GlobalId; spaces without usable body geometry are left out."""
+        total = self.total
         if progress:
+            progress("footprints", 0, total)
+        result: dict[str, Footprint] = {}
+        done = 0
+        while self.iterator is not None:
+            shape = self.iterator.get()
+            done += 1
+            verts = np.asarray(shape.geometry.verts, dtype=float).reshape(-1, 3)
+            faces = np.asarray(shape.geometry.faces, dtype=np.int64).reshape(-1, 3)
+            polygon = footprint_of_mesh(verts, faces) if len(verts) else None
+            if polygon is not None:
+                result[shape.guid] = Footprint(polygon, float(polygon.area), float(verts[:, 2].min()),
+                                               float(verts[:, 2].max()))
+            if progress:
+                progress("footprints", min(done, total), total)
+            if not self.iterator.next():
+                break
+        self.iterator = None
+        if progress and done < total:
             progress("footprints", total, total)
         return result
-    done = 0
-    while True:
-        shape = iterator.get()
-        done += 1
-        verts = np.asarray(shape.geometry.verts, dtype=float).reshape(-1, 3)
-        faces = np.asarray(shape.geometry.faces, dtype=np.int64).reshape(-1, 3)
-        polygon = footprint_of_mesh(verts, faces) if len(verts) else None
-        if polygon is not None:
-            result[shape.guid] = Footprint(polygon, float(polygon.area), float(verts[:, 2].min()),
-                                           float(verts[:, 2].max()))
-        if progress:
-            progress("footprints", min(done, total), total)
-        if not iterator.next():
-            break
-    if progress and done < total:
-        progress("footprints", total, total)
-    return result
+
+
+def space_footprints(ifc_file: ifcopenshell.file, spaces: Sequence[ifcopenshell.entity_instance],
+                     progress: Progress | None = None) -> dict[str, Footprint]:
+    """Footprints of ``spaces`` by GlobalId; spaces without usable body geometry are left out."""
+    return FootprintJob(ifc_file, spaces).collect(progress)
 
 
 #: Representation identifiers of a space's 2D outline and of its box, as IFC names them.

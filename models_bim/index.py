@@ -38,6 +38,7 @@ class FileIndex:
     def __init__(self, ifc_file: ifcopenshell.file, *, pset_names: Collection[str] = (),
                  quantities_for: Collection[int] = ()) -> None:
         self.container: dict[int, Entity] = {}
+        self.container_gid: dict[int, str] = {}
         self.references: dict[int, list[Entity]] = {}
         self.type_of: dict[int, Entity] = {}
         self.psets: dict[int, dict[str, dict[str, Any]]] = {}
@@ -45,8 +46,12 @@ class FileIndex:
         wanted_quantities = set(quantities_for)
         for rel in _all(ifc_file, "IfcRelContainedInSpatialStructure"):
             structure = rel.RelatingStructure
+            structure_gid = structure.GlobalId
             for element in rel.RelatedElements or ():
-                self.container.setdefault(element.id(), structure)
+                key = element.id()
+                if key not in self.container:
+                    self.container[key] = structure
+                    self.container_gid[key] = structure_gid
         for rel in _all(ifc_file, "IfcRelReferencedInSpatialStructure"):
             for element in rel.RelatedElements or ():
                 self.references.setdefault(element.id(), []).append(rel.RelatingStructure)
@@ -55,20 +60,21 @@ class FileIndex:
                 self.type_of[element.id()] = rel.RelatingType
         names = set(pset_names)
         for rel in _all(ifc_file, "IfcRelDefinesByProperties"):
-            definitions = rel.RelatingPropertyDefinition
+            definitions = rel[5]  # RelatingPropertyDefinition (a set of them in IFC4)
             for definition in definitions if isinstance(definitions, tuple) else (definitions,):
-                if definition.is_a("IfcElementQuantity"):
-                    targets = [o for o in rel.RelatedObjects or () if o.id() in wanted_quantities]
+                ifc_class = definition.is_a()
+                if ifc_class == "IfcElementQuantity":
+                    targets = [o for o in rel[4] or () if o.id() in wanted_quantities]
                     if targets:
                         values = _quantity_values(definition)
                         for target in targets:
                             merged = self.quantities.setdefault(target.id(), {})
                             for key, value in values.items():
                                 merged.setdefault(key, value)
-                elif definition.Name in names and definition.is_a("IfcPropertySet"):
+                elif ifc_class == "IfcPropertySet" and definition[2] in names:
                     values = _property_values(definition)
-                    for target in rel.RelatedObjects or ():
-                        self.psets.setdefault(target.id(), {})[definition.Name] = values
+                    for target in rel[4] or ():
+                        self.psets.setdefault(target.id(), {})[definition[2]] = values
 
     def pset_value(self, element: Entity, pset: str, prop: str) -> Any:
         return self.psets.get(element.id(), {}).get(pset, {}).get(prop)
@@ -93,10 +99,10 @@ def _all(ifc_file: ifcopenshell.file, ifc_class: str) -> list[Entity]:
 
 def _property_values(pset: Entity) -> dict[str, Any]:
     values: dict[str, Any] = {}
-    for prop in pset.HasProperties or ():
-        if prop.is_a("IfcPropertySingleValue"):
-            nominal = prop.NominalValue
-            values[prop.Name] = nominal.wrappedValue if nominal is not None else None
+    for prop in pset[4] or ():  # HasProperties
+        if prop.is_a() == "IfcPropertySingleValue":
+            nominal = prop[2]  # NominalValue
+            values[prop[0]] = nominal.wrappedValue if nominal is not None else None
     return values
 
 
@@ -139,7 +145,7 @@ def axis2placement(placement: Entity) -> Affine:
     location = placement[0]
     coords = tuple(float(c) for c in location[0]) + (0.0, 0.0)
     tx, ty, tz = coords[:3]
-    if placement.is_a("IfcAxis2Placement2D"):
+    if len(placement) == 2:  # IfcAxis2Placement2D (Location, RefDirection)
         ref = placement[1]
         xx, xy, _ = _unit(ref[0]) if ref is not None else (1.0, 0.0, 0.0)
         return (xx, -xy, 0.0, tx, xy, xx, 0.0, ty, 0.0, 0.0, 1.0, 0.0)
@@ -168,7 +174,7 @@ class Placements:
         if key in self._cache:
             return self._cache[key]
         result: Affine | None = None
-        if placement.is_a("IfcLocalPlacement"):
+        if placement.is_a() == "IfcLocalPlacement":
             parent = self.of(placement[0])
             relative = placement[1]
             try:
@@ -182,7 +188,7 @@ class Placements:
 
     def point(self, element: Entity, scale: float) -> tuple[float, float, float] | None:
         """The element's placement origin in world coordinates, metres (``scale``: file unit to metres)."""
-        placement = getattr(element, "ObjectPlacement", None)
+        placement = element[5]  # IfcProduct.ObjectPlacement
         if placement is None:
             return None
         m = self.of(placement)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import ifcopenshell
@@ -24,12 +25,12 @@ from shapely.geometry import Point
 
 from models_bim.devices import DEVICE_ID_PSET, declared_device_id_and_source, device_elements, global_id_device_id
 from models_bim.errors import IfcReadError
-from models_bim.footprints import Footprint, fallback_footprint, space_footprints
+from models_bim.footprints import Footprint, FootprintJob, fallback_footprint
 from models_bim.georef import map_conversion, site_location
 from models_bim.index import FileIndex, Placements
 from models_bim.room_use import classify_room
 from models_bim.spatial import SpatialTree, spatial_tree
-from twin.domain import Device, Room, Site, SiteRole, TwinModel
+from twin.domain import Device, Mapping, Room, Site, SiteRole, TwinModel
 
 Progress = Callable[[str, int, int], None]
 
@@ -82,9 +83,14 @@ def _check_entities(path: Path, ifc_file: ifcopenshell.file) -> None:
     """Raise if ifcopenshell skipped many entity lines, or if a rooted entity has no GlobalId.
 
     The parser drops lines it cannot read without saying so; counting ``#n=`` lines tells.
+    Lines starting with ``#`` are counted first (fast); the exact count runs only when that
+    one looks wrong.
     """
-    declared = len(_ENTITY_LINE.findall(path.read_bytes()))
+    data = path.read_bytes()
     parsed = len(ifc_file.entity_names())
+    declared = data.count(b"\n#") + data.startswith(b"#")
+    if declared - parsed > MAX_UNREADABLE_SHARE * declared or declared < parsed:
+        declared = len(_ENTITY_LINE.findall(data))
     if declared and declared - parsed > MAX_UNREADABLE_SHARE * declared:
         raise IfcReadError(f"truncated or corrupt IFC: {declared - parsed} of {declared} entities unreadable")
     for element in ifc_file.by_type("IfcRoot"):
@@ -110,6 +116,8 @@ def read_model(path: Path, *, site_id: str, site_name: str | None = None, role: 
 
 def _read(ifc_file: ifcopenshell.file, *, site_id: str, site_name: str | None, role: SiteRole,
           progress: Progress | None) -> TwinModel:
+    # The geometry iterator works on its own threads from here on; the rest is done meanwhile.
+    job = FootprintJob(ifc_file, ifc_file.by_type("IfcSpace"))
     scale = ifcopenshell.util.unit.calculate_unit_scale(ifc_file)
     area_scale = ifcopenshell.util.unit.calculate_unit_scale(ifc_file, "AREAUNIT")
     tree = spatial_tree(ifc_file, scale)
@@ -117,7 +125,10 @@ def _read(ifc_file: ifcopenshell.file, *, site_id: str, site_name: str | None, r
     spaces = [space for space, _ in tree.spaces.values()]
     index = FileIndex(ifc_file, pset_names={DEVICE_ID_PSET}, quantities_for={s.id() for s in spaces})
     placements = Placements()
-    footprints = space_footprints(ifc_file, spaces, progress)
+    devices = _devices(ifc_file, index, placements, tree, scale, warnings)
+    latitude, longitude, elevation = site_location(tree.sites, scale, warnings)
+    conversion = map_conversion(ifc_file, scale, warnings)
+    footprints = job.collect(progress)
     rooms = []
     for gid, (space, storey_gid) in tree.spaces.items():
         stated_area = index.floor_area(space)
@@ -132,15 +143,14 @@ def _read(ifc_file: ifcopenshell.file, *, site_id: str, site_name: str | None, r
         rooms.append(_room(space, storey_gid, footprint, quantity_area, quantity_height))
     if missing := sum(r.footprint is None for r in rooms):
         warnings.append(f"{missing} of {len(rooms)} rooms have no geometry")
-    devices = _devices(ifc_file, index, placements, tree, footprints, scale, warnings)
+    devices = _map_by_geometry(devices, tree, footprints)
     if unmapped := sum(d.mapping == "unmapped" for d in devices):
         warnings.append(f"{unmapped} of {len(devices)} devices are not in a room")
-    latitude, longitude, elevation = site_location(tree.sites, scale, warnings)
     first = tree.sites[0] if tree.sites else None
     name = site_name or (first.Name.strip() if first is not None and isinstance(first.Name, str)
                          and first.Name.strip() else None) or site_id
     site = Site(site_id=site_id, name=name, role=role, latitude=latitude, longitude=longitude,
-                elevation_m=elevation, map_conversion=map_conversion(ifc_file, scale, warnings))
+                elevation_m=elevation, map_conversion=conversion)
     return TwinModel(
         site=site,
         buildings=tuple(tree.buildings.values()),
@@ -210,8 +220,8 @@ class _RoomLocator:
 
 
 def _devices(ifc_file: ifcopenshell.file, index: FileIndex, placements: Placements, tree: SpatialTree,
-             footprints: dict[str, Footprint], scale: float, warnings: list[str]) -> tuple[Device, ...]:
-    locator = _RoomLocator(tree, footprints)
+             scale: float, warnings: list[str]) -> tuple[Device, ...]:
+    """Every device with its kind, id, position and room by containment or reference (geometry comes later)."""
     elements = device_elements(ifc_file, index)
     declared = [declared_device_id_and_source(element, index) for element, _ in elements]
     counts = Counter(found[0] for found in declared if found)
@@ -226,13 +236,13 @@ def _devices(ifc_file: ifcopenshell.file, index: FileIndex, placements: Placemen
         else:
             device_id, id_source = found
         point = placements.point(element, scale)
-        room_gid, storey_gid, mapping = _place(element, index, tree, locator, point)
+        room_gid, storey_gid, mapping = _place(element, index, tree)
         devices.append(Device(
             device_id=device_id,
             global_id=gid,
             kind=kind,
             ifc_class=element.is_a(),
-            name=(element.Name or "").strip(),
+            name=(element[2] or "").strip(),
             room_global_id=room_gid,
             storey_global_id=storey_gid,
             mapping=mapping,
@@ -246,18 +256,31 @@ def _devices(ifc_file: ifcopenshell.file, index: FileIndex, placements: Placemen
     return tuple(devices)
 
 
-def _place(element: ifcopenshell.entity_instance, index: FileIndex, tree: SpatialTree, locator: _RoomLocator,
-           point: tuple[float, float, float] | None) -> tuple[str | None, str | None, str]:
-    """(room GlobalId, storey GlobalId, mapping) of a device."""
-    container = index.container.get(element.id())
-    if container is not None and container.GlobalId in tree.spaces:
-        return container.GlobalId, tree.spaces[container.GlobalId][1], "containment"
-    for structure in index.references.get(element.id(), ()):
+def _place(element: ifcopenshell.entity_instance, index: FileIndex,
+           tree: SpatialTree) -> tuple[str | None, str | None, Mapping]:
+    """(room GlobalId, storey GlobalId, mapping) of a device by containment or reference, else ``"unmapped"``."""
+    key = element.id()
+    container_gid = index.container_gid.get(key)
+    if container_gid is not None and container_gid in tree.spaces:
+        return container_gid, tree.spaces[container_gid][1], "containment"
+    for structure in index.references.get(key, ()):
         if structure.GlobalId in tree.spaces:
             return structure.GlobalId, tree.spaces[structure.GlobalId][1], "reference"
-    storey_gid = tree.storey_for(container.GlobalId) if container is not None else None
-    if point is not None:
-        found = locator.room_at(*point, storey_gid)
-        if found is not None:
-            return found[0], found[1], "geometry"
+    storey_gid = tree.storey_for(container_gid) if container_gid is not None else None
     return None, storey_gid, "unmapped"
+
+
+def _map_by_geometry(devices: tuple[Device, ...], tree: SpatialTree,
+                     footprints: dict[str, Footprint]) -> tuple[Device, ...]:
+    """Devices in no room by containment or reference: the room whose footprint holds their placement point."""
+    if not any(d.mapping == "unmapped" and d.x is not None for d in devices):
+        return devices
+    locator = _RoomLocator(tree, footprints)
+    out = []
+    for d in devices:
+        if d.mapping == "unmapped" and d.x is not None and d.y is not None and d.z is not None:
+            found = locator.room_at(d.x, d.y, d.z, d.storey_global_id)
+            if found is not None:
+                d = replace(d, room_global_id=found[0], storey_global_id=found[1], mapping="geometry")
+        out.append(d)
+    return tuple(out)

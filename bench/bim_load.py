@@ -1,0 +1,143 @@
+"""Benchmark: our full BIM import against the bare IfcOpenShell geometry iteration of the same spaces.
+
+Generates a campus (default 14 buildings x 6 storeys x 20 classrooms: 2,019 spaces, 21,840
+devices) and takes the largest file of ../shared/ifc. For each, in the same run:
+
+- ``bare_iteration_s``: ``ifcopenshell.open`` plus the geometry iterator over every IfcSpace
+  (same settings and threads as the import), doing nothing with the shapes. Parsing is
+  part of it because no import can skip it; ``bare_open_s`` and ``bare_geometry_s`` split it.
+- ``import_s``: ``models_bim.importer.import_file`` into PostgreSQL: open and check the file,
+  spatial tree, footprints, quantities, device kinds, ids and mapping, diff against the
+  stored twin, COPY into the tables, import log, commit.
+- ``reimport_s``: the same file again (diff finds no changes, nothing is written).
+
+Prints one JSON object on stdout (progress on stderr); the target is ``ratio <= 1.5``::
+
+    python bench/bim_load.py                      # full size, embedded PostgreSQL in a temp dir
+    python bench/bim_load.py --tiny               # smoke size
+    CAMPUS_TWIN_DATABASE_URL=postgresql://... python bench/bim_load.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import os
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import ifcopenshell
+import ifcopenshell.geom
+import orjson
+
+from models_bim.footprints import THREADS, iterator_settings
+from models_bim.generate import generate_school
+from models_bim.importer import import_file
+from twin.database import connect
+from twin.storage.schema import migrate
+
+TARGET_RATIO = 1.5
+SHARED_IFC = [Path(p) for p in (os.environ.get("CAMPUS_TWIN_SHARED_IFC", ""),
+                                 Path(__file__).resolve().parents[1].parent / "shared" / "ifc", "/work/shared/ifc") if p]
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def bare_iteration(path: Path) -> dict[str, float | int]:
+    """Open the file and run the geometry iterator over its IfcSpaces, touching nothing."""
+    start = time.perf_counter()
+    f = ifcopenshell.open(str(path))
+    opened = time.perf_counter()
+    spaces = f.by_type("IfcSpace")
+    shapes = 0
+    if spaces:
+        iterator = ifcopenshell.geom.iterator(iterator_settings(), f, THREADS, include=spaces)
+        if iterator.initialize():
+            while True:
+                iterator.get()
+                shapes += 1
+                if not iterator.next():
+                    break
+    end = time.perf_counter()
+    del f
+    gc.collect()
+    return {"bare_open_s": opened - start, "bare_geometry_s": end - opened, "bare_iteration_s": end - start,
+            "shapes": shapes}
+
+
+def measure(url: str, path: Path, site_id: str) -> dict[str, Any]:
+    log(f"{path.name}: bare iteration")
+    bare = bare_iteration(path)
+    log(f"{path.name}: import")
+    start = time.perf_counter()
+    summary = import_file(url, path, site_id)
+    import_s = time.perf_counter() - start
+    log(f"{path.name}: re-import")
+    start = time.perf_counter()
+    again = import_file(url, path, site_id)
+    reimport_s = time.perf_counter() - start
+    assert again["diff"]["no_changes"], "re-import of the same file must find no changes"
+    return {
+        "file": path.name,
+        "file_mb": round(path.stat().st_size / 1e6, 2),
+        "import_s": round(import_s, 3),
+        "bare_iteration_s": round(bare["bare_iteration_s"], 3),
+        "ratio": round(import_s / bare["bare_iteration_s"], 3),
+        "bare_open_s": round(bare["bare_open_s"], 3),
+        "bare_geometry_s": round(bare["bare_geometry_s"], 3),
+        "reimport_s": round(reimport_s, 3),
+        "spaces": summary["rooms"],
+        "devices": summary["devices"],
+        "rooms_without_geometry": summary["rooms_without_geometry"],
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--buildings", type=int, default=14)
+    parser.add_argument("--storeys", type=int, default=6)
+    parser.add_argument("--classrooms", type=int, default=20)
+    parser.add_argument("--labs", type=int, default=3)
+    parser.add_argument("--tiny", action="store_true", help="1 building x 2 storeys x 2 classrooms (smoke test)")
+    parser.add_argument("--database-url", default=os.environ.get("CAMPUS_TWIN_DATABASE_URL"))
+    args = parser.parse_args()
+    if args.tiny:
+        args.buildings, args.storeys, args.classrooms, args.labs = 1, 2, 2, 1
+    with tempfile.TemporaryDirectory(prefix="bench-bim-") as tmp:
+        folder = Path(tmp)
+        url = args.database_url
+        if not url:
+            from twin.embedded import start_embedded
+
+            log("starting embedded PostgreSQL")
+            url = start_embedded(folder / "pgdata", database="bench_bim")
+        with connect(url) as conn:
+            migrate(conn)
+            conn.commit()
+        campus = folder / "campus.ifc"
+        log(f"generating campus: {args.buildings} buildings x {args.storeys} storeys x {args.classrooms} classrooms")
+        start = time.perf_counter()
+        generate_school(campus, site_id="bench", name="基准校园", buildings=args.buildings, storeys=args.storeys,
+                        classrooms_per_storey=args.classrooms, labs=args.labs, seed=7)
+        generate_s = time.perf_counter() - start
+        result: dict[str, Any] = measure(url, campus, f"bench-{os.getpid()}")
+        result["generate_s"] = round(generate_s, 3)
+        shared = next((d for d in SHARED_IFC if d.is_dir() and any(d.glob("*.ifc"))), None)
+        if shared is not None:
+            largest = max(shared.glob("*.ifc"), key=lambda p: p.stat().st_size)
+            result["largest_shared_file"] = measure(url, largest, f"bench-shared-{os.getpid()}")
+        result["target_ratio"] = TARGET_RATIO
+        result["meets_target"] = result["ratio"] <= TARGET_RATIO
+        result["threads"] = THREADS
+        result["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    print(orjson.dumps(result).decode())
+
+
+if __name__ == "__main__":
+    main()
