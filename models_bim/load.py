@@ -141,6 +141,8 @@ def _read(ifc_file: ifcopenshell.file, *, site_id: str, site_name: str | None, r
             if footprint is not None:
                 footprints[gid] = footprint
         rooms.append(_room(space, storey_gid, footprint, quantity_area, quantity_height))
+    if not rooms:
+        warnings.append("no IfcSpace in the file: no rooms; devices stay unmapped")
     if missing := sum(r.footprint is None for r in rooms):
         warnings.append(f"{missing} of {len(rooms)} rooms have no geometry")
     devices = _map_by_geometry(devices, tree, footprints)

@@ -15,6 +15,7 @@ import pytest
 from models_bim.errors import IfcReadError
 from models_bim.generate import generate_school
 from models_bim.load import read_model
+from models_bim.summary import summarize
 from twin.domain import DEVICE_KINDS, TwinModel
 
 DUPLEX_ELECTRICAL = "duplex-electrical_ifc2x3_revit2013_feet.ifc"
@@ -56,6 +57,46 @@ def test_every_shared_file_reads_with_all_its_spaces_and_storeys(shared_ifc: Pat
         assert model.schema.startswith(ifc.schema), name
 
 
+#: Device classes and type objects of the issue, written out here independently of models_bim.devices.
+DEVICE_CLASSES = {"IfcSensor", "IfcLightFixture", "IfcLamp", "IfcAudioVisualAppliance", "IfcCommunicationsAppliance",
+                  "IfcElectricAppliance", "IfcOutlet", "IfcSwitchingDevice", "IfcUnitaryControlElement", "IfcController"}
+
+
+def _independent_counts(ifc: ifcopenshell.file) -> tuple[int, int, int]:
+    """(storeys, spaces, devices) straight from IfcOpenShell: storeys (or one per building when there are none),
+    spaces, and elements of a device class or typed by a device type object."""
+    storeys = len(ifc.by_type("IfcBuildingStorey")) or len(ifc.by_type("IfcBuilding"))
+    devices = 0
+    for element in ifc.by_type("IfcElement"):
+        element_type = ifcopenshell.util.element.get_type(element)
+        type_class = element_type.is_a()[: -len("Type")] if element_type is not None else None
+        devices += element.is_a() in DEVICE_CLASSES or type_class in DEVICE_CLASSES
+    return storeys, len(ifc.by_type("IfcSpace")), devices
+
+
+def test_counts_of_every_shared_file_match_independent_ifcopenshell_queries(shared_ifc: Path, shared_models) -> None:
+    for name, (model, _) in shared_models.items():
+        expected = _independent_counts(ifcopenshell.open(str(shared_ifc / name)))
+        assert (len(model.storeys), len(model.rooms), len(model.devices)) == expected, name
+
+
+def test_two_files_checked_by_hand(shared_models) -> None:
+    """Numbers found by reading the STEP text (``grep -cE '= ?IFCSPACE ?\\(' file`` and the like) and the types
+    its IfcRelDefinesByType name, cross-checked with ../shared/ifc/MANIFEST.md."""
+    # Office A: 99 IFCSPACE, 3 IFCBUILDINGSTOREY; 31 IFCFLOWTERMINAL, of which the 3 typed by the 2
+    # IFCELECTRICAPPLIANCETYPE objects are devices (the other 28 are sanitary terminals), each in a space.
+    office = _model(shared_models, OFFICE)
+    assert (len(office.storeys), len(office.rooms), len(office.devices)) == (3, 99, 3)
+    assert Counter(d.mapping for d in office.devices) == {"containment": 3}
+    # Duplex electrical (feet): 1 IFCSPACE ('Roof'), 3 IFCBUILDINGSTOREY; 82 IFCFLOWTERMINAL + 3
+    # IFCDISTRIBUTIONCONTROLELEMENT are devices (47 outlets, 28 lights, 7 appliances, 3 controllers);
+    # the 8 IFCFLOWCONTROLLER are protective devices, not devices of the twin. All sit in storeys.
+    duplex = _model(shared_models, DUPLEX_ELECTRICAL)
+    assert (len(duplex.storeys), len(duplex.rooms), len(duplex.devices)) == (3, 1, 85)
+    assert Counter(d.kind for d in duplex.devices) == {"outlet": 47, "luminaire": 28, "appliance": 7, "controller": 3}
+    assert Counter(d.mapping for d in duplex.devices) == {"unmapped": 85}
+
+
 def test_the_spatial_tree_is_consistent(shared_models) -> None:
     for name, (model, _) in shared_models.items():
         buildings = {b.global_id for b in model.buildings}
@@ -95,19 +136,20 @@ def _quantity_area(space: ifcopenshell.entity_instance) -> float | None:
     return None
 
 
-def test_footprint_areas_agree_with_base_quantities(shared_ifc: Path, shared_models) -> None:
-    """Files with NetFloorArea/GrossFloorArea: most rooms within 5 % (FZK's sloped attic 'Galerie' is not)."""
-    checked = 0
+def test_footprint_areas_agree_with_the_files_quantities(shared_ifc: Path, shared_models) -> None:
+    """Every room that states its area is within 5 %, except FZK-Haus's attic gallery, which is reported."""
+    checked = {}
     for name, (model, _) in shared_models.items():
         ifc = ifcopenshell.open(str(shared_ifc / name))
-        areas = {r.global_id: r.area_m2 for r in model.rooms}
-        pairs = [(areas[s.GlobalId], q) for s in ifc.by_type("IfcSpace") if (q := _quantity_area(s))]
-        if not pairs:
+        rooms = {r.global_id: r for r in model.rooms}
+        stated = {s.GlobalId: q for s in ifc.by_type("IfcSpace") if (q := _quantity_area(s))}
+        if not stated:
             continue
-        checked += 1
-        close = sum(abs(a - q) <= 0.05 * q for a, q in pairs)
-        assert close >= 0.8 * len(pairs), (name, close, len(pairs))
-    assert checked >= 2  # the GVA school (122 of 122) and FZK-Haus (6 of 7)
+        assert {g: rooms[g].quantity_area_m2 for g in stated} == pytest.approx(stated, abs=1e-4), name  # m² already
+        far = {g for g, q in stated.items() if abs(rooms[g].area_m2 - q) > 0.05 * q}
+        assert far == {d["global_id"] for d in summarize(model)["area_discrepancies"]}, name
+        checked[name] = (len(stated), sorted(rooms[g].long_name or rooms[g].name for g in far))
+    assert checked == {SCHOOL: (122, []), FZK: (7, ["Galerie"])}
 
 
 def test_school_rooms_are_recognised_in_spanish(shared_models) -> None:
@@ -176,10 +218,6 @@ def test_progress_is_reported_while_footprints_are_made(shared_ifc: Path) -> Non
     read_model(shared_ifc / FZK, site_id="s1", progress=lambda stage, done, total: calls.append((stage, done, total)))
     assert calls[0] == ("footprints", 0, 7) and calls[-1] == ("footprints", 7, 7)
     assert [done for _, done, _ in calls] == sorted(done for _, done, _ in calls)
-
-
-def test_shared_files_read_fast(shared_models) -> None:
-    assert sum(seconds for _, seconds in shared_models.values()) < 30
 
 
 @pytest.fixture

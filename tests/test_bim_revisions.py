@@ -215,3 +215,33 @@ def test_load_json_is_one_object_with_summary_and_diff(db_url: str, school: Path
     assert orjson.loads(second.stdout)["diff"]["no_changes"] is True
     text = CliRunner().invoke(main, args[:-1])
     assert "no changes" in text.output and "devices by kind: env_sensor 4, luminaire 36" in text.output
+
+
+@pytest.mark.parametrize("case", ["empty", "truncated", "text", "junk", "schema", "corrupt"])
+def test_a_broken_revision_is_one_line_and_leaves_the_twin_and_the_log_unchanged(db_url: str, school: Path,
+                                                                                  tmp_path: Path, shared_ifc: Path,
+                                                                                  case: str) -> None:
+    from tests.test_bim_load import _broken_inputs
+
+    import_file(db_url, school, "r1")
+    before = snapshot(db_url)
+    bad = _broken_inputs(tmp_path, shared_ifc)[case]
+    result = CliRunner().invoke(main, ["--database-url", db_url, "bim", "load", str(bad), "--site", "r1", "--json"])
+    assert result.exit_code == 1 and result.output.startswith("Error: ") and result.output.count("\n") == 1, result.output
+    assert snapshot(db_url) == before
+    with connection(db_url) as conn:
+        assert conn.execute("SELECT count(*) FROM bim_imports").fetchone()[0] == 1
+
+
+def test_an_ifc_without_spaces_loads_with_no_rooms_and_says_so(db_url: str, shared_ifc: Path) -> None:
+    """Decision: a model without IfcSpace is valid (structural, MEP-only files): 0 rooms, a warning, devices unmapped."""
+    path = shared_ifc / "haustechnik-elektro_ifc2x3_ddscad_lights-outlets-switches.ifc"
+    result = CliRunner().invoke(main, ["--database-url", db_url, "bim", "load", str(path), "--site", "h1", "--json"])
+    assert result.exit_code == 0, result.output
+    summary = orjson.loads(result.stdout)
+    assert (summary["rooms"], summary["storeys"], summary["devices"]) == (0, 4, 276)
+    assert summary["devices_by_mapping"]["unmapped"] == 276 and len(summary["unmapped_devices"]) == 276
+    assert any("no IfcSpace" in w for w in summary["warnings"])
+    assert any("RefLatitude" in w for w in summary["warnings"])  # invalid georeference skipped, not fatal
+    text = CliRunner().invoke(main, ["--database-url", db_url, "bim", "load", str(path), "--site", "h1"])
+    assert "unmapped devices (276):" in text.output and "... and 256 more (see --json)" in text.output
