@@ -2,31 +2,45 @@
 
 >>> app = create_app("postgresql://localhost/campus")   # doctest: +SKIP
 >>> serve(app, "127.0.0.1", 8050, stop_event)            # doctest: +SKIP  (dashboard.serve)
+
+What the dashboard needs from other packages is injected by the composition root
+(``twin/cli.py``): ``mqtt_url`` for luminaire commands, ``bim_loader`` for IFC uploads.
 """
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import dash
 from dash import dcc, html
 
-from dashboard import data
+from dashboard import data, i18n
+from dashboard.i18n import t
+from twin.broker import BrokerError
 from twin.database import open_pool
+
+log = logging.getLogger(__name__)
 
 PACKAGE = Path(__file__).resolve().parent
 PAGES = PACKAGE / "pages"
 ASSETS = PACKAGE / "assets"
+#: Top-bar links: (English label, path).
+NAVIGATION = (("Network", "/"), ("Alarms", "/alarms"), ("Devices", "/devices"), ("BIM", "/bim"))
 
 
-def create_app(database_url: str, *, pool_size: int = 4) -> dash.Dash:
+def create_app(database_url: str, *, mqtt_url: str | None = None, bim_loader: data.BimLoader | None = None,
+               pool_size: int = 4) -> dash.Dash:
     """A ready app on ``database_url``; fails fast (``DatabaseUnavailable``) when it does not answer.
 
     Everything is served from the package (``serve_locally``, own CSS in ``assets/``),
     so the dashboard works offline. The pool lives on ``app.server`` (see
-    :mod:`dashboard.data`); close it with :func:`close_app`.
+    :mod:`dashboard.data`); close it with :func:`close_app`. With ``mqtt_url`` the room
+    page sends luminaire commands (a broker that does not answer disables them, with a
+    warning); ``bim_loader(path, site_id, *, name, role) -> summary`` enables IFC uploads.
     """
     pool = open_pool(database_url, min_size=1, max_size=pool_size, name="dashboard")
+    bridge = None
     try:
         app = dash.Dash(
             "dashboard",  # the package, so pages import as dashboard.pages.<name>
@@ -40,22 +54,56 @@ def create_app(database_url: str, *, pool_size: int = 4) -> dash.Dash:
             suppress_callback_exceptions=True,
         )
         data.attach_pool(app.server, pool)
-        app.layout = html.Div([
-            html.Header([
-                dcc.Link("Campus Twin", href=app.get_relative_path("/"), className="brand"),
-                html.Span("live digital twin of the school network", className="tagline"),
-            ], className="topbar"),
-            html.Main(dash.page_container, className="content"),
-        ])
+        if mqtt_url:
+            bridge = _start_bridge(mqtt_url, pool)
+            app.server.extensions[data.BRIDGE_KEY] = bridge
+        if bim_loader is not None:
+            app.server.extensions[data.LOADER_KEY] = bim_loader
+        i18n.register(app.server, app.config.requests_pathname_prefix)
+        app.layout = _layout
         _claim_callbacks(app)
     except BaseException:
+        if bridge is not None:
+            bridge.close()
         pool.close()
         raise
     return app
 
 
+def _start_bridge(mqtt_url: str, pool: object) -> object | None:
+    from dashboard.commands import CommandBridge
+
+    try:
+        return CommandBridge(mqtt_url, pool).start()  # type: ignore[arg-type]
+    except BrokerError as exc:
+        log.warning("luminaire commands disabled: %s", exc)
+        return None
+
+
+def _layout() -> html.Div:
+    """The frame of every page, in the reader's language (evaluated per request)."""
+    lang = i18n.current()
+    links = [dcc.Link(t(label, lang), href=dash.get_relative_path(path), className="nav-link")
+             for label, path in NAVIGATION]
+    switch = [html.A(label, href=dash.get_relative_path(f"/lang/{code}"),
+                     className="lang-link" + (" active" if code == lang else ""), id=f"lang-{code}")
+              for code, label in (("en", "EN"), ("zh", "中文"))]
+    return html.Div([
+        html.Header([
+            dcc.Link("Campus Twin", href=dash.get_relative_path("/"), className="brand"),
+            html.Span(t("live digital twin of the school network", lang), className="tagline"),
+            html.Nav(links, className="nav"),
+            html.Span(switch, className="lang-switch"),
+        ], className="topbar"),
+        html.Main(dash.page_container, className="content", lang="zh-CN" if lang == "zh" else "en"),
+    ])
+
+
 def close_app(app: dash.Dash) -> None:
-    """Release the app's database pool."""
+    """Release the app's MQTT connection and database pool."""
+    bridge = app.server.extensions.pop(data.BRIDGE_KEY, None)
+    if bridge is not None:
+        bridge.close()
     data.close_pool(app.server)
 
 

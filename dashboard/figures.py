@@ -1,7 +1,8 @@
-"""Pure figure builders: floor plans coloured against the national standards, time series.
+"""Pure figure builders: floor plans, the 3D building, the network map, time series.
 
 Nothing here talks to the database or to Dash; every function takes plain values and
-returns a plotly figure or a colour, so it tests fast.
+returns a plotly figure as a plain ``{"data": [...], "layout": {...}}`` dict (cheap to
+build and to patch: no validation pass over hundreds of traces), a colour or text.
 
 Colour buckets (``SCALES``) follow the standards table of DESIGN.md. They colour the
 *latest* value, a glance, not a compliance verdict (rules judge means over occupied
@@ -18,6 +19,8 @@ illuminance     ≥ 300 lx               –                       < 300    (GB 
 blackboard_ill. ≥ 500 lx               –                       < 500    (GB 7793-2010)
 noise           ≤ 45 dB(A)             otherwise               –        (GB 50118-2010)
 occupancy       no standard: "empty" (0) or "occupied" (> 0)
+compliance      every standard above met (illuminance only when occupied); warn/bad: the worst
+device_health   100 % of the room's devices online; ≥ 50 % warn; less bad
 ==============  =====================  ======================  ==========================
 
 Other metrics get one neutral colour; rooms without a value are grey.
@@ -25,17 +28,22 @@ Other metrics get one neutral colour; rooms without a value are grey.
 
 from __future__ import annotations
 
+import csv
+import io
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import plotly.graph_objects as go
+import shapely
 from shapely.geometry import MultiPolygon, Polygon
 from shapely.geometry.base import BaseGeometry
 
+from dashboard.i18n import t
 from twin.metrics import BY_NAME
+
+Figure = dict[str, Any]
 
 GOOD = "#43a047"
 WARN = "#fbc02d"
@@ -44,9 +52,22 @@ NO_DATA = "#bdbdbd"
 NEUTRAL = "#64b5f6"
 EMPTY = "#e3f2fd"
 OUTLINE = "#455a64"
+FONT = 'system-ui, "Noto Sans CJK SC", "Noto Sans SC", "Microsoft YaHei", sans-serif'
+#: Device marker colour per state, and symbol per kind.
+STATE_COLOURS = {"online": "#1b5e20", "offline": "#b71c1c", "unknown": "#78909c"}
+KIND_SYMBOLS = {"env_sensor": "circle", "luminaire": "diamond", "blackboard_luminaire": "diamond-wide",
+                "panel": "square"}
 
-#: The metrics offered on the floor plan, in the order of the dropdown.
-FLOORPLAN_METRICS = ("temperature", "co2", "illuminance", "occupancy", "humidity", "noise")
+#: Derived per-room metrics (not in the catalogue): computed from a room's latest values and device states.
+COMPLIANCE = "compliance"
+DEVICE_HEALTH = "device_health"
+#: The metrics offered on the floor plan and the 3D view, in the order of the dropdown.
+FLOORPLAN_METRICS = ("co2", "temperature", "illuminance", "occupancy", COMPLIANCE, DEVICE_HEALTH, "humidity", "noise")
+#: Metrics offered on a room's chart.
+CHART_METRICS = ("co2", "temperature", "humidity", "illuminance", "blackboard_illuminance", "occupancy", "noise",
+                 "pm25", "power", "dimming")
+#: Metrics judged by :func:`compliance_rank` (illuminance only while the room is occupied).
+COMPLIANCE_METRICS = ("temperature", "humidity", "co2", "pm25", "noise", "illuminance")
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,8 +111,13 @@ SCALES: dict[str, Scale] = {
     "blackboard_illuminance": Scale((Band("≥ 500 lx", GOOD, low=500.0),), Band("< 500 lx", BAD), "GB 7793-2010"),
     "noise": Scale((Band("≤ 45 dB(A)", GOOD, high=45.0),), Band("> 45 dB(A)", WARN), "GB 50118-2010"),
     "occupancy": Scale((Band("empty", EMPTY, high=0.0),), Band("occupied", NEUTRAL)),
+    COMPLIANCE: Scale((Band("meets the standards", GOOD, high=0.0), Band("marginal", WARN, high=1.0)),
+                      Band("fails a standard", BAD), "GB 7793, GB/T 18883, GB/T 17226, GB 50118"),
+    DEVICE_HEALTH: Scale((Band("all online", GOOD, low=100.0), Band("some offline", WARN, low=50.0)),
+                         Band("mostly offline", BAD)),
 }
 _DEFAULT_SCALE = Scale((), Band("value", NEUTRAL))
+_RANK = {GOOD: 0, WARN: 1, BAD: 2}
 
 
 def scale_for(metric: str) -> Scale:
@@ -110,7 +136,33 @@ def colour_for(metric: str, value: float | None) -> str:
     return scale_for(metric).band(value).colour
 
 
+def compliance_rank(values: Mapping[str, float]) -> float | None:
+    """0 when every standard the room has values for is met, 1 when the worst is marginal, 2 when one fails.
+
+    Desk illuminance counts only while the room is occupied (an empty room may be dark);
+    None when the room has no value a standard applies to.
+    """
+    occupied = values.get("occupancy", 0.0) > 0
+    ranks = [_RANK.get(colour_for(m, values[m]), 0) for m in COMPLIANCE_METRICS
+             if m in values and (m != "illuminance" or occupied)]
+    return float(max(ranks)) if ranks else None
+
+
+def with_derived(latest: Mapping[str, float], health: tuple[int, int] | None) -> dict[str, float]:
+    """A room's latest values plus ``compliance`` and ``device_health`` (% online; counts kept alongside)."""
+    values = dict(latest)
+    rank = compliance_rank(latest)
+    if rank is not None:
+        values[COMPLIANCE] = rank
+    if health and health[1]:
+        values[DEVICE_HEALTH] = 100.0 * health[0] / health[1]
+        values["devices_online"], values["devices"] = float(health[0]), float(health[1])
+    return values
+
+
 def unit_of(metric: str) -> str:
+    if metric == DEVICE_HEALTH:
+        return "%"
     m = BY_NAME.get(metric)
     return m.unit if m else ""
 
@@ -122,29 +174,69 @@ def format_value(value: float | None, unit: str) -> str:
     return f"{text} {unit}".strip()
 
 
+def metric_text(metric: str, values: Mapping[str, float], lang: str = "en") -> str:
+    """A room's value of ``metric`` for people: number and unit, or the band of a derived metric."""
+    value = values.get(metric)
+    if value is None:
+        return t("no data", lang)
+    if metric == COMPLIANCE:
+        return t(scale_for(metric).band(value).label, lang)
+    if metric == DEVICE_HEALTH:
+        return f"{values.get('devices_online', 0):.0f}/{values.get('devices', 0):.0f} {t('online', lang)}"
+    return format_value(value, unit_of(metric))
+
+
 def outline(geometry: BaseGeometry) -> tuple[list[float | None], list[float | None]]:
     """Exterior rings of a (multi)polygon as x and y lists, rings separated by ``None``.
 
     Holes are not drawn; other geometry types give empty lists.
     """
-    if isinstance(geometry, Polygon):
-        polygons: Sequence[Polygon] = [geometry]
-    elif isinstance(geometry, MultiPolygon):
-        polygons = list(geometry.geoms)
-    else:
-        polygons = [g for g in getattr(geometry, "geoms", ()) if isinstance(g, Polygon)]
     xs: list[float | None] = []
     ys: list[float | None] = []
-    for polygon in polygons:
-        if polygon.is_empty:
-            continue
+    for polygon in polygons_of(geometry):
         if xs:
             xs.append(None)
             ys.append(None)
-        x, y = polygon.exterior.coords.xy
-        xs.extend(float(v) for v in x)
-        ys.extend(float(v) for v in y)
+        coords = shapely.get_coordinates(polygon.exterior)
+        xs.extend(coords[:, 0].tolist())
+        ys.extend(coords[:, 1].tolist())
     return xs, ys
+
+
+def polygons_of(geometry: BaseGeometry | None) -> list[Polygon]:
+    if geometry is None:
+        return []
+    if isinstance(geometry, Polygon):
+        found: Sequence[Any] = [geometry]
+    elif isinstance(geometry, MultiPolygon):
+        found = list(geometry.geoms)
+    else:
+        found = [g for g in getattr(geometry, "geoms", ()) if isinstance(g, Polygon)]
+    return [p for p in found if not p.is_empty]
+
+
+# -- floor plan ---------------------------------------------------------------------------------------------
+
+
+def drawable(rooms: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """The rooms a floor plan draws (those with a non-empty footprint), in order."""
+    return [r for r in rooms if polygons_of(r.get("footprint"))]
+
+
+def room_style(name: str, values: Mapping[str, float], metric: str, lang: str = "en") -> tuple[str, str, str]:
+    """``(fill colour, label, hover)`` of one room: the chosen metric, then the room's other live values."""
+    value = values.get(metric)
+    shown = metric_text(metric, values, lang)
+    label = name if value is None else f"{name}<br><b>{shown}</b>"
+    lines = [f"<b>{name}</b>", f"{t(metric, lang)}: {shown}"]
+    lines += [f"{t(m, lang)}: {metric_text(m, values, lang)}" for m in FLOORPLAN_METRICS
+              if m != metric and m in values]
+    return colour_for(metric, value), label, "<br>".join(lines)
+
+
+def device_hover(device: Mapping[str, Any], lang: str = "en") -> str:
+    state = device.get("state") or "unknown"
+    return f"<b>{device['device_id']}</b><br>{device['kind']}<br>{t(state, lang)}"
 
 
 def floorplan_figure(
@@ -152,63 +244,72 @@ def floorplan_figure(
     values: Mapping[int, Mapping[str, float]],
     metric: str,
     *,
+    devices: Sequence[Mapping[str, Any]] = (),
+    lang: str = "en",
     uirevision: str | int | None = None,
-) -> go.Figure:
-    """A storey's rooms as filled polygons coloured by their latest ``metric``.
+) -> Figure:
+    """A storey's rooms as filled polygons coloured by ``metric``, devices as markers on top.
 
     ``rooms`` are rows of :func:`twin.storage.model.storey_rooms` (``room_id``, ``name``,
-    ``footprint``); ``values`` is :func:`twin.storage.readings.room_latest`. Exactly one
-    trace per room with a footprint (rooms without one are skipped), carrying the room id
-    in every ``customdata`` entry, so a click anywhere on it names the room
-    (:func:`room_from_click`). The buckets are listed in an annotation above the plan.
+    ``footprint``); ``values`` maps room ids to their values (:func:`with_derived`).
+    Exactly one trace per room with a footprint (rooms without one are skipped), in the
+    order of ``rooms``, carrying the room id in every ``customdata`` entry, so a click
+    anywhere on it names the room (:func:`room_from_click`); room ``i``'s label is
+    annotation ``i``. Devices (``x``, ``y``, ``state``, ``kind``, ``room_id``) form one last
+    trace named ``devices``, their ``customdata`` is their room.
     """
-    unit = unit_of(metric)
-    fig = go.Figure()
-    labels = []
-    for room in rooms:
-        footprint = room.get("footprint")
-        if footprint is None or footprint.is_empty:
-            continue
+    data: list[dict[str, Any]] = []
+    labels: list[dict[str, Any]] = []
+    for room in drawable(rooms):
+        footprint = room["footprint"]
         xs, ys = outline(footprint)
-        if not xs:
-            continue
         room_id = int(room["room_id"])
-        value = values.get(room_id, {}).get(metric)
-        hover = f"<b>{room['name']}</b><br>{metric}: {format_value(value, unit)}"
-        fig.add_trace(go.Scatter(
-            x=xs, y=ys, mode="lines", fill="toself", fillcolor=colour_for(metric, value),
-            line={"color": OUTLINE, "width": 1}, name=str(room["name"]), text=hover,
-            customdata=[room_id] * len(xs), hoveron="fills+points",
-            hovertemplate=hover + "<extra></extra>", showlegend=False,
-        ))
+        colour, label, hover = room_style(str(room["name"]), values.get(room_id, {}), metric, lang)
+        data.append({
+            "type": "scatter", "x": xs, "y": ys, "mode": "lines", "fill": "toself", "fillcolor": colour,
+            "line": {"color": OUTLINE, "width": 1}, "name": str(room["name"]), "text": hover,
+            "customdata": [room_id] * len(xs), "hoveron": "fills+points",
+            "hovertemplate": hover + "<extra></extra>", "showlegend": False,
+        })
         point = footprint.representative_point()
-        label = str(room["name"]) if value is None else f"{room['name']}<br><b>{format_value(value, unit)}</b>"
         labels.append({"x": point.x, "y": point.y, "text": label, "showarrow": False,
                        "font": {"size": 10, "color": "#263238"}})
-    fig.update_layout(
-        annotations=[*labels, legend_annotation(metric)] if labels else [
-            legend_annotation(metric),
-            {"text": "no room footprints on this storey", "showarrow": False, "xref": "paper", "yref": "paper",
-             "x": 0.5, "y": 0.5},
-        ],
-        xaxis={"visible": False},
-        yaxis={"visible": False, "scaleanchor": "x", "scaleratio": 1},
-        margin={"l": 10, "r": 10, "t": 40, "b": 10},
-        plot_bgcolor="white",
-        hovermode="closest",
-        uirevision=uirevision,
-    )
-    return fig
+    placed = [d for d in devices if d.get("x") is not None and d.get("y") is not None]
+    if placed:
+        data.append(devices_trace(placed, lang))
+    if not labels:
+        labels.append({"text": t("no room footprints on this storey", lang), "showarrow": False, "xref": "paper",
+                       "yref": "paper", "x": 0.5, "y": 0.5})
+    return {"data": data, "layout": {
+        "annotations": labels,
+        "xaxis": {"visible": False},
+        "yaxis": {"visible": False, "scaleanchor": "x", "scaleratio": 1},
+        "margin": {"l": 10, "r": 10, "t": 10, "b": 10},
+        "plot_bgcolor": "white", "paper_bgcolor": "white",
+        "hovermode": "closest", "font": {"family": FONT},
+        "uirevision": uirevision,
+    }}
 
 
-def legend_annotation(metric: str) -> dict[str, Any]:
-    """The colour buckets of ``metric`` (plus "no data") as one line of text above the plot."""
+def devices_trace(devices: Sequence[Mapping[str, Any]], lang: str = "en") -> dict[str, Any]:
+    """Device markers: colour by state, symbol by kind; ``customdata`` is the device's room."""
+    return {
+        "type": "scatter", "mode": "markers", "name": "devices", "showlegend": False,
+        "x": [float(d["x"]) for d in devices], "y": [float(d["y"]) for d in devices],
+        "customdata": [d.get("room_id") for d in devices],
+        "text": [device_hover(d, lang) for d in devices], "hovertemplate": "%{text}<extra></extra>",
+        "marker": {"size": 7, "line": {"width": 1, "color": "white"},
+                   "color": [STATE_COLOURS.get(d.get("state") or "unknown", NO_DATA) for d in devices],
+                   "symbol": [KIND_SYMBOLS.get(d["kind"], "circle-open") for d in devices]},
+    }
+
+
+def legend_items(metric: str, lang: str = "en") -> tuple[list[tuple[str, str]], str]:
+    """``([(colour, label), ...], source)`` of ``metric``'s buckets plus "no data", for the legend."""
     scale = scale_for(metric)
-    swatches = [f'<span style="color:{b.colour}">■</span> {b.label}' for b in scale.legend]
-    swatches.append(f'<span style="color:{NO_DATA}">■</span> no data')
-    source = f"  ({scale.source})" if scale.source else ""
-    return {"text": f"<b>{metric}</b>  " + "   ".join(swatches) + source, "showarrow": False,
-            "xref": "paper", "yref": "paper", "x": 0, "y": 1.0, "xanchor": "left", "yanchor": "bottom"}
+    items = [(b.colour, t(b.label, lang)) for b in scale.legend]
+    items.append((NO_DATA, t("no data", lang)))
+    return items, scale.source
 
 
 def room_from_click(click_data: Mapping[str, Any] | None) -> int | None:
@@ -228,31 +329,211 @@ def room_from_click(click_data: Mapping[str, Any] | None) -> int | None:
         return None
 
 
-def series_figure(
-    points: Sequence[tuple[datetime, float, float, float]], metric: str, unit: str
-) -> go.Figure:
-    """Mean line with a min–max band, from ``(bucket, mean, min, max)`` rollups, oldest first.
+# -- 3D building -------------------------------------------------------------------------------------------
 
-    The edges of the metric's colour bands are drawn as dotted reference lines.
+
+def building_figure(rooms: Sequence[Mapping[str, Any]], values: Mapping[int, Mapping[str, float]], metric: str, *,
+                    lang: str = "en", uirevision: str | int | None = None, default_height_m: float = 3.2) -> Figure:
+    """Rooms extruded from their footprints at their storey's elevation, coloured by ``metric`` (one Mesh3d).
+
+    Each room's top is triangulated (constrained Delaunay, so L-shaped rooms stay L-shaped)
+    and its walls are quads along the exterior ring; rooms are 90 % of their height so that
+    storeys read apart. Outlines of the tops form a second trace.
     """
-    fig = go.Figure()
+    xs: list[float] = []
+    ys: list[float] = []
+    zs: list[float] = []
+    ii: list[int] = []
+    jj: list[int] = []
+    kk: list[int] = []
+    face_colours: list[str] = []
+    hover: list[str] = []
+    edges: tuple[list[float | None], list[float | None], list[float | None]] = ([], [], [])
+
+    def vertex(x: float, y: float, z: float, text: str) -> int:
+        xs.append(x)
+        ys.append(y)
+        zs.append(z)
+        hover.append(text)
+        return len(xs) - 1
+
+    for room in rooms:
+        polygons = polygons_of(room.get("footprint"))
+        if not polygons:
+            continue
+        room_values = values.get(int(room["room_id"]), {})
+        colour = colour_for(metric, room_values.get(metric))
+        text = (f"<b>{room['name']}</b> ({room.get('storey', '')})<br>"
+                f"{t(metric, lang)}: {metric_text(metric, room_values, lang)}")
+        z0 = float(room.get("elevation_m") or 0.0)
+        z1 = z0 + 0.9 * float(room.get("height_m") or default_height_m)
+        for polygon in polygons:
+            for triangle in shapely.constrained_delaunay_triangles(polygon).geoms:
+                a, b, c = shapely.get_coordinates(triangle)[:3]
+                ii.append(vertex(a[0], a[1], z1, text))
+                jj.append(vertex(b[0], b[1], z1, text))
+                kk.append(vertex(c[0], c[1], z1, text))
+                face_colours.append(colour)
+            ring = shapely.get_coordinates(polygon.exterior)
+            for (x0, y0), (x1, y1) in zip(ring[:-1], ring[1:], strict=True):
+                p = [vertex(x0, y0, z0, text), vertex(x1, y1, z0, text), vertex(x1, y1, z1, text),
+                     vertex(x0, y0, z1, text)]
+                ii += [p[0], p[0]]
+                jj += [p[1], p[2]]
+                kk += [p[2], p[3]]
+                face_colours += [colour, colour]
+            for axis, column in zip(edges, (ring[:, 0].tolist(), ring[:, 1].tolist(), [z1] * len(ring)), strict=True):
+                axis.extend([*column, None])
+    data: list[dict[str, Any]] = [{
+        "type": "mesh3d", "name": "rooms", "x": xs, "y": ys, "z": zs, "i": ii, "j": jj, "k": kk,
+        "facecolor": face_colours, "flatshading": True, "text": hover, "hovertemplate": "%{text}<extra></extra>",
+        "lighting": {"ambient": 0.75, "diffuse": 0.5, "specular": 0.05}, "showscale": False,
+    }]
+    if edges[0]:
+        data.append({"type": "scatter3d", "mode": "lines", "name": "outlines", "x": edges[0], "y": edges[1],
+                     "z": edges[2], "line": {"color": OUTLINE, "width": 2}, "hoverinfo": "skip",
+                     "showlegend": False})
+    hidden = {"visible": False, "showgrid": False, "zeroline": False}
+    return {"data": data, "layout": {
+        "scene": {"xaxis": hidden, "yaxis": hidden, "zaxis": hidden, "aspectmode": "data",
+                  "camera": {"eye": {"x": 1.6, "y": -1.9, "z": 1.5}}},
+        "margin": {"l": 0, "r": 0, "t": 0, "b": 0}, "paper_bgcolor": "white", "font": {"family": FONT},
+        "uirevision": uirevision,
+    }}
+
+
+# -- network map -------------------------------------------------------------------------------------------
+
+
+def online_share(site: Mapping[str, Any]) -> float | None:
+    devices = site.get("devices") or 0
+    return 100.0 * (site.get("online") or 0) / devices if devices else None
+
+
+def site_map_figure(sites: Sequence[Mapping[str, Any]], lang: str = "en") -> Figure:
+    """The schools at their latitude and longitude on plain axes (no map tiles: works offline).
+
+    Markers are coloured by devices online (``device_health`` buckets), the headquarters is
+    a star, and a line links it to every member school (the 1+N network). Axes keep true
+    proportions at the network's latitude. ``customdata`` of a marker is its site id.
+    """
+    placed = [s for s in sites if s.get("latitude") is not None and s.get("longitude") is not None]
+    data: list[dict[str, Any]] = []
+    hq = next((s for s in placed if s["role"] == "headquarters"), None)
+    if hq is not None:
+        lx: list[float | None] = []
+        ly: list[float | None] = []
+        for s in placed:
+            if s is not hq:
+                lx += [hq["longitude"], s["longitude"], None]
+                ly += [hq["latitude"], s["latitude"], None]
+        data.append({"type": "scatter", "mode": "lines", "x": lx, "y": ly, "hoverinfo": "skip", "showlegend": False,
+                     "line": {"color": "#b0bec5", "width": 1, "dash": "dot"}, "name": "links"})
+    shares = [online_share(s) for s in placed]
+    data.append({
+        "type": "scatter", "mode": "markers+text", "name": "schools", "showlegend": False,
+        "x": [s["longitude"] for s in placed], "y": [s["latitude"] for s in placed],
+        "text": [s["name"] for s in placed], "textposition": "top center",
+        "customdata": [s["site_id"] for s in placed],
+        "hovertext": [f"<b>{s['name']}</b><br>{t(s['role'], lang)}<br>{t('devices online', lang)}: "
+                      + (f"{v:.0f}%" if v is not None else "–") + f"<br>{t('open alarms', lang)}: {s['open_alarms']}"
+                      for s, v in zip(placed, shares, strict=True)],
+        "hovertemplate": "%{hovertext}<extra></extra>",
+        "marker": {"size": [22 if s["role"] == "headquarters" else 15 for s in placed],
+                   "symbol": ["star" if s["role"] == "headquarters" else "circle" for s in placed],
+                   "color": [colour_for(DEVICE_HEALTH, v) for v in shares], "line": {"width": 1, "color": OUTLINE}},
+    })
+    mean_lat = sum(s["latitude"] for s in placed) / len(placed) if placed else 0.0
+    ratio = 1.0 / max(math.cos(math.radians(mean_lat)), 0.1)
+    return {"data": data, "layout": {
+        "xaxis": {"title": {"text": t("longitude °E", lang)}, "showgrid": True, "gridcolor": "#eceff1", "zeroline": False},
+        "yaxis": {"title": {"text": t("latitude °N", lang)}, "scaleanchor": "x", "scaleratio": ratio, "showgrid": True,
+                  "gridcolor": "#eceff1", "zeroline": False},
+        "margin": {"l": 60, "r": 20, "t": 20, "b": 50}, "plot_bgcolor": "white", "paper_bgcolor": "white",
+        "hovermode": "closest", "font": {"family": FONT}, "dragmode": "pan",
+    }}
+
+
+# -- time series -------------------------------------------------------------------------------------------
+
+
+def band_intervals(scale: Scale, low: float, high: float) -> list[tuple[float, float, str]]:
+    """The view ``[low, high]`` split by the scale's buckets: ``(from, to, colour)``, first match wins.
+
+    >>> band_intervals(SCALES["co2"], 0, 2000) == [(0, 1000.0, GOOD), (1000.0, 1500.0, WARN), (1500.0, 2000, BAD)]
+    True
+    """
+    edges = sorted({low, high, *(e for b in scale.bands for e in (b.low, b.high) if low < e < high)})
+    out: list[tuple[float, float, str]] = []
+    for a, b in zip(edges[:-1], edges[1:], strict=True):
+        colour = scale.band((a + b) / 2).colour
+        if out and out[-1][2] == colour:
+            out[-1] = (out[-1][0], b, colour)
+        else:
+            out.append((a, b, colour))
+    return out
+
+
+def _translucent(colour: str, alpha: float = 0.12) -> str:
+    r, g, b = (int(colour[i:i + 2], 16) for i in (1, 3, 5))
+    return f"rgba({r}, {g}, {b}, {alpha})"
+
+
+def series_figure(points: Sequence[tuple[datetime, float, float, float]], metric: str, unit: str, *,
+                  lang: str = "en", source: str = "") -> Figure:
+    """Mean line with a min–max band from ``(bucket, mean, min, max)`` rollups, oldest first.
+
+    The standard's buckets are drawn behind as translucent bands (green good, yellow
+    marginal, red bad) over the shown value range; ``source`` names the rollup read.
+    """
     ts = [p[0] for p in points]
-    fig.add_trace(go.Scatter(x=ts, y=[p[3] for p in points], mode="lines", line={"width": 0},
-                             hoverinfo="skip", showlegend=False, name="max"))
-    fig.add_trace(go.Scatter(x=ts, y=[p[2] for p in points], mode="lines", line={"width": 0}, fill="tonexty",
-                             fillcolor="rgba(100, 181, 246, 0.3)", hoverinfo="skip", name="min–max"))
-    fig.add_trace(go.Scatter(x=ts, y=[p[1] for p in points], mode="lines+markers", name="mean",
-                             line={"color": "#1565c0"},
-                             hovertemplate=f"%{{x|%H:%M}}  %{{y:.1f}} {unit}<extra></extra>"))
-    for edge in sorted({e for b in scale_for(metric).bands for e in (b.low, b.high) if math.isfinite(e)}):
-        fig.add_hline(y=edge, line={"dash": "dot", "color": "#90a4ae", "width": 1})
-    fig.update_layout(
-        yaxis_title=f"{metric} ({unit})" if unit else metric,
-        margin={"l": 50, "r": 10, "t": 20, "b": 40},
-        plot_bgcolor="white",
-        legend={"orientation": "h", "y": 1.1},
-    )
+    data = [
+        {"type": "scatter", "x": ts, "y": [p[3] for p in points], "mode": "lines", "line": {"width": 0},
+         "hoverinfo": "skip", "showlegend": False, "name": "max"},
+        {"type": "scatter", "x": ts, "y": [p[2] for p in points], "mode": "lines", "line": {"width": 0},
+         "fill": "tonexty", "fillcolor": "rgba(100, 181, 246, 0.35)", "hoverinfo": "skip", "name": t("min–max", lang)},
+        {"type": "scatter", "x": ts, "y": [p[1] for p in points], "mode": "lines", "name": t("mean", lang),
+         "line": {"color": "#1565c0", "width": 2},
+         "hovertemplate": f"%{{x|%Y-%m-%d %H:%M}}  %{{y:.1f}} {unit}<extra></extra>"},
+    ]
+    scale = scale_for(metric)
+    edges = [e for b in scale.bands for e in (b.low, b.high) if math.isfinite(e)]
+    values = [v for p in points for v in (p[2], p[3])] + (edges if scale.source else [])
+    layout: dict[str, Any] = {
+        "yaxis": {"title": {"text": f"{t(metric, lang)} ({unit})" if unit else t(metric, lang)}, "gridcolor": "#eceff1"},
+        "xaxis": {"gridcolor": "#eceff1"},
+        "margin": {"l": 60, "r": 10, "t": 30, "b": 40}, "plot_bgcolor": "white", "paper_bgcolor": "white",
+        "legend": {"orientation": "h", "y": 1.12}, "font": {"family": FONT}, "shapes": [], "annotations": [],
+    }
+    if values:
+        lo, hi = min(values), max(values)
+        pad = (hi - lo) * 0.08 or max(abs(hi) * 0.1, 1.0)
+        lo, hi = lo - pad, hi + pad
+        layout["yaxis"]["range"] = [lo, hi]
+        if scale.source:
+            layout["shapes"] = [
+                {"type": "rect", "xref": "paper", "x0": 0, "x1": 1, "yref": "y", "y0": a, "y1": b, "layer": "below",
+                 "line": {"width": 0}, "fillcolor": _translucent(colour)}
+                for a, b, colour in band_intervals(scale, lo, hi)
+            ]
+            layout["annotations"].append({"text": scale.source, "showarrow": False, "xref": "paper", "yref": "paper",
+                                          "x": 1, "y": 1.0, "xanchor": "right", "yanchor": "bottom",
+                                          "font": {"size": 10, "color": "#607d8b"}})
+    if source:
+        layout["annotations"].append({"text": source, "showarrow": False, "xref": "paper", "yref": "paper", "x": 0,
+                                      "y": 1.0, "xanchor": "left", "yanchor": "bottom",
+                                      "font": {"size": 10, "color": "#607d8b"}})
     if not points:
-        fig.add_annotation(text="no data in this period", showarrow=False, xref="paper", yref="paper",
-                           x=0.5, y=0.5)
-    return fig
+        layout["annotations"].append({"text": t("no data in this period", lang), "showarrow": False, "xref": "paper",
+                                      "yref": "paper", "x": 0.5, "y": 0.5})
+    return {"data": data, "layout": layout}
+
+
+def series_csv(points: Sequence[tuple[datetime, float, float, float]], metric: str, unit: str) -> str:
+    """The shown series as CSV: one row per bucket (UTC, ISO 8601), mean, min and max."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["bucket_utc", "metric", "unit", "mean", "min", "max"])
+    for bucket, mean, lo, hi in points:
+        writer.writerow([bucket.isoformat(), metric, unit, f"{mean:.4g}", f"{lo:.4g}", f"{hi:.4g}"])
+    return out.getvalue()

@@ -4,17 +4,69 @@ from __future__ import annotations
 
 # Network overview (/)
 OVERVIEW_CARDS = "overview-cards"
+OVERVIEW_KPIS = "overview-kpis"
+OVERVIEW_MAP = "overview-map"
+OVERVIEW_SESSIONS = "overview-sessions"
+OVERVIEW_INTERVAL = "overview-interval"
+OVERVIEW_NAV = "overview-nav"
 
 # Site floor plan (/site/<site_id>)
 SITE_STOREY = "site-storey"
 SITE_METRIC = "site-metric"
 SITE_FLOORPLAN = "site-floorplan"
+SITE_LEGEND = "site-legend"
+SITE_DRAWN = "site-drawn"
 SITE_INTERVAL = "site-interval"
 SITE_NAV = "site-nav"
+SITE_3D_LINK = "site-3d-link"
+
+# Building in 3D (/building/<building_id>)
+BUILDING_ID = "building-id"
+BUILDING_METRIC = "building-metric"
+BUILDING_FIGURE = "building-figure"
+BUILDING_LEGEND = "building-legend"
+BUILDING_INTERVAL = "building-interval"
 
 # Room (/room/<room_id>)
 ROOM_ID = "room-id"
 ROOM_METRIC = "room-metric"
+ROOM_RANGE = "room-range"
+ROOM_CUSTOM = "room-custom"
 ROOM_TABLE = "room-table"
+ROOM_DEVICES = "room-devices"
 ROOM_SERIES = "room-series"
 ROOM_INTERVAL = "room-interval"
+ROOM_CSV_BUTTON = "room-csv-button"
+ROOM_CSV = "room-csv"
+ROOM_LUMINAIRE = "room-luminaire"
+ROOM_LEVEL = "room-level"
+ROOM_CMD = "room-cmd"  # pattern id {"type": ROOM_CMD, "action": "on" | "off" | "dim"}
+ROOM_CMD_STATUS = "room-cmd-status"
+ROOM_COMMANDS = "room-commands"
+
+# Alarms (/alarms)
+ALARM_SITE = "alarm-site"
+ALARM_SEVERITY = "alarm-severity"
+ALARM_STATE = "alarm-state"
+ALARM_NOTE = "alarm-note"
+ALARM_TABLE = "alarm-table"
+ALARM_ACK = "alarm-ack"  # pattern id {"type": ALARM_ACK, "id": <alarm id>}
+ALARM_STATUS = "alarm-status"
+ALARM_REFRESH = "alarm-refresh"
+ALARM_INTERVAL = "alarm-interval"
+
+# Devices (/devices)
+DEVICES_SITE = "devices-site"
+DEVICES_STATE = "devices-state"
+DEVICES_BODY = "devices-body"
+DEVICES_INTERVAL = "devices-interval"
+
+# BIM (/bim)
+BIM_SITE = "bim-site"
+BIM_NAME = "bim-name"
+BIM_ROLE = "bim-role"
+BIM_UPLOAD = "bim-upload"
+BIM_RESULT = "bim-result"
+BIM_LOG = "bim-log"
+SITE_BUILDING = "site-building"
+SITE_STOREYS = "site-storeys"

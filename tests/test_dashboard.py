@@ -1,7 +1,9 @@
-"""The dashboard against a real database: figures, data access, callbacks, pages over HTTP."""
+"""The dashboard against a real database: figures, data access, callbacks, pages over HTTP and in a browser."""
 
 from __future__ import annotations
 
+import base64
+import functools
 import importlib
 import json
 import os
@@ -11,30 +13,43 @@ import threading
 import time
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import dash
+import orjson
 import pytest
 from dash.exceptions import PreventUpdate
 from plotly.utils import PlotlyJSONEncoder
 from shapely.geometry import MultiPolygon, box
 
-from dashboard import data
+from dashboard import data, history, uploads
+from dashboard.sessions import group_sessions
 from dashboard.app import close_app, create_app
+from dashboard.commands import CommandBridge, CommandError, command_payload
 from dashboard.figures import (
-    BAD, GOOD, NO_DATA, WARN, colour_for, floorplan_figure, room_from_click, series_figure,
+    BAD, COMPLIANCE, DEVICE_HEALTH, GOOD, NO_DATA, SCALES, WARN, band_intervals, colour_for, compliance_rank,
+    floorplan_figure, room_from_click, series_csv, with_derived,
 )
 from dashboard.serve import serve
+from tests.helpers import wait_for
+from twin import contract
 from twin.database import connection
 from twin.domain import Building, Device, Room, Site, Storey, TwinModel
 from twin.metrics import BY_NAME
+from twin.mqtt import MqttClient
+from twin.storage import alarms, commands, dashboard_queries, kpis
+from twin.storage.events import add_dead_letters, update_status
 from twin.storage.model import device_keys, save_model, storey_rooms
 from twin.storage.readings import ReadingWriter, room_latest
 
 CO2 = BY_NAME["co2"].metric_id
 TEMPERATURE = BY_NAME["temperature"].metric_id
+OCCUPANCY = BY_NAME["occupancy"].metric_id
+ILLUMINANCE = BY_NAME["illuminance"].metric_id
+SESSION = 2026112301
 
 
 @dataclass(frozen=True)
@@ -43,26 +58,35 @@ class KnownTwin:
 
     url: str
     storey_id: int
+    building_id: int
     rooms: dict[str, int]  # room name -> rooms.id
     latest_co2: dict[str, float]  # room name -> latest CO2
     m1: datetime  # first minute bucket of room 101's CO2
     m2: datetime
+    keys: dict[tuple[str, str], int]
+    alarm_id: int  # an open critical alarm at hq
 
 
 def _model() -> TwinModel:
     rooms = (
-        Room("R101", "S1", "101", use="classroom", footprint=box(0, 0, 8, 6), area_m2=48.0),
-        Room("R102", "S1", "102", use="classroom", footprint=box(8, 0, 16, 6), area_m2=48.0),
-        Room("R103", "S1", "103", use="lab", footprint=box(16, 0, 24, 6), area_m2=48.0),
+        Room("R101", "S1", "101", use="classroom", footprint=box(0, 0, 8, 6), area_m2=48.0, height_m=3.2),
+        Room("R102", "S1", "102", use="classroom", footprint=box(8, 0, 16, 6), area_m2=48.0, height_m=3.2),
+        Room("R103", "S1", "103", long_name="化学实验室", use="lab", footprint=box(16, 0, 24, 6), area_m2=48.0),
         Room("R104", "S1", "104 store", use="other"),  # no footprint: not drawn
     )
     devices = tuple(
         Device(f"env-{r.name[:3]}", f"D{r.global_id}", "env_sensor", "IfcSensor", room_global_id=r.global_id,
-               storey_global_id="S1", mapping="containment")
-        for r in rooms
+               storey_global_id="S1", mapping="containment", x=float(i * 8 + 1), y=1.0, z=1.0)
+        for i, r in enumerate(rooms)
+    ) + (
+        Device("lum-101", "LUM101", "luminaire", "IfcLightFixture", room_global_id="R101", storey_global_id="S1",
+               mapping="containment", x=4.0, y=3.0, z=3.0),
+        Device("pan-101", "PAN101", "panel", "IfcAudioVisualAppliance", room_global_id="R101",
+               storey_global_id="S1", mapping="containment", x=0.5, y=3.0, z=1.2),
+        Device("orphan-1", "ORPH1", "env_sensor", "IfcSensor"),  # in the BIM, in no room
     )
     return TwinModel(
-        site=Site("hq", "Futian HQ School", role="headquarters"),
+        site=Site("hq", "Futian HQ School", role="headquarters", latitude=22.54, longitude=114.05),
         buildings=(Building("B1", "Teaching block"),),
         storeys=(Storey("S1", "B1", "1F", 0.0),),
         rooms=rooms,
@@ -70,29 +94,57 @@ def _model() -> TwinModel:
     )
 
 
+def _member() -> TwinModel:
+    return TwinModel(
+        site=Site("m01", "Member School 1", latitude=22.60, longitude=114.10),
+        buildings=(Building("MB", "主楼"),),
+        storeys=(Storey("MS1", "MB", "一层", 0.0),),
+        rooms=(Room("MR1", "MS1", "音乐教室", use="classroom", footprint=box(0, 0, 9, 7)),),
+        devices=(Device("m-pan", "MPAN", "panel", "IfcAudioVisualAppliance", room_global_id="MR1",
+                        storey_global_id="MS1", mapping="containment", x=1.0, y=1.0),),
+    )
+
+
 @pytest.fixture
 def known_twin(db_url: str) -> KnownTwin:
-    """One headquarters and one member school; three rooms with CO2, one with temperature too."""
-    m1 = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(minutes=10)
+    """A headquarters and a member school; CO2 in three rooms, a cloud class, an alarm, a dead letter."""
+    now = datetime.now(UTC)
+    m1 = now.replace(second=0, microsecond=0) - timedelta(minutes=10)
     m2 = m1 + timedelta(minutes=1)
     s = timedelta(seconds=1)
     with connection(db_url) as conn:
         save_model(conn, _model())
-        save_model(conn, TwinModel(site=Site("m01", "Member School 1")))
+        save_model(conn, _member())
         keys = device_keys(conn)
         d101, d102, d103 = keys["hq", "env-101"], keys["hq", "env-102"], keys["hq", "env-103"]
+        pan, mpan, lum = keys["hq", "pan-101"], keys["m01", "m-pan"], keys["hq", "lum-101"]
+        metric = {m: BY_NAME[m].metric_id for m in ("cloud_session", "cloud_role", "panel_state", "input_source")}
         rows = [
             (m1 + 5 * s, d101, CO2, 700.0), (m1 + 35 * s, d101, CO2, 900.0),  # minute 1: mean 800
             (m2 + 5 * s, d101, CO2, 790.0), (m2 + 35 * s, d101, CO2, 810.0),  # minute 2: mean 800, latest 810
             (m2 + 10 * s, d101, TEMPERATURE, 25.0),
             (m2 + 10 * s, d102, CO2, 1200.0),
             (m2 + 10 * s, d103, CO2, 1700.0),
+            (m2 + 10 * s, lum, BY_NAME["on"].metric_id, 1.0),
+            (m2 + 10 * s, pan, metric["cloud_session"], float(SESSION)), (m2 + 10 * s, pan, metric["cloud_role"], 1.0),
+            (m2 + 10 * s, pan, metric["panel_state"], 2.0), (m2 + 10 * s, pan, metric["input_source"], 3.0),
+            (m2 + 10 * s, mpan, metric["cloud_session"], float(SESSION)),
+            (m2 + 10 * s, mpan, metric["cloud_role"], 2.0), (m2 + 10 * s, mpan, metric["panel_state"], 2.0),
         ]
         ReadingWriter(conn, partitioned=True).write(rows)
+        update_status(conn, d103, "offline")
+        alarm_id = alarms.raise_alarm(conn, "hq", "co2_high", "critical", "CO2 above 1500 ppm",
+                                      room_id=None, device_key=d103)
+        alarms.raise_alarm(conn, "m01", "device_offline", "warning", "panel silent")
+        add_dead_letters(conn, [(now, "campus/v1/hq/GHOST-1/telemetry", "unknown device 'GHOST-1' at site 'hq'",
+                                 b"{}")])
         conn.commit()
-        storey_id = conn.execute("SELECT id FROM storeys WHERE global_id = 'S1'").fetchone()[0]
-        room_ids = dict(conn.execute("SELECT name, id FROM rooms WHERE site_id = 'hq'").fetchall())
-    return KnownTwin(db_url, storey_id, room_ids, {"101": 810.0, "102": 1200.0, "103": 1700.0}, m1, m2)
+        storey_id, building_id = conn.execute(
+            "SELECT s.id, s.building_id FROM storeys s WHERE global_id = 'S1'").fetchone()
+        room_ids = dict(conn.execute("SELECT name, id FROM rooms").fetchall())
+        conn.execute("UPDATE alarms SET room_id = %s WHERE id = %s", (room_ids["103"], alarm_id))
+    return KnownTwin(db_url, storey_id, building_id, room_ids, {"101": 810.0, "102": 1200.0, "103": 1700.0}, m1, m2,
+                     keys, alarm_id)
 
 
 @pytest.fixture
@@ -108,8 +160,12 @@ def _json(component: object) -> str:
     return json.dumps(component, cls=PlotlyJSONEncoder, ensure_ascii=False)
 
 
-def _trace_colours(fig) -> dict[str, str]:
-    return {t.name: t.fillcolor for t in fig.data}
+def _room_colours(fig: dict) -> dict[str, str]:
+    return {t["name"]: t["fillcolor"] for t in fig["data"] if t.get("fill") == "toself"}
+
+
+def _page(name: str):
+    return importlib.import_module(f"dashboard.pages.{name}")
 
 
 # --- pure figures ---------------------------------------------------------------------------
@@ -123,24 +179,137 @@ def test_colour_buckets_follow_the_national_standards() -> None:
     assert colour_for("co2", None) == NO_DATA == colour_for("co2", float("nan"))
 
 
+def test_compliance_takes_the_worst_standard_and_judges_light_only_when_occupied() -> None:
+    assert compliance_rank({"co2": 800, "temperature": 25}) == 0
+    assert compliance_rank({"co2": 1200, "temperature": 25}) == 1
+    assert compliance_rank({"co2": 800, "illuminance": 100}) == 0  # empty room may be dark
+    assert compliance_rank({"co2": 800, "illuminance": 100, "occupancy": 30}) == 2
+    assert compliance_rank({"occupancy": 3}) is None
+    values = with_derived({"co2": 1600}, (1, 4))
+    assert colour_for(COMPLIANCE, values[COMPLIANCE]) == BAD
+    assert values[DEVICE_HEALTH] == 25.0 and colour_for(DEVICE_HEALTH, values[DEVICE_HEALTH]) == BAD
+    assert colour_for(DEVICE_HEALTH, with_derived({}, (2, 2))[DEVICE_HEALTH]) == GOOD
+    assert DEVICE_HEALTH not in with_derived({}, None)
+
+
+def test_chart_bands_split_the_view_by_the_standard() -> None:
+    assert band_intervals(SCALES["temperature"], 10, 35) == [(10, 22.0, WARN), (22.0, 28.0, GOOD), (28.0, 35, WARN)]
+    assert band_intervals(SCALES["co2"], 400, 900) == [(400, 900, GOOD)]
+
+
 def test_multipolygon_room_is_one_trace_with_none_separated_rings() -> None:
     rooms = [{"room_id": 7, "name": "split", "footprint": MultiPolygon([box(0, 0, 1, 1), box(2, 0, 3, 1)])}]
     fig = floorplan_figure(rooms, {7: {"co2": 500.0}}, "co2")
-    assert len(fig.data) == 1
-    trace = fig.data[0]
-    assert list(trace.x).count(None) == 1 and len(trace.x) == 11
-    assert set(trace.customdata) == {7}
-    assert fig.layout.yaxis.scaleanchor == "x"
+    assert len(fig["data"]) == 1
+    trace = fig["data"][0]
+    assert trace["x"].count(None) == 1 and len(trace["x"]) == 11
+    assert set(trace["customdata"]) == {7}
+    assert fig["layout"]["yaxis"]["scaleanchor"] == "x"
 
 
-def test_a_click_on_a_fill_or_a_vertex_names_the_room() -> None:
+def test_a_click_on_a_fill_a_vertex_or_a_device_names_the_room() -> None:
     assert room_from_click({"points": [{"curveNumber": 0, "customdata": [5, 5, 5]}]}) == 5
     assert room_from_click({"points": [{"curveNumber": 0, "pointNumber": 2, "customdata": 5}]}) == 5
     assert room_from_click({"points": [{"curveNumber": 0}]}) is None
     assert room_from_click(None) is None
 
 
-# --- real database --------------------------------------------------------------------------
+def test_chart_ranges_use_minute_rollups_up_to_a_day_and_hourly_beyond() -> None:
+    room = history
+    now = datetime(2026, 3, 31, 12, tzinfo=UTC)
+    assert room.chart_window("1h", now=now) == (now - timedelta(hours=1), now, False)
+    assert room.chart_window("24h", now=now)[2] is False
+    assert room.chart_window("7d", now=now)[2] is True
+    start, end, hourly = room.chart_window("custom", "2026-03-01", "2026-03-01", now=now)
+    assert (start, end, hourly) == (datetime(2026, 3, 1, tzinfo=UTC), datetime(2026, 3, 2, tzinfo=UTC), False)
+    assert room.chart_window("custom", "2026-03-01", "2026-03-10", now=now)[2] is True
+
+
+def test_csv_has_one_row_per_shown_bucket() -> None:
+    t0 = datetime(2026, 3, 1, tzinfo=UTC)
+    text = series_csv([(t0, 800.0, 700.0, 900.0), (t0 + timedelta(hours=1), 810.0, 800.0, 820.0)], "co2", "ppm")
+    assert text.splitlines() == ["bucket_utc,metric,unit,mean,min,max", "2026-03-01T00:00:00+00:00,co2,ppm,800,700,900",
+                                 "2026-03-01T01:00:00+00:00,co2,ppm,810,800,820"]
+
+
+def test_command_payloads_and_uploads_are_checked() -> None:
+    assert command_payload("a", "on") == {"id": "a", "action": "on"}
+    with pytest.raises(CommandError):
+        command_payload("a", "dim", 140)
+    with pytest.raises(CommandError):
+        command_payload("a", "explode")
+    bim = uploads
+    assert bim.decode_upload("data:application/octet-stream;base64,SUZD") == b"IFC"
+    with pytest.raises(bim.UploadError):
+        bim.decode_upload("data:x;base64," + "A" * 400, max_bytes=100)
+    assert bim.site_id_for("", "new school v2.ifc") == "new-school-v2"
+    with pytest.raises(bim.UploadError):
+        bim.site_id_for("bad/id", "x.ifc")
+
+
+def test_cloud_class_panels_group_by_session() -> None:
+    panels = [{"session": 5, "role": 2.0, "site_name": "m"}, {"session": 5, "role": 1.0, "site_name": "hq"},
+              {"session": 7, "role": 2.0, "site_name": "n"}]
+    groups = group_sessions(panels)
+    assert [g["session"] for g in groups] == [5, 7]
+    assert groups[0]["main"]["site_name"] == "hq" and len(groups[0]["aux"]) == 1
+    assert groups[1]["main"] is None
+
+
+# --- storage for the dashboard ------------------------------------------------------------------
+
+
+def test_coverage_kpis_count_teaching_rooms_with_reporting_devices(known_twin: KnownTwin) -> None:
+    with connection(known_twin.url) as conn:
+        k = kpis.site_kpis(conn)
+        later = kpis.site_kpis(conn, now=datetime.now(UTC) + timedelta(hours=1))
+    hq = k["sites"]["hq"]
+    assert (hq["teaching_rooms"], hq["iot_rooms"]) == (3, 3)  # 101, 102 classrooms and 103 lab all report CO2
+    assert (hq["classrooms"], hq["lit_classrooms"], hq["panel_classrooms"]) == (2, 1, 1)  # only 101 has them
+    assert hq["iot_coverage"] == 1.0 and hq["lighting_coverage"] == 0.5 and hq["panel_coverage"] == 0.5
+    m01 = k["sites"]["m01"]
+    assert (m01["iot_coverage"], m01["lighting_coverage"], m01["panel_coverage"]) == (0.0, 0.0, 1.0)
+    assert k["network"]["iot_rooms"] == 3 and k["network"]["teaching_rooms"] == 4
+    assert k["network"]["iot_coverage"] == 0.75
+    assert later["sites"]["hq"]["iot_coverage"] == 0.0  # nothing reported within the window an hour from now
+
+
+def test_alarms_filter_acknowledge_and_keep_history(known_twin: KnownTwin) -> None:
+    with connection(known_twin.url) as conn:
+        assert [a["site_id"] for a in alarms.list_alarms(conn)] == ["m01", "hq"]  # newest first
+        assert [a["id"] for a in alarms.list_alarms(conn, site_id="hq", severity="critical", state="open")] == [
+            known_twin.alarm_id]
+        assert alarms.list_alarms(conn, severity="info") == []
+        assert alarms.acknowledge(conn, known_twin.alarm_id, by="li", note="window opened")
+        assert not alarms.acknowledge(conn, known_twin.alarm_id, by="li", note="twice")
+        acked = alarms.list_alarms(conn, state="acknowledged")
+        assert [(a["acked_by"], a["note"], a["room"]) for a in acked] == [("li", "window opened", "103")]
+        assert alarms.clear(conn, known_twin.alarm_id) and alarms.open_counts(conn) == {"m01": 1}
+        assert [a["state"] for a in alarms.list_alarms(conn, site_id="hq")] == ["closed"]
+
+
+def test_commands_store_one_ack_each(known_twin: KnownTwin) -> None:
+    with connection(known_twin.url) as conn:
+        commands.record_command(conn, "c1", "hq", known_twin.keys["hq", "lum-101"], "dim", 40.0, sent_by="t")
+        assert commands.command(conn, "c1")["acked_at"] is None
+        assert commands.record_ack(conn, "c1", True, {"id": "c1", "ok": True})
+        assert not commands.record_ack(conn, "c1", False, {"id": "c1", "ok": False})  # duplicate ack ignored
+        assert not commands.record_ack(conn, "nope", True, {})
+        rows = commands.room_commands(conn, known_twin.rooms["101"])
+    assert [(r["device_id"], r["action"], r["level"], r["ok"]) for r in rows] == [("lum-101", "dim", 40.0, True)]
+
+
+def test_unmapped_devices_come_from_dead_letters_and_silent_bim_devices(known_twin: KnownTwin) -> None:
+    with connection(known_twin.url) as conn:
+        unknown = dashboard_queries.unknown_publishers(conn)
+        silent = {d["device_id"] for d in dashboard_queries.never_heard(conn)}
+        no_room = [d["device_id"] for d in dashboard_queries.unmapped_in_bim(conn)]
+    assert [(u["site_id"], u["device_id"], u["messages"]) for u in unknown] == [("hq", "GHOST-1", 1)]
+    assert silent == {"env-104", "orphan-1"}  # everything else has sent something
+    assert no_room == ["orphan-1"]
+
+
+# --- callbacks against the real database ----------------------------------------------------------
 
 
 def test_floorplan_has_one_trace_per_room_with_footprint_coloured_by_co2(known_twin: KnownTwin) -> None:
@@ -148,60 +317,217 @@ def test_floorplan_has_one_trace_per_room_with_footprint_coloured_by_co2(known_t
         rooms = storey_rooms(conn, known_twin.storey_id)
         values = room_latest(conn, [r["room_id"] for r in rooms])
     fig = floorplan_figure(rooms, values, "co2")
-    assert len(rooms) == 4 and len(fig.data) == 3  # "104 store" has no footprint
-    assert _trace_colours(fig) == {"101": GOOD, "102": WARN, "103": BAD}
-    for trace in fig.data:
-        assert set(trace.customdata) == {known_twin.rooms[trace.name]}
-    assert "810 ppm" in fig.data[0].hovertemplate
+    assert len(rooms) == 4 and len(fig["data"]) == 3  # "104 store" has no footprint
+    assert _room_colours(fig) == {"101": GOOD, "102": WARN, "103": BAD}
+    for trace in fig["data"]:
+        assert set(trace["customdata"]) == {known_twin.rooms[trace["name"]]}
+    assert "810 ppm" in fig["data"][0]["hovertemplate"]
     temperature = floorplan_figure(rooms, values, "temperature")
-    assert _trace_colours(temperature) == {"101": GOOD, "102": NO_DATA, "103": NO_DATA}
+    assert _room_colours(temperature) == {"101": GOOD, "102": NO_DATA, "103": NO_DATA}
 
 
-def test_room_series_returns_the_one_minute_rollup_means(app: dash.Dash, known_twin: KnownTwin) -> None:
-    with app.server.app_context():
-        points = data.room_series(known_twin.rooms["101"], "co2")
-        empty = data.room_series(known_twin.rooms["101"], "co2", now=known_twin.m1)
-    assert points == [(known_twin.m1, 800.0, 700.0, 900.0), (known_twin.m2, 800.0, 790.0, 810.0)]
-    assert empty == []  # the window ends before the first bucket
-    fig = series_figure(points, "co2", "ppm")
-    assert list(fig.data[-1].y) == [800.0, 800.0]
-
-
-def test_create_app_registers_the_three_pages(app: dash.Dash) -> None:
-    paths = {page.get("path_template") or page["path"] for page in dash.page_registry.values()}
-    assert {"/", "/site/<site_id>", "/room/<room_id>"} <= paths
-    assert {"dashboard.pages.overview", "dashboard.pages.site", "dashboard.pages.room"} <= set(dash.page_registry)
-    layout = app.server.test_client().get("/_dash-layout").get_json()
-    assert "_pages_content" in json.dumps(layout)
-
-
-def test_floorplan_callback_draws_the_storey(app: dash.Dash, known_twin: KnownTwin) -> None:
-    site = importlib.import_module("dashboard.pages.site")
-    with app.server.app_context():
-        fig = site.update_floorplan(known_twin.storey_id, "co2", 3)
-        empty = site.update_floorplan(None, "co2", None)
+def test_floorplan_callback_draws_rooms_devices_health_and_compliance(app: dash.Dash, known_twin: KnownTwin) -> None:
+    site = _page("site")
+    with app.server.test_request_context("/"):
+        fig, drawn, legend = site.update_floorplan(known_twin.storey_id, "co2", None, None)
+        health, _, _ = site.update_floorplan(known_twin.storey_id, "device_health", None, None)
+        compliance, _, _ = site.update_floorplan(known_twin.storey_id, "compliance", None, None)
+        empty, _, _ = site.update_floorplan(None, "co2", None, None)
         href = site.open_room({"points": [{"curveNumber": 1, "customdata": [42] * 5}]})
         with pytest.raises(PreventUpdate):
             site.open_room({"points": [{"curveNumber": 1}]})
-    assert len(fig.data) == 3
-    assert _trace_colours(fig) == {"101": GOOD, "102": WARN, "103": BAD}
-    assert len(empty.data) == 0
+    assert len(fig["data"]) == 4 and fig["data"][-1]["name"] == "devices"  # three rooms, then the devices
+    assert _room_colours(fig) == {"101": GOOD, "102": WARN, "103": BAD}
+    assert drawn["rooms"] == [known_twin.rooms[n] for n in ("101", "102", "103")]
+    markers = dict(zip(fig["data"][-1]["customdata"], fig["data"][-1]["marker"]["color"], strict=False))
+    assert len(fig["data"][-1]["x"]) == 6  # env-101..103, lum-101, pan-101 placed on the storey, plus env-104
+    assert markers[known_twin.rooms["103"]] == "#b71c1c"  # env-103 is offline
+    assert _room_colours(health) == {"101": GOOD, "102": GOOD, "103": BAD}
+    assert _room_colours(compliance) == {"101": GOOD, "102": WARN, "103": BAD}
+    assert "1500 ppm" in _json(legend)
+    assert empty["data"] == []
     assert href == "/room/42"
 
 
-def test_page_layouts_show_the_known_twin(app: dash.Dash, known_twin: KnownTwin) -> None:
-    overview = importlib.import_module("dashboard.pages.overview")
-    room = importlib.import_module("dashboard.pages.room")
+def test_live_refresh_patches_only_the_room_that_changed(app: dash.Dash, known_twin: KnownTwin) -> None:
+    site = _page("site")
     with app.server.test_request_context("/"):
-        cards = _json(overview.layout())
-        room_page = _json(room.layout(room_id=str(known_twin.rooms["101"])))
-        table, fig = room.update_room("co2", 1, known_twin.rooms["101"])
-    assert cards.index("Futian HQ School") < cards.index("Member School 1")  # headquarters first
-    assert '"/site/hq"' in cards and "75%" in cards  # 3 of 4 devices have reported
-    assert "Teaching block" in room_page and "Futian HQ School" in room_page
-    table_text = _json(table)
-    assert "810 ppm" in table_text and "25.0 °C" in table_text
-    assert len(fig.data[-1].y) == 2
+        _, drawn, _ = site.update_floorplan(known_twin.storey_id, "co2", None, None)
+        unchanged = site.update_floorplan(known_twin.storey_id, "co2", 1, drawn)
+        with connection(known_twin.url) as conn:
+            ReadingWriter(conn, partitioned=True).write(
+                [(datetime.now(UTC), known_twin.keys["hq", "env-102"], CO2, 1600.0)])
+        values, devices = data.room_values(drawn["rooms"], known_twin.storey_id)
+        changed, device_styles, new_drawn = site.refresh_changes(drawn, values, devices)
+        patch, stored, legend = site.update_floorplan(known_twin.storey_id, "co2", 2, drawn)
+    assert unchanged == (dash.no_update, dash.no_update, dash.no_update)
+    assert list(changed) == [1] and changed[1][0] == BAD and device_styles is None
+    assert new_drawn["styles"][1][0] == BAD
+    assert isinstance(patch, dash.Patch) and stored["styles"][1][0] == BAD and legend is dash.no_update
+    operations = json.dumps(patch.to_plotly_json(), default=str)
+    assert BAD in operations and GOOD not in operations  # only room 102 is sent
+
+
+def test_30_day_chart_reads_the_hourly_rollups(app: dash.Dash, known_twin: KnownTwin) -> None:
+    """Hourly rollups without any raw reading behind them: the 30-day chart shows them, the 1-hour one not."""
+    room = _page("room")
+    d101 = known_twin.keys["hq", "env-101"]
+    hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    buckets = [hour - timedelta(days=d) for d in (20, 10, 2)]
+    with connection(known_twin.url) as conn:
+        for b in buckets:
+            conn.execute("INSERT INTO rollup_1h (device_id, metric_id, bucket, n, sum, min, max)"
+                         " VALUES (%s, %s, %s, 2, 2000, 900, 1100)", (d101, CO2, b))
+    with app.server.test_request_context("/"):
+        fig, points = room.chart(known_twin.rooms["101"], "co2", "30d")
+        hourly_days, _ = room.chart(known_twin.rooms["101"], "co2", "7d")
+        fig_1h, points_1h = room.chart(known_twin.rooms["101"], "co2", "1h")
+    assert [p[0] for p in points][:3] == buckets and points[0][1:] == (1000.0, 900.0, 1100.0)
+    assert "1-hour rollups" in _json(fig) and "1-minute rollups" in _json(fig_1h)
+    assert len(hourly_days["data"][-1]["y"]) == 2  # the 2-day-old bucket and the current hour from the fixture
+    assert [p[1:] for p in points_1h] == [(800.0, 700.0, 900.0), (800.0, 790.0, 810.0)]  # minute rollups
+    assert any(s["type"] == "rect" for s in fig["layout"]["shapes"])  # the standard's bands
+
+
+def test_room_page_layout_live_values_and_csv(app: dash.Dash, known_twin: KnownTwin) -> None:
+    room = _page("room")
+    rid = known_twin.rooms["101"]
+    with app.server.test_request_context("/"):
+        page = _json(room.layout(room_id=str(rid)))
+        table, devices = room.update_live(1, rid)
+        download = room.download_csv(1, "co2", "1h", None, None, rid)
+        unknown = _json(room.layout(room_id="999999"))
+    assert "Teaching block" in page and "Futian HQ School" in page and "lum-101" in page
+    assert "Commands need an MQTT broker" in page  # this app has no broker
+    assert "810 ppm" in _json(table) and "25.0 °C" in _json(table)
+    assert "lum-101" in _json(devices) and "pan-101" in _json(devices)
+    assert download["filename"].startswith("101-co2-") and download["content"].count("\n") == 3
+    assert "Unknown room" in unknown
+
+
+def test_overview_callback_shows_kpis_cards_map_and_cloud_classes(app: dash.Dash, known_twin: KnownTwin) -> None:
+    overview = _page("overview")
+    with app.server.test_request_context("/"):
+        tiles, cards, fig, sessions = overview.update_overview(1)
+        site = overview.open_site({"points": [{"customdata": "m01"}]})
+    cards_text, tiles_text, sessions_text = _json(cards), _json(tiles), _json(sessions)
+    assert cards_text.index("Futian HQ School") < cards_text.index("Member School 1")  # headquarters first
+    assert '"/site/hq"' in cards_text
+    assert "75%" in tiles_text  # IoT coverage of the network: 3 of 4 teaching rooms
+    assert '"2"' in tiles_text  # open alarms
+    schools = fig["data"][-1]
+    assert schools["customdata"] == ["hq", "m01"] and schools["marker"]["symbol"] == ["star", "circle"]
+    assert str(SESSION) in sessions_text and "音乐教室" in sessions_text and "cloud-class stream" in sessions_text
+    assert site == "/site/m01"
+
+
+def test_building_in_3d_extrudes_every_room_with_a_footprint(app: dash.Dash, known_twin: KnownTwin) -> None:
+    building = _page("building")
+    with app.server.test_request_context("/"):
+        fig, _ = building.update_building("co2", None, known_twin.building_id)
+    mesh = fig["data"][0]
+    assert mesh["type"] == "mesh3d"
+    # three boxes: 2 top triangles + 4 walls x 2 triangles each
+    assert len(mesh["i"]) == 3 * 10 == len(mesh["facecolor"])
+    assert set(mesh["facecolor"]) == {GOOD, WARN, BAD} and max(mesh["z"]) == pytest.approx(0.9 * 3.2)
+
+
+def test_language_switch_translates_pages_and_keeps_chinese_names(app: dash.Dash, known_twin: KnownTwin) -> None:
+    client = app.server.test_client()
+    response = client.get("/lang/zh", headers={"Referer": "http://localhost/site/m01"})
+    assert response.status_code == 302 and response.headers["Location"].endswith("/site/m01")
+    layout = client.get("/_dash-layout").get_json()
+    assert "告警" in json.dumps(layout, ensure_ascii=False)
+    overview = _page("overview")
+    with app.server.test_request_context("/", headers={"Cookie": "campus_twin_lang=zh"}):
+        tiles, cards, _, _ = overview.update_overview(1)
+    assert "物联感知覆盖率" in _json(tiles) and "总校" in _json(cards)
+
+
+def test_devices_and_alarms_pages(app: dash.Dash, known_twin: KnownTwin) -> None:
+    devices, alarms_page = _page("devices"), _page("alarms")
+    with app.server.test_request_context("/"):
+        body = _json(devices.update_devices("any", "any", None))
+        offline = _json(devices.update_devices("hq", "offline", None))
+        table = _json(alarms_page.update_alarms("any", "critical", "open", 0, None))
+        none = _json(alarms_page.update_alarms("m01", "critical", "any", 0, None))
+    assert "GHOST-1" in body and "orphan-1" in body and "env-104" in body
+    assert "env-103" in offline and "env-101" not in offline
+    assert "CO2 above 1500 ppm" in table and "alarm-ack" in table and "panel silent" not in table
+    assert "No alarms match." in none
+
+
+def test_bim_upload_imports_a_generated_ifc(known_twin: KnownTwin, tmp_path: Path) -> None:
+    from models_bim.generate import generate_school
+    from twin.cli import load_bim
+
+    bim = _page("bim")
+    path = tmp_path / "upload.ifc"
+    generate_school(path, site_id="up1", name="上传学校", storeys=1, classrooms_per_storey=2, labs=0)
+    contents = "data:application/octet-stream;base64," + base64.b64encode(path.read_bytes()).decode()
+    app = create_app(known_twin.url, bim_loader=functools.partial(load_bim, known_twin.url))
+    try:
+        with app.server.test_request_context("/"):
+            result, log = bim.upload(contents, "upload.ifc", "up1", "", "member")
+            again, _ = bim.upload(contents, "upload.ifc", "up1", "", "member")
+            bad, _ = bim.upload("data:x;base64,Tk9UIElGQw==", "broken.ifc", "up2", "", "member")
+    finally:
+        close_app(app)
+    text = _json(result)
+    assert "bim-summary" in text and "first import of this site" in text and "up1" in text
+    assert "upload.ifc" in _json(log)
+    assert "no changes" in _json(again)
+    assert "Import failed" in _json(bad)
+
+
+def test_command_bridge_publishes_and_records_the_ack(known_twin: KnownTwin, mqtt_url: str) -> None:
+    with responder(mqtt_url, "hq") as received:
+        app = create_app(known_twin.url, mqtt_url=mqtt_url)
+        try:
+            room = _page("room")
+            with app.server.test_request_context("/"):
+                sent = room.send(known_twin.rooms["101"], "*", "dim", 30)
+                wait_for(lambda: data.room_commands(known_twin.rooms["101"])[0]["acked_at"] is not None, timeout=15)
+                row = data.room_commands(known_twin.rooms["101"])[0]
+        finally:
+            close_app(app)
+    assert len(sent) == 1 and row["id"] == sent[0] and row["ok"] is True and row["level"] == 30.0
+    assert received[0] == ("campus/v1/hq/lum-101/cmd", {"id": sent[0], "action": "dim", "level": 30.0})
+
+
+# --- a device answering commands (as the simulator does) ------------------------------------------
+
+
+class _Responder:
+    def __init__(self, mqtt_url: str, site: str) -> None:
+        self.received: list[tuple[str, dict]] = []
+        self.site = site
+        self.mqtt = MqttClient(mqtt_url, f"test-responder-{time.monotonic_ns()}", persistent=False)
+        self.ready = threading.Event()
+        self.mqtt.client.on_connect = self._connected
+        self.mqtt.client.on_subscribe = lambda *a: self.ready.set()
+        self.mqtt.client.on_message = self._message
+
+    def _connected(self, client, *args) -> None:
+        client.subscribe(f"{contract.PREFIX}/{self.site}/+/{contract.CMD}", qos=1)
+
+    def _message(self, client, userdata, message) -> None:
+        body = orjson.loads(message.payload)
+        self.received.append((message.topic, body))
+        client.publish(message.topic + "/ack", orjson.dumps({"id": body["id"], "ok": True, "action": body["action"]}),
+                       qos=1)
+
+
+@contextmanager
+def responder(mqtt_url: str, site: str) -> Iterator[list[tuple[str, dict]]]:
+    """Acknowledge every command to ``site``'s devices, like a device would."""
+    r = _Responder(mqtt_url, site)
+    r.mqtt.connect()
+    assert r.ready.wait(10), "responder could not subscribe"
+    try:
+        yield r.received
+    finally:
+        r.mqtt.close()
 
 
 # --- over HTTP --------------------------------------------------------------------------------
@@ -225,21 +551,17 @@ def _post(url: str, body: dict) -> dict:
         return json.loads(response.read())
 
 
-@pytest.fixture
-def base_url(app: dash.Dash) -> Iterator[str]:
-    """The app served by :func:`dashboard.serve.serve` on a free port, stopped afterwards."""
+
+@contextmanager
+def serving(app: dash.Dash) -> Iterator[str]:
+    """``app`` served by :func:`dashboard.serve.serve` on a free port; its base URL."""
     port = _free_port()
     stop = threading.Event()
     thread = threading.Thread(target=serve, args=(app, "127.0.0.1", port, stop), daemon=True)
     thread.start()
     base = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(50):
-            try:
-                _get(base + "/_dash-layout")
-                break
-            except OSError:
-                time.sleep(0.1)
+        wait_for(lambda: _up(base), timeout=10)
         yield base
     finally:
         stop.set()
@@ -247,12 +569,27 @@ def base_url(app: dash.Dash) -> Iterator[str]:
     assert not thread.is_alive()
 
 
+def _up(base: str) -> bool:
+    try:
+        _get(base + "/_dash-layout")
+        return True
+    except OSError:
+        return False
+
+
+@pytest.fixture
+def base_url(app: dash.Dash) -> Iterator[str]:
+    with serving(app) as base:
+        yield base
+
+
 def test_app_serves_pages_and_callbacks_over_http(base_url: str, known_twin: KnownTwin) -> None:
     base = base_url
     index = _get(base + "/")
     assert "_dash-config" in index and "cdn" not in index.lower()
     assert "style.css" in index
-    assert "_dash-config" in _get(base + "/site/hq")
+    for path in ("/site/hq", "/alarms", "/devices", "/bim", f"/building/{known_twin.building_id}"):
+        assert "_dash-config" in _get(base + path)
     assert "_pages_content" in _get(base + "/_dash-layout")
     dependencies = json.loads(_get(base + "/_dash-dependencies"))
     outputs = [d["output"] for d in dependencies]
@@ -265,17 +602,21 @@ def test_app_serves_pages_and_callbacks_over_http(base_url: str, known_twin: Kno
                    {"id": "_pages_location", "property": "search", "value": ""}],
         "changedPropIds": ["_pages_location.pathname"], "state": [],
     })
-    assert "Teaching block – 1F" in json.dumps(routed, ensure_ascii=False)
+    assert "Teaching block" in json.dumps(routed, ensure_ascii=False)
+    output = next(o for o in outputs if o.startswith("..site-floorplan.figure"))
     drawn = _post(base + "/_dash-update-component", {
-        "output": "site-floorplan.figure",
-        "outputs": {"id": "site-floorplan", "property": "figure"},
+        "output": output,
+        "outputs": [{"id": "site-floorplan", "property": "figure"}, {"id": "site-drawn", "property": "data"},
+                    {"id": "site-legend", "property": "children"}],
         "inputs": [{"id": "site-storey", "property": "value", "value": known_twin.storey_id},
                    {"id": "site-metric", "property": "value", "value": "co2"},
                    {"id": "site-interval", "property": "n_intervals", "value": 1}],
-        "changedPropIds": ["site-interval.n_intervals"], "state": [],
+        "changedPropIds": ["site-interval.n_intervals"], "state": [{"id": "site-drawn", "property": "data"}],
     })
-    assert len(drawn["response"]["site-floorplan"]["figure"]["data"]) == 3
+    assert len(drawn["response"]["site-floorplan"]["figure"]["data"]) == 4
 
+
+# --- in a real browser ------------------------------------------------------------------------
 
 ARTIFACTS = Path(os.environ.get("CAMPUS_TWIN_ARTIFACTS", Path(__file__).resolve().parents[1] / "artifacts"))
 
@@ -283,6 +624,8 @@ ARTIFACTS = Path(os.environ.get("CAMPUS_TWIN_ARTIFACTS", Path(__file__).resolve(
 def screenshot(driver: object, name: str) -> None:
     """Save a PNG of the page to the artifacts folder, to be looked at."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    height = driver.execute_script("return document.documentElement.scrollHeight")  # type: ignore[attr-defined]
+    driver.set_window_size(1400, min(max(1000, height + 120), 2400))  # type: ignore[attr-defined]
     driver.save_screenshot(str(ARTIFACTS / f"{name}.png"))  # type: ignore[attr-defined]
 
 
@@ -301,8 +644,9 @@ def browser(tmp_path: Path) -> Iterator[object]:
 
     options = webdriver.ChromeOptions()
     options.binary_location = chrome
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1280,900",
+    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1400,1000",
                 "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                "--use-angle=swiftshader", "--enable-unsafe-swiftshader",  # WebGL for the 3D view, in software
                 f"--user-data-dir={tmp_path / 'chrome-profile'}"):
         options.add_argument(arg)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
@@ -313,31 +657,109 @@ def browser(tmp_path: Path) -> Iterator[object]:
         driver.quit()
 
 
+ROOM_TRACES = "#site-floorplan .scatterlayer .trace"
+
+
+def _fill_colour(driver, index: int) -> str:
+    paths = driver.find_elements("css selector", ROOM_TRACES + " .fills path")
+    return paths[index].value_of_css_property("fill") if len(paths) > index else ""
+
+
 @pytest.mark.browser
-def test_three_clicks_from_the_network_to_a_room_in_a_browser(
-    browser: object, base_url: str, known_twin: KnownTwin
-) -> None:
+def test_every_page_in_a_browser(browser: object, known_twin: KnownTwin, mqtt_url: str, tmp_path: Path) -> None:
+    """Network -> school -> storey -> room in clicks, live refresh, a luminaire command and its ack,
+    the 3D view, alarms, devices, an IFC upload, and the Chinese interface; a screenshot of each."""
     from selenium.webdriver import ActionChains
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
+    from models_bim.generate import generate_school
+    from twin.cli import load_bim
+
+    ifc = tmp_path / "planner.ifc"
+    generate_school(ifc, site_id="p1", name="规划学校", storeys=1, classrooms_per_storey=2, labs=0)
     wait = WebDriverWait(browser, 20)
-    browser.get(base_url + "/")
-    cards = wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, ".card-link"))
-    screenshot(browser, "overview")
-    assert [c.find_element(By.CSS_SELECTOR, ".card-title").text for c in cards] == [
-        "Futian HQ School", "Member School 1"]
-    cards[0].click()
-    traces = "#site-floorplan .scatterlayer .trace"
-    wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, traces)) == 3)
-    assert browser.current_url == base_url + "/site/hq"
-    screenshot(browser, "floorplan")
-    fills = browser.find_elements(By.CSS_SELECTOR, traces + " .fills path")
-    fills_by_x = sorted(fills, key=lambda e: e.location["x"])  # rooms 101, 102, 103 from left to right
-    ActionChains(browser).move_to_element(fills_by_x[0]).click().perform()
-    wait.until(lambda d: d.current_url.endswith(f"/room/{known_twin.rooms['101']}"))
-    wait.until(lambda d: "810 ppm" in d.find_element(By.ID, "room-table").text)
-    wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#room-series .scatterlayer .trace"))
-    screenshot(browser, "room")
-    errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
-    assert errors == []
+    find = browser.find_element
+    with responder(mqtt_url, "hq") as received:
+        app = create_app(known_twin.url, mqtt_url=mqtt_url, bim_loader=functools.partial(load_bim, known_twin.url))
+        try:
+            with serving(app) as base:
+                # 1. the network
+                browser.get(base + "/")
+                cards = wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, ".card-link"))
+                wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#overview-map .scatterlayer .trace"))
+                wait.until(lambda d: str(SESSION) in d.find_element(By.ID, "overview-sessions").text)
+                screenshot(browser, "overview")
+                assert [c.find_element(By.CSS_SELECTOR, ".card-title").text for c in cards] == [
+                    "Futian HQ School", "Member School 1"]
+                assert "75%" in find(By.ID, "overview-kpis").text
+                # 2. a school: its floor plan, live without a reload
+                cards[0].click()
+                wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, ROOM_TRACES)) == 4)
+                assert browser.current_url == base + "/site/hq"
+                wait.until(lambda d: _fill_colour(d, 1) == "rgb(251, 192, 45)")  # room 102 is marginal
+                marker = browser.execute_script("window.__still_here = 1; return 1;")
+                with connection(known_twin.url) as conn:
+                    ReadingWriter(conn, partitioned=True).write(
+                        [(datetime.now(UTC), known_twin.keys["hq", "env-102"], CO2, 1650.0)])
+                wait.until(lambda d: _fill_colour(d, 1) == "rgb(229, 57, 53)")  # now bad, pushed by the refresh
+                assert browser.execute_script("return window.__still_here") == marker  # no reload happened
+                screenshot(browser, "floorplan")
+                # 3. a room, by clicking it
+                fills = browser.find_elements(By.CSS_SELECTOR, ROOM_TRACES + " .fills path")
+                ActionChains(browser).move_to_element(sorted(fills, key=lambda e: e.location["x"])[0]).click().perform()
+                wait.until(lambda d: d.current_url.endswith(f"/room/{known_twin.rooms['101']}"))
+                wait.until(lambda d: "810 ppm" in d.find_element(By.ID, "room-table").text)
+                wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#room-series .scatterlayer .trace"))
+                # a luminaire command, acknowledged by the device
+                find(By.XPATH, "//button[normalize-space()='On']").click()
+                wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#room-commands .ack-ok"))
+                assert received and received[0][1]["action"] == "on"
+                find(By.XPATH, "//label[normalize-space()='30 d']").click()
+                wait.until(lambda d: "1-hour rollups" in d.find_element(By.ID, "room-series").text)
+                screenshot(browser, "room")
+                # 4. the building in 3D
+                browser.get(f"{base}/site/hq")
+                wait.until(lambda d: d.find_element(By.ID, "site-3d-link").get_attribute("href").endswith(
+                    f"/building/{known_twin.building_id}"))
+                find(By.ID, "site-3d-link").click()
+                wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#building-figure .gl-container canvas"))
+                time.sleep(1)  # let WebGL paint before the screenshot (not an assertion)
+                screenshot(browser, "building3d")
+                # 5. alarms: acknowledge with a note
+                browser.get(base + "/alarms")
+                button = wait.until(lambda d: d.find_element(By.CSS_SELECTOR, "#alarm-table button"))
+                find(By.ID, "alarm-note").send_keys("window opened")
+                button.click()
+                wait.until(lambda d: "Alarm acknowledged." in d.find_element(By.ID, "alarm-status").text)
+                with connection(known_twin.url) as conn:
+                    assert alarms.list_alarms(conn, state="acknowledged")[0]["note"] == "window opened"
+                screenshot(browser, "alarms")
+                # 6. devices and the unmapped ones
+                browser.get(base + "/devices")
+                wait.until(lambda d: "GHOST-1" in d.find_element(By.ID, "unmapped").text)
+                assert "orphan-1" in find(By.ID, "unmapped").text
+                screenshot(browser, "devices")
+                # 7. a planner uploads an IFC revision
+                browser.get(base + "/bim")
+                wait.until(lambda d: d.find_element(By.ID, "bim-site")).send_keys("p1")
+                find(By.CSS_SELECTOR, "#bim-upload input[type=file]").send_keys(str(ifc))
+                wait.until(lambda d: d.find_elements(By.ID, "bim-summary"))
+                assert "first import of this site" in find(By.ID, "bim-summary").text
+                assert "planner.ifc" in find(By.ID, "bim-log").text
+                screenshot(browser, "bim")
+                # 8. the Chinese interface, Chinese names
+                browser.get(base + "/")
+                wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, ".card-link"))
+                find(By.ID, "lang-zh").click()
+                wait.until(lambda d: "物联感知覆盖率" in d.find_element(By.ID, "overview-kpis").text)
+                wait.until(lambda d: "规划学校" in d.find_element(By.ID, "overview-cards").text)
+                screenshot(browser, "overview-zh")
+                browser.get(base + "/site/m01")
+                wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, ROOM_TRACES)) == 2)
+                assert "音乐教室" in find(By.ID, "site-floorplan").text
+                screenshot(browser, "floorplan-zh")
+                errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+                assert errors == []
+        finally:
+            close_app(app)

@@ -1,63 +1,197 @@
-"""Site floor plan (``/site/<site_id>``): a storey's rooms coloured by a live metric.
+"""Site floor plan (``/site/<site_id>?storey=<id>``): a storey's rooms coloured by a live metric.
 
-The figure refreshes every ``REFRESH_MS`` without a page reload; clicking a room opens
-``/room/<room_id>``.
+Pick the building and the storey, and the metric (a measured one, standard compliance or
+device health); the legend shows the standard's thresholds. Devices are markers. Every
+``REFRESH_MS`` the values are read again and only what changed is sent to the browser (a
+``dash.Patch`` of fill colours, labels and hovers; the zoom is kept by ``uirevision``), so
+a 200-room storey stays smooth. Clicking a room (or a device) opens the room.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import dash
-import plotly.graph_objects as go
-from dash import Input, Output, dcc, html
+from dash import Input, Output, Patch, State, dcc, html, no_update
 from dash.exceptions import PreventUpdate
 
 from dashboard import data, ids
-from dashboard.figures import FLOORPLAN_METRICS, floorplan_figure, room_from_click
+from dashboard.figures import (
+    FLOORPLAN_METRICS, STATE_COLOURS, NO_DATA, device_hover, drawable, floorplan_figure, legend_items, room_from_click,
+    room_style,
+)
+from dashboard.i18n import current, t
 
-REFRESH_MS = 2000
+REFRESH_MS = 1500
 
 dash.register_page(__name__, path_template="/site/<site_id>", name="Site", title="Campus Twin – site", order=1)
 
 
-def storey_options(storeys: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Dropdown options labelled "building – storey", valued by storey id."""
-    return [{"label": f"{s['building']} – {s['storey']}", "value": s["storey_id"]} for s in storeys]
+def metric_options(lang: str) -> list[dict[str, str]]:
+    return [{"label": t(m, lang), "value": m} for m in FLOORPLAN_METRICS]
 
 
-def layout(site_id: str | None = None, **_: Any) -> html.Div:
+def storey_options(storeys: Sequence[Mapping[str, Any]], building_id: int | None = None) -> list[dict[str, Any]]:
+    """Dropdown options of one building's storeys (all when ``building_id`` is None), valued by storey id."""
+    return [{"label": s["storey"], "value": s["storey_id"]} for s in storeys
+            if building_id is None or s["building_id"] == building_id]
+
+
+def building_options(storeys: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    seen: dict[int, str] = {}
+    for s in storeys:
+        seen.setdefault(s["building_id"], s["building"])
+    return [{"label": name, "value": key} for key, name in seen.items()]
+
+
+def legend(metric: str, lang: str) -> list[Any]:
+    items, source = legend_items(metric, lang)
+    chips = [html.Span([html.Span("■", style={"color": colour}, className="swatch"), label], className="legend-item")
+             for colour, label in items]
+    return [html.B(t(metric, lang)), *chips] + ([html.Span(f"({source})", className="muted")] if source else [])
+
+
+def layout(site_id: str | None = None, storey: str | None = None, **_: Any) -> html.Div:
+    lang = current()
     site = data.site(site_id) if site_id else None
     if site is None:
-        return html.Div([html.H2("Unknown school"), html.P(f"No site {site_id!r}."),
-                         dcc.Link("All schools", href=dash.get_relative_path("/"))])
-    options = storey_options(data.storeys(site_id))
+        return html.Div([html.H2(t("Unknown school", lang)), html.P(f"{site_id!r}"),
+                         dcc.Link(t("All schools", lang), href=dash.get_relative_path("/"))])
+    storeys = data.storeys(site_id)
+    chosen = next((s for s in storeys if str(s["storey_id"]) == str(storey)), storeys[0] if storeys else None)
+    building_id = chosen["building_id"] if chosen else None
     return html.Div([
         dcc.Location(id=ids.SITE_NAV, refresh="callback-nav"),
+        dcc.Store(id=ids.SITE_STOREYS, data=[{k: s[k] for k in ("storey_id", "storey", "building_id", "building")}
+                                             for s in storeys]),
+        dcc.Store(id=ids.SITE_DRAWN),
+        html.P([dcc.Link(t("Network", lang), href=dash.get_relative_path("/")), " › ", site["name"]],
+               className="breadcrumb"),
         html.H2(site["name"]),
         html.Div([
-            dcc.Dropdown(id=ids.SITE_STOREY, options=options, value=options[0]["value"] if options else None,
-                         clearable=False, placeholder="no storeys", className="picker"),
-            dcc.Dropdown(id=ids.SITE_METRIC, options=list(FLOORPLAN_METRICS), value="co2", clearable=False,
-                         className="picker"),
+            dcc.Dropdown(id=ids.SITE_BUILDING, options=building_options(storeys), value=building_id, clearable=False,
+                         placeholder=t("no storeys", lang), className="picker picker-small"),
+            dcc.Dropdown(id=ids.SITE_STOREY, options=storey_options(storeys, building_id),
+                         value=chosen["storey_id"] if chosen else None, clearable=False,
+                         placeholder=t("no storeys", lang), className="picker picker-small"),
+            dcc.Dropdown(id=ids.SITE_METRIC, options=metric_options(lang), value="co2", clearable=False,
+                         className="picker picker-small"),
+            dcc.Link(t("3D view of this building", lang), id=ids.SITE_3D_LINK,
+                     href=dash.get_relative_path(f"/building/{building_id}") if building_id else "#",
+                     className="button-link"),
         ], className="pickers"),
-        dcc.Graph(id=ids.SITE_FLOORPLAN, config={"displaylogo": False}, className="floorplan"),
+        html.Div(legend("co2", lang), id=ids.SITE_LEGEND, className="legend"),
+        dcc.Graph(id=ids.SITE_FLOORPLAN, config={"displaylogo": False, "scrollZoom": True}, className="floorplan"),
+        html.P(t("Click a room to open it.", lang), className="muted"),
         dcc.Interval(id=ids.SITE_INTERVAL, interval=REFRESH_MS),
     ])
 
 
 @dash.callback(
+    Output(ids.SITE_STOREY, "options"),
+    Output(ids.SITE_STOREY, "value"),
+    Output(ids.SITE_3D_LINK, "href"),
+    Input(ids.SITE_BUILDING, "value"),
+    State(ids.SITE_STOREY, "value"),
+    State(ids.SITE_STOREYS, "data"),
+    prevent_initial_call=True,
+)
+def pick_building(building_id: int | None, storey_id: int | None, storeys: list[dict[str, Any]]
+                  ) -> tuple[list[dict[str, Any]], int | None, str]:
+    """The chosen building's storeys; keep the storey if it belongs to it, else its lowest."""
+    options = storey_options(storeys or [], building_id)
+    values = [o["value"] for o in options]
+    keep = storey_id if storey_id in values else (values[0] if values else None)
+    return options, keep, dash.get_relative_path(f"/building/{building_id}")
+
+
+# -- drawing and live refresh ---------------------------------------------------------------------------------
+
+
+def draw(storey_id: int, metric: str, lang: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The whole figure of a storey, and what was drawn (kept in the browser to diff the next refresh)."""
+    rooms, values, devices = data.floorplan(storey_id)
+    figure = floorplan_figure(rooms, values, metric, devices=devices, lang=lang, uirevision=storey_id)
+    shown = drawable(rooms)
+    placed = [d for d in devices if d.get("x") is not None and d.get("y") is not None]
+    drawn = {
+        "storey": storey_id, "metric": metric, "lang": lang,
+        "rooms": [int(r["room_id"]) for r in shown], "names": [str(r["name"]) for r in shown],
+        "styles": [list(room_style(str(r["name"]), values.get(int(r["room_id"]), {}), metric, lang)) for r in shown],
+        "devices": [d["device_id"] for d in placed], "device_styles": _device_styles(placed, lang),
+    }
+    return figure, drawn
+
+
+def _device_styles(devices: Sequence[Mapping[str, Any]], lang: str) -> list[list[str]]:
+    return [[STATE_COLOURS.get(d.get("state") or "unknown", NO_DATA), device_hover(d, lang)] for d in devices]
+
+
+def refresh_changes(drawn: Mapping[str, Any], values: Mapping[int, Mapping[str, float]],
+                    devices: Sequence[Mapping[str, Any]]) -> tuple[dict[int, list[str]], list[list[str]] | None,
+                                                                   dict[str, Any]] | None:
+    """What changed since ``drawn``: ``(room index -> new style, new device styles or None, new drawn)``.
+
+    None when the devices on the storey are no longer the same set (redraw everything).
+    """
+    lang, metric = drawn["lang"], drawn["metric"]
+    placed = [d for d in devices if d.get("x") is not None and d.get("y") is not None]
+    if [d["device_id"] for d in placed] != drawn["devices"]:
+        return None
+    changed: dict[int, list[str]] = {}
+    styles = []
+    for i, (room_id, name, old) in enumerate(zip(drawn["rooms"], drawn["names"], drawn["styles"], strict=True)):
+        style = list(room_style(name, values.get(room_id, {}), metric, lang))
+        styles.append(style)
+        if style != old:
+            changed[i] = style
+    device_styles = _device_styles(placed, lang)
+    devices_changed = device_styles if device_styles != drawn["device_styles"] else None
+    return changed, devices_changed, {**drawn, "styles": styles, "device_styles": device_styles}
+
+
+def to_patch(changed: Mapping[int, list[str]], device_styles: list[list[str]] | None, rooms: int) -> Patch:
+    """A figure patch setting only the changed rooms' colour, hover and label (and the device markers)."""
+    patch = Patch()
+    for i, (colour, label, hover) in changed.items():
+        patch["data"][i]["fillcolor"] = colour
+        patch["data"][i]["text"] = hover
+        patch["data"][i]["hovertemplate"] = hover + "<extra></extra>"
+        patch["layout"]["annotations"][i]["text"] = label
+    if device_styles is not None:
+        patch["data"][rooms]["marker"]["color"] = [c for c, _ in device_styles]
+        patch["data"][rooms]["text"] = [h for _, h in device_styles]
+    return patch
+
+
+@dash.callback(
     Output(ids.SITE_FLOORPLAN, "figure"),
+    Output(ids.SITE_DRAWN, "data"),
+    Output(ids.SITE_LEGEND, "children"),
     Input(ids.SITE_STOREY, "value"),
     Input(ids.SITE_METRIC, "value"),
     Input(ids.SITE_INTERVAL, "n_intervals"),
+    State(ids.SITE_DRAWN, "data"),
 )
-def update_floorplan(storey_id: int | None, metric: str, _n: int | None) -> go.Figure:
-    """Redraw the storey with the latest values."""
+def update_floorplan(storey_id: int | None, metric: str, _n: int | None, drawn: dict[str, Any] | None
+                     ) -> tuple[Any, Any, Any]:
+    """Draw the storey when the storey or metric changes; on a tick, patch only what changed."""
+    lang = current()
     if storey_id is None:
-        return floorplan_figure([], {}, metric)
-    rooms, values = data.floorplan(int(storey_id))
-    return floorplan_figure(rooms, values, metric, uirevision=storey_id)
+        return floorplan_figure([], {}, metric, lang=lang), None, legend(metric, lang)
+    storey_id = int(storey_id)
+    same = drawn is not None and (drawn["storey"], drawn["metric"], drawn["lang"]) == (storey_id, metric, lang)
+    if same:
+        values, devices = data.room_values(drawn["rooms"], storey_id)
+        result = refresh_changes(drawn, values, devices)
+        if result is not None:
+            changed, device_styles, new_drawn = result
+            if not changed and device_styles is None:
+                return no_update, no_update, no_update
+            return to_patch(changed, device_styles, len(drawn["rooms"])), new_drawn, no_update
+    figure, new_drawn = draw(storey_id, metric, lang)
+    return figure, new_drawn, legend(metric, lang)
 
 
 @dash.callback(

@@ -95,11 +95,16 @@ def _bim_revisions(conn: psycopg.Connection) -> None:
     conn.execute(resources.files("twin.sql").joinpath("0004_bim_revisions.sql").read_text("utf-8"))
 
 
+def _commands(conn: psycopg.Connection) -> None:
+    conn.execute(resources.files("twin.sql").joinpath("0007_commands.sql").read_text("utf-8"))
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "core twin tables", _core),
     Migration(2, "metric catalogue", _metrics),
     Migration(3, "readings (hypertable or partitioned)", _readings),
     Migration(4, "BIM revisions: georeference, room geometry source and quantities, device id source", _bim_revisions),
+    Migration(7, "commands to devices and their acknowledgements", _commands),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 

@@ -1,0 +1,109 @@
+"""Commands to luminaires over MQTT, and their acknowledgements, through ``twin``.
+
+A :class:`CommandBridge` holds one MQTT connection for the app. :meth:`CommandBridge.send`
+stores the command (``twin.storage.commands``) and publishes ``{"id", "action", "level"}``
+on ``campus/v1/{site}/{device}/cmd`` (QoS 1); the bridge listens on
+``campus/v1/+/+/cmd/ack`` and stores each ``{"id", "ok", ...}`` answer against its
+command, so any dashboard process can show it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+from typing import Any
+
+import orjson
+from psycopg_pool import ConnectionPool
+
+from twin import contract
+from twin.mqtt import MqttClient
+from twin.storage import commands
+
+log = logging.getLogger(__name__)
+
+#: What a luminaire obeys (the simulator also knows "auto"; panels "standby").
+LUMINAIRE_ACTIONS = ("on", "off", "dim")
+LUMINAIRE_KINDS = ("luminaire", "blackboard_luminaire")
+ACK_FILTER = f"{contract.PREFIX}/+/+/{contract.CMD_ACK}"
+QOS_CMD = 1
+CONNECT_TIMEOUT_S = 5.0
+
+
+class CommandError(ValueError):
+    """A command that cannot be sent (bad action or level, broker not connected)."""
+
+
+def command_payload(command_id: str, action: str, level: float | None = None) -> dict[str, Any]:
+    """The ``cmd`` body; ``level`` (0–100 %) only for ``dim``.
+
+    >>> command_payload("c1", "dim", 40)
+    {'id': 'c1', 'action': 'dim', 'level': 40.0}
+    """
+    if action not in LUMINAIRE_ACTIONS:
+        raise CommandError(f"unknown action {action!r} (expected one of {', '.join(LUMINAIRE_ACTIONS)})")
+    body: dict[str, Any] = {"id": command_id, "action": action}
+    if action == "dim":
+        if level is None or not 0 <= float(level) <= 100:
+            raise CommandError(f"dim needs a level between 0 and 100, got {level!r}")
+        body["level"] = float(level)
+    return body
+
+
+class CommandBridge:
+    """One MQTT connection of the dashboard: publishes commands, records acknowledgements."""
+
+    def __init__(self, mqtt_url: str, pool: ConnectionPool, *, client_id: str | None = None) -> None:
+        self.pool = pool
+        self.connected = threading.Event()
+        self.acks = 0
+        self.mqtt = MqttClient(mqtt_url, client_id or f"campus-dashboard-{uuid.uuid4().hex[:8]}", persistent=False)
+        self.mqtt.client.on_connect = self._on_connect
+        self.mqtt.client.on_disconnect = self._on_disconnect
+        self.mqtt.client.on_message = self._on_message
+
+    def start(self) -> CommandBridge:
+        self.mqtt.connect()
+        self.connected.wait(CONNECT_TIMEOUT_S)
+        return self
+
+    def close(self) -> None:
+        self.mqtt.close()
+
+    def send(self, site_id: str, device_id: str, device_key: int, action: str, level: float | None = None, *,
+             sent_by: str | None = None) -> str:
+        """Store and publish a command; return its id (the ack will carry it)."""
+        if not self.connected.is_set():
+            raise CommandError("the MQTT broker is not connected")
+        command_id = uuid.uuid4().hex
+        body = command_payload(command_id, action, level)
+        with self.pool.connection() as conn:
+            commands.record_command(conn, command_id, site_id, device_key, action, body.get("level"), sent_by=sent_by)
+        self.mqtt.client.publish(contract.topic(site_id, device_id, contract.CMD), orjson.dumps(body), qos=QOS_CMD)
+        log.info("command sent id=%s site=%s device=%s action=%s", command_id, site_id, device_id, action)
+        return command_id
+
+    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:  # noqa: ANN001
+        if getattr(reason_code, "is_failure", False):
+            return
+        client.subscribe(ACK_FILTER, qos=1)
+        self.connected.set()
+
+    def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:  # noqa: ANN001
+        self.connected.clear()
+
+    def _on_message(self, client, userdata, message) -> None:  # noqa: ANN001
+        try:
+            ack = orjson.loads(message.payload)
+        except orjson.JSONDecodeError:
+            log.warning("ack that is not JSON topic=%s", message.topic)
+            return
+        if not isinstance(ack, dict) or not ack.get("id"):
+            return
+        try:
+            with self.pool.connection() as conn:
+                if commands.record_ack(conn, str(ack["id"]), bool(ack.get("ok")), ack):
+                    self.acks += 1
+        except Exception:  # noqa: BLE001 - a bad ack must not kill the network thread
+            log.exception("could not store ack topic=%s", message.topic)

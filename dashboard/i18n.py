@@ -1,0 +1,114 @@
+"""Chinese and English interface: a small translation table and the reader's choice.
+
+The language is kept in a cookie set by ``/lang/<code>`` (a plain link in the top bar),
+so page layouts and callbacks built on the server see it in every request::
+
+    t("Schools", "zh") == "学校"
+    t("no such text", "zh") == "no such text"      # untranslated text falls back to English
+
+Room, school and device names come from the BIM as they are (often Chinese already).
+"""
+
+from __future__ import annotations
+
+import flask
+
+LANGUAGES = ("en", "zh")
+DEFAULT = "en"
+COOKIE = "campus_twin_lang"
+
+#: English -> Chinese. Keys are the English text itself, so a missing entry shows English.
+ZH: dict[str, str] = {
+    # navigation
+    "Network": "网络总览", "Alarms": "告警", "Devices": "设备", "BIM": "BIM 模型",
+    "live digital twin of the school network": "集团学校实时数字孪生",
+    # overview
+    "Schools": "学校", "School": "学校", "headquarters": "总校", "member": "分校",
+    "rooms": "房间", "devices": "设备", "online": "在线", "open alarms": "未关闭告警",
+    "devices online": "设备在线率", "IoT coverage": "物联感知覆盖率", "smart-lighting coverage": "智慧照明覆盖率",
+    "interactive-panel coverage": "交互大屏覆盖率", "target": "目标", "Network map": "集团分布图",
+    "Cloud classes in progress": "进行中的云课堂", "No cloud class in progress.": "当前没有进行中的云课堂。",
+    "main classroom": "主讲课堂", "auxiliary classrooms": "听课课堂", "session": "课堂编号",
+    "No schools yet: load a BIM model first.": "还没有学校：请先导入 BIM 模型。", "whole network": "全集团",
+    "Click a school to open it.": "点击学校进入。", "longitude °E": "东经 °", "latitude °N": "北纬 °",
+    # panel
+    "off": "关", "standby": "待机", "on": "开", "none": "无", "built-in PC": "内置电脑", "HDMI": "HDMI",
+    "cloud-class stream": "云课堂直播", "panel": "大屏",
+    # site / floor plan
+    "Unknown school": "未知学校", "All schools": "全部学校", "no storeys": "没有楼层", "Storey": "楼层",
+    "Metric": "指标", "3D view of this building": "该楼栋的三维视图", "Floor plan": "平面图",
+    "no room footprints on this storey": "该楼层没有房间轮廓", "no data": "无数据",
+    "Click a room to open it.": "点击房间查看详情。", "device": "设备",
+    # metrics
+    "temperature": "温度", "co2": "二氧化碳", "illuminance": "课桌照度", "occupancy": "人数", "humidity": "湿度",
+    "noise": "噪声", "pm25": "PM2.5", "compliance": "标准达标", "device_health": "设备健康",
+    "blackboard_illuminance": "黑板照度", "power": "功率", "dimming": "调光", "tvoc": "TVOC",
+    "panel_state": "大屏状态", "screen_on": "屏幕", "input_source": "信号源", "cloud_session": "云课堂",
+    "cloud_role": "云课堂角色", "energy": "电能", "panel_temperature": "大屏温度",
+    # bands
+    "outside 22–28 °C": "超出 22–28 °C", "outside 40–80 %RH": "超出 40–80 %RH", "empty": "无人", "occupied": "有人",
+    "meets the standards": "符合标准", "marginal": "临界", "fails a standard": "不达标", "all online": "全部在线",
+    "some offline": "部分离线", "mostly offline": "多数离线", "value": "数值",
+    # building
+    "Unknown building": "未知楼栋", "3D view": "三维视图",
+    # room
+    "Unknown room": "未知房间", "Live values": "实时数值", "History": "历史曲线", "No live values yet.": "暂无实时数值。",
+    "kind": "类型", "metric": "指标", "time": "时间", "state": "状态", "last seen": "最后上报", "battery": "电量",
+    "signal": "信号", "firmware": "固件", "Devices in this room": "房间内设备", "never": "从未",
+    "Lighting control": "照明控制", "all luminaires": "全部灯具", "Dim": "调光", "On": "开灯", "Off": "关灯",
+    "level": "亮度", "Recent commands": "最近指令", "action": "动作", "sent": "发送时间", "acknowledged": "已确认",
+    "waiting for ack": "等待确认", "failed": "失败", "ok": "成功",
+    "Commands need an MQTT broker (start the dashboard with --mqtt-url).": "发送指令需要 MQTT 服务器（用 --mqtt-url 启动）。",
+    "No luminaires in this room.": "房间内没有灯具。", "Download CSV": "下载 CSV", "1 h": "1 小时",
+    "24 h": "24 小时", "7 d": "7 天", "30 d": "30 天", "custom": "自定义", "no data in this period": "该时段无数据",
+    "mean": "平均", "min–max": "最小–最大", "from 1-minute rollups": "来自 1 分钟汇总", "from 1-hour rollups": "来自 1 小时汇总",
+    "command sent": "指令已发送", "command not sent": "指令未发送",
+    # alarms
+    "severity": "级别", "any": "全部", "info": "提示", "warning": "警告", "critical": "严重", "open": "未处理",
+    "closed": "已关闭", "rule": "规则", "message": "内容", "raised": "发生时间", "room": "房间", "note": "备注",
+    "Acknowledge": "确认", "Note for the acknowledgement": "确认备注", "No alarms match.": "没有符合条件的告警。",
+    "acknowledged by": "确认人", "Alarm acknowledged.": "告警已确认。", "Alarm was not open.": "告警不是未处理状态。",
+    # devices
+    "offline": "离线", "unknown": "未知", "Unmapped devices": "未映射设备",
+    "Publishing but not in the BIM": "在上报但不在 BIM 中", "In the BIM but never heard": "在 BIM 中但从未上报",
+    "In the BIM but in no room": "在 BIM 中但不在任何房间", "messages": "消息数", "first seen": "首次出现",
+    "None.": "无。", "showing": "显示", "of": "共",
+    # bim
+    "Upload an IFC revision": "上传 IFC 模型修订版", "Site id": "学校编号", "Site name (optional)": "学校名称（可选）",
+    "Role": "角色", "Drag an IFC file here or click to choose": "将 IFC 文件拖到此处，或点击选择",
+    "Import summary": "导入摘要", "Revision diff": "修订差异", "first import of this site": "该学校首次导入",
+    "no changes": "无变化", "added": "新增", "removed": "删除", "changed": "修改", "buildings": "楼栋",
+    "storeys": "楼层", "Recent imports": "最近导入", "file": "文件", "imported": "导入时间",
+    "Uploads are disabled: no BIM loader (start with campus-twin dashboard).":
+        "上传不可用：未配置 BIM 导入（请用 campus-twin dashboard 启动）。",
+    "Import failed": "导入失败", "file too large": "文件过大", "rooms without geometry": "无几何的房间",
+    "devices by kind": "按类型统计设备", "devices by mapping": "按映射方式统计设备", "schema": "IFC 版本",
+    "site": "学校", "unmapped devices": "未映射设备", "maximum size": "最大文件",
+}
+
+
+def t(text: str, lang: str | None = None) -> str:
+    """``text`` in ``lang`` (the current request's language when None)."""
+    lang = lang or current()
+    return ZH.get(text, text) if lang == "zh" else text
+
+
+def current() -> str:
+    """The language of the current request (cookie), else the default; works outside requests."""
+    if not flask.has_request_context():
+        return DEFAULT
+    value = flask.request.cookies.get(COOKIE, DEFAULT)
+    return value if value in LANGUAGES else DEFAULT
+
+
+def register(server: flask.Flask, prefix: str = "/") -> None:
+    """Add ``/lang/<code>``: remember the language in a cookie and go back where the reader was."""
+
+    def switch(code: str) -> flask.Response:
+        target = flask.request.referrer or prefix
+        response = flask.redirect(target)
+        if code in LANGUAGES:
+            response.set_cookie(COOKIE, code, max_age=365 * 24 * 3600, samesite="Lax")
+        return response
+
+    server.add_url_rule(f"{prefix.rstrip('/')}/lang/<code>", "campus_twin_lang", switch)
