@@ -21,7 +21,7 @@ import psycopg
 
 from ingest.decode import decode_status, decode_telemetry
 from twin import contract
-from twin.database import connect
+from twin.database import DatabaseUnavailable, connect
 from twin.mqtt import MqttClient
 from twin.storage import events, model
 from twin.storage.readings import ReadingWriter, Row
@@ -29,9 +29,14 @@ from twin.storage.schema import backend
 
 log = logging.getLogger(__name__)
 
-BATCH_MAX = 2000
+BATCH_MAX = 5000
 BATCH_WAIT_S = 0.2
+#: A batch is also closed when no message came for this long (the broker's window is drained).
+BATCH_IDLE_S = 0.01
 QUEUE_MAX = 20000
+#: Unacknowledged messages the broker may have in flight to us (MQTT 5 Receive Maximum):
+#: larger than a batch, so the broker keeps sending while we fill and commit one.
+RECEIVE_MAXIMUM = 20000
 RETRY_MAX_S = 30.0
 STATS_EVERY_S = 30.0
 DEVICE_REFRESH_S = 10.0
@@ -43,7 +48,7 @@ class Message:
     qos: int
     topic: str
     payload: bytes
-    received_at: datetime
+    received_at: float  # epoch seconds (cheaper than a datetime per message)
 
 
 @dataclass(slots=True)
@@ -54,27 +59,37 @@ class Counters:
     dead_letters: int = 0
     batches: int = 0
     db_errors: int = 0
-    lag_s: float = 0.0
+    lag_s: float = 0.0  # receive to commit, oldest message of the last batch
+    data_lag_s: float = 0.0  # reading timestamp to commit, newest reading of the last batch
     extra: dict[str, int] = field(default_factory=dict)
 
 
 class IngestWorker:
-    """One ingest worker; ``run(stop)`` blocks until ``stop`` is set."""
+    """One ingest worker; ``run(stop)`` blocks until ``stop`` is set.
+
+    ``share_group`` names the MQTT 5 shared subscription group; ``""`` subscribes without
+    sharing (one worker only: what survives a Mosquitto restart, see docs/mqtt.md).
+    """
 
     def __init__(self, database_url: str, mqtt_url: str, *, client_id: str = "campus-ingest-1",
                  batch_max: int = BATCH_MAX, batch_wait_s: float = BATCH_WAIT_S, queue_max: int = QUEUE_MAX,
-                 share_group: str = contract.SHARE_GROUP) -> None:
+                 share_group: str = contract.SHARE_GROUP, retry_max_s: float = RETRY_MAX_S,
+                 receive_maximum: int = RECEIVE_MAXIMUM, stats_every_s: float = STATS_EVERY_S) -> None:
         self.database_url = database_url
         self.mqtt_url = mqtt_url
         self.client_id = client_id
         self.share_group = share_group
         self.batch_max = batch_max
         self.batch_wait_s = batch_wait_s
+        self.retry_max_s = retry_max_s
+        self.receive_maximum = receive_maximum
+        self.stats_every_s = stats_every_s
         self.queue: queue.Queue[Message] = queue.Queue(maxsize=queue_max)
         self.counters = Counters()
         self.connected = threading.Event()
         self._devices: dict[tuple[str, str], int] = {}
         self._devices_loaded = 0.0
+        self._topics: dict[str, tuple[contract.TopicParts, int] | str] = {}
         self._conn: psycopg.Connection | None = None
         self._writer: ReadingWriter | None = None
         self._mqtt: MqttClient | None = None
@@ -86,11 +101,14 @@ class IngestWorker:
             log.warning("ingest connect refused reason=%s", reason_code)
             return
         assert self._mqtt is not None
+        # Subscribe on every connect, even to a resumed session: Mosquitto 2.0 does not restore
+        # shared subscriptions from its persistence file after a restart (docs/mqtt.md).
         filters = (contract.TELEMETRY_FILTER, contract.STATUS_FILTER)
-        if self._mqtt.shared_subscriptions:
+        if self._mqtt.shared_subscriptions and self.share_group:
             filters = tuple(f"$share/{self.share_group}/{f}" for f in filters)
         client.subscribe([(f, 1) for f in filters])
-        log.info("ingest subscribed client=%s protocol=%d filters=%s", self.client_id, self._mqtt.protocol, filters)
+        log.info("ingest subscribed client=%s protocol=%d filters=%s session_present=%s", self.client_id,
+                 self._mqtt.protocol, filters, getattr(flags, "session_present", None))
         self.connected.set()
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:  # noqa: ANN001
@@ -99,7 +117,8 @@ class IngestWorker:
             log.warning("ingest disconnected reason=%s (reconnecting)", reason_code)
 
     def _on_message(self, client, userdata, msg) -> None:  # noqa: ANN001
-        self.queue.put(Message(msg.mid, msg.qos, msg.topic, bytes(msg.payload), datetime.now(UTC)))
+        # Blocks when the queue is full: the broker then holds what we cannot take yet.
+        self.queue.put(Message(msg.mid, msg.qos, msg.topic, msg.payload, time.time()))
 
     # -- database side -----------------------------------------------------
     def _db(self) -> tuple[psycopg.Connection, ReadingWriter]:
@@ -114,8 +133,25 @@ class IngestWorker:
         if key is None and time.monotonic() - self._devices_loaded > DEVICE_REFRESH_S:
             self._devices = model.device_keys(conn)
             self._devices_loaded = time.monotonic()
+            self._topics.clear()
             key = self._devices.get((site, device))
         return key
+
+    def _route(self, conn: psycopg.Connection, topic: str) -> tuple[contract.TopicParts, int] | str:
+        """``(topic parts, device key)`` of a topic, or the dead-letter reason (cached per topic)."""
+        hit = self._topics.get(topic)
+        if hit is not None:
+            return hit
+        parts = contract.parse_topic(topic)
+        if parts is None:
+            return "topic outside the contract"
+        key = self._device_key(conn, parts.site_id, parts.device_id)
+        if key is None:
+            return f"unknown device {parts.device_id!r} at site {parts.site_id!r}"
+        if len(self._topics) > 1_000_000:
+            self._topics.clear()
+        self._topics[topic] = (parts, key)
+        return parts, key
 
     def write_batch(self, batch: list[Message]) -> None:
         """Decode and store one batch in one transaction (raises on database errors)."""
@@ -126,29 +162,38 @@ class IngestWorker:
         letters: list[tuple[datetime, str, str, bytes]] = []
         statuses = []
         seqs: dict[int, tuple[int, int, int]] = {}
+        newest: datetime | None = None
         for msg in batch:
-            parts = contract.parse_topic(msg.topic)
-            key = self._device_key(conn, parts.site_id, parts.device_id) if parts else None
-            if parts is None:
-                letters.append((msg.received_at, msg.topic, "topic outside the contract", msg.payload))
+            route = self._route(conn, msg.topic)
+            received_at = datetime.fromtimestamp(msg.received_at, UTC)
+            if isinstance(route, str):
+                letters.append((received_at, msg.topic, route, msg.payload))
                 continue
-            if key is None:
-                letters.append((msg.received_at, msg.topic, f"unknown device {parts.device_id!r} at site "
-                                f"{parts.site_id!r}", msg.payload))
-                continue
+            parts, key = route
             if parts.channel == contract.STATUS:
                 status = decode_status(msg.payload)
                 if isinstance(status, str):
-                    letters.append((msg.received_at, msg.topic, status, msg.payload))
+                    letters.append((received_at, msg.topic, status, msg.payload))
                 else:
                     statuses.append((key, status))
                 continue
             if parts.channel != contract.TELEMETRY:
                 continue
-            decoded = decode_telemetry(msg.payload, msg.received_at)
-            rows.extend((ts, key, metric.metric_id, value) for ts, metric, value in decoded.readings)
+            decoded = decode_telemetry(msg.payload, received_at, parts.device_id)
+            for ts, metric, value in decoded.readings:
+                rows.append((ts, key, metric.metric_id, value))
+            if decoded.readings:
+                last_ts = decoded.readings[-1][0]
+                if newest is None or last_ts > newest:
+                    newest = last_ts
+            for device, ts, metric, value in decoded.foreign:
+                other = self._device_key(conn, parts.site_id, device)
+                if other is None:
+                    decoded.errors.append(f"unknown device {device[:60]!r} at site {parts.site_id!r} (SenML name)")
+                else:
+                    rows.append((ts, other, metric.metric_id, value))
             for reason in decoded.errors:
-                letters.append((msg.received_at, msg.topic, reason, msg.payload))
+                letters.append((received_at, msg.topic, reason, msg.payload))
             if decoded.seq is not None:
                 first, last, gaps = seqs.get(key, (decoded.seq, decoded.seq - 1, 0))
                 gaps += max(0, decoded.seq - last - 1)
@@ -166,21 +211,32 @@ class IngestWorker:
         c.duplicates += len(rows) - inserted
         c.dead_letters += len(letters)
         c.batches += 1
-        c.lag_s = (datetime.now(UTC) - batch[0].received_at).total_seconds()
+        now = time.time()
+        c.lag_s = now - batch[0].received_at
+        if newest is not None:
+            c.data_lag_s = now - newest.timestamp()
 
     def _take_batch(self, stop: threading.Event) -> list[Message]:
+        """Up to ``batch_max`` messages: closed at the size, after ``batch_wait_s``, or when the
+        queue stays empty for ``BATCH_IDLE_S`` (no point waiting for what is not coming)."""
         try:
             first = self.queue.get(timeout=0.5)
         except queue.Empty:
             return []
         batch = [first]
+        get_nowait = self.queue.get_nowait
         deadline = time.monotonic() + self.batch_wait_s
         while len(batch) < self.batch_max:
+            try:
+                batch.append(get_nowait())
+                continue
+            except queue.Empty:
+                pass
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 break
             try:
-                batch.append(self.queue.get(timeout=remaining))
+                batch.append(self.queue.get(timeout=min(remaining, BATCH_IDLE_S)))
             except queue.Empty:
                 break
         return batch
@@ -191,20 +247,29 @@ class IngestWorker:
             try:
                 self.write_batch(batch)
                 return True
-            except (psycopg.OperationalError, psycopg.InterfaceError, OSError) as exc:
+            except (psycopg.OperationalError, psycopg.InterfaceError, DatabaseUnavailable, OSError) as exc:
                 self.counters.db_errors += 1
                 log.warning("ingest database error, retrying in %.1fs (nothing acknowledged): %s",
                             delay, str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
                 if self._conn is not None:
                     self._conn.close()
                 self._conn = None
+                self._topics.clear()
                 if stop.wait(delay):
                     return False
-                delay = min(delay * 2, RETRY_MAX_S)
+                delay = min(delay * 2, self.retry_max_s)
+
+    def log_stats(self, elapsed_s: float, messages_before: int) -> None:
+        c = self.counters
+        log.info("ingest throughput client=%s msgs_per_s=%.1f messages=%d rows=%d duplicates=%d dead_letters=%d "
+                 "db_errors=%d lag_s=%.3f data_lag_s=%.3f queue=%d", self.client_id,
+                 (c.messages - messages_before) / max(elapsed_s, 1e-9), c.messages, c.rows, c.duplicates,
+                 c.dead_letters, c.db_errors, c.lag_s, c.data_lag_s, self.queue.qsize())
 
     def run(self, stop: threading.Event) -> None:
         """Consume until ``stop`` is set; unacknowledged messages stay with the broker."""
-        self._mqtt = MqttClient(self.mqtt_url, self.client_id, persistent=True, manual_ack=True)
+        self._mqtt = MqttClient(self.mqtt_url, self.client_id, persistent=True, manual_ack=True,
+                                receive_maximum=self.receive_maximum)
         client = self._mqtt.client
         client.on_connect, client.on_disconnect, client.on_message = (
             self._on_connect, self._on_disconnect, self._on_message)
@@ -216,15 +281,13 @@ class IngestWorker:
                 if batch:
                     if not self._commit_with_retry(batch, stop):
                         break
+                    ack = client.ack
                     for msg in batch:
                         if msg.qos > 0:
-                            client.ack(msg.mid, msg.qos)
+                            ack(msg.mid, msg.qos)
                 now = time.monotonic()
-                if now - last_stats >= STATS_EVERY_S:
-                    rate = (self.counters.messages - last_messages) / (now - last_stats)
-                    log.info("ingest throughput client=%s msgs_per_s=%.1f rows=%d dead_letters=%d lag_s=%.3f queue=%d",
-                             self.client_id, rate, self.counters.rows, self.counters.dead_letters,
-                             self.counters.lag_s, self.queue.qsize())
+                if now - last_stats >= self.stats_every_s:
+                    self.log_stats(now - last_stats, last_messages)
                     last_stats, last_messages = now, self.counters.messages
         finally:
             self._stopping = True

@@ -82,8 +82,11 @@ class MqttClient:
     """
 
     def __init__(self, url: str, client_id: str, *, persistent: bool = True, manual_ack: bool = False,
-                 will: Will | None = None, protocol: int | None = None) -> None:
+                 will: Will | None = None, receive_maximum: int | None = None, protocol: int | None = None) -> None:
         self.url = url
+        #: MQTT 5 Receive Maximum sent on CONNECT: how many unacknowledged QoS 1 messages the
+        #: broker may have in flight to us (a batching consumer needs more than a batch).
+        self.receive_maximum = receive_maximum
         self.addr = parse_mqtt_url(url)
         # ``protocol=4`` forces MQTT 3.1.1 (what most device firmware speaks; cheaper for the simulators).
         self.version = MQTTProtocolVersion.MQTTv311 if protocol == 4 else detect_protocol(url)
@@ -114,6 +117,8 @@ class MqttClient:
         clean_start: bool | int = paho.MQTT_CLEAN_START_FIRST_ONLY
         if self.version == MQTTProtocolVersion.MQTTv5:
             props = Properties(PacketTypes.CONNECT)
+            if self.receive_maximum:
+                props.ReceiveMaximum = min(self.receive_maximum, 65535)
             if self.persistent:
                 props.SessionExpiryInterval = SESSION_EXPIRY_S
                 clean_start = False
