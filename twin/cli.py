@@ -228,6 +228,11 @@ def load_bim(url: str, path: Path, site_id: str, *, name: str | None = None, rol
     return import_file(url, path, site_id, name=name, role=role, progress=progress)  # type: ignore[arg-type]
 
 
+def bim_loader_for(url: str) -> Callable[..., dict[str, Any]]:
+    """:func:`load_bim` bound to ``url``: what the dashboard's IFC upload calls (``(path, site_id, *, name, role)``)."""
+    return functools.partial(load_bim, url)
+
+
 @bim.command("load")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--site", "site_id", required=True, help="Site id to load the model as (e.g. hq, m01).")
@@ -458,7 +463,9 @@ def dashboard(ctx: click.Context, host: str, port: int, duration: float | None) 
     from dashboard.app import close_app, create_app
     from dashboard.serve import bind, serve_until
 
-    app = create_app(migrated_url(settings_of(ctx)))
+    settings = settings_of(ctx)
+    url = migrated_url(settings)
+    app = create_app(url, mqtt_url=settings.mqtt_url, bim_loader=bim_loader_for(url))
     server = bind(app, host, port)
     stop = stop_on_signals()
     thread = threading.Thread(target=serve_until, args=(server, stop), name="dashboard")
@@ -536,7 +543,7 @@ def _run_demo(stop: threading.Event, url: str, mqtt_url: str, host: str, port: i
 
     worker = IngestWorker(url, mqtt_url, client_id="campus-demo-ingest")
     runner = FleetRunner(url, mqtt_url, interval_s=interval, seed=seed, client_id="campus-demo-sim")
-    app = create_app(url)
+    app = create_app(url, mqtt_url=mqtt_url, bim_loader=bim_loader_for(url))
     server = bind(app, host, port)
     threads = [
         threading.Thread(target=worker.run, args=(stop,), name="ingest"),
