@@ -12,6 +12,7 @@ import signal
 import threading
 from collections.abc import Callable
 from dataclasses import asdict
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -147,6 +148,37 @@ def db_status(ctx: click.Context, as_json: bool) -> None:
     click.echo(f"schema: version {info['schema_version']} of {info['schema_latest']}")
     for table, count in info["tables"].items():
         click.echo(f"  {table:<14} {'-' if count is None else count:>10}")
+
+
+@db.command("retention")
+@click.option("--apply", "do_apply", is_flag=True, help="Drop what the policy says is due (default: only show).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.pass_context
+@friendly
+def db_retention(ctx: click.Context, do_apply: bool, as_json: bool) -> None:
+    """Show (and with --apply, carry out) the retention policy of raw readings.  Example: campus-twin db retention --apply"""
+    from twin.storage.retention import apply, plan
+
+    with connection(migrated_url(settings_of(ctx))) as conn:
+        p = plan(conn)
+        dropped = apply(conn, p) if do_apply else []
+    if as_json:
+        print_json({"backend": p.backend, "retention_days": p.retention_days, "cutoff": p.cutoff,
+                    "due": [x.name for x in p.drop], "kept": [x.name for x in p.keep],
+                    "policies": list(p.policies), "applied": do_apply, "dropped": dropped})
+        return
+    click.echo(f"backend: {p.backend}; raw readings kept {p.retention_days} days (cutoff {p.cutoff:%Y-%m-%d %H:%M}Z)")
+    if p.backend == "timescaledb":
+        for job in p.policies:
+            click.echo(f"  policy job {job['job_id']}: {job['proc']} every {job['schedule']} {job['config']}")
+    else:
+        for part in p.drop:
+            click.echo(f"  due:  {part.name} ({part.start:%Y-%m} , ~{max(part.rows, 0)} rows)")
+        click.echo(f"  kept: {len(p.keep)} partitions" + (f" ({p.keep[0].name} .. {p.keep[-1].name})" if p.keep else ""))
+    if do_apply:
+        click.echo(f"dropped {len(dropped)}: {', '.join(dropped) or 'nothing was due'}")
+    elif p.drop:
+        click.echo("run with --apply to drop them")
 
 
 # -- devices -------------------------------------------------------------------
@@ -431,25 +463,102 @@ def _backfill(url: str, span: Any, step: Any, seed: int, site: str | None) -> No
 
 
 @main.command()
+@click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True,
+              help="Worker processes sharing the MQTT 5 subscription (1 on an MQTT 3.1.1 broker).")
 @click.option("--duration", type=click.FloatRange(0), help="Stop after this many seconds.")
 @click.option("--client-id", default="campus-ingest-1", show_default=True,
-              help="Stable id: the broker keeps this worker's session across restarts.")
+              help="Stable id: the broker keeps this worker's session across restarts (-1, -2, ... appended "
+                   "with --workers > 1).")
+@click.option("--share-group", default="campus-ingest", show_default=True,
+              help="MQTT 5 shared subscription group; '' for a plain subscription (one worker only).")
+@click.option("--stats-every", type=click.FloatRange(0.1), default=30.0, show_default=True,
+              help="Seconds between throughput and lag log lines (shown with -v).")
 @click.pass_context
 @friendly
-def ingest(ctx: click.Context, duration: float | None, client_id: str) -> None:
-    """Subscribe to telemetry and store it.  Example: campus-twin ingest --mqtt-url mqtt://127.0.0.1:1883"""
+def ingest(ctx: click.Context, workers: int, duration: float | None, client_id: str, share_group: str,
+           stats_every: float) -> None:
+    """Subscribe to telemetry and store it.  Example: campus-twin -v ingest --workers 2 --mqtt-url mqtt://127.0.0.1:1883"""
+    import logging
+
+    from ingest.pool import WorkerConfig, check_workers, run_workers
     from ingest.worker import IngestWorker
 
     settings = settings_of(ctx)
-    worker = IngestWorker(migrated_url(settings), require_mqtt(settings), client_id=client_id)
+    url, mqtt_url = migrated_url(settings), require_mqtt(settings)
+    if workers > 1 and not share_group:
+        raise click.BadParameter("several workers need a shared subscription group", param_hint="--share-group")
+    check_workers(mqtt_url, workers)
     stop = stop_on_signals()
-    thread = threading.Thread(target=worker.run, args=(stop,), name="ingest")
-    thread.start()
-    run_until_stopped(stop, duration)
-    thread.join()
-    c = worker.counters
-    click.echo(f"ingested {c.messages} messages: {c.rows} rows, {c.duplicates} duplicates, "
-               f"{c.dead_letters} dead letters")
+    if workers == 1:
+        worker = IngestWorker(url, mqtt_url, client_id=client_id, share_group=share_group, stats_every_s=stats_every)
+        thread = threading.Thread(target=worker.run, args=(stop,), name="ingest")
+        thread.start()
+        run_until_stopped(stop, duration)
+        thread.join()
+        c = worker.counters
+        totals = [(c.messages, c.rows, c.duplicates, c.dead_letters)]
+    else:
+        configs = [WorkerConfig(url, mqtt_url, f"{client_id}-{i}", share_group, stats_every,
+                                logging.getLogger().level) for i in range(1, workers + 1)]
+        timer = threading.Timer(duration, stop.set) if duration is not None else None
+        if timer:
+            timer.start()
+        done = run_workers(configs, stop)
+        if timer:
+            timer.cancel()
+        totals = [(t.messages, t.rows, t.duplicates, t.dead_letters) for t in done]
+    m, r, d, dl = (sum(col) for col in zip(*totals, strict=True)) if totals else (0, 0, 0, 0)
+    click.echo(f"ingested {m} messages with {workers} worker(s): {r} rows, {d} duplicates, {dl} dead letters")
+
+
+def parse_time(value: str | None, param: str) -> datetime | None:
+    """ISO 8601 (``2026-11-23``, ``2026-11-23T08:00:00+08:00``, ``...Z``); no zone means UTC."""
+    if value is None:
+        return None
+    try:
+        ts = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise click.BadParameter(f"not an ISO 8601 time: {value!r}", param_hint=param) from None
+    return ts if ts.tzinfo else ts.replace(tzinfo=UTC)
+
+
+@main.command()
+@click.option("--site", required=True, help="Site id.")
+@click.option("--device", help="Only this device.")
+@click.option("--metric", help="Only this metric (catalogue name, e.g. co2).")
+@click.option("--from", "start", help="From this time, inclusive (ISO 8601; no zone = UTC).")
+@click.option("--to", "end", help="Up to this time, exclusive.")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="CSV file; default: stdout.")
+@click.pass_context
+@friendly
+def export(ctx: click.Context, site: str, device: str | None, metric: str | None, start: str | None,
+           end: str | None, out: Path | None) -> None:
+    """Stream readings as CSV (ts,site,device,room,metric,value,unit).  Example: campus-twin export --site hq --metric co2 --from 2026-11-01 --out co2.csv"""
+    import sys
+
+    from twin.metrics import BY_NAME
+    from twin.storage.export import ExportFilter, export_csv, site_exists
+
+    if metric is not None and metric not in BY_NAME:
+        raise click.BadParameter(f"unknown metric {metric!r} (one of {', '.join(BY_NAME)})", param_hint="--metric")
+    f = ExportFilter(site, device, metric, parse_time(start, "--from"), parse_time(end, "--to"))
+    with connection(migrated_url(settings_of(ctx))) as conn:
+        if not site_exists(conn, site):
+            raise click.ClickException(f"unknown site {site!r}")
+        if out is None:
+            export_csv(conn, sys.stdout.buffer, f)
+            sys.stdout.buffer.flush()
+            return
+        from rich.console import Console
+        from rich.progress import Progress
+
+        console = Console(stderr=True)
+        tmp = out.with_name(out.name + ".part")
+        with tmp.open("wb") as fh, Progress(console=console, transient=True, disable=not console.is_terminal) as bar:
+            task = bar.add_task(f"exporting to {out.name}", total=None)
+            rows = export_csv(conn, fh, f, progress=lambda n: bar.update(task, completed=n))
+        tmp.replace(out)
+    click.echo(f"wrote {rows} readings to {out}", err=True)
 
 
 @main.command()

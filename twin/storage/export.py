@@ -1,0 +1,61 @@
+"""Readings as CSV, streamed by the server (``COPY ... TO STDOUT``): memory stays flat.
+
+Columns ``ts,site,device,room,metric,value,unit``; ``ts`` in ISO 8601 UTC with
+microseconds (``2026-11-23T08:15:00.000000Z``), values as PostgreSQL prints doubles
+(shortest exact form).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import BinaryIO
+
+import psycopg
+
+COLUMNS = ("ts", "site", "device", "room", "metric", "value", "unit")
+
+_EXPORT = """COPY (
+    SELECT to_char(r.ts AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS ts, d.site_id AS site,
+           d.device_id AS device, coalesce(rm.name, '') AS room, m.name AS metric, r.value, m.unit
+    FROM readings r
+    JOIN devices d ON d.id = r.device_id
+    JOIN metrics m ON m.metric_id = r.metric_id
+    LEFT JOIN rooms rm ON rm.id = d.room_id
+    WHERE d.site_id = %(site)s
+      AND (%(device)s::text IS NULL OR d.device_id = %(device)s)
+      AND (%(metric)s::text IS NULL OR m.name = %(metric)s)
+      AND (%(start)s::timestamptz IS NULL OR r.ts >= %(start)s)
+      AND (%(end)s::timestamptz IS NULL OR r.ts < %(end)s)
+    ORDER BY r.ts, d.device_id, m.metric_id
+) TO STDOUT WITH (FORMAT csv, HEADER)"""
+
+
+@dataclass(frozen=True, slots=True)
+class ExportFilter:
+    site: str
+    device: str | None = None
+    metric: str | None = None
+    start: datetime | None = None  # inclusive
+    end: datetime | None = None  # exclusive
+
+
+def site_exists(conn: psycopg.Connection, site: str) -> bool:
+    return conn.execute("SELECT 1 FROM sites WHERE site_id = %s", (site,)).fetchone() is not None
+
+
+def export_csv(conn: psycopg.Connection, out: BinaryIO, f: ExportFilter,
+               progress: Callable[[int], None] | None = None) -> int:
+    """Write the readings matching ``f`` to ``out`` as CSV with a header; return the rows written."""
+    params = {"site": f.site, "device": f.device, "metric": f.metric, "start": f.start, "end": f.end}
+    written = 0
+    with conn.cursor() as cur:
+        with cur.copy(_EXPORT, params) as copy:
+            for chunk in copy:
+                out.write(chunk)
+                written += len(chunk)
+                if progress is not None:
+                    progress(written)
+        rows = cur.rowcount
+    return max(rows, 0)
