@@ -171,6 +171,8 @@ def main() -> None:
         "nominal_msgs_per_s": round(nominal_rate, 1),
         "nominal_published": nominal.published,
         "nominal_max_lag_s": round(nominal.max_lag_s, 3),
+        "nominal_lag_p99_s": round(sorted(nominal.lag_samples)[int(0.99 * (len(nominal.lag_samples) - 1))], 4)
+        if nominal.lag_samples else None,
         "headroom": round(sim_rate / nominal_rate, 1) if nominal_rate else None,
         "payload_bytes_mean": round(sum(map(len, payloads)) / len(payloads), 1),
         "broker": "external" if broker is None else "mosquitto (private)",

@@ -1,6 +1,6 @@
 """Backfill: weeks of simulated history written straight into the twin's database.
 
-The same device models as the live fleet, stepped on a coarse grid (10 minutes by
+The same device models as the live fleet, stepped on a coarse grid (15 minutes by
 default) from ``end - span`` to ``end``; rows go to PostgreSQL through
 :class:`twin.storage.readings.ReadingWriter` in COPY batches, which also keeps the
 latest values and the 1-minute and 1-hour rollups, so the dashboard's charts have
@@ -14,7 +14,9 @@ history, not for testing the pipeline.
 from __future__ import annotations
 
 import logging
+import queue
 import re
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -30,6 +32,7 @@ from twin.storage.schema import backend
 log = logging.getLogger(__name__)
 
 BATCH_ROWS = 50_000
+Row = tuple[datetime, int, int, float]
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
 
@@ -51,7 +54,7 @@ class BackfillResult:
     seconds: float
 
 
-def backfill(database_url: str, span: timedelta, *, step: timedelta = timedelta(minutes=10), seed: int = 0,
+def backfill(database_url: str, span: timedelta, *, step: timedelta = timedelta(minutes=15), seed: int = 0,
              site_id: str | None = None, end: datetime | None = None, spec: FleetSpec | None = None,
              progress: Callable[[int, int], None] | None = None) -> BackfillResult:
     """Simulate ``span`` of history ending at ``end`` (default now) and store it; ``progress(done, total)``."""
@@ -64,13 +67,36 @@ def backfill(database_url: str, span: timedelta, *, step: timedelta = timedelta(
     steps = max(1, int(span.total_seconds() // step_s))
     phases = [d.model.rng.uniform(0, step_s) for d in fleet]
     metric_ids = {name: m.metric_id for name, m in BY_NAME.items()}
-    samples = rows_written = 0
-    conn = connect(database_url, autocommit=True)
+    samples = 0
+    written = [0]
+    batches: queue.Queue[tuple[list[Row], int] | None] = queue.Queue(maxsize=2)
+    failure: list[BaseException] = []
+
+    def write_batches() -> None:  # the database works while the next batch is simulated
+        conn = connect(database_url, autocommit=True)
+        try:
+            writer = ReadingWriter(conn, partitioned=backend(conn) == "postgresql")
+            while (item := batches.get()) is not None:
+                rows, done = item
+                with conn.transaction():
+                    written[0] += writer.write(rows)
+                if progress is not None:
+                    progress(done, steps)
+        except BaseException as exc:
+            failure.append(exc)
+            while batches.get() is not None:  # let the producer finish
+                pass
+        finally:
+            conn.close()
+
+    thread = threading.Thread(target=write_batches, name="backfill-writer")
+    thread.start()
     try:
-        writer = ReadingWriter(conn, partitioned=backend(conn) == "postgresql")
-        batch: list[tuple[datetime, int, int, float]] = []
+        batch: list[Row] = []
         base = start.timestamp()
         for k in range(steps):
+            if failure:
+                break
             for dev, phase in zip(fleet, phases, strict=True):
                 ts = datetime.fromtimestamp(base + k * step_s + phase, tz=UTC)
                 metrics = dev.model.step(step_s, ts.astimezone(SCHOOL_TZ))
@@ -79,13 +105,14 @@ def backfill(database_url: str, span: timedelta, *, step: timedelta = timedelta(
                 for name, value in metrics.items():
                     batch.append((ts, key, metric_ids[name], value))  # type: ignore[arg-type]
             if len(batch) >= BATCH_ROWS or k == steps - 1:
-                with conn.transaction():
-                    rows_written += writer.write(batch)
+                batches.put((batch, k + 1))
                 batch = []
-                if progress is not None:
-                    progress(k + 1, steps)
     finally:
-        conn.close()
+        batches.put(None)
+        thread.join()
+    if failure:
+        raise failure[0]
+    rows_written = written[0]
     result = BackfillResult(len(fleet), samples, rows_written, start, end, time.monotonic() - t0)
     log.info("backfill done devices=%d samples=%d rows=%d seconds=%.1f", result.devices, result.samples,
              result.rows, result.seconds)

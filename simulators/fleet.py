@@ -352,6 +352,8 @@ class FleetRunner:
         self.published = 0
         self.commands = 0
         self.max_lag_s = 0.0
+        #: How late (real seconds) every 64th message went out relative to its schedule.
+        self.lag_samples: list[float] = []
         self.started = threading.Event()
         self.fleet: list[SimDevice] = []
         self.status_topics: list[str] = []
@@ -445,6 +447,9 @@ class FleetRunner:
             for d, status in zip(spec.devices, self.status_topics, strict=True):
                 self._send(site_conn[d["site_id"]], status, contract.status_payload(
                     "online", firmware=FIRMWARE, gateway=f"{self.client_id}-{d['site_id']}"), retain=True)
+        deadline = time.monotonic() + CONNECT_TIMEOUT_S  # statuses acknowledged before the clock starts
+        while any(c.connected and c.outstanding for c in self._conns) and time.monotonic() < deadline:
+            pump(self._conns, 0.05)
         start = self.start
         if start is None and self.speed > 1:
             start = default_start(datetime.now(UTC), self.timetable)
@@ -475,9 +480,11 @@ class FleetRunner:
             dev = self.fleet[i]
             heapq.heapreplace(heap, (due + dev.interval_s * dev.model.rng.uniform(0.95, 1.05), i))
             self._publish(dev, due, injector)
-            if self.published % 256 == 0:
+            if self.published % 64 == 0:
                 lag = (self.sim_time() - due) / self.speed
                 self.max_lag_s = max(self.max_lag_s, lag)
+                if len(self.lag_samples) < 100_000:
+                    self.lag_samples.append(lag)
 
     def _send(self, conn: _Connection, topic: str, payload: bytes, *, retain: bool = False) -> None:
         """Publish, first waiting (a little) for PUBACKs when the connection's window is full."""

@@ -364,7 +364,7 @@ def test_simulate_command_backfills_and_injects_faults(db_url, mqtt_url, tmp_pat
     result = cli.invoke(main, ["--database-url", db_url, "simulate", "--backfill", "3h", "--seed", "5"],
                         catch_exceptions=False)
     assert result.exit_code == 0, result.output
-    assert "backfilled" in result.output and "for 2 devices: 36 samples" in result.output
+    assert "backfilled" in result.output and "for 2 devices: 24 samples" in result.output  # 3 h every 15 min
     log_path = tmp_path / "faults.jsonl"
     result = cli.invoke(main, ["--database-url", db_url, "--mqtt-url", mqtt_url, "simulate", "--interval", "0.1",
                                "--duration", "3", "--faults", "all", "--fault-log", str(log_path),

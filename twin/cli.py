@@ -404,7 +404,7 @@ def _fault_profile(ctx: click.Context, param: click.Parameter, value: str | None
 @click.option("--client-id", default="campus-sim", show_default=True, help="Prefix of the MQTT client ids.")
 @click.option("--backfill", "backfill_span", callback=_span, metavar="SPAN",
               help="Instead of publishing, write SPAN of history (e.g. 30d) straight into the database.")
-@click.option("--backfill-step", callback=_span, default="10m", show_default=True, metavar="SPAN",
+@click.option("--backfill-step", callback=_span, default="15m", show_default=True, metavar="SPAN",
               help="Sampling step of --backfill.")
 @click.pass_context
 @friendly
