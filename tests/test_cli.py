@@ -9,6 +9,7 @@ from click.testing import CliRunner
 from tests.helpers import small_twin
 from twin.cli import main
 from twin.database import connection
+from twin.metrics import CATALOGUE
 from twin.storage.model import save_model
 
 
@@ -26,7 +27,7 @@ def test_db_init_is_idempotent_and_status_reports_backend_version_and_counts(db_
     info = orjson.loads(result.output)
     assert info["backend"] == "postgresql"
     assert info["schema_version"] == info["schema_latest"] >= 3
-    assert info["tables"]["devices"] == 6 and info["tables"]["rooms"] == 3 and info["tables"]["metrics"] == 15
+    assert info["tables"]["devices"] == 6 and info["tables"]["rooms"] == 3 and info["tables"]["metrics"] == len(CATALOGUE)
     assert info["tables"]["readings"] == 0
 
 
