@@ -104,7 +104,7 @@ def storeys(site_id: str) -> list[dict[str, Any]]:
 
 
 def _values(conn: psycopg.Connection, room_ids: Sequence[int]) -> dict[int, dict[str, float]]:
-    latest = readings.room_latest(conn, room_ids)
+    latest = dashboard_queries.room_latest(conn, room_ids)
     health = dashboard_queries.room_health(conn, room_ids)
     return {r: with_derived(latest.get(r, {}), health.get(r)) for r in room_ids}
 
@@ -112,7 +112,7 @@ def _values(conn: psycopg.Connection, room_ids: Sequence[int]) -> dict[int, dict
 def floorplan(storey_id: int) -> tuple[list[dict[str, Any]], dict[int, dict[str, float]], list[dict[str, Any]]]:
     """A storey's rooms (shapely footprints), their values (with derived metrics) and its devices."""
     with connection() as conn:
-        rooms = model.storey_rooms(conn, storey_id)
+        rooms = dashboard_queries.storey_plan(conn, storey_id)
         values = _values(conn, [r["room_id"] for r in rooms])
         devices = dashboard_queries.storey_devices(conn, storey_id)
     return rooms, values, devices

@@ -33,9 +33,10 @@ import io
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
+import numpy as np
 import shapely
 from shapely.geometry import MultiPolygon, Polygon
 from shapely.geometry.base import BaseGeometry
@@ -92,7 +93,10 @@ class Scale:
     source: str = ""
 
     def band(self, value: float) -> Band:
-        return next((b for b in self.bands if b.contains(value)), self.otherwise)
+        for b in self.bands:
+            if b.low <= value <= b.high:
+                return b
+        return self.otherwise
 
     @property
     def legend(self) -> tuple[Band, ...]:
@@ -143,9 +147,14 @@ def compliance_rank(values: Mapping[str, float]) -> float | None:
     None when the room has no value a standard applies to.
     """
     occupied = values.get("occupancy", 0.0) > 0
-    ranks = [_RANK.get(colour_for(m, values[m]), 0) for m in COMPLIANCE_METRICS
-             if m in values and (m != "illuminance" or occupied)]
-    return float(max(ranks)) if ranks else None
+    worst = None
+    for m in COMPLIANCE_METRICS:
+        value = values.get(m)
+        if value is None or math.isnan(value) or (m == "illuminance" and not occupied):
+            continue
+        rank = _RANK.get(SCALES[m].band(value).colour, 0)
+        worst = rank if worst is None else max(worst, rank)
+    return None if worst is None else float(worst)
 
 
 def with_derived(latest: Mapping[str, float], health: tuple[int, int] | None) -> dict[str, float]:
@@ -186,21 +195,19 @@ def metric_text(metric: str, values: Mapping[str, float], lang: str = "en") -> s
     return format_value(value, unit_of(metric))
 
 
-def outline(geometry: BaseGeometry) -> tuple[list[float | None], list[float | None]]:
-    """Exterior rings of a (multi)polygon as x and y lists, rings separated by ``None``.
+def outline(geometry: BaseGeometry) -> tuple[np.ndarray, np.ndarray]:
+    """Exterior rings of a (multi)polygon as x and y arrays, rings separated by NaN (a gap in plotly).
 
-    Holes are not drawn; other geometry types give empty lists.
+    Arrays, not lists: plotly's JSON encoder passes numpy arrays through whole (NaN becomes
+    ``null``) instead of visiting every number, which matters for a 200-room storey.
+    Holes are not drawn; other geometry types give empty arrays.
     """
-    xs: list[float | None] = []
-    ys: list[float | None] = []
-    for polygon in polygons_of(geometry):
-        if xs:
-            xs.append(None)
-            ys.append(None)
-        coords = shapely.get_coordinates(polygon.exterior)
-        xs.extend(coords[:, 0].tolist())
-        ys.extend(coords[:, 1].tolist())
-    return xs, ys
+    rings = [shapely.get_coordinates(p.exterior) for p in polygons_of(geometry)]
+    if not rings:
+        return np.empty(0), np.empty(0)
+    gap = np.full((1, 2), np.nan)
+    coords = np.concatenate([part for ring in rings for part in (gap, ring)][1:])
+    return coords[:, 0], coords[:, 1]
 
 
 def polygons_of(geometry: BaseGeometry | None) -> list[Polygon]:
@@ -239,6 +246,12 @@ def device_hover(device: Mapping[str, Any], lang: str = "en") -> str:
     return f"<b>{device['device_id']}</b><br>{device['kind']}<br>{t(state, lang)}"
 
 
+def floorplan_styles(rooms: Sequence[Mapping[str, Any]], values: Mapping[int, Mapping[str, float]], metric: str,
+                     lang: str = "en") -> list[tuple[str, str, str]]:
+    """:func:`room_style` of every drawable room, in order."""
+    return [room_style(str(r["name"]), values.get(int(r["room_id"]), {}), metric, lang) for r in drawable(rooms)]
+
+
 def floorplan_figure(
     rooms: Sequence[Mapping[str, Any]],
     values: Mapping[int, Mapping[str, float]],
@@ -247,6 +260,7 @@ def floorplan_figure(
     devices: Sequence[Mapping[str, Any]] = (),
     lang: str = "en",
     uirevision: str | int | None = None,
+    styles: Sequence[tuple[str, str, str]] | None = None,
 ) -> Figure:
     """A storey's rooms as filled polygons coloured by ``metric``, devices as markers on top.
 
@@ -254,53 +268,63 @@ def floorplan_figure(
     ``footprint``); ``values`` maps room ids to their values (:func:`with_derived`).
     Exactly one trace per room with a footprint (rooms without one are skipped), in the
     order of ``rooms``, carrying the room id in every ``customdata`` entry, so a click
-    anywhere on it names the room (:func:`room_from_click`); room ``i``'s label is
-    annotation ``i``. Devices (``x``, ``y``, ``state``, ``kind``, ``room_id``) form one last
-    trace named ``devices``, their ``customdata`` is their room.
+    anywhere on it names the room (:func:`room_from_click`). Then one text trace named
+    ``labels`` (room ``i``'s name and value is its ``text[i]``), then devices (``x``, ``y``,
+    ``state``, ``kind``, ``room_id``) as one trace named ``devices``, ``customdata`` their room. ``styles`` may pass
+    :func:`floorplan_styles` when the caller has them already.
     """
+    shown = drawable(rooms)
+    styles = styles if styles is not None else floorplan_styles(rooms, values, metric, lang)
     data: list[dict[str, Any]] = []
-    labels: list[dict[str, Any]] = []
-    for room in drawable(rooms):
-        footprint = room["footprint"]
-        xs, ys = outline(footprint)
-        room_id = int(room["room_id"])
-        colour, label, hover = room_style(str(room["name"]), values.get(room_id, {}), metric, lang)
-        data.append({
-            "type": "scatter", "x": xs, "y": ys, "mode": "lines", "fill": "toself", "fillcolor": colour,
-            "line": {"color": OUTLINE, "width": 1}, "name": str(room["name"]), "text": hover,
-            "customdata": [room_id] * len(xs), "hoveron": "fills+points",
-            "hovertemplate": hover + "<extra></extra>", "showlegend": False,
-        })
-        point = footprint.representative_point()
-        labels.append({"x": point.x, "y": point.y, "text": label, "showarrow": False,
-                       "font": {"size": 10, "color": "#263238"}})
+    for room, (colour, _, hover) in zip(shown, styles, strict=True):
+        xs, ys = outline(room["footprint"])
+        data.append({"type": "scatter", "x": xs, "y": ys, "fillcolor": colour, "name": str(room["name"]),
+                     "text": hover, "customdata": np.full(len(xs), int(room["room_id"]))})
+    notes: list[dict[str, Any]] = []
+    if shown:
+        points = shapely.get_coordinates(shapely.point_on_surface([r["footprint"] for r in shown]))
+        data.append({"type": "scatter", "mode": "text", "name": "labels", "x": points[:, 0], "y": points[:, 1],
+                     "text": np.array([label for _, label, _ in styles]), "hoverinfo": "skip", "fill": "none",
+                     "textfont": {"size": 10, "color": "#263238"}})
+    else:
+        notes.append({"text": t("no room footprints on this storey", lang), "showarrow": False, "xref": "paper",
+                      "yref": "paper", "x": 0.5, "y": 0.5})
     placed = [d for d in devices if d.get("x") is not None and d.get("y") is not None]
     if placed:
         data.append(devices_trace(placed, lang))
-    if not labels:
-        labels.append({"text": t("no room footprints on this storey", lang), "showarrow": False, "xref": "paper",
-                       "yref": "paper", "x": 0.5, "y": 0.5})
     return {"data": data, "layout": {
-        "annotations": labels,
+        "annotations": notes,
         "xaxis": {"visible": False},
         "yaxis": {"visible": False, "scaleanchor": "x", "scaleratio": 1},
         "margin": {"l": 10, "r": 10, "t": 10, "b": 10},
         "plot_bgcolor": "white", "paper_bgcolor": "white",
         "hovermode": "closest", "font": {"family": FONT},
-        "uirevision": uirevision,
+        "uirevision": uirevision, "template": ROOM_TEMPLATE,
     }}
+
+
+#: What every room trace of a floor plan shares, sent once in the layout's template:
+#: a filled outline whose ``text`` is the hover, on the fill (a string ``text`` is what
+#: plotly shows there) and on the vertices.
+ROOM_TEMPLATE: dict[str, Any] = {
+    "data": {"scatter": [{"mode": "lines", "fill": "toself", "line": {"color": OUTLINE, "width": 1},
+                          "hoveron": "fills+points", "hoverinfo": "text", "showlegend": False}]},
+}
 
 
 def devices_trace(devices: Sequence[Mapping[str, Any]], lang: str = "en") -> dict[str, Any]:
     """Device markers: colour by state, symbol by kind; ``customdata`` is the device's room."""
     return {
         "type": "scatter", "mode": "markers", "name": "devices", "showlegend": False,
-        "x": [float(d["x"]) for d in devices], "y": [float(d["y"]) for d in devices],
-        "customdata": [d.get("room_id") for d in devices],
-        "text": [device_hover(d, lang) for d in devices], "hovertemplate": "%{text}<extra></extra>",
+        "x": np.array([d["x"] for d in devices], dtype=float), "y": np.array([d["y"] for d in devices], dtype=float),
+        # numpy arrays go through plotly's JSON encoder whole; a device without a room is NaN (null)
+        "customdata": np.array([d["room_id"] if d.get("room_id") is not None else np.nan for d in devices],
+                               dtype=float),
+        "text": np.array([device_hover(d, lang) for d in devices]), "hoverinfo": "text", "fill": "none",
+        "hoveron": "points",
         "marker": {"size": 7, "line": {"width": 1, "color": "white"},
-                   "color": [STATE_COLOURS.get(d.get("state") or "unknown", NO_DATA) for d in devices],
-                   "symbol": [KIND_SYMBOLS.get(d["kind"], "circle-open") for d in devices]},
+                   "color": np.array([STATE_COLOURS.get(d.get("state") or "unknown", NO_DATA) for d in devices]),
+                   "symbol": np.array([KIND_SYMBOLS.get(d["kind"], "circle-open") for d in devices])},
     }
 
 
@@ -324,9 +348,10 @@ def room_from_click(click_data: Mapping[str, Any] | None) -> int | None:
     if isinstance(data, list):
         data = next((d for d in data if d is not None), None)
     try:
-        return int(data) if data is not None else None
+        room = int(data) if data is not None else None
     except (TypeError, ValueError):
         return None
+    return room if room is not None and room >= 0 else None
 
 
 # -- 3D building -------------------------------------------------------------------------------------------
@@ -385,7 +410,8 @@ def building_figure(rooms: Sequence[Mapping[str, Any]], values: Mapping[int, Map
             for axis, column in zip(edges, (ring[:, 0].tolist(), ring[:, 1].tolist(), [z1] * len(ring)), strict=True):
                 axis.extend([*column, None])
     data: list[dict[str, Any]] = [{
-        "type": "mesh3d", "name": "rooms", "x": xs, "y": ys, "z": zs, "i": ii, "j": jj, "k": kk,
+        "type": "mesh3d", "name": "rooms", "x": np.array(xs), "y": np.array(ys), "z": np.array(zs),
+        "i": np.array(ii, dtype=np.int32), "j": np.array(jj, dtype=np.int32), "k": np.array(kk, dtype=np.int32),
         "facecolor": face_colours, "flatshading": True, "text": hover, "hovertemplate": "%{text}<extra></extra>",
         "lighting": {"ambient": 0.75, "diffuse": 0.5, "specular": 0.05}, "showscale": False,
     }]
@@ -486,19 +512,22 @@ def series_figure(points: Sequence[tuple[datetime, float, float, float]], metric
     The standard's buckets are drawn behind as translucent bands (green good, yellow
     marginal, red bad) over the shown value range; ``source`` names the rollup read.
     """
-    ts = [p[0] for p in points]
+    # numpy arrays: plotly's JSON encoder converts them whole instead of visiting every point
+    ts = np.array([p[0].astimezone(UTC).replace(tzinfo=None) for p in points], dtype="datetime64[s]")
+    table = np.array([p[1:] for p in points], dtype=float).reshape(-1, 3)
     data = [
-        {"type": "scatter", "x": ts, "y": [p[3] for p in points], "mode": "lines", "line": {"width": 0},
+        {"type": "scatter", "x": ts, "y": table[:, 2], "mode": "lines", "line": {"width": 0},
          "hoverinfo": "skip", "showlegend": False, "name": "max"},
-        {"type": "scatter", "x": ts, "y": [p[2] for p in points], "mode": "lines", "line": {"width": 0},
+        {"type": "scatter", "x": ts, "y": table[:, 1], "mode": "lines", "line": {"width": 0},
          "fill": "tonexty", "fillcolor": "rgba(100, 181, 246, 0.35)", "hoverinfo": "skip", "name": t("min–max", lang)},
-        {"type": "scatter", "x": ts, "y": [p[1] for p in points], "mode": "lines", "name": t("mean", lang),
+        {"type": "scatter", "x": ts, "y": table[:, 0], "mode": "lines", "name": t("mean", lang),
          "line": {"color": "#1565c0", "width": 2},
          "hovertemplate": f"%{{x|%Y-%m-%d %H:%M}}  %{{y:.1f}} {unit}<extra></extra>"},
     ]
     scale = scale_for(metric)
     edges = [e for b in scale.bands for e in (b.low, b.high) if math.isfinite(e)]
-    values = [v for p in points for v in (p[2], p[3])] + (edges if scale.source else [])
+    values = [float(table[:, 1].min()), float(table[:, 2].max())] if points else []
+    values += edges if scale.source else []
     layout: dict[str, Any] = {
         "yaxis": {"title": {"text": f"{t(metric, lang)} ({unit})" if unit else t(metric, lang)}, "gridcolor": "#eceff1"},
         "xaxis": {"gridcolor": "#eceff1"},

@@ -11,6 +11,7 @@ from __future__ import annotations
 import shutil
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 from selenium import webdriver
@@ -22,7 +23,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 def main(base: str, site: str, out: Path) -> None:
     options = webdriver.ChromeOptions()
     options.binary_location = shutil.which("chromium") or "/usr/bin/chromium"
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1400,900", "--no-first-run",
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1400,1000", "--no-first-run",
                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
                 f"--user-data-dir={tempfile.mkdtemp()}"):
         options.add_argument(arg)
@@ -33,9 +34,12 @@ def main(base: str, site: str, out: Path) -> None:
         wait = WebDriverWait(driver, 30)
         driver.get(base + "/")
         wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, ".card-link"))
+        wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#overview-map .scatterlayer .trace"))
+        time.sleep(1)  # let the map settle
         driver.save_screenshot(str(out / "overview.png"))
         driver.get(f"{base}/site/{site}")
         wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#site-floorplan .scatterlayer .trace")) > 3)
+        time.sleep(1)
         driver.save_screenshot(str(out / "floorplan.png"))
     finally:
         driver.quit()

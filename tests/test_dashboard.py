@@ -19,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import dash
+import numpy as np
 import orjson
 import pytest
 from dash.exceptions import PreventUpdate
@@ -161,7 +162,7 @@ def _json(component: object) -> str:
 
 
 def _room_colours(fig: dict) -> dict[str, str]:
-    return {t["name"]: t["fillcolor"] for t in fig["data"] if t.get("fill") == "toself"}
+    return {t["name"]: t["fillcolor"] for t in fig["data"] if t["name"] not in ("devices", "labels")}
 
 
 def _page(name: str):
@@ -200,9 +201,9 @@ def test_chart_bands_split_the_view_by_the_standard() -> None:
 def test_multipolygon_room_is_one_trace_with_none_separated_rings() -> None:
     rooms = [{"room_id": 7, "name": "split", "footprint": MultiPolygon([box(0, 0, 1, 1), box(2, 0, 3, 1)])}]
     fig = floorplan_figure(rooms, {7: {"co2": 500.0}}, "co2")
-    assert len(fig["data"]) == 1
+    assert [t["name"] for t in fig["data"]] == ["split", "labels"]
     trace = fig["data"][0]
-    assert trace["x"].count(None) == 1 and len(trace["x"]) == 11
+    assert int(np.isnan(trace["x"]).sum()) == 1 and len(trace["x"]) == 11
     assert set(trace["customdata"]) == {7}
     assert fig["layout"]["yaxis"]["scaleanchor"] == "x"
 
@@ -317,11 +318,12 @@ def test_floorplan_has_one_trace_per_room_with_footprint_coloured_by_co2(known_t
         rooms = storey_rooms(conn, known_twin.storey_id)
         values = room_latest(conn, [r["room_id"] for r in rooms])
     fig = floorplan_figure(rooms, values, "co2")
-    assert len(rooms) == 4 and len(fig["data"]) == 3  # "104 store" has no footprint
+    assert len(rooms) == 4 and len(fig["data"]) == 4  # "104 store" has no footprint; then the labels
+    assert list(fig["data"][-1]["text"]) == ["101<br><b>810 ppm</b>", "102<br><b>1200 ppm</b>", "103<br><b>1700 ppm</b>"]
     assert _room_colours(fig) == {"101": GOOD, "102": WARN, "103": BAD}
-    for trace in fig["data"]:
+    for trace in fig["data"][:3]:
         assert set(trace["customdata"]) == {known_twin.rooms[trace["name"]]}
-    assert "810 ppm" in fig["data"][0]["hovertemplate"]
+    assert "810 ppm" in fig["data"][0]["text"]
     temperature = floorplan_figure(rooms, values, "temperature")
     assert _room_colours(temperature) == {"101": GOOD, "102": NO_DATA, "103": NO_DATA}
 
@@ -336,7 +338,7 @@ def test_floorplan_callback_draws_rooms_devices_health_and_compliance(app: dash.
         href = site.open_room({"points": [{"curveNumber": 1, "customdata": [42] * 5}]})
         with pytest.raises(PreventUpdate):
             site.open_room({"points": [{"curveNumber": 1}]})
-    assert len(fig["data"]) == 4 and fig["data"][-1]["name"] == "devices"  # three rooms, then the devices
+    assert [t["name"] for t in fig["data"]] == ["101", "102", "103", "labels", "devices"]
     assert _room_colours(fig) == {"101": GOOD, "102": WARN, "103": BAD}
     assert drawn["rooms"] == [known_twin.rooms[n] for n in ("101", "102", "103")]
     markers = dict(zip(fig["data"][-1]["customdata"], fig["data"][-1]["marker"]["color"], strict=False))
@@ -362,8 +364,9 @@ def test_live_refresh_patches_only_the_room_that_changed(app: dash.Dash, known_t
         patch, stored, legend = site.update_floorplan(known_twin.storey_id, "co2", 2, drawn)
     assert unchanged == (dash.no_update, dash.no_update, dash.no_update)
     assert list(changed) == [1] and changed[1][0] == BAD and device_styles is None
-    assert new_drawn["styles"][1][0] == BAD
-    assert isinstance(patch, dash.Patch) and stored["styles"][1][0] == BAD and legend is dash.no_update
+    assert new_drawn["styles"][1] == site.fingerprint(changed[1]) != drawn["styles"][1]
+    assert new_drawn["styles"][0] == drawn["styles"][0]
+    assert isinstance(patch, dash.Patch) and stored == new_drawn and legend is dash.no_update
     operations = json.dumps(patch.to_plotly_json(), default=str)
     assert BAD in operations and GOOD not in operations  # only room 102 is sent
 
@@ -429,7 +432,7 @@ def test_building_in_3d_extrudes_every_room_with_a_footprint(app: dash.Dash, kno
     assert mesh["type"] == "mesh3d"
     # three boxes: 2 top triangles + 4 walls x 2 triangles each
     assert len(mesh["i"]) == 3 * 10 == len(mesh["facecolor"])
-    assert set(mesh["facecolor"]) == {GOOD, WARN, BAD} and max(mesh["z"]) == pytest.approx(0.9 * 3.2)
+    assert set(mesh["facecolor"]) == {GOOD, WARN, BAD} and float(mesh["z"].max()) == pytest.approx(0.9 * 3.2)
 
 
 def test_language_switch_translates_pages_and_keeps_chinese_names(app: dash.Dash, known_twin: KnownTwin) -> None:
@@ -613,7 +616,7 @@ def test_app_serves_pages_and_callbacks_over_http(base_url: str, known_twin: Kno
                    {"id": "site-interval", "property": "n_intervals", "value": 1}],
         "changedPropIds": ["site-interval.n_intervals"], "state": [{"id": "site-drawn", "property": "data"}],
     })
-    assert len(drawn["response"]["site-floorplan"]["figure"]["data"]) == 4
+    assert len(drawn["response"]["site-floorplan"]["figure"]["data"]) == 5
 
 
 # --- in a real browser ------------------------------------------------------------------------
@@ -695,7 +698,7 @@ def test_every_page_in_a_browser(browser: object, known_twin: KnownTwin, mqtt_ur
                 assert "75%" in find(By.ID, "overview-kpis").text
                 # 2. a school: its floor plan, live without a reload
                 cards[0].click()
-                wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, ROOM_TRACES)) == 4)
+                wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, ROOM_TRACES)) == 5)
                 assert browser.current_url == base + "/site/hq"
                 wait.until(lambda d: _fill_colour(d, 1) == "rgb(251, 192, 45)")  # room 102 is marginal
                 marker = browser.execute_script("window.__still_here = 1; return 1;")
@@ -756,7 +759,7 @@ def test_every_page_in_a_browser(browser: object, known_twin: KnownTwin, mqtt_ur
                 wait.until(lambda d: "规划学校" in d.find_element(By.ID, "overview-cards").text)
                 screenshot(browser, "overview-zh")
                 browser.get(base + "/site/m01")
-                wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, ROOM_TRACES)) == 2)
+                wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, ROOM_TRACES)) == 3)
                 assert "音乐教室" in find(By.ID, "site-floorplan").text
                 screenshot(browser, "floorplan-zh")
                 errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]

@@ -196,7 +196,8 @@ def chart(room_id: int, metric: str, range_key: str, start_date: str | None = No
     points = data.room_series(room_id, metric, start=start, end=end, hourly=hourly)
     source = t("from 1-hour rollups" if hourly else "from 1-minute rollups", lang)
     figure = series_figure(points, metric, unit_of(metric), lang=lang, source=source)
-    figure["layout"]["xaxis"]["range"] = [start, end]
+    figure["layout"]["xaxis"]["range"] = [start.astimezone(UTC).replace(tzinfo=None),
+                                          end.astimezone(UTC).replace(tzinfo=None)]  # naive UTC, like the data
     return figure, points
 
 

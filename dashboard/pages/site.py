@@ -10,6 +10,7 @@ a 200-room storey stays smooth. Clicking a room (or a device) opens the room.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+import zlib
 from typing import Any
 
 import dash
@@ -18,7 +19,7 @@ from dash.exceptions import PreventUpdate
 
 from dashboard import data, ids
 from dashboard.figures import (
-    FLOORPLAN_METRICS, STATE_COLOURS, NO_DATA, device_hover, drawable, floorplan_figure, legend_items, room_from_click,
+    FLOORPLAN_METRICS, STATE_COLOURS, NO_DATA, device_hover, drawable, floorplan_figure, floorplan_styles, legend_items, room_from_click,
     room_style,
 )
 from dashboard.i18n import current, t
@@ -109,59 +110,72 @@ def pick_building(building_id: int | None, storey_id: int | None, storeys: list[
 # -- drawing and live refresh ---------------------------------------------------------------------------------
 
 
+def fingerprint(style: Sequence[str]) -> int:
+    """A short, process-independent digest of a room's style (what the browser keeps to diff refreshes)."""
+    return zlib.crc32("\x1f".join(style).encode("utf-8"))
+
+
 def draw(storey_id: int, metric: str, lang: str) -> tuple[dict[str, Any], dict[str, Any]]:
     """The whole figure of a storey, and what was drawn (kept in the browser to diff the next refresh)."""
     rooms, values, devices = data.floorplan(storey_id)
-    figure = floorplan_figure(rooms, values, metric, devices=devices, lang=lang, uirevision=storey_id)
+    styles = floorplan_styles(rooms, values, metric, lang)
+    figure = floorplan_figure(rooms, values, metric, devices=devices, lang=lang, uirevision=storey_id, styles=styles)
     shown = drawable(rooms)
     placed = [d for d in devices if d.get("x") is not None and d.get("y") is not None]
     drawn = {
         "storey": storey_id, "metric": metric, "lang": lang,
         "rooms": [int(r["room_id"]) for r in shown], "names": [str(r["name"]) for r in shown],
-        "styles": [list(room_style(str(r["name"]), values.get(int(r["room_id"]), {}), metric, lang)) for r in shown],
-        "devices": [d["device_id"] for d in placed], "device_styles": _device_styles(placed, lang),
+        "styles": [fingerprint(s) for s in styles],
+        "devices": fingerprint([d["device_id"] for d in placed]),
+        "device_styles": fingerprint(_device_styles(placed, lang)),
     }
     return figure, drawn
 
 
-def _device_styles(devices: Sequence[Mapping[str, Any]], lang: str) -> list[list[str]]:
-    return [[STATE_COLOURS.get(d.get("state") or "unknown", NO_DATA), device_hover(d, lang)] for d in devices]
+def _device_styles(devices: Sequence[Mapping[str, Any]], lang: str) -> list[str]:
+    """Marker colours, then hover texts, of the devices in order."""
+    return ([STATE_COLOURS.get(d.get("state") or "unknown", NO_DATA) for d in devices]
+            + [device_hover(d, lang) for d in devices])
 
 
 def refresh_changes(drawn: Mapping[str, Any], values: Mapping[int, Mapping[str, float]],
-                    devices: Sequence[Mapping[str, Any]]) -> tuple[dict[int, list[str]], list[list[str]] | None,
-                                                                   dict[str, Any]] | None:
+                    devices: Sequence[Mapping[str, Any]]) -> tuple[dict[int, tuple[str, str, str]],
+                                                                   list[str] | None, dict[str, Any]] | None:
     """What changed since ``drawn``: ``(room index -> new style, new device styles or None, new drawn)``.
 
     None when the devices on the storey are no longer the same set (redraw everything).
     """
     lang, metric = drawn["lang"], drawn["metric"]
     placed = [d for d in devices if d.get("x") is not None and d.get("y") is not None]
-    if [d["device_id"] for d in placed] != drawn["devices"]:
+    if fingerprint([d["device_id"] for d in placed]) != drawn["devices"]:
         return None
-    changed: dict[int, list[str]] = {}
-    styles = []
+    changed: dict[int, tuple[str, str, str]] = {}
+    prints = []
     for i, (room_id, name, old) in enumerate(zip(drawn["rooms"], drawn["names"], drawn["styles"], strict=True)):
-        style = list(room_style(name, values.get(room_id, {}), metric, lang))
-        styles.append(style)
-        if style != old:
+        style = room_style(name, values.get(room_id, {}), metric, lang)
+        prints.append(fingerprint(style))
+        if prints[-1] != old:
             changed[i] = style
     device_styles = _device_styles(placed, lang)
-    devices_changed = device_styles if device_styles != drawn["device_styles"] else None
-    return changed, devices_changed, {**drawn, "styles": styles, "device_styles": device_styles}
+    device_print = fingerprint(device_styles)
+    devices_changed = device_styles if device_print != drawn["device_styles"] else None
+    return changed, devices_changed, {**drawn, "styles": prints, "device_styles": device_print}
 
 
-def to_patch(changed: Mapping[int, list[str]], device_styles: list[list[str]] | None, rooms: int) -> Patch:
-    """A figure patch setting only the changed rooms' colour, hover and label (and the device markers)."""
+def to_patch(changed: Mapping[int, Sequence[str]], device_styles: list[str] | None, rooms: int) -> Patch:
+    """A figure patch setting only the changed rooms' colour, hover and label (and the device markers).
+
+    ``rooms`` is the number of room traces: the labels trace comes next, then the devices.
+    """
     patch = Patch()
     for i, (colour, label, hover) in changed.items():
         patch["data"][i]["fillcolor"] = colour
         patch["data"][i]["text"] = hover
-        patch["data"][i]["hovertemplate"] = hover + "<extra></extra>"
-        patch["layout"]["annotations"][i]["text"] = label
+        patch["data"][rooms]["text"][i] = label  # the labels trace follows the rooms
     if device_styles is not None:
-        patch["data"][rooms]["marker"]["color"] = [c for c, _ in device_styles]
-        patch["data"][rooms]["text"] = [h for _, h in device_styles]
+        half = len(device_styles) // 2
+        patch["data"][rooms + 1]["marker"]["color"] = device_styles[:half]
+        patch["data"][rooms + 1]["text"] = device_styles[half:]
     return patch
 
 

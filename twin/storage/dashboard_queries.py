@@ -14,7 +14,7 @@ import psycopg
 import shapely
 from psycopg.rows import dict_row
 
-from twin.metrics import BY_NAME
+from twin.metrics import BY_ID, BY_NAME
 
 
 def site(conn: psycopg.Connection, site_id: str) -> dict[str, Any] | None:
@@ -23,19 +23,54 @@ def site(conn: psycopg.Connection, site_id: str) -> dict[str, Any] | None:
         return cur.execute("SELECT site_id, name, role FROM sites WHERE site_id = %s", (site_id,)).fetchone()
 
 
+def storey_plan(conn: psycopg.Connection, storey_id: int) -> list[dict[str, Any]]:
+    """Rooms of a storey for a floor plan: ``room_id``, ``name``, ``use``, ``footprint`` (shapely or None).
+
+    Like :func:`twin.storage.model.storey_rooms` with fewer columns and the footprints
+    parsed in one vectorised call (a 200-room storey is redrawn every few seconds).
+    """
+    rows = conn.execute(
+        """SELECT id, name, use, footprint FROM rooms WHERE storey_id = %s AND removed_at IS NULL ORDER BY name""",
+        (storey_id,),
+    ).fetchall()
+    shapes = shapely.from_wkb([r[3] for r in rows]) if rows else []
+    return [{"room_id": r[0], "name": r[1], "use": r[2], "footprint": shape} for r, shape in zip(rows, shapes,
+                                                                                                    strict=True)]
+
+
+_DEVICE_MARKER = ("device_id", "kind", "room_id", "x", "y", "state")
+
+
 def storey_devices(conn: psycopg.Connection, storey_id: int) -> list[dict[str, Any]]:
-    """Devices placed on a storey (their own storey or their room's) with position, room and state."""
-    with conn.cursor(row_factory=dict_row) as cur:
-        return cur.execute(
-            """SELECT d.id, d.device_id, d.kind, d.room_id, d.x, d.y, coalesce(st.state, 'unknown') AS state,
-                      st.last_seen, st.battery_pct, st.rssi_dbm
-               FROM devices d LEFT JOIN rooms r ON r.id = d.room_id
-               LEFT JOIN device_status st ON st.device_id = d.id
-               WHERE d.removed_at IS NULL AND coalesce(r.storey_id, d.storey_id) = %s
-                 AND d.x IS NOT NULL AND d.y IS NOT NULL
-               ORDER BY d.device_id""",
-            (storey_id,),
-        ).fetchall()
+    """Devices placed on a storey (in its rooms, or on it without a room) with position, room and state."""
+    rows = conn.execute(
+        """SELECT d.device_id, d.kind, d.room_id, d.x, d.y, coalesce(st.state, 'unknown')
+           FROM devices d LEFT JOIN device_status st ON st.device_id = d.id
+           WHERE d.removed_at IS NULL AND d.x IS NOT NULL AND d.y IS NOT NULL
+             AND (d.room_id IN (SELECT id FROM rooms WHERE storey_id = %(storey)s)
+                  OR (d.room_id IS NULL AND d.storey_id = %(storey)s))
+           ORDER BY d.device_id""",
+        {"storey": storey_id},
+    ).fetchall()
+    return [dict(zip(_DEVICE_MARKER, r, strict=True)) for r in rows]
+
+
+def room_latest(conn: psycopg.Connection, room_ids: Sequence[int]) -> dict[int, dict[str, float]]:
+    """Latest value per room and metric (mean over the room's devices), metric names from the catalogue.
+
+    The same answer as :func:`twin.storage.readings.room_latest` without joining ``metrics``.
+    """
+    rows = conn.execute(
+        """SELECT d.room_id, l.metric_id, avg(l.value) FROM latest l JOIN devices d ON d.id = l.device_id
+           WHERE d.room_id = ANY(%s) AND d.removed_at IS NULL GROUP BY 1, 2""",
+        (list(room_ids),),
+    ).fetchall()
+    out: dict[int, dict[str, float]] = {}
+    for room_id, metric_id, value in rows:
+        metric = BY_ID.get(metric_id)
+        if metric is not None:
+            out.setdefault(room_id, {})[metric.name] = float(value)
+    return out
 
 
 def room_health(conn: psycopg.Connection, room_ids: Sequence[int]) -> dict[int, tuple[int, int]]:
