@@ -1,0 +1,396 @@
+"""Benchmark: ingest throughput and latency against the bare receive limit and a naive peer.
+
+Prints one JSON object on stdout (progress on stderr). Every consumer drains the same
+backlog of ``--messages`` telemetry messages (4 metrics each, QoS 1) that the broker
+holds for its persistent session, so the publisher's speed does not count:
+
+- ``receive_limit_msgs_per_s``: a bare paho-mqtt subscriber (MQTT 5, QoS 1) that only
+  counts messages: the most a Python consumer can take from this broker;
+- ``pipeline_1w_msgs_per_s`` / ``pipeline_2w_msgs_per_s``: our ingest worker(s), each a
+  process, from first message received to last batch committed (decode, validate, COPY,
+  rollups, latest, status, acknowledgement after commit); ``..._rows_per_s`` the rows;
+- ``naive_msgs_per_s``: the tutorial peer: paho-mqtt with one INSERT and commit per
+  message (measured over ``--naive-seconds``);
+- ``p50_latency_s`` / ``p99_latency_s``: publish-to-commit latency with one worker while a
+  publisher sends at half of ``pipeline_1w_msgs_per_s`` for ``--latency-seconds``;
+- ``ratio_vs_limit`` = pipeline_1w / receive_limit, ``ratio_vs_naive`` = pipeline_1w / naive.
+
+Uses ``CAMPUS_TWIN_MQTT_URL`` and ``CAMPUS_TWIN_DATABASE_URL`` when set (a scratch
+database ``campus_bench_*`` is created on that server and dropped afterwards), else a
+private Mosquitto and an embedded PostgreSQL in a temporary directory.
+
+    python bench/ingest.py [--messages 60000] [--naive-seconds 10] [--latency-seconds 10] [--smoke]
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import os
+import statistics
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import orjson  # noqa: E402
+import paho.mqtt.client as paho  # noqa: E402
+import psycopg  # noqa: E402
+from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion  # noqa: E402
+from paho.mqtt.packettypes import PacketTypes  # noqa: E402
+from paho.mqtt.properties import Properties  # noqa: E402
+from psycopg import sql  # noqa: E402
+
+from twin import contract  # noqa: E402
+from twin.broker import MosquittoBroker, parse_mqtt_url  # noqa: E402
+
+SITE = "bench"
+ROOMS = 250  # 500 devices
+METRICS = {"co2": 650.0, "temperature": 23.4, "humidity": 48.0, "illuminance": 420.0}
+
+
+def say(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def devices() -> list[str]:
+    return [f"{kind}-{i}" for i in range(ROOMS) for kind in ("ENV", "LUM")]
+
+
+def payloads(n: int, base: datetime) -> list[tuple[str, bytes]]:
+    """``n`` messages round-robin over the devices, unique (device, ts), 4 metrics each."""
+    devs = devices()
+    base_ms = int(base.timestamp() * 1000)
+    out = []
+    for i in range(n):
+        dev = devs[i % len(devs)]
+        k = i // len(devs)
+        metrics = {name: v + (i % 17) for name, v in METRICS.items()}
+        out.append((contract.topic(SITE, dev, "telemetry"),
+                    orjson.dumps({"ts": base_ms + k * 1000, "seq": k + 1, "metrics": metrics})))
+    return out
+
+
+# -- MQTT helpers -----------------------------------------------------------------
+def client(url: str, client_id: str, *, persistent: bool) -> paho.Client:
+    addr = parse_mqtt_url(url)
+    c = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=MQTTProtocolVersion.MQTTv5)
+    if addr.username:
+        c.username_pw_set(addr.username, addr.password)
+    c.max_inflight_messages_set(1000)
+    c.max_queued_messages_set(0)
+    props = Properties(PacketTypes.CONNECT)
+    if persistent:
+        props.SessionExpiryInterval = 3600
+        props.ReceiveMaximum = 20000
+    c.connect(addr.host, addr.port, keepalive=30, clean_start=not persistent, properties=props)
+    return c
+
+
+def make_session(url: str, client_id: str, topic_filter: str) -> None:
+    """Create a persistent session subscribed to ``topic_filter``, then leave: the broker queues for it."""
+    c = client(url, client_id, persistent=True)
+    done = threading.Event()
+    c.on_subscribe = lambda *a: done.set()
+    c.loop_start()
+    c.subscribe(topic_filter, qos=1)
+    if not done.wait(10):
+        raise SystemExit(f"could not subscribe {client_id}")
+    c.disconnect()
+    c.loop_stop()
+
+
+def publish_all(url: str, msgs: list[tuple[str, bytes]], rate: float | None = None, stamp: bool = False) -> float:
+    """Publish at QoS 1 and wait for every PUBACK; ``rate`` msgs/s if given; ``stamp`` puts the
+    publish time in ``ts``. Returns the msgs/s achieved."""
+    c = client(url, f"bench-pub-{uuid.uuid4().hex[:6]}", persistent=False)
+    c.loop_start()
+    infos = []
+    t0 = time.monotonic()
+    for i, (t, p) in enumerate(msgs):
+        if stamp:
+            doc = orjson.loads(p)
+            doc["ts"] = int(time.time() * 1000)
+            p = orjson.dumps(doc)
+        infos.append(c.publish(t, p, qos=1))
+        if rate:
+            ahead = (i + 1) / rate - (time.monotonic() - t0)
+            if ahead > 0:
+                time.sleep(ahead)
+    for info in infos:
+        info.wait_for_publish(120)
+    elapsed = time.monotonic() - t0
+    c.disconnect()
+    c.loop_stop()
+    return len(msgs) / elapsed
+
+
+# -- consumers (child processes) ------------------------------------------------
+def bare_consumer(url: str, client_id: str, topic_filter: str, n: int, out: mp.Queue) -> None:
+    """Only counts messages (auto acknowledgement)."""
+    state = {"n": 0, "first": 0.0, "last": 0.0}
+    done = threading.Event()
+
+    def on_message(c, u, msg):  # noqa: ANN001
+        now = time.time()
+        if state["n"] == 0:
+            state["first"] = now
+        state["n"] += 1
+        state["last"] = now
+        if state["n"] >= n:
+            done.set()
+
+    c = client(url, client_id, persistent=True)
+    c.on_message = on_message
+    c.loop_start()
+    done.wait(240)
+    c.disconnect()
+    c.loop_stop()
+    out.put({"messages": state["n"], "first": state["first"], "last": state["last"]})
+
+
+def pipeline_consumer(db_url: str, mqtt_url: str, client_id: str, group: str, n: int, latency: bool,
+                      out: mp.Queue, ready: mp.synchronize.Event | None = None) -> None:
+    """Our worker; reports first receive, last commit and (optionally) publish-to-commit latencies."""
+    from ingest.worker import IngestWorker
+
+    class Timed(IngestWorker):
+        first = 0.0
+        last = 0.0
+        lat: list[float] = []
+
+        def _on_message(self, c, u, msg):  # noqa: ANN001
+            if not self.first:
+                self.first = time.time()
+            super()._on_message(c, u, msg)
+
+        def write_batch(self, batch):  # noqa: ANN001
+            super().write_batch(batch)
+            self.last = now = time.time()
+            if latency:
+                self.lat.extend(now - orjson.loads(m.payload)["ts"] / 1000.0 for m in batch)
+
+    w = Timed(db_url, mqtt_url, client_id=client_id, share_group=group, stats_every_s=3600)
+    stop = threading.Event()
+    th = threading.Thread(target=w.run, args=(stop,), daemon=True)
+    th.start()
+    if ready is not None and w.connected.wait(60):
+        ready.set()
+    deadline = time.monotonic() + 240
+    while w.counters.messages < n and time.monotonic() < deadline:
+        time.sleep(0.01)
+    stop.set()
+    th.join(30)
+    out.put({"messages": w.counters.messages, "rows": w.counters.rows, "first": w.first, "last": w.last,
+             "dead_letters": w.counters.dead_letters, "lat": w.lat})
+
+
+def naive_consumer(db_url: str, mqtt_url: str, client_id: str, seconds: float, out: mp.Queue) -> None:
+    """The tutorial approach: one INSERT and one commit per message, inside on_message."""
+    conn = psycopg.connect(db_url)
+    keys = {(s, d): i for s, d, i in conn.execute("SELECT site_id, device_id, id FROM devices").fetchall()}
+    ids = dict(conn.execute("SELECT name, metric_id FROM metrics").fetchall())
+    state = {"n": 0, "first": 0.0, "last": 0.0}
+
+    def on_message(c, u, msg):  # noqa: ANN001
+        now = time.time()
+        if state["n"] == 0:
+            state["first"] = now
+        parts = msg.topic.split("/")
+        doc = orjson.loads(msg.payload)
+        ts = datetime.fromtimestamp(doc["ts"] / 1000, UTC)
+        for name, value in doc["metrics"].items():
+            conn.execute("INSERT INTO readings (ts, device_id, metric_id, value) VALUES (%s, %s, %s, %s) "
+                         "ON CONFLICT DO NOTHING", (ts, keys[(parts[2], parts[3])], ids[name], value))
+        conn.commit()
+        state["n"] += 1
+        state["last"] = time.time()
+
+    c = client(mqtt_url, client_id, persistent=True)
+    c.on_message = on_message
+    c.loop_start()
+    time.sleep(seconds)
+    c.disconnect()
+    c.loop_stop()
+    conn.close()
+    out.put(state)
+
+
+def run_children(targets: list[tuple], timeout: float = 300) -> list[dict]:
+    ctx = mp.get_context("spawn")
+    q = ctx.Queue()
+    procs = [ctx.Process(target=fn, args=(*args, q)) for fn, *args in targets]
+    for p in procs:
+        p.start()
+    results: list[dict] = []
+    deadline = time.monotonic() + timeout
+    while len(results) < len(procs):
+        try:
+            results.append(q.get(timeout=1))
+        except Exception:
+            if time.monotonic() > deadline or all(p.exitcode not in (None, 0) for p in procs if not p.is_alive()) \
+                    and any(not p.is_alive() and p.exitcode for p in procs):
+                raise SystemExit("a benchmark process failed (see above)") from None
+    for p in procs:
+        p.join(30)
+    return results
+
+
+# -- set-up -----------------------------------------------------------------------
+def setup_database(tmp: Path) -> tuple[str, callable]:
+    from tests.helpers import small_twin
+    from twin.storage.model import save_model
+    from twin.storage.schema import migrate
+
+    given = os.environ.get("CAMPUS_TWIN_DATABASE_URL")
+    if given:
+        name = f"campus_bench_{uuid.uuid4().hex[:8]}"
+        with psycopg.connect(given, autocommit=True) as conn:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        url = psycopg.conninfo.make_conninfo(given, dbname=name)
+
+        def drop() -> None:
+            with psycopg.connect(given, autocommit=True) as conn:
+                conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+    else:
+        from twin.embedded import start_embedded
+
+        url = start_embedded(tmp / "pgdata", database="bench")
+
+        def drop() -> None:
+            pass
+    with psycopg.connect(url) as conn:
+        migrate(conn)
+        conn.commit()
+        model = small_twin(SITE, rooms=ROOMS)
+        save_model(conn, model)
+    return url, drop
+
+
+def reset(url: str) -> None:
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("TRUNCATE readings, rollup_1m, rollup_1h, latest, dead_letters")
+        conn.execute("UPDATE device_status SET last_seq = NULL, seq_gaps = 0")
+
+
+def count(url: str) -> int:
+    with psycopg.connect(url) as conn:
+        return int(conn.execute("SELECT count(*) FROM readings").fetchone()[0])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--messages", type=int, default=60000)
+    ap.add_argument("--naive-seconds", type=float, default=10.0)
+    ap.add_argument("--latency-seconds", type=float, default=10.0)
+    ap.add_argument("--smoke", action="store_true", help="tiny sizes: checks that it runs, numbers mean nothing")
+    args = ap.parse_args()
+    if args.smoke:
+        args.messages, args.naive_seconds, args.latency_seconds = 600, 1.0, 1.0
+    n = args.messages
+    t_start = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="campus-bench-") as tmpdir:
+        tmp = Path(tmpdir)
+        broker = None
+        mqtt_url = os.environ.get("CAMPUS_TWIN_MQTT_URL")
+        if not mqtt_url:
+            broker = MosquittoBroker(tmp / "mosquitto", persist=False)
+            mqtt_url = broker.url
+        db_url, drop = setup_database(tmp)
+        tag = uuid.uuid4().hex[:6]
+        try:
+            base = datetime.now(UTC).replace(microsecond=0) - timedelta(days=2)
+            msgs = payloads(n, base)
+            metrics_per_msg = len(METRICS)
+            plain = f"campus/v1/{SITE}/+/telemetry"
+
+            say(f"(a) receive limit: bare paho subscriber draining {n} messages")
+            make_session(mqtt_url, f"bench-bare-{tag}", plain)
+            pub_rate = publish_all(mqtt_url, msgs)
+            say(f"    published at {pub_rate:.0f} msgs/s")
+            r = run_children([(bare_consumer, mqtt_url, f"bench-bare-{tag}", plain, n)])[0]
+            limit = r["messages"] / max(r["last"] - r["first"], 1e-9)
+            say(f"    {limit:.0f} msgs/s")
+
+            results = {}
+            for workers in (1, 2):
+                reset(db_url)
+                group = f"bench{workers}-{tag}"
+                ids = [f"bench-w{workers}-{i}-{tag}" for i in range(workers)]
+                say(f"(b) pipeline with {workers} worker(s) draining {n} messages")
+                for cid in ids:
+                    make_session(mqtt_url, cid, f"$share/{group}/{contract.TELEMETRY_FILTER}")
+                publish_all(mqtt_url, msgs)
+                share = [n // workers + (1 if i < n % workers else 0) for i in range(workers)]
+                rs = run_children([(pipeline_consumer, db_url, mqtt_url, cid, group, k, False)
+                                   for cid, k in zip(ids, share, strict=True)])
+                got = count(db_url)
+                if got != n * metrics_per_msg:
+                    raise SystemExit(f"pipeline stored {got} rows, expected {n * metrics_per_msg}")
+                span = max(x["last"] for x in rs) - min(x["first"] for x in rs if x["first"])
+                results[workers] = sum(x["messages"] for x in rs) / max(span, 1e-9)
+                say(f"    {results[workers]:.0f} msgs/s, {results[workers] * metrics_per_msg:.0f} rows/s "
+                    f"(per worker: {[x['messages'] for x in rs]})")
+
+            reset(db_url)
+            say(f"(c) naive peer (INSERT + commit per message) for {args.naive_seconds:.0f} s")
+            naive_n = min(n, max(200, int(3000 * args.naive_seconds)))
+            make_session(mqtt_url, f"bench-naive-{tag}", plain)
+            publish_all(mqtt_url, msgs[:naive_n])
+            r = run_children([(naive_consumer, db_url, mqtt_url, f"bench-naive-{tag}", args.naive_seconds)])[0]
+            naive = r["n"] / max(r["last"] - r["first"], 1e-9)
+            say(f"    {naive:.0f} msgs/s")
+
+            reset(db_url)
+            half = results[1] / 2
+            lat_n = max(50, int(half * args.latency_seconds))
+            say(f"latency: 1 worker, {lat_n} messages published at {half:.0f} msgs/s")
+            group, cid = f"benchlat-{tag}", f"bench-lat-{tag}"
+            make_session(mqtt_url, cid, f"$share/{group}/{contract.TELEMETRY_FILTER}")
+            ctx = mp.get_context("spawn")
+            q, ready = ctx.Queue(), ctx.Event()
+            proc = ctx.Process(target=pipeline_consumer, args=(db_url, mqtt_url, cid, group, lat_n, True, q, ready))
+            proc.start()
+            if not ready.wait(120):  # the worker is up and connected before the clock starts
+                raise SystemExit("latency worker did not start")
+            later = payloads(lat_n, base + timedelta(hours=12))
+            sent_rate = publish_all(mqtt_url, later, rate=half, stamp=True)
+            r = q.get(timeout=240)
+            proc.join(30)
+            lat = sorted(r["lat"])
+            p50 = statistics.median(lat)
+            p99 = lat[min(len(lat) - 1, int(0.99 * len(lat)))]
+            say(f"    sent at {sent_rate:.0f} msgs/s: p50 {p50 * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms")
+        finally:
+            drop()
+            if broker is not None:
+                broker.stop()
+    out = {
+        "messages": n,
+        "metrics_per_message": metrics_per_msg,
+        "receive_limit_msgs_per_s": round(limit, 1),
+        "pipeline_1w_msgs_per_s": round(results[1], 1),
+        "pipeline_1w_rows_per_s": round(results[1] * metrics_per_msg, 1),
+        "pipeline_2w_msgs_per_s": round(results[2], 1),
+        "pipeline_2w_rows_per_s": round(results[2] * metrics_per_msg, 1),
+        "naive_msgs_per_s": round(naive, 1),
+        "naive_rows_per_s": round(naive * metrics_per_msg, 1),
+        "latency_load_msgs_per_s": round(sent_rate, 1),
+        "p50_latency_s": round(p50, 4),
+        "p99_latency_s": round(p99, 4),
+        "ratio_vs_limit": round(results[1] / limit, 3),
+        "ratio_vs_naive": round(results[1] / naive, 1),
+        "ratio_2w_vs_1w": round(results[2] / results[1], 3),
+        "elapsed_s": round(time.monotonic() - t_start, 1),
+    }
+    print(orjson.dumps(out).decode())
+
+
+if __name__ == "__main__":
+    main()

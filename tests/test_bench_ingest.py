@@ -1,0 +1,25 @@
+"""Smoke test of bench/ingest.py at a tiny size: it runs and prints the promised JSON."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import orjson
+
+from tests.conftest import REPO
+
+KEYS = {"receive_limit_msgs_per_s", "pipeline_1w_msgs_per_s", "pipeline_2w_msgs_per_s", "naive_msgs_per_s",
+        "p50_latency_s", "p99_latency_s", "ratio_vs_limit", "ratio_vs_naive"}
+
+
+def test_ingest_benchmark_prints_its_keys(pg_admin_url):
+    env = {**os.environ, "CAMPUS_TWIN_DATABASE_URL": pg_admin_url}
+    env.pop("CAMPUS_TWIN_MQTT_URL", None)  # its own Mosquitto: the benchmark drains fresh sessions
+    out = subprocess.run([sys.executable, str(REPO / "bench" / "ingest.py"), "--smoke"], capture_output=True,
+                         text=True, timeout=180, env=env, check=True)
+    result = orjson.loads(out.stdout)
+    assert KEYS <= set(result)
+    assert result["messages"] == 600
+    assert all(result[k] > 0 for k in KEYS)
