@@ -54,6 +54,6 @@ def test_generated_school_loaded_simulated_ingested_and_drawn(db_url, mqtt_url, 
             fig = floorplan_figure(rooms, values, "co2")
             drawn = [r for r in rooms if r["footprint"] is not None]
             assert len(drawn) == len(rooms), "every generated room has a footprint"
-            assert len(fig.data) == len(rooms)
-            assert sorted(t.customdata[0] if t.customdata is not None else None for t in fig.data) == sorted(
-                r["room_id"] for r in rooms)
+            room_traces = fig["data"][:-1]  # one trace per room, then the labels
+            assert len(room_traces) == len(rooms) and fig["data"][-1]["name"] == "labels"
+            assert sorted(int(t["customdata"][0]) for t in room_traces) == sorted(r["room_id"] for r in rooms)
