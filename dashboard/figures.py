@@ -33,7 +33,7 @@ import io
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -513,7 +513,7 @@ def series_figure(points: Sequence[tuple[datetime, float, float, float]], metric
     marginal, red bad) over the shown value range; ``source`` names the rollup read.
     """
     # numpy arrays: plotly's JSON encoder converts them whole instead of visiting every point
-    ts = np.array([p[0].astimezone(UTC).replace(tzinfo=None) for p in points], dtype="datetime64[s]")
+    ts = np.array([p[0].timestamp() for p in points], dtype=np.int64).astype("datetime64[s]")  # UTC
     table = np.array([p[1:] for p in points], dtype=float).reshape(-1, 3)
     data = [
         {"type": "scatter", "x": ts, "y": table[:, 2], "mode": "lines", "line": {"width": 0},
