@@ -9,7 +9,7 @@ messages therefore change nothing.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -82,16 +82,26 @@ class ReadingWriter:
             return 0
         if self.partitioned:
             self._ensure_partitions(rows)
+        # One text buffer for the whole batch: several times cheaper than write_row per row.
+        # str(datetime) is ISO 8601 with its offset; repr(float) round-trips exactly.
+        text: dict[datetime, str] = {}  # the rows of one message share a timestamp: format it once
+        data = "".join([f"{text.get(ts) or text.setdefault(ts, str(ts))}\t{dev}\t{met}\t{float(val)!r}\n"
+                        for ts, dev, met, val in rows]).encode()
         with self.conn.cursor() as cur:
             with cur.copy("COPY staging_readings (ts, device_id, metric_id, value) FROM STDIN") as copy:
-                for row in rows:
-                    copy.write_row(row)
+                copy.write(data)
             cur.execute(_MERGE)
             inserted = cur.fetchone()
         return int(inserted[0]) if inserted else 0
 
-    def _ensure_partitions(self, rows: Iterable[Row]) -> None:
-        months = {partitions.month_start(r[0]) for r in rows} - self._months
+    def _ensure_partitions(self, rows: Sequence[Row]) -> None:
+        first = min(r[0] for r in rows)
+        last = max(r[0] for r in rows)
+        start = partitions.month_start(first)
+        if start == partitions.month_start(last):  # the usual batch: one month
+            months = {start} - self._months
+        else:
+            months = {partitions.month_start(ts) for ts in {r[0] for r in rows}} - self._months
         for month in months:
             partitions.ensure_partitions(self.conn, month, month)
             self._months.add(month)
