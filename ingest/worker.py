@@ -86,6 +86,7 @@ class IngestWorker:
         self.stats_every_s = stats_every_s
         self.queue: queue.Queue[Message] = queue.Queue(maxsize=queue_max)
         self.counters = Counters()
+        #: Set once the broker has acknowledged the subscriptions (cleared on disconnect).
         self.connected = threading.Event()
         self._devices: dict[tuple[str, str], int] = {}
         self._devices_loaded = 0.0
@@ -94,6 +95,7 @@ class IngestWorker:
         self._writer: ReadingWriter | None = None
         self._mqtt: MqttClient | None = None
         self._stopping = False
+        self._subscribe_mid: int | None = None
 
     # -- MQTT side ---------------------------------------------------------
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:  # noqa: ANN001
@@ -106,9 +108,17 @@ class IngestWorker:
         filters = (contract.TELEMETRY_FILTER, contract.STATUS_FILTER)
         if self._mqtt.shared_subscriptions and self.share_group:
             filters = tuple(f"$share/{self.share_group}/{f}" for f in filters)
-        client.subscribe([(f, 1) for f in filters])
+        self._subscribe_mid = client.subscribe([(f, 1) for f in filters])[1]
         log.info("ingest subscribed client=%s protocol=%d filters=%s session_present=%s", self.client_id,
                  self._mqtt.protocol, filters, getattr(flags, "session_present", None))
+
+    def _on_subscribe(self, client, userdata, mid, reason_codes, properties) -> None:  # noqa: ANN001
+        if mid != self._subscribe_mid:
+            return
+        refused = [rc for rc in reason_codes if getattr(rc, "is_failure", False)]
+        if refused:
+            log.error("ingest subscription refused client=%s reasons=%s", self.client_id, refused)
+            return
         self.connected.set()
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:  # noqa: ANN001
@@ -273,6 +283,7 @@ class IngestWorker:
         client = self._mqtt.client
         client.on_connect, client.on_disconnect, client.on_message = (
             self._on_connect, self._on_disconnect, self._on_message)
+        client.on_subscribe = self._on_subscribe
         self._mqtt.connect()
         last_stats, last_messages = time.monotonic(), 0
         try:

@@ -25,12 +25,10 @@ from models_bim.load import read_model
 from models_bim.summary import summarize
 from twin.database import connection
 from twin.domain import SiteRole, TwinModel
-from twin.storage.bim_imports import record_import
+from twin.storage.bim_imports import lock_site_for_import, record_import
 from twin.storage.model import load_model, save_model
 
 Progress = Callable[[str, int, int], None]
-#: Advisory lock namespace of BIM imports (``pg_advisory_xact_lock(key, hashtext(site_id))``).
-IMPORT_LOCK = 0x4249  # "BI"
 
 
 def import_model(conn: psycopg.Connection, model: TwinModel, *, file_name: str, file_sha256: str
@@ -40,7 +38,7 @@ def import_model(conn: psycopg.Connection, model: TwinModel, *, file_name: str, 
     Runs in the caller's transaction; returns the summary (with ``diff`` and ``import_id``).
     """
     site_id = model.site.site_id
-    conn.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (IMPORT_LOCK, site_id))
+    lock_site_for_import(conn, site_id)
     old = load_model(conn, site_id)
     diff = diff_models(old, model)
     if not diff.empty:

@@ -13,6 +13,15 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
 
+#: Advisory lock namespace of BIM imports (``pg_advisory_xact_lock(key, hashtext(site_id))``).
+IMPORT_LOCK = 0x4249  # "BI"
+
+
+def lock_site_for_import(conn: psycopg.Connection, site_id: str) -> None:
+    """Hold the site's import lock until the caller's transaction ends (concurrent loads queue up)."""
+    conn.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (IMPORT_LOCK, site_id))
+
+
 def record_import(conn: psycopg.Connection, site_id: str, file_name: str, file_sha256: str, ifc_schema: str,
                   summary: dict[str, Any], diff: dict[str, Any] | None = None, *, changed: bool = True) -> int:
     """Log one BIM import; return its id."""
