@@ -75,6 +75,11 @@ def _upsert_staged(cur: psycopg.Cursor[Any], table: str, key: str, columns: Sequ
     with cur.copy(f"COPY {stage} ({', '.join(columns)}) FROM STDIN") as copy:
         for row in rows:
             copy.write_row(row)
+    # An index and statistics for the anti-join that marks removed rows: without them PostgreSQL 15
+    # planned a nested loop over the stage for every freshly inserted (not yet analysed) row,
+    # quadratic: 42 s for 21,840 devices instead of well under a second.
+    cur.execute(f"CREATE INDEX ON {stage} ({key})")
+    cur.execute(f"ANALYZE {stage}")
     names = ", ".join(columns)
     new_values = ", ".join(f"excluded.{c}" for c in columns)
     old_values = ", ".join(f"{table}.{c}" for c in columns)
