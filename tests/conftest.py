@@ -9,6 +9,7 @@ started by the fixture when installed, else the in-process amqtt broker.
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -81,3 +82,23 @@ def shared_ifc() -> Path:
         if folder.is_dir() and any(folder.glob("*.ifc")):
             return folder
     pytest.fail(f"real IFC files expected in one of {[str(p) for p in IFC_CANDIDATES]} (set CAMPUS_TWIN_SHARED_IFC)")
+
+
+def require_mosquitto(*programs: str) -> None:
+    """Skip (or, with ``CAMPUS_TWIN_REQUIRE_MOSQUITTO=1`` as in CI, fail) when Mosquitto is missing.
+
+    For what the in-process 3.1.1 broker cannot do: shared subscriptions, broker restarts, and the
+    C ``mosquitto_pub`` the simulator benchmark measures against.
+    """
+    missing = [p for p in ("mosquitto", *programs) if shutil.which(p) is None]
+    if not missing:
+        return
+    message = f"needs {', '.join(missing)} (Debian: apt-get install mosquitto mosquitto-clients)"
+    if os.environ.get("CAMPUS_TWIN_REQUIRE_MOSQUITTO") == "1":
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+@pytest.fixture
+def mosquitto_installed() -> None:
+    require_mosquitto()

@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import orjson
+import pytest
 
 from tests.conftest import REPO
 
@@ -14,6 +15,7 @@ KEYS = {"receive_limit_msgs_per_s", "pipeline_1w_msgs_per_s", "pipeline_2w_msgs_
         "p50_latency_s", "p99_latency_s", "ratio_vs_limit", "ratio_vs_naive"}
 
 
+@pytest.mark.usefixtures("mosquitto_installed")
 def test_ingest_benchmark_prints_its_keys(pg_admin_url):
     env = {**os.environ, "CAMPUS_TWIN_DATABASE_URL": pg_admin_url}
     env.pop("CAMPUS_TWIN_MQTT_URL", None)  # its own Mosquitto: the benchmark drains fresh sessions

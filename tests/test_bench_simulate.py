@@ -8,10 +8,11 @@ import sys
 
 import orjson
 
-from tests.conftest import REPO
+from tests.conftest import REPO, require_mosquitto
 
 
 def test_simulate_benchmark_prints_its_keys(mqtt_url):
+    require_mosquitto("mosquitto_pub")
     env = {**os.environ, "CAMPUS_TWIN_MQTT_URL": mqtt_url}
     out = subprocess.run([sys.executable, str(REPO / "bench" / "simulate.py"), "--devices", "130", "--seconds", "1",
                           "--nominal-seconds", "1"], capture_output=True, text=True, timeout=120, env=env, check=True)

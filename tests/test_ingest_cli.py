@@ -41,6 +41,7 @@ def stored(url: str) -> int:
         return int(conn.execute("SELECT count(*) FROM readings").fetchone()[0])
 
 
+@pytest.mark.usefixtures("mosquitto_installed")
 def test_two_worker_processes_share_the_stream_log_throughput_and_stop_cleanly(twin_db, tmp_path):
     broker = MosquittoBroker(tmp_path / "mosquitto", persist=False)
     group = f"cli-{uuid.uuid4().hex[:6]}"

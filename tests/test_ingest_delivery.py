@@ -36,6 +36,10 @@ from twin.storage.model import save_model
 BASE = datetime.now(UTC).replace(microsecond=0) - timedelta(days=1)
 
 
+#: Broker restarts and MQTT 5 shared subscriptions need a real Mosquitto.
+pytestmark = pytest.mark.usefixtures("mosquitto_installed")
+
+
 @pytest.fixture
 def twin_db(db_url: str) -> str:
     with connection(db_url) as conn:
