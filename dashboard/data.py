@@ -104,7 +104,7 @@ def storeys(site_id: str) -> list[dict[str, Any]]:
 
 
 def _values(conn: psycopg.Connection, room_ids: Sequence[int]) -> dict[int, dict[str, float]]:
-    latest = dashboard_queries.room_latest(conn, room_ids)
+    latest = readings.room_latest(conn, room_ids)
     health = dashboard_queries.room_health(conn, room_ids)
     return {r: with_derived(latest.get(r, {}), health.get(r)) for r in room_ids}
 

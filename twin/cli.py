@@ -11,7 +11,6 @@ import functools
 import signal
 import threading
 from collections.abc import Callable
-from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar

@@ -21,7 +21,7 @@ from dash import ALL, Input, Output, State, ctx, dcc, html, no_update
 from dash.exceptions import PreventUpdate
 
 from dashboard import data, ids
-from dashboard.history import HOURLY_FROM, LIVE_RANGES, RANGE_LABELS, chart_window
+from dashboard.history import LIVE_RANGES, RANGE_LABELS, chart_window
 from dashboard.commands import LUMINAIRE_KINDS, CommandError
 from dashboard.figures import CHART_METRICS, colour_for, format_value, series_csv, series_figure, unit_of
 from dashboard.i18n import current, t

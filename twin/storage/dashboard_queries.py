@@ -14,7 +14,7 @@ import psycopg
 import shapely
 from psycopg.rows import dict_row
 
-from twin.metrics import BY_ID, BY_NAME
+from twin.metrics import BY_NAME
 
 
 def site(conn: psycopg.Connection, site_id: str) -> dict[str, Any] | None:
@@ -53,24 +53,6 @@ def storey_devices(conn: psycopg.Connection, storey_id: int) -> list[dict[str, A
         {"storey": storey_id},
     ).fetchall()
     return [dict(zip(_DEVICE_MARKER, r, strict=True)) for r in rows]
-
-
-def room_latest(conn: psycopg.Connection, room_ids: Sequence[int]) -> dict[int, dict[str, float]]:
-    """Latest value per room and metric (mean over the room's devices), metric names from the catalogue.
-
-    The same answer as :func:`twin.storage.readings.room_latest` without joining ``metrics``.
-    """
-    rows = conn.execute(
-        """SELECT d.room_id, l.metric_id, avg(l.value) FROM latest l JOIN devices d ON d.id = l.device_id
-           WHERE d.room_id = ANY(%s) AND d.removed_at IS NULL GROUP BY 1, 2""",
-        (list(room_ids),),
-    ).fetchall()
-    out: dict[int, dict[str, float]] = {}
-    for room_id, metric_id, value in rows:
-        metric = BY_ID.get(metric_id)
-        if metric is not None:
-            out.setdefault(room_id, {})[metric.name] = float(value)
-    return out
 
 
 def room_health(conn: psycopg.Connection, room_ids: Sequence[int]) -> dict[int, tuple[int, int]]:

@@ -16,6 +16,7 @@ from typing import Any
 import psycopg
 from psycopg.rows import dict_row
 
+from twin.metrics import BY_ID
 from twin.storage import partitions
 
 Row = tuple[datetime, int, int, float]  # ts, devices.id, metric_id, value
@@ -108,16 +109,20 @@ class ReadingWriter:
 
 
 def room_latest(conn: psycopg.Connection, room_ids: Sequence[int]) -> dict[int, dict[str, float]]:
-    """Latest value per room and metric (mean over the room's devices reporting it)."""
+    """Latest value per room and metric (mean over the room's devices reporting it).
+
+    Metric names come from the catalogue in memory, so the query does not join ``metrics``.
+    """
     rows = conn.execute(
-        """SELECT d.room_id, m.name, avg(l.value)
-           FROM latest l JOIN devices d ON d.id = l.device_id JOIN metrics m ON m.metric_id = l.metric_id
+        """SELECT d.room_id, l.metric_id, avg(l.value) FROM latest l JOIN devices d ON d.id = l.device_id
            WHERE d.room_id = ANY(%s) AND d.removed_at IS NULL GROUP BY 1, 2""",
         (list(room_ids),),
     ).fetchall()
     out: dict[int, dict[str, float]] = {}
-    for room_id, metric, value in rows:
-        out.setdefault(room_id, {})[metric] = float(value)
+    for room_id, metric_id, value in rows:
+        metric = BY_ID.get(metric_id)
+        if metric is not None:
+            out.setdefault(room_id, {})[metric.name] = float(value)
     return out
 
 
