@@ -6,7 +6,8 @@ luminaire and a panel each, with live values) and 30 days of history for one roo
 the other rooms get hourly and minute rollups as filler). Then, on the same database:
 
 - ``floorplan_callback_s``: the floor-plan callback drawing the storey (storey picked),
-  through Dash's HTTP endpoint in-process (dispatch, queries, figure, JSON), median.
+  through Dash's HTTP endpoint in-process (dispatch, queries, figure, JSON encoding; the
+  response is not parsed, as the bare queries' results are not used), median.
 - ``floorplan_refresh_s``: the same callback on a live tick (values read, diffed, a patch).
 - ``floorplan_bare_query_s``: bare SQL for the same data (rooms with footprints, latest
   values per room, room device health, the storey's devices), fetched, median.
@@ -18,6 +19,9 @@ Prints one JSON object (progress on stderr); target: ratios <= 3 and callbacks <
     python bench/dashboard.py                 # embedded PostgreSQL in a temporary folder
     python bench/dashboard.py --tiny          # smoke size
     CAMPUS_TWIN_DATABASE_URL=postgresql://... python bench/dashboard.py
+
+The callbacks are called as a logged-in viewer (the bench makes the user ``bench-viewer`` and
+logs in through the login form), so the session and CSRF checks are part of what is measured.
 """
 
 from __future__ import annotations
@@ -26,6 +30,8 @@ import argparse
 import json
 import math
 import os
+import re
+import secrets
 import statistics
 import sys
 import tempfile
@@ -35,6 +41,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from psycopg import sql
 from shapely.geometry import box
 
 # This script is named like the package it measures: keep its own folder off the import path.
@@ -44,6 +51,7 @@ from dashboard.app import close_app, create_app
 from twin.database import connect
 from twin.domain import Building, Device, Room, Site, Storey, TwinModel
 from twin.metrics import BY_NAME
+from twin.storage import users
 from twin.storage.model import device_keys, save_model
 from twin.storage.readings import ReadingWriter
 from twin.storage.schema import migrate
@@ -119,11 +127,11 @@ def populate(url: str, rooms: int, days: int) -> tuple[int, int]:
         with conn.transaction():  # filler: the other rooms' rollups, so the tables have a realistic size
             for table, unit, span in (("rollup_1h", "hour", f"{days} days"), ("rollup_1m", "minute", "1 day")):
                 conn.execute(
-                    f"""INSERT INTO {table} (device_id, metric_id, bucket, n, sum, min, max)
+                    sql.SQL("""INSERT INTO {} (device_id, metric_id, bucket, n, sum, min, max)
                         SELECT d, %s, b, 6, 6 * 700, 600, 800 FROM unnest(%s::int[]) AS d,
-                        generate_series(date_trunc('{unit}', now() - %s::interval), now(), '1 {unit}') AS b
-                        ON CONFLICT DO NOTHING""",
-                    (METRICS["co2"], others, span))
+                        generate_series(date_trunc(%s, now() - %s::interval), now(), ('1 ' || %s)::interval) AS b
+                        ON CONFLICT DO NOTHING""").format(sql.Identifier(table)),
+                    (METRICS["co2"], others, unit, span, unit))
         conn.execute("ANALYZE")
         conn.commit()
         storey = conn.execute("SELECT id FROM storeys WHERE global_id = 'S1'").fetchone()[0]
@@ -131,20 +139,41 @@ def populate(url: str, rooms: int, days: int) -> tuple[int, int]:
     return storey, room
 
 
-def timed(fn: Callable[[], Any], repeat: int) -> float:
-    for _ in range(3):
-        fn()
-    samples = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        samples.append(time.perf_counter() - start)
-    return statistics.median(samples)
+def timed(fns: dict[str, Callable[[], Any]], repeat: int) -> dict[str, float]:
+    """Median seconds of each function, run in turns (a, b, c, a, b, c, ...) after 3 warm-up turns,
+    so that a busy spell on a shared machine hits a callback and its bare query alike."""
+    samples: dict[str, list[float]] = {name: [] for name in fns}
+    for turn in range(repeat + 3):
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            if turn >= 3:
+                samples[name].append(time.perf_counter() - start)
+    return {name: statistics.median(values) for name, values in samples.items()}
+
+
+BENCH_USER = "bench-viewer"
+
+
+def login(client: Any, url: str) -> dict[str, str]:
+    """Log in as a viewer through the real login form (made, or given a new password, here);
+    the headers a browser sends on callback POSTs. Callbacks are measured with the session check."""
+    password = secrets.token_urlsafe(16)
+    with connect(url) as conn:
+        if not users.set_password(conn, BENCH_USER, password):
+            users.add_user(conn, BENCH_USER, "viewer", password)
+        conn.commit()
+    form = client.get("/login").get_data(as_text=True)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', form).group(1)  # type: ignore[union-attr]
+    response = client.post("/login", data={"username": BENCH_USER, "password": password, "csrf_token": token})
+    assert response.status_code == 302, f"login failed: HTTP {response.status_code}"
+    return {"X-CSRFToken": client.get_cookie("_csrf_token").value}
 
 
 def measure(url: str, storey: int, room: int, repeat: int) -> dict[str, Any]:
     app = create_app(url)
     client = app.server.test_client()
+    headers = login(client, url)
     deps = client.get("/_dash-dependencies").get_json()
     floor_output = next(d["output"] for d in deps if d["output"].startswith("..site-floorplan.figure"))
     chart_output = next(d["output"] for d in deps if d["output"] == "room-series.figure")
@@ -152,16 +181,16 @@ def measure(url: str, storey: int, room: int, repeat: int) -> dict[str, Any]:
     def floorplan_request(drawn: Any, trigger: str) -> dict[str, Any]:
         response = client.post("/_dash-update-component", json={
             "output": floor_output,
-            "outputs": [{"id": "site-floorplan", "property": "figure"}, {"id": "site-drawn", "property": "data"},
-                        {"id": "site-legend", "property": "children"}],
+            "outputs": [{"id": "site-floorplan", "property": "figure"}, {"id": "site-drawn", "property": "data"}],
             "inputs": [{"id": "site-storey", "property": "value", "value": storey},
                        {"id": "site-metric", "property": "value", "value": "co2"},
                        {"id": "site-interval", "property": "n_intervals", "value": 1}],
-            "state": [{"id": "site-drawn", "property": "data", "value": drawn}], "changedPropIds": [trigger]})
+            "state": [{"id": "site-drawn", "property": "data", "value": drawn}], "changedPropIds": [trigger]},
+            headers=headers)
         assert response.status_code in (200, 204), response.status_code
-        return response.get_json() if response.status_code == 200 else {}
+        return response
 
-    first = floorplan_request(None, "site-storey.value")
+    first = floorplan_request(None, "site-storey.value").get_json()
     drawn = first["response"]["site-drawn"]["data"]
     traces = len(first["response"]["site-floorplan"]["figure"]["data"])
     end = datetime.now(UTC)
@@ -174,11 +203,12 @@ def measure(url: str, storey: int, room: int, repeat: int) -> dict[str, Any]:
                        {"id": "room-custom", "property": "start_date", "value": None},
                        {"id": "room-custom", "property": "end_date", "value": None},
                        {"id": "room-interval", "property": "n_intervals", "value": None}],
-            "state": [{"id": "room-id", "property": "data", "value": room}], "changedPropIds": ["room-range.value"]})
+            "state": [{"id": "room-id", "property": "data", "value": room}], "changedPropIds": ["room-range.value"]},
+            headers=headers)
         assert response.status_code == 200, response.status_code
-        return response.get_json()
+        return response
 
-    points = len(chart_request()["response"]["room-series"]["figure"]["data"][-1]["y"])
+    points = len(chart_request().get_json()["response"]["room-series"]["figure"]["data"][-1]["y"])
     with connect(url) as conn:
         def bare_floorplan() -> None:
             for query in BARE_FLOORPLAN:
@@ -188,13 +218,16 @@ def measure(url: str, storey: int, room: int, repeat: int) -> dict[str, Any]:
             conn.execute(BARE_CHART, {"room": room, "metric": METRICS["co2"], "start": end - timedelta(days=30),
                                       "end": datetime.now(UTC)}).fetchall()
 
-        log("measuring bare queries")
-        floor_bare = timed(bare_floorplan, repeat)
-        chart_bare = timed(bare_chart, repeat)
-    log("measuring callbacks")
-    floor_cb = timed(lambda: floorplan_request(None, "site-storey.value"), repeat)
-    refresh_cb = timed(lambda: floorplan_request(drawn, "site-interval.n_intervals"), repeat)
-    chart_cb = timed(chart_request, repeat)
+        log("measuring callbacks and bare queries, in turns")
+        times = timed({
+            "floor_bare": bare_floorplan,
+            "floor_cb": lambda: floorplan_request(None, "site-storey.value"),
+            "refresh_cb": lambda: floorplan_request(drawn, "site-interval.n_intervals"),
+            "chart_bare": bare_chart,
+            "chart_cb": chart_request,
+        }, repeat)
+    floor_bare, floor_cb, refresh_cb = times["floor_bare"], times["floor_cb"], times["refresh_cb"]
+    chart_bare, chart_cb = times["chart_bare"], times["chart_cb"]
     close_app(app)
     result = {
         "rooms": traces - 2, "chart_points": points, "repeat": repeat,

@@ -15,6 +15,9 @@ holds for its persistent session, so the publisher's speed does not count:
   publisher sends at half of ``pipeline_1w_msgs_per_s`` for ``--latency-seconds``;
 - ``ratio_vs_limit`` = pipeline_1w / receive_limit, ``ratio_vs_naive`` = pipeline_1w / naive.
 
+The receive limit and the one-worker pipeline are measured ``--rounds`` times in turns
+(default 2) and the best of each is used; the samples are in the output.
+
 Uses ``CAMPUS_TWIN_MQTT_URL`` and ``CAMPUS_TWIN_DATABASE_URL`` when set (a scratch
 database ``campus_bench_*`` is created on that server and dropped afterwards), else a
 private Mosquitto and an embedded PostgreSQL in a temporary directory.
@@ -114,14 +117,12 @@ def publish_all(url: str, msgs: list[tuple[str, bytes]], rate: float | None = No
     infos = []
     t0 = time.monotonic()
     for i, (t, p) in enumerate(msgs):
-        if stamp:
-            doc = orjson.loads(p)
-            doc["ts"] = int(time.time() * 1000)
-            p = orjson.dumps(doc)
+        if stamp:  # payloads start with {"ts":<ms>, (see payloads()): swap in the publish time
+            p = b'{"ts":%d' % int(time.time() * 1000) + p[p.index(b","):]
         infos.append(c.publish(t, p, qos=1))
-        if rate:
+        if rate:  # pace in steps of a few ms: a sleep per message would cost more than the message
             ahead = (i + 1) / rate - (time.monotonic() - t0)
-            if ahead > 0:
+            if ahead > 0.002:
                 time.sleep(ahead)
     for info in infos:
         info.wait_for_publish(120)
@@ -129,6 +130,19 @@ def publish_all(url: str, msgs: list[tuple[str, bytes]], rate: float | None = No
     c.disconnect()
     c.loop_stop()
     return len(msgs) / elapsed
+
+
+def paced_publisher(url: str, msgs: list[tuple[str, bytes]], rate: float, out: mp.Queue) -> None:
+    """Child process: publish ``msgs`` at ``rate`` with the publish time in ``ts``; report the rate sent."""
+    out.put({"rate": publish_all(url, msgs, rate=rate, stamp=True)})
+
+
+def publish_paced(url: str, msgs: list[tuple[str, bytes]], rate: float, processes: int = 2) -> float:
+    """Publish at ``rate`` msgs/s from several processes (one Python publisher falls behind at
+    ten thousand messages a second on a busy machine, and its own queue would count as latency)."""
+    shares = [msgs[i::processes] for i in range(processes)]
+    return sum(r["rate"] for r in run_children([(paced_publisher, url, share, rate / processes)
+                                                for share in shares]))
 
 
 # -- consumers (child processes) ------------------------------------------------
@@ -289,10 +303,11 @@ def main() -> None:
     ap.add_argument("--messages", type=int, default=60000)
     ap.add_argument("--naive-seconds", type=float, default=10.0)
     ap.add_argument("--latency-seconds", type=float, default=10.0)
+    ap.add_argument("--rounds", type=int, default=2, help="receive limit and 1 worker measured in turns, best of each")
     ap.add_argument("--smoke", action="store_true", help="tiny sizes: checks that it runs, numbers mean nothing")
     args = ap.parse_args()
     if args.smoke:
-        args.messages, args.naive_seconds, args.latency_seconds = 600, 1.0, 1.0
+        args.messages, args.naive_seconds, args.latency_seconds, args.rounds = 600, 1.0, 1.0, 1
     n = args.messages
     t_start = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="campus-bench-") as tmpdir:
@@ -310,20 +325,21 @@ def main() -> None:
             metrics_per_msg = len(METRICS)
             plain = f"campus/v1/{SITE}/+/telemetry"
 
-            say(f"(a) receive limit: bare paho subscriber draining {n} messages")
-            make_session(mqtt_url, f"bench-bare-{tag}", plain)
-            pub_rate = publish_all(mqtt_url, msgs)
-            say(f"    published at {pub_rate:.0f} msgs/s")
-            r = run_children([(bare_consumer, mqtt_url, f"bench-bare-{tag}", plain, n)])[0]
-            limit = r["messages"] / max(r["last"] - r["first"], 1e-9)
-            say(f"    {limit:.0f} msgs/s")
+            def receive_limit(round_: int) -> float:
+                say(f"(a) receive limit: bare paho subscriber draining {n} messages (round {round_})")
+                cid = f"bench-bare-{round_}-{tag}"
+                make_session(mqtt_url, cid, plain)
+                say(f"    published at {publish_all(mqtt_url, msgs):.0f} msgs/s")
+                r = run_children([(bare_consumer, mqtt_url, cid, plain, n)])[0]
+                rate = r["messages"] / max(r["last"] - r["first"], 1e-9)
+                say(f"    {rate:.0f} msgs/s")
+                return rate
 
-            results = {}
-            for workers in (1, 2):
+            def pipeline(workers: int, round_: int) -> float:
                 reset(db_url)
-                group = f"bench{workers}-{tag}"
-                ids = [f"bench-w{workers}-{i}-{tag}" for i in range(workers)]
-                say(f"(b) pipeline with {workers} worker(s) draining {n} messages")
+                group = f"bench{workers}-{round_}-{tag}"
+                ids = [f"bench-w{workers}-{i}-{round_}-{tag}" for i in range(workers)]
+                say(f"(b) pipeline with {workers} worker(s) draining {n} messages (round {round_})")
                 for cid in ids:
                     make_session(mqtt_url, cid, f"$share/{group}/{contract.TELEMETRY_FILTER}")
                 publish_all(mqtt_url, msgs)
@@ -334,9 +350,19 @@ def main() -> None:
                 if got != n * metrics_per_msg:
                     raise SystemExit(f"pipeline stored {got} rows, expected {n * metrics_per_msg}")
                 span = max(x["last"] for x in rs) - min(x["first"] for x in rs if x["first"])
-                results[workers] = sum(x["messages"] for x in rs) / max(span, 1e-9)
-                say(f"    {results[workers]:.0f} msgs/s, {results[workers] * metrics_per_msg:.0f} rows/s "
+                rate = sum(x["messages"] for x in rs) / max(span, 1e-9)
+                say(f"    {rate:.0f} msgs/s, {rate * metrics_per_msg:.0f} rows/s "
                     f"(per worker: {[x['messages'] for x in rs]})")
+                return rate
+
+            # The limit and one worker in turns, best of each: a busy spell on a shared machine
+            # then lowers one sample of each, not the one measurement of one of them.
+            limits, singles = [], []
+            for round_ in range(1, args.rounds + 1):
+                limits.append(receive_limit(round_))
+                singles.append(pipeline(1, round_))
+            limit = max(limits)
+            results = {1: max(singles), 2: pipeline(2, 1)}
 
             reset(db_url)
             say(f"(c) naive peer (INSERT + commit per message) for {args.naive_seconds:.0f} s")
@@ -360,7 +386,7 @@ def main() -> None:
             if not ready.wait(120):  # the worker is up and connected before the clock starts
                 raise SystemExit("latency worker did not start")
             later = payloads(lat_n, base + timedelta(hours=12))
-            sent_rate = publish_all(mqtt_url, later, rate=half, stamp=True)
+            sent_rate = publish_paced(mqtt_url, later, rate=half)
             r = q.get(timeout=240)
             proc.join(30)
             lat = sorted(r["lat"])
@@ -375,6 +401,8 @@ def main() -> None:
         "messages": n,
         "metrics_per_message": metrics_per_msg,
         "receive_limit_msgs_per_s": round(limit, 1),
+        "receive_limit_samples": [round(x, 1) for x in limits],
+        "pipeline_1w_samples": [round(x, 1) for x in singles],
         "pipeline_1w_msgs_per_s": round(results[1], 1),
         "pipeline_1w_rows_per_s": round(results[1] * metrics_per_msg, 1),
         "pipeline_2w_msgs_per_s": round(results[2], 1),

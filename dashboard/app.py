@@ -15,8 +15,9 @@ from pathlib import Path
 import dash
 from dash import dcc, html
 
-from dashboard import data, i18n
+from dashboard import auth, data, i18n
 from dashboard.i18n import t
+from dashboard.uploads import UploadLimits
 from twin.broker import BrokerError
 from twin.database import open_pool
 
@@ -30,14 +31,17 @@ NAVIGATION = (("Network", "/"), ("Alarms", "/alarms"), ("Devices", "/devices"), 
 
 
 def create_app(database_url: str, *, mqtt_url: str | None = None, bim_loader: data.BimLoader | None = None,
-               pool_size: int = 4) -> dash.Dash:
+               pool_size: int = 4, secure_cookies: bool = False, upload_limits: UploadLimits | None = None
+               ) -> dash.Dash:
     """A ready app on ``database_url``; fails fast (``DatabaseUnavailable``) when it does not answer.
 
     Everything is served from the package (``serve_locally``, own CSS in ``assets/``),
     so the dashboard works offline. The pool lives on ``app.server`` (see
     :mod:`dashboard.data`); close it with :func:`close_app`. With ``mqtt_url`` the room
     page sends luminaire commands (a broker that does not answer disables them, with a
-    warning); ``bim_loader(path, site_id, *, name, role) -> summary`` enables IFC uploads.
+    warning); ``bim_loader(path, site_id, *, name, role) -> summary`` enables IFC uploads, each run
+    in a child process within ``upload_limits``. Every page needs a login (:mod:`dashboard.auth`);
+    ``secure_cookies`` marks the cookies Secure also when a proxy terminates HTTPS.
     """
     pool = open_pool(database_url, min_size=1, max_size=pool_size, name="dashboard")
     bridge = None
@@ -59,7 +63,15 @@ def create_app(database_url: str, *, mqtt_url: str | None = None, bim_loader: da
             app.server.extensions[data.BRIDGE_KEY] = bridge
         if bim_loader is not None:
             app.server.extensions[data.LOADER_KEY] = bim_loader
+        limits = upload_limits or UploadLimits()
+        app.server.extensions[data.LIMITS_KEY] = limits
+        # Refuse request bodies far beyond any upload before they are read (413): an upload
+        # arrives as base64 (4/3) in a JSON callback request; up to twice that still reaches the
+        # upload callback, which says "file too large".
+        app.server.config["MAX_CONTENT_LENGTH"] = 2 * (limits.max_bytes * 4 // 3) + 1024 * 1024
+        app.server.extensions["campus_twin.prefix"] = app.config.requests_pathname_prefix
         i18n.register(app.server, app.config.requests_pathname_prefix)
+        auth.install(app, secure_cookies=secure_cookies)
         app.layout = _layout
         _claim_callbacks(app)
     except BaseException:
@@ -94,6 +106,7 @@ def _layout() -> html.Div:
             html.Span(t("live digital twin of the school network", lang), className="tagline"),
             html.Nav(links, className="nav"),
             html.Span(switch, className="lang-switch"),
+            auth.user_badge(lang),
         ], className="topbar"),
         html.Main(dash.page_container, className="content", lang="zh-CN" if lang == "zh" else "en"),
     ])
@@ -114,6 +127,7 @@ def _claim_callbacks(app: dash.Dash) -> None:
     app built in the same process before then (tests) would collect them twice. One
     request to the layout endpoint does that setup at once, and also checks the layout.
     """
-    response = app.server.test_client().get(app.config.routes_pathname_prefix + "_dash-layout")
+    response = app.server.test_client().get(app.config.routes_pathname_prefix + "_dash-layout",
+                                            environ_base=auth.internal_environ(app.server))
     if response.status_code != 200:
         raise RuntimeError(f"dashboard layout failed: HTTP {response.status_code}")

@@ -9,6 +9,7 @@ command, so any dashboard process can show it.
 
 from __future__ import annotations
 
+import math
 import logging
 import threading
 import uuid
@@ -45,9 +46,13 @@ def command_payload(command_id: str, action: str, level: float | None = None) ->
         raise CommandError(f"unknown action {action!r} (expected one of {', '.join(LUMINAIRE_ACTIONS)})")
     body: dict[str, Any] = {"id": command_id, "action": action}
     if action == "dim":
-        if level is None or not 0 <= float(level) <= 100:
+        try:
+            value = float(level)  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            value = math.nan
+        if not 0 <= value <= 100:  # NaN fails too
             raise CommandError(f"dim needs a level between 0 and 100, got {level!r}")
-        body["level"] = float(level)
+        body["level"] = value
     return body
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -17,12 +18,16 @@ import flask
 import psycopg
 from psycopg_pool import ConnectionPool
 
-from dashboard.figures import with_derived
-from twin.storage import alarms, bim_imports, commands, dashboard_queries, kpis, model, readings
+from dashboard.figures import PlanGeometry, plan_geometry, with_derived
+from twin.storage import alarms, audit, bim_imports, commands, dashboard_queries, kpis, model, readings
 
 POOL_KEY = "campus_twin.pool"
 BRIDGE_KEY = "campus_twin.commands"
 LOADER_KEY = "campus_twin.bim_loader"
+LIMITS_KEY = "campus_twin.upload_limits"
+PLANS_KEY = "campus_twin.plans"
+#: Storey plans kept per app (a plan is a few hundred kB for a 200-room storey).
+PLANS_KEPT = 64
 #: How far back the room chart looks by default.
 SERIES_WINDOW = timedelta(hours=1)
 #: A cloud-class panel whose session value is older than this is not "in progress".
@@ -56,12 +61,21 @@ def bridge() -> Any:
     return flask.current_app.extensions.get(BRIDGE_KEY)
 
 
+def upload_limits() -> Any:
+    """The app's :class:`dashboard.uploads.UploadLimits`."""
+    return flask.current_app.extensions[LIMITS_KEY]
+
+
 def bim_loader() -> BimLoader | None:
     """The injected BIM loader ``(path, site_id, *, name, role) -> summary``, or None."""
     return flask.current_app.extensions.get(LOADER_KEY)
 
 
 # -- network ----------------------------------------------------------------------------------------------
+
+
+#: Daily KPIs the overview takes from what the monitor stored.
+STORED_DAILY = ("lighting_compliance", "data_completeness")
 
 
 def sites() -> list[dict[str, Any]]:
@@ -71,13 +85,20 @@ def sites() -> list[dict[str, Any]]:
 
 
 def network() -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """Sites with counts and coverage KPIs, and the network's KPIs (``twin.storage.kpis``)."""
+    """Sites with counts and KPIs, and the network's KPIs (``twin.storage.kpis``).
+
+    Coverage is live (devices reporting now); lighting compliance and data completeness
+    are the newest day the monitor stored (``kpi_daily``).
+    """
     with connection() as conn:
         rows = model.list_sites(conn)
         k = kpis.site_kpis(conn)
+        daily = kpis.latest_stored(conn)
     for row in rows:
         row.update(k["sites"].get(row["site_id"], {}))
+        row.update({name: daily.get(row["site_id"], {}).get(name) for name in STORED_DAILY})
     net = dict(k["network"])
+    net.update({name: daily.get(kpis.NETWORK, {}).get(name) for name in STORED_DAILY})
     net["devices"] = sum(r["devices"] for r in rows)
     net["online"] = sum(r["online"] for r in rows)
     net["open_alarms"] = sum(r["open_alarms"] for r in rows)
@@ -109,22 +130,59 @@ def _values(conn: psycopg.Connection, room_ids: Sequence[int]) -> dict[int, dict
     return {r: with_derived(latest.get(r, {}), health.get(r)) for r in room_ids}
 
 
-def floorplan(storey_id: int) -> tuple[list[dict[str, Any]], dict[int, dict[str, float]], list[dict[str, Any]]]:
-    """A storey's rooms (shapely footprints), their values (with derived metrics) and its devices."""
-    with connection() as conn:
+@dataclass(frozen=True)
+class StoreyPlan:
+    """What only a BIM import changes on a storey: rooms, devices per room, drawn geometry (see ``plan_geometry``)."""
+
+    stamp: datetime
+    rooms: list[dict[str, Any]]
+    devices: dict[int, list[str]]  # room id -> its devices' ids
+    geometry: PlanGeometry
+
+
+def _plan(conn: psycopg.Connection, storey_id: int) -> StoreyPlan | None:
+    """The storey's plan, from the app's cache while the site's BIM stamp is unchanged."""
+    stamp = dashboard_queries.storey_stamp(conn, storey_id)
+    if stamp is None:
+        return None
+    cache: dict[int, StoreyPlan] = flask.current_app.extensions.setdefault(PLANS_KEY, {})
+    plan = cache.get(storey_id)
+    if plan is None or plan.stamp != stamp:
         rooms = dashboard_queries.storey_plan(conn, storey_id)
-        values = _values(conn, [r["room_id"] for r in rooms])
         devices = dashboard_queries.storey_devices(conn, storey_id)
-    return rooms, values, devices
+        by_room: dict[int, list[str]] = {}
+        for d in devices:
+            if d["room_id"] is not None:
+                by_room.setdefault(d["room_id"], []).append(d["device_id"])
+        plan = StoreyPlan(stamp, rooms, by_room, plan_geometry(rooms, devices))
+        if len(cache) >= PLANS_KEPT:
+            cache.pop(next(iter(cache)))
+        cache[storey_id] = plan
+    return plan
 
 
-def room_values(room_ids: Sequence[int], storey_id: int | None = None
-                ) -> tuple[dict[int, dict[str, float]], list[dict[str, Any]]]:
-    """Fresh values of rooms already drawn, and the storey's devices (for a live refresh)."""
+def _live(conn: psycopg.Connection, storey_id: int, plan: StoreyPlan
+          ) -> tuple[dict[int, dict[str, float]], list[str]]:
+    """Values of the plan's rooms (with device health), and the states of its placed devices in order."""
+    not_online = dashboard_queries.storey_devices_not_online(conn, storey_id)
+    room_ids = [r["room_id"] for r in plan.rooms]
+    latest = readings.storey_latest(conn, storey_id)
+    values = {}
+    for room_id in room_ids:
+        devices = plan.devices.get(room_id, ())
+        online = len(devices) - sum(d in not_online for d in devices) if not_online else len(devices)
+        values[room_id] = with_derived(latest.get(room_id, {}), (online, len(devices)) if devices else None)
+    return values, [not_online.get(d, "online") for d in plan.geometry.device_ids]
+
+
+def floorplan(storey_id: int) -> tuple[StoreyPlan | None, dict[int, dict[str, float]], list[str]]:
+    """A storey's plan (None: no such storey), its rooms' values (with derived metrics), its devices' states."""
     with connection() as conn:
-        values = _values(conn, room_ids)
-        devices = dashboard_queries.storey_devices(conn, storey_id) if storey_id is not None else []
-    return values, devices
+        plan = _plan(conn, storey_id)
+        if plan is None:
+            return None, {}, []
+        values, states = _live(conn, storey_id, plan)
+    return plan, values, states
 
 
 def building(building_id: int) -> dict[str, Any] | None:
@@ -188,9 +246,13 @@ def alarm_list(site_id: str | None, severity: str | None, state: str | None) -> 
         return alarms.list_alarms(conn, site_id=site_id, severity=severity, state=state)
 
 
-def acknowledge_alarm(alarm_id: int, by: str, note: str) -> bool:
+def acknowledge_alarm(alarm_id: int, by: str, note: str, remote_addr: str | None = None) -> bool:
+    """Acknowledge an open alarm and write the audit entry in the same transaction."""
     with connection() as conn:
-        return alarms.acknowledge(conn, alarm_id, by=by, note=note)
+        done = alarms.acknowledge(conn, alarm_id, by=by, note=note)
+        audit.record(conn, "acknowledge", "ok" if done else "failed", username=by, target=f"alarm {alarm_id}",
+                     detail={"note": note} if done else {"reason": "not open"}, remote_addr=remote_addr)
+        return done
 
 
 def devices_view(site_id: str | None, state: str | None) -> dict[str, Any]:

@@ -29,10 +29,11 @@ Other metrics get one neutral colour; rooms without a value are grey.
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -230,26 +231,91 @@ def drawable(rooms: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
     return [r for r in rooms if polygons_of(r.get("footprint"))]
 
 
+@functools.cache
+def _metric_words(lang: str) -> dict[str, str]:
+    """The floor-plan metrics' names in ``lang`` (looked up once, not once per room)."""
+    return {m: t(m, lang) for m in FLOORPLAN_METRICS}
+
+
+_FLOORPLAN_UNITS = {m: unit_of(m) for m in FLOORPLAN_METRICS}
+_DERIVED = (COMPLIANCE, DEVICE_HEALTH)
+
+
 def room_style(name: str, values: Mapping[str, float], metric: str, lang: str = "en") -> tuple[str, str, str]:
     """``(fill colour, label, hover)`` of one room: the chosen metric, then the room's other live values."""
+    words = _metric_words(lang)
     value = values.get(metric)
     shown = metric_text(metric, values, lang)
     label = name if value is None else f"{name}<br><b>{shown}</b>"
-    lines = [f"<b>{name}</b>", f"{t(metric, lang)}: {shown}"]
-    lines += [f"{t(m, lang)}: {metric_text(m, values, lang)}" for m in FLOORPLAN_METRICS
-              if m != metric and m in values]
+    lines = [f"<b>{name}</b>", f"{words.get(metric) or t(metric, lang)}: {shown}"]
+    for m in FLOORPLAN_METRICS:  # the room's other values
+        if m == metric or (v := values.get(m)) is None:
+            continue
+        if m in _DERIVED:
+            lines.append(f"{words[m]}: {metric_text(m, values, lang)}")
+        else:
+            lines.append(f"{words[m]}: {format_value(v, _FLOORPLAN_UNITS[m])}")
     return colour_for(metric, value), label, "<br>".join(lines)
 
 
-def device_hover(device: Mapping[str, Any], lang: str = "en") -> str:
-    state = device.get("state") or "unknown"
-    return f"<b>{device['device_id']}</b><br>{device['kind']}<br>{t(state, lang)}"
-
-
 def floorplan_styles(rooms: Sequence[Mapping[str, Any]], values: Mapping[int, Mapping[str, float]], metric: str,
-                     lang: str = "en") -> list[tuple[str, str, str]]:
-    """:func:`room_style` of every drawable room, in order."""
+                     lang: str = "en", *, geometry: PlanGeometry | None = None) -> list[tuple[str, str, str]]:
+    """:func:`room_style` of every drawable room (those of ``geometry`` when given), in order."""
+    if geometry is not None:
+        return [room_style(name, values.get(room_id, {}), metric, lang)
+                for room_id, name in zip(geometry.room_ids, geometry.names, strict=True)]
     return [room_style(str(r["name"]), values.get(int(r["room_id"]), {}), metric, lang) for r in drawable(rooms)]
+
+
+@dataclass(frozen=True)
+class PlanGeometry:
+    """What a floor plan draws that only a BIM import changes, ready to send (see :func:`plan_geometry`).
+
+    ``outlines[i]`` is room ``i``'s ``(x, y, customdata)`` as contiguous arrays (plotly's JSON
+    encoder passes those through whole); ``labels`` the label points, shape ``(rooms, 2)``.
+    The placed devices (those with ``x`` and ``y``), in order: ``device_ids``, ``device_kinds``
+    and ``device_xy`` (positions, with their room id, NaN for none, as a third column).
+    """
+
+    room_ids: tuple[int, ...]
+    names: tuple[str, ...]
+    outlines: tuple[tuple[np.ndarray, np.ndarray, np.ndarray], ...]
+    labels: np.ndarray
+    device_ids: tuple[str, ...] = ()
+    device_kinds: tuple[str, ...] = ()
+    device_xy: np.ndarray = field(default_factory=lambda: np.empty((0, 3)))
+
+
+def placed(devices: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """The devices a floor plan shows (those with a position), in order."""
+    return [d for d in devices if d.get("x") is not None and d.get("y") is not None]
+
+
+def plan_geometry(rooms: Sequence[Mapping[str, Any]], devices: Sequence[Mapping[str, Any]] = ()) -> PlanGeometry:
+    """The geometry of the :func:`drawable` rooms and the :func:`placed` devices, in order."""
+    shown = drawable(rooms)
+    outlines = []
+    for room in shown:
+        xs, ys = outline(room["footprint"])
+        outlines.append((np.ascontiguousarray(xs), np.ascontiguousarray(ys), np.full(len(xs), int(room["room_id"]))))
+    labels = (shapely.get_coordinates(shapely.point_on_surface([r["footprint"] for r in shown])) if shown
+              else np.empty((0, 2)))
+    marks = placed(devices)
+    xy = np.array([(d["x"], d["y"], d["room_id"] if d.get("room_id") is not None else np.nan) for d in marks],
+                  dtype=float).reshape(-1, 3)
+    return PlanGeometry(tuple(int(r["room_id"]) for r in shown), tuple(str(r["name"]) for r in shown),
+                        tuple(outlines), labels, tuple(str(d["device_id"]) for d in marks),
+                        tuple(str(d["kind"]) for d in marks), xy)
+
+
+def device_styles(geometry: PlanGeometry, states: Sequence[str | None], lang: str = "en"
+                  ) -> tuple[list[str], list[str]]:
+    """Marker colours and hover texts of the geometry's devices in ``states`` (same order)."""
+    colours = [STATE_COLOURS.get(s or "unknown", NO_DATA) for s in states]
+    words = {s: t(s or "unknown", lang) for s in set(states)}
+    hovers = [f"<b>{d}</b><br>{k}<br>{words[s]}" for d, k, s in zip(geometry.device_ids, geometry.device_kinds, states,
+                                                                     strict=True)]
+    return colours, hovers
 
 
 def floorplan_figure(
@@ -261,6 +327,8 @@ def floorplan_figure(
     lang: str = "en",
     uirevision: str | int | None = None,
     styles: Sequence[tuple[str, str, str]] | None = None,
+    geometry: PlanGeometry | None = None,
+    states: Sequence[str | None] | None = None,
 ) -> Figure:
     """A storey's rooms as filled polygons coloured by ``metric``, devices as markers on top.
 
@@ -269,29 +337,32 @@ def floorplan_figure(
     Exactly one trace per room with a footprint (rooms without one are skipped), in the
     order of ``rooms``, carrying the room id in every ``customdata`` entry, so a click
     anywhere on it names the room (:func:`room_from_click`). Then one text trace named
-    ``labels`` (room ``i``'s name and value is its ``text[i]``), then devices (``x``, ``y``,
-    ``state``, ``kind``, ``room_id``) as one trace named ``devices``, ``customdata`` their room. ``styles`` may pass
-    :func:`floorplan_styles` when the caller has them already.
+    ``labels`` (room ``i``'s name and value is its ``text[i]``), then the placed devices
+    (``device_id``, ``kind``, ``x``, ``y``, ``room_id``, ``state``) as one trace named
+    ``devices``: colour by state, symbol by kind, ``customdata`` their room.
+
+    A caller that keeps what does not change may pass ``geometry`` (:func:`plan_geometry`
+    of ``rooms`` and ``devices``) with the devices' ``states``, and ``styles``
+    (:func:`floorplan_styles`).
     """
-    shown = drawable(rooms)
+    if geometry is None:
+        geometry = plan_geometry(rooms, devices)
+        states = [d.get("state") for d in placed(devices)]
     styles = styles if styles is not None else floorplan_styles(rooms, values, metric, lang)
-    data: list[dict[str, Any]] = []
-    for room, (colour, _, hover) in zip(shown, styles, strict=True):
-        xs, ys = outline(room["footprint"])
-        data.append({"type": "scatter", "x": xs, "y": ys, "fillcolor": colour, "name": str(room["name"]),
-                     "text": hover, "customdata": np.full(len(xs), int(room["room_id"]))})
+    data: list[dict[str, Any]] = [
+        {"type": "scatter", "x": xs, "y": ys, "fillcolor": colour, "name": name, "text": hover, "customdata": ids}
+        for name, (xs, ys, ids), (colour, _, hover) in zip(geometry.names, geometry.outlines, styles, strict=True)
+    ]
     notes: list[dict[str, Any]] = []
-    if shown:
-        points = shapely.get_coordinates(shapely.point_on_surface([r["footprint"] for r in shown]))
-        data.append({"type": "scatter", "mode": "text", "name": "labels", "x": points[:, 0], "y": points[:, 1],
-                     "text": np.array([label for _, label, _ in styles]), "hoverinfo": "skip", "fill": "none",
-                     "textfont": {"size": 10, "color": "#263238"}})
+    if geometry.names:
+        data.append({"type": "scatter", "mode": "text", "name": "labels", "x": geometry.labels[:, 0].copy(),
+                     "y": geometry.labels[:, 1].copy(), "text": [label for _, label, _ in styles],
+                     "hoverinfo": "skip", "fill": "none", "textfont": {"size": 10, "color": "#263238"}})
     else:
         notes.append({"text": t("no room footprints on this storey", lang), "showarrow": False, "xref": "paper",
                       "yref": "paper", "x": 0.5, "y": 0.5})
-    placed = [d for d in devices if d.get("x") is not None and d.get("y") is not None]
-    if placed:
-        data.append(devices_trace(placed, lang))
+    if geometry.device_ids:
+        data.append(devices_trace(geometry, states or [None] * len(geometry.device_ids), lang))
     return {"data": data, "layout": {
         "annotations": notes,
         "xaxis": {"visible": False},
@@ -303,6 +374,19 @@ def floorplan_figure(
     }}
 
 
+def devices_trace(geometry: PlanGeometry, states: Sequence[str | None], lang: str = "en") -> dict[str, Any]:
+    """Device markers: colour by state, symbol by kind; ``customdata`` is the device's room (NaN: none)."""
+    colours, hovers = device_styles(geometry, states, lang)
+    return {
+        "type": "scatter", "mode": "markers", "name": "devices", "showlegend": False,
+        "x": geometry.device_xy[:, 0].copy(), "y": geometry.device_xy[:, 1].copy(),
+        "customdata": geometry.device_xy[:, 2].copy(),
+        "text": hovers, "hoverinfo": "text", "fill": "none", "hoveron": "points",
+        "marker": {"size": 7, "line": {"width": 1, "color": "white"}, "color": colours,
+                   "symbol": [KIND_SYMBOLS.get(k, "circle-open") for k in geometry.device_kinds]},
+    }
+
+
 #: What every room trace of a floor plan shares, sent once in the layout's template:
 #: a filled outline whose ``text`` is the hover, on the fill (a string ``text`` is what
 #: plotly shows there) and on the vertices.
@@ -310,22 +394,6 @@ ROOM_TEMPLATE: dict[str, Any] = {
     "data": {"scatter": [{"mode": "lines", "fill": "toself", "line": {"color": OUTLINE, "width": 1},
                           "hoveron": "fills+points", "hoverinfo": "text", "showlegend": False}]},
 }
-
-
-def devices_trace(devices: Sequence[Mapping[str, Any]], lang: str = "en") -> dict[str, Any]:
-    """Device markers: colour by state, symbol by kind; ``customdata`` is the device's room."""
-    return {
-        "type": "scatter", "mode": "markers", "name": "devices", "showlegend": False,
-        "x": np.array([d["x"] for d in devices], dtype=float), "y": np.array([d["y"] for d in devices], dtype=float),
-        # numpy arrays go through plotly's JSON encoder whole; a device without a room is NaN (null)
-        "customdata": np.array([d["room_id"] if d.get("room_id") is not None else np.nan for d in devices],
-                               dtype=float),
-        "text": np.array([device_hover(d, lang) for d in devices]), "hoverinfo": "text", "fill": "none",
-        "hoveron": "points",
-        "marker": {"size": 7, "line": {"width": 1, "color": "white"},
-                   "color": np.array([STATE_COLOURS.get(d.get("state") or "unknown", NO_DATA) for d in devices]),
-                   "symbol": np.array([KIND_SYMBOLS.get(d["kind"], "circle-open") for d in devices])},
-    }
 
 
 def legend_items(metric: str, lang: str = "en") -> tuple[list[tuple[str, str]], str]:
@@ -512,21 +580,21 @@ def series_figure(points: Sequence[tuple[datetime, float, float, float]], metric
     The standard's buckets are drawn behind as translucent bands (green good, yellow
     marginal, red bad) over the shown value range; ``source`` names the rollup read.
     """
-    # numpy arrays: plotly's JSON encoder converts them whole instead of visiting every point
+    # Contiguous numpy arrays: the figure is plain JSON for orjson (Dash's fast path), no per-point work
     ts = np.array([p[0].timestamp() for p in points], dtype=np.int64).astype("datetime64[s]")  # UTC
-    table = np.array([p[1:] for p in points], dtype=float).reshape(-1, 3)
+    mean, low, high = np.array([p[1:] for p in points], dtype=float).reshape(-1, 3).T.copy()
     data = [
-        {"type": "scatter", "x": ts, "y": table[:, 2], "mode": "lines", "line": {"width": 0},
+        {"type": "scatter", "x": ts, "y": high, "mode": "lines", "line": {"width": 0},
          "hoverinfo": "skip", "showlegend": False, "name": "max"},
-        {"type": "scatter", "x": ts, "y": table[:, 1], "mode": "lines", "line": {"width": 0},
+        {"type": "scatter", "x": ts, "y": low, "mode": "lines", "line": {"width": 0},
          "fill": "tonexty", "fillcolor": "rgba(100, 181, 246, 0.35)", "hoverinfo": "skip", "name": t("min–max", lang)},
-        {"type": "scatter", "x": ts, "y": table[:, 0], "mode": "lines", "name": t("mean", lang),
+        {"type": "scatter", "x": ts, "y": mean, "mode": "lines", "name": t("mean", lang),
          "line": {"color": "#1565c0", "width": 2},
          "hovertemplate": f"%{{x|%Y-%m-%d %H:%M}}  %{{y:.1f}} {unit}<extra></extra>"},
     ]
     scale = scale_for(metric)
     edges = [e for b in scale.bands for e in (b.low, b.high) if math.isfinite(e)]
-    values = [float(table[:, 1].min()), float(table[:, 2].max())] if points else []
+    values = [float(low.min()), float(high.max())] if points else []
     values += edges if scale.source else []
     layout: dict[str, Any] = {
         "yaxis": {"title": {"text": f"{t(metric, lang)} ({unit})" if unit else t(metric, lang)}, "gridcolor": "#eceff1"},

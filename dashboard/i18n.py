@@ -26,7 +26,8 @@ ZH: dict[str, str] = {
     "Schools": "学校", "School": "学校", "headquarters": "总校", "member": "分校",
     "rooms": "房间", "devices": "设备", "online": "在线", "open alarms": "未关闭告警",
     "devices online": "设备在线率", "IoT coverage": "物联感知覆盖率", "smart-lighting coverage": "智慧照明覆盖率",
-    "interactive-panel coverage": "交互大屏覆盖率", "target": "目标", "Network map": "集团分布图",
+    "interactive-panel coverage": "交互大屏覆盖率", "lighting compliance": "照明达标率",
+    "data completeness": "数据完整率", "cleared": "恢复时间", "target": "目标", "Network map": "集团分布图",
     "Cloud classes in progress": "进行中的云课堂", "No cloud class in progress.": "当前没有进行中的云课堂。",
     "main classroom": "主讲课堂", "auxiliary classrooms": "听课课堂", "session": "课堂编号",
     "No schools yet: load a BIM model first.": "还没有学校：请先导入 BIM 模型。", "whole network": "全集团",
@@ -84,6 +85,13 @@ ZH: dict[str, str] = {
     "Import failed": "导入失败", "file too large": "文件过大", "rooms without geometry": "无几何的房间",
     "devices by kind": "按类型统计设备", "devices by mapping": "按映射方式统计设备", "schema": "IFC 版本",
     "site": "学校", "unmapped devices": "未映射设备", "maximum size": "最大文件",
+    # login and roles
+    "Log in": "登录", "Log out": "退出", "Username": "用户名", "Password": "密码",
+    "Wrong username or password.": "用户名或密码错误。", "The form expired; please try again.": "表单已过期，请重试。",
+    "Too many failed logins; wait a few minutes.": "登录失败次数过多，请稍后再试。",
+    "viewer": "只读", "operator": "运维", "planner": "规划", "admin": "管理员",
+    "Only planners and admins may upload.": "只有规划人员和管理员可以上传。",
+    "Only operators and admins may send commands.": "只有运维人员和管理员可以发送指令。",
 }
 
 

@@ -1,18 +1,43 @@
-"""Checks of an uploaded IFC file: size, encoding, the site id it is loaded as."""
+"""Checks of an uploaded IFC file, and its import in a child process with time and memory limits.
+
+A hostile file (huge, junk, deeply nested, crafted to exhaust memory or time) must not take the
+dashboard down: it is refused by size (:func:`decode_upload`) or type (:func:`check_ifc`), else
+parsed and imported by the injected loader in a *spawned* process (:func:`run_isolated`) whose
+address space is capped (``RLIMIT_AS``) and which is killed at the wall-time limit. The
+dashboard's own process never parses the file.
+"""
 
 from __future__ import annotations
 
 import base64
 import binascii
+import multiprocessing
 import re
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 MAX_UPLOAD_BYTES = 100 * 1024 * 1024
 SITE_ID = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+#: ISO 10303-21 (STEP) files begin with this; IFC-SPF files name an IFC schema in FILE_SCHEMA.
+STEP_MAGIC = b"ISO-10303-21;"
+IFC_SCHEMA = re.compile(rb"FILE_SCHEMA\s*\(\s*\(\s*'(IFC[0-9A-Z_]*)'", re.IGNORECASE)
+HEADER_BYTES = 64 * 1024
 
 
 class UploadError(ValueError):
-    """An upload that cannot be imported (too large, not base64, bad site id)."""
+    """An upload that cannot be imported (too large, not IFC, bad site id, over a limit)."""
+
+
+@dataclass(frozen=True, slots=True)
+class UploadLimits:
+    """Limits of one upload: size, wall time of the import, address space of the import process."""
+
+    max_bytes: int = MAX_UPLOAD_BYTES
+    timeout_s: float = 300.0
+    memory_bytes: int = 4 * 1024**3
 
 
 def decode_upload(contents: str, max_bytes: int = MAX_UPLOAD_BYTES) -> bytes:
@@ -21,9 +46,23 @@ def decode_upload(contents: str, max_bytes: int = MAX_UPLOAD_BYTES) -> bytes:
     if len(encoded) * 3 // 4 > max_bytes + 3:
         raise UploadError(f"file too large (more than {max_bytes // (1024 * 1024)} MB)")
     try:
-        return base64.b64decode(encoded, validate=True)
+        blob = base64.b64decode(encoded, validate=True)
     except (binascii.Error, ValueError) as exc:
         raise UploadError("the upload is not a file") from exc
+    if len(blob) > max_bytes:
+        raise UploadError(f"file too large (more than {max_bytes // (1024 * 1024)} MB)")
+    return blob
+
+
+def check_ifc(blob: bytes) -> str:
+    """The IFC schema named in the header (``IFC4``); UploadError when it is not an IFC-SPF file."""
+    head = blob[:HEADER_BYTES].lstrip(b"\xef\xbb\xbf \t\r\n")
+    if not head.startswith(STEP_MAGIC):
+        raise UploadError("not an IFC file (no ISO-10303-21 header)")
+    match = IFC_SCHEMA.search(head)
+    if match is None:
+        raise UploadError("not an IFC file (no IFC schema in FILE_SCHEMA)")
+    return match.group(1).decode("ascii").upper()
 
 
 def site_id_for(given: str | None, filename: str) -> str:
@@ -32,3 +71,70 @@ def site_id_for(given: str | None, filename: str) -> str:
     if not SITE_ID.fullmatch(site_id):
         raise UploadError(f"site id {site_id!r}: letters, digits, '_', '.', '-' only")
     return site_id
+
+
+def run_isolated(loader: Callable[..., dict[str, Any]], path: Path, site_id: str, *, name: str | None, role: str,
+                 limits: UploadLimits) -> dict[str, Any]:
+    """``loader(path, site_id, name=, role=)`` in a spawned process within ``limits``; its summary.
+
+    The loader must be picklable (a module-level function or a ``functools.partial`` of one).
+    Raises :class:`UploadError` on timeout (the process is killed), on a crash or memory
+    exhaustion, with the first line of the loader's own error, and while another import runs.
+    """
+    if not _IMPORTING.acquire(blocking=False):
+        raise UploadError("another IFC import is running: try again when it has finished")
+    try:
+        return _run_isolated(loader, path, site_id, name=name, role=role, limits=limits)
+    finally:
+        _IMPORTING.release()
+
+
+#: One IFC import at a time per dashboard process: each may take minutes and gigabytes.
+_IMPORTING = threading.BoundedSemaphore(1)
+
+
+def _run_isolated(loader: Callable[..., dict[str, Any]], path: Path, site_id: str, *, name: str | None, role: str,
+                  limits: UploadLimits) -> dict[str, Any]:
+    ctx = multiprocessing.get_context("spawn")
+    receiver, sender = ctx.Pipe(duplex=False)
+    proc = ctx.Process(target=_child, args=(sender, loader, str(path), site_id, name, role, limits.memory_bytes),
+                       name="campus-bim-import", daemon=True)
+    proc.start()
+    sender.close()
+    try:
+        if not receiver.poll(limits.timeout_s):
+            raise UploadError(f"the import took longer than {limits.timeout_s:g} s and was stopped")
+        try:
+            ok, value = receiver.recv()
+        except EOFError:
+            proc.join(5)
+            raise UploadError(f"the import process died (exit code {proc.exitcode}): the file was refused") from None
+    finally:
+        receiver.close()
+        if proc.is_alive():
+            proc.kill()
+        proc.join(5)
+    if not ok:
+        raise UploadError(value)
+    return value
+
+
+def _child(sender: Any, loader: Callable[..., dict[str, Any]], path: str, site_id: str, name: str | None,
+           role: str, memory_bytes: int) -> None:
+    """In the import process: cap the address space, run the loader, send ``(ok, summary or error)``."""
+    import resource
+
+    resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
+    try:
+        result: tuple[bool, Any] = (True, loader(Path(path), site_id, name=name, role=role))
+    except MemoryError:
+        result = (False, "the import ran out of memory (limit reached)")
+    except Exception as exc:  # noqa: BLE001 - reported to the planner in one line
+        text = str(exc).strip()
+        result = (False, text.splitlines()[0] if text else type(exc).__name__)
+    try:
+        sender.send(result)
+    except Exception as exc:  # noqa: BLE001 - an unpicklable summary is an error too
+        sender.send((False, f"the import result could not be returned: {type(exc).__name__}"))
+    finally:
+        sender.close()

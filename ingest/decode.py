@@ -73,6 +73,8 @@ def parse_ts(raw: object, received_at: datetime) -> datetime | str:
 
 def check_value(metric: Metric, raw: object) -> float | str:
     """A finite number inside the metric's physical range, or an error string."""
+    if type(raw) is float and metric.min_value <= raw <= metric.max_value:  # the usual case, and not NaN
+        return raw
     if isinstance(raw, bool) or not isinstance(raw, int | float):
         return f"{metric.name}: value must be a number, got {type(raw).__name__}"
     value = float(raw)

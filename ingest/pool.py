@@ -15,6 +15,7 @@ import threading
 from dataclasses import asdict, dataclass
 
 from twin.broker import BrokerError
+from twin.process import die_with_parent, verbosity_of
 from twin.mqtt import detect_protocol
 
 log = logging.getLogger(__name__)
@@ -50,22 +51,13 @@ def check_workers(mqtt_url: str, workers: int) -> None:
                           f"run one ingest worker (--workers 1), or use an MQTT 5 broker such as Mosquitto 2")
 
 
-def _die_with_parent() -> None:
-    try:
-        import ctypes
-
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
-
-
 def _child(cfg: WorkerConfig, stop: mp.synchronize.Event, results: mp.Queue) -> None:
     """Body of one worker process."""
     from ingest.worker import IngestWorker
     from twin.logs import setup_logging
 
-    _die_with_parent()
-    setup_logging(2 if cfg.log_level <= logging.DEBUG else 1 if cfg.log_level <= logging.INFO else 0)
+    die_with_parent()
+    setup_logging(verbosity_of(cfg.log_level))
     local = threading.Event()
 
     def handler(signum: int, frame: object) -> None:

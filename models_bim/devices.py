@@ -9,9 +9,11 @@ breakers, boilers) are not devices of the twin.
 
 from __future__ import annotations
 
+import functools
 import re
 
 import ifcopenshell
+import ifcopenshell.ifcopenshell_wrapper
 import ifcopenshell.util.element
 
 from models_bim.index import FileIndex
@@ -58,16 +60,18 @@ def device_elements(ifc_file: ifcopenshell.file,
     """Every device of the file with its kind, in file order."""
     index = index or FileIndex(ifc_file)
     found: dict[int, tuple[ifcopenshell.entity_instance, str]] = {}
+    type_of = index.type_of
     for ifc_class in (*DEVICE_CLASS_KINDS, *GENERIC_CLASSES):
         try:
             elements = ifc_file.by_type(ifc_class)
         except RuntimeError:  # class not in this schema (IfcSensor in IFC2X3, ...)
             continue
         for element in elements:
-            if element.id() not in found:
-                kind = device_kind(element, index.type_of.get(element.id()), type_known=True)
+            key = element.id()
+            if key not in found:
+                kind = device_kind(element, type_of.get(key), type_known=True)
                 if kind is not None:
-                    found[element.id()] = (element, kind)
+                    found[key] = (element, kind)
     return [found[i] for i in sorted(found)]
 
 
@@ -85,10 +89,10 @@ def device_kind(element: ifcopenshell.entity_instance, element_type: ifcopenshel
         kind = DEVICE_TYPE_KINDS.get(element_type.is_a()) if element_type is not None else None
         if kind is None:
             kind = next((k for c, k in DEVICE_CLASS_KINDS.items() if element.is_a(c)), None)  # subclasses
-    if kind is None:
-        return None
-    if kind == "luminaire" and any(BLACKBOARD.search(text) for text in _texts(element, element_type)):
-        return "blackboard_luminaire"
+            if kind is None:
+                return None
+    if kind == "luminaire":
+        return "blackboard_luminaire" if BLACKBOARD.search(_texts(element, element_type)) else kind
     if kind == "env_sensor" and _predefined_type(element, element_type) not in ENV_SENSOR_TYPES:
         return "other"
     if kind == "panel" and _predefined_type(element, element_type) not in PANEL_TYPES:
@@ -96,21 +100,35 @@ def device_kind(element: ifcopenshell.entity_instance, element_type: ifcopenshel
     return kind
 
 
+@functools.cache
+def _attribute_index(schema: str, ifc_class: str, name: str) -> int | None:
+    """Position of attribute ``name`` in ``ifc_class`` instances, or None when the class has none."""
+    declaration = ifcopenshell.ifcopenshell_wrapper.schema_by_name(schema).declaration_by_name(ifc_class)
+    names = [a.name() for a in declaration.all_attributes()]
+    return names.index(name) if name in names else None
+
+
+def _attribute(element: ifcopenshell.entity_instance, name: str) -> object:
+    """``getattr(element, name, None)`` by a cached position (the by-name look-up is slow in IfcOpenShell)."""
+    position = _attribute_index(element.is_a(True).split(".")[0], element.is_a(), name)
+    return None if position is None else element[position]
+
+
 def _predefined_type(element: ifcopenshell.entity_instance,
                      element_type: ifcopenshell.entity_instance | None) -> str | None:
     """The PredefinedType enumeration of the element, else of its type object (``USERDEFINED`` kept as is)."""
-    value = getattr(element, "PredefinedType", None)
+    value = _attribute(element, "PredefinedType")
     if value in (None, "NOTDEFINED"):
-        value = getattr(element_type, "PredefinedType", None) if element_type is not None else value
+        value = _attribute(element_type, "PredefinedType") if element_type is not None else value
     return value if isinstance(value, str) else None
 
 
-def _texts(element: ifcopenshell.entity_instance, element_type: ifcopenshell.entity_instance | None) -> list[str]:
-    """Name, object type and description of the element and of its type object."""
+def _texts(element: ifcopenshell.entity_instance, element_type: ifcopenshell.entity_instance | None) -> str:
+    """Name, description and object type of the element and of its type object, one per line."""
     texts = [element[2], element[3], element[4]]  # IfcObject: Name, Description, ObjectType
     if element_type is not None:
-        texts += [element_type.Name, element_type.Description, getattr(element_type, "ElementType", None)]
-    return [t for t in texts if isinstance(t, str) and t]
+        texts += [element_type[2], element_type[3], _attribute(element_type, "ElementType")]
+    return "\n".join(t for t in texts if isinstance(t, str) and t)
 
 
 def safe_device_id(text: str) -> str:
@@ -137,7 +155,8 @@ def declared_device_id_and_source(element: ifcopenshell.entity_instance,
     else:
         value = ifcopenshell.util.element.get_pset(element, DEVICE_ID_PSET, DEVICE_ID_PROPERTY)
     source: IdSource
-    for candidate, source in ((value, "pset"), (getattr(element, "Tag", None), "tag")):
+    for source in ("pset", "tag"):
+        candidate = value if source == "pset" else _attribute(element, "Tag")
         if candidate is not None and str(candidate).strip():
             device_id = safe_device_id(str(candidate))
             if device_id.strip("-"):

@@ -34,8 +34,19 @@ Progress = Callable[[str, int, int], None]
 MIN_TRIANGLE_AREA_M2 = 1e-8
 #: Snapping grid for the union (m): removes hairline gaps between neighbouring triangles.
 UNION_GRID_M = 1e-6
-#: Geometry iterator threads: one per CPU.
+#: Geometry iterator threads: one per CPU (the benchmark's bare iteration).
 THREADS = multiprocessing.cpu_count()
+#: Geometry iterator threads during an import: one per CPU but one, which the import's own
+#: Python work (devices, relationships) keeps busy meanwhile. IfcOpenShell 0.9's iterator
+#: threads competing with it for the cores burnt twice the CPU and finished later: on 2 CPUs
+#: the import reads the campus in 2.3-2.5 s with one thread, 2.9-3.0 s with two (docs/bim.md).
+#: With one thread the iterator works inside ``collect``.
+IMPORT_THREADS = max(1, THREADS - 1)
+#: IfcOpenShell's geometry kernel: CGAL's simple kernel for what it handles (extrusions,
+#: polyhedra: nearly every space), Open CASCADE for the rest. On the benchmark campus 4x
+#: faster than Open CASCADE alone (IfcOpenShell 0.9's default), with the same footprints
+#: on every file of ../shared/ifc (docs/bim.md).
+GEOMETRY_LIBRARY = "hybrid-cgal-simple-opencascade"
 
 
 def iterator_settings() -> ifcopenshell.geom.settings:
@@ -78,9 +89,59 @@ def footprint_of_mesh(verts: np.ndarray, faces: np.ndarray) -> BaseGeometry | No
     tri = tri[down] if closed else tri[up | down]
     if len(tri) == 0:
         return None
+    if closed and (outline := _tiled_outline(tri, down_area / 2)) is not None:
+        return outline
     rings = np.concatenate([tri, tri[:, :1]], axis=1)  # close each ring
     merged = shapely.union_all(shapely.polygons(rings), grid_size=UNION_GRID_M)
     return _polygonal(merged)
+
+
+def _tiled_outline(tri: np.ndarray, area: float) -> Polygon | None:
+    """The outline of clockwise triangles (k x 3 x 2) that tile one region edge to edge, holes kept.
+
+    The edges used once, chained, are the region's rings: the same polygon as the union of
+    the triangles (on the union's grid) for a fraction of its cost. None when the triangles
+    do not tile a single polygon (overlaps, T-junctions, several parts): then the caller unions them.
+    """
+    edges: list[tuple[tuple[int, int], tuple[int, int]]] = []
+    for a, b, c in np.rint(tri * (1 / UNION_GRID_M)).astype(np.int64).tolist():
+        a, b, c = tuple(a), tuple(b), tuple(c)
+        edges += ((a, b), (b, c), (c, a))
+    unique = set(edges)
+    if len(unique) != len(edges):
+        return None  # an edge twice in one direction: overlapping triangles
+    following: dict[tuple[int, int], tuple[int, int]] = {}
+    for a, b in edges:
+        if a == b:
+            return None
+        if (b, a) not in unique:
+            if a in following:
+                return None  # two boundary edges leave one point: let the union decide
+            following[a] = b
+    outer: list[tuple[float, float]] | None = None
+    holes: list[list[tuple[float, float]]] = []
+    while following:
+        start, point = following.popitem()
+        ring = [start]
+        while point != start:
+            ring.append(point)
+            point = following.pop(point, None)
+            if point is None:
+                return None
+        twice_area = sum(x0 * y1 - x1 * y0 for (x0, y0), (x1, y1) in zip(ring, ring[1:] + ring[:1], strict=True))
+        coords = [(x * UNION_GRID_M, y * UNION_GRID_M) for x, y in ring]
+        if twice_area < 0:  # clockwise like the triangles: an outer ring
+            if outer is not None:
+                return None
+            outer = coords
+        else:
+            holes.append(coords)
+    if outer is None:
+        return None
+    polygon = Polygon(outer, holes)
+    if not polygon.is_valid or abs(polygon.area - area) > 1e-6 * area + 1e-9:
+        return None
+    return polygon
 
 
 def _polygonal(geometry: BaseGeometry) -> BaseGeometry | None:
@@ -106,7 +167,8 @@ class FootprintJob:
         self.total = len(spaces)
         self.iterator = None
         if spaces:
-            iterator = ifcopenshell.geom.iterator(iterator_settings(), ifc_file, THREADS, include=list(spaces))
+            iterator = ifcopenshell.geom.iterator(iterator_settings(), ifc_file, IMPORT_THREADS, include=list(spaces),
+                                                  geometry_library=GEOMETRY_LIBRARY)
             if iterator.initialize():
                 self.iterator = iterator
 

@@ -44,20 +44,21 @@ class FileIndex:
         self.psets: dict[int, dict[str, dict[str, Any]]] = {}
         self.quantities: dict[int, dict[str, float]] = {}
         wanted_quantities = set(quantities_for)
+        # Attributes by position (IfcRelationship: RelatedX at 4, RelatingX at 5): by name is slow.
         for rel in _all(ifc_file, "IfcRelContainedInSpatialStructure"):
-            structure = rel.RelatingStructure
-            structure_gid = structure.GlobalId
-            for element in rel.RelatedElements or ():
+            structure = rel[5]  # RelatingStructure
+            structure_gid = structure[0]
+            for element in rel[4] or ():  # RelatedElements
                 key = element.id()
                 if key not in self.container:
                     self.container[key] = structure
                     self.container_gid[key] = structure_gid
         for rel in _all(ifc_file, "IfcRelReferencedInSpatialStructure"):
-            for element in rel.RelatedElements or ():
-                self.references.setdefault(element.id(), []).append(rel.RelatingStructure)
+            for element in rel[4] or ():
+                self.references.setdefault(element.id(), []).append(rel[5])
         for rel in _all(ifc_file, "IfcRelDefinesByType"):
-            for element in rel.RelatedObjects or ():
-                self.type_of[element.id()] = rel.RelatingType
+            for element in rel[4] or ():
+                self.type_of[element.id()] = rel[5]
         names = set(pset_names)
         for rel in _all(ifc_file, "IfcRelDefinesByProperties"):
             definitions = rel[5]  # RelatingPropertyDefinition (a set of them in IFC4)
@@ -102,16 +103,16 @@ def _property_values(pset: Entity) -> dict[str, Any]:
     for prop in pset[4] or ():  # HasProperties
         if prop.is_a() == "IfcPropertySingleValue":
             nominal = prop[2]  # NominalValue
-            values[prop[0]] = nominal.wrappedValue if nominal is not None else None
+            values[prop[0]] = nominal[0] if nominal is not None else None  # wrappedValue
     return values
 
 
 def _quantity_values(qto: Entity) -> dict[str, float]:
     values: dict[str, float] = {}
-    for quantity in qto.Quantities or ():
+    for quantity in qto[5] or ():  # Quantities
         value = quantity[3] if len(quantity) > 3 else None  # AreaValue, LengthValue, VolumeValue, ...
         if isinstance(value, int | float) and not isinstance(value, bool):
-            values.setdefault(quantity.Name, float(value))
+            values.setdefault(quantity[0], float(value))  # Name
     return values
 
 
@@ -187,11 +188,31 @@ class Placements:
         return result
 
     def point(self, element: Entity, scale: float) -> tuple[float, float, float] | None:
-        """The element's placement origin in world coordinates, metres (``scale``: file unit to metres)."""
+        """The element's placement origin in world coordinates, metres (``scale``: file unit to metres).
+
+        Only the parent chain is composed (and cached): the element's own rotation does not move
+        its origin, and its placement is rarely shared, so it is not cached.
+        """
         placement = element[5]  # IfcProduct.ObjectPlacement
         if placement is None:
             return None
-        m = self.of(placement)
-        if m is None:
+        key = placement.id()
+        if key in self._cache:
+            m = self._cache[key]
+            return None if m is None else (m[3] * scale, m[7] * scale, m[11] * scale)
+        if placement.is_a() != "IfcLocalPlacement":
             return None
-        return (m[3] * scale, m[7] * scale, m[11] * scale)
+        parent = self.of(placement[0])
+        relative = placement[1]
+        if parent is None:
+            return None
+        x = y = z = 0.0
+        if relative is not None:
+            try:
+                coords = relative[0][0]  # Location.Coordinates
+                x, y = float(coords[0]), float(coords[1])
+                z = float(coords[2]) if len(coords) > 2 else 0.0
+            except (TypeError, IndexError):
+                return None
+        px, py, pz = apply(parent, x, y, z)
+        return (px * scale, py * scale, pz * scale)

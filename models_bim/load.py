@@ -229,7 +229,7 @@ def _devices(ifc_file: ifcopenshell.file, index: FileIndex, placements: Placemen
     counts = Counter(found[0] for found in declared if found)
     devices: list[Device] = []
     for (element, kind), found in zip(elements, declared, strict=True):
-        gid = element.GlobalId
+        gid = element[0]  # GlobalId
         if found is None or counts[found[0]] > 1:
             if found is not None:
                 warnings.append(f"device id {found[0]!r} used {counts[found[0]]} times: {gid} gets its "

@@ -448,7 +448,8 @@ class FleetRunner:
                 self._send(site_conn[d["site_id"]], status, contract.status_payload(
                     "online", firmware=FIRMWARE, gateway=f"{self.client_id}-{d['site_id']}"), retain=True)
         deadline = time.monotonic() + CONNECT_TIMEOUT_S  # statuses acknowledged before the clock starts
-        while any(c.connected and c.outstanding for c in self._conns) and time.monotonic() < deadline:
+        while (any(c.connected and c.outstanding for c in self._conns) and time.monotonic() < deadline
+               and not stop.is_set()):
             pump(self._conns, 0.05)
         start = self.start
         if start is None and self.speed > 1:

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import http.cookiejar
+import re
 import threading
 import time
+import urllib.parse
+import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 from shapely.geometry import box
@@ -71,3 +76,55 @@ def publisher(mqtt_url: str, client_id: str = "test-pub") -> Iterator[Any]:
         yield mqtt.client
     finally:
         mqtt.close()
+
+
+# --- dashboard logins (through the real /login form) ---------------------------------------------
+
+PASSWORD = "correct horse battery staple"
+_FORM_TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+def add_user(db_url: str, username: str, role: str, password: str = PASSWORD) -> None:
+    """A dashboard user stored the way ``campus-twin users add`` stores it."""
+    from twin.database import connection
+    from twin.storage.users import add_user as add
+
+    with connection(db_url) as conn:
+        add(conn, username, role, password)
+
+
+@dataclass(frozen=True)
+class Login:
+    """A logged-in session: its cookie token and CSRF token, as headers for requests."""
+
+    session: str
+    csrf: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """Cookie and ``X-CSRFToken`` headers, as the browser sends them on a callback POST."""
+        return {"Cookie": f"campus_twin_session={self.session}; _csrf_token={self.csrf}", "X-CSRFToken": self.csrf}
+
+
+def login(client: Any, username: str, password: str = PASSWORD, prefix: str = "/") -> Login:
+    """Log ``client`` (a Flask test client) in through the login form; it keeps the cookies."""
+    page = client.get(f"{prefix}login")
+    token = _FORM_TOKEN.search(page.get_data(as_text=True)).group(1)  # type: ignore[union-attr]
+    response = client.post(f"{prefix}login", data={"username": username, "password": password,
+                                                   "csrf_token": token, "next": prefix})
+    assert response.status_code == 302, f"login of {username!r} failed: HTTP {response.status_code}"
+    return Login(client.get_cookie("campus_twin_session").value, client.get_cookie("_csrf_token").value)
+
+
+def http_login(base: str, username: str, password: str = PASSWORD) -> tuple[urllib.request.OpenerDirector, Login]:
+    """Log in over real HTTP; an opener that keeps the session cookie, and the login."""
+    jar = http.cookiejar.CookieJar()
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
+    with opener.open(base + "/login", timeout=10) as page:
+        token = _FORM_TOKEN.search(page.read().decode()).group(1)  # type: ignore[union-attr]
+    form = urllib.parse.urlencode({"username": username, "password": password, "csrf_token": token,
+                                   "next": "/"}).encode()
+    with opener.open(base + "/login", form, timeout=10) as response:
+        assert response.status == 200, response.status  # followed the redirect to the overview
+    cookies = {c.name: c.value for c in jar}
+    return opener, Login(cookies["campus_twin_session"], cookies["_csrf_token"])

@@ -8,8 +8,10 @@ import ifcopenshell
 import ifcopenshell.util.placement
 import numpy as np
 import pytest
+import shapely
 
 from models_bim.devices import device_elements
+from models_bim.footprints import _tiled_outline, footprint_of_mesh
 from models_bim.generate import CLASSROOM_WIDTH, ROOM_DEPTH, SPACE_HEIGHT_M, generate_school
 from models_bim.index import Placements
 from models_bim.load import read_model
@@ -141,3 +143,37 @@ def test_map_conversions_are_kept_for_the_map(shared_ifc: Path) -> None:
     assert bridge.latitude == pytest.approx(37.795, abs=1e-3)
     fzk = read_model(shared_ifc / FZK, site_id="s1").site
     assert fzk.map_conversion is None and fzk.elevation_m is not None
+
+
+def _square_with_hole_mesh() -> tuple[np.ndarray, np.ndarray]:
+    """A 4 x 4 slab (z 0..1) with a 2 x 2 courtyard: 8 bottom triangles, 8 top, as a mesh."""
+    outer = [(0, 0), (4, 0), (4, 4), (0, 4)]
+    inner = [(1, 1), (3, 1), (3, 3), (1, 3)]
+    pts = outer + inner
+    verts = np.array([(x, y, z) for z in (0.0, 1.0) for x, y in pts], dtype=float)
+    ring = [(0, 1, 5, 4), (1, 2, 6, 5), (2, 3, 7, 6), (3, 0, 4, 7)]  # quads between outer and inner rings
+    faces = []
+    for a, b, c, d in ring:
+        faces += [(a, c, b), (a, d, c)]  # bottom: clockwise seen from above
+        faces += [(a + 8, b + 8, c + 8), (a + 8, c + 8, d + 8)]  # top: counter-clockwise
+    return verts, np.array(faces)
+
+
+def test_outline_from_tiled_triangles_equals_their_union() -> None:
+    verts, faces = _square_with_hole_mesh()
+    fast = footprint_of_mesh(verts, faces)
+    tri = verts[faces][:, :, :2]
+    union = shapely.union_all(shapely.polygons(np.concatenate([tri, tri[:, :1]], axis=1)))
+    assert fast is not None and fast.area == pytest.approx(12.0) and len(fast.interiors) == 1
+    assert fast.symmetric_difference(union).area < 1e-9
+    bottom = verts[faces[0::4].tolist() + faces[1::4].tolist()][:, :, :2]
+    outline = _tiled_outline(bottom, 12.0)  # the fast path itself, not the union behind it
+    assert outline is not None and outline.symmetric_difference(union).area < 1e-9
+
+
+def test_overlapping_triangles_fall_back_to_the_union() -> None:
+    tri = np.array([[(0, 0), (0, 2), (2, 0)], [(1, 0), (1, 2), (3, 0)]], dtype=float)  # clockwise, overlapping
+    assert _tiled_outline(tri, 4.0) is None  # the union (area 3.5) is not their area sum
+    verts = np.array([(x, y, 0.0) for x, y in tri.reshape(-1, 2)] + [(x, y, 1.0) for x, y in tri.reshape(-1, 2)])
+    faces = np.array([(0, 1, 2), (3, 4, 5), (8, 7, 6), (11, 10, 9)])
+    assert footprint_of_mesh(verts, faces).area == pytest.approx(3.5)

@@ -14,7 +14,7 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -32,16 +32,16 @@ from dashboard.app import close_app, create_app
 from dashboard.commands import CommandBridge, CommandError, command_payload
 from dashboard.figures import (
     BAD, COMPLIANCE, DEVICE_HEALTH, GOOD, NO_DATA, SCALES, WARN, band_intervals, colour_for, compliance_rank,
-    floorplan_figure, room_from_click, series_csv, with_derived,
+    STATE_COLOURS, floorplan_figure, room_from_click, series_csv, with_derived,
 )
 from dashboard.serve import serve
-from tests.helpers import wait_for
+from tests.helpers import PASSWORD, Login, add_user, http_login, login, wait_for
 from twin import contract
 from twin.database import connection
 from twin.domain import Building, Device, Room, Site, Storey, TwinModel
 from twin.metrics import BY_NAME
 from twin.mqtt import MqttClient
-from twin.storage import alarms, commands, dashboard_queries, kpis
+from twin.storage import alarms, audit, commands, dashboard_queries, kpis
 from twin.storage.events import add_dead_letters, update_status
 from twin.storage.model import device_keys, save_model, storey_rooms
 from twin.storage.readings import ReadingWriter, room_latest
@@ -148,9 +148,36 @@ def known_twin(db_url: str) -> KnownTwin:
                      keys, alarm_id)
 
 
+ADMIN = "admin-test"
+
+
+def signed_in(app: dash.Dash, lang: str | None = None) -> dict[str, str]:
+    """Request headers of an admin logged in through the app's login form (the user is made once per database)."""
+    key = "tests.admin_login"
+    if key not in app.server.extensions:
+        from twin.storage.users import UserError
+
+        try:
+            add_user(app.server.extensions["tests.db_url"], ADMIN, "admin")
+        except UserError:
+            pass
+        app.server.extensions[key] = login(app.server.test_client(), ADMIN)
+    headers = dict(app.server.extensions[key].headers)
+    if lang:
+        headers["Cookie"] += f"; campus_twin_lang={lang}"
+    return headers
+
+
+def make_app(url: str, **kwargs: object) -> dash.Dash:
+    """``create_app`` that remembers its database, for :func:`signed_in`."""
+    app = create_app(url, **kwargs)
+    app.server.extensions["tests.db_url"] = url
+    return app
+
+
 @pytest.fixture
 def app(known_twin: KnownTwin) -> Iterator[dash.Dash]:
-    app = create_app(known_twin.url)
+    app = make_app(known_twin.url)
     try:
         yield app
     finally:
@@ -237,6 +264,10 @@ def test_command_payloads_and_uploads_are_checked() -> None:
     assert command_payload("a", "on") == {"id": "a", "action": "on"}
     with pytest.raises(CommandError):
         command_payload("a", "dim", 140)
+    for level in ("bright", None, float("nan"), [50]):  # what a crafted request may carry: refused, no crash
+        with pytest.raises(CommandError):
+            command_payload("a", "dim", level)  # type: ignore[arg-type]
+    assert command_payload("a", "dim", "40") == {"id": "a", "action": "dim", "level": 40.0}
     with pytest.raises(CommandError):
         command_payload("a", "explode")
     bim = uploads
@@ -330,11 +361,12 @@ def test_floorplan_has_one_trace_per_room_with_footprint_coloured_by_co2(known_t
 
 def test_floorplan_callback_draws_rooms_devices_health_and_compliance(app: dash.Dash, known_twin: KnownTwin) -> None:
     site = _page("site")
-    with app.server.test_request_context("/"):
-        fig, drawn, legend = site.update_floorplan(known_twin.storey_id, "co2", None, None)
-        health, _, _ = site.update_floorplan(known_twin.storey_id, "device_health", None, None)
-        compliance, _, _ = site.update_floorplan(known_twin.storey_id, "compliance", None, None)
-        empty, _, _ = site.update_floorplan(None, "co2", None, None)
+    with app.server.test_request_context("/", headers=signed_in(app)):
+        fig, drawn = site.update_floorplan(known_twin.storey_id, "co2", None, None)
+        legend = site.update_legend("co2")
+        health, _ = site.update_floorplan(known_twin.storey_id, "device_health", None, None)
+        compliance, _ = site.update_floorplan(known_twin.storey_id, "compliance", None, None)
+        empty, _ = site.update_floorplan(None, "co2", None, None)
         href = site.open_room({"points": [{"curveNumber": 1, "customdata": [42] * 5}]})
         with pytest.raises(PreventUpdate):
             site.open_room({"points": [{"curveNumber": 1}]})
@@ -353,22 +385,58 @@ def test_floorplan_callback_draws_rooms_devices_health_and_compliance(app: dash.
 
 def test_live_refresh_patches_only_the_room_that_changed(app: dash.Dash, known_twin: KnownTwin) -> None:
     site = _page("site")
-    with app.server.test_request_context("/"):
-        _, drawn, _ = site.update_floorplan(known_twin.storey_id, "co2", None, None)
+    with app.server.test_request_context("/", headers=signed_in(app)):
+        _, drawn = site.update_floorplan(known_twin.storey_id, "co2", None, None)
         unchanged = site.update_floorplan(known_twin.storey_id, "co2", 1, drawn)
         with connection(known_twin.url) as conn:
             ReadingWriter(conn, partitioned=True).write(
                 [(datetime.now(UTC), known_twin.keys["hq", "env-102"], CO2, 1600.0)])
-        values, devices = data.room_values(drawn["rooms"], known_twin.storey_id)
-        changed, device_styles, new_drawn = site.refresh_changes(drawn, values, devices)
-        patch, stored, legend = site.update_floorplan(known_twin.storey_id, "co2", 2, drawn)
-    assert unchanged == (dash.no_update, dash.no_update, dash.no_update)
-    assert list(changed) == [1] and changed[1][0] == BAD and device_styles is None
+        _, values, states = data.floorplan(known_twin.storey_id)
+        changed, devices_changed, new_drawn = site.refresh_changes(drawn, values, states)
+        patch, stored = site.update_floorplan(known_twin.storey_id, "co2", 2, drawn)
+    assert unchanged == (dash.no_update, dash.no_update)
+    assert list(changed) == [1] and changed[1][0] == BAD and not devices_changed
     assert new_drawn["styles"][1] == site.fingerprint(changed[1]) != drawn["styles"][1]
     assert new_drawn["styles"][0] == drawn["styles"][0]
-    assert isinstance(patch, dash.Patch) and stored == new_drawn and legend is dash.no_update
+    assert isinstance(patch, dash.Patch) and stored == new_drawn
     operations = json.dumps(patch.to_plotly_json(), default=str)
     assert BAD in operations and GOOD not in operations  # only room 102 is sent
+
+
+def test_a_device_going_offline_patches_its_marker_and_its_room(app: dash.Dash, known_twin: KnownTwin) -> None:
+    site = _page("site")
+    with app.server.test_request_context("/", headers=signed_in(app)):
+        _, drawn = site.update_floorplan(known_twin.storey_id, "co2", None, None)
+        with connection(known_twin.url) as conn:
+            update_status(conn, known_twin.keys["hq", "lum-101"], "offline")
+            conn.commit()
+        patch, stored = site.update_floorplan(known_twin.storey_id, "co2", 1, drawn)
+    operations = patch.to_plotly_json()["operations"]
+    # the markers, and room 101 (index 0) whose hover counts its devices online; not rooms 102 and 103
+    assert {tuple(op["location"]) for op in operations} == {("data", 4, "marker", "color"), ("data", 4, "text"),
+                                                            ("data", 0, "fillcolor"), ("data", 0, "text"),
+                                                            ("data", 3, "text", 0)}
+    colours = next(op["params"]["value"] for op in operations if op["location"][-1] == "color")
+    assert colours.count(STATE_COLOURS["offline"]) == 2  # env-103 was offline already, lum-101 now too
+    assert stored["styles"][1:] == drawn["styles"][1:] and stored["device_styles"] != drawn["device_styles"]
+
+
+def test_a_new_bim_revision_redraws_the_floor_plan_on_the_next_tick(app: dash.Dash, known_twin: KnownTwin) -> None:
+    """The storey's geometry is cached per BIM import: a new revision (room 104 gets a footprint) is drawn."""
+    site = _page("site")
+    with app.server.test_request_context("/", headers=signed_in(app)):
+        _, drawn = site.update_floorplan(known_twin.storey_id, "co2", None, None)
+        again = site.update_floorplan(known_twin.storey_id, "co2", 1, drawn)
+        model = _model()
+        rooms = tuple(replace(r, footprint=box(24, 0, 30, 6)) if r.name == "104 store" else r for r in model.rooms)
+        with connection(known_twin.url) as conn:
+            save_model(conn, replace(model, rooms=rooms))
+            conn.commit()
+        redrawn, new_drawn = site.update_floorplan(known_twin.storey_id, "co2", 2, drawn)
+    assert again == (dash.no_update, dash.no_update)
+    assert [t["name"] for t in redrawn["data"]] == ["101", "102", "103", "104 store", "labels", "devices"]
+    assert (min(redrawn["data"][3]["x"]), max(redrawn["data"][3]["x"])) == (24.0, 30.0)
+    assert new_drawn["rooms"][-1] == known_twin.rooms["104 store"] and new_drawn["plan"] != drawn["plan"]
 
 
 def test_30_day_chart_reads_the_hourly_rollups(app: dash.Dash, known_twin: KnownTwin) -> None:
@@ -381,7 +449,7 @@ def test_30_day_chart_reads_the_hourly_rollups(app: dash.Dash, known_twin: Known
         for b in buckets:
             conn.execute("INSERT INTO rollup_1h (device_id, metric_id, bucket, n, sum, min, max)"
                          " VALUES (%s, %s, %s, 2, 2000, 900, 1100)", (d101, CO2, b))
-    with app.server.test_request_context("/"):
+    with app.server.test_request_context("/", headers=signed_in(app)):
         fig, points = room.chart(known_twin.rooms["101"], "co2", "30d")
         hourly_days, _ = room.chart(known_twin.rooms["101"], "co2", "7d")
         fig_1h, points_1h = room.chart(known_twin.rooms["101"], "co2", "1h")
@@ -395,7 +463,7 @@ def test_30_day_chart_reads_the_hourly_rollups(app: dash.Dash, known_twin: Known
 def test_room_page_layout_live_values_and_csv(app: dash.Dash, known_twin: KnownTwin) -> None:
     room = _page("room")
     rid = known_twin.rooms["101"]
-    with app.server.test_request_context("/"):
+    with app.server.test_request_context("/", headers=signed_in(app)):
         page = _json(room.layout(room_id=str(rid)))
         table, devices = room.update_live(1, rid)
         download = room.download_csv(1, "co2", "1h", None, None, rid)
@@ -410,7 +478,7 @@ def test_room_page_layout_live_values_and_csv(app: dash.Dash, known_twin: KnownT
 
 def test_overview_callback_shows_kpis_cards_map_and_cloud_classes(app: dash.Dash, known_twin: KnownTwin) -> None:
     overview = _page("overview")
-    with app.server.test_request_context("/"):
+    with app.server.test_request_context("/", headers=signed_in(app)):
         tiles, cards, fig, sessions = overview.update_overview(1)
         site = overview.open_site({"points": [{"customdata": "m01"}]})
     cards_text, tiles_text, sessions_text = _json(cards), _json(tiles), _json(sessions)
@@ -426,7 +494,7 @@ def test_overview_callback_shows_kpis_cards_map_and_cloud_classes(app: dash.Dash
 
 def test_building_in_3d_extrudes_every_room_with_a_footprint(app: dash.Dash, known_twin: KnownTwin) -> None:
     building = _page("building")
-    with app.server.test_request_context("/"):
+    with app.server.test_request_context("/", headers=signed_in(app)):
         fig, _ = building.update_building("co2", None, known_twin.building_id)
     mesh = fig["data"][0]
     assert mesh["type"] == "mesh3d"
@@ -436,20 +504,22 @@ def test_building_in_3d_extrudes_every_room_with_a_footprint(app: dash.Dash, kno
 
 
 def test_language_switch_translates_pages_and_keeps_chinese_names(app: dash.Dash, known_twin: KnownTwin) -> None:
+    signed_in(app)  # the admin user exists
     client = app.server.test_client()
+    login(client, ADMIN)
     response = client.get("/lang/zh", headers={"Referer": "http://localhost/site/m01"})
     assert response.status_code == 302 and response.headers["Location"].endswith("/site/m01")
     layout = client.get("/_dash-layout").get_json()
     assert "告警" in json.dumps(layout, ensure_ascii=False)
     overview = _page("overview")
-    with app.server.test_request_context("/", headers={"Cookie": "campus_twin_lang=zh"}):
+    with app.server.test_request_context("/", headers=signed_in(app, lang="zh")):
         tiles, cards, _, _ = overview.update_overview(1)
     assert "物联感知覆盖率" in _json(tiles) and "总校" in _json(cards)
 
 
 def test_devices_and_alarms_pages(app: dash.Dash, known_twin: KnownTwin) -> None:
     devices, alarms_page = _page("devices"), _page("alarms")
-    with app.server.test_request_context("/"):
+    with app.server.test_request_context("/", headers=signed_in(app)):
         body = _json(devices.update_devices("any", "any", None))
         offline = _json(devices.update_devices("hq", "offline", None))
         table = _json(alarms_page.update_alarms("any", "critical", "open", 0, None))
@@ -468,9 +538,9 @@ def test_bim_upload_imports_a_generated_ifc(known_twin: KnownTwin, tmp_path: Pat
     path = tmp_path / "upload.ifc"
     generate_school(path, site_id="up1", name="上传学校", storeys=1, classrooms_per_storey=2, labs=0)
     contents = "data:application/octet-stream;base64," + base64.b64encode(path.read_bytes()).decode()
-    app = create_app(known_twin.url, bim_loader=functools.partial(load_bim, known_twin.url))
+    app = make_app(known_twin.url, bim_loader=functools.partial(load_bim, known_twin.url))
     try:
-        with app.server.test_request_context("/"):
+        with app.server.test_request_context("/", headers=signed_in(app)):
             result, log = bim.upload(contents, "upload.ifc", "up1", "", "member")
             again, _ = bim.upload(contents, "upload.ifc", "up1", "", "member")
             bad, _ = bim.upload("data:x;base64,Tk9UIElGQw==", "broken.ifc", "up2", "", "member")
@@ -485,10 +555,10 @@ def test_bim_upload_imports_a_generated_ifc(known_twin: KnownTwin, tmp_path: Pat
 
 def test_command_bridge_publishes_and_records_the_ack(known_twin: KnownTwin, mqtt_url: str) -> None:
     with responder(mqtt_url, "hq") as received:
-        app = create_app(known_twin.url, mqtt_url=mqtt_url)
+        app = make_app(known_twin.url, mqtt_url=mqtt_url)
         try:
             room = _page("room")
-            with app.server.test_request_context("/"):
+            with app.server.test_request_context("/", headers=signed_in(app)):
                 sent = room.send(known_twin.rooms["101"], "*", "dim", 30)
                 wait_for(lambda: data.room_commands(known_twin.rooms["101"])[0]["acked_at"] is not None, timeout=15)
                 row = data.room_commands(known_twin.rooms["101"])[0]
@@ -542,15 +612,18 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _get(url: str) -> str:
-    with urllib.request.urlopen(url, timeout=10) as response:
+def _get(url: str, opener: urllib.request.OpenerDirector | None = None) -> str:
+    with (opener or urllib.request.build_opener()).open(url, timeout=10) as response:
         assert response.status == 200
         return response.read().decode("utf-8")
 
 
-def _post(url: str, body: dict) -> dict:
-    request = urllib.request.Request(url, json.dumps(body).encode(), {"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=10) as response:
+def _post(url: str, body: dict, session: tuple[urllib.request.OpenerDirector, Login]) -> dict:
+    """A callback POST as dash-renderer sends it: the session cookie and the ``X-CSRFToken`` header."""
+    opener, who = session
+    request = urllib.request.Request(url, json.dumps(body).encode(),
+                                     {"Content-Type": "application/json", "X-CSRFToken": who.csrf})
+    with opener.open(request, timeout=10) as response:
         return json.loads(response.read())
 
 
@@ -574,7 +647,7 @@ def serving(app: dash.Dash) -> Iterator[str]:
 
 def _up(base: str) -> bool:
     try:
-        _get(base + "/_dash-layout")
+        _get(base + "/login")
         return True
     except OSError:
         return False
@@ -586,15 +659,18 @@ def base_url(app: dash.Dash) -> Iterator[str]:
         yield base
 
 
-def test_app_serves_pages_and_callbacks_over_http(base_url: str, known_twin: KnownTwin) -> None:
+def test_app_serves_pages_and_callbacks_over_http(app: dash.Dash, base_url: str, known_twin: KnownTwin) -> None:
     base = base_url
-    index = _get(base + "/")
+    signed_in(app)  # the admin user exists
+    session = http_login(base, ADMIN)
+    opener = session[0]
+    index = _get(base + "/", opener)
     assert "_dash-config" in index and "cdn" not in index.lower()
     assert "style.css" in index
     for path in ("/site/hq", "/alarms", "/devices", "/bim", f"/building/{known_twin.building_id}"):
-        assert "_dash-config" in _get(base + path)
-    assert "_pages_content" in _get(base + "/_dash-layout")
-    dependencies = json.loads(_get(base + "/_dash-dependencies"))
+        assert "_dash-config" in _get(base + path, opener)
+    assert "_pages_content" in _get(base + "/_dash-layout", opener)
+    dependencies = json.loads(_get(base + "/_dash-dependencies", opener))
     outputs = [d["output"] for d in dependencies]
     assert len(outputs) == len(set(outputs))  # each page callback registered once
     router = next(o for o in outputs if "_pages_content.children" in o)
@@ -604,18 +680,17 @@ def test_app_serves_pages_and_callbacks_over_http(base_url: str, known_twin: Kno
         "inputs": [{"id": "_pages_location", "property": "pathname", "value": "/site/hq"},
                    {"id": "_pages_location", "property": "search", "value": ""}],
         "changedPropIds": ["_pages_location.pathname"], "state": [],
-    })
+    }, session)
     assert "Teaching block" in json.dumps(routed, ensure_ascii=False)
     output = next(o for o in outputs if o.startswith("..site-floorplan.figure"))
     drawn = _post(base + "/_dash-update-component", {
         "output": output,
-        "outputs": [{"id": "site-floorplan", "property": "figure"}, {"id": "site-drawn", "property": "data"},
-                    {"id": "site-legend", "property": "children"}],
+        "outputs": [{"id": "site-floorplan", "property": "figure"}, {"id": "site-drawn", "property": "data"}],
         "inputs": [{"id": "site-storey", "property": "value", "value": known_twin.storey_id},
                    {"id": "site-metric", "property": "value", "value": "co2"},
                    {"id": "site-interval", "property": "n_intervals", "value": 1}],
         "changedPropIds": ["site-interval.n_intervals"], "state": [{"id": "site-drawn", "property": "data"}],
-    })
+    }, session)
     assert len(drawn["response"]["site-floorplan"]["figure"]["data"]) == 5
 
 
@@ -684,9 +759,19 @@ def test_every_page_in_a_browser(browser: object, known_twin: KnownTwin, mqtt_ur
     wait = WebDriverWait(browser, 20)
     find = browser.find_element
     with responder(mqtt_url, "hq") as received:
-        app = create_app(known_twin.url, mqtt_url=mqtt_url, bim_loader=functools.partial(load_bim, known_twin.url))
+        app = make_app(known_twin.url, mqtt_url=mqtt_url, bim_loader=functools.partial(load_bim, known_twin.url))
         try:
             with serving(app) as base:
+                # 0. the login form (a page of the app asks for it first)
+                add_user(known_twin.url, "ops-admin", "admin")
+                browser.get(base + "/")
+                wait.until(lambda d: d.find_elements(By.ID, "login-username"))
+                assert "/login?next=/" in browser.current_url
+                find(By.ID, "login-username").send_keys("ops-admin")
+                find(By.ID, "login-password").send_keys(PASSWORD)
+                find(By.ID, "login-submit").click()
+                wait.until(lambda d: d.find_elements(By.ID, "current-user"))
+                assert find(By.ID, "current-user").text == "ops-admin (admin)"
                 # 1. the network
                 browser.get(base + "/")
                 cards = wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, ".card-link"))
@@ -764,5 +849,14 @@ def test_every_page_in_a_browser(browser: object, known_twin: KnownTwin, mqtt_ur
                 screenshot(browser, "floorplan-zh")
                 errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
                 assert errors == []
+                # 9. log out: back to the login form, and the pages ask for it again
+                find(By.ID, "logout").click()
+                wait.until(lambda d: d.find_elements(By.ID, "login-username"))
+                browser.get(base + "/alarms")
+                wait.until(lambda d: d.find_elements(By.ID, "login-username"))
+                with connection(known_twin.url) as conn:
+                    done = {(e["action"], e["outcome"]) for e in audit.recent(conn, username="ops-admin")}
+                assert {("login", "ok"), ("acknowledge", "ok"), ("command", "ok"), ("upload", "ok"),
+                        ("logout", "ok")} <= done
         finally:
             close_app(app)

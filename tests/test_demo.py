@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import orjson
 import psutil
 
+from tests.helpers import http_login
 from twin.broker import free_port
 
 
@@ -34,6 +35,17 @@ def processes_using(path: Path) -> list[str]:
     return found
 
 
+def finish(proc: subprocess.Popen[str], timeout: float, seen: list[str]) -> str:
+    """The rest of the output once ``proc`` exits; a hang fails with everything it printed (stacks included)."""
+    try:
+        out, _ = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, _ = proc.communicate()
+        raise AssertionError(f"still running {timeout} s after the stop:\n" + "".join(seen) + out) from None
+    return out
+
+
 def test_demo_runs_on_embedded_defaults_serves_stores_and_stops_cleanly(tmp_path):
     data = tmp_path / "data"
     port = free_port()
@@ -43,21 +55,23 @@ def test_demo_runs_on_embedded_defaults_serves_stores_and_stops_cleanly(tmp_path
     assert proc.stdout is not None
     for line in proc.stdout:
         lines.append(line)
-        if line.startswith("dashboard: http://"):
+        if line.startswith("login:"):
             break
     assert any(f"http://127.0.0.1:{port}/" in line for line in lines), "".join(lines)
+    match = re.search(r"log in as 'admin' with password (\S+)", lines[-1])
+    assert match, "".join(lines)  # the first run creates the admin and prints the password once
     body = ""
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as resp:
+            opener, _ = http_login(f"http://127.0.0.1:{port}", "admin", match.group(1))
+            with opener.open(f"http://127.0.0.1:{port}/", timeout=5) as resp:
                 body = resp.read().decode()
                 break
         except OSError:
             time.sleep(0.3)
-    assert "_dash-renderer" in body or "dash" in body.lower()
-    out, _ = proc.communicate(timeout=120)
-    lines.append(out)
+    assert "_dash-renderer" in body
+    lines.append(finish(proc, 120, lines))
     assert proc.returncode == 0, "".join(lines)
     assert "loaded hq" in "".join(lines) and "loaded m02" in "".join(lines)
 
@@ -76,10 +90,11 @@ def test_demo_runs_on_embedded_defaults_serves_stores_and_stops_cleanly(tmp_path
     seen = []
     for line in proc.stdout:
         seen.append(line)
-        if line.startswith("dashboard: http://"):
+        if line.startswith("login:"):
             break
+    assert "password printed by the first demo run" in seen[-1] and match.group(1) not in "".join(seen)
     proc.terminate()
-    out, _ = proc.communicate(timeout=60)
+    out = finish(proc, 60, seen)
     assert proc.returncode == 0, "".join(seen) + out
     assert not any(line.startswith("loaded ") for line in seen), "second run must reuse the loaded network"
     status = subprocess.run(cli(data, "db", "status", "--json"), capture_output=True, text=True, env=clean_env(),

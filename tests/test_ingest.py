@@ -107,6 +107,25 @@ def test_invalid_payloads_go_to_dead_letters_and_valid_neighbours_are_kept(twin_
         assert stored == [("ENV-1", "temperature", 23.5), ("ENV-2", "humidity", 50.0), ("LUM-2", "temperature", 23.5)]
 
 
+def test_a_senml_record_naming_another_device_is_refused(twin_db, mqtt_url):
+    """ENV-0 may write ENV-0's topic only; a SenML pack there that names ENV-1 must not become ENV-1's data."""
+    worker = new_worker(twin_db, mqtt_url)
+    pack = orjson.dumps([{"bn": "ENV-0/", "n": "co2", "u": "ppm", "v": 640},
+                         {"n": "ENV-1/co2", "u": "ppm", "v": 4999}, {"n": "ENV-1/temperature", "u": "Cel", "v": 35}])
+    with running(worker.run):
+        assert worker.connected.wait(10)
+        with publisher(mqtt_url) as client:
+            client.publish(topic("t1", "ENV-0", "telemetry"), pack, qos=1).wait_for_publish(10)
+            wait_for(lambda: count(twin_db, "SELECT count(*) FROM dead_letters WHERE topic LIKE %s", "campus/v1/t1/%"))
+    with connection(twin_db) as conn:
+        stored = conn.execute("""SELECT d.device_id, m.name, r.value FROM readings r JOIN devices d ON d.id = r.device_id
+                                 JOIN metrics m USING (metric_id) WHERE d.site_id = 't1'""").fetchall()
+        reasons = [r[0] for r in conn.execute("SELECT reason FROM dead_letters WHERE topic LIKE 'campus/v1/t1/%'")]
+    assert stored == [("ENV-0", "co2", 640.0)]
+    assert reasons == ["SenML record names device 'ENV-1'; a device publishes only its own readings "
+                       "(topic device 'ENV-0')"]
+
+
 def test_status_messages_update_device_status(twin_db, mqtt_url):
     worker = new_worker(twin_db, mqtt_url)
     with running(worker.run):

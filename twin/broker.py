@@ -11,14 +11,15 @@ import asyncio
 import logging
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+from twin.process import die_with_parent
 
 log = logging.getLogger(__name__)
 
@@ -35,21 +36,27 @@ class BrokerAddress:
     port: int
     username: str | None = None
     password: str | None = None
+    #: ``mqtts://``: TLS, verified against ``ca_file`` (``?ca=/path/ca.pem``) or the system's CAs.
+    tls: bool = False
+    ca_file: str | None = None
 
 
 def parse_mqtt_url(url: str) -> BrokerAddress:
-    """``mqtt://user:pass@host:1883`` -> :class:`BrokerAddress` (port 1883 by default)."""
+    """``mqtt://user:pass@host:1883`` or ``mqtts://user:pass@host:8883?ca=ca.pem`` -> :class:`BrokerAddress`."""
     parts = urlsplit(url)
-    if parts.scheme not in ("mqtt", "tcp") or not parts.hostname:
-        raise BrokerError(f"not an MQTT URL (expected mqtt://host:port): {url!r}")
+    if parts.scheme not in ("mqtt", "tcp", "mqtts", "ssl") or not parts.hostname:
+        raise BrokerError(f"not an MQTT URL (expected mqtt://host:port or mqtts://host:port): {url!r}")
+    tls = parts.scheme in ("mqtts", "ssl")
     try:
-        port = parts.port or 1883
+        port = parts.port or (8883 if tls else 1883)
     except ValueError as exc:
         raise BrokerError(f"bad port in MQTT URL {url!r}") from exc
+    query = dict(parse_qsl(parts.query))
     return BrokerAddress(
         parts.hostname, port,
         unquote(parts.username) if parts.username else None,
         unquote(parts.password) if parts.password else None,
+        tls, query.get("ca") or None,
     )
 
 
@@ -88,7 +95,7 @@ class LocalBroker:
 
 MOSQUITTO_CONF = """\
 listener {port} 127.0.0.1
-allow_anonymous true
+allow_anonymous {anonymous}
 persistence {persist}
 persistence_location {location}/
 autosave_interval 30
@@ -101,24 +108,18 @@ log_type warning
 """
 
 
-def _die_with_parent() -> None:
-    """In the child: ask Linux to SIGTERM it when the parent dies, so a killed demo leaves no broker."""
-    try:
-        import ctypes
-
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):  # not Linux: the parent's clean stop still ends it
-        pass
-
-
 class MosquittoBroker(LocalBroker):
     kind = "mosquitto"
 
-    def __init__(self, workdir: Path, port: int | None = None, *, persist: bool = True) -> None:
+    def __init__(self, workdir: Path, port: int | None = None, *, persist: bool = True, anonymous: bool = True,
+                 extra_conf: str = "") -> None:
+        """``anonymous=False`` with ``extra_conf`` (``password_file``, ``acl_file``, a TLS ``listener``)
+        gives a secured broker (docs/security.md)."""
         self.port = port or free_port()
         workdir.mkdir(parents=True, exist_ok=True)
         conf = workdir / "mosquitto.conf"
-        text = MOSQUITTO_CONF.format(port=self.port, location=workdir, persist="true" if persist else "false")
+        text = MOSQUITTO_CONF.format(port=self.port, location=workdir, persist="true" if persist else "false",
+                                     anonymous="true" if anonymous else "false") + extra_conf
         if os.geteuid() == 0:
             # As root, mosquitto would switch to its own user, which also drops the parent-death signal.
             text += "user root\n"
@@ -127,7 +128,7 @@ class MosquittoBroker(LocalBroker):
         if exe is None:
             raise BrokerError("mosquitto is not on PATH")
         self.proc = subprocess.Popen([exe, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                     preexec_fn=_die_with_parent)
+                                     preexec_fn=die_with_parent)
         if not wait_for_port("127.0.0.1", self.port):
             self.stop()
             raise BrokerError(f"mosquitto did not start on port {self.port}; see {workdir / 'mosquitto.log'}")

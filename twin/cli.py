@@ -11,7 +11,7 @@ import functools
 import signal
 import threading
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -22,6 +22,7 @@ from twin.broker import BrokerError
 from twin.database import DatabaseUnavailable, connection, database_url
 from twin.embedded import EmbeddedDatabaseError
 from twin.logs import setup_logging
+from twin.process import join_within
 from twin.settings import Settings
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -30,8 +31,13 @@ F = TypeVar("F", bound=Callable[..., Any])
 def _user_errors() -> tuple[type[BaseException], ...]:
     from dashboard.serve import PortInUse
     from models_bim.errors import IfcReadError
+    from twin.mqtt_auth import CredentialsError
+    from twin.report import ReportError
+    from twin.standards import RulesError
+    from twin.storage.users import UserError
 
-    return (DatabaseUnavailable, EmbeddedDatabaseError, BrokerError, IfcReadError, PortInUse)
+    return (DatabaseUnavailable, EmbeddedDatabaseError, BrokerError, IfcReadError, PortInUse, UserError,
+            CredentialsError, RulesError, ReportError)
 
 
 def friendly(fn: F) -> F:
@@ -102,6 +108,10 @@ def stop_on_signals() -> threading.Event:
     signal.signal(signal.SIGINT, handler)
     signal.signal(signal.SIGTERM, handler)
     return stop
+
+
+#: Seconds a service's threads get to stop after Ctrl-C or SIGTERM before the command exits anyway.
+STOP_S = 30.0
 
 
 def run_until_stopped(stop: threading.Event, duration: float | None) -> None:
@@ -210,6 +220,115 @@ def devices_list(ctx: click.Context, site: str | None, as_json: bool) -> None:
         table.add_row(r["site_id"], r["device_id"], r["kind"], r["room"] or "-", r["state"], seen)
     Console().print(table)
     click.echo(f"{len(rows)} devices")
+
+
+@devices.command("credentials")
+@click.option("--site", "site_id", required=True, help="Issue passwords for this site's devices and gateway.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="Folder for passwd, acl and credentials.csv (created; files readable by you only).")
+@click.option("--rotate-services", is_flag=True, help="Also issue new passwords for the ingest and dashboard accounts.")
+@click.pass_context
+@friendly
+def devices_credentials(ctx: click.Context, site_id: str, out: Path, rotate_services: bool) -> None:
+    """Issue MQTT passwords per device; write Mosquitto's passwd and acl, and credentials.csv.
+
+    Every device of the site and its gateway get a new password (stored hashed); ``ingest`` and
+    ``dashboard`` get one the first time (or with --rotate-services). passwd and acl cover every
+    account of the twin; credentials.csv (username,password,role) holds this run's passwords, to
+    hand to installers. See docs/security.md.
+
+    Example: campus-twin devices credentials --site hq --out /etc/mosquitto/campus
+    """
+    from twin.mqtt_auth import issue, write_files
+
+    with connection(migrated_url(settings_of(ctx))) as conn:
+        issued = issue(conn, site_id, rotate_services=rotate_services)
+        paths = write_files(conn, out, issued)
+    roles: dict[str, int] = {}
+    for _, _, role in issued.rows:
+        roles[role] = roles.get(role, 0) + 1
+    click.echo(f"issued {len(issued.rows)} passwords (" + ", ".join(f"{v} {k}" for k, v in roles.items())
+               + f"); wrote {', '.join(str(p) for p in paths)}")
+    for name, reason in issued.skipped:
+        click.echo(f"  skipped device {name!r}: {reason}", err=True)
+
+
+# -- users ---------------------------------------------------------------------
+@main.group()
+def users() -> None:
+    """Dashboard users and their roles (viewer, operator, planner, admin)."""
+
+
+def _read_password(password_stdin: bool) -> str:
+    import sys
+
+    if password_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    return click.prompt("Password", hide_input=True, confirmation_prompt=True)
+
+
+@users.command("add")
+@click.argument("username")
+@click.option("--role", type=click.Choice(["viewer", "operator", "planner", "admin"]), required=True)
+@click.option("--password-stdin", is_flag=True, help="Read the password from the first line of stdin (no prompt).")
+@click.pass_context
+@friendly
+def users_add(ctx: click.Context, username: str, role: str, password_stdin: bool) -> None:
+    """Add a dashboard user (the password is prompted for, never echoed).  Example: campus-twin users add li --role operator"""
+    from twin.storage import audit
+    from twin.storage.users import add_user
+
+    url = migrated_url(settings_of(ctx))
+    password = _read_password(password_stdin)
+    with connection(url) as conn:
+        add_user(conn, username, role, password)
+        audit.record(conn, "user_add", "ok", username=_operator(), target=username, detail={"role": role})
+    click.echo(f"added {username} ({role})")
+
+
+@users.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")
+@click.pass_context
+@friendly
+def users_list(ctx: click.Context, as_json: bool) -> None:
+    """Users with role, creation and last login.  Example: campus-twin users list"""
+    from twin.storage.users import list_users
+
+    with connection(migrated_url(settings_of(ctx))) as conn:
+        rows = list_users(conn)
+    if as_json:
+        print_json(rows)
+        return
+    for r in rows:
+        last = r["last_login"].strftime("%Y-%m-%d %H:%M") if r["last_login"] else "never"
+        click.echo(f"{r['username']:<24} {r['role']:<9} created {r['created_at']:%Y-%m-%d}  last login {last}")
+    click.echo(f"{len(rows)} users")
+
+
+@users.command("remove")
+@click.argument("username")
+@click.pass_context
+@friendly
+def users_remove(ctx: click.Context, username: str) -> None:
+    """Remove a user and end their sessions.  Example: campus-twin users remove li"""
+    from twin.storage import audit
+    from twin.storage.users import remove_user
+
+    with connection(migrated_url(settings_of(ctx))) as conn:
+        if not remove_user(conn, username):
+            raise click.ClickException(f"no user {username!r}")
+        audit.record(conn, "user_remove", "ok", username=_operator(), target=username)
+    click.echo(f"removed {username}")
+
+
+def _operator() -> str:
+    """Who ran the command, for the audit log (the OS user)."""
+    import getpass
+
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):
+        return "cli"
 
 
 # -- bim -----------------------------------------------------------------------
@@ -434,10 +553,10 @@ def simulate(ctx: click.Context, site: str | None, interval: float | None, speed
             failure.append(exc)
             stop.set()
 
-    thread = threading.Thread(target=target, name="simulator")
+    thread = threading.Thread(target=target, name="simulator", daemon=True)
     thread.start()
     run_until_stopped(stop, duration)
-    thread.join()
+    join_within([thread], STOP_S)
     if failure:
         raise failure[0]
     injected = len(runner.fault_log.events)
@@ -490,10 +609,10 @@ def ingest(ctx: click.Context, workers: int, duration: float | None, client_id: 
     stop = stop_on_signals()
     if workers == 1:
         worker = IngestWorker(url, mqtt_url, client_id=client_id, share_group=share_group, stats_every_s=stats_every)
-        thread = threading.Thread(target=worker.run, args=(stop,), name="ingest")
+        thread = threading.Thread(target=worker.run, args=(stop,), name="ingest", daemon=True)
         thread.start()
         run_until_stopped(stop, duration)
-        thread.join()
+        join_within([thread], STOP_S)
         c = worker.counters
         totals = [(c.messages, c.rows, c.duplicates, c.dead_letters)]
     else:
@@ -564,24 +683,173 @@ def export(ctx: click.Context, site: str, device: str | None, metric: str | None
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", type=click.IntRange(1, 65535), default=8050, show_default=True)
 @click.option("--duration", type=click.FloatRange(0), help="Stop after this many seconds.")
+@click.option("--secure-cookies", is_flag=True,
+              help="Mark the login cookies Secure (behind an HTTPS proxy; automatic when served over HTTPS).")
 @click.pass_context
 @friendly
-def dashboard(ctx: click.Context, host: str, port: int, duration: float | None) -> None:
-    """Serve the Dash web app.  Example: campus-twin dashboard --port 8050"""
+def dashboard(ctx: click.Context, host: str, port: int, duration: float | None, secure_cookies: bool) -> None:
+    """Serve the Dash web app (a login is needed: campus-twin users add).  Example: campus-twin dashboard --port 8050"""
     from dashboard.app import close_app, create_app
     from dashboard.serve import bind, serve_until
 
     settings = settings_of(ctx)
     url = migrated_url(settings)
-    app = create_app(url, mqtt_url=settings.mqtt_url, bim_loader=bim_loader_for(url))
+    app = create_app(url, mqtt_url=settings.mqtt_url, bim_loader=bim_loader_for(url), secure_cookies=secure_cookies)
     server = bind(app, host, port)
     stop = stop_on_signals()
-    thread = threading.Thread(target=serve_until, args=(server, stop), name="dashboard")
+    thread = threading.Thread(target=serve_until, args=(server, stop), name="dashboard", daemon=True)
     thread.start()
     click.echo(f"dashboard on http://{host}:{port}/  (Ctrl-C to stop)")
+    with connection(url) as conn:
+        from twin.storage.users import list_users
+
+        if not list_users(conn):
+            click.echo("no users yet: add one with  campus-twin users add NAME --role admin", err=True)
+    run_until_stopped(stop, duration)
+    join_within([thread], STOP_S)
+    close_app(app)
+
+
+# -- monitor / kpis / report -------------------------------------------------------
+def _rules_option(fn: F) -> F:
+    return click.option("--rules", "rules_file", type=click.Path(dir_okay=False, path_type=Path),
+                        envvar="CAMPUS_TWIN_RULES", help="TOML file of per-site rule overrides (docs/monitoring.md).")(fn)
+
+
+@main.command()
+@click.option("--interval", type=click.FloatRange(1, 3600), default=60.0, show_default=True,
+              help="Seconds between evaluation cycles.")
+@_rules_option
+@click.option("--webhook", envvar="CAMPUS_TWIN_ALARM_WEBHOOK", help="POST every alarm event as JSON to this URL.")
+@click.option("--from", "start", help="Evaluate this past range once instead (ISO 8601; no zone = UTC) ...")
+@click.option("--to", "end", help="... up to this time (default: now).")
+@click.option("--once", is_flag=True, help="Run one cycle and exit.")
+@click.option("--duration", type=click.FloatRange(0), help="Stop after this many seconds.")
+@click.pass_context
+@friendly
+def monitor(ctx: click.Context, interval: float, rules_file: Path | None, webhook: str | None, start: str | None,
+            end: str | None, once: bool, duration: float | None) -> None:
+    """Evaluate the standards and device health continuously; raise, clear and notify alarms; store daily KPIs.
+
+    Alarm events go to campus/v1/{site}/alarms when a broker is configured, and to --webhook.
+
+    Example: campus-twin monitor --interval 60 --rules rules.toml --webhook https://ops.example/alarms
+
+    Example: campus-twin monitor --from 2026-11-01 --to 2026-11-08
+    """
+    from twin.monitor import Monitor
+    from twin.notify import Notifier
+    from twin.standards import load_config
+    from twin.storage.monitoring import sites
+
+    config = load_config(rules_file)
+    settings = settings_of(ctx)
+    url = migrated_url(settings)
+    notifier = Notifier(settings.mqtt_url, webhook) if settings.mqtt_url or webhook else None
+    mon = Monitor(url, config=config, notifier=notifier)
+    if start is not None:
+        begin, until = parse_time(start, "--from"), parse_time(end, "--to") or datetime.now(UTC)
+        assert begin is not None
+        if begin >= until:
+            raise click.BadParameter("must be before --to", param_hint="--from")
+        with connection(url) as conn:
+            for site_id, _zone in sites(conn):
+                c = mon.evaluate(conn, site_id, begin, until)
+                click.echo(f"{site_id}: raised {c.raised}, cleared {c.cleared}")
+            if notifier is not None:
+                notifier.send_pending(conn)
+        if notifier is not None:
+            notifier.close()
+        return
+    if once:
+        c = mon.run_once()
+        if notifier is not None:
+            notifier.close()
+        click.echo(f"raised {c.raised}, cleared {c.cleared}, updated {c.updated}")
+        return
+    stop = stop_on_signals()
+    thread = threading.Thread(target=mon.run, args=(stop, interval), name="monitor")
+    thread.start()
+    click.echo(f"monitoring every {interval:g} s (Ctrl-C to stop)")
     run_until_stopped(stop, duration)
     thread.join()
-    close_app(app)
+    t = mon.totals
+    click.echo(f"stopped: raised {t.raised}, cleared {t.cleared} alarms")
+
+
+@main.command()
+@click.option("--site", help="Only this site (default: every site and the network).")
+@click.option("--day", help="School-local day, YYYY-MM-DD (default: today).")
+@click.option("--compute", is_flag=True, help="Compute the day now (else: show what is stored, computing if absent).")
+@_rules_option
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.pass_context
+@friendly
+def kpis(ctx: click.Context, site: str | None, day: str | None, compute: bool, rules_file: Path | None,
+         as_json: bool) -> None:
+    """Daily KPIs per school and for the network against the 100% targets.  Example: campus-twin kpis --day 2026-11-16"""
+    from datetime import date
+
+    from twin.kpi_job import compute_day
+    from twin.report import KPI_LABELS, percent
+    from twin.standards import load_config
+    from twin.storage import kpis as kpi_store
+    from twin.storage.monitoring import rule_overrides, site_exists
+    from twin.timetable import SCHOOL_TZ
+
+    config = load_config(rules_file)
+    try:
+        when = date.fromisoformat(day) if day else datetime.now(UTC).astimezone(SCHOOL_TZ).date()
+    except ValueError:
+        raise click.BadParameter(f"not a date: {day!r} (use YYYY-MM-DD)", param_hint="--day") from None
+    with connection(migrated_url(settings_of(ctx))) as conn:
+        if site is not None and not site_exists(conn, site):
+            raise click.ClickException(f"unknown site {site!r}")
+        if compute or not kpi_store.stored_days(conn, kpi_store.NETWORK, when, when):
+            compute_day(conn, when, rules_for=lambda s: config.rules_for(s, rule_overrides(conn, s) if s else None))
+        rows = conn.execute("SELECT scope, kpi, numerator, denominator, value FROM kpi_daily WHERE day = %s "
+                            "AND (%s::text IS NULL OR scope = %s) ORDER BY scope = '*' DESC, scope, kpi",
+                            (when, site, site)).fetchall()
+    table: dict[str, dict[str, Any]] = {}
+    for scope, kpi, num, den, value in rows:
+        table.setdefault("network" if scope == kpi_store.NETWORK else scope, {})[kpi] = {
+            "value": value, "numerator": num, "denominator": den}
+    if as_json:
+        print_json({"day": when.isoformat(), "target": 1.0, "scopes": table})
+        return
+    click.echo(f"KPIs of {when} (target 100%): coverage of IoT, smart lighting, panels; lighting compliance; "
+               "data completeness")
+    widths = (12, 12, 12, 12, 14)
+    click.echo(f"{'scope':<16}" + "".join(f"{h:>{w}}" for h, w in zip(
+        ("IoT", "lighting", "panels", "compliance", "completeness"), widths, strict=True)))
+    for scope, values in table.items():
+        click.echo(f"{scope:<16}" + "".join(f"{percent(values.get(k, {}).get('value')):>{w}}"
+                                            for k, w in zip(KPI_LABELS, widths, strict=True)))
+
+
+@main.command()
+@click.option("--site", required=True, help="Site id.")
+@click.option("--month", required=True, help="YYYY-MM.")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True, help="HTML file to write.")
+@_rules_option
+@click.pass_context
+@friendly
+def report(ctx: click.Context, site: str, month: str, out: Path, rules_file: Path | None) -> None:
+    """Write a school's monthly report (self-contained HTML; print it from a browser for a PDF).
+
+    Example: campus-twin report --site hq --month 2026-11 --out hq-2026-11.html
+    """
+    from twin.report import month_report, parse_month
+    from twin.standards import load_config
+
+    year, mon = parse_month(month)
+    config = load_config(rules_file)
+    with connection(migrated_url(settings_of(ctx))) as conn:
+        html = month_report(conn, site, year, mon, config=config)
+    tmp = out.with_name(out.name + ".part")
+    tmp.write_text(html, "utf-8")
+    tmp.replace(out)
+    click.echo(f"wrote {out} ({len(html) // 1024} KiB)")
 
 
 # -- demo ----------------------------------------------------------------------
@@ -598,7 +866,7 @@ def dashboard(ctx: click.Context, host: str, port: int, duration: float | None) 
 @friendly
 def demo(ctx: click.Context, schools: int, host: str, port: int, interval: float, duration: float | None,
          seed: int) -> None:
-    """Run the whole twin on embedded defaults: database, broker, simulators, ingest, dashboard.
+    """Run the whole twin on embedded defaults: database, broker, simulators, ingest, monitor, dashboard.
 
     Uses --database-url / --mqtt-url when given. Data is kept in the data directory, so a
     second run continues where the first stopped.  Example: campus-twin demo --duration 90
@@ -619,12 +887,32 @@ def demo(ctx: click.Context, schools: int, host: str, port: int, interval: float
     try:
         for s in ensure_network(url, settings.data_dir / "ifc", members=schools, seed=seed):
             click.echo(f"loaded {s['site']}: {s['rooms']} rooms, {s['devices']} devices")
+        login = ensure_demo_admin(url)
         if not stop.is_set():
-            _run_demo(stop, url, mqtt_url, host, port, interval, duration, seed)
+            _run_demo(stop, url, mqtt_url, host, port, interval, duration, seed, login)
     finally:
         if broker is not None:
             broker.stop()
     click.echo("stopped; data kept for the next run")
+
+
+DEMO_ADMIN = "admin"
+
+
+def ensure_demo_admin(url: str) -> str:
+    """Create the demo's first admin with a random password (shown once); how to log in, as text."""
+    from twin import security
+    from twin.storage import audit
+    from twin.storage.users import add_user, user
+
+    with connection(url) as conn:
+        if user(conn, DEMO_ADMIN) is not None:
+            return (f"log in as {DEMO_ADMIN!r} with the password printed by the first demo run "
+                    f"(forgotten? campus-twin users remove {DEMO_ADMIN}, then run the demo again)")
+        password = security.random_password(12)
+        add_user(conn, DEMO_ADMIN, "admin", password)
+        audit.record(conn, "user_add", "ok", username="demo", target=DEMO_ADMIN, detail={"role": "admin"})
+    return f"log in as {DEMO_ADMIN!r} with password {password}  (shown once; more users: campus-twin users add)"
 
 
 def ensure_network(url: str, folder: Path, *, members: int, seed: int) -> list[dict[str, Any]]:
@@ -642,31 +930,43 @@ def ensure_network(url: str, folder: Path, *, members: int, seed: int) -> list[d
     return loaded
 
 
+#: Seconds between the demo's monitor cycles (rules, device health, notifications; the KPIs of today too).
+DEMO_MONITOR_INTERVAL_S = 30.0
+
+
 def _run_demo(stop: threading.Event, url: str, mqtt_url: str, host: str, port: int, interval: float, duration: float | None,
-              seed: int) -> None:
+              seed: int, login: str) -> None:
     from dashboard.app import close_app, create_app
     from dashboard.serve import bind, serve_until
     from ingest.worker import IngestWorker
     from simulators.fleet import FleetRunner
+    from twin.monitor import Monitor
+    from twin.notify import Notifier
 
     worker = IngestWorker(url, mqtt_url, client_id="campus-demo-ingest")
+    monitor = Monitor(url, notifier=Notifier(mqtt_url, client_id="campus-demo-monitor"),
+                      kpi_every=timedelta(seconds=DEMO_MONITOR_INTERVAL_S))
     runner = FleetRunner(url, mqtt_url, interval_s=interval, seed=seed, client_id="campus-demo-sim")
     app = create_app(url, mqtt_url=mqtt_url, bim_loader=bim_loader_for(url))
     server = bind(app, host, port)
     threads = [
-        threading.Thread(target=worker.run, args=(stop,), name="ingest"),
-        threading.Thread(target=runner.run, args=(stop,), name="simulator"),
-        threading.Thread(target=serve_until, args=(server, stop), name="dashboard"),
+        threading.Thread(target=worker.run, args=(stop,), name="ingest", daemon=True),
+        threading.Thread(target=runner.run, args=(stop,), name="simulator", daemon=True),
+        threading.Thread(target=serve_until, args=(server, stop), name="dashboard", daemon=True),
+        threading.Thread(target=monitor.run, args=(stop, DEMO_MONITOR_INTERVAL_S), name="monitor", daemon=True),
     ]
     for t in threads:
         t.start()
     click.echo(f"dashboard: http://{host}:{port}/  (Ctrl-C to stop)")
+    click.echo(f"login:     {login}")
     run_until_stopped(stop, duration)
-    for t in threads:
-        t.join(15)
+    if join_within(threads, STOP_S):  # unacknowledged telemetry stays with the broker: nothing is lost
+        click.echo(f"some parts did not stop within {STOP_S:.0f} s (stack traces on stderr); exiting anyway",
+                   err=True)
     close_app(app)
     c = worker.counters
-    click.echo(f"published {runner.published} messages; stored {c.rows} readings, {c.dead_letters} dead letters")
+    click.echo(f"published {runner.published} messages; stored {c.rows} readings, {c.dead_letters} dead letters; "
+               f"raised {monitor.totals.raised} alarms")
 
 
 if __name__ == "__main__":  # pragma: no cover

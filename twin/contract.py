@@ -25,11 +25,19 @@ STATUS_FILTER = f"{PREFIX}/+/+/{STATUS}"
 SHARED_TELEMETRY_FILTER = f"$share/{SHARE_GROUP}/{TELEMETRY_FILTER}"
 #: Payloads larger than this are refused (dead letter, payload truncated).
 MAX_PAYLOAD_BYTES = 64 * 1024
+#: Alarm lifecycle events (raised, acknowledged, cleared) the twin publishes, per site: ``campus/v1/{site}/alarms``.
+ALARMS = "alarms"
+QOS_ALARMS = 1
 
 
 def topic(site_id: str, device_id: str, channel: str) -> str:
     """``topic("hq", "ENV-101", "telemetry") == "campus/v1/hq/ENV-101/telemetry"``."""
     return f"{PREFIX}/{site_id}/{device_id}/{channel}"
+
+
+def alarms_topic(site_id: str) -> str:
+    """``alarms_topic("hq") == "campus/v1/hq/alarms"`` (4 levels: the device filters never match it)."""
+    return f"{PREFIX}/{site_id}/{ALARMS}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,6 +26,8 @@ PROBE_TIMEOUT_S = 5.0
 #: How long the broker keeps a persistent session of a disconnected client.
 SESSION_EXPIRY_S = 24 * 3600
 RECONNECT_MIN_S, RECONNECT_MAX_S = 1, 30
+#: MQTT 5 CONNACK reasons "bad user name or password" and "not authorized".
+REFUSED_CREDENTIALS = (0x86, 0x87)
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,13 +67,19 @@ def detect_protocol(url: str) -> MQTTProtocolVersion:
     rc = result.get("rc")
     if rc is not None and not getattr(rc, "is_failure", True):
         return MQTTProtocolVersion.MQTTv5
+    if rc is not None and getattr(rc, "value", None) in REFUSED_CREDENTIALS:
+        raise BrokerError(f"MQTT broker {addr.host}:{addr.port} refused the credentials ({rc}); "
+                          f"give user:password in the MQTT URL (docs/security.md)")
     log.info("broker refused MQTT 5 (%s); using 3.1.1 url=%s", rc, url)
     return MQTTProtocolVersion.MQTTv311
 
 
 def _auth(client: paho.Client, addr: BrokerAddress) -> None:
+    """Credentials and, for ``mqtts://``, TLS with the server's certificate verified."""
     if addr.username:
         client.username_pw_set(addr.username, addr.password)
+    if addr.tls:
+        client.tls_set(ca_certs=addr.ca_file)
 
 
 class MqttClient:

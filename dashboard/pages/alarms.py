@@ -12,16 +12,16 @@ from typing import Any
 
 import dash
 import dash_bootstrap_components as dbc
+import flask
 from dash import ALL, Input, Output, State, ctx, dcc, html
 from dash.exceptions import PreventUpdate
 
-from dashboard import data, ids
+from dashboard import auth, data, ids
 from dashboard.i18n import current, t
 from twin.storage.alarms import SEVERITIES, STATES
 
 REFRESH_MS = 10_000
 ANY = "any"
-ACKED_BY = "dashboard"
 
 dash.register_page(__name__, path="/alarms", name="Alarms", title="Campus Twin – alarms", order=4)
 
@@ -35,15 +35,16 @@ def site_options(lang: str) -> list[dict[str, str]]:
                                                      for s in data.sites()]
 
 
-def alarms_table(rows: Sequence[Mapping[str, Any]], lang: str) -> Any:
+def alarms_table(rows: Sequence[Mapping[str, Any]], lang: str, *, can_ack: bool = True) -> Any:
+    """The alarms; open ones get an "Acknowledge" button when the reader may acknowledge."""
     if not rows:
         return html.P(t("No alarms match.", lang), className="muted")
     headers = ("raised", "School", "room", "device", "rule", "severity", "state", "message", "acknowledged by",
-               "note", "")
+               "note", "cleared", "")
     body = []
     for a in rows:
         action: Any = html.Button(t("Acknowledge", lang), id={"type": ids.ALARM_ACK, "id": a["id"]},
-                                  className="button button-small") if a["state"] == "open" else ""
+                                  className="button button-small") if a["state"] == "open" and can_ack else ""
         acked = f"{a['acked_by']} {a['acked_at']:%Y-%m-%d %H:%M}" if a["acked_at"] else ""
         room: Any = dcc.Link(a["room"], href=dash.get_relative_path(f"/room/{a['room_id']}")) if a["room_id"] else ""
         body.append(html.Tr([
@@ -51,7 +52,8 @@ def alarms_table(rows: Sequence[Mapping[str, Any]], lang: str) -> Any:
             html.Td(a["device_id"] or ""), html.Td(a["rule"]),
             html.Td(html.Span(t(a["severity"], lang), className=f"chip chip-{a['severity']}")),
             html.Td(html.Span(t(a["state"], lang), className=f"chip chip-state-{a['state']}")),
-            html.Td(a["message"]), html.Td(acked), html.Td(a["note"] or ""), html.Td(action),
+            html.Td(a["message"]), html.Td(acked), html.Td(a["note"] or ""),
+            html.Td(f"{a['cleared_at']:%Y-%m-%d %H:%M}" if a.get("cleared_at") else ""), html.Td(action),
         ], className=f"alarm-row alarm-{a['state']}"))
     return dbc.Table([html.Thead(html.Tr([html.Th(t(h, lang) if h else "") for h in headers])), html.Tbody(body)],
                      className="table")
@@ -92,7 +94,8 @@ def _filter(value: str | None) -> str | None:
 )
 def update_alarms(site_id: str, severity: str, state: str, _refresh: int, _n: int | None) -> Any:
     """The alarms matching the filters, newest first."""
-    return alarms_table(data.alarm_list(_filter(site_id), _filter(severity), _filter(state)), current())
+    return alarms_table(data.alarm_list(_filter(site_id), _filter(severity), _filter(state)), current(),
+                        can_ack=auth.can("acknowledge"))
 
 
 @dash.callback(
@@ -103,6 +106,7 @@ def update_alarms(site_id: str, severity: str, state: str, _refresh: int, _n: in
     State(ids.ALARM_REFRESH, "data"),
     prevent_initial_call=True,
 )
+@auth.requires("acknowledge")
 def acknowledge(clicks: list[int | None], note: str | None, refresh: int) -> tuple[str, int]:
     """Acknowledge the alarm whose button was pressed, with the note."""
     trigger = ctx.triggered_id
@@ -110,5 +114,7 @@ def acknowledge(clicks: list[int | None], note: str | None, refresh: int) -> tup
     if not trigger or not pressed:
         raise PreventUpdate
     lang = current()
-    done = data.acknowledge_alarm(int(trigger["id"]), ACKED_BY, (note or "").strip())
+    user = auth.current_user()
+    done = data.acknowledge_alarm(int(trigger["id"]), user["username"], (note or "").strip()[:500],
+                                  flask.request.remote_addr)
     return t("Alarm acknowledged." if done else "Alarm was not open.", lang), (refresh or 0) + 1

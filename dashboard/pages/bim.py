@@ -16,10 +16,10 @@ from typing import Any
 import dash
 from dash import Input, Output, State, dcc, html
 
-from dashboard import data, ids
+from dashboard import auth, data, ids
 from dashboard.i18n import current, t
 from dashboard.pages.room import _table
-from dashboard.uploads import MAX_UPLOAD_BYTES, UploadError, decode_upload, site_id_for
+from dashboard.uploads import UploadError, check_ifc, decode_upload, run_isolated, site_id_for
 
 SECTIONS = ("buildings", "storeys", "rooms", "devices")
 LIST_LIMIT = 20
@@ -29,17 +29,22 @@ dash.register_page(__name__, path="/bim", name="BIM", title="Campus Twin – BIM
 
 def import_upload(contents: str, filename: str, site_id: str | None, name: str | None, role: str
                   ) -> dict[str, Any]:
-    """Write the upload to a temporary file under its own name and run the injected loader on it."""
+    """Check size and type, write the upload to a temporary file under its own name, and run the
+    injected loader on it in a child process within the app's limits (:mod:`dashboard.uploads`)."""
     loader = data.bim_loader()
     if loader is None:
         raise UploadError("no BIM loader")
-    blob = decode_upload(contents)
+    limits = data.upload_limits()
+    blob = decode_upload(contents, limits.max_bytes)
+    check_ifc(blob)
     site = site_id_for(site_id, filename)
-    safe_name = re.sub(r"[^\w.-]+", "_", Path(filename).name) or "upload.ifc"
+    if role not in ("member", "headquarters"):
+        raise UploadError(f"unknown role {role!r}")
+    safe_name = re.sub(r"[^\w.-]+", "_", Path(filename).name)[-100:] or "upload.ifc"
     with tempfile.TemporaryDirectory(prefix="campus-bim-") as folder:
         path = Path(folder) / safe_name
         path.write_bytes(blob)
-        return loader(path, site, name=(name or "").strip() or None, role=role)
+        return run_isolated(loader, path, site, name=(name or "").strip()[:200] or None, role=role, limits=limits)
 
 
 FACTS = ("site", "file", "schema", "buildings", "storeys", "rooms", "rooms_without_geometry", "devices")
@@ -103,7 +108,9 @@ def import_log(lang: str) -> Any:
 
 def layout(**_: Any) -> html.Div:
     lang = current()
-    enabled = data.bim_loader() is not None
+    limits = data.upload_limits()
+    allowed = auth.can("upload")
+    enabled = data.bim_loader() is not None and allowed
     form = html.Div([
         html.Label([t("Site id", lang), dcc.Input(id=ids.BIM_SITE, type="text", placeholder="hq, m01, ...",
                                                   className="text-input")]),
@@ -114,13 +121,14 @@ def layout(**_: Any) -> html.Div:
                                                            for r in ("member", "headquarters")],
                                                   className="picker picker-small")]),
     ], className="pickers")
-    upload = dcc.Upload(id=ids.BIM_UPLOAD, accept=".ifc", max_size=MAX_UPLOAD_BYTES, multiple=False,
+    upload = dcc.Upload(id=ids.BIM_UPLOAD, accept=".ifc", max_size=limits.max_bytes, multiple=False,
                         disabled=not enabled, className="upload",
                         children=html.Div([t("Drag an IFC file here or click to choose", lang),
                                            html.Span(f" ({t('maximum size', lang)} "
-                                                     f"{MAX_UPLOAD_BYTES // (1024 * 1024)} MB)", className="muted")]))
+                                                     f"{limits.max_bytes // (1024 * 1024)} MB)", className="muted")]))
     notice = [] if enabled else [html.P(t("Uploads are disabled: no BIM loader (start with campus-twin dashboard).",
-                                          lang), className="warning")]
+                                          lang) if allowed else t("Only planners and admins may upload.", lang),
+                                        className="warning")]
     return html.Div([
         html.H2(t("Upload an IFC revision", lang)),
         *notice, form, upload,
@@ -140,15 +148,19 @@ def layout(**_: Any) -> html.Div:
     State(ids.BIM_ROLE, "value"),
     prevent_initial_call=True,
 )
+@auth.requires("upload")
 def upload(contents: str | None, filename: str | None, site_id: str | None, name: str | None, role: str
            ) -> tuple[Any, Any]:
     """Import the uploaded file; show its summary, diff and unmapped devices (or the error in one line)."""
     lang = current()
     if not contents or not filename:
         return html.P(t("None.", lang)), dash.no_update
+    target = f"{filename} as {site_id or '?'}"
     try:
         summary = import_upload(contents, filename, site_id, name, role or "member")
     except Exception as exc:  # noqa: BLE001 - any import failure is shown to the planner, not raised
         message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        auth.record("upload", "failed", target, {"error": message})
         return html.P(f"{t('Import failed', lang)}: {message}", className="error", id="bim-error"), dash.no_update
+    auth.record("upload", "ok", target, {"site": summary.get("site"), "import_id": summary.get("import_id")})
     return html.Div(summary_view(summary, lang), id="bim-summary"), import_log(lang)

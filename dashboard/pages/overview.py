@@ -24,7 +24,8 @@ from dashboard.sessions import group_sessions
 REFRESH_MS = 10_000
 #: (KPI key, English label) in the order shown.
 COVERAGE = (("iot_coverage", "IoT coverage"), ("lighting_coverage", "smart-lighting coverage"),
-            ("panel_coverage", "interactive-panel coverage"))
+            ("panel_coverage", "interactive-panel coverage"), ("lighting_compliance", "lighting compliance"),
+            ("data_completeness", "data completeness"))
 PANEL_STATES = {0: "off", 1: "standby", 2: "on"}
 INPUT_SOURCES = {0: "none", 1: "built-in PC", 2: "HDMI", 3: "cloud-class stream"}
 

@@ -20,7 +20,7 @@ import dash_bootstrap_components as dbc
 from dash import ALL, Input, Output, State, ctx, dcc, html, no_update
 from dash.exceptions import PreventUpdate
 
-from dashboard import data, ids
+from dashboard import auth, data, ids
 from dashboard.history import LIVE_RANGES, RANGE_LABELS, chart_window
 from dashboard.commands import LUMINAIRE_KINDS, CommandError
 from dashboard.figures import CHART_METRICS, colour_for, format_value, series_csv, series_figure, unit_of
@@ -101,8 +101,11 @@ def lighting_panel(devices: Sequence[Mapping[str, Any]], lang: str) -> Any:
     luminaires = [d for d in devices if d["kind"] in LUMINAIRE_KINDS]
     if not luminaires:
         return html.P(t("No luminaires in this room.", lang), className="muted")
+    allowed = auth.can("command")
     notice = [] if data.bridge() is not None else [html.P(
         t("Commands need an MQTT broker (start the dashboard with --mqtt-url).", lang), className="warning")]
+    if not allowed:
+        notice.append(html.P(t("Only operators and admins may send commands.", lang), className="muted"))
     options = [{"label": t("all luminaires", lang), "value": ALL_LUMINAIRES}] + [
         {"label": f"{d['device_id']} ({d['kind']})", "value": d["device_id"]} for d in luminaires]
     return html.Div([
@@ -110,12 +113,15 @@ def lighting_panel(devices: Sequence[Mapping[str, Any]], lang: str) -> Any:
         html.Div([
             dcc.Dropdown(id=ids.ROOM_LUMINAIRE, options=options, value=ALL_LUMINAIRES, clearable=False,
                          className="picker picker-small"),
-            html.Button(t("On", lang), id={"type": ids.ROOM_CMD, "action": "on"}, className="button"),
-            html.Button(t("Off", lang), id={"type": ids.ROOM_CMD, "action": "off"}, className="button"),
+            html.Button(t("On", lang), id={"type": ids.ROOM_CMD, "action": "on"}, className="button",
+                        disabled=not allowed),
+            html.Button(t("Off", lang), id={"type": ids.ROOM_CMD, "action": "off"}, className="button",
+                        disabled=not allowed),
             html.Div([html.Span(t("level", lang), className="muted"),
                       dcc.Slider(id=ids.ROOM_LEVEL, min=0, max=100, step=10, value=50,
                                  marks={0: "0", 50: "50", 100: "100"})], className="slider"),
-            html.Button(t("Dim", lang), id={"type": ids.ROOM_CMD, "action": "dim"}, className="button"),
+            html.Button(t("Dim", lang), id={"type": ids.ROOM_CMD, "action": "dim"}, className="button",
+                        disabled=not allowed),
         ], className="pickers"),
         html.Div(id=ids.ROOM_CMD_STATUS, className="muted"),
         html.H4(t("Recent commands", lang)),
@@ -246,7 +252,7 @@ def download_csv(n_clicks: int | None, metric: str, range_key: str, start_date: 
     return dcc.send_string(series_csv(points, metric, unit_of(metric)), name)
 
 
-def send(room_id: int, target: str, action: str, level: float | None) -> list[str]:
+def send(room_id: int, target: str, action: str, level: float | None, sent_by: str = "dashboard") -> list[str]:
     """Send ``action`` to one luminaire of the room or to all; return the command ids."""
     bridge = data.bridge()
     if bridge is None:
@@ -256,7 +262,7 @@ def send(room_id: int, target: str, action: str, level: float | None) -> list[st
     if not luminaires:
         raise CommandError(f"no luminaire {target!r} in this room")
     return [bridge.send(d["site_id"], d["device_id"], d["id"], action, level if action == "dim" else None,
-                        sent_by="dashboard") for d in luminaires]
+                        sent_by=sent_by) for d in luminaires]
 
 
 @dash.callback(
@@ -267,14 +273,19 @@ def send(room_id: int, target: str, action: str, level: float | None) -> list[st
     State(ids.ROOM_ID, "data"),
     prevent_initial_call=True,
 )
+@auth.requires("command")
 def send_command(clicks: list[int | None], target: str, level: float | None, room_id: int) -> str:
     """On / Off / Dim pressed: publish the command (stored first, so its ack can be shown)."""
     trigger = ctx.triggered_id
     if not trigger or not any(clicks):
         raise PreventUpdate
     lang = current()
+    user = auth.current_user()
+    what = {"room": room_id, "target": target, "action": trigger["action"], "level": level}
     try:
-        sent = send(room_id, target or ALL_LUMINAIRES, trigger["action"], level)
+        sent = send(room_id, target or ALL_LUMINAIRES, trigger["action"], level, sent_by=user["username"])
     except CommandError as exc:
+        auth.record("command", "failed", f"room {room_id}", {**what, "error": str(exc)})
         return f"{t('command not sent', lang)}: {exc}"
+    auth.record("command", "ok", f"room {room_id}", {**what, "commands": sent})
     return f"{t('command sent', lang)}: {trigger['action']} × {len(sent)}"

@@ -1,30 +1,41 @@
-"""Alarms: raise, list with filters, acknowledge with a note, clear.
+"""Alarms: raise, list with filters, acknowledge with a note, clear; the lifecycle log.
 
 States go ``open`` -> ``acknowledged`` (a person has seen it, with a note) -> ``closed``
-(the condition cleared); an alarm may also clear while still open. Nothing is deleted:
-closed alarms are the history.
+(the condition cleared, ``cleared_at`` says when); an alarm may also clear while still
+open. There is at most one alarm not closed per site, rule and room (or device). Nothing
+is deleted: closed alarms are the history. Every transition is also written to
+``alarm_events`` (raised, acknowledged, cleared), which is the outbox of notifications.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timedelta
 from typing import Any
 
 import psycopg
 from psycopg.rows import dict_row
 
+from twin.rule_engine import Episode
+
 SEVERITIES = ("info", "warning", "critical")
 STATES = ("open", "acknowledged", "closed")
 
+_EVENT = "INSERT INTO alarm_events (alarm_id, event, at, by, note) VALUES (%s, %s, %s, %s, %s)"
+
 
 def raise_alarm(conn: psycopg.Connection, site_id: str, rule: str, severity: str, message: str = "", *,
-                room_id: int | None = None, device_key: int | None = None) -> int:
-    """Open an alarm; return its id (``device_key`` is ``devices.id``)."""
+                room_id: int | None = None, device_key: int | None = None, at: datetime | None = None,
+                standard: str | None = None, value: float | None = None) -> int:
+    """Open an alarm (``raised_at`` = ``at``, default now); return its id (``device_key`` is ``devices.id``)."""
     row = conn.execute(
-        """INSERT INTO alarms (site_id, room_id, device_id, rule, severity, message)
-           VALUES (%s, %s, %s, %s, %s, %s) RETURNING id""",
-        (site_id, room_id, device_key, rule, severity, message),
+        """INSERT INTO alarms (site_id, room_id, device_id, rule, severity, message, raised_at, standard, value)
+           VALUES (%s, %s, %s, %s, %s, %s, coalesce(%s, now()), %s, %s) RETURNING id, raised_at""",
+        (site_id, room_id, device_key, rule, severity, message, at, standard, value),
     ).fetchone()
-    return int(row[0])  # type: ignore[index]
+    assert row is not None
+    conn.execute(_EVENT, (row[0], "raised", row[1], None, None))
+    return int(row[0])
 
 
 def list_alarms(conn: psycopg.Connection, *, site_id: str | None = None, severity: str | None = None,
@@ -33,7 +44,8 @@ def list_alarms(conn: psycopg.Connection, *, site_id: str | None = None, severit
     with conn.cursor(row_factory=dict_row) as cur:
         return cur.execute(
             """SELECT a.id, a.site_id, s.name AS site_name, a.room_id, r.name AS room, d.device_id, a.rule,
-                      a.severity, a.state, a.message, a.raised_at, a.cleared_at, a.acked_at, a.acked_by, a.note
+                      a.severity, a.state, a.message, a.raised_at, a.cleared_at, a.acked_at, a.acked_by, a.note,
+                      a.standard, a.value
                FROM alarms a JOIN sites s ON s.site_id = a.site_id
                LEFT JOIN rooms r ON r.id = a.room_id LEFT JOIN devices d ON d.id = a.device_id
                WHERE (%(site)s::text IS NULL OR a.site_id = %(site)s)
@@ -46,22 +58,136 @@ def list_alarms(conn: psycopg.Connection, *, site_id: str | None = None, severit
 
 def acknowledge(conn: psycopg.Connection, alarm_id: int, *, by: str, note: str = "") -> bool:
     """Acknowledge an open alarm with a note; False when it is unknown or not open."""
-    cur = conn.execute(
+    row = conn.execute(
         """UPDATE alarms SET state = 'acknowledged', acked_at = now(), acked_by = %s, note = %s
-           WHERE id = %s AND state = 'open'""",
+           WHERE id = %s AND state = 'open' RETURNING acked_at""",
         (by, note, alarm_id),
-    )
-    return cur.rowcount == 1
+    ).fetchone()
+    if row is None:
+        return False
+    conn.execute(_EVENT, (alarm_id, "acknowledged", row[0], by, note))
+    return True
 
 
-def clear(conn: psycopg.Connection, alarm_id: int) -> bool:
-    """Close an alarm whose condition has cleared; False when it is unknown or already closed."""
-    cur = conn.execute(
-        "UPDATE alarms SET state = 'closed', cleared_at = now() WHERE id = %s AND state <> 'closed'", (alarm_id,))
-    return cur.rowcount == 1
+def clear(conn: psycopg.Connection, alarm_id: int, at: datetime | None = None) -> bool:
+    """Close an alarm whose condition has cleared (at ``at``, default now); False when unknown or already closed."""
+    row = conn.execute(
+        """UPDATE alarms SET state = 'closed', cleared_at = coalesce(%s, now())
+           WHERE id = %s AND state <> 'closed' RETURNING cleared_at""", (at, alarm_id)).fetchone()
+    if row is None:
+        return False
+    conn.execute(_EVENT, (alarm_id, "cleared", row[0], None, None))
+    return True
 
 
 def open_counts(conn: psycopg.Connection) -> dict[str, int]:
     """Alarms not closed, per site."""
     rows = conn.execute("SELECT site_id, count(*) FROM alarms WHERE state <> 'closed' GROUP BY 1").fetchall()
     return {s: int(n) for s, n in rows}
+
+
+def reconcile(conn: psycopg.Connection, site_id: str, episodes: Iterable[Episode], *, rules: Sequence[str],
+              start: datetime, end: datetime, standards: dict[str, str] | None = None,
+              continuing_from: datetime | None = None) -> dict[str, int]:
+    """Make the stored alarms of ``rules`` agree with ``episodes`` evaluated over ``[start, end)``.
+
+    An episode is the same alarm when site, rule, room, device and start agree: new ones
+    are raised, ones that have ended are cleared at their end (message and worst value
+    updated). Open alarms of these rules raised in the range that no episode explains any
+    more (late data changed the picture) are cleared at ``end``. With ``continuing_from``
+    (where the data began, for checks over a sliding window), an episode starting in its
+    first minute continues an open alarm raised before it. Returns counts of ``raised``,
+    ``cleared``, ``updated``.
+    """
+    standards = standards or {}
+    episodes = list(episodes)
+    lo = min([start, *(e.start for e in episodes)])
+    counts = {"raised": 0, "cleared": 0, "updated": 0}
+    stored = conn.execute(
+        """SELECT id, rule, coalesce(room_id, -1), coalesce(device_id, -1), raised_at, state
+           FROM alarms WHERE site_id = %s AND rule = ANY(%s)
+             AND (state <> 'closed' OR (raised_at >= %s AND raised_at < %s))""",
+        (site_id, list(rules), lo, end)).fetchall()
+    by_key = {(r, room, dev, at): (aid, state) for aid, r, room, dev, at, state in stored}
+    seen: set[int] = set()
+    for ep in sorted(episodes, key=lambda e: e.start):
+        key = (ep.rule, ep.room_id if ep.room_id is not None else -1, ep.device if ep.device is not None else -1,
+               ep.start)
+        if key not in by_key and continuing_from is not None and ep.start < continuing_from + timedelta(minutes=1):
+            key = next((k for k, (_, state) in by_key.items()
+                        if k[:3] == key[:3] and state != "closed" and k[3] < ep.start), key)
+        if key in by_key:
+            aid, state = by_key[key]
+            seen.add(aid)
+            if state == "closed":
+                continue
+            conn.execute("UPDATE alarms SET message = %s, value = %s WHERE id = %s", (ep.message, ep.value, aid))
+            counts["updated"] += 1
+        else:
+            # one open alarm per room/device and rule: an older open one that the data no longer explains ends now
+            for (r, room, dev, _), (old, state) in by_key.items():
+                if (r, room, dev) == key[:3] and state != "closed" and old not in seen:
+                    clear(conn, old, ep.start)
+                    seen.add(old)
+                    counts["cleared"] += 1
+            aid = raise_alarm(conn, site_id, ep.rule, ep.severity, ep.message, room_id=ep.room_id,
+                              device_key=ep.device, at=ep.start, standard=standards.get(ep.rule),
+                              value=ep.value)
+            seen.add(aid)
+            counts["raised"] += 1
+        if ep.end is not None and clear(conn, aid, ep.end):
+            counts["cleared"] += 1
+    for (_, _, _, raised_at), (aid, state) in by_key.items():
+        if aid not in seen and state != "closed" and start <= raised_at < end:
+            clear(conn, aid, end)
+            counts["cleared"] += 1
+    return counts
+
+
+def open_alarm(conn: psycopg.Connection, site_id: str, rule: str, device_key: int) -> tuple[int, datetime] | None:
+    """The open (not closed) alarm of a device and rule: ``(id, raised_at)``, or None."""
+    row = conn.execute(
+        "SELECT id, raised_at FROM alarms WHERE site_id = %s AND rule = %s AND device_id = %s AND state <> 'closed'",
+        (site_id, rule, device_key)).fetchone()
+    return (int(row[0]), row[1]) if row else None
+
+
+def open_alarm_starts(conn: psycopg.Connection, site_id: str, rule: str) -> dict[int, datetime]:
+    """Device key -> when its open alarm of ``rule`` began (device alarms only)."""
+    return dict(conn.execute(
+        """SELECT device_id, raised_at FROM alarms
+           WHERE site_id = %s AND rule = %s AND state <> 'closed' AND device_id IS NOT NULL""",
+        (site_id, rule)).fetchall())
+
+
+def pending_events(conn: psycopg.Connection, limit: int = 500) -> list[dict[str, Any]]:
+    """Lifecycle events not yet notified, oldest first, with what a receiver needs to know."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute(
+            """SELECT e.id AS event_id, e.event, e.at, e.by, e.note, a.id AS alarm_id, a.site_id, a.rule,
+                      a.severity, a.state, a.message, a.standard, a.value, a.raised_at, a.cleared_at,
+                      r.name AS room, a.room_id, d.device_id
+               FROM alarm_events e JOIN alarms a ON a.id = e.alarm_id
+               LEFT JOIN rooms r ON r.id = a.room_id LEFT JOIN devices d ON d.id = a.device_id
+               WHERE e.notified_at IS NULL ORDER BY e.id LIMIT %s""", (limit,)).fetchall()
+
+
+def mark_notified(conn: psycopg.Connection, event_ids: Sequence[int]) -> None:
+    conn.execute("UPDATE alarm_events SET notified_at = now() WHERE id = ANY(%s)", (list(event_ids),))
+
+
+def alarm_events(conn: psycopg.Connection, alarm_id: int) -> list[tuple[str, datetime, str | None, str | None]]:
+    """``(event, at, by, note)`` of one alarm, in order."""
+    return [tuple(r) for r in conn.execute(  # type: ignore[misc]
+        "SELECT event, at, by, note FROM alarm_events WHERE alarm_id = %s ORDER BY id", (alarm_id,)).fetchall()]
+
+
+def month_alarms(conn: psycopg.Connection, site_id: str, start: datetime, end: datetime) -> list[dict[str, Any]]:
+    """Alarms of a site raised in ``[start, end)``, oldest first (for the monthly report)."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute(
+            """SELECT a.id, a.rule, a.severity, a.state, a.raised_at, a.cleared_at, a.acked_at, a.acked_by,
+                      a.standard, r.name AS room, d.device_id, d.kind
+               FROM alarms a LEFT JOIN rooms r ON r.id = a.room_id LEFT JOIN devices d ON d.id = a.device_id
+               WHERE a.site_id = %s AND a.raised_at >= %s AND a.raised_at < %s ORDER BY a.raised_at, a.id""",
+            (site_id, start, end)).fetchall()

@@ -38,21 +38,53 @@ def storey_plan(conn: psycopg.Connection, storey_id: int) -> list[dict[str, Any]
                                                                                                     strict=True)]
 
 
-_DEVICE_MARKER = ("device_id", "kind", "room_id", "x", "y", "state")
+_DEVICE_MARKER = ("device_id", "kind", "room_id", "x", "y")
 
 
 def storey_devices(conn: psycopg.Connection, storey_id: int) -> list[dict[str, Any]]:
-    """Devices placed on a storey (in its rooms, or on it without a room) with position, room and state."""
+    """Devices on a storey (in its rooms, or on it without a room) with kind, room and position (may be None).
+
+    Their state changes all the time and is read apart (:func:`storey_devices_not_online`).
+    """
     rows = conn.execute(
-        """SELECT d.device_id, d.kind, d.room_id, d.x, d.y, coalesce(st.state, 'unknown')
-           FROM devices d LEFT JOIN device_status st ON st.device_id = d.id
-           WHERE d.removed_at IS NULL AND d.x IS NOT NULL AND d.y IS NOT NULL
+        """SELECT d.device_id, d.kind, d.room_id, d.x, d.y FROM devices d
+           WHERE d.removed_at IS NULL
              AND (d.room_id IN (SELECT id FROM rooms WHERE storey_id = %(storey)s)
                   OR (d.room_id IS NULL AND d.storey_id = %(storey)s))
            ORDER BY d.device_id""",
         {"storey": storey_id},
     ).fetchall()
     return [dict(zip(_DEVICE_MARKER, r, strict=True)) for r in rows]
+
+
+def storey_stamp(conn: psycopg.Connection, storey_id: int) -> datetime | None:
+    """When a BIM import last wrote the storey's site (None: no such storey).
+
+    Only an import moves rooms or devices, and every import that changes something
+    stamps its site, so a plan drawn for this stamp is still the plan.
+    """
+    row = conn.execute(
+        """SELECT s.updated_at FROM storeys st JOIN buildings b ON b.id = st.building_id
+           JOIN sites s ON s.site_id = b.site_id WHERE st.id = %s""",
+        (storey_id,),
+    ).fetchone()
+    return row[0] if row else None
+
+
+def storey_devices_not_online(conn: psycopg.Connection, storey_id: int) -> dict[str, str]:
+    """Device id -> state of the devices on a storey that are not online (``offline``, ``unknown``).
+
+    A healthy storey returns (almost) nothing: the floor plan refreshes with this every few seconds.
+    """
+    rows = conn.execute(
+        """SELECT d.device_id, coalesce(st.state, 'unknown')
+           FROM devices d LEFT JOIN device_status st ON st.device_id = d.id
+           WHERE d.removed_at IS NULL AND st.state IS DISTINCT FROM 'online'
+             AND (d.room_id IN (SELECT id FROM rooms WHERE storey_id = %(storey)s)
+                  OR (d.room_id IS NULL AND d.storey_id = %(storey)s))""",
+        {"storey": storey_id},
+    ).fetchall()
+    return dict(rows)
 
 
 def room_health(conn: psycopg.Connection, room_ids: Sequence[int]) -> dict[int, tuple[int, int]]:

@@ -44,15 +44,19 @@ def update_status(
 
 
 def record_seq(conn: psycopg.Connection, seqs: dict[int, tuple[int, int, int]]) -> None:
-    """Per device ``(first_seq, last_seq, gaps_inside_batch)``: count gaps against the stored last seq."""
+    """Per device ``(first_seq, last_seq, gaps_inside_batch)``: count gaps against the stored last seq.
+
+    One statement for the whole batch (the devices' arrays side by side), not one per device.
+    """
     if not seqs:
         return
-    with conn.cursor() as cur:
-        cur.executemany(
-            """UPDATE device_status SET
-                 seq_gaps = seq_gaps + %s + CASE WHEN last_seq IS NOT NULL AND %s > last_seq + 1
-                                                 THEN %s - last_seq - 1 ELSE 0 END,
-                 last_seq = %s
-               WHERE device_id = %s""",
-            [(gaps, first, first, last, key) for key, (first, last, gaps) in seqs.items()],
-        )
+    keys = list(seqs)
+    conn.execute(
+        """UPDATE device_status AS d SET
+             seq_gaps = d.seq_gaps + v.gaps + CASE WHEN d.last_seq IS NOT NULL AND v.first > d.last_seq + 1
+                                                   THEN v.first - d.last_seq - 1 ELSE 0 END,
+             last_seq = v.last
+           FROM unnest(%s::int[], %s::bigint[], %s::bigint[], %s::bigint[]) AS v(device_id, gaps, first, last)
+           WHERE d.device_id = v.device_id""",
+        (keys, [seqs[k][2] for k in keys], [seqs[k][0] for k in keys], [seqs[k][1] for k in keys]),
+    )

@@ -14,9 +14,10 @@ from datetime import datetime
 from typing import Any
 
 import psycopg
+from psycopg import sql
 from psycopg.rows import dict_row
 
-from twin.metrics import BY_ID
+from twin.metrics import BY_ID, BY_NAME
 from twin.storage import partitions
 
 Row = tuple[datetime, int, int, float]  # ts, devices.id, metric_id, value
@@ -113,11 +114,23 @@ def room_latest(conn: psycopg.Connection, room_ids: Sequence[int]) -> dict[int, 
 
     Metric names come from the catalogue in memory, so the query does not join ``metrics``.
     """
-    rows = conn.execute(
+    return _by_room(conn.execute(
         """SELECT d.room_id, l.metric_id, avg(l.value) FROM latest l JOIN devices d ON d.id = l.device_id
            WHERE d.room_id = ANY(%s) AND d.removed_at IS NULL GROUP BY 1, 2""",
         (list(room_ids),),
-    ).fetchall()
+    ).fetchall())
+
+
+def storey_latest(conn: psycopg.Connection, storey_id: int) -> dict[int, dict[str, float]]:
+    """:func:`room_latest` of every room of a storey (one parameter instead of a list of room ids)."""
+    return _by_room(conn.execute(
+        """SELECT d.room_id, l.metric_id, avg(l.value) FROM latest l JOIN devices d ON d.id = l.device_id
+           WHERE d.room_id IN (SELECT id FROM rooms WHERE storey_id = %s) AND d.removed_at IS NULL GROUP BY 1, 2""",
+        (storey_id,),
+    ).fetchall())
+
+
+def _by_room(rows: Sequence[tuple[int, int, float]]) -> dict[int, dict[str, float]]:
     out: dict[int, dict[str, float]] = {}
     for room_id, metric_id, value in rows:
         metric = BY_ID.get(metric_id)
@@ -140,13 +153,16 @@ def room_latest_detail(conn: psycopg.Connection, room_id: int) -> list[dict[str,
 def room_series(
     conn: psycopg.Connection, room_id: int, metric: str, start: datetime, end: datetime, *, hourly: bool = False
 ) -> list[tuple[datetime, float, float, float]]:
-    """``(bucket, mean, min, max)`` of a metric in a room from the rollups, oldest first."""
-    table = "rollup_1h" if hourly else "rollup_1m"
+    """``(bucket, mean, min, max)`` of a metric in a room from the rollups, oldest first (none for an unknown metric)."""
+    table = sql.Identifier("rollup_1h" if hourly else "rollup_1m")
+    known = BY_NAME.get(metric)
+    if known is None:
+        return []
     rows = conn.execute(
-        f"""SELECT r.bucket, sum(r.sum) / sum(r.n), min(r.min), max(r.max)
-            FROM {table} r JOIN devices d ON d.id = r.device_id JOIN metrics m ON m.metric_id = r.metric_id
-            WHERE d.room_id = %s AND m.name = %s AND r.bucket >= %s AND r.bucket < %s
-            GROUP BY r.bucket ORDER BY r.bucket""",
-        (room_id, metric, start, end),
+        sql.SQL("""SELECT r.bucket, sum(r.sum) / sum(r.n), min(r.min), max(r.max)
+            FROM {} r JOIN devices d ON d.id = r.device_id
+            WHERE d.room_id = %s AND r.metric_id = %s AND r.bucket >= %s AND r.bucket < %s
+            GROUP BY r.bucket ORDER BY r.bucket""").format(table),
+        (room_id, known.metric_id, start, end),
     ).fetchall()
     return [(b, float(mean), float(lo), float(hi)) for b, mean, lo, hi in rows]

@@ -99,12 +99,22 @@ def _commands(conn: psycopg.Connection) -> None:
     conn.execute(resources.files("twin.sql").joinpath("0007_commands.sql").read_text("utf-8"))
 
 
+def _monitoring(conn: psycopg.Connection) -> None:
+    conn.execute(resources.files("twin.sql").joinpath("0008_monitoring.sql").read_text("utf-8"))
+
+
+def _security(conn: psycopg.Connection) -> None:
+    conn.execute(resources.files("twin.sql").joinpath("0009_security.sql").read_text("utf-8"))
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "core twin tables", _core),
     Migration(2, "metric catalogue", _metrics),
     Migration(3, "readings (hypertable or partitioned)", _readings),
     Migration(4, "BIM revisions: georeference, room geometry source and quantities, device id source", _bim_revisions),
     Migration(7, "commands to devices and their acknowledgements", _commands),
+    Migration(8, "monitoring: climate zones, alarm lifecycle and outbox, rule overrides, daily KPIs", _monitoring),
+    Migration(9, "security: users, sessions, audit log, MQTT accounts", _security),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 

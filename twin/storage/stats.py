@@ -12,6 +12,7 @@ from twin.storage.schema import LATEST_VERSION, backend, schema_version
 TABLES = (
     "sites", "buildings", "storeys", "rooms", "devices", "metrics", "readings", "latest",
     "rollup_1m", "rollup_1h", "device_status", "alarms", "dead_letters", "bim_imports",
+    "alarm_events", "kpi_daily",
 )
 
 

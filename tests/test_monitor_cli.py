@@ -1,0 +1,65 @@
+"""campus-twin monitor, kpis and report against a real database: output, files, one-line errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import orjson
+from click.testing import CliRunner
+
+from tests.helpers import small_twin
+from twin.cli import main
+from twin.database import connection
+from twin.storage.model import save_model
+
+
+def run(db_url: str, *args: str):
+    return CliRunner().invoke(main, ["--database-url", db_url, *args], catch_exceptions=False)
+
+
+def test_monitor_kpis_and_report_commands(db_url, tmp_path: Path):
+    with connection(db_url) as conn:
+        save_model(conn, small_twin("c1"))
+    once = run(db_url, "monitor", "--once")
+    assert once.exit_code == 0 and "raised 0, cleared 0" in once.output
+    timed = run(db_url, "monitor", "--interval", "1", "--duration", "1.5")
+    assert timed.exit_code == 0 and "stopped: raised 0" in timed.output
+    past = run(db_url, "monitor", "--from", "2026-11-16", "--to", "2026-11-17")
+    assert past.exit_code == 0 and "c1: raised 0, cleared 0" in past.output
+    kpis = run(db_url, "kpis", "--day", "2026-11-16", "--json")
+    assert kpis.exit_code == 0
+    doc = orjson.loads(kpis.output)
+    # three classrooms, no device reported: 0 of 3 everywhere, nothing measured for lighting compliance
+    assert doc["scopes"]["c1"]["iot_coverage"] == {"value": 0.0, "numerator": 0.0, "denominator": 3.0}
+    assert doc["scopes"]["network"]["lighting_compliance"]["value"] is None
+    text = run(db_url, "kpis", "--day", "2026-11-16")
+    assert "network" in text.output and "0.0%" in text.output
+    out = tmp_path / "c1.html"
+    result = run(db_url, "report", "--site", "c1", "--month", "2026-10", "--out", str(out))
+    assert result.exit_code == 0 and f"wrote {out}" in result.output
+    html = out.read_text("utf-8")
+    assert "monthly report 2026-10" in html and "No classroom was measured this month." in html
+
+
+def test_bad_input_gets_one_line_errors(db_url, tmp_path: Path):
+    with connection(db_url) as conn:
+        save_model(conn, small_twin("c1", rooms=1))
+    bad = tmp_path / "rules.toml"
+    bad.write_text("[rules.classroom_co2_high]\nseverity = 'loud'\n")
+    cases = [
+        (["report", "--site", "nope", "--month", "2026-11", "--out", str(tmp_path / "x.html")],
+         "Error: unknown site 'nope'"),
+        (["report", "--site", "nope", "--month", "2026-13", "--out", str(tmp_path / "x.html")],
+         "Error: not a month: '2026-13' (use YYYY-MM, e.g. 2026-11)"),
+        (["report", "--site", "c1", "--month", "2999-01", "--out", str(tmp_path / "x.html")], "has not begun"),
+        (["monitor", "--once", "--rules", str(bad)], "Error: rule classroom_co2_high: severity must be one of"),
+        (["monitor", "--once", "--rules", str(tmp_path / "missing.toml")], "Error: cannot read rules file"),
+        (["kpis", "--site", "nope"], "Error: unknown site 'nope'"),
+    ]
+    for args, message in cases:
+        result = CliRunner().invoke(main, ["--database-url", db_url, *args])
+        assert result.exit_code == 1, (args, result.output)
+        assert message in result.output and len(result.output.strip().splitlines()) == 1, result.output
+    assert not (tmp_path / "x.html").exists()
+    result = CliRunner().invoke(main, ["--database-url", db_url, "kpis", "--day", "16/11/2026"])
+    assert result.exit_code == 2 and "not a date" in result.output

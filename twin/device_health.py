@@ -1,0 +1,156 @@
+"""Device health, pure: offline, stuck value, out of physical range, sequence gaps, low battery.
+
+History-based checks (offline, stuck, out of range) turn timestamps into
+:class:`~twin.rule_engine.Episode` values keyed by their start, so re-evaluating the same
+data gives the same alarms. Sequence gaps and battery come from the device's status,
+which has no history: they are checked against the present (docs/monitoring.md).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from twin.rule_engine import MINUTE, Episode
+
+#: Nominal reporting interval per device kind (what the simulators and typical devices use).
+REPORTING_INTERVAL: dict[str, timedelta] = {
+    "env_sensor": timedelta(seconds=30), "luminaire": timedelta(seconds=60),
+    "blackboard_luminaire": timedelta(seconds=60), "panel": timedelta(seconds=60),
+}
+DEFAULT_INTERVAL = timedelta(seconds=60)
+#: Offline after this many reporting intervals without data.
+OFFLINE_INTERVALS = 3
+#: A metric repeating exactly the same value for this long (and at least ``STUCK_MIN_SAMPLES`` samples) is stuck.
+STUCK_AFTER: dict[str, timedelta] = {
+    "co2": timedelta(minutes=20), "noise": timedelta(minutes=20), "pm25": timedelta(minutes=60),
+    "temperature": timedelta(minutes=60), "humidity": timedelta(minutes=60),
+}
+STUCK_MIN_SAMPLES = 5
+#: Out-of-range dead letters closer than this belong to one alarm; it clears this long after the last.
+OUT_OF_RANGE_QUIET = timedelta(minutes=15)
+LOW_BATTERY_PCT, BATTERY_CLEAR_PCT = 20.0, 25.0
+#: A sequence-gap alarm clears when no new gap was seen for this long.
+SEQ_GAP_QUIET = timedelta(hours=1)
+
+SEVERITY = {"device_offline": "warning", "device_stuck": "warning", "device_out_of_range": "warning",
+            "device_seq_gaps": "info", "device_low_battery": "info"}
+
+
+def interval_of(kind: str) -> timedelta:
+    return REPORTING_INTERVAL.get(kind, DEFAULT_INTERVAL)
+
+
+def received_and_expected(kind: str, messages: int, start: datetime, until: datetime,
+                          first_heard: datetime | None) -> tuple[float, float] | None:
+    """``(received, expected)`` messages of one device over ``[start, until)``; None for kinds that do not report.
+
+    Expected from ``start``, or from ``first_heard`` when that is later (a device installed
+    meanwhile); received is capped at expected, so one device's surplus hides no loss.
+    """
+    interval = REPORTING_INTERVAL.get(kind)
+    if interval is None:
+        return None
+    since = max(start, first_heard) if first_heard is not None else start
+    expected = max(0.0, (until - since).total_seconds()) / interval.total_seconds()
+    return min(messages, expected), expected
+
+
+def last_seen_before(offline_from: datetime, kind: str) -> datetime:
+    """The minute a device was last seen, from the start of its offline episode (the inverse of
+    :func:`offline_episodes`: offline from ``last + 1 min + 3 intervals``)."""
+    return offline_from - MINUTE - OFFLINE_INTERVALS * interval_of(kind)
+
+
+def offline_episodes(device: int, kind: str, buckets: Sequence[datetime], *, before: datetime | None,
+                     after: datetime | None, now: datetime) -> list[Episode]:
+    """Offline periods from the minutes in which a device reported (sorted).
+
+    ``before``: its last minute before the range (``None``: never); ``after``: its first
+    minute after the range (``None``: none yet). A device last seen in minute ``b`` (so at
+    most ``b + 1 min``) is offline from ``b + 1 min + 3 intervals`` until its next minute.
+    """
+    limit = OFFLINE_INTERVALS * interval_of(kind)
+    points = ([before] if before else []) + list(buckets) + ([after] if after else [])
+    out = []
+    for p, q in zip(points, points[1:], strict=False):
+        start = p + MINUTE + limit
+        if q > start:
+            out.append(_device(device, "device_offline", start, q, f"no data for {_span(q - p - MINUTE)}"))
+    if points and after is None:
+        start = points[-1] + MINUTE + limit
+        if now > start:
+            out.append(_device(device, "device_offline", start, None,
+                               f"no data since {points[-1] + MINUTE:%Y-%m-%d %H:%M} UTC"))
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class MetricMinute:
+    bucket: datetime
+    n: int
+    min: float
+    max: float
+
+
+def stuck_episodes(device: int, metric: str, minutes: Sequence[MetricMinute], *, kind: str) -> list[Episode]:
+    """Runs of exactly one value (``min == max`` in every minute) lasting :data:`STUCK_AFTER`.
+
+    The episode starts at the run's first minute and ends at the first minute with another
+    value; a run still going at the end of the data stays open. A gap longer than the
+    offline limit breaks a run.
+    """
+    after = STUCK_AFTER.get(metric)
+    if after is None:
+        return []
+    gap = OFFLINE_INTERVALS * interval_of(kind) + MINUTE
+    out: list[Episode] = []
+    run: list[MetricMinute] = []
+
+    def flush(end: datetime | None) -> None:
+        if run and run[-1].bucket + MINUTE - run[0].bucket >= after and sum(m.n for m in run) >= STUCK_MIN_SAMPLES:
+            out.append(_device(device, "device_stuck", run[0].bucket, end,
+                               f"{metric} stuck at {run[0].min:g} since {run[0].bucket:%H:%M} UTC"))
+
+    for m in minutes:
+        same = m.min == m.max and run and m.min == run[0].min and m.bucket - run[-1].bucket <= gap
+        if same:
+            run.append(m)
+            continue
+        flush(m.bucket)
+        run = [m] if m.min == m.max else []
+    flush(None)
+    return out
+
+
+def out_of_range_episodes(device: int, received: Iterable[datetime], *, now: datetime) -> list[Episode]:
+    """Groups of out-of-range dead letters (receive times): raised at the first, cleared after a quiet spell."""
+    times = sorted(received)
+    out: list[Episode] = []
+    i = 0
+    while i < len(times):
+        j = i
+        while j + 1 < len(times) and times[j + 1] - times[j] < OUT_OF_RANGE_QUIET:
+            j += 1
+        end = times[j] + OUT_OF_RANGE_QUIET
+        out.append(_device(device, "device_out_of_range", times[i], end if end <= now else None,
+                           f"{j - i + 1} value(s) outside the physical range (see dead letters)"))
+        i = j + 1
+    return out
+
+
+def battery_low(battery_pct: float | None, *, alarm_open: bool) -> bool | None:
+    """True: raise (or keep); False: clear; None: nothing to say (no battery reported)."""
+    if battery_pct is None:
+        return None
+    return battery_pct < (BATTERY_CLEAR_PCT if alarm_open else LOW_BATTERY_PCT)
+
+
+def _span(delta: timedelta) -> str:
+    minutes = int(delta.total_seconds() // 60)
+    return f"{minutes} min" if minutes < 120 else f"{minutes / 60:.1f} h"
+
+
+def _device(device: int, rule: str, start: datetime, end: datetime | None, message: str) -> Episode:
+    return Episode(rule, None, device, start, end, SEVERITY[rule], 0.0, message)

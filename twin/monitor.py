@@ -1,0 +1,249 @@
+"""The monitor: evaluates rules and device health over stored rollups, persists alarms, notifies, runs the KPI job.
+
+:meth:`Monitor.evaluate` is deterministic over historical data (an explicit range and
+``now``); :meth:`Monitor.run_once` is one cycle of the continuous ``campus-twin monitor``:
+re-evaluate today (and any earlier day with a room alarm still open), check device
+health over the recent past, check battery and sequence gaps, send the notification
+outbox, and refresh today's KPIs (and any of the last days not stored yet).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import psycopg
+
+from twin import device_health as health
+from twin.database import connect
+from twin.kpi_job import compute_day, day_bounds
+from twin.notify import Notifier
+from twin.rule_engine import Episode, evaluate_room
+from twin.standards import Rule, RulesError, SiteConfig, active_rules, season
+from twin.storage import alarms, kpis, monitoring
+from twin.timetable import SCHOOL_END, SCHOOL_START, SCHOOL_TZ, Timetable
+
+log = logging.getLogger(__name__)
+
+#: Device health is evaluated over this much of the recent past in each cycle.
+HEALTH_WINDOW = timedelta(hours=3)
+#: Rooms alarms still open are re-evaluated back to at most this many days.
+MAX_REEVALUATE_DAYS = 7
+#: How often the continuous monitor refreshes today's KPIs.
+KPI_EVERY = timedelta(minutes=15)
+HEALTH_RULES = ("device_offline", "device_stuck", "device_out_of_range")
+
+
+@dataclass
+class Counts:
+    raised: int = 0
+    cleared: int = 0
+    updated: int = 0
+
+    def add(self, other: Mapping[str, int]) -> None:
+        self.raised += other.get("raised", 0)
+        self.cleared += other.get("cleared", 0)
+        self.updated += other.get("updated", 0)
+
+
+@dataclass
+class Monitor:
+    """Evaluates every site of the database at ``url``; ``config`` comes from a rules file (or defaults)."""
+
+    url: str
+    config: SiteConfig = field(default_factory=SiteConfig)
+    notifier: Notifier | None = None
+    timetable: Timetable = field(default_factory=Timetable)
+    kpi_every: timedelta = KPI_EVERY
+    totals: Counts = field(default_factory=Counts)
+    #: Set to stop: a cycle in progress ends after the site or KPI day it is on.
+    stop: threading.Event = field(default_factory=threading.Event)
+    _kpis_at: datetime | None = None
+
+    # -- configuration --------------------------------------------------------------------------------
+    def rules(self, conn: psycopg.Connection, site_id: str) -> dict[str, Rule]:
+        """The site's rules: defaults, the rules file, then the database's overrides."""
+        return self.config.rules_for(site_id, monitoring.rule_overrides(conn, site_id))
+
+    def _rules_or_defaults(self, conn: psycopg.Connection, site_id: str) -> dict[str, Rule]:
+        """:meth:`rules`, or the defaults and rules file when the site's stored overrides are broken
+        (for the KPIs: one school's bad override must not stop the network's figures)."""
+        if not site_id:
+            return self.config.rules_for(site_id)
+        try:
+            return self.rules(conn, site_id)
+        except RulesError as exc:
+            log.error("monitor: site %s: stored rule overrides ignored for the KPIs: %s", site_id, exc)
+            return self.config.rules_for(site_id)
+
+    def season_of(self, site_id: str, stored_zone: str | None) -> Any:
+        zone = self.config.climate_zone(site_id, stored_zone)
+        return lambda day: season(day, zone)
+
+    # -- evaluation --------------------------------------------------------------------------------------
+    def evaluate(self, conn: psycopg.Connection, site_id: str, start: datetime, end: datetime, *,
+                 now: datetime | None = None) -> Counts:
+        """Rules on every school day touching ``[start, end)`` and device health over it; store the alarms."""
+        now = now or datetime.now(UTC)
+        zone = dict(monitoring.sites(conn)).get(site_id)
+        counts = Counts()
+        counts.add(self._evaluate_rules(conn, site_id, start, end, now, zone))
+        counts.add(self._evaluate_health(conn, site_id, start, min(end, now), now))
+        self.totals.add(counts.__dict__)
+        return counts
+
+    def _evaluate_rules(self, conn: psycopg.Connection, site_id: str, start: datetime, end: datetime,
+                        now: datetime, zone: str | None) -> dict[str, int]:
+        every_rule = self.rules(conn, site_id)
+        rules = active_rules(every_rule.values())
+        metrics = sorted({r.metric for r in rules} | {"occupancy"})
+        rooms = monitoring.rooms(conn, site_id)
+        first, last = start.astimezone(SCHOOL_TZ).date(), (end - timedelta(microseconds=1)).astimezone(SCHOOL_TZ).date()
+        episodes: list[Episode] = []
+        day = first
+        while day <= last:
+            if self.timetable.school_day(day):
+                # every rule's hours lie within the school day: read only those minutes
+                lo = datetime.combine(day, SCHOOL_START, SCHOOL_TZ)
+                hi = min(datetime.combine(day, SCHOOL_END, SCHOOL_TZ), now)
+                data = monitoring.room_minutes(conn, site_id, metrics, lo, hi) if hi > lo else {}
+                for room in rooms:
+                    if room.room_id in data:
+                        episodes += evaluate_room(rules, room, data[room.room_id], now=now, timetable=self.timetable,
+                                                  season_of=self.season_of(site_id, zone))
+            day += timedelta(days=1)
+        lo_day, hi_day = day_bounds(first)[0], day_bounds(last)[1]
+        # Every rule of the site, switched off ones too: their open alarms end (nothing explains
+        # them any more), and no later than now.
+        return alarms.reconcile(conn, site_id, episodes, rules=list(every_rule), start=lo_day,
+                                end=min(hi_day, now), standards={r.id: r.standard for r in rules})
+
+    def _evaluate_health(self, conn: psycopg.Connection, site_id: str, start: datetime, horizon: datetime,
+                         now: datetime) -> dict[str, int]:
+        episodes: list[Episode] = []
+        offline_since = alarms.open_alarm_starts(conn, site_id, "device_offline")
+        for dev in monitoring.device_activity(conn, site_id, start, horizon):
+            if dev.kind in health.REPORTING_INTERVAL:
+                before = dev.before
+                if before is None and dev.device in offline_since:
+                    # Back after an outage longer than the look-back (a weekend): the open alarm says
+                    # when it was last seen, so the episode is the same one and ends where it should.
+                    before = health.last_seen_before(offline_since[dev.device], dev.kind)
+                episodes += health.offline_episodes(dev.device, dev.kind, dev.buckets, before=before,
+                                                    after=dev.after, now=now)
+        stuck = monitoring.metric_minutes(conn, site_id, list(health.STUCK_AFTER), start, horizon)
+        for (dev_key, kind, metric), minutes in stuck.items():
+            episodes += health.stuck_episodes(dev_key, metric, minutes, kind=kind)
+        letters = monitoring.out_of_range_letters(conn, site_id, start - health.OUT_OF_RANGE_QUIET, horizon)
+        for dev_key, times in letters.items():
+            episodes += health.out_of_range_episodes(dev_key, times, now=now)
+        return alarms.reconcile(conn, site_id, episodes, rules=HEALTH_RULES, start=start, end=horizon,
+                                continuing_from=start)
+
+    def check_vitals(self, conn: psycopg.Connection, site_id: str, now: datetime) -> Counts:
+        """Battery and sequence gaps as the devices report them now (their status has no history)."""
+        counts = Counts()
+        for v in monitoring.device_vitals(conn, site_id):
+            dev = v["device"]
+            battery = alarms.open_alarm(conn, site_id, "device_low_battery", dev)
+            low = health.battery_low(v["battery_pct"], alarm_open=battery is not None)
+            if low and battery is None:
+                alarms.raise_alarm(conn, site_id, "device_low_battery", health.SEVERITY["device_low_battery"],
+                                   f"battery at {v['battery_pct']:.0f}%", device_key=dev, at=now,
+                                   value=v["battery_pct"])
+                counts.raised += 1
+            elif low is False and battery is not None:
+                counts.cleared += alarms.clear(conn, battery[0], now)
+            gaps, seen, last_gap_at = v["seq_gaps"], v["seq_gaps_seen"] or 0, v["last_gap_at"]
+            gap_alarm = alarms.open_alarm(conn, site_id, "device_seq_gaps", dev)
+            if gaps > seen:
+                last_gap_at = now
+                if gap_alarm is None:
+                    alarms.raise_alarm(conn, site_id, "device_seq_gaps", health.SEVERITY["device_seq_gaps"],
+                                       f"{gaps - seen} message(s) missing (sequence gaps)", device_key=dev, at=now,
+                                       value=gaps - seen)
+                    counts.raised += 1
+                else:
+                    conn.execute("UPDATE alarms SET message = %s, value = coalesce(value, 0) + %s WHERE id = %s",
+                                 (f"{gaps - seen} more message(s) missing (sequence gaps)", gaps - seen, gap_alarm[0]))
+                    counts.updated += 1
+            elif gap_alarm is not None and last_gap_at is not None and now - last_gap_at >= health.SEQ_GAP_QUIET:
+                counts.cleared += alarms.clear(conn, gap_alarm[0], now)
+            if gaps != v["seq_gaps_seen"] or last_gap_at != v["last_gap_at"]:
+                monitoring.remember_seq_gaps(conn, dev, gaps, last_gap_at)
+        self.totals.add(counts.__dict__)
+        return counts
+
+    # -- the continuous cycle ---------------------------------------------------------------------------
+    def run_once(self, now: datetime | None = None) -> Counts:
+        """One cycle over every site; commits per site."""
+        now = now or datetime.now(UTC)
+        counts = Counts()
+        today = now.astimezone(SCHOOL_TZ).date()
+        with connect(self.url) as conn:
+            if not monitoring.try_lock_monitor(conn):
+                log.warning("another monitor is running on this database: this cycle is skipped")
+                return counts
+            for site_id, zone in monitoring.sites(conn):
+                if self.stop.is_set():
+                    return counts
+                try:
+                    counts.add(self._site_cycle(conn, site_id, zone, today, now).__dict__)
+                    conn.commit()
+                except (RulesError, psycopg.DataError) as exc:  # one school's bad overrides stop only that school
+                    conn.rollback()
+                    log.error("monitor: site %s skipped this cycle: %s", site_id, str(exc).splitlines()[0])
+            if self._kpis_at is None or now - self._kpis_at >= self.kpi_every:
+                self.daily_kpis(conn, today, now=now)
+                self._kpis_at = now
+            if self.notifier is not None:
+                self.notifier.send_pending(conn)
+            conn.commit()
+        self.totals.add(counts.__dict__)
+        return counts
+
+    def _site_cycle(self, conn: psycopg.Connection, site_id: str, zone: str | None, today: date,
+                    now: datetime) -> Counts:
+        """Rules since today (or the oldest open rule alarm, bounded), device health, vitals of one site."""
+        counts = Counts()
+        start = day_bounds(today)[0]
+        oldest = monitoring.earliest_open_rule_alarm(conn, site_id)
+        if oldest is not None:
+            floor = day_bounds(today - timedelta(days=MAX_REEVALUATE_DAYS))[0]
+            start = min(start, max(floor, day_bounds(oldest.astimezone(SCHOOL_TZ).date())[0]))
+        counts.add(self._evaluate_rules(conn, site_id, start, now, now, zone))
+        counts.add(self._evaluate_health(conn, site_id, now - HEALTH_WINDOW, now, now))
+        counts.add(self.check_vitals(conn, site_id, now).__dict__)
+        return counts
+
+    def daily_kpis(self, conn: psycopg.Connection, today: date, *, now: datetime, back: int = 7) -> list[date]:
+        """Today's KPIs, and those of the last ``back`` days not stored yet; return the days computed."""
+        present = kpis.days_complete(conn, kpis.NETWORK, today - timedelta(days=back), today,
+                                     lambda d: day_bounds(d)[1])
+        days = [today - timedelta(days=i) for i in range(back, 0, -1) if today - timedelta(days=i) not in present]
+        for day in [*days, today]:
+            if self.stop.is_set():
+                break
+            compute_day(conn, day, rules_for=lambda s: self._rules_or_defaults(conn, s), now=now,
+                        timetable=self.timetable)
+            conn.commit()
+        return [*days, today]
+
+    def run(self, stop: threading.Event, interval_s: float = 60.0) -> None:
+        """Cycle until ``stop`` is set; a failing cycle is logged and retried at the next interval."""
+        self.stop = stop
+        while not stop.is_set():
+            try:
+                c = self.run_once()
+                log.info("monitor cycle raised=%d cleared=%d updated=%d", c.raised, c.cleared, c.updated)
+            except Exception as exc:  # a bad cycle (database down, a bad override) must not stop the service
+                log.warning("monitor cycle failed: %s: %s", type(exc).__name__, str(exc).splitlines()[0] if str(exc)
+                            else "")
+            stop.wait(interval_s)
+        if self.notifier is not None:
+            self.notifier.close()
+

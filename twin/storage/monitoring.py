@@ -1,0 +1,177 @@
+"""What the monitor reads: rooms, 1-minute rollups per room and device, status, dead letters, overrides."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import psycopg
+from psycopg.types.json import Jsonb
+
+from twin.device_health import MetricMinute
+from twin.metrics import BY_ID, BY_NAME
+from twin.rule_engine import DeviceMinute, RoomContext
+
+#: How far before a range the monitor looks for a device's last report.
+LOOKBACK = timedelta(days=1)
+
+RoomMinutes = dict[int, dict[str, dict[datetime, list[DeviceMinute]]]]
+
+
+#: The advisory lock only one monitor at a time holds (two would raise and notify everything twice).
+MONITOR_LOCK = 0x7C7A1A52
+
+
+def try_lock_monitor(conn: psycopg.Connection) -> bool:
+    """Take the monitor's advisory lock for this session (released when the connection closes)."""
+    return bool(conn.execute("SELECT pg_try_advisory_lock(%s)", (MONITOR_LOCK,)).fetchone()[0])
+
+
+def sites(conn: psycopg.Connection) -> list[tuple[str, str | None]]:
+    """``(site_id, climate_zone)`` of every site."""
+    return [(s, z) for s, z in conn.execute("SELECT site_id, climate_zone FROM sites ORDER BY site_id").fetchall()]
+
+
+def site_exists(conn: psycopg.Connection, site_id: str) -> bool:
+    return conn.execute("SELECT 1 FROM sites WHERE site_id = %s", (site_id,)).fetchone() is not None
+
+
+def set_climate_zone(conn: psycopg.Connection, site_id: str, zone: str | None) -> bool:
+    return conn.execute("UPDATE sites SET climate_zone = %s WHERE site_id = %s", (zone, site_id)).rowcount == 1
+
+
+def rooms(conn: psycopg.Connection, site_id: str) -> list[RoomContext]:
+    return [RoomContext(i, use, area, name) for i, use, area, name in conn.execute(
+        "SELECT id, use, area_m2, name FROM rooms WHERE site_id = %s AND removed_at IS NULL ORDER BY id",
+        (site_id,)).fetchall()]
+
+
+def room_minutes(conn: psycopg.Connection, site_id: str, metrics: Sequence[str], start: datetime,
+                 end: datetime) -> RoomMinutes:
+    """room -> metric -> minute -> the samples of the room's devices, from ``rollup_1m``."""
+    ids = [BY_NAME[m].metric_id for m in metrics if m in BY_NAME]
+    rows = conn.execute(
+        """SELECT d.room_id, r.metric_id, r.bucket, d.id, d.kind, r.sum / r.n, r.min, r.max, r.n
+           FROM rollup_1m r JOIN devices d ON d.id = r.device_id
+           WHERE d.site_id = %s AND d.room_id IS NOT NULL AND d.removed_at IS NULL
+             AND r.metric_id = ANY(%s) AND r.bucket >= %s AND r.bucket < %s""",
+        (site_id, ids, start, end)).fetchall()
+    out: RoomMinutes = defaultdict(lambda: defaultdict(lambda: defaultdict(list)))
+    for room, metric_id, bucket, dev, kind, mean, lo, hi, n in rows:
+        out[room][BY_ID[metric_id].name][bucket].append(DeviceMinute(bucket, dev, kind, mean, lo, hi, n))
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceActivity:
+    device: int
+    device_id: str
+    kind: str
+    buckets: list[datetime]
+    before: datetime | None
+    after: datetime | None
+
+
+def device_activity(conn: psycopg.Connection, site_id: str, start: datetime, end: datetime) -> list[DeviceActivity]:
+    """Per device of the site: the minutes with data in ``[start, end)``, the last before, the first after.
+
+    The last report before the range is looked for in the day before it, else taken from
+    ``latest`` when the device has sent nothing since.
+    """
+    devices = conn.execute(
+        """SELECT d.id, d.device_id, d.kind,
+                  (SELECT max(r.bucket) FROM rollup_1m r WHERE r.device_id = d.id
+                     AND r.bucket >= %(lb)s AND r.bucket < %(start)s),
+                  (SELECT date_trunc('minute', max(l.ts)) FROM latest l WHERE l.device_id = d.id),
+                  (SELECT min(r.bucket) FROM rollup_1m r WHERE r.device_id = d.id
+                     AND r.bucket >= %(end)s AND r.bucket < %(la)s)
+           FROM devices d WHERE d.site_id = %(site)s AND d.removed_at IS NULL ORDER BY d.id""",
+        {"site": site_id, "start": start, "end": end, "lb": start - LOOKBACK, "la": end + LOOKBACK}).fetchall()
+    buckets: dict[int, list[datetime]] = defaultdict(list)
+    for dev, bucket in conn.execute(
+            """SELECT DISTINCT r.device_id, r.bucket FROM rollup_1m r JOIN devices d ON d.id = r.device_id
+               WHERE d.site_id = %s AND r.bucket >= %s AND r.bucket < %s ORDER BY 1, 2""",
+            (site_id, start, end)).fetchall():
+        buckets[dev].append(bucket)
+    out = []
+    for dev, device_id, kind, before, latest, after in devices:
+        if before is None and latest is not None and latest < start:
+            before = latest
+        out.append(DeviceActivity(dev, device_id, kind, buckets.get(dev, []), before, after))
+    return out
+
+
+def metric_minutes(conn: psycopg.Connection, site_id: str, metrics: Sequence[str], start: datetime,
+                   end: datetime) -> dict[tuple[int, str, str], list[MetricMinute]]:
+    """``(device, kind, metric) -> minutes`` (count, min, max) for the stuck-value check."""
+    ids = [BY_NAME[m].metric_id for m in metrics]
+    out: dict[tuple[int, str, str], list[MetricMinute]] = defaultdict(list)
+    for dev, kind, metric_id, bucket, n, lo, hi in conn.execute(
+            """SELECT r.device_id, d.kind, r.metric_id, r.bucket, r.n, r.min, r.max
+               FROM rollup_1m r JOIN devices d ON d.id = r.device_id
+               WHERE d.site_id = %s AND d.removed_at IS NULL AND r.metric_id = ANY(%s)
+                 AND r.bucket >= %s AND r.bucket < %s ORDER BY 1, 3, 4""",
+            (site_id, ids, start, end)).fetchall():
+        out[(dev, kind, BY_ID[metric_id].name)].append(MetricMinute(bucket, n, lo, hi))
+    return out
+
+
+def out_of_range_letters(conn: psycopg.Connection, site_id: str, start: datetime,
+                         end: datetime) -> dict[int, list[datetime]]:
+    """Device -> receive times of its telemetry refused for a value outside the physical range."""
+    prefix = f"campus/v1/{site_id}/"
+    rows = conn.execute(
+        """SELECT d.id, l.received_at FROM dead_letters l
+           JOIN devices d ON d.site_id = %s AND l.topic = %s || d.device_id || '/telemetry'
+           WHERE l.reason LIKE '%%outside physical range%%' AND l.received_at >= %s AND l.received_at < %s
+             AND starts_with(l.topic, %s)""",
+        (site_id, prefix, start, end, prefix)).fetchall()
+    out: dict[int, list[datetime]] = defaultdict(list)
+    for dev, at in rows:
+        out[dev].append(at)
+    return out
+
+
+def device_vitals(conn: psycopg.Connection, site_id: str) -> list[dict[str, Any]]:
+    """Battery and sequence gaps of each device, with what the monitor saw last time."""
+    rows = conn.execute(
+        """SELECT d.id, d.device_id, s.battery_pct, coalesce(s.seq_gaps, 0), m.seq_gaps_seen, m.last_gap_at
+           FROM devices d LEFT JOIN device_status s ON s.device_id = d.id
+           LEFT JOIN monitor_devices m ON m.device_id = d.id
+           WHERE d.site_id = %s AND d.removed_at IS NULL ORDER BY d.id""", (site_id,)).fetchall()
+    keys = ("device", "device_id", "battery_pct", "seq_gaps", "seq_gaps_seen", "last_gap_at")
+    return [dict(zip(keys, r, strict=True)) for r in rows]
+
+
+def remember_seq_gaps(conn: psycopg.Connection, device: int, seen: int, last_gap_at: datetime | None) -> None:
+    conn.execute(
+        """INSERT INTO monitor_devices (device_id, seq_gaps_seen, last_gap_at) VALUES (%s, %s, %s)
+           ON CONFLICT (device_id) DO UPDATE SET seq_gaps_seen = excluded.seq_gaps_seen,
+             last_gap_at = excluded.last_gap_at""", (device, seen, last_gap_at))
+
+
+def rule_overrides(conn: psycopg.Connection, site_id: str) -> dict[str, dict[str, Any]]:
+    """Per-site rule overrides stored in the database: rule id -> fields."""
+    return {r: dict(p) for r, p in conn.execute(
+        "SELECT rule_id, params FROM rule_overrides WHERE site_id = %s ORDER BY rule_id", (site_id,)).fetchall()}
+
+
+def set_rule_override(conn: psycopg.Connection, site_id: str, rule_id: str, params: dict[str, Any] | None) -> None:
+    """Store (or with ``None`` remove) a site's override of one rule."""
+    if params is None:
+        conn.execute("DELETE FROM rule_overrides WHERE site_id = %s AND rule_id = %s", (site_id, rule_id))
+        return
+    conn.execute(
+        """INSERT INTO rule_overrides (site_id, rule_id, params) VALUES (%s, %s, %s)
+           ON CONFLICT (site_id, rule_id) DO UPDATE SET params = excluded.params, updated_at = now()""",
+        (site_id, rule_id, Jsonb(params)))
+
+
+def earliest_open_rule_alarm(conn: psycopg.Connection, site_id: str) -> datetime | None:
+    """When the oldest open room alarm was raised (its day is evaluated again until it clears)."""
+    row = conn.execute("SELECT min(raised_at) FROM alarms WHERE site_id = %s AND state <> 'closed' "
+                       "AND room_id IS NOT NULL AND device_id IS NULL", (site_id,)).fetchone()
+    return row[0] if row else None

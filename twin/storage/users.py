@@ -1,0 +1,119 @@
+"""Dashboard users and their server-side sessions.
+
+Passwords are stored as salted scrypt hashes (:mod:`twin.security`); a session is stored as
+the SHA-256 of its cookie token, with the CSRF token the browser must echo on every POST.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import psycopg
+from psycopg.rows import dict_row
+
+from twin import security
+
+#: How long a login lasts.
+SESSION_TTL = timedelta(hours=12)
+
+
+class UserError(ValueError):
+    """A user that cannot be added or removed (exists, unknown, bad name, role or password)."""
+
+
+def add_user(conn: psycopg.Connection, username: str, role: str, password: str) -> int:
+    """Create a user; raises :class:`UserError` for a taken name, unknown role or weak password."""
+    try:
+        security.check_username(username)
+        security.check_new_password(password)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    if role not in security.ROLES:
+        raise UserError(f"unknown role {role!r} (one of {', '.join(security.ROLES)})")
+    row = conn.execute(
+        """INSERT INTO users (username, role, password_hash) VALUES (%s, %s, %s)
+           ON CONFLICT (username) DO NOTHING RETURNING id""",
+        (username, role, security.hash_password(password)),
+    ).fetchone()
+    if row is None:
+        raise UserError(f"user {username!r} exists")
+    return int(row[0])
+
+
+def set_password(conn: psycopg.Connection, username: str, password: str) -> bool:
+    """Give ``username`` a new password; end their sessions. False for an unknown user."""
+    try:
+        security.check_new_password(password)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    cur = conn.execute("UPDATE users SET password_hash = %s WHERE username = %s RETURNING id",
+                       (security.hash_password(password), username))
+    row = cur.fetchone()
+    if row is None:
+        return False
+    conn.execute("DELETE FROM user_sessions WHERE user_id = %s", (row[0],))
+    return True
+
+
+def remove_user(conn: psycopg.Connection, username: str) -> bool:
+    """Delete a user and their sessions; False when there is no such user."""
+    return conn.execute("DELETE FROM users WHERE username = %s", (username,)).rowcount == 1
+
+
+def list_users(conn: psycopg.Connection) -> list[dict[str, Any]]:
+    """Every user (name, role, created, last login), by name."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute(
+            """SELECT u.username, u.role, u.created_at,
+                      (SELECT max(ts) FROM audit_log a WHERE a.username = u.username AND a.action = 'login'
+                         AND a.outcome = 'ok') AS last_login
+               FROM users u ORDER BY u.username""").fetchall()
+
+
+def user(conn: psycopg.Connection, username: str) -> dict[str, Any] | None:
+    with conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute("SELECT id, username, role, created_at FROM users WHERE username = %s",
+                           (username,)).fetchone()
+
+
+def authenticate(conn: psycopg.Connection, username: str, password: str) -> dict[str, Any] | None:
+    """The user (id, username, role) when the password matches, else None (same work either way)."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        row = cur.execute("SELECT id, username, role, password_hash FROM users WHERE username = %s",
+                          (username,)).fetchone()
+    stored = row["password_hash"] if row else _DUMMY_HASH
+    ok = security.verify_password(password, stored)
+    if not (row and ok):
+        return None
+    return {k: row[k] for k in ("id", "username", "role")}
+
+
+#: Checked against when the username is unknown, so a wrong name costs as much time as a wrong password.
+_DUMMY_HASH = security.hash_password(security.new_token())
+
+
+def create_session(conn: psycopg.Connection, user_id: int, ttl: timedelta = SESSION_TTL) -> tuple[str, str]:
+    """A new session for ``user_id``: ``(cookie token, CSRF token)``; expired sessions are purged."""
+    conn.execute("DELETE FROM user_sessions WHERE expires_at < now()")
+    token, csrf = security.new_token(), security.new_token()
+    conn.execute(
+        "INSERT INTO user_sessions (token_hash, user_id, csrf_token, expires_at) VALUES (%s, %s, %s, now() + %s)",
+        (security.token_digest(token), user_id, csrf, ttl),
+    )
+    return token, csrf
+
+
+def session_user(conn: psycopg.Connection, token: str) -> dict[str, Any] | None:
+    """``{id, username, role, csrf_token, expires_at}`` of a live session, else None."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute(
+            """SELECT u.id, u.username, u.role, s.csrf_token, s.expires_at
+               FROM user_sessions s JOIN users u ON u.id = s.user_id
+               WHERE s.token_hash = %s AND s.expires_at > now()""",
+            (security.token_digest(token),),
+        ).fetchone()
+
+
+def end_session(conn: psycopg.Connection, token: str) -> None:
+    conn.execute("DELETE FROM user_sessions WHERE token_hash = %s", (security.token_digest(token),))
