@@ -19,6 +19,15 @@ from twin.domain import Building, Device, Room, Site, Storey, TwinModel
 from twin.mqtt import MqttClient
 
 
+def stored_readings(url: str) -> int:
+    """Rows in ``readings``. Tests on a shared broker wait on this, not on a worker's message counter:
+    that also counts the retained statuses other tests left on the broker."""
+    from twin.database import connection
+
+    with connection(url) as conn:
+        return int(conn.execute("SELECT count(*) FROM readings").fetchone()[0])
+
+
 def small_twin(site_id: str = "t1", rooms: int = 3) -> TwinModel:
     """One building, one storey, ``rooms`` classrooms side by side, a sensor and a luminaire in each."""
     room_list = tuple(
