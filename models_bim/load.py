@@ -25,6 +25,7 @@ from shapely.geometry import Point
 
 from models_bim.devices import DEVICE_ID_PSET, declared_device_id_and_source, device_elements, global_id_device_id
 from models_bim.errors import IfcReadError
+from models_bim.footprint_process import FootprintProcess, footprint_source
 from models_bim.footprints import Footprint, FootprintJob, fallback_footprint
 from models_bim.georef import map_conversion, site_location
 from models_bim.index import FileIndex, Placements
@@ -49,6 +50,17 @@ Z_TOLERANCE_M = 0.5
 def open_ifc(path: Path) -> ifcopenshell.file:
     """Open an IFC-SPF file, or raise :class:`IfcReadError` saying in one line what is wrong with it."""
     path = Path(path)
+    check_header(path)
+    try:
+        ifc_file = ifcopenshell.open(str(path))
+    except Exception as exc:  # ifcopenshell raises several types for bad input
+        raise IfcReadError(f"truncated or corrupt IFC: {exc}") from None
+    _check_entities(path, ifc_file)
+    return ifc_file
+
+
+def check_header(path: Path) -> None:
+    """Raise :class:`IfcReadError` unless ``path`` starts and ends like an IFC-SPF file of a supported schema."""
     try:
         size = path.stat().st_size
         with path.open("rb") as fh:
@@ -71,12 +83,6 @@ def open_ifc(path: Path) -> ifcopenshell.file:
         raise IfcReadError(f"unsupported schema {schema or '(none)'}")
     if b"END-ISO-10303-21" not in tail.upper():
         raise IfcReadError("truncated or corrupt IFC: no END-ISO-10303-21 trailer")
-    try:
-        ifc_file = ifcopenshell.open(str(path))
-    except Exception as exc:  # ifcopenshell raises several types for bad input
-        raise IfcReadError(f"truncated or corrupt IFC: {exc}") from None
-    _check_entities(path, ifc_file)
-    return ifc_file
 
 
 def _check_entities(path: Path, ifc_file: ifcopenshell.file) -> None:
@@ -105,19 +111,26 @@ def read_model(path: Path, *, site_id: str, site_name: str | None = None, role: 
     ``progress(stage, done, total)`` is called while footprints are computed. Raises
     :class:`IfcReadError` (and no other exception) when the file cannot be read.
     """
-    ifc_file = open_ifc(path)
+    check_header(Path(path))
+    # A big file's footprints come from a child process that starts now and opens the file
+    # alongside us; else the geometry iterator starts on its own threads once the file is open.
+    process = footprint_source(Path(path))
     try:
-        return _read(ifc_file, site_id=site_id, site_name=site_name, role=role, progress=progress)
+        ifc_file = open_ifc(path)
+        return _read(ifc_file, site_id=site_id, site_name=site_name, role=role, progress=progress,
+                     footprint_process=process)
     except IfcReadError:
         raise
     except Exception as exc:  # a file that opens but cannot be walked is corrupt
         raise IfcReadError(f"truncated or corrupt IFC: {type(exc).__name__}: {exc}") from None
+    finally:
+        if process is not None:
+            process.close()
 
 
 def _read(ifc_file: ifcopenshell.file, *, site_id: str, site_name: str | None, role: SiteRole,
-          progress: Progress | None) -> TwinModel:
-    # The geometry iterator works on its own threads from here on; the rest is done meanwhile.
-    job = FootprintJob(ifc_file, ifc_file.by_type("IfcSpace"))
+          progress: Progress | None, footprint_process: FootprintProcess | None = None) -> TwinModel:
+    job = footprint_process or FootprintJob(ifc_file, ifc_file.by_type("IfcSpace"))
     scale = ifcopenshell.util.unit.calculate_unit_scale(ifc_file)
     area_scale = ifcopenshell.util.unit.calculate_unit_scale(ifc_file, "AREAUNIT")
     tree = spatial_tree(ifc_file, scale)

@@ -1,0 +1,88 @@
+"""Footprints from the child process: the same as in-process, failures said in one line, no child left behind."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import ifcopenshell
+import psutil
+import pytest
+
+import models_bim.footprint_process as footprint_process
+from models_bim.errors import IfcReadError
+from models_bim.footprint_process import FootprintProcess
+from models_bim.footprints import space_footprints
+from models_bim.generate import generate_school
+from models_bim.load import read_model
+
+FILES = ["office-a_ifc2x3_revit2011_99spaces.ifc", "ac20-fzk-haus_ifc4_archicad20.ifc",
+         "duplex-electrical_ifc2x3_revit2013_feet.ifc"]
+
+
+def _children() -> list[psutil.Process]:
+    return [p for p in psutil.Process().children(recursive=True) if "footprint_process" in " ".join(p.cmdline())]
+
+
+@pytest.mark.parametrize("name", FILES)
+def test_child_process_gives_the_same_footprints_as_the_import_process(shared_ifc: Path, name: str) -> None:
+    path = shared_ifc / name
+    f = ifcopenshell.open(str(path))
+    here = space_footprints(f, f.by_type("IfcSpace"))
+    seen: list[tuple[int, int]] = []
+    there = FootprintProcess(path).collect(lambda stage, done, total: seen.append((done, total)))
+    assert here, "the file has spaces with body geometry"
+    assert there.keys() == here.keys()
+    for gid, fp in here.items():
+        assert there[gid].polygon.equals_exact(fp.polygon, 0), gid  # WKB keeps every coordinate bit for bit
+        assert (there[gid].area_m2, there[gid].z_min, there[gid].z_max) == (fp.area_m2, fp.z_min, fp.z_max)
+    assert seen and seen[-1][0] == seen[-1][1] == len(f.by_type("IfcSpace"))
+    assert _children() == []
+
+
+def test_read_model_through_the_child_process_equals_the_single_process_read(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "school.ifc"
+    generate_school(path, site_id="fp", name="足迹学校", storeys=2, classrooms_per_storey=4, labs=1)
+    alone = read_model(path, site_id="fp")
+    monkeypatch.setattr(footprint_process, "PROCESS_MIN_BYTES", 0)
+    monkeypatch.setattr(footprint_process, "THREADS", 2)
+    started: list[FootprintProcess] = []
+    real = footprint_process.FootprintProcess
+    monkeypatch.setattr(footprint_process, "FootprintProcess", lambda p: started.append(real(p)) or started[-1])
+    together = read_model(path, site_id="fp")
+    assert len(started) == 1, "the child process was used"
+    assert together.rooms == alone.rooms and together.devices == alone.devices
+    assert all(r.footprint is not None for r in together.rooms)
+
+
+def test_a_child_that_dies_is_a_one_line_error(shared_ifc: Path) -> None:
+    process = FootprintProcess(shared_ifc / FILES[0])
+    process._child.kill()  # as if the geometry kernel had crashed
+    with pytest.raises(IfcReadError, match=r"^the geometry kernel failed on this file: footprint process exit code -9"):
+        process.collect()
+    assert _children() == []
+
+
+def test_a_file_the_child_cannot_read_is_a_one_line_error(tmp_path: Path) -> None:
+    junk = tmp_path / "junk.ifc"
+    junk.write_bytes(b"not an ifc file at all\n" * 10)
+    with pytest.raises(IfcReadError, match=r"^footprints: .*Error"):
+        FootprintProcess(junk).collect()
+    assert _children() == []
+
+
+def test_a_broken_file_stops_the_child_and_says_what_is_wrong(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The header looks right, so the child starts; the parent's own check fails and stops it."""
+    path = tmp_path / "unreadable.ifc"
+    generate_school(path, site_id="fp", name="坏文件", storeys=1, classrooms_per_storey=2, labs=0)
+    text = path.read_text()
+    head, _, rest = text.partition("DATA;")
+    lines = rest.splitlines()
+    path.write_text(head + "DATA;" + "\n".join(line.replace("=", "= garbage(", 1) if i % 2 else line
+                                               for i, line in enumerate(lines)))
+    monkeypatch.setattr(footprint_process, "PROCESS_MIN_BYTES", 0)
+    monkeypatch.setattr(footprint_process, "THREADS", 2)
+    with pytest.raises(IfcReadError, match="truncated or corrupt IFC"):
+        read_model(path, site_id="fp")
+    assert _children() == []
