@@ -10,8 +10,8 @@ itself::
 
 The child is ``python -m models_bim.footprint_process FILE``, not a multiprocessing child:
 it never re-imports the caller's main module (scripts without a ``__main__`` guard work),
-and a geometry kernel that crashes takes down the child only: :meth:`FootprintProcess.collect`
-then raises :class:`IfcReadError`. The child writes pickled messages to its stdout:
+a geometry kernel that crashes takes down the child only (:meth:`FootprintProcess.collect`
+then raises :class:`IfcReadError`), and the child dies with its parent. The child writes pickled messages to its stdout:
 ``("progress", done, total)``, then ``("done", gids, wkbs, areas, z_mins, z_maxs)`` or ``("error", text)``.
 """
 
@@ -30,6 +30,7 @@ import shapely
 
 from models_bim.errors import IfcReadError
 from models_bim.footprints import THREADS, Footprint, FootprintJob, Progress
+from twin.process import die_with_parent
 
 #: Files of at least this size (bytes) get their footprints from a child process when there is
 #: more than one CPU. Below it, starting Python and parsing the file a second time cost more than
@@ -141,4 +142,5 @@ def compute(path: str, out: BinaryIO) -> None:
 if __name__ == "__main__":
     if len(sys.argv) != 2:
         sys.exit("usage: python -m models_bim.footprint_process FILE")
+    die_with_parent()  # an import killed outright (say at the dashboard's upload time limit) takes us along
     compute(sys.argv[1], sys.stdout.buffer)

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import ifcopenshell
@@ -86,3 +90,27 @@ def test_a_broken_file_stops_the_child_and_says_what_is_wrong(
     with pytest.raises(IfcReadError, match="truncated or corrupt IFC"):
         read_model(path, site_id="fp")
     assert _children() == []
+
+
+def test_the_child_dies_with_an_import_killed_outright(tmp_path: Path) -> None:
+    """The dashboard kills an upload's import at its time limit: its footprint process must go too
+    (it is told by Linux when its parent dies, and by the broken pipe when it next reports)."""
+    path = tmp_path / "big.ifc"
+    generate_school(path, site_id="fp", name="大学校", buildings=3, storeys=6, classrooms_per_storey=20, labs=3)
+    importer = subprocess.Popen([sys.executable, "-c", (
+        "import sys, time\n"
+        "from pathlib import Path\n"
+        "from models_bim.footprint_process import FootprintProcess\n"
+        "FootprintProcess(Path(sys.argv[1]))\n"
+        "print('started', flush=True)\n"
+        "time.sleep(60)\n"), str(path)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert importer.stdout is not None and importer.stdout.readline().strip() == "started"
+        child = next(p for p in psutil.Process(importer.pid).children() if "footprint_process" in " ".join(p.cmdline()))
+        os.kill(importer.pid, signal.SIGKILL)
+        importer.wait(10)
+        gone, alive = psutil.wait_procs([child], timeout=10)
+        assert not alive, "the footprint process outlived its parent"
+    finally:
+        if importer.poll() is None:
+            importer.kill()
