@@ -51,6 +51,11 @@ def open_ifc(path: Path) -> ifcopenshell.file:
     """Open an IFC-SPF file, or raise :class:`IfcReadError` saying in one line what is wrong with it."""
     path = Path(path)
     check_header(path)
+    return _open_checked(path)
+
+
+def _open_checked(path: Path) -> ifcopenshell.file:
+    """:func:`open_ifc` after :func:`check_header` has passed."""
     try:
         ifc_file = ifcopenshell.open(str(path))
     except Exception as exc:  # ifcopenshell raises several types for bad input
@@ -111,12 +116,13 @@ def read_model(path: Path, *, site_id: str, site_name: str | None = None, role: 
     ``progress(stage, done, total)`` is called while footprints are computed. Raises
     :class:`IfcReadError` (and no other exception) when the file cannot be read.
     """
-    check_header(Path(path))
+    path = Path(path)
+    check_header(path)
     # A big file's footprints come from a child process that starts now and opens the file
     # alongside us; else the geometry iterator starts on its own threads once the file is open.
-    process = footprint_source(Path(path))
+    process = footprint_source(path)
     try:
-        ifc_file = open_ifc(path)
+        ifc_file = _open_checked(path)
         return _read(ifc_file, site_id=site_id, site_name=site_name, role=role, progress=progress,
                      footprint_process=process)
     except IfcReadError:

@@ -15,6 +15,7 @@ from typing import Any
 
 from shapely.geometry import box
 
+from twin.database import connection
 from twin.domain import Building, Device, Room, Site, Storey, TwinModel
 from twin.mqtt import MqttClient
 
@@ -22,8 +23,6 @@ from twin.mqtt import MqttClient
 def stored_readings(url: str) -> int:
     """Rows in ``readings``. Tests on a shared broker wait on this, not on a worker's message counter:
     that also counts the retained statuses other tests left on the broker."""
-    from twin.database import connection
-
     with connection(url) as conn:
         return int(conn.execute("SELECT count(*) FROM readings").fetchone()[0])
 

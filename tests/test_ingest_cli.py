@@ -17,7 +17,7 @@ import psycopg
 import pytest
 from click.testing import CliRunner
 
-from tests.helpers import publisher, small_twin, wait_for
+from tests.helpers import publisher, small_twin, stored_readings, wait_for
 from twin.broker import AmqttBroker, MosquittoBroker
 from twin.cli import main
 from twin.contract import topic
@@ -36,11 +36,6 @@ def twin_db(db_url: str) -> str:
     return db_url
 
 
-def stored(url: str) -> int:
-    with connection(url) as conn:
-        return int(conn.execute("SELECT count(*) FROM readings").fetchone()[0])
-
-
 @pytest.mark.usefixtures("mosquitto_installed")
 def test_two_worker_processes_share_the_stream_log_throughput_and_stop_cleanly(twin_db, tmp_path):
     broker = MosquittoBroker(tmp_path / "mosquitto", persist=False)
@@ -57,12 +52,12 @@ def test_two_worker_processes_share_the_stream_log_throughput_and_stop_cleanly(t
             # both members subscribed: probe until a message lands, then publish the stream
             t = topic("t1", "ENV-1", "telemetry")
             probe = orjson.dumps({"ts": int(BASE.timestamp() * 1000) - 1000, "metrics": {"co2": 1}})
-            wait_for(lambda: client.publish(t, probe, qos=1) and stored(twin_db) >= 1, interval=0.5)
+            wait_for(lambda: client.publish(t, probe, qos=1) and stored_readings(twin_db) >= 1, interval=0.5)
             time.sleep(1.0)
             for i in range(n):
                 ts = int((BASE + timedelta(seconds=i)).timestamp() * 1000)
                 client.publish(t, orjson.dumps({"ts": ts, "metrics": {"co2": i}}), qos=1)
-            wait_for(lambda: stored(twin_db) >= n + 1, timeout=60)
+            wait_for(lambda: stored_readings(twin_db) >= n + 1, timeout=60)
         time.sleep(1.2)  # a throughput line from each worker
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=60)
@@ -74,7 +69,7 @@ def test_two_worker_processes_share_the_stream_log_throughput_and_stop_cleanly(t
     assert proc.returncode == 0, text[-2000:]
     assert "ingest throughput client=cli-w-1" in text and "ingest throughput client=cli-w-2" in text
     assert "with 2 worker(s)" in out.decode()
-    assert stored(twin_db) == n + 1
+    assert stored_readings(twin_db) == n + 1
     assert children and not any(c.is_running() and c.status() != psutil.STATUS_ZOMBIE for c in children)
 
 
@@ -139,7 +134,7 @@ def test_db_retention_shows_then_drops_only_partitions_past_the_policy(twin_db):
     assert shown.exit_code == 0, shown.output
     info = orjson.loads(shown.output)
     assert info["backend"] == "postgresql" and info["due"] == [old_name] and info["dropped"] == []
-    assert stored(twin_db) == 2
+    assert stored_readings(twin_db) == 2
     applied = runner.invoke(main, ["--database-url", twin_db, "db", "retention", "--apply"])
     assert applied.exit_code == 0, applied.output
     assert f"dropped 1: {old_name}" in applied.output

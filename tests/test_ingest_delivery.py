@@ -26,7 +26,7 @@ import pytest
 from psycopg import sql
 
 from ingest.worker import IngestWorker
-from tests.helpers import running, small_twin, wait_for
+from tests.helpers import running, small_twin, stored_readings, wait_for
 from twin.broker import MosquittoBroker, free_port
 from twin.contract import topic
 from twin.database import connection
@@ -60,11 +60,6 @@ def broker(tmp_path: Path) -> Iterator[MosquittoBroker]:
 def payload(i: int) -> bytes:
     ts = BASE + timedelta(seconds=i)
     return orjson.dumps({"ts": int(ts.timestamp() * 1000), "seq": i + 1, "metrics": {"energy": float(i)}})
-
-
-def stored(url: str) -> int:
-    with connection(url) as conn:
-        return int(conn.execute("SELECT count(*) FROM readings").fetchone()[0])
 
 
 def assert_exact(url: str, n: int) -> None:
@@ -133,15 +128,15 @@ def test_kill_9_worker_mid_stream_and_restart_stores_every_message_once(twin_db,
     try:
         pub = Publisher(broker.url)
         # the worker's session must exist before the stream starts: repeat message 0 (stored once) until it lands
-        wait_for(lambda: pub.publish(0, 1) or stored(twin_db) >= 1, interval=0.5)
+        wait_for(lambda: pub.publish(0, 1) or stored_readings(twin_db) >= 1, interval=0.5)
         with in_thread(pub.publish, 1, n):
-            wait_for(lambda: stored(twin_db) >= 1500, interval=0.02)
+            wait_for(lambda: stored_readings(twin_db) >= 1500, interval=0.02)
             proc.send_signal(signal.SIGKILL)
             proc.wait(10)
-            at_kill = stored(twin_db)
+            at_kill = stored_readings(twin_db)
         assert at_kill < n, "the worker was not killed mid-stream"
         proc = ingest_process(twin_db, broker.url, "k9-worker")
-        wait_for(lambda: stored(twin_db) >= n, timeout=60)
+        wait_for(lambda: stored_readings(twin_db) >= n, timeout=60)
         time.sleep(0.5)  # any duplicate would land now
         assert_exact(twin_db, n)
         pub.close()
@@ -173,7 +168,7 @@ def test_broker_stopped_mid_stream_and_started_again_stores_every_message_once(t
                 broker = MosquittoBroker(workdir, port=port, persist=True)
                 pub.go.set()
             assert at_stop < n, "the broker was not stopped mid-stream"
-            wait_for(lambda: stored(twin_db) >= n, timeout=30)
+            wait_for(lambda: stored_readings(twin_db) >= n, timeout=30)
             time.sleep(0.5)
             pub.close()
         assert_exact(twin_db, n)
@@ -196,7 +191,7 @@ def test_database_unavailable_for_10_s_mid_stream_loses_nothing_and_memory_stays
         assert worker.connected.wait(10)
         pub = Publisher(broker.url, rate_per_s=20000)
         pub.publish(0, outage_at)
-        wait_for(lambda: stored(twin_db) >= outage_at)
+        wait_for(lambda: stored_readings(twin_db) >= outage_at)
         with psycopg.connect(pg_admin_url, autocommit=True) as admin:
             admin.execute(sql.SQL("ALTER DATABASE {} ALLOW_CONNECTIONS false").format(sql.Identifier(name)))
             admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,))
