@@ -184,11 +184,12 @@ def pipeline_consumer(db_url: str, mqtt_url: str, client_id: str, group: str, n:
                 self.first = time.time()
             super()._on_message(c, u, msg)
 
-        def write_batch(self, batch):  # noqa: ANN001
-            super().write_batch(batch)
+        def store(self, prepared):  # noqa: ANN001
+            inserted = super().store(prepared)
             self.last = now = time.time()
             if latency:
-                self.lat.extend(now - orjson.loads(m.payload)["ts"] / 1000.0 for m in batch)
+                self.lat.extend(now - orjson.loads(m.payload)["ts"] / 1000.0 for m in prepared.batch)
+            return inserted
 
     w = Timed(db_url, mqtt_url, client_id=client_id, share_group=group, stats_every_s=3600)
     stop = threading.Event()

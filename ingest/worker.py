@@ -1,11 +1,13 @@
 """The ingest worker: MQTT in, PostgreSQL out, acknowledged only after commit.
 
 paho's network thread puts each message on a bounded queue (a full queue blocks it,
-so the broker holds what we cannot take yet). The writer thread takes batches bounded
-by size and time, decodes them, writes readings with COPY plus dead letters and device
-status in one transaction, commits, and only then acknowledges the messages (QoS 1,
-manual acknowledgement). If the database fails, the batch is retried with backoff and
-nothing is acknowledged meanwhile.
+so the broker holds what we cannot take yet). The worker's thread takes batches bounded
+by size and time and decodes them (``prepare``); a store thread writes each decoded batch
+(readings with COPY, dead letters, device status) in one transaction, commits, and only
+then acknowledges its messages (QoS 1, manual acknowledgement). The two stages overlap:
+the next batch is decoded while the database works on the last one, so Python and
+PostgreSQL are busy at the same time. If the database fails, the batch is retried with
+backoff and nothing is acknowledged meanwhile.
 """
 
 from __future__ import annotations
@@ -14,8 +16,10 @@ import logging
 import queue
 import threading
 import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import NamedTuple, TypeVar
 from datetime import UTC, datetime
 
 import psycopg
@@ -41,6 +45,8 @@ RECEIVE_MAXIMUM = 20000
 RETRY_MAX_S = 30.0
 STATS_EVERY_S = 30.0
 DEVICE_REFRESH_S = 10.0
+STORING = "storing"
+T = TypeVar("T")
 
 
 class Message(NamedTuple):
@@ -64,6 +70,18 @@ class Counters:
     lag_s: float = 0.0  # receive to commit, oldest message of the last batch
     data_lag_s: float = 0.0  # reading timestamp to commit, newest reading of the last batch
     extra: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class Prepared:
+    """A decoded batch, ready to store: what ``prepare`` made of ``batch``."""
+
+    batch: list[Message]
+    rows: list[Row] = field(default_factory=list)
+    letters: list[tuple[datetime, str, str, bytes]] = field(default_factory=list)
+    statuses: list[tuple[int, object]] = field(default_factory=list)
+    seqs: dict[int, tuple[int, int, int]] = field(default_factory=dict)  # device key: (first, last, gaps)
+    newest: datetime | None = None  # newest reading timestamp
 
 
 class IngestWorker:
@@ -98,6 +116,7 @@ class IngestWorker:
         self._devices_loaded = 0.0
         self._topics: dict[str, tuple[contract.TopicParts, int] | str] = {}
         self._conn: psycopg.Connection | None = None
+        self._lookup: psycopg.Connection | None = None
         self._writer: ReadingWriter | None = None
         self._mqtt: MqttClient | None = None
         self._stopping = False
@@ -148,16 +167,22 @@ class IngestWorker:
             self._devices_loaded = 0.0
         return self._conn, self._writer
 
-    def _device_key(self, conn: psycopg.Connection, site: str, device: str) -> int | None:
+    def _lookup_db(self) -> psycopg.Connection:
+        """The connection ``prepare`` looks devices up on (not the one a batch is being stored on)."""
+        if self._lookup is None or self._lookup.closed:
+            self._lookup = connect(self.database_url, autocommit=True)
+        return self._lookup
+
+    def _device_key(self, site: str, device: str) -> int | None:
         key = self._devices.get((site, device))
         if key is None and time.monotonic() - self._devices_loaded > DEVICE_REFRESH_S:
-            self._devices = model.device_keys(conn)
+            self._devices = model.device_keys(self._lookup_db())
             self._devices_loaded = time.monotonic()
             self._topics.clear()
             key = self._devices.get((site, device))
         return key
 
-    def _route(self, conn: psycopg.Connection, topic: str) -> tuple[contract.TopicParts, int] | str:
+    def _route(self, topic: str) -> tuple[contract.TopicParts, int] | str:
         """``(topic parts, device key)`` of a topic, or the dead-letter reason (cached per topic)."""
         hit = self._topics.get(topic)
         if hit is not None:
@@ -165,7 +190,7 @@ class IngestWorker:
         parts = contract.parse_topic(topic)
         if parts is None:
             return "topic outside the contract"
-        key = self._device_key(conn, parts.site_id, parts.device_id)
+        key = self._device_key(parts.site_id, parts.device_id)
         if key is None:
             return f"unknown device {parts.device_id!r} at site {parts.site_id!r}"
         if len(self._topics) > 1_000_000:
@@ -173,18 +198,18 @@ class IngestWorker:
         self._topics[topic] = (parts, key)
         return parts, key
 
-    def write_batch(self, batch: list[Message]) -> None:
-        """Decode and store one batch in one transaction (raises on database errors)."""
-        conn, writer = self._db()
+    def prepare(self, batch: list[Message]) -> Prepared:
+        """Decode and validate a batch into rows, dead letters, statuses and seq ranges.
+
+        Touches the database only to look up devices not yet known (raises on database errors).
+        """
         if not self._devices:
-            self._devices, self._devices_loaded = model.device_keys(conn), time.monotonic()
-        rows: list[Row] = []
-        letters: list[tuple[datetime, str, str, bytes]] = []
-        statuses = []
-        seqs: dict[int, tuple[int, int, int]] = {}
+            self._devices, self._devices_loaded = model.device_keys(self._lookup_db()), time.monotonic()
+        out = Prepared(batch)
+        rows, letters, statuses, seqs = out.rows, out.letters, out.statuses, out.seqs
         newest: datetime | None = None
         for msg in batch:
-            route = self._route(conn, msg.topic)
+            route = self._route(msg.topic)
             received_at = datetime.fromtimestamp(msg.received_at, UTC)
             if isinstance(route, str):
                 letters.append((received_at, msg.topic, route, msg.payload))
@@ -217,23 +242,35 @@ class IngestWorker:
                 first, last, gaps = seqs.get(key, (decoded.seq, decoded.seq - 1, 0))
                 gaps += max(0, decoded.seq - last - 1)
                 seqs[key] = (first, max(last, decoded.seq), gaps)
+        out.newest = newest
+        return out
+
+    def store(self, prepared: Prepared) -> int:
+        """Write a prepared batch in one transaction and count it; return the readings newly stored
+        (raises on database errors)."""
+        conn, writer = self._db()
         with conn.transaction():
-            inserted = writer.write(rows)
-            events.add_dead_letters(conn, letters)
-            for key, status in statuses:
+            inserted = writer.write(prepared.rows)
+            events.add_dead_letters(conn, prepared.letters)
+            for key, status in prepared.statuses:
                 events.update_status(conn, key, status.state, firmware=status.firmware,
                                      battery_pct=status.battery_pct, rssi_dbm=status.rssi_dbm)
-            events.record_seq(conn, seqs)
+            events.record_seq(conn, prepared.seqs)
         c = self.counters
-        c.messages += len(batch)
+        c.messages += len(prepared.batch)
         c.rows += inserted
-        c.duplicates += len(rows) - inserted
-        c.dead_letters += len(letters)
+        c.duplicates += len(prepared.rows) - inserted
+        c.dead_letters += len(prepared.letters)
         c.batches += 1
         now = time.time()
-        c.lag_s = now - batch[0].received_at
-        if newest is not None:
-            c.data_lag_s = now - newest.timestamp()
+        c.lag_s = now - prepared.batch[0].received_at
+        if prepared.newest is not None:
+            c.data_lag_s = now - prepared.newest.timestamp()
+        return inserted
+
+    def write_batch(self, batch: list[Message]) -> None:
+        """Decode and store one batch in one transaction (raises on database errors)."""
+        self.store(self.prepare(batch))
 
     def _take_batch(self, stop: threading.Event) -> list[Message]:
         """Up to ``batch_max`` messages: closed at the size, after ``batch_wait_s``, or when the
@@ -261,23 +298,33 @@ class IngestWorker:
         self._taken.set()
         return batch
 
-    def _commit_with_retry(self, batch: list[Message], stop: threading.Event) -> bool:
+    def _retry(self, step: Callable[[], T], stop: threading.Event, what: str) -> T | None:
+        """``step()`` until it gets through the database errors (backoff up to ``retry_max_s``);
+        ``None`` when ``stop`` is set first. Nothing is acknowledged meanwhile."""
         delay = 0.5
         while True:
             try:
-                self.write_batch(batch)
-                return True
+                return step()
             except (psycopg.OperationalError, psycopg.InterfaceError, DatabaseUnavailable, OSError) as exc:
                 self.counters.db_errors += 1
-                log.warning("ingest database error, retrying in %.1fs (nothing acknowledged): %s",
+                log.warning("ingest database error while %s, retrying in %.1fs (nothing acknowledged): %s", what,
                             delay, str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
-                if self._conn is not None:
-                    self._conn.close()
-                self._conn = None
-                self._topics.clear()
+                conn = self._conn if what == STORING else self._lookup
+                if conn is not None:
+                    conn.close()
                 if stop.wait(delay):
-                    return False
+                    return None
                 delay = min(delay * 2, self.retry_max_s)
+
+    def _store_and_ack(self, prepared: Prepared, stop: threading.Event) -> None:
+        """On the store thread: commit (retrying), then acknowledge the batch's messages."""
+        if self._retry(lambda: self.store(prepared), stop, STORING) is None:
+            return
+        assert self._mqtt is not None
+        ack = self._mqtt.client.ack
+        for msg in prepared.batch:
+            if msg.qos > 0:
+                ack(msg.mid, msg.qos)
 
     def log_stats(self, elapsed_s: float, messages_before: int) -> None:
         c = self.counters
@@ -296,22 +343,30 @@ class IngestWorker:
         client.on_subscribe = self._on_subscribe
         self._mqtt.connect()
         last_stats, last_messages = time.monotonic(), 0
+        # Two stages: this thread decodes the next batch while the store thread commits the last
+        # one, so the database's work overlaps Python's. One batch in each at most, in order.
+        store_thread = ThreadPoolExecutor(1, thread_name_prefix=f"{self.client_id}-store")
+        storing: Future[None] | None = None
         try:
             while not stop.is_set():
                 batch = self._take_batch(stop)
                 if batch:
-                    if not self._commit_with_retry(batch, stop):
+                    prepared = self._retry(lambda: self.prepare(batch), stop, "looking up devices")
+                    if prepared is None:
                         break
-                    ack = client.ack
-                    for msg in batch:
-                        if msg.qos > 0:
-                            ack(msg.mid, msg.qos)
+                    if storing is not None:
+                        storing.result()
+                    storing = store_thread.submit(self._store_and_ack, prepared, stop)
                 now = time.monotonic()
                 if now - last_stats >= self.stats_every_s:
                     self.log_stats(now - last_stats, last_messages)
                     last_stats, last_messages = now, self.counters.messages
         finally:
             self._stopping = True
+            store_thread.shutdown(wait=True)  # a batch being stored is committed and acknowledged
+            if storing is not None and storing.done() and storing.exception() is not None:
+                log.error("ingest store thread failed: %s", storing.exception())
             self._mqtt.close()
-            if self._conn is not None:
-                self._conn.close()
+            for conn in (self._conn, self._lookup):
+                if conn is not None:
+                    conn.close()

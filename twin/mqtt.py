@@ -28,6 +28,8 @@ SESSION_EXPIRY_S = 24 * 3600
 RECONNECT_MIN_S, RECONNECT_MAX_S = 1, 30
 #: MQTT 5 CONNACK reasons "bad user name or password" and "not authorized".
 REFUSED_CREDENTIALS = (0x86, 0x87)
+#: Bytes asked of the socket per read (a few hundred telemetry messages).
+READ_CHUNK = 65536
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +76,44 @@ def detect_protocol(url: str) -> MQTTProtocolVersion:
     return MQTTProtocolVersion.MQTTv311
 
 
+class _BufferedClient(paho.Client):
+    """paho's client reading the socket in 64 KiB chunks.
+
+    paho reads each packet with two or three ``recv`` calls (type byte, length bytes,
+    body) after a ``select``. Each call releases the GIL, and in a process with another
+    busy thread (the ingest writer) getting it back can take milliseconds, so a consumer
+    spends much of its time waiting. Here one ``recv`` fills a buffer that the packet
+    reads are served from, and ``loop_read`` goes on while the buffer holds data (it is
+    invisible to ``select``). Only ``_sock_recv`` is overridden; should a paho release
+    drop it, the client reads as plain paho does.
+    """
+
+    _rsock: object | None = None
+    _rbuf: bytes = b""
+    _rpos: int = 0
+
+    def _sock_recv(self, bufsize: int) -> bytes:
+        if self._rsock is not self._sock:  # a new connection: nothing buffered from the old one counts
+            self._rsock, self._rbuf, self._rpos = self._sock, b"", 0
+        if self._rpos >= len(self._rbuf):
+            data = super()._sock_recv(max(bufsize, READ_CHUNK))
+            if len(data) <= bufsize:
+                return data
+            self._rbuf, self._rpos = data, 0
+        start = self._rpos
+        self._rpos = end = min(start + bufsize, len(self._rbuf))
+        return self._rbuf[start:end]
+
+    def _buffered(self) -> bool:
+        return self._sock is not None and self._rsock is self._sock and self._rpos < len(self._rbuf)
+
+    def loop_read(self, max_packets: int = 1) -> paho.MQTTErrorCode:
+        rc = super().loop_read(max_packets)
+        while rc == paho.MQTT_ERR_SUCCESS and self._buffered():
+            rc = super().loop_read(max_packets)
+        return rc
+
+
 def _auth(client: paho.Client, addr: BrokerAddress) -> None:
     """Credentials and, for ``mqtts://``, TLS with the server's certificate verified."""
     if addr.username:
@@ -102,7 +142,7 @@ class MqttClient:
         kwargs: dict[str, object] = {}
         if self.version != MQTTProtocolVersion.MQTTv5:
             kwargs["clean_session"] = not persistent
-        self.client = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=self.version,
+        self.client = _BufferedClient(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=self.version,
                                   manual_ack=manual_ack, **kwargs)  # type: ignore[arg-type]
         _auth(self.client, self.addr)
         self.client.reconnect_delay_set(RECONNECT_MIN_S, RECONNECT_MAX_S)
