@@ -321,10 +321,10 @@ class IngestWorker:
         if self._retry(lambda: self.store(prepared), stop, STORING) is None:
             return
         assert self._mqtt is not None
-        ack = self._mqtt.client.ack
+        self._mqtt.ack_many([msg.mid for msg in prepared.batch if msg.qos == 1])
         for msg in prepared.batch:
-            if msg.qos > 0:
-                ack(msg.mid, msg.qos)
+            if msg.qos == 2:  # the contract uses QoS 1; a QoS 2 subscription would get PUBCOMPs
+                self._mqtt.client.ack(msg.mid, 2)
 
     def log_stats(self, elapsed_s: float, messages_before: int) -> None:
         c = self.counters
