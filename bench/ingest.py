@@ -20,7 +20,9 @@ The receive limit and the one-worker pipeline are measured ``--rounds`` times in
 
 Uses ``CAMPUS_TWIN_MQTT_URL`` and ``CAMPUS_TWIN_DATABASE_URL`` when set (a scratch
 database ``campus_bench_*`` is created on that server and dropped afterwards), else a
-private Mosquitto and an embedded PostgreSQL in a temporary directory.
+private Mosquitto and an embedded PostgreSQL in a temporary directory. A given broker must
+keep the whole backlog for an offline session (Mosquitto: ``max_queued_messages 0``); one
+that drops part of it stops the benchmark with the reason instead of a wrong figure.
 
     python bench/ingest.py [--messages 60000] [--naive-seconds 10] [--latency-seconds 10] [--smoke]
 """
@@ -54,6 +56,8 @@ from twin import contract  # noqa: E402
 from twin.broker import MosquittoBroker, parse_mqtt_url  # noqa: E402
 
 SITE = "bench"
+#: A consumer that has had nothing for this long has all the broker will give it.
+IDLE_S = 5.0
 ROOMS = 250  # 500 devices
 METRICS = {"co2": 650.0, "temperature": 23.4, "humidity": 48.0, "illuminance": 420.0}
 
@@ -163,7 +167,10 @@ def bare_consumer(url: str, client_id: str, topic_filter: str, n: int, out: mp.Q
     c = client(url, client_id, persistent=True)
     c.on_message = on_message
     c.loop_start()
-    done.wait(240)
+    started = time.time()
+    while not done.wait(0.2):
+        if time.time() - (state["last"] or started) > (IDLE_S if state["n"] else 60):
+            break  # the broker has nothing more for us: the caller checks the count
     c.disconnect()
     c.loop_stop()
     out.put({"messages": state["n"], "first": state["first"], "last": state["last"]})
@@ -198,8 +205,13 @@ def pipeline_consumer(db_url: str, mqtt_url: str, client_id: str, group: str, n:
     if ready is not None and w.connected.wait(60):
         ready.set()
     deadline = time.monotonic() + 240
+    seen, progress = -1, time.monotonic()
     while w.counters.messages < n and time.monotonic() < deadline:
         time.sleep(0.01)
+        if w.counters.messages != seen:
+            seen, progress = w.counters.messages, time.monotonic()
+        elif seen > 0 and time.monotonic() - progress > IDLE_S:
+            break  # the broker has nothing more for us: the caller checks the count
     stop.set()
     th.join(30)
     out.put({"messages": w.counters.messages, "rows": w.counters.rows, "first": w.first, "last": w.last,
@@ -288,6 +300,16 @@ def setup_database(tmp: Path) -> tuple[str, callable]:
     return url, drop
 
 
+def check_backlog(url: str, got: int, n: int) -> None:
+    """Fail with the reason when the broker did not keep the whole backlog for the offline session."""
+    if got < n:
+        raise SystemExit(
+            f"the broker at {url} kept {got} of the {n} messages queued for an offline session: it limits "
+            f"queued messages per client (Mosquitto's max_queued_messages, 1000 by default). Set "
+            f"'max_queued_messages 0' in its configuration, or unset CAMPUS_TWIN_MQTT_URL so that the "
+            f"benchmark starts its own broker.")
+
+
 def reset(url: str) -> None:
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("TRUNCATE readings, rollup_1m, rollup_1h, latest, dead_letters")
@@ -332,6 +354,7 @@ def main() -> None:
                 make_session(mqtt_url, cid, plain)
                 say(f"    published at {publish_all(mqtt_url, msgs):.0f} msgs/s")
                 r = run_children([(bare_consumer, mqtt_url, cid, plain, n)])[0]
+                check_backlog(mqtt_url, r["messages"], n)
                 rate = r["messages"] / max(r["last"] - r["first"], 1e-9)
                 say(f"    {rate:.0f} msgs/s")
                 return rate
@@ -347,6 +370,7 @@ def main() -> None:
                 share = [n // workers + (1 if i < n % workers else 0) for i in range(workers)]
                 rs = run_children([(pipeline_consumer, db_url, mqtt_url, cid, group, k, False)
                                    for cid, k in zip(ids, share, strict=True)])
+                check_backlog(mqtt_url, sum(x["messages"] for x in rs), n)
                 got = count(db_url)
                 if got != n * metrics_per_msg:
                     raise SystemExit(f"pipeline stored {got} rows, expected {n * metrics_per_msg}")

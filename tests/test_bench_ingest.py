@@ -25,3 +25,20 @@ def test_ingest_benchmark_prints_its_keys(pg_admin_url):
     assert KEYS <= set(result)
     assert result["messages"] == 600
     assert all(result[k] > 0 for k in KEYS)
+
+
+@pytest.mark.usefixtures("mosquitto_installed")
+def test_ingest_benchmark_says_why_when_the_broker_drops_the_backlog(pg_admin_url, tmp_path):
+    """A broker that queues only 100 messages for an offline client: a one-line reason, not a wrong figure."""
+    from twin.broker import MosquittoBroker
+
+    broker = MosquittoBroker(tmp_path / "mosquitto", persist=False, extra_conf="max_queued_messages 100\n")
+    try:
+        env = {**os.environ, "CAMPUS_TWIN_DATABASE_URL": pg_admin_url, "CAMPUS_TWIN_MQTT_URL": broker.url}
+        out = subprocess.run([sys.executable, str(REPO / "bench" / "ingest.py"), "--smoke"], capture_output=True,
+                             text=True, timeout=180, env=env)
+    finally:
+        broker.stop()
+    assert out.returncode != 0 and out.stdout == ""
+    assert f"the broker at {broker.url} kept 100 of the 600 messages" in out.stderr
+    assert "max_queued_messages" in out.stderr
