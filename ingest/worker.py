@@ -8,6 +8,11 @@ then acknowledges its messages (QoS 1, manual acknowledgement). The two stages o
 the next batch is decoded while the database works on the last one, so Python and
 PostgreSQL are busy at the same time. If the database fails, the batch is retried with
 backoff and nothing is acknowledged meanwhile.
+
+A message is acknowledged only on the connection it came in on. Packet ids belong to a
+connection's session: after a reconnect the broker resends what it kept (same ids) or,
+if it lost the session, numbers new messages from 1 again, so a PUBACK for an id of an
+earlier connection could acknowledge a new message that is not stored yet.
 """
 
 from __future__ import annotations
@@ -57,6 +62,7 @@ class Message(NamedTuple):
     topic: str
     payload: bytes
     received_at: float  # epoch seconds (cheaper than a datetime per message)
+    connection: int  # which connection it came in on (see ``IngestWorker._connection``)
 
 
 @dataclass(slots=True)
@@ -67,6 +73,8 @@ class Counters:
     dead_letters: int = 0
     batches: int = 0
     db_errors: int = 0
+    #: Stored, but not acknowledged: they came in on a connection that has since been lost.
+    stale_acks: int = 0
     lag_s: float = 0.0  # receive to commit, oldest message of the last batch
     data_lag_s: float = 0.0  # reading timestamp to commit, newest reading of the last batch
     extra: dict[str, int] = field(default_factory=dict)
@@ -121,6 +129,11 @@ class IngestWorker:
         self._mqtt: MqttClient | None = None
         self._stopping = False
         self._subscribe_mid: int | None = None
+        #: Counts lost connections; paho calls ``_on_disconnect`` before it reconnects (and clears
+        #: its outgoing packets), so acknowledgements checked under ``_ack_lock`` never reach a
+        #: later connection.
+        self._connection = 0
+        self._ack_lock = threading.Lock()
 
     # -- MQTT side ---------------------------------------------------------
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:  # noqa: ANN001
@@ -147,6 +160,8 @@ class IngestWorker:
         self.connected.set()
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:  # noqa: ANN001
+        with self._ack_lock:
+            self._connection += 1
         self.connected.clear()
         if not self._stopping:
             log.warning("ingest disconnected reason=%s (reconnecting)", reason_code)
@@ -157,7 +172,7 @@ class IngestWorker:
             self._taken.clear()
             if self.queue.qsize() >= self.queue_max:
                 self._taken.wait(0.1)
-        self.queue.put(Message(msg.mid, msg.qos, msg.topic, msg.payload, time.time()))
+        self.queue.put(Message(msg.mid, msg.qos, msg.topic, msg.payload, time.time(), self._connection))
 
     # -- database side -----------------------------------------------------
     def _db(self) -> tuple[psycopg.Connection, ReadingWriter]:
@@ -316,15 +331,21 @@ class IngestWorker:
                     return None
                 delay = min(delay * 2, self.retry_max_s)
 
-    def _store_and_ack(self, prepared: Prepared, stop: threading.Event) -> None:
-        """On the store thread: commit (retrying), then acknowledge the batch's messages."""
-        if self._retry(lambda: self.store(prepared), stop, STORING) is None:
+    def _store_and_ack(self, prepared: Prepared, halt: threading.Event) -> None:
+        """On the store thread: commit (retrying until ``halt``), then acknowledge the batch's messages."""
+        if self._retry(lambda: self.store(prepared), halt, STORING) is None:
             return
         assert self._mqtt is not None
-        self._mqtt.ack_many([msg.mid for msg in prepared.batch if msg.qos == 1])
-        for msg in prepared.batch:
-            if msg.qos == 2:  # the contract uses QoS 1; a QoS 2 subscription would get PUBCOMPs
-                self._mqtt.client.ack(msg.mid, 2)
+        with self._ack_lock:
+            current = self._connection
+            self._mqtt.ack_many([msg.mid for msg in prepared.batch if msg.qos == 1 and msg.connection == current])
+            for msg in prepared.batch:
+                if msg.qos == 2 and msg.connection == current:  # the contract uses QoS 1; QoS 2 gets PUBCOMPs
+                    self._mqtt.client.ack(msg.mid, 2)
+        if stale := sum(msg.qos > 0 and msg.connection != current for msg in prepared.batch):
+            self.counters.stale_acks += stale
+            log.info("ingest stored %d messages of a lost connection without acknowledging them "
+                     "(a resumed session resends them; they are stored once)", stale)
 
     def log_stats(self, elapsed_s: float, messages_before: int) -> None:
         c = self.counters
@@ -347,22 +368,27 @@ class IngestWorker:
         # one, so the database's work overlaps Python's. One batch in each at most, in order.
         store_thread = ThreadPoolExecutor(1, thread_name_prefix=f"{self.client_id}-store")
         storing: Future[None] | None = None
+        # Ends the store thread's retries when this loop ends, by ``stop`` or by an exception.
+        halt = threading.Event()
         try:
             while not stop.is_set():
                 batch = self._take_batch(stop)
+                if storing is not None and storing.done():
+                    storing.result()  # a store error that is not the database's surfaces now, not at the next batch
                 if batch:
                     prepared = self._retry(lambda: self.prepare(batch), stop, "looking up devices")
                     if prepared is None:
                         break
                     if storing is not None:
                         storing.result()
-                    storing = store_thread.submit(self._store_and_ack, prepared, stop)
+                    storing = store_thread.submit(self._store_and_ack, prepared, halt)
                 now = time.monotonic()
                 if now - last_stats >= self.stats_every_s:
                     self.log_stats(now - last_stats, last_messages)
                     last_stats, last_messages = now, self.counters.messages
         finally:
             self._stopping = True
+            halt.set()
             store_thread.shutdown(wait=True)  # a batch being stored is committed and acknowledged
             if storing is not None and storing.done() and storing.exception() is not None:
                 log.error("ingest store thread failed: %s", storing.exception())

@@ -36,9 +36,9 @@ def test_ingest_benchmark_says_why_when_the_broker_drops_the_backlog(pg_admin_ur
     try:
         env = {**os.environ, "CAMPUS_TWIN_DATABASE_URL": pg_admin_url, "CAMPUS_TWIN_MQTT_URL": broker.url}
         out = subprocess.run([sys.executable, str(REPO / "bench" / "ingest.py"), "--smoke"], capture_output=True,
-                             text=True, timeout=180, env=env)
+                             text=True, timeout=180, env=env, check=False)
     finally:
         broker.stop()
     assert out.returncode != 0 and out.stdout == ""
-    assert f"the broker at {broker.url} kept 100 of the 600 messages" in out.stderr
+    assert f"the broker at {broker.url} delivered 100 of the 600 messages" in out.stderr
     assert "max_queued_messages" in out.stderr

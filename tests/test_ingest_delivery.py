@@ -26,7 +26,7 @@ import pytest
 from psycopg import sql
 
 from ingest.worker import IngestWorker
-from tests.helpers import running, small_twin, stored_readings, wait_for
+from tests.helpers import publisher, running, small_twin, stored_readings, wait_for
 from twin.broker import MosquittoBroker, free_port
 from twin.contract import topic
 from twin.database import connection
@@ -232,3 +232,109 @@ def test_two_workers_sharing_the_subscription_store_every_message_exactly_once(t
     assert a.counters.messages + b.counters.messages == n
     assert a.counters.duplicates == b.counters.duplicates == 0
     assert_exact(twin_db, n)
+
+
+class HeldWorker(IngestWorker):
+    """A worker whose store waits for ``release`` and fails (as if the database were down) for any
+    batch holding a message of ``refused`` payloads; counts what it received."""
+
+    def __init__(self, *args, refused: set[bytes], **kwargs) -> None:  # noqa: ANN002, ANN003
+        super().__init__(*args, **kwargs)
+        self.release = threading.Event()
+        self.refused = refused
+        self.received = 0
+
+    def _on_message(self, client, userdata, msg) -> None:  # noqa: ANN001
+        super()._on_message(client, userdata, msg)
+        self.received += 1
+
+    def store(self, prepared):  # noqa: ANN001
+        if any(m.payload in self.refused for m in prepared.batch):
+            raise psycopg.OperationalError("test: database unavailable for this batch")
+        self.release.wait(30)
+        return super().store(prepared)
+
+
+def test_a_batch_of_a_lost_session_acknowledges_nothing_on_the_next_connection(twin_db, tmp_path):
+    """The broker restarts without persistence while a batch is being stored: the new session numbers
+    its messages from 1 again. Committing the old batch must not acknowledge the new messages with
+    the old packet ids: the new ones, never stored, stay with the broker and come again."""
+    workdir, port = tmp_path / "mosquitto", free_port()
+    broker = MosquittoBroker(workdir, port=port, persist=False)
+    old = [payload(i) for i in range(5)]
+    new = {payload(i) for i in range(100, 105)}
+    client_id = f"stale-{uuid.uuid4().hex[:6]}"
+    worker = HeldWorker(twin_db, broker.url, client_id=client_id, share_group="", retry_max_s=0.5, refused=new)
+    t = topic("t1", "ENV-0", "telemetry")
+    try:
+        with running(worker.run):
+            assert worker.connected.wait(10)
+            with publisher(broker.url, "stale-pub-1") as pub:
+                for p in old:
+                    pub.publish(t, p, qos=1).wait_for_publish(10)
+            wait_for(lambda: worker.received >= len(old))
+            broker.stop()  # the old batch is held in store(): received, not yet committed
+            wait_for(lambda: not worker.connected.is_set())
+            broker = MosquittoBroker(workdir, port=port, persist=False)
+            assert worker.connected.wait(20), "the worker did not come back"
+            with publisher(broker.url, "stale-pub-2") as pub:
+                for p in sorted(new):
+                    pub.publish(t, p, qos=1).wait_for_publish(10)
+            wait_for(lambda: worker.received >= len(old) + len(new))
+            worker.release.set()  # the old batch commits; the new messages' batch keeps failing
+            wait_for(lambda: stored_readings(twin_db) >= len(old))
+            time.sleep(0.5)  # any acknowledgement is on the wire by now
+        assert worker.counters.stale_acks == len(old)
+        # Back on the worker's session: exactly the new messages come again (none was acknowledged).
+        again = MqttClient(broker.url, client_id, persistent=True, manual_ack=True)
+        got: list[bytes] = []
+        again.client.on_message = lambda c, u, msg: got.append(msg.payload)
+        again.connect()
+        wait_for(lambda: len(got) >= len(new), timeout=10)
+        time.sleep(0.5)
+        again.close()
+        assert sorted(got) == sorted(new)
+    finally:
+        broker.stop()
+
+
+class BrokenWorker(IngestWorker):
+    """The database is down for every batch, and decoding fails on the second batch (a bug)."""
+
+    def __init__(self, *args, **kwargs) -> None:  # noqa: ANN002, ANN003
+        super().__init__(*args, **kwargs)
+        self.prepared = 0
+
+    def store(self, prepared):  # noqa: ANN001
+        raise psycopg.OperationalError("test: database unavailable")
+
+    def prepare(self, batch):  # noqa: ANN001
+        self.prepared += 1
+        if self.prepared == 2:
+            raise RuntimeError("test: a decoding bug")
+        return super().prepare(batch)
+
+
+def test_a_worker_that_fails_stops_its_store_thread_instead_of_retrying_forever(twin_db, broker):
+    """An error in the worker's loop ends ``run`` with that error at once, even while the store
+    thread is retrying a batch against a database that is down; nothing is acknowledged."""
+    worker = BrokenWorker(twin_db, broker.url, client_id=f"broken-{uuid.uuid4().hex[:6]}", share_group="",
+                          batch_max=1, retry_max_s=30.0)
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            worker.run(threading.Event())  # never set: only the error may end it
+        except BaseException as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    assert worker.connected.wait(10)
+    with publisher(broker.url, "broken-pub") as pub:
+        for i in range(3):
+            pub.publish(topic("t1", "ENV-0", "telemetry"), payload(i), qos=1).wait_for_publish(10)
+    thread.join(10)
+    assert not thread.is_alive(), "run() kept waiting for the store thread's retries"
+    assert [str(e) for e in errors] == ["test: a decoding bug"]
+    assert worker.counters.db_errors >= 1 and worker.counters.messages == 0

@@ -49,7 +49,7 @@ def test_buffered_reads_deliver_every_packet_whole_and_in_order(mqtt_url: str, m
             for start in range(0, len(sent), 250):
                 for t, p in sent[start:start + 250]:
                     pub.publish(t, p, qos=1)
-                wait_for(lambda: len(received) >= min(start + 250, len(sent)), timeout=30)
+                wait_for(lambda want=min(start + 250, len(sent)): len(received) >= want, timeout=30)
         time.sleep(0.3)  # nothing more may come
     finally:
         mqtt.close()
@@ -104,7 +104,7 @@ def test_ack_many_on_an_mqtt_311_broker() -> None:
                 for round_ in range(3):
                     for i in range(40):
                         pub.publish(topic, b"r%d-%02d" % (round_, i), qos=1).wait_for_publish(10)
-                    wait_for(lambda: len(received) >= 40 * (round_ + 1), timeout=20)
+                    wait_for(lambda want=40 * (round_ + 1): len(received) >= want, timeout=20)
                     mqtt.ack_many([m.mid for m in received[40 * round_:]])
             time.sleep(0.3)
             assert mqtt.protocol == 4
