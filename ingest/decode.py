@@ -23,6 +23,8 @@ from twin.metrics import BY_NAME, Metric
 MAX_FUTURE = timedelta(minutes=5)
 #: Timestamps older than this are refused (they would fall outside retention).
 MAX_AGE = timedelta(days=400)
+#: A device's message counter is an unsigned 32-bit number (larger ones could not be stored).
+SEQ_MAX = 2**32 - 1
 
 
 @dataclass(slots=True)
@@ -117,10 +119,10 @@ def decode_telemetry(payload: bytes, received_at: datetime, device_id: str = "")
     else:
         ts, out.ts_from_receive = received_at, True
     seq = doc.get("seq")
-    if isinstance(seq, int) and not isinstance(seq, bool) and seq >= 0:
+    if isinstance(seq, int) and not isinstance(seq, bool) and 0 <= seq <= SEQ_MAX:
         out.seq = seq
     elif seq is not None:
-        out.errors.append("seq must be a non-negative integer")
+        out.errors.append(f"seq must be an integer from 0 to {SEQ_MAX}")
     for name, raw in metrics.items():
         metric = BY_NAME.get(name)
         if metric is None:

@@ -88,7 +88,7 @@ class Prepared:
     rows: list[Row] = field(default_factory=list)
     letters: list[tuple[datetime, str, str, bytes]] = field(default_factory=list)
     statuses: list[tuple[int, object]] = field(default_factory=list)
-    seqs: dict[int, tuple[int, int, int]] = field(default_factory=dict)  # device key: (first, last, gaps)
+    seqs: dict[int, list[int]] = field(default_factory=dict)  # device key: the seq numbers received
     newest: datetime | None = None  # newest reading timestamp
 
 
@@ -254,9 +254,7 @@ class IngestWorker:
             for reason in decoded.errors:
                 letters.append((received_at, msg.topic, reason, msg.payload))
             if decoded.seq is not None:
-                first, last, gaps = seqs.get(key, (decoded.seq, decoded.seq - 1, 0))
-                gaps += max(0, decoded.seq - last - 1)
-                seqs[key] = (first, max(last, decoded.seq), gaps)
+                seqs.setdefault(key, []).append(decoded.seq)
         out.newest = newest
         return out
 

@@ -60,3 +60,10 @@ def test_status_payload():
     st = decode_status(b'{"state": "online", "firmware": "1.2", "battery": 88, "rssi": -61}')
     assert (st.state, st.firmware, st.battery_pct, st.rssi_dbm) == ("online", "1.2", 88.0, -61.0)
     assert isinstance(decode_status(b'{"state": "sleepy"}'), str)
+
+
+def test_seq_beyond_an_unsigned_32_bit_counter_is_refused_and_the_readings_kept():
+    out = decode_telemetry(orjson.dumps({"seq": 2**32, "metrics": {"co2": 812}}), NOW)
+    assert out.seq is None and out.errors == ["seq must be an integer from 0 to 4294967295"]
+    assert [m.name for _, m, _ in out.readings] == ["co2"]
+    assert decode_telemetry(orjson.dumps({"seq": 2**32 - 1, "metrics": {"co2": 812}}), NOW).seq == 2**32 - 1

@@ -338,3 +338,27 @@ def test_a_worker_that_fails_stops_its_store_thread_instead_of_retrying_forever(
     assert not thread.is_alive(), "run() kept waiting for the store thread's retries"
     assert [str(e) for e in errors] == ["test: a decoding bug"]
     assert worker.counters.db_errors >= 1 and worker.counters.messages == 0
+
+
+def test_two_workers_sharing_one_devices_messages_suspect_no_loss_and_count_a_real_gap(twin_db, broker):
+    """The broker hands each worker every other message of the same device: each worker's batches
+    have holes that the other's fill. Only the 3 numbers never sent count as suspected loss."""
+    group = f"seq-{uuid.uuid4().hex[:6]}"
+    a = IngestWorker(twin_db, broker.url, client_id="seq-a", share_group=group, batch_wait_s=0.05)
+    b = IngestWorker(twin_db, broker.url, client_id="seq-b", share_group=group, batch_wait_s=0.05)
+    missing = {500, 501, 502}
+    sent = [i for i in range(2000) if i + 1 not in missing]  # payload(i) carries seq i + 1
+    with running(a.run), running(b.run):
+        assert a.connected.wait(10) and b.connected.wait(10)
+        time.sleep(0.3)  # both subscriptions in place
+        t = topic("t1", "ENV-0", "telemetry")
+        with publisher(broker.url, "seq-pub") as pub:
+            infos = [pub.publish(t, payload(i), qos=1) for i in sent]
+            for info in infos:
+                info.wait_for_publish(30)
+        wait_for(lambda: stored_readings(twin_db) >= len(sent), timeout=60)
+    assert a.counters.messages > 100 and b.counters.messages > 100, "the broker did not share the stream"
+    with connection(twin_db) as conn:
+        gaps, last = conn.execute("SELECT s.seq_gaps, s.last_seq FROM device_status s JOIN devices d "
+                                  "ON d.id = s.device_id WHERE d.device_id = 'ENV-0'").fetchone()
+    assert (gaps, last) == (3, 2000)

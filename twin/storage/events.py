@@ -7,6 +7,8 @@ from datetime import datetime
 
 import psycopg
 
+from twin.sequence import SeqState, merge, window_bytes, window_from_bytes
+
 #: Dead-letter payloads are stored up to this many bytes.
 DEAD_LETTER_MAX_BYTES = 4096
 
@@ -43,20 +45,33 @@ def update_status(
     )
 
 
-def record_seq(conn: psycopg.Connection, seqs: dict[int, tuple[int, int, int]]) -> None:
-    """Per device ``(first_seq, last_seq, gaps_inside_batch)``: count gaps against the stored last seq.
+def record_seq(conn: psycopg.Connection, seqs: dict[int, list[int]]) -> None:
+    """Merge the ``seq`` numbers of a batch (per device key) into the devices' sequence windows
+    and update ``seq_gaps``, the suspected loss (:mod:`twin.sequence`).
 
-    One statement for the whole batch (the devices' arrays side by side), not one per device.
+    The devices' rows are locked in key order, so workers storing batches of the same devices at
+    once take turns instead of overwriting each other's windows (and cannot deadlock here).
+    Devices without a status row are skipped (the batch's readings create it first).
     """
     if not seqs:
         return
-    keys = list(seqs)
+    rows = conn.execute(
+        """SELECT device_id, last_seq, seq_window, seq_lost FROM device_status
+           WHERE device_id = ANY(%s) ORDER BY device_id FOR UPDATE""", (sorted(seqs),)).fetchall()
+    if not rows:
+        return
+    keys, highs, windows, lost, gaps = [], [], [], [], []
+    for key, high, window, seq_lost in rows:
+        state = merge(SeqState(high, window_from_bytes(window), seq_lost), seqs[key])
+        keys.append(key)
+        highs.append(state.high)
+        windows.append(window_bytes(state.window))
+        lost.append(state.lost)
+        gaps.append(state.gaps)
     conn.execute(
-        """UPDATE device_status AS d SET
-             seq_gaps = d.seq_gaps + v.gaps + CASE WHEN d.last_seq IS NOT NULL AND v.first > d.last_seq + 1
-                                                   THEN v.first - d.last_seq - 1 ELSE 0 END,
-             last_seq = v.last
-           FROM unnest(%s::int[], %s::bigint[], %s::bigint[], %s::bigint[]) AS v(device_id, gaps, first, last)
+        """UPDATE device_status AS d SET last_seq = v.high, seq_window = v.win, seq_lost = v.lost, seq_gaps = v.gaps
+           FROM unnest(%s::int[], %s::bigint[], %s::bytea[], %s::bigint[], %s::bigint[])
+             AS v(device_id, high, win, lost, gaps)
            WHERE d.device_id = v.device_id""",
-        (keys, [seqs[k][2] for k in keys], [seqs[k][0] for k in keys], [seqs[k][1] for k in keys]),
+        (keys, highs, windows, lost, gaps),
     )

@@ -107,6 +107,10 @@ def _security(conn: psycopg.Connection) -> None:
     conn.execute(resources.files("twin.sql").joinpath("0009_security.sql").read_text("utf-8"))
 
 
+def _seq_window(conn: psycopg.Connection) -> None:
+    conn.execute(resources.files("twin.sql").joinpath("0010_seq_window.sql").read_text("utf-8"))
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "core twin tables", _core),
     Migration(2, "metric catalogue", _metrics),
@@ -115,6 +119,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(7, "commands to devices and their acknowledgements", _commands),
     Migration(8, "monitoring: climate zones, alarm lifecycle and outbox, rule overrides, daily KPIs", _monitoring),
     Migration(9, "security: users, sessions, audit log, MQTT accounts", _security),
+    Migration(10, "sequence windows: suspected loss that tolerates reordering across workers", _seq_window),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 
