@@ -159,6 +159,23 @@ class Status:
     rssi_dbm: float | None = None
 
 
+#: Devices a gateway status may name (a school's gateway carries hundreds).
+GATEWAY_DEVICES_MAX = 10_000
+
+
+def decode_gateway_status(payload: bytes) -> tuple[str, tuple[str, ...]] | str:
+    """A gateway status ``{"state": ..., "devices": ["ENV-1F-01", ...]}``: ``(state, devices)``,
+    or an error string."""
+    status = decode_status(payload)
+    if isinstance(status, str):
+        return status
+    devices = orjson.loads(payload).get("devices", [])
+    if (not isinstance(devices, list) or len(devices) > GATEWAY_DEVICES_MAX
+            or not all(isinstance(d, str) and d for d in devices)):
+        return f"gateway status: 'devices' must be a list of at most {GATEWAY_DEVICES_MAX} device ids"
+    return status.state, tuple(devices)
+
+
 def decode_status(payload: bytes) -> Status | str:
     """The retained status payload ``{"state": "online"|"offline", ...}``, or an error string."""
     try:

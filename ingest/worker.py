@@ -29,7 +29,7 @@ from datetime import UTC, datetime
 
 import psycopg
 
-from ingest.decode import decode_status, decode_telemetry
+from ingest.decode import Status, decode_gateway_status, decode_status, decode_telemetry
 from twin import contract
 from twin.database import DatabaseUnavailable, connect
 from twin.mqtt import MqttClient
@@ -143,7 +143,7 @@ class IngestWorker:
         assert self._mqtt is not None
         # Subscribe on every connect, even to a resumed session: Mosquitto 2.0 does not restore
         # shared subscriptions from its persistence file after a restart (docs/mqtt.md).
-        filters = (contract.TELEMETRY_FILTER, contract.STATUS_FILTER)
+        filters = (contract.TELEMETRY_FILTER, contract.STATUS_FILTER, contract.GATEWAY_STATUS_FILTER)
         if self._mqtt.shared_subscriptions and self.share_group:
             filters = tuple(f"$share/{self.share_group}/{f}" for f in filters)
         self._subscribe_mid = client.subscribe([(f, 1) for f in filters])[1]
@@ -227,7 +227,11 @@ class IngestWorker:
             route = self._route(msg.topic)
             received_at = datetime.fromtimestamp(msg.received_at, UTC)
             if isinstance(route, str):
-                letters.append((received_at, msg.topic, route, msg.payload))
+                gateway = contract.parse_gateway_status_topic(msg.topic)
+                if gateway is None:
+                    letters.append((received_at, msg.topic, route, msg.payload))
+                else:
+                    self._gateway_status(gateway[0], msg, received_at, out)
                 continue
             parts, key = route
             if parts.channel == contract.STATUS:
@@ -257,6 +261,21 @@ class IngestWorker:
                 seqs.setdefault(key, []).append(decoded.seq)
         out.newest = newest
         return out
+
+    def _gateway_status(self, site_id: str, msg: Message, received_at: datetime, out: Prepared) -> None:
+        """A gateway going offline (its last will) takes its devices offline; online changes nothing
+        (each device reports its own status through the gateway)."""
+        decoded = decode_gateway_status(msg.payload)
+        if isinstance(decoded, str):
+            out.letters.append((received_at, msg.topic, decoded, msg.payload))
+            return
+        state, devices = decoded
+        if state != "offline":
+            return
+        for device_id in devices:
+            key = self._device_key(site_id, device_id)
+            if key is not None:
+                out.statuses.append((key, Status("offline")))
 
     def store(self, prepared: Prepared) -> int:
         """Write a prepared batch in one transaction and count it; return the readings newly stored

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+import threading
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -11,8 +13,9 @@ import pytest
 from ingest.worker import IngestWorker
 from tests.helpers import publisher, running, small_twin, stored_readings, wait_for
 from twin.broker import AmqttBroker
-from twin.contract import topic
+from twin.contract import gateway_status_topic, status_payload, topic
 from twin.database import connection
+from twin.mqtt import MqttClient, Will
 from twin.storage.model import save_model
 
 
@@ -160,3 +163,54 @@ def test_in_process_broker_falls_back_to_mqtt_311_and_still_stores_exactly(twin_
         assert worker._mqtt is not None and worker._mqtt.protocol == 4
     with connection(twin_db) as conn:
         assert conn.execute("SELECT ts, value FROM readings ORDER BY ts").fetchall() == sent
+
+
+def _state(url: str, site_id: str, device_id: str) -> str | None:
+    with connection(url) as conn:
+        row = conn.execute("SELECT s.state FROM device_status s JOIN devices d ON d.id = s.device_id "
+                           "WHERE d.site_id = %s AND d.device_id = %s", (site_id, device_id)).fetchone()
+    return row[0] if row else None
+
+
+def _drop(mqtt: MqttClient) -> None:
+    """Break the connection without DISCONNECT: the broker publishes the client's last will."""
+    mqtt.client.loop_stop()  # no reconnection, so the will is published once
+    sock = mqtt.client.socket()
+    assert sock is not None
+    sock.shutdown(socket.SHUT_RDWR)
+    sock.close()
+
+
+def test_last_wills_of_a_device_and_of_a_gateway_take_their_devices_offline(db_url, mqtt_url):
+    """Real last wills, published by the broker when a connection breaks: a device's own (on its
+    status topic) and a gateway's (on ``campus/v1/{site}/_gateway/{id}/status``, naming its devices)."""
+    site = f"lw{uuid.uuid4().hex[:6]}"  # wills are not retained here, and nobody else's site is touched
+    with connection(db_url) as conn:
+        save_model(conn, small_twin(site))
+    worker = new_worker(db_url, mqtt_url)
+    own = MqttClient(mqtt_url, f"{site}-ENV-0", persistent=False, protocol=4,
+                     will=Will(topic(site, "ENV-0", "status"), status_payload("offline", reason="connection lost"),
+                               retain=False))
+    gateway = MqttClient(mqtt_url, f"{site}-gw", persistent=False, protocol=4,
+                         will=Will(gateway_status_topic(site, "gw"),
+                                   status_payload("offline", gateway="gw", devices=["ENV-1", "LUM-1", "NOT-OURS"]),
+                                   retain=False))
+    with running(worker.run):
+        assert worker.connected.wait(10)
+        for mqtt, devices in ((own, ["ENV-0"]), (gateway, ["ENV-1", "LUM-1"])):
+            connected = threading.Event()
+            mqtt.client.on_connect = lambda *a, ev=connected: ev.set()
+            mqtt.connect()
+            assert connected.wait(10)
+            for device in devices:
+                mqtt.client.publish(topic(site, device, "status"), status_payload("online"), qos=1).wait_for_publish(10)
+        for device in ("ENV-0", "ENV-1", "LUM-1"):
+            wait_for(lambda d=device: _state(db_url, site, d) == "online")
+        _drop(own)
+        wait_for(lambda: _state(db_url, site, "ENV-0") == "offline")
+        assert _state(db_url, site, "ENV-1") == "online"
+        _drop(gateway)
+        wait_for(lambda: _state(db_url, site, "ENV-1") == "offline" and _state(db_url, site, "LUM-1") == "offline")
+    assert _state(db_url, site, "LUM-0") in (None, "unknown")  # not named by the gateway: untouched
+    with connection(db_url) as conn:
+        assert conn.execute("SELECT count(*) FROM dead_letters WHERE topic LIKE %s", (f"%/{site}/%",)).fetchone()[0] == 0

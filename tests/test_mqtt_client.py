@@ -14,8 +14,13 @@ from twin.mqtt import READ_CHUNK, MqttClient
 
 def _subscriber(mqtt_url: str, client_id: str, topic_filter: str, *, persistent: bool = False,
                 manual_ack: bool = False) -> tuple[MqttClient, list[paho.MQTTMessage]]:
-    """A connected client subscribed to ``topic_filter`` (QoS 1), collecting what it receives."""
-    mqtt = MqttClient(mqtt_url, client_id, persistent=persistent, manual_ack=manual_ack)
+    """A connected client subscribed to ``topic_filter`` (QoS 1), collecting what it receives.
+
+    With ``manual_ack`` it asks for a Receive Maximum of 1,000: a broker's default in-flight
+    window (Mosquitto's ``max_inflight_messages``, 20) would hold back what is not acknowledged yet.
+    """
+    mqtt = MqttClient(mqtt_url, client_id, persistent=persistent, manual_ack=manual_ack,
+                      receive_maximum=1000 if manual_ack else None)
     received: list[paho.MQTTMessage] = []
     subscribed = threading.Event()
     mqtt.client.on_connect = lambda c, *a: c.subscribe(topic_filter, qos=1)

@@ -68,6 +68,18 @@ def telemetry_payload(ts: datetime, seq: int, metrics: dict[str, float]) -> byte
 GATEWAY = "_gateway"
 
 
+GATEWAY_STATUS_FILTER = f"{PREFIX}/+/{GATEWAY}/+/{STATUS}"
+
+
+def parse_gateway_status_topic(name: str) -> tuple[str, str] | None:
+    """``(site, gateway)`` of a gateway status topic; ``None`` for any other topic."""
+    parts = name.split("/")
+    if (len(parts) != 6 or parts[0] != "campus" or parts[1] != VERSION or parts[3] != GATEWAY
+            or parts[5] != STATUS or not parts[2] or not parts[4]):
+        return None
+    return parts[2], parts[4]
+
+
 def gateway_status_topic(site_id: str, gateway_id: str) -> str:
     """``campus/v1/{site}/_gateway/{gateway}/status``: retained online/offline, the gateway's last will."""
     return f"{PREFIX}/{site_id}/{GATEWAY}/{gateway_id}/{STATUS}"

@@ -56,7 +56,8 @@ def acl_lines(role: str, username: str, site_id: str | None) -> list[str]:
                 f"topic write {site}/{contract.CMD_ACK}", f"topic read {site}/{contract.CMD}",
                 f"topic write {p}/{site_id}/{contract.GATEWAY}/+/{contract.STATUS}"]
     if role == INGEST:
-        return [f"topic read {contract.TELEMETRY_FILTER}", f"topic read {contract.STATUS_FILTER}"]
+        return [f"topic read {contract.TELEMETRY_FILTER}", f"topic read {contract.STATUS_FILTER}",
+                f"topic read {contract.GATEWAY_STATUS_FILTER}"]
     if role == DASHBOARD:
         return [f"topic write {p}/+/+/{contract.CMD}", f"topic read {p}/+/+/{contract.CMD_ACK}",
                 f"topic read {p}/+/{contract.ALARMS}"]
