@@ -73,3 +73,4 @@ def test_windows_round_trip_through_their_stored_bytes() -> None:
     assert window_from_bytes(window_bytes(state.window)) == state.window
     assert SeqState(state.high, window_from_bytes(window_bytes(state.window)), state.lost).gaps == state.gaps == 897
     assert window_from_bytes(None) == SeqState().window
+    assert window_bytes(merge(SeqState(), range(1, 3000)).window) is None  # nothing missing: nothing to store

@@ -73,9 +73,11 @@ def merge(state: SeqState, seqs: Iterable[int]) -> SeqState:
     return SeqState(top, window, lost)
 
 
-def window_bytes(window: int) -> bytes:
-    """The window as stored (``bytea``, big-endian)."""
-    return (window & _MASK).to_bytes(WINDOW // 8, "big")
+def window_bytes(window: int) -> bytes | None:
+    """The window as stored (``bytea``, big-endian); ``None`` when nothing in it is missing,
+    as in a stream that arrives in order (nothing to write)."""
+    window &= _MASK
+    return None if window == _MASK else window.to_bytes(WINDOW // 8, "big")
 
 
 def window_from_bytes(data: bytes | None) -> int:
