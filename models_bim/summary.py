@@ -5,6 +5,7 @@
     summary = summarize(model)
     summary["devices_by_mapping"]     # {"containment": 310, "reference": 2, "geometry": 5, "unmapped": 1}
     summary["area_discrepancies"]     # rooms whose footprint and stated area differ by more than 5 %
+    summary["height_discrepancies"]   # rooms whose geometry and stated height differ by more than 5 %
 """
 
 from __future__ import annotations
@@ -14,8 +15,8 @@ from typing import Any
 
 from twin.domain import DEVICE_KINDS, TwinModel
 
-#: A footprint area further than this (relative) from the file's own quantity is reported.
-AREA_GAP = 0.05
+#: A footprint area or a height further than this (relative) from the file's own quantity is reported.
+AREA_GAP = HEIGHT_GAP = 0.05
 MAPPINGS = ("containment", "reference", "geometry", "unmapped")
 GEOMETRY_SOURCES = ("body", "footprint", "bounding_box", "none")
 
@@ -51,6 +52,8 @@ def summarize(model: TwinModel) -> dict[str, Any]:
         "derived_device_ids": sum(d.id_source == "derived" for d in model.devices),
         "rooms_with_quantities": sum(r.quantity_area_m2 is not None for r in model.rooms),
         "area_discrepancies": area_discrepancies(model),
+        "rooms_with_stated_height": sum(r.quantity_height_m is not None for r in model.rooms),
+        "height_discrepancies": height_discrepancies(model),
         "georeference": {
             "latitude": site.latitude, "longitude": site.longitude, "elevation_m": site.elevation_m,
             "map_conversion": None if conversion is None else {k: getattr(conversion, k) for k in conversion.__slots__},
@@ -67,4 +70,15 @@ def area_discrepancies(model: TwinModel, gap: float = AREA_GAP) -> list[dict[str
         if stated and measured is not None and abs(measured - stated) > gap * stated:
             found.append({"room": room.name, "global_id": room.global_id, "footprint_m2": round(measured, 2),
                           "quantity_m2": round(stated, 2), "gap_pct": round(100 * (measured - stated) / stated, 1)})
+    return found
+
+
+def height_discrepancies(model: TwinModel, gap: float = HEIGHT_GAP) -> list[dict[str, Any]]:
+    """Rooms whose height from the geometry is more than ``gap`` (relative) away from the file's stated height."""
+    found = []
+    for room in model.rooms:
+        stated, measured = room.quantity_height_m, room.height_m
+        if stated and measured is not None and room.geometry != "none" and abs(measured - stated) > gap * stated:
+            found.append({"room": room.name, "global_id": room.global_id, "geometry_m": round(measured, 3),
+                          "quantity_m": round(stated, 3), "gap_pct": round(100 * (measured - stated) / stated, 1)})
     return found

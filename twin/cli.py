@@ -441,6 +441,12 @@ def _summary_lines(summary: dict[str, Any], limit: int = 20) -> list[str]:
                      f"{len(gaps)} differ from the footprint by more than 5%")
         lines += [f"    {g['room']}: footprint {g['footprint_m2']} m², stated {g['quantity_m2']} m² ({g['gap_pct']:+}%)"
                   for g in gaps[:limit]]
+    heights = summary["height_discrepancies"]
+    if summary["rooms_with_stated_height"]:
+        lines.append(f"  height: {summary['rooms_with_stated_height']} rooms state their height, "
+                     f"{len(heights)} differ from the geometry by more than 5%")
+        lines += [f"    {g['room']}: geometry {g['geometry_m']} m, stated {g['quantity_m']} m ({g['gap_pct']:+}%)"
+                  for g in heights[:limit]]
     lines += [f"  warning: {w}" for w in summary["warnings"]]
     lines.append(f"  changes (import #{summary['import_id']}):")
     lines += [f"    {line}" for line in diff_lines(summary["diff"], limit)]
