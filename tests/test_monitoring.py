@@ -199,7 +199,10 @@ def test_battery_seq_gaps_out_of_range_and_the_lifecycle_is_notified(site, mqtt_
     now = datetime.now(UTC).replace(microsecond=0)
     tag = uuid.uuid4().hex[:8]
     with publisher(mqtt_url, f"t-mon-sub-{tag}") as listener:
-        listener.on_message = lambda c, u, msg: received.append(orjson.loads(msg.payload))
+        # only the alarms topic: in a whole run on the in-process amqtt broker this subscriber was also
+        # handed other tests' offline statuses (not reproduced in isolation; cause not found)
+        listener.on_message = lambda c, u, msg: (received.append(orjson.loads(msg.payload))
+                                                 if msg.topic == contract.alarms_topic(site_id) else None)
         listener.subscribe(contract.alarms_topic(site_id), qos=1)
 
         def extra(client) -> None:  # not retained: the broker is shared, other tests' workers would see it

@@ -7,6 +7,7 @@ import time
 import uuid
 
 import paho.mqtt.client as paho
+import pytest
 
 from tests.helpers import publisher, wait_for
 from twin.mqtt import READ_CHUNK, MqttClient
@@ -59,6 +60,8 @@ def test_buffered_reads_deliver_every_packet_whole_and_in_order(mqtt_url: str, m
     finally:
         mqtt.close()
     assert [(m.topic, m.payload) for m in received] == sent
+    if mqtt.protocol == 4:
+        return  # the in-process amqtt broker (3.1.1) writes each packet on its own: nothing to batch
     # Two or three reads a packet unbuffered. The count also holds the publisher's reads (its
     # PUBACKs: the patch is on paho's class). Far fewer than one a packet means the buffer served them.
     assert len(reads) < len(sent) / 3, f"{len(reads)} socket reads for {len(sent)} packets"
@@ -71,6 +74,10 @@ def test_ack_many_acknowledges_exactly_the_messages_given(mqtt_url: str) -> None
     client_id = f"test-ackmany-{uuid.uuid4().hex[:6]}"
     sent = [b"m%03d" % i for i in range(60)]
     mqtt, received = _subscriber(mqtt_url, client_id, topic, persistent=True, manual_ack=True)
+    if mqtt.protocol == 4:
+        mqtt.close()
+        pytest.skip("the in-process amqtt broker does not resend unacknowledged messages (Yakifo/amqtt#401); "
+                    "test_ack_many_on_an_mqtt_311_broker covers it there")
     try:
         with publisher(mqtt_url, f"test-ackmany-pub-{uuid.uuid4().hex[:6]}") as pub:
             for p in sent:
