@@ -74,3 +74,18 @@ def test_windows_round_trip_through_their_stored_bytes() -> None:
     assert SeqState(state.high, window_from_bytes(window_bytes(state.window)), state.lost).gaps == state.gaps == 897
     assert window_from_bytes(None) == SeqState().window
     assert window_bytes(merge(SeqState(), range(1, 3000)).window) is None  # nothing missing: nothing to store
+
+
+def test_a_late_number_fills_its_hole_even_when_its_batch_moves_the_window_on() -> None:
+    state = _through([[n for n in range(1, 1124) if n != 100]])
+    assert (state.high, state.gaps) == (1123, 1)
+    assert merge(state, [100, 1124]).gaps == 0  # the same as [100] then [1124]
+    assert merge(merge(state, [100]), [1124]).gaps == 0
+
+
+def test_a_restart_keeps_the_holes_that_were_still_open() -> None:
+    state = _through([[n for n in range(1, 2001) if n != 1990]])
+    assert state.gaps == 1
+    restarted = merge(state, [1, 2])
+    assert (restarted.high, restarted.gaps) == (2, 1)
+    assert merge(restarted, [3, 5]).gaps == 2

@@ -46,29 +46,36 @@ def merge(state: SeqState, seqs: Iterable[int]) -> SeqState:
 
     Numbers more than a window below ``high`` are too late to tell (they were counted as lost
     when they left the window) and change nothing, unless they start again near 1: the
-    device restarted its count (a reboot), and the state starts from there, keeping ``lost``.
-    Before the first number, nothing counts as missing.
+    device restarted its count (a reboot), and the state starts from there, keeping what was
+    lost and the holes still open. (So a redelivery of one of a device's first 16 messages,
+    arriving more than a window late, is taken for a restart.) Before the first number,
+    nothing counts as missing.
     """
     numbers = sorted(set(seqs))
     if not numbers:
         return state
     high, window, lost = state.high, state.window & _MASK, state.lost
-    if high is None or (numbers[0] <= RESTART_BELOW and numbers[-1] < high - WINDOW):
+    if high is not None and numbers[0] <= RESTART_BELOW and numbers[-1] < high - WINDOW:
+        lost += WINDOW - window.bit_count()  # the holes open when the count restarts stay counted
+        high = None
+    if high is None:
         high, window = numbers[0] - 1, _MASK  # a fresh count: nothing before its first number is missing
+    for n in numbers:  # late numbers fill their holes before the window moves on
+        if n <= high and high - n < WINDOW:
+            window |= 1 << (high - n)
     top = max(high, numbers[-1])
     shift = top - high
-    if shift:
-        if shift >= WINDOW:
-            lost += WINDOW - window.bit_count()  # every old slot leaves the window
-            # numbers between the old window and the new one that did not come in this batch
-            lost += max(0, shift - WINDOW - sum(1 for n in numbers if high < n <= top - WINDOW))
-            window = 0
-        else:
-            leaving = window >> (WINDOW - shift)
-            lost += shift - leaving.bit_count()
-            window = (window << shift) & _MASK
+    if shift >= WINDOW:
+        lost += WINDOW - window.bit_count()  # every old slot leaves the window
+        # numbers between the old window and the new one that did not come in this batch
+        lost += max(0, shift - WINDOW - sum(1 for n in numbers if high < n <= top - WINDOW))
+        window = 0
+    elif shift:
+        leaving = window >> (WINDOW - shift)
+        lost += shift - leaving.bit_count()
+        window = (window << shift) & _MASK
     for n in numbers:
-        if top - n < WINDOW:
+        if n > high and top - n < WINDOW:
             window |= 1 << (top - n)
     return SeqState(top, window, lost)
 
