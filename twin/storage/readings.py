@@ -55,10 +55,13 @@ _MERGE = (
     WHERE excluded.ts >= t.ts
   ),
   s AS (
+    -- updated_at proposes the device's newest reading time: an offline device (its own or its
+    -- gateway's last will) is online again once a reading newer than that status arrives
     INSERT INTO device_status AS t (device_id, state, last_seen, updated_at)
-    SELECT DISTINCT device_id, 'online', now(), now() FROM staging_readings
+    SELECT device_id, 'online', now(), max(ts) FROM staging_readings GROUP BY device_id
     ON CONFLICT (device_id) DO UPDATE SET last_seen = now(), updated_at = now(),
-      state = CASE WHEN t.state = 'unknown' THEN 'online' ELSE t.state END
+      state = CASE WHEN t.state = 'unknown' OR (t.state = 'offline' AND excluded.updated_at > t.updated_at)
+                   THEN 'online' ELSE t.state END
   )
 SELECT count(*) FROM ins"""
 )
