@@ -435,18 +435,17 @@ def _summary_lines(summary: dict[str, Any], limit: int = 20) -> list[str]:
                   for d in unmapped[:limit]]
         if len(unmapped) > limit:
             lines.append(f"    ... and {len(unmapped) - limit} more (see --json)")
-    gaps = summary["area_discrepancies"]
-    if summary["rooms_with_quantities"]:
-        lines.append(f"  area: {summary['rooms_with_quantities']} rooms state their floor area, "
-                     f"{len(gaps)} differ from the footprint by more than 5%")
-        lines += [f"    {g['room']}: footprint {g['footprint_m2']} m², stated {g['quantity_m2']} m² ({g['gap_pct']:+}%)"
-                  for g in gaps[:limit]]
-    heights = summary["height_discrepancies"]
-    if summary["rooms_with_stated_height"]:
-        lines.append(f"  height: {summary['rooms_with_stated_height']} rooms state their height, "
-                     f"{len(heights)} differ from the geometry by more than 5%")
-        lines += [f"    {g['room']}: geometry {g['geometry_m']} m, stated {g['quantity_m']} m ({g['gap_pct']:+}%)"
-                  for g in heights[:limit]]
+    # (stated count, gaps, label, what is stated, measured by, measured key, stated key, unit)
+    for stated, gaps, label, what, source, measured, quantity, unit in (
+            (summary["rooms_with_quantities"], summary["area_discrepancies"], "area", "floor area", "footprint",
+             "footprint_m2", "quantity_m2", "m²"),
+            (summary["rooms_with_stated_height"], summary["height_discrepancies"], "height", "height", "geometry",
+             "geometry_m", "quantity_m", "m")):
+        if stated:
+            lines.append(f"  {label}: {stated} rooms state their {what}, {len(gaps)} differ from the {source} "
+                         f"by more than 5%")
+            lines += [f"    {g['room']}: {source} {g[measured]} {unit}, stated {g[quantity]} {unit} ({g['gap_pct']:+}%)"
+                      for g in gaps[:limit]]
     lines += [f"  warning: {w}" for w in summary["warnings"]]
     lines.append(f"  changes (import #{summary['import_id']}):")
     lines += [f"    {line}" for line in diff_lines(summary["diff"], limit)]
