@@ -397,7 +397,7 @@ class IngestWorker:
                     if prepared is None:
                         break
                     if storing is not None:
-                        storing.result()
+                        _wait_for_store(storing, stop, halt)
                     storing = store_thread.submit(self._store_and_ack, prepared, halt)
                 now = time.monotonic()
                 if now - last_stats >= self.stats_every_s:
@@ -413,3 +413,14 @@ class IngestWorker:
             for conn in (self._conn, self._lookup):
                 if conn is not None:
                     conn.close()
+
+
+def _wait_for_store(storing: Future[None], stop: threading.Event, halt: threading.Event) -> None:
+    """Wait for the store thread's batch; once ``stop`` is set, ``halt`` its retries (a database
+    that stays down must not keep the worker from stopping). Raises what the store raised."""
+    while True:
+        try:
+            return storing.result(timeout=0.2)
+        except TimeoutError:
+            if stop.is_set():
+                halt.set()

@@ -365,3 +365,30 @@ def test_two_workers_sharing_one_devices_messages_suspect_no_loss_and_count_a_re
             "SELECT d.device_id, s.seq_gaps, s.last_seq FROM device_status s JOIN devices d ON d.id = s.device_id "
             "WHERE d.device_id = ANY(%s)", (list(devices),)).fetchall()}
     assert got == {"ENV-0": (3, 500), "ENV-1": (0, 500), "LUM-0": (0, 500), "LUM-1": (0, 500)}
+
+class DatabaseDownWorker(IngestWorker):
+    """Every batch meets a database that is down."""
+
+    def store(self, prepared):  # noqa: ANN001
+        raise psycopg.OperationalError("test: database unavailable")
+
+
+def test_stop_ends_a_worker_whose_database_stays_down(twin_db, broker):
+    """One batch retrying in the store thread, the next one decoded and waiting for it: ``stop``
+    ends both at once (nothing acknowledged, the broker keeps the messages)."""
+    worker = DatabaseDownWorker(twin_db, broker.url, client_id=f"down-{uuid.uuid4().hex[:6]}", share_group="",
+                                batch_max=1, retry_max_s=30.0)
+    stop = threading.Event()
+    thread = threading.Thread(target=worker.run, args=(stop,), daemon=True)
+    thread.start()
+    assert worker.connected.wait(10)
+    with publisher(broker.url, "down-pub") as pub:
+        for i in range(3):
+            pub.publish(topic("t1", "ENV-0", "telemetry"), payload(i), qos=1).wait_for_publish(10)
+    # the first batch is being retried, the second decoded and waiting for it (the third stays queued)
+    wait_for(lambda: worker.counters.db_errors >= 2 and worker.queue.qsize() == 1)
+    time.sleep(0.3)
+    stop.set()
+    thread.join(5)
+    assert not thread.is_alive(), "the worker kept retrying after stop"
+    assert worker.counters.messages == 0
