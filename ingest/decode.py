@@ -166,24 +166,32 @@ GATEWAY_DEVICES_MAX = 10_000
 def decode_gateway_status(payload: bytes) -> tuple[str, tuple[str, ...]] | str:
     """A gateway status ``{"state": ..., "devices": ["ENV-1F-01", ...]}``: ``(state, devices)``,
     or an error string."""
-    status = decode_status(payload)
-    if isinstance(status, str):
-        return status
-    devices = orjson.loads(payload).get("devices", [])
+    doc = _status_doc(payload)
+    if isinstance(doc, str):
+        return doc
+    devices = doc.get("devices", [])
     if (not isinstance(devices, list) or len(devices) > GATEWAY_DEVICES_MAX
             or not all(isinstance(d, str) and d for d in devices)):
         return f"gateway status: 'devices' must be a list of at most {GATEWAY_DEVICES_MAX} device ids"
-    return status.state, tuple(devices)
+    return doc["state"], tuple(devices)
 
 
-def decode_status(payload: bytes) -> Status | str:
-    """The retained status payload ``{"state": "online"|"offline", ...}``, or an error string."""
+def _status_doc(payload: bytes) -> dict | str:
+    """A status payload's JSON object with a valid ``state``, or an error string."""
     try:
         doc = orjson.loads(payload)
     except orjson.JSONDecodeError:
         return "status: bad JSON"
     if not isinstance(doc, dict) or doc.get("state") not in ("online", "offline"):
         return "status: 'state' must be 'online' or 'offline'"
+    return doc
+
+
+def decode_status(payload: bytes) -> Status | str:
+    """The retained status payload ``{"state": "online"|"offline", ...}``, or an error string."""
+    doc = _status_doc(payload)
+    if isinstance(doc, str):
+        return doc
 
     def num(key: str) -> float | None:
         v = doc.get(key)

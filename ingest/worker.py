@@ -355,11 +355,12 @@ class IngestWorker:
         assert self._mqtt is not None
         with self._ack_lock:
             current = self._connection
-            self._mqtt.ack_many([msg.mid for msg in prepared.batch if msg.qos == 1 and msg.connection == current])
-            for msg in prepared.batch:
-                if msg.qos == 2 and msg.connection == current:  # the contract uses QoS 1; QoS 2 gets PUBCOMPs
+            fresh = [msg for msg in prepared.batch if msg.connection == current]
+            self._mqtt.ack_many([msg.mid for msg in fresh if msg.qos == 1])
+            for msg in fresh:
+                if msg.qos == 2:  # the contract uses QoS 1; a QoS 2 subscription gets PUBCOMPs
                     self._mqtt.client.ack(msg.mid, 2)
-        if stale := sum(msg.qos > 0 and msg.connection != current for msg in prepared.batch):
+        if stale := sum(msg.qos > 0 for msg in prepared.batch) - sum(msg.qos > 0 for msg in fresh):
             self.counters.stale_acks += stale
             log.info("ingest stored %d messages of a lost connection without acknowledging them "
                      "(a resumed session resends them; they are stored once)", stale)

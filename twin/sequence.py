@@ -4,8 +4,9 @@ Several ingest workers share a subscription, so one device's messages reach the 
 in several batches, in any order, some of them twice. A device's sequence state is its
 highest ``seq`` seen (``high``), a window of which of the 1,024 numbers up to ``high`` have
 arrived (bit ``i`` is ``high - i``; about 8 hours of a sensor reporting every 30 s), and
-``lost``: numbers that left the window without arriving. Suspected loss is ``lost`` plus the numbers missing inside the window, so a gap
-that a late message fills (another worker's batch) is no longer counted.
+``lost``: numbers that left the window without arriving. Suspected loss is ``lost`` plus
+the numbers missing inside the window, so a gap that a late message fills (another
+worker's batch) is no longer counted.
 
     >>> s = merge(SeqState(), [1, 2, 5, 6])
     >>> s.high, s.gaps

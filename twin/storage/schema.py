@@ -91,35 +91,25 @@ def _readings(conn: psycopg.Connection) -> None:
         ensure_partitions(conn, now - timedelta(days=62), now + timedelta(days=62))
 
 
-def _bim_revisions(conn: psycopg.Connection) -> None:
-    conn.execute(resources.files("twin.sql").joinpath("0004_bim_revisions.sql").read_text("utf-8"))
-
-
-def _commands(conn: psycopg.Connection) -> None:
-    conn.execute(resources.files("twin.sql").joinpath("0007_commands.sql").read_text("utf-8"))
-
-
-def _monitoring(conn: psycopg.Connection) -> None:
-    conn.execute(resources.files("twin.sql").joinpath("0008_monitoring.sql").read_text("utf-8"))
-
-
-def _security(conn: psycopg.Connection) -> None:
-    conn.execute(resources.files("twin.sql").joinpath("0009_security.sql").read_text("utf-8"))
-
-
-def _seq_window(conn: psycopg.Connection) -> None:
-    conn.execute(resources.files("twin.sql").joinpath("0010_seq_window.sql").read_text("utf-8"))
+def _sql_file(name: str) -> Callable[[psycopg.Connection], None]:
+    """A migration that runs ``twin/sql/{name}``."""
+    def apply(conn: psycopg.Connection) -> None:
+        conn.execute(resources.files("twin.sql").joinpath(name).read_text("utf-8"))
+    return apply
 
 
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "core twin tables", _core),
     Migration(2, "metric catalogue", _metrics),
     Migration(3, "readings (hypertable or partitioned)", _readings),
-    Migration(4, "BIM revisions: georeference, room geometry source and quantities, device id source", _bim_revisions),
-    Migration(7, "commands to devices and their acknowledgements", _commands),
-    Migration(8, "monitoring: climate zones, alarm lifecycle and outbox, rule overrides, daily KPIs", _monitoring),
-    Migration(9, "security: users, sessions, audit log, MQTT accounts", _security),
-    Migration(10, "sequence windows: suspected loss that tolerates reordering across workers", _seq_window),
+    Migration(4, "BIM revisions: georeference, room geometry source and quantities, device id source",
+              _sql_file("0004_bim_revisions.sql")),
+    Migration(7, "commands to devices and their acknowledgements", _sql_file("0007_commands.sql")),
+    Migration(8, "monitoring: climate zones, alarm lifecycle and outbox, rule overrides, daily KPIs",
+              _sql_file("0008_monitoring.sql")),
+    Migration(9, "security: users, sessions, audit log, MQTT accounts", _sql_file("0009_security.sql")),
+    Migration(10, "sequence windows: suspected loss that tolerates reordering across workers",
+              _sql_file("0010_seq_window.sql")),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 
