@@ -3,6 +3,10 @@
 Columns ``ts,site,device,room,metric,value,unit``; ``ts`` in ISO 8601 UTC with
 microseconds (``2026-11-23T08:15:00.000000Z``), values as PostgreSQL prints doubles
 (shortest exact form).
+
+Text cells that a spreadsheet would run as a formula (they begin with ``=``, ``+``, ``-``, ``@``,
+tab or carriage return: OWASP's "CSV injection" rule) get a single quote in front, in the query
+itself so the export still streams; numbers are never touched (``-5`` stays a number).
 """
 
 from __future__ import annotations
@@ -16,9 +20,19 @@ import psycopg
 
 COLUMNS = ("ts", "site", "device", "room", "metric", "value", "unit")
 
-_EXPORT = """COPY (
-    SELECT to_char(r.ts AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS ts, d.site_id AS site,
-           d.device_id AS device, coalesce(rm.name, '') AS room, m.name AS metric, r.value, m.unit
+#: First characters that make a spreadsheet run a cell as a formula (OWASP), as SQL literals.
+FORMULA_START = ("'='", "'+'", "'-'", "'@'", "chr(9)", "chr(13)")
+
+
+def _text(expr: str) -> str:
+    """SQL for the text column ``expr``, a single quote in front of a formula-looking value."""
+    return f"CASE WHEN left({expr}, 1) IN ({', '.join(FORMULA_START)}) THEN chr(39) || {expr} ELSE {expr} END"
+
+
+_EXPORT = f"""COPY (
+    SELECT to_char(r.ts AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS ts, {_text("d.site_id")} AS site,
+           {_text("d.device_id")} AS device, {_text("coalesce(rm.name, '')")} AS room,
+           {_text("m.name")} AS metric, r.value, {_text("m.unit")} AS unit
     FROM readings r
     JOIN devices d ON d.id = r.device_id
     JOIN metrics m ON m.metric_id = r.metric_id
