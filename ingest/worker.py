@@ -33,7 +33,7 @@ from ingest.decode import Status, decode_gateway_status, decode_status, decode_t
 from twin import contract
 from twin.database import DatabaseUnavailable, connect
 from twin.mqtt import MqttClient
-from twin.storage import events, model
+from twin.storage import events, listening, model
 from twin.storage.readings import ReadingWriter, Row
 from twin.storage.schema import backend
 
@@ -388,8 +388,12 @@ class IngestWorker:
         storing: Future[None] | None = None
         # Ends the store thread's retries when this loop ends, by ``stop`` or by an exception.
         halt = threading.Event()
+        # Records that this worker listens (its own thread and connection: never holds ingest up).
+        heartbeat = listening.Heartbeat(self.database_url, self.client_id)
+        heartbeat.start()
         try:
             while not stop.is_set():
+                heartbeat.alive(self.connected.is_set())
                 batch = self._take_batch(stop)
                 if storing is not None and storing.done():
                     storing.result()  # a store error that is not the database's surfaces now, not at the next batch
@@ -405,6 +409,7 @@ class IngestWorker:
                     self.log_stats(now - last_stats, last_messages)
                     last_stats, last_messages = now, self.counters.messages
         finally:
+            heartbeat.stop()
             self._stopping = True
             halt.set()
             store_thread.shutdown(wait=True)  # a batch being stored is committed and acknowledged

@@ -110,6 +110,8 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(9, "security: users, sessions, audit log, MQTT accounts", _sql_file("0009_security.sql")),
     Migration(10, "sequence windows: suspected loss that tolerates reordering across workers",
               _sql_file("0010_seq_window.sql")),
+    Migration(11, "ingest listening spells: silence while the twin was not listening is not a device fault",
+              _sql_file("0011_ingest_listening.sql")),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 
