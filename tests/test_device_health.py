@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from twin.device_health import MetricMinute, battery_low, offline_episodes, out_of_range_episodes, stuck_episodes
+from twin.device_health import (MetricMinute, battery_low, merge_spells, offline_episodes, out_of_range_episodes,
+                                stuck_episodes)
 
 T0 = datetime(2026, 11, 16, 2, 0, tzinfo=UTC)
 
@@ -22,6 +23,67 @@ def test_offline_after_three_intervals_and_back_with_the_next_minute():
     [open_ep] = offline_episodes(5, "env_sensor", [minute(0)], before=None, after=None, now=minute(9))
     assert (open_ep.start, open_ep.end) == (minute(2) + timedelta(seconds=30), None)
     assert offline_episodes(5, "panel", [], before=None, after=None, now=minute(60)) == []  # never reported
+
+
+def test_silence_while_the_twin_was_not_listening_is_not_offline():
+    """Luminaires (60 s): the twin listens 0-30 and from 40 (down 10 minutes); offline counts from 43."""
+    spells = [(minute(0), minute(30)), (minute(40), minute(90))]
+    every_minute_but_the_downtime = [minute(i) for i in range(60) if not 29 <= i < 41]
+    assert offline_episodes(5, "luminaire", every_minute_but_the_downtime, before=None, after=None, now=minute(60),
+                            listening=spells) == []
+    # without the spells (always listening) the same data is a 12-minute outage of the device
+    [wrong] = offline_episodes(5, "luminaire", every_minute_but_the_downtime, before=None, after=None,
+                               now=minute(60))
+    assert (wrong.start, wrong.end) == (minute(32), minute(41))
+    # still silent after the twin resumed: offline from 3 intervals after the resume, and it stays open
+    [late] = offline_episodes(5, "luminaire", [minute(i) for i in range(29)], before=None, after=None,
+                              now=minute(60), listening=spells)
+    assert (late.start, late.end) == (minute(43), None)
+    # back within the grace: nothing; back after it: closed at its next minute
+    assert offline_episodes(5, "luminaire", [minute(28), minute(42)], before=None, after=None, now=minute(43),
+                            listening=spells) == []
+    [closed] = offline_episodes(5, "luminaire", [minute(28), minute(50)], before=None, after=None, now=minute(51),
+                                listening=spells)
+    assert (closed.start, closed.end) == (minute(43), minute(50))
+
+
+def test_a_device_silent_while_the_twin_listens_is_offline_and_stays_so_across_downtime():
+    spells = [(minute(0), minute(30)), (minute(40), minute(90))]
+    # silent from 10 while listening: offline from 14 (10 + 1 min + 3 intervals) ...
+    [ep] = offline_episodes(5, "luminaire", [minute(9), minute(20)], before=None, after=None, now=minute(21),
+                            listening=spells)
+    assert (ep.start, ep.end) == (minute(13), minute(20))
+    # ... and one alarm through the twin's downtime, not two, when it is silent on both sides
+    [through] = offline_episodes(5, "luminaire", [minute(9), minute(55)], before=None, after=None, now=minute(56),
+                                 listening=spells)
+    assert (through.start, through.end) == (minute(13), minute(55))
+    # the twin is down now (its last spell ended at 30): an alarm open before stays open, nothing new is raised
+    assert [(e.start, e.end) for e in offline_episodes(5, "luminaire", [minute(9)], before=None, after=None,
+                                                       now=minute(38), listening=spells[:1])] == [(minute(13), None)]
+    assert offline_episodes(5, "luminaire", [minute(27)], before=None, after=None, now=minute(38),
+                            listening=spells[:1]) == []
+
+
+def test_before_the_twin_ever_listened_nothing_is_offline():
+    """No heartbeat history at all (the very first start, or data written before it): no alarm."""
+    old = [minute(0), minute(30)]
+    assert offline_episodes(5, "env_sensor", old, before=None, after=None, now=minute(60), listening=[]) == []
+    # first listening from 45: judged from 46:30 (3 x 30 s), silent since 31 -> offline from then
+    [ep] = offline_episodes(5, "env_sensor", old, before=None, after=None, now=minute(60),
+                            listening=[(minute(45), minute(61))])
+    assert (ep.start, ep.end) == (minute(46) + timedelta(seconds=30), None)
+
+
+def test_several_workers_listen_as_one():
+    """The twin listens while any worker does: spells merge whatever their order and overlap."""
+    a = [(minute(0), minute(10)), (minute(20), minute(30))]
+    b = [(minute(8), minute(22)), (minute(40), minute(41))]
+    assert merge_spells(a + b) == [(minute(0), minute(30)), (minute(40), minute(41))]
+    assert merge_spells(reversed(b + a)) == merge_spells(a + b)
+    # worker a alone has a 10-minute hole at 10-20 that b covers: no grace restarts at 20
+    [ep] = offline_episodes(5, "luminaire", [minute(9)], before=None, after=minute(25), now=minute(30),
+                            listening=a + b)
+    assert (ep.start, ep.end) == (minute(13), minute(25))
 
 
 def test_stuck_needs_the_duration_and_ends_at_a_new_value():

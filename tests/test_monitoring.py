@@ -23,7 +23,7 @@ from twin.monitor import Monitor
 from twin.notify import Notifier
 from twin.report import month_report
 from twin.standards import SiteConfig
-from twin.storage import alarms
+from twin.storage import alarms, listening
 from twin.metrics import BY_NAME
 from twin.storage.model import device_keys, save_model
 from twin.storage.readings import ReadingWriter
@@ -69,6 +69,12 @@ def ingest_history(url: str, mqtt_url: str, site_id: str, messages: list[Message
                 extra(client)
             wait_for(lambda: count(url, "SELECT count(*) FROM readings r JOIN devices d ON d.id = r.device_id "
                                         "WHERE d.site_id = %s", site_id) >= expected, timeout=60)
+
+
+def listened(url: str, start: datetime, end: datetime) -> None:
+    """The twin was listening over ``[start, end]`` (an ingest worker's heartbeats): silence then is the devices'."""
+    with connection(url) as conn:
+        listening.record(conn, "t-history-ingest", start, end)
 
 
 def count(url: str, sql: str, *args: object) -> int:
@@ -120,8 +126,9 @@ def lesson_history() -> list[Message]:
 def test_known_violations_give_exactly_the_expected_alarms(site, mqtt_url):
     url, site_id = site
     ingest_history(url, mqtt_url, site_id, lesson_history())
-    monitor = Monitor(url)
     now = local(9, 0, DAY + timedelta(days=1))
+    listened(url, local(7, 0), now)
+    monitor = Monitor(url)
     with connection(url) as conn:
         monitor.evaluate(conn, site_id, local(0, 0), local(0, 0, DAY + timedelta(days=1)), now=now)
     expected = [
@@ -159,6 +166,7 @@ def test_offline_and_stuck_devices_are_detected(site, mqtt_url):
                                       "co2": 612.0 if i < 30 else 700.0 + i}))
         history.append(("ENV-2", ts, {"temperature": 24.0 + i / 100, "humidity": 50.0 + i % 3, "co2": 600.0 + i}))
     ingest_history(url, mqtt_url, site_id, history)
+    listened(url, local(9, 0), local(11, 0))
     with connection(url) as conn:
         Monitor(url).evaluate(conn, site_id, local(10, 0), local(11, 0), now=local(11, 0))
     # last seen in the 10:19 minute (so by 10:20), offline 3 x 30 s later; back at 10:40
@@ -332,6 +340,7 @@ def test_an_offline_alarm_clears_when_the_device_is_back_after_a_weekend(db_url)
     """ENV-0 silent from Friday 09:10 to Monday 09:00: the alarm raised on Friday ends on Monday at 09:00."""
     site = f"kw-{uuid.uuid4().hex[:6]}"
     friday, monday = date(2026, 11, 13), date(2026, 11, 16)
+    listened(db_url, local(8, 0, friday), local(10, 0, monday))
     with connection(db_url) as conn:
         save_model(conn, small_twin(site, rooms=1))
         env = device_keys(conn)[site, "ENV-0"]

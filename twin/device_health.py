@@ -4,6 +4,12 @@ History-based checks (offline, stuck, out of range) turn timestamps into
 :class:`~twin.rule_engine.Episode` values keyed by their start, so re-evaluating the same
 data gives the same alarms. Sequence gaps and battery come from the device's status,
 which has no history: they are checked against the present (docs/monitoring.md).
+
+Offline is judged only while the twin was listening: given the spells in which ingest
+heard the broker (twin/storage/listening.py), a device's silence counts from
+``OFFLINE_INTERVALS`` reporting intervals after each spell began, so the twin's own
+downtime (ingest, broker or database down), and the time before it ever listened, raise
+nothing.
 """
 
 from __future__ import annotations
@@ -63,24 +69,65 @@ def last_seen_before(offline_from: datetime, kind: str) -> datetime:
     return offline_from - MINUTE - OFFLINE_INTERVALS * interval_of(kind)
 
 
+Spell = tuple[datetime, datetime]
+
+
+def merge_spells(spells: Iterable[Spell]) -> list[Spell]:
+    """The union of listening spells (of any number of workers, in any order), sorted and disjoint."""
+    out: list[Spell] = []
+    for a, b in sorted(spells):
+        if out and a <= out[-1][1]:
+            out[-1] = (out[-1][0], max(out[-1][1], b))
+        elif b > a:
+            out.append((a, b))
+    return out
+
+
+def watched(spells: Iterable[Spell], grace: timedelta) -> list[Spell]:
+    """When a device's silence counts: each merged spell of listening from ``grace`` after it began."""
+    return [(a + grace, b) for a, b in merge_spells(spells) if b > a + grace]
+
+
+def first_watched(times: Sequence[Spell], lo: datetime, hi: datetime) -> datetime | None:
+    """The first instant of ``[lo, hi)`` inside ``times`` (sorted, disjoint); None when there is none."""
+    for a, b in times:
+        if a >= hi or lo >= hi:
+            break
+        if b > lo:
+            return max(a, lo)
+    return None
+
+
 def offline_episodes(device: int, kind: str, buckets: Sequence[datetime], *, before: datetime | None,
-                     after: datetime | None, now: datetime) -> list[Episode]:
+                     after: datetime | None, now: datetime, listening: Iterable[Spell] | None = None) -> list[Episode]:
     """Offline periods from the minutes in which a device reported (sorted).
 
     ``before``: its last minute before the range (``None``: never); ``after``: its first
     minute after the range (``None``: none yet). A device last seen in minute ``b`` (so at
     most ``b + 1 min``) is offline from ``b + 1 min + 3 intervals`` until its next minute.
+
+    ``listening``: the twin's spells of listening (``None``: always listening). Silence is
+    judged only from 3 intervals after a spell began until it ended: an episode starts at
+    the first such instant of the silence (none when the twin's downtime explains all of
+    it) and runs to the device's next minute, across any later downtime.
     """
     limit = OFFLINE_INTERVALS * interval_of(kind)
+    times = None if listening is None else watched(listening, limit)
+
+    def first(lo: datetime, hi: datetime) -> datetime | None:
+        if times is None:
+            return lo if hi > lo else None
+        return first_watched(times, lo, hi)
+
     points = ([before] if before else []) + list(buckets) + ([after] if after else [])
     out = []
     for p, q in zip(points, points[1:], strict=False):
-        start = p + MINUTE + limit
-        if q > start:
+        start = first(p + MINUTE + limit, q)
+        if start is not None:
             out.append(_device(device, "device_offline", start, q, f"no data for {_span(q - p - MINUTE)}"))
     if points and after is None:
-        start = points[-1] + MINUTE + limit
-        if now > start:
+        start = first(points[-1] + MINUTE + limit, now)
+        if start is not None:
             out.append(_device(device, "device_offline", start, None,
                                f"no data since {points[-1] + MINUTE:%Y-%m-%d %H:%M} UTC"))
     return out

@@ -24,7 +24,7 @@ from twin.kpi_job import compute_day, day_bounds
 from twin.notify import Notifier
 from twin.rule_engine import Episode, evaluate_room
 from twin.standards import Rule, RulesError, SiteConfig, active_rules, season
-from twin.storage import alarms, kpis, monitoring
+from twin.storage import alarms, kpis, listening, monitoring
 from twin.timetable import SCHOOL_END, SCHOOL_START, SCHOOL_TZ, Timetable
 
 log = logging.getLogger(__name__)
@@ -126,6 +126,7 @@ class Monitor:
                          now: datetime) -> dict[str, int]:
         episodes: list[Episode] = []
         offline_since = alarms.open_alarm_starts(conn, site_id, "device_offline")
+        devices = []
         for dev in monitoring.device_activity(conn, site_id, start, horizon):
             if dev.kind in health.REPORTING_INTERVAL:
                 before = dev.before
@@ -133,8 +134,14 @@ class Monitor:
                     # Back after an outage longer than the look-back (a weekend): the open alarm says
                     # when it was last seen, so the episode is the same one and ends where it should.
                     before = health.last_seen_before(offline_since[dev.device], dev.kind)
-                episodes += health.offline_episodes(dev.device, dev.kind, dev.buckets, before=before,
-                                                    after=dev.after, now=now)
+                devices.append((dev, before))
+        # Silence counts only while the twin listened (docs/monitoring.md): its spells since the
+        # earliest last report that an episode can start from.
+        since = min([start, *(before for _, before in devices if before is not None)])
+        spells = listening.spells(conn, since, max(now, horizon))
+        for dev, before in devices:
+            episodes += health.offline_episodes(dev.device, dev.kind, dev.buckets, before=before,
+                                                after=dev.after, now=now, listening=spells)
         stuck = monitoring.metric_minutes(conn, site_id, list(health.STUCK_AFTER), start, horizon)
         for (dev_key, kind, metric), minutes in stuck.items():
             episodes += health.stuck_episodes(dev_key, metric, minutes, kind=kind)
