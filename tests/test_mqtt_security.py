@@ -4,12 +4,16 @@ and a TLS listener with a CA and a server certificate made by the test (docs/sec
 from __future__ import annotations
 
 import csv
+import os
 import shutil
 import subprocess
+import tempfile
 import threading
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import orjson
@@ -18,30 +22,70 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
 from tests.conftest import require_mosquitto
-from tests.helpers import running, small_twin, wait_for
+from tests.helpers import running, small_twin, stored_readings, wait_for
 from twin import contract, mqtt_auth, security
-from twin.broker import BrokerError, MosquittoBroker
+from twin.broker import BrokerError, ConfiguredMosquitto, MosquittoBroker
 from twin.database import connection
 from twin.mqtt import MqttClient, detect_protocol
 from twin.storage.model import save_model
 
 
+@contextmanager
+def broker_folder() -> Iterator[tuple[Path, mqtt_auth.FileOwner | None]]:
+    """A folder for the generated broker files, and who must own them: as root, Mosquitto drops to its
+    own user (``mosquitto``) before it reads them, so they go to that user in a folder it can reach."""
+    if os.geteuid() != 0:
+        with tempfile.TemporaryDirectory(prefix="campus-broker-") as d:
+            yield Path(d), None
+        return
+    user = "mosquitto" if _user_exists("mosquitto") else "nobody"
+    d = Path(tempfile.mkdtemp(prefix="campus-broker-"))  # /tmp itself: pytest's base folder is 0700
+    d.chmod(0o711)
+    try:
+        yield d / "out", mqtt_auth.FileOwner.parse(user)
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def _user_exists(name: str) -> bool:
+    import pwd
+
+    try:
+        pwd.getpwnam(name)
+    except KeyError:
+        return False
+    return True
+
+
+def generate(db_url: str, out: Path, owner: mqtt_auth.FileOwner | None, site: str = "t1",
+             **options: object) -> tuple[dict[str, str], int]:
+    """``campus-twin devices credentials`` for ``site`` through its library calls, on a free port:
+    the passwords issued, and the port of the generated listener."""
+    from twin.broker import free_port
+
+    port = free_port()
+    with connection(db_url) as conn:
+        issued = mqtt_auth.issue(conn, site)
+        mqtt_auth.write_files(conn, out, issued, options=mqtt_auth.BrokerOptions(port=port, bind="127.0.0.1",
+                                                                                 **options),  # type: ignore[arg-type]
+                              mode=0o640 if owner else 0o600, owner=owner)
+    return {u: p for u, p, _ in issued.rows}, port
+
+
 @pytest.fixture
-def secured(db_url: str, tmp_path: Path) -> Iterator[tuple[MosquittoBroker, dict[str, str], str]]:
-    """A twin with site t1 (ENV-0.., LUM-0..), credentials issued by the CLI path, a broker using them."""
+def secured(db_url: str, tmp_path: Path) -> Iterator[tuple[ConfiguredMosquitto, dict[str, str], str]]:
+    """A twin with site t1 (ENV-0.., LUM-0..), credentials issued by the CLI path, and a Mosquitto started
+    from the generated configuration as it is (``mosquitto -c <out>/mosquitto.conf``)."""
     require_mosquitto()
     with connection(db_url) as conn:
         save_model(conn, small_twin("t1", rooms=2))
-        issued = mqtt_auth.issue(conn, "t1")
-        mqtt_auth.write_files(conn, tmp_path / "creds", issued)
-    files = tmp_path / "creds"
-    passwords = {r["username"]: r["password"] for r in csv.DictReader((files / "credentials.csv").open())}
-    broker = MosquittoBroker(tmp_path / "broker", persist=False, anonymous=False,
-                             extra_conf=f"password_file {files / 'passwd'}\nacl_file {files / 'acl'}\n")
-    try:
-        yield broker, passwords, db_url
-    finally:
-        broker.stop()
+    with broker_folder() as (out, owner):
+        passwords, port = generate(db_url, out, owner)
+        broker = ConfiguredMosquitto(out / "mosquitto.conf", port, tmp_path / "mosquitto.log")
+        try:
+            yield broker, passwords, db_url
+        finally:
+            broker.stop()
 
 
 def _url(broker: MosquittoBroker, user: str, password: str) -> str:
@@ -236,6 +280,62 @@ def test_ingest_with_its_account_dead_letters_devices_not_in_the_twin(secured) -
         stored = conn.execute("SELECT count(*) FROM readings").fetchone()[0]
     assert letters == [("campus/v1/t1/GHOST-9/telemetry", "unknown device 'GHOST-9' at site 't1'")]
     assert stored == 1  # the t2 message never passed the gateway's ACL
+
+
+def _gateway_stream(port: int, password: str, n: int) -> None:
+    """``n`` QoS 1 telemetry messages from the gateway of t1 (ENV-0 and ENV-1 in turn, one second apart),
+    each acknowledged by the broker."""
+    base = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
+    gateway = Client(port, "gateway@t1", password)
+    try:
+        infos = []
+        for i in range(n):
+            ts = int((base + timedelta(seconds=i)).timestamp() * 1000)
+            body = orjson.dumps({"ts": ts, "seq": i + 1, "metrics": {"co2": 400 + i % 100}})
+            infos.append(gateway.c.publish(contract.topic("t1", f"ENV-{i % 2}", "telemetry"), body, qos=1))
+        for info in infos:
+            info.wait_for_publish(30)
+    finally:
+        gateway.close()
+
+
+def test_a_device_cannot_join_ingest_s_shared_subscription(secured) -> None:
+    """Issue 13: with Mosquitto 2.0's acl_file a device's ``$share/campus-ingest/...`` subscription was granted,
+    and the broker gave it its turn of the messages and then dropped them (read ACL): 1,000 of 2,000 never
+    stored. The generated configuration refuses such a SUBSCRIBE; every message reaches ingest."""
+    from ingest.worker import IngestWorker
+
+    broker, pw, db_url = secured
+    n = 2000
+    worker = IngestWorker(db_url, _url(broker, "ingest", pw["ingest"]), client_id=f"share-{uuid.uuid4().hex[:6]}",
+                          share_group=contract.SHARE_GROUP, batch_wait_s=0.05)
+    env0 = Client(broker.port, "ENV-0", pw["ENV-0"])
+    forbidden = (contract.SHARED_TELEMETRY_FILTER, f"$share/{contract.SHARE_GROUP}/{contract.STATUS_FILTER}",
+                 "$share/other/#", "$share/campus-ingest/campus/v1/t1/+/telemetry",
+                 "$share/g/campus/v1/t1/ENV-0/cmd", contract.TELEMETRY_FILTER, "campus/v1/t1/ENV-1/cmd", "#",
+                 "$CONTROL/dynamic-security/#")
+    try:
+        with running(worker.run):
+            assert worker.connected.wait(15)
+            codes = {f: env0.subscribe(f)[0] for f in forbidden}
+            _gateway_stream(broker.port, pw["gateway@t1"], n)
+            stored = _readings_when(db_url, n)
+        assert stored == n, f"{n - stored} of {n} messages never stored"
+        assert {f: c.is_failure for f, c in codes.items()} == dict.fromkeys(forbidden, True)
+        assert not env0.subscribe(contract.topic("t1", "ENV-0", "cmd"))[0].is_failure  # its own commands
+        assert env0.messages == []
+    finally:
+        env0.close()
+    assert stored_readings(db_url) == n
+
+
+def _readings_when(db_url: str, n: int, timeout: float = 60) -> int:
+    """Stored readings once there are ``n`` of them, or after ``timeout`` (to report what is missing)."""
+    try:
+        wait_for(lambda: stored_readings(db_url) >= n, timeout=timeout)
+    except AssertionError:
+        pass
+    return stored_readings(db_url)
 
 
 # --- TLS ----------------------------------------------------------------------------------------

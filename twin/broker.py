@@ -93,19 +93,98 @@ class LocalBroker:
         self.stop()
 
 
+#: What a Mosquitto of the twin may queue per client while that client is away (ingest stopped,
+#: a worker restarting): Mosquitto's default of 1,000 messages drops the rest of an outage.
+#: 1,000,000 messages is about an hour of a 14-school network at 280 msg/s; the byte bound
+#: (payload bytes, per client) stops a flood of large payloads first (docs/security.md).
+MAX_QUEUED_MESSAGES = 1_000_000
+MAX_QUEUED_BYTES = 1 << 30
+#: QoS 1 messages a client may have unacknowledged towards the broker (Mosquitto's default is 20:
+#: a gateway publishing over a 10 ms link would top out at 2,000 msgs/s).
+MAX_INFLIGHT_MESSAGES = 1000
+MAX_PACKET_BYTES = 2_000_000
+
+
+def delivery_settings(max_queued_messages: int = MAX_QUEUED_MESSAGES,
+                      max_queued_bytes: int = MAX_QUEUED_BYTES) -> str:
+    """The ``mosquitto.conf`` lines on queues and in-flight windows shared by every Mosquitto of the twin."""
+    return (f"max_inflight_messages {MAX_INFLIGHT_MESSAGES}\n"
+            f"max_queued_messages {max_queued_messages}\n"
+            f"max_queued_bytes {max_queued_bytes}\n"
+            f"max_packet_size {MAX_PACKET_BYTES}\n")
+
+
 MOSQUITTO_CONF = """\
 listener {port} 127.0.0.1
 allow_anonymous {anonymous}
 persistence {persist}
 persistence_location {location}/
 autosave_interval 30
-max_inflight_messages 1000
-max_queued_messages 200000
-max_packet_size 2000000
-log_dest file {location}/mosquitto.log
+{delivery}log_dest file {location}/mosquitto.log
 log_type error
 log_type warning
 """
+
+DYNSEC_PLUGIN = "mosquitto_dynamic_security.so"
+
+
+def find_dynsec_plugin() -> str | None:
+    """Mosquitto's dynamic security plugin next to the ``mosquitto`` on PATH (``<prefix>/lib/...``), or None."""
+    exe = shutil.which("mosquitto")
+    if exe is None:
+        return None
+    prefix = Path(exe).resolve().parent.parent
+    for pattern in (f"lib/*/{DYNSEC_PLUGIN}", f"lib/{DYNSEC_PLUGIN}", f"lib*/mosquitto/{DYNSEC_PLUGIN}",
+                    f"lib64/{DYNSEC_PLUGIN}"):
+        found = sorted(prefix.glob(pattern))
+        if found:
+            return str(found[0])
+    return None
+
+
+def _start_mosquitto(conf: Path, port: int, log_file: Path | None, see: Path | None = None) -> subprocess.Popen:
+    """``mosquitto -c conf``, waiting until it listens on ``port``; its stderr goes to ``log_file``
+    (``see``: where its log is when the configuration names one)."""
+    exe = shutil.which("mosquitto")
+    if exe is None:
+        raise BrokerError("mosquitto is not on PATH")
+    err = log_file.open("ab") if log_file is not None else subprocess.DEVNULL
+    try:
+        proc = subprocess.Popen([exe, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=err,
+                                preexec_fn=die_with_parent)
+    finally:
+        if log_file is not None:
+            err.close()  # type: ignore[union-attr]
+    if not wait_for_port("127.0.0.1", port) or proc.poll() is not None:
+        _stop_process(proc)
+        raise BrokerError(f"mosquitto -c {conf} did not start on port {port}; see {see or log_file or 'its log'}")
+    return proc
+
+
+def _stop_process(proc: subprocess.Popen) -> None:
+    """SIGTERM (Mosquitto then saves its persistence file), SIGKILL after 5 s."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+class ConfiguredMosquitto(LocalBroker):
+    """``mosquitto -c conf`` for a configuration written elsewhere (``campus-twin devices credentials``)."""
+
+    kind = "mosquitto"
+
+    def __init__(self, conf: Path, port: int, log_file: Path | None = None) -> None:
+        self.port = port
+        self.proc = _start_mosquitto(conf, port, log_file)
+        self.url = f"mqtt://127.0.0.1:{port}"
+        log.info("mosquitto started conf=%s url=%s pid=%d", conf, self.url, self.proc.pid)
+
+    def stop(self) -> None:
+        _stop_process(self.proc)
 
 
 class MosquittoBroker(LocalBroker):
@@ -119,30 +198,18 @@ class MosquittoBroker(LocalBroker):
         workdir.mkdir(parents=True, exist_ok=True)
         conf = workdir / "mosquitto.conf"
         text = MOSQUITTO_CONF.format(port=self.port, location=workdir, persist="true" if persist else "false",
-                                     anonymous="true" if anonymous else "false") + extra_conf
+                                     anonymous="true" if anonymous else "false",
+                                     delivery=delivery_settings()) + extra_conf
         if os.geteuid() == 0:
             # As root, mosquitto would switch to its own user, which also drops the parent-death signal.
             text += "user root\n"
         conf.write_text(text)
-        exe = shutil.which("mosquitto")
-        if exe is None:
-            raise BrokerError("mosquitto is not on PATH")
-        self.proc = subprocess.Popen([exe, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                     preexec_fn=die_with_parent)
-        if not wait_for_port("127.0.0.1", self.port):
-            self.stop()
-            raise BrokerError(f"mosquitto did not start on port {self.port}; see {workdir / 'mosquitto.log'}")
+        self.proc = _start_mosquitto(conf, self.port, None, see=workdir / "mosquitto.log")
         self.url = f"mqtt://127.0.0.1:{self.port}"
         log.info("mosquitto started url=%s pid=%d", self.url, self.proc.pid)
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        _stop_process(self.proc)
 
 
 class AmqttBroker(LocalBroker):

@@ -1,26 +1,37 @@
-"""Per-account MQTT credentials and the broker's ACL (docs/security.md).
+"""Per-account MQTT credentials, the broker's ACL and a Mosquitto configuration (docs/security.md).
 
-Who may do what, as Mosquitto ``acl_file`` lines (``read`` covers subscribe and receive):
+Who may do what (subscribing to a filter also means receiving what matches it):
 
 ========== ============================================================ ==========================
-account     publish (write)                                              subscribe (read)
+account     publish                                                      subscribe (receive)
 ========== ============================================================ ==========================
 device      its own ``telemetry``, ``status``, ``cmd/ack``                its own ``cmd``
 gateway     ``telemetry``, ``status``, ``cmd/ack`` of its site's devices  its site's ``cmd``
             and ``campus/v1/{site}/_gateway/+/status``
 ingest      nothing                                                      all ``telemetry``, ``status``
+                                                                         (also as ``$share/<group>/...``)
 dashboard   all ``cmd``                                                  all ``cmd/ack``, ``alarms``
 monitor     all ``campus/v1/{site}/alarms`` (alarm events)                nothing
 ========== ============================================================ ==========================
 
 A device's username is its device id; a site's gateway is ``gateway@{site}``. Anonymous
 clients and unknown usernames are refused by the broker (``allow_anonymous false``).
+
+Mosquitto 2.0's ``acl_file`` cannot refuse a subscription (it grants every SUBACK and checks
+"read" per delivered message), and a member of a shared group still takes its turn of the
+messages it may not read: a device subscribed to ``$share/campus-ingest/...`` silently
+swallowed half of the telemetry. The generated ``mosquitto.conf`` therefore uses Mosquitto's
+dynamic security plugin, whose subscribe ACLs default to deny: the broker refuses such a
+SUBSCRIBE (reason code 0x87). ``passwd`` and ``acl`` are still written for other setups.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import json
+import pwd
+import shutil
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,7 +39,7 @@ from typing import Any
 
 import psycopg
 
-from twin import contract, security
+from twin import broker, contract, security
 from twin.storage import mqtt_accounts
 
 INGEST, DASHBOARD, MONITOR = "ingest", "dashboard", "monitor"
@@ -43,32 +54,48 @@ def gateway_username(site_id: str) -> str:
     return f"gateway@{site_id}"
 
 
-def acl_lines(role: str, username: str, site_id: str | None) -> list[str]:
-    """The ``topic`` lines of one account (its ``user`` block without the header)."""
+@dataclass(frozen=True, slots=True)
+class Grants:
+    """What one account may publish and subscribe to (topic filters); ``shared``: the subscriptions
+    also through ``$share/<any group>/...``."""
+
+    publish: tuple[str, ...] = ()
+    subscribe: tuple[str, ...] = ()
+    shared: bool = False
+
+
+def grants(role: str, username: str, site_id: str | None) -> Grants:
+    """The one table of who may do what; the ``acl`` file and the dynamic security file are made from it."""
     p = contract.PREFIX
     if role == "device":
         own = f"{p}/{site_id}/{username}"
-        return [f"topic write {own}/{contract.TELEMETRY}", f"topic write {own}/{contract.STATUS}",
-                f"topic write {own}/{contract.CMD_ACK}", f"topic read {own}/{contract.CMD}"]
+        return Grants((f"{own}/{contract.TELEMETRY}", f"{own}/{contract.STATUS}", f"{own}/{contract.CMD_ACK}"),
+                      (f"{own}/{contract.CMD}",))
     if role == "gateway":
         site = f"{p}/{site_id}/+"
-        return [f"topic write {site}/{contract.TELEMETRY}", f"topic write {site}/{contract.STATUS}",
-                f"topic write {site}/{contract.CMD_ACK}", f"topic read {site}/{contract.CMD}",
-                f"topic write {p}/{site_id}/{contract.GATEWAY}/+/{contract.STATUS}"]
+        return Grants((f"{site}/{contract.TELEMETRY}", f"{site}/{contract.STATUS}", f"{site}/{contract.CMD_ACK}",
+                       f"{p}/{site_id}/{contract.GATEWAY}/+/{contract.STATUS}"), (f"{site}/{contract.CMD}",))
     if role == INGEST:
-        return [f"topic read {contract.TELEMETRY_FILTER}", f"topic read {contract.STATUS_FILTER}",
-                f"topic read {contract.GATEWAY_STATUS_FILTER}"]
+        return Grants((), (contract.TELEMETRY_FILTER, contract.STATUS_FILTER, contract.GATEWAY_STATUS_FILTER),
+                      shared=True)
     if role == DASHBOARD:
-        return [f"topic write {p}/+/+/{contract.CMD}", f"topic read {p}/+/+/{contract.CMD_ACK}",
-                f"topic read {p}/+/{contract.ALARMS}"]
+        return Grants((f"{p}/+/+/{contract.CMD}",), (f"{p}/+/+/{contract.CMD_ACK}", f"{p}/+/{contract.ALARMS}"))
     if role == MONITOR:
-        return [f"topic write {p}/+/{contract.ALARMS}"]
+        return Grants((f"{p}/+/{contract.ALARMS}",))
     raise ValueError(f"unknown MQTT account role {role!r}")
+
+
+def acl_lines(role: str, username: str, site_id: str | None) -> list[str]:
+    """The ``topic`` lines of one account (its ``user`` block without the header)."""
+    g = grants(role, username, site_id)
+    return [f"topic write {t}" for t in g.publish] + [f"topic read {t}" for t in g.subscribe]
 
 
 def acl_file(accounts: Iterable[Mapping[str, Any]]) -> str:
     """Mosquitto ``acl_file`` text: one ``user`` block per account, nothing for anyone else."""
-    out = ["# Campus Twin MQTT ACL, generated by `campus-twin devices credentials`; do not edit.", ""]
+    out = ["# Campus Twin MQTT ACL, generated by `campus-twin devices credentials`; do not edit.",
+           "# Mosquitto 2.0's acl_file cannot refuse a subscription (a device could join ingest's",
+           "# $share group): use the generated mosquitto.conf (dynamic security plugin) instead.", ""]
     for a in accounts:
         out += [f"user {a['username']}", *acl_lines(a["role"], a["username"], a["site_id"]), ""]
     return "\n".join(out)
@@ -77,6 +104,81 @@ def acl_file(accounts: Iterable[Mapping[str, Any]]) -> str:
 def password_file(accounts: Iterable[Mapping[str, Any]]) -> str:
     """Mosquitto ``password_file`` text: ``username:$7$...`` lines."""
     return "".join(f"{a['username']}:{a['password_hash']}\n" for a in accounts)
+
+
+def _acl(acltype: str, topic: str) -> dict[str, Any]:
+    return {"acltype": acltype, "topic": topic, "priority": 0, "allow": True}
+
+
+def dynsec_acls(g: Grants) -> list[dict[str, Any]]:
+    """Dynamic security ACLs of one account: everything not listed is refused (see :func:`dynsec_config`)."""
+    acls = [_acl("publishClientSend", t) for t in g.publish]
+    for t in g.subscribe:
+        wildcard = "+" in t.split("/") or t.endswith("#")
+        acls.append(_acl("subscribePattern" if wildcard else "subscribeLiteral", t))
+        acls.append(_acl("publishClientReceive", t))
+        if g.shared:
+            acls.append(_acl("subscribePattern", f"$share/+/{t}"))
+    return acls
+
+
+def _dynsec_password(password_hash: str) -> dict[str, Any]:
+    """``$7$<iterations>$<salt>$<hash>`` (PBKDF2-HMAC-SHA512, 12-byte salt) as the plugin's fields: the same
+    algorithm, so the stored hash serves both files and no password is needed again."""
+    parts = password_hash.split("$")
+    if len(parts) != 5 or parts[1] != "7":
+        raise CredentialsError("an MQTT account's password hash is not Mosquitto's $7$ format; issue it again")
+    return {"password": parts[4], "salt": parts[3], "iterations": int(parts[2])}
+
+
+def dynsec_config(accounts: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    """The dynamic security plugin's JSON: one client and one role per account, and default access that
+    refuses publishing, receiving and subscribing to anything not granted (unsubscribing is always allowed)."""
+    clients, roles = [], []
+    for a in accounts:
+        rolename = f"{a['role']}:{a['username']}"
+        roles.append({"rolename": rolename, "acls": dynsec_acls(grants(a["role"], a["username"], a["site_id"]))})
+        clients.append({"username": a["username"], "textname": a["role"], **_dynsec_password(a["password_hash"]),
+                        "roles": [{"rolename": rolename}]})
+    return {"defaultACLAccess": {"publishClientSend": False, "publishClientReceive": False, "subscribe": False,
+                                 "unsubscribe": True},
+            "clients": clients, "groups": [], "roles": roles}
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerOptions:
+    """Settings of the generated ``mosquitto.conf``; paths absolute when written."""
+
+    port: int = 1883
+    bind: str | None = None  # None: every interface
+    persistence_dir: Path | None = None  # None: <out>/data
+    dynsec_plugin: str | None = None  # None: found next to mosquitto (twin.broker.find_dynsec_plugin)
+    max_queued_messages: int = broker.MAX_QUEUED_MESSAGES
+    max_queued_bytes: int = broker.MAX_QUEUED_BYTES
+
+
+def mosquitto_conf(out: Path, opts: BrokerOptions) -> str:
+    """A Mosquitto 2 configuration that starts as it is (``mosquitto -c <out>/mosquitto.conf``)."""
+    out = out.resolve()
+    plugin = opts.dynsec_plugin or broker.find_dynsec_plugin() or broker.DYNSEC_PLUGIN
+    data = (opts.persistence_dir or out / "data").resolve()
+    listener = f"listener {opts.port}" + (f" {opts.bind}" if opts.bind else "")
+    return f"""\
+# Campus Twin broker configuration, generated by `campus-twin devices credentials`; rewritten at every run.
+# Start: mosquitto -c {out / 'mosquitto.conf'}   (docs/security.md)
+per_listener_settings false
+{listener}
+allow_anonymous false
+# Accounts and ACLs: the dynamic security plugin refuses any SUBSCRIBE not granted ($share/... included);
+# an acl_file cannot.
+plugin {plugin}
+plugin_opt_config_file {out / DYNSEC_FILE}
+# Sessions, subscriptions and queued messages survive a broker restart (saved on SIGTERM and every 60 s).
+persistence true
+persistence_location {data}/
+autosave_interval 60
+# Queue for an ingest outage: Mosquitto's default of 1,000 messages per client drops the rest.
+{broker.delivery_settings(opts.max_queued_messages, opts.max_queued_bytes)}"""
 
 
 @dataclass
@@ -122,19 +224,64 @@ def issue(conn: psycopg.Connection, site_id: str, *, rotate_services: bool = Fal
     return issued
 
 
-def write_files(conn: psycopg.Connection, out: Path, issued: Issued) -> list[Path]:
-    """Write ``passwd`` and ``acl`` (every account of the twin) and ``credentials.csv`` (this run's) to ``out``."""
+DYNSEC_FILE = "dynamic-security.json"
+#: Mode of the broker's files unless told otherwise: readable by their owner only.
+DEFAULT_MODE = 0o600
+
+
+@dataclass(frozen=True, slots=True)
+class FileOwner:
+    """Who gets the broker's files (``USER[:GROUP]``; the group defaults to the user's own)."""
+
+    user: str
+    group: str | int
+
+    @classmethod
+    def parse(cls, text: str) -> FileOwner:
+        user, _, group = text.partition(":")
+        try:
+            entry = pwd.getpwnam(user)
+        except KeyError as exc:
+            raise CredentialsError(f"no such user {user!r} for --owner") from exc
+        return cls(user, group or entry.pw_gid)
+
+
+def _write(path: Path, text: str, mode: int, owner: FileOwner | None) -> Path:
+    """Write ``text`` to a file readable by nobody else while it is written, then give it ``owner`` and ``mode``."""
+    path.touch(mode=0o600, exist_ok=True)
+    path.chmod(0o600)
+    path.write_text(text, encoding="utf-8")
+    if owner is not None:
+        try:
+            shutil.chown(path, owner.user, owner.group)
+        except (PermissionError, LookupError) as exc:
+            raise CredentialsError(f"cannot give {path} to {owner.user}: {exc}") from exc
+    path.chmod(mode)
+    return path
+
+
+def write_files(conn: psycopg.Connection, out: Path, issued: Issued, *, options: BrokerOptions | None = None,
+                mode: int = DEFAULT_MODE, owner: FileOwner | None = None) -> list[Path]:
+    """Write the broker's files for every account of the twin (``passwd``, ``acl``, ``dynamic-security.json``,
+    ``mosquitto.conf``, with ``mode`` and ``owner``) and ``credentials.csv`` (this run's passwords; always
+    mode 0600 and the caller's) to ``out``; create the persistence folder (mode 0700, ``owner``) if missing."""
+    if mode & 0o007:
+        raise CredentialsError(f"mode {mode:04o} lets every user read password hashes; use 0600 or 0640")
+    options = options or BrokerOptions()
     out.mkdir(parents=True, exist_ok=True)
     every = mqtt_accounts.accounts(conn)
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(("username", "password", "role"))
     writer.writerows(issued.rows)
-    paths = []
-    for name, text in (("passwd", password_file(every)), ("acl", acl_file(every)), ("credentials.csv", buf.getvalue())):
-        path = out / name
-        path.touch(mode=0o600, exist_ok=True)
-        path.chmod(0o600)
-        path.write_text(text, encoding="utf-8")
-        paths.append(path)
+    data = options.persistence_dir or out / "data"
+    if not data.exists():
+        data.mkdir(mode=0o700, parents=True)
+        if owner is not None:
+            shutil.chown(data, owner.user, owner.group)
+    broker_files = (("passwd", password_file(every)), ("acl", acl_file(every)),
+                    (DYNSEC_FILE, json.dumps(dynsec_config(every), indent=1) + "\n"),
+                    ("mosquitto.conf", mosquitto_conf(out, options)))
+    paths = [_write(out / name, text, mode, owner) for name, text in broker_files]
+    paths.append(_write(out / "credentials.csv", buf.getvalue(), 0o600, None))
     return paths
