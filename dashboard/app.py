@@ -15,7 +15,7 @@ from pathlib import Path
 import dash
 from dash import dcc, html
 
-from dashboard import auth, data, i18n
+from dashboard import auth, data, headers, i18n
 from dashboard.i18n import t
 from dashboard.uploads import UploadLimits
 from twin.broker import BrokerError
@@ -65,13 +65,13 @@ def create_app(database_url: str, *, mqtt_url: str | None = None, bim_loader: da
             app.server.extensions[data.LOADER_KEY] = bim_loader
         limits = upload_limits or UploadLimits()
         app.server.extensions[data.LIMITS_KEY] = limits
-        # Refuse request bodies far beyond any upload before they are read (413): an upload
-        # arrives as base64 (4/3) in a JSON callback request; up to twice that still reaches the
-        # upload callback, which says "file too large".
-        app.server.config["MAX_CONTENT_LENGTH"] = 2 * (limits.max_bytes * 4 // 3) + 1024 * 1024
+        # No request body longer than an upload's callback, whoever sends it; the guard of
+        # dashboard.auth refuses less, by route and role, before the body is read.
+        app.server.config["MAX_CONTENT_LENGTH"] = upload_body_bytes(limits)
         app.server.extensions["campus_twin.prefix"] = app.config.requests_pathname_prefix
         i18n.register(app.server, app.config.requests_pathname_prefix)
-        auth.install(app, secure_cookies=secure_cookies)
+        auth.install(app, secure_cookies=secure_cookies, upload_body_bytes=upload_body_bytes(limits))
+        headers.install(app)
         app.layout = _layout
         _claim_callbacks(app)
     except BaseException:
@@ -80,6 +80,15 @@ def create_app(database_url: str, *, mqtt_url: str | None = None, bim_loader: da
         pool.close()
         raise
     return app
+
+
+def upload_body_bytes(limits: UploadLimits) -> int:
+    """The longest callback request of a role that may upload.
+
+    An upload arrives as base64 (4/3 of the file) in a JSON callback request; up to twice that
+    still reaches the upload callback, which then says "file too large" in the page.
+    """
+    return 2 * (limits.max_bytes * 4 // 3) + 1024 * 1024
 
 
 def _start_bridge(mqtt_url: str, pool: object) -> object | None:

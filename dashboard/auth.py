@@ -4,8 +4,12 @@
   session row (``twin.storage.users``) whose random token goes into an HttpOnly, SameSite=Strict
   cookie (Secure over HTTPS or with ``secure_cookies``), and sets the ``_csrf_token`` cookie that
   dash-renderer sends back as the ``X-CSRFToken`` header on every callback POST.
-- Before every request: static files pass; without a live session pages redirect to the login
-  and ``/_dash-*`` endpoints answer 401; every POST must carry the session's CSRF token (else 403).
+- Before every request, and before any of its body is read: a body longer than the route and the
+  role allow is refused (413: forms and callbacks small, the upload size only for roles that may
+  upload); static files pass; without a live session pages redirect to the login and ``/_dash-*``
+  endpoints answer 401; every POST must carry the session's CSRF token (else 403).
+- Logins are throttled per address and per username (:func:`twin.storage.users.login_throttle`):
+  429 with ``Retry-After``, the password not even checked.
 - State-changing callbacks are wrapped in :func:`requires` (``@requires("acknowledge")``), which
   checks the role on the server (403 and an audit entry when refused).
 """
@@ -15,6 +19,7 @@ from __future__ import annotations
 import functools
 import html
 import logging
+import math
 from collections.abc import Callable
 from typing import Any, TypeVar
 from urllib.parse import quote, urlsplit
@@ -40,14 +45,18 @@ SECURE_KEY = "campus_twin.secure_cookies"
 INTERNAL_KEY = "campus_twin.internal"
 #: Paths served without a session (relative to the app's prefix): the login and static files.
 PUBLIC_PREFIXES = ("login", "_dash-component-suites/", "assets/", "_favicon.ico", "favicon.ico")
-#: Failed logins of one username within the window before further attempts are refused.
-MAX_FAILURES, FAILURE_WINDOW_MIN = 10, 15
+#: Largest body of a login or logout form, and of a callback from a role that may not upload.
+FORM_MAX_BYTES = 64 * 1024
+CALLBACK_MAX_BYTES = 1024 * 1024
+UPLOAD_KEY = "campus_twin.upload_body_bytes"
 
 
-def install(app: dash.Dash, *, secure_cookies: bool = False) -> None:
-    """Add ``/login`` and ``/logout`` and the request guard to ``app``'s server."""
+def install(app: dash.Dash, *, secure_cookies: bool = False, upload_body_bytes: int = CALLBACK_MAX_BYTES) -> None:
+    """Add ``/login`` and ``/logout`` and the request guard to ``app``'s server; a callback request
+    of a role that may upload may be ``upload_body_bytes`` long."""
     server, prefix = app.server, app.config.routes_pathname_prefix
     server.extensions[SECURE_KEY] = secure_cookies
+    server.extensions[UPLOAD_KEY] = upload_body_bytes
     server.extensions[INTERNAL_KEY] = object()
     server.add_url_rule(f"{prefix}login", "campus_twin_login", _login, methods=["GET", "POST"])
     server.add_url_rule(f"{prefix}logout", "campus_twin_logout", _logout, methods=["POST"])
@@ -110,19 +119,34 @@ def _is_public(prefix: str, path: str) -> bool:
     return any(rel == p or (p.endswith("/") and rel.startswith(p)) for p in PUBLIC_PREFIXES)
 
 
+def _too_large(limit: int) -> flask.Response | None:
+    """413 when the request announces a body over ``limit``; also caps a chunked body (read later)."""
+    request = flask.request
+    request.max_content_length = limit
+    if (request.content_length or 0) > limit:
+        log.info("request body refused path=%s length=%s limit=%d", request.path, request.content_length, limit)
+        return flask.make_response(flask.jsonify(error=f"request body too large (limit {limit} bytes)"), 413)
+    return None
+
+
 def _guard(prefix: str) -> flask.Response | None:
+    """Runs before the view, so before anything reads the request body (only headers are used)."""
     request = flask.request
     server = flask.current_app
     if request.environ.get(INTERNAL_KEY) is server.extensions[INTERNAL_KEY]:
         return None
     if _is_public(prefix, request.path) or request.path == f"{prefix}logout":
-        return None
+        return _too_large(FORM_MAX_BYTES)
     user = current_user()
     if user is None:
         if request.method != "GET" or request.path.startswith(f"{prefix}_dash-"):
             return flask.make_response(flask.jsonify(error="login required"), 401)
         target = request.full_path.rstrip("?") if request.query_string else request.path
         return flask.redirect(f"{prefix}login?next={quote(target, safe='/')}")
+    uploader = security.allowed(user["role"], "upload") and request.path == f"{prefix}_dash-update-component"
+    refused = _too_large(server.extensions[UPLOAD_KEY] if uploader else CALLBACK_MAX_BYTES)
+    if refused is not None:
+        return refused
     if request.method not in ("GET", "HEAD", "OPTIONS") and not security.same(request.headers.get(CSRF_HEADER),
                                                                               user["csrf_token"]):
         return flask.make_response(flask.jsonify(error="CSRF token missing or wrong"), 403)
@@ -192,10 +216,12 @@ def _login() -> flask.Response:
     username = (request.form.get("username") or "").strip()[:64]
     password = request.form.get("password") or ""
     with data.connection() as conn:
-        if audit.recent_failures(conn, username, FAILURE_WINDOW_MIN) >= MAX_FAILURES:
-            audit.record(conn, "login", "denied", username=username, detail={"reason": "too many failures"},
-                         remote_addr=request.remote_addr)
-            return _login_page(prefix, next_path, t("Too many failed logins; wait a few minutes."), 429)
+        wait = users.login_throttle(conn, username, request.remote_addr)
+        if wait > 0:  # not audited: each refused attempt would be a row an attacker writes for free
+            log.info("login throttled username=%r addr=%s wait_s=%.0f", username, request.remote_addr, wait)
+            refused = _login_page(prefix, next_path, t("Too many failed logins; wait a few minutes."), 429)
+            refused.headers["Retry-After"] = str(math.ceil(wait))
+            return refused
         user = users.authenticate(conn, username, password)
         if user is None:
             audit.record(conn, "login", "failed", username=username, remote_addr=request.remote_addr)

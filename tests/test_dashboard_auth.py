@@ -203,15 +203,23 @@ def test_secure_cookies_when_configured(known_twin: KnownTwin) -> None:  # noqa:
     assert all("Secure" in c for c in response.headers.getlist("Set-Cookie"))
 
 
-def test_repeated_failures_lock_the_username_for_a_while(secure_app: dash.Dash) -> None:
+def test_repeated_failures_slow_the_next_attempt_down(secure_app: dash.Dash) -> None:
+    """Wrong passwords from one address: soon 429 with Retry-After, even for the right one (the
+    limits per address and per username, and their bounds: tests/test_dashboard_security.py)."""
+    from twin.security import PAIR_THROTTLE
+
     client = secure_app.server.test_client()
     token = client.get("/login").get_data(as_text=True).split('name="csrf_token" value="')[1].split('"')[0]
-    from dashboard.auth import MAX_FAILURES
-
-    for _ in range(MAX_FAILURES):
-        client.post("/login", data={"username": "viewer-1", "password": "guess", "csrf_token": token})
-    locked = client.post("/login", data={"username": "viewer-1", "password": PASSWORD, "csrf_token": token})
-    assert locked.status_code == 429
+    statuses = [client.post("/login", data={"username": "viewer-1", "password": "guess", "csrf_token": token},
+                            environ_base={"REMOTE_ADDR": "203.0.113.5"}).status_code
+                for _ in range(PAIR_THROTTLE.free + 10)]
+    assert statuses[:PAIR_THROTTLE.free] == [401] * PAIR_THROTTLE.free and 429 in statuses, statuses
+    with connection(secure_app.server.extensions["tests.db_url"]) as conn:
+        conn.execute("""INSERT INTO audit_log (username, action, outcome, remote_addr)
+                        SELECT 'viewer-1', 'login', 'failed', '203.0.113.5' FROM generate_series(1, 20)""")
+    locked = client.post("/login", data={"username": "viewer-1", "password": PASSWORD, "csrf_token": token},
+                         environ_base={"REMOTE_ADDR": "203.0.113.5"})
+    assert locked.status_code == 429 and int(locked.headers["Retry-After"]) > 0
 
 
 def test_controls_follow_the_role(secure_app: dash.Dash, known_twin: KnownTwin) -> None:  # noqa: F811

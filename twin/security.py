@@ -9,6 +9,13 @@ Two hash formats, both with a per-secret random salt and a constant-time compare
 
 Roles are plain data: :data:`PERMISSIONS` says which actions each role may take.
 
+Login throttling is plain arithmetic on stored failures (:func:`login_wait`): past a number of free
+failures, each further attempt waits twice as long as the one before, up to a cap, counted from the
+latest failure. Three rules apply (docs/security.md): one username from one address
+(:data:`PAIR_THROTTLE`), one address over all usernames (:data:`ADDRESS_THROTTLE`, password
+spraying), and one username from all addresses (:data:`USERNAME_THROTTLE`, a distributed attack),
+which spares the addresses the user has logged in from before.
+
     >>> allowed("operator", "acknowledge"), allowed("viewer", "command")
     (True, False)
 """
@@ -20,6 +27,7 @@ import hashlib
 import hmac
 import re
 import secrets
+from dataclasses import dataclass
 
 ROLES = ("viewer", "operator", "planner", "admin")
 #: Every action the dashboard checks; "read" is everything that changes nothing.
@@ -39,6 +47,26 @@ USERNAME = re.compile(r"[A-Za-z0-9_.@-]{1,64}")
 MIN_PASSWORD_LENGTH = 8
 #: What an MQTT username (a device id) may hold so it is safe in topics, the ACL and the password file.
 MQTT_NAME = re.compile(r"[^\s/+#:$\x00-\x1f\x7f][^\s/+#:\x00-\x1f\x7f]{0,127}")
+
+
+@dataclass(frozen=True, slots=True)
+class Throttle:
+    """``free`` failures at full speed, then waits of 1, 2, 4 ... seconds, never more than ``cap_s``."""
+
+    free: int
+    cap_s: int
+
+
+#: Failures count for this long (and a wait never exceeds it).
+LOGIN_WINDOW_S = 900
+#: One username from one address: guessing a password.
+PAIR_THROTTLE = Throttle(free=5, cap_s=900)
+#: One address, any usernames: password spraying (schools share NAT addresses: a generous allowance).
+ADDRESS_THROTTLE = Throttle(free=20, cap_s=900)
+#: One username from every address it never logged in from: a distributed attack; short cap.
+USERNAME_THROTTLE = Throttle(free=20, cap_s=60)
+#: An address the user logged in from within this many days is known: the username rule spares it.
+KNOWN_ADDRESS_DAYS = 30
 
 
 def allowed(role: str | None, action: str) -> bool:
@@ -122,3 +150,32 @@ def check_new_password(password: str) -> str:
 def valid_mqtt_name(name: str) -> bool:
     """True when ``name`` can be an MQTT username and a topic level in the ACL (no space, ``/+#:``, control)."""
     return bool(MQTT_NAME.fullmatch(name))
+
+
+def login_wait(failures: int, since_latest_s: float | None, rule: Throttle) -> float:
+    """Seconds to wait before another login attempt under ``rule`` (0: go ahead).
+
+    ``failures`` counted in the window, ``since_latest_s`` since the latest of them.
+
+    >>> rule = Throttle(free=5, cap_s=900)
+    >>> [login_wait(n, 0.0, rule) for n in (4, 5, 6, 20)], login_wait(6, 0.5, rule)
+    ([0.0, 1.0, 2.0, 900.0], 1.5)
+    """
+    if failures < rule.free or since_latest_s is None:
+        return 0.0
+    return max(0.0, min(float(rule.cap_s), 2.0 ** (failures - rule.free)) - since_latest_s)
+
+
+def throttle_wait(pair: tuple[int, float | None], address: tuple[int, float | None],
+                  username: tuple[int, float | None], known_address: bool) -> float:
+    """The longest wait of the three rules, each given ``(failures, seconds since the latest)``.
+
+    >>> throttle_wait((0, None), (0, None), (25, 0.0), known_address=True)
+    0.0
+    >>> throttle_wait((0, None), (0, None), (25, 0.0), known_address=False)
+    32.0
+    """
+    waits = [login_wait(*pair, PAIR_THROTTLE), login_wait(*address, ADDRESS_THROTTLE)]
+    if not known_address:
+        waits.append(login_wait(*username, USERNAME_THROTTLE))
+    return max(waits)

@@ -117,3 +117,37 @@ def session_user(conn: psycopg.Connection, token: str) -> dict[str, Any] | None:
 
 def end_session(conn: psycopg.Connection, token: str) -> None:
     conn.execute("DELETE FROM user_sessions WHERE token_hash = %s", (security.token_digest(token),))
+
+
+def login_throttle(conn: psycopg.Connection, username: str, address: str | None) -> float:
+    """Seconds ``address`` must wait before trying ``username`` again (0: now), from the audit log's
+    login failures (:func:`twin.security.throttle_wait`). A good login resets the counts of its
+    username (from that address, and from everywhere); an address's count is not reset by one."""
+    row = conn.execute(
+        """WITH recent AS (
+               SELECT ts, username, remote_addr, outcome FROM audit_log
+               WHERE action = 'login' AND outcome IN ('ok', 'failed')
+                 AND ts > now() - make_interval(secs => %(window)s)
+                 AND (username = %(u)s OR remote_addr = %(a)s)),
+           good AS (
+               SELECT coalesce(max(ts) FILTER (WHERE username = %(u)s), '-infinity') AS user_ok,
+                      coalesce(max(ts) FILTER (WHERE username = %(u)s AND remote_addr = %(a)s), '-infinity') AS pair_ok
+               FROM recent WHERE outcome = 'ok'),
+           failed AS (
+               SELECT r.*, r.username = %(u)s AND r.ts > g.user_ok AS is_user,
+                      r.username = %(u)s AND r.remote_addr = %(a)s AND r.ts > g.pair_ok AS is_pair,
+                      r.remote_addr = %(a)s AS is_addr
+               FROM recent r, good g WHERE r.outcome = 'failed')
+           SELECT count(*) FILTER (WHERE is_pair), extract(epoch FROM now() - max(ts) FILTER (WHERE is_pair)),
+                  count(*) FILTER (WHERE is_addr), extract(epoch FROM now() - max(ts) FILTER (WHERE is_addr)),
+                  count(*) FILTER (WHERE is_user), extract(epoch FROM now() - max(ts) FILTER (WHERE is_user)),
+                  EXISTS (SELECT 1 FROM audit_log WHERE action = 'login' AND outcome = 'ok' AND username = %(u)s
+                            AND remote_addr = %(a)s AND ts > now() - make_interval(days => %(days)s))
+           FROM failed""",
+        {"u": username, "a": address, "window": security.LOGIN_WINDOW_S, "days": security.KNOWN_ADDRESS_DAYS},
+    ).fetchone()
+
+    def pair(i: int) -> tuple[int, float | None]:
+        return int(row[i]), None if row[i + 1] is None else float(row[i + 1])
+
+    return security.throttle_wait(pair(0), pair(2), pair(4), known_address=bool(row[6]))
