@@ -5,6 +5,10 @@ Two payload forms share one topic: the native JSON object
 see :mod:`ingest.senml`). A payload yields the valid readings it holds plus one error
 per invalid part, so a mixed payload keeps its valid part. Errors are short reason
 strings that end up in the dead-letter table.
+
+Text a device sends is checked here, never left for the database to refuse: valid UTF-8
+(orjson refuses anything else), no NUL or other control characters, bounded lengths, known
+values where there is a list of them (a status's ``state``).
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from datetime import UTC, datetime, timedelta
 import orjson
 
 from ingest.senml import decode_pack
+from ingest.text import check_text
 from twin.contract import MAX_PAYLOAD_BYTES
 from twin.metrics import BY_NAME, Metric
 
@@ -25,6 +30,15 @@ MAX_FUTURE = timedelta(minutes=5)
 MAX_AGE = timedelta(days=400)
 #: A device's message counter is an unsigned 32-bit number (larger ones could not be stored).
 SEQ_MAX = 2**32 - 1
+#: Longest firmware version a status may carry (characters).
+FIRMWARE_MAX = 64
+#: Longest device id a gateway status may name (characters).
+DEVICE_ID_MAX = 128
+#: States a status may report.
+STATES = ("online", "offline")
+#: Physical ranges of a status's vitals: battery charge (%) and received signal strength (dBm).
+BATTERY_RANGE = (0.0, 100.0)
+RSSI_RANGE = (-200.0, 50.0)
 
 
 @dataclass(slots=True)
@@ -170,32 +184,51 @@ def decode_gateway_status(payload: bytes) -> tuple[str, tuple[str, ...]] | str:
     if isinstance(doc, str):
         return doc
     devices = doc.get("devices", [])
-    if (not isinstance(devices, list) or len(devices) > GATEWAY_DEVICES_MAX
-            or not all(isinstance(d, str) and d for d in devices)):
+    if not isinstance(devices, list) or len(devices) > GATEWAY_DEVICES_MAX:
         return f"gateway status: 'devices' must be a list of at most {GATEWAY_DEVICES_MAX} device ids"
+    for i, device in enumerate(devices):
+        if error := check_text(device, f"device id {i}", DEVICE_ID_MAX):
+            return f"gateway status: {error}"
     return doc["state"], tuple(devices)
 
 
 def _status_doc(payload: bytes) -> dict | str:
     """A status payload's JSON object with a valid ``state``, or an error string."""
+    if len(payload) > MAX_PAYLOAD_BYTES:
+        return f"status: payload of {len(payload)} bytes exceeds {MAX_PAYLOAD_BYTES}"
     try:
         doc = orjson.loads(payload)
-    except orjson.JSONDecodeError:
-        return "status: bad JSON"
-    if not isinstance(doc, dict) or doc.get("state") not in ("online", "offline"):
+    except orjson.JSONDecodeError as exc:
+        return f"status: bad JSON: {str(exc).splitlines()[0][:120]}"
+    if not isinstance(doc, dict) or doc.get("state") not in STATES:
         return "status: 'state' must be 'online' or 'offline'"
     return doc
 
 
+def _vital(doc: dict, key: str, bounds: tuple[float, float]) -> float | str | None:
+    """A status's optional number ``key`` inside ``bounds``: ``None`` when absent, else the value or an error."""
+    v = doc.get(key)
+    if v is None:
+        return None
+    if isinstance(v, bool) or not isinstance(v, int | float):
+        return f"status: {key} must be a number, got {type(v).__name__}"
+    value = float(v)
+    if not bounds[0] <= value <= bounds[1]:  # also refuses NaN
+        return f"status: {key} {value:g} outside [{bounds[0]:g}, {bounds[1]:g}]"
+    return value
+
+
 def decode_status(payload: bytes) -> Status | str:
-    """The retained status payload ``{"state": "online"|"offline", ...}``, or an error string."""
+    """The retained status payload ``{"state": "online"|"offline", "firmware": ..., "battery": ...,
+    "rssi": ...}``, or an error string (one invalid field refuses the status: its text is not stored)."""
     doc = _status_doc(payload)
     if isinstance(doc, str):
         return doc
-
-    def num(key: str) -> float | None:
-        v = doc.get(key)
-        return float(v) if isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) else None
-
     fw = doc.get("firmware")
-    return Status(doc["state"], fw if isinstance(fw, str) else None, num("battery"), num("rssi"))
+    if fw is not None and (error := check_text(fw, "firmware", FIRMWARE_MAX)):
+        return f"status: {error}"
+    battery, rssi = _vital(doc, "battery", BATTERY_RANGE), _vital(doc, "rssi", RSSI_RANGE)
+    for v in (battery, rssi):
+        if isinstance(v, str):
+            return v
+    return Status(doc["state"], fw, battery, rssi)  # type: ignore[arg-type]

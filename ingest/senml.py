@@ -20,12 +20,16 @@ import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from ingest.text import check_text
 from twin.metrics import BY_NAME, Metric
 
 #: Times below this are relative to "now" (RFC 8428, section 4.5.3).
 RELATIVE_LIMIT_S = 2**28
 #: SenML version understood (RFC 8428 is version 10).
 SENML_VERSION = 10
+#: Longest record name (``bn + n``) and unit accepted, in characters.
+NAME_MAX = 256
+UNIT_MAX = 32
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,6 +132,8 @@ def decode_pack(doc: list, received_at: datetime) -> tuple[list[SenmlReading], l
             if "bn" in rec:
                 if not isinstance(rec["bn"], str):
                     raise ValueError("bn must be a string")
+                if rec["bn"] and (error := check_text(rec["bn"], "bn", NAME_MAX)):
+                    raise ValueError(error)
                 bn = rec["bn"]
             for key in ("bt", "bv", "bs"):
                 if key in rec:
@@ -143,6 +149,8 @@ def decode_pack(doc: list, received_at: datetime) -> tuple[list[SenmlReading], l
             if "bu" in rec:
                 if not isinstance(rec["bu"], str):
                     raise ValueError("bu must be a string")
+                if rec["bu"] and (error := check_text(rec["bu"], "bu", UNIT_MAX)):
+                    raise ValueError(error)
                 bu = rec["bu"]
         except ValueError as exc:
             errors.append(f"SenML record {i}: {exc}")
@@ -168,9 +176,13 @@ def _record(rec: dict, i: int, bn: str, bt: float, bu: str | None, bv: float, bs
     name = bn + n
     if not name:
         return f"SenML record {i} has no name"
+    if error := check_text(name, "name", NAME_MAX):
+        return f"SenML record {i}: {error}"
     unit = rec.get("u", bu)
     if unit is not None and not isinstance(unit, str):
         return f"SenML record {i}: u must be a string"
+    if unit and (error := check_text(unit, "u", UNIT_MAX)):
+        return f"SenML record {i}: {error}"
     resolved = resolve_name(name, unit)
     if isinstance(resolved, str):
         return resolved

@@ -9,6 +9,15 @@ the next batch is decoded while the database works on the last one, so Python an
 PostgreSQL are busy at the same time. If the database fails, the batch is retried with
 backoff and nothing is acknowledged meanwhile.
 
+What PostgreSQL refuses for a message's own values (a data error: SQLSTATE classes 21, 22,
+23 and 54) cannot succeed on a retry: the batch is then stored again in one transaction,
+split in halves inside savepoints until the refused messages are alone; each goes to the
+dead letters with PostgreSQL's reason, the rest is stored, and the whole batch is
+acknowledged (a retained poison message cannot wedge a restart). The happy path pays
+nothing for this: it is one ``try`` around the batch's transaction. Every other database
+error (connection lost, server shutting down, a permission revoked) is retried with
+backoff; an error that is not the database's ends ``run`` with that error.
+
 A message is acknowledged only on the connection it came in on. Packet ids belong to a
 connection's session: after a reconnect the broker resends what it kept (same ids) or,
 if it lost the session, numbers new messages from 1 again, so a PUBACK for an id of an
@@ -33,7 +42,7 @@ from ingest.decode import Status, decode_gateway_status, decode_status, decode_t
 from twin import contract
 from twin.database import DatabaseUnavailable, connect
 from twin.mqtt import MqttClient
-from twin.storage import events, listening, model
+from twin.storage import events, listening, model, partitions
 from twin.storage.readings import ReadingWriter, Row
 from twin.storage.schema import backend
 
@@ -52,6 +61,27 @@ STATS_EVERY_S = 30.0
 DEVICE_REFRESH_S = 10.0
 STORING = "storing"
 T = TypeVar("T")
+#: SQLSTATE classes of what PostgreSQL refuses for the values it is given (retrying cannot help):
+#: cardinality violation, data exception, integrity constraint violation, program limit exceeded.
+DATA_ERROR_CLASSES = frozenset({"21", "22", "23", "54"})
+#: Errors while storing that a retry gets through: the database's, and the network's.
+RETRIED = (psycopg.Error, DatabaseUnavailable, OSError)
+
+
+def is_data_error(exc: BaseException) -> bool:
+    """Whether ``exc`` is the database (or psycopg, before sending) refusing the values of a batch:
+    a data exception such as text with NUL, a constraint violated, text that cannot be encoded."""
+    if isinstance(exc, psycopg.DataError | psycopg.IntegrityError | UnicodeEncodeError):
+        return True
+    return isinstance(exc, psycopg.Error) and (exc.sqlstate or "")[:2] in DATA_ERROR_CLASSES
+
+
+def refusal(exc: BaseException) -> str:
+    """The dead-letter reason of a message the database refused: PostgreSQL's own message."""
+    primary = getattr(getattr(exc, "diag", None), "message_primary", None)
+    text = primary or (str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+    code = getattr(exc, "sqlstate", None)
+    return f"database refused the message ({code or type(exc).__name__}): {text}"
 
 
 class Message(NamedTuple):
@@ -90,6 +120,15 @@ class Prepared:
     statuses: list[tuple[int, object]] = field(default_factory=list)
     seqs: dict[int, list[int]] = field(default_factory=dict)  # device key: the seq numbers received
     newest: datetime | None = None  # newest reading timestamp
+
+
+@dataclass(slots=True)
+class Stored:
+    """What a batch's transaction stored: readings sent and newly inserted, dead letters written."""
+
+    rows: int = 0
+    inserted: int = 0
+    letters: int = 0
 
 
 class IngestWorker:
@@ -278,27 +317,88 @@ class IngestWorker:
                 out.statuses.append((key, Status("offline")))
 
     def store(self, prepared: Prepared) -> int:
-        """Write a prepared batch in one transaction and count it; return the readings newly stored
-        (raises on database errors)."""
+        """Write a prepared batch in one transaction and count it; return the readings newly stored.
+
+        A data error isolates the messages the database refuses (:meth:`_isolate`); other database
+        errors are raised (the caller retries)."""
         conn, writer = self._db()
-        with conn.transaction():
-            inserted = writer.write(prepared.rows)
-            events.add_dead_letters(conn, prepared.letters)
-            for key, status in prepared.statuses:
-                events.update_status(conn, key, status.state, firmware=status.firmware,
-                                     battery_pct=status.battery_pct, rssi_dbm=status.rssi_dbm)
-            events.record_seq(conn, prepared.seqs)
+        try:
+            with conn.transaction():
+                done = self._write(conn, writer, prepared)
+        except Exception as exc:
+            if not is_data_error(exc):
+                raise
+            done = self._isolate(conn, writer, prepared, exc)
         c = self.counters
         c.messages += len(prepared.batch)
-        c.rows += inserted
-        c.duplicates += len(prepared.rows) - inserted
-        c.dead_letters += len(prepared.letters)
+        c.rows += done.inserted
+        c.duplicates += done.rows - done.inserted
+        c.dead_letters += done.letters
         c.batches += 1
         now = time.time()
         c.lag_s = now - prepared.batch[0].received_at
         if prepared.newest is not None:
             c.data_lag_s = now - prepared.newest.timestamp()
-        return inserted
+        return done.inserted
+
+    @staticmethod
+    def _write(conn: psycopg.Connection, writer: ReadingWriter, prepared: Prepared) -> Stored:
+        """The batch's statements, inside the caller's transaction (or savepoint)."""
+        inserted = writer.write(prepared.rows)
+        events.add_dead_letters(conn, prepared.letters)
+        for key, status in prepared.statuses:
+            events.update_status(conn, key, status.state, firmware=status.firmware,
+                                 battery_pct=status.battery_pct, rssi_dbm=status.rssi_dbm)
+        events.record_seq(conn, prepared.seqs)
+        return Stored(len(prepared.rows), inserted, len(prepared.letters))
+
+    def _isolate(self, conn: psycopg.Connection, writer: ReadingWriter, prepared: Prepared,
+                 error: BaseException) -> Stored:
+        """Store ``prepared`` again in one transaction, bisecting it inside savepoints down to the
+        messages the database refuses; those become dead letters with the database's reason."""
+        self.counters.db_errors += 1
+        log.warning("ingest batch of %d messages refused by the database, isolating the offending messages: %s",
+                    len(prepared.batch), refusal(error))
+        done, refused = Stored(), []
+        with conn.transaction():
+            if writer.partitioned and prepared.rows:
+                # Outside the savepoints: a partition made inside one that is rolled back would be gone,
+                # while the writer remembers it (the batch's own transaction was rolled back too).
+                for month in {partitions.month_start(ts) for ts, _, _, _ in prepared.rows}:
+                    partitions.ensure_partitions(conn, month, month)
+            self._bisect(conn, writer, prepared.batch, error, done, refused)
+            letters = [(datetime.fromtimestamp(msg.received_at, UTC), msg.topic, reason, msg.payload)
+                       for msg, reason in refused]
+            events.add_dead_letters(conn, letters)
+        done.letters += len(letters)
+        for msg, reason in refused:
+            log.warning("ingest message dead-lettered topic=%s reason=%s", msg.topic, reason)
+        return done
+
+    def _bisect(self, conn: psycopg.Connection, writer: ReadingWriter, batch: list[Message],
+                error: BaseException | None, done: Stored, refused: list[tuple[Message, str]]) -> None:
+        """Store ``batch`` in a savepoint, or (on a data error, or ``error`` already known for it) its
+        halves; a single message refused is added to ``refused``."""
+        if error is None:
+            part = self.prepare(batch)
+            try:
+                with conn.transaction():
+                    stored = self._write(conn, writer, part)
+            except Exception as exc:
+                if not is_data_error(exc):
+                    raise
+                error = exc
+            else:
+                done.rows += stored.rows
+                done.inserted += stored.inserted
+                done.letters += stored.letters
+                return
+        if len(batch) == 1:
+            refused.append((batch[0], refusal(error)))
+            return
+        half = len(batch) // 2
+        self._bisect(conn, writer, batch[:half], None, done, refused)
+        self._bisect(conn, writer, batch[half:], None, done, refused)
 
     def write_batch(self, batch: list[Message]) -> None:
         """Decode and store one batch in one transaction (raises on database errors)."""
@@ -337,10 +437,13 @@ class IngestWorker:
         while True:
             try:
                 return step()
-            except (psycopg.OperationalError, psycopg.InterfaceError, DatabaseUnavailable, OSError) as exc:
+            except RETRIED as exc:
                 self.counters.db_errors += 1
-                log.warning("ingest database error while %s, retrying in %.1fs (nothing acknowledged): %s", what,
-                            delay, str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+                transient = isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError | DatabaseUnavailable
+                                       | OSError)
+                log.log(logging.WARNING if transient else logging.ERROR,
+                        "ingest database error while %s, retrying in %.1fs (nothing acknowledged): %s: %s", what,
+                        delay, type(exc).__name__, str(exc).splitlines()[0] if str(exc) else "")
                 conn = self._conn if what == STORING else self._lookup
                 if conn is not None:
                     conn.close()

@@ -22,7 +22,7 @@ from twin.broker import BrokerError
 from twin.database import DatabaseUnavailable, connection, database_url
 from twin.embedded import EmbeddedDatabaseError
 from twin.logs import setup_logging
-from twin.process import join_within
+from twin.process import exit_on_thread_death, join_within, thread_death
 from twin.settings import Settings
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -612,6 +612,7 @@ def ingest(ctx: click.Context, workers: int, duration: float | None, client_id: 
         raise click.BadParameter("several workers need a shared subscription group", param_hint="--share-group")
     check_workers(mqtt_url, workers)
     stop = stop_on_signals()
+    exit_on_thread_death(stop)  # a dead thread (the worker's, paho's) stops the process non-zero
     if workers == 1:
         worker = IngestWorker(url, mqtt_url, client_id=client_id, share_group=share_group, stats_every_s=stats_every)
         thread = threading.Thread(target=worker.run, args=(stop,), name="ingest", daemon=True)
@@ -632,6 +633,8 @@ def ingest(ctx: click.Context, workers: int, duration: float | None, client_id: 
         totals = [(t.messages, t.rows, t.duplicates, t.dead_letters) for t in done]
     m, r, d, dl = (sum(col) for col in zip(*totals, strict=True)) if totals else (0, 0, 0, 0)
     click.echo(f"ingested {m} messages with {workers} worker(s): {r} rows, {d} duplicates, {dl} dead letters")
+    if (died := thread_death()) is not None:
+        raise click.ClickException(died)
 
 
 def parse_time(value: str | None, param: str) -> datetime | None:

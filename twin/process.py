@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import faulthandler
 import logging
+import os
 import signal
 import sys
 import threading
@@ -47,3 +48,52 @@ def join_within(threads: list[threading.Thread], timeout_s: float) -> list[threa
                     ", ".join(t.name for t in alive))
         faulthandler.dump_traceback(file=sys.stderr, all_threads=True)
     return alive
+
+
+#: Exit status of a process ended because one of its threads died (``EX_SOFTWARE``).
+EXIT_THREAD_DIED = 70
+_deaths: list[str] = []
+
+
+def exit_on_thread_death(stop: threading.Event | None = None, grace_s: float = 60.0) -> None:
+    """Install a :data:`threading.excepthook` so that no process runs on half-alive.
+
+    A thread that dies of an exception (a service's own, paho's network thread, any other) is
+    logged with its reason and traceback. With ``stop``, the process then stops as on SIGTERM
+    (``stop`` is set) and its main thread, seeing :func:`thread_death`, exits non-zero; if it is
+    still running ``grace_s`` later, it is ended with status :data:`EXIT_THREAD_DIED`. Without
+    ``stop`` it is ended with that status at once.
+    """
+
+    def hook(args: threading.ExceptHookArgs) -> None:
+        if args.exc_type is SystemExit:  # as the default hook: a thread's sys.exit() is not a death
+            return
+        name = args.thread.name if args.thread is not None else "?"
+        reason = f"thread {name!r} died: {args.exc_type.__name__}: {args.exc_value}"
+        _deaths.append(reason)
+        log.critical("%s; ending the process", reason,
+                     exc_info=(args.exc_type, args.exc_value, args.exc_traceback))  # type: ignore[arg-type]
+        if stop is None:
+            _exit_now()
+        stop.set()
+        threading.Thread(target=_exit_after, args=(grace_s,), name="exit-on-thread-death", daemon=True).start()
+
+    threading.excepthook = hook
+
+
+def thread_death() -> str | None:
+    """Why the first thread that died did (``None``: none died), once :func:`exit_on_thread_death` is installed."""
+    return _deaths[0] if _deaths else None
+
+
+def _exit_after(grace_s: float) -> None:
+    time.sleep(grace_s)
+    log.critical("still running %.0f s after a thread died; exiting with status %d", grace_s, EXIT_THREAD_DIED)
+    _exit_now()
+
+
+def _exit_now() -> None:
+    for handler in logging.getLogger().handlers:
+        handler.flush()
+    sys.stderr.flush()
+    os._exit(EXIT_THREAD_DIED)

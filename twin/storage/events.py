@@ -11,6 +11,22 @@ from twin.sequence import SeqState, merge, window_bytes, window_from_bytes
 
 #: Dead-letter payloads are stored up to this many bytes.
 DEAD_LETTER_MAX_BYTES = 4096
+#: Dead-letter topics and reasons are stored up to this many characters.
+DEAD_LETTER_MAX_TOPIC = 1000
+DEAD_LETTER_MAX_REASON = 500
+
+
+def storable_text(text: str, limit: int) -> str:
+    """``text`` cut to ``limit`` characters, NUL and lone surrogates escaped: what PostgreSQL's
+    ``text`` can hold, whatever a device sent (a dead letter itself must never be refused)."""
+    text = text[:limit]
+    if "\x00" in text:
+        text = text.replace("\x00", "\\x00")
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        text = text.encode("utf-8", "backslashreplace").decode()
+    return text
 
 
 def add_dead_letters(conn: psycopg.Connection, letters: Sequence[tuple[datetime, str, str, bytes]]) -> None:
@@ -20,7 +36,9 @@ def add_dead_letters(conn: psycopg.Connection, letters: Sequence[tuple[datetime,
     with conn.cursor() as cur:
         with cur.copy("COPY dead_letters (received_at, topic, reason, payload, payload_size) FROM STDIN") as copy:
             for received_at, topic, reason, payload in letters:
-                copy.write_row((received_at, topic, reason[:500], payload[:DEAD_LETTER_MAX_BYTES], len(payload)))
+                copy.write_row((received_at, storable_text(topic, DEAD_LETTER_MAX_TOPIC),
+                                storable_text(reason, DEAD_LETTER_MAX_REASON), payload[:DEAD_LETTER_MAX_BYTES],
+                                len(payload)))
 
 
 def update_status(

@@ -1,0 +1,216 @@
+"""Poison messages through a real Mosquitto and a real PostgreSQL: what the database refuses for one
+message's values is dead-lettered with PostgreSQL's reason, the rest of its batch is stored, and the
+worker stays alive, also across a restart with the poison still retained on the broker. A store
+error that is not the database's ends ``campus-twin ingest`` with a non-zero exit and its reason."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import orjson
+import pytest
+
+from ingest.worker import IngestWorker
+from tests.helpers import publisher, running, small_twin, stored_readings, wait_for
+from twin import contract
+from twin.broker import MosquittoBroker, free_port
+from twin.contract import topic
+from twin.database import connection
+from twin.storage.model import save_model
+
+BASE = datetime.now(UTC).replace(microsecond=0) - timedelta(days=1)
+#: The payload of issue 13, as ``mosquitto_pub -m '{"state":"online","firmware":"x\u0000"}'`` sends it.
+NUL_STATUS = b'{"state":"online","firmware":"x\\u0000"}'
+
+#: A retained poison and restarts need a broker of this test only (nothing retained leaks to others).
+pytestmark = pytest.mark.usefixtures("mosquitto_installed")
+
+
+@pytest.fixture
+def twin_db(db_url: str) -> str:
+    with connection(db_url) as conn:
+        save_model(conn, small_twin("t1"))
+    return db_url
+
+
+@pytest.fixture
+def broker(tmp_path: Path) -> Iterator[MosquittoBroker]:
+    b = MosquittoBroker(tmp_path / "mosquitto", port=free_port(), persist=True)
+    try:
+        yield b
+    finally:
+        b.stop()
+
+
+def payload(i: int, value: float | None = None, seq: int | None = None) -> bytes:
+    doc: dict = {"ts": int((BASE + timedelta(seconds=i)).timestamp() * 1000),
+                 "metrics": {"energy": float(i) if value is None else value}}
+    if seq is not None:
+        doc["seq"] = seq
+    return orjson.dumps(doc)
+
+
+def publish_range(url: str, start: int, stop: int, device: str = "ENV-0") -> None:
+    with publisher(url, f"pub-{uuid.uuid4().hex[:6]}") as client:
+        infos = [client.publish(topic("t1", device, "telemetry"), payload(i), qos=1) for i in range(start, stop)]
+        for info in infos:
+            info.wait_for_publish(30)
+
+
+def letters(url: str, topic_: str) -> list[tuple[str, bytes]]:
+    with connection(url) as conn:
+        return [(r, bytes(p)) for r, p in conn.execute(
+            "SELECT reason, payload FROM dead_letters WHERE topic = %s ORDER BY id", (topic_,)).fetchall()]
+
+
+def values(url: str) -> list[float]:
+    with connection(url) as conn:
+        return [v for (v,) in conn.execute("SELECT value FROM readings ORDER BY ts").fetchall()]
+
+
+class Running:
+    """A worker's ``run`` in a thread that records how it ended."""
+
+    def __init__(self, worker: IngestWorker) -> None:
+        self.worker = worker
+        self.stop = threading.Event()
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        try:
+            self.worker.run(self.stop)
+        except BaseException as exc:  # noqa: BLE001
+            self.error = exc
+
+    def alive(self) -> bool:
+        return self.thread.is_alive() and self.error is None
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join(30)
+        assert not self.thread.is_alive(), "worker did not stop within 30 s"
+
+
+@pytest.mark.parametrize("share_group", ["", contract.SHARE_GROUP], ids=["plain", "shared"])
+def test_retained_nul_status_is_dead_lettered_and_does_not_wedge_a_restart(twin_db, broker, share_group):
+    client_id = f"poison-{uuid.uuid4().hex[:6]}"
+    status_topic = topic("t1", "ENV-1", "status")
+
+    def new_worker() -> IngestWorker:
+        return IngestWorker(twin_db, broker.url, client_id=client_id, share_group=share_group, batch_wait_s=0.05)
+
+    first = Running(new_worker())
+    try:
+        assert first.worker.connected.wait(10)
+        with publisher(broker.url, "device-env-1") as device:
+            device.publish(status_topic, NUL_STATUS, qos=1, retain=True).wait_for_publish(10)
+        publish_range(broker.url, 0, 500)
+        wait_for(lambda: stored_readings(twin_db) >= 500 or not first.alive(), timeout=60)
+        assert first.alive(), f"the worker died: {first.error!r}"
+        assert values(twin_db) == [float(i) for i in range(500)]
+        refused = letters(twin_db, status_topic)
+        assert [p for _, p in refused] == [NUL_STATUS]
+        assert "firmware" in refused[0][0] and "NUL" in refused[0][0], refused[0][0]
+    finally:
+        first.close()
+    assert first.error is None, repr(first.error)
+
+    # A restart on the same session, the poison still retained on the broker.
+    second = Running(new_worker())
+    try:
+        assert second.worker.connected.wait(10)
+        publish_range(broker.url, 500, 600)
+        wait_for(lambda: stored_readings(twin_db) >= 600 or not second.alive(), timeout=60)
+        assert second.alive(), f"the restarted worker died: {second.error!r}"
+        assert values(twin_db) == [float(i) for i in range(600)]
+        # a plain subscription gets the retained poison again: refused again, never stored
+        assert {p for _, p in letters(twin_db, status_topic)} == {NUL_STATUS}
+        with connection(twin_db) as conn:
+            firmware = conn.execute("SELECT s.firmware FROM device_status s JOIN devices d ON d.id = s.device_id "
+                                    "WHERE d.device_id = 'ENV-1'").fetchall()
+        assert firmware in ([], [(None,)])
+    finally:
+        second.close()
+    assert second.error is None, repr(second.error)
+
+
+def test_a_value_the_database_refuses_mid_batch_dead_letters_that_message_only(twin_db, broker):
+    """Values that pass decoding but that PostgreSQL refuses (CHECK constraints added to this test's
+    database): the message's own dead letter with PostgreSQL's reason; its batch neighbours stored."""
+    with connection(twin_db) as conn:
+        conn.execute("ALTER TABLE readings ADD CONSTRAINT test_refuses_666 CHECK (value <> 666)")
+        conn.execute("ALTER TABLE device_status ADD CONSTRAINT test_refuses_firmware "
+                     "CHECK (firmware IS DISTINCT FROM 'refused-by-db')")
+    client_id = f"mid-{uuid.uuid4().hex[:6]}"
+    worker = IngestWorker(twin_db, broker.url, client_id=client_id, share_group="", batch_wait_s=0.5)
+    with running(worker.run):  # creates the worker's session, so the broker queues what follows
+        assert worker.connected.wait(10)
+    n, poison = 301, 150
+    t = topic("t1", "ENV-0", "telemetry")
+    status_topic = topic("t1", "LUM-1", "status")
+    bad_status = b'{"state": "online", "firmware": "refused-by-db"}'
+    with publisher(broker.url, f"pub-{uuid.uuid4().hex[:6]}") as client:
+        infos = [client.publish(t, payload(i, 666.0 if i == poison else None), qos=1) for i in range(n)]
+        infos.insert(poison, client.publish(status_topic, bad_status, qos=1))
+        infos.append(client.publish(topic("t1", "LUM-2", "status"), b'{"state": "online", "firmware": "2.0"}', qos=1))
+        for info in infos:
+            info.wait_for_publish(30)
+    # the whole backlog comes at once when the worker resumes its session: one or a few batches
+    worker = IngestWorker(twin_db, broker.url, client_id=client_id, share_group="", batch_wait_s=0.5)
+    run = Running(worker)
+    try:
+        wait_for(lambda: stored_readings(twin_db) >= n - 1 or not run.alive(), timeout=60)
+        assert run.alive(), f"the worker died: {run.error!r}"
+        wait_for(lambda: letters(twin_db, status_topic) or not run.alive(), timeout=30)
+        assert values(twin_db) == [float(i) for i in range(n) if i != poison]
+        [(reason, body)] = letters(twin_db, t)
+        assert body == payload(poison, 666.0)
+        assert "test_refuses_666" in reason, reason
+        [(reason, body)] = letters(twin_db, status_topic)
+        assert body == bad_status and "test_refuses_firmware" in reason, reason
+        with connection(twin_db) as conn:
+            assert conn.execute("SELECT sum(n) FROM rollup_1m").fetchone()[0] == n - 1
+            assert conn.execute("SELECT d.device_id, s.firmware FROM device_status s JOIN devices d "
+                                "ON d.id = s.device_id WHERE s.firmware IS NOT NULL").fetchall() == [("LUM-2", "2.0")]
+        # still working
+        publish_range(broker.url, 1000, 1001)
+        wait_for(lambda: stored_readings(twin_db) >= n, timeout=30)
+    finally:
+        run.close()
+    assert run.error is None, repr(run.error)
+
+
+def test_a_store_error_that_is_not_the_databases_ends_the_ingest_process_non_zero(twin_db, broker):
+    """A device's sequence state that the worker cannot read (a corrupted row: ``seq_lost`` NULL) makes
+    the store thread raise a TypeError: ``campus-twin ingest`` exits non-zero with the reason logged,
+    instead of staying up without storing."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "twin.cli", "--database-url", twin_db, "--mqtt-url", broker.url, "ingest",
+         "--client-id", f"crash-{uuid.uuid4().hex[:6]}", "--share-group", ""],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        t = topic("t1", "ENV-2", "telemetry")
+        with publisher(broker.url, f"pub-{uuid.uuid4().hex[:6]}") as client:
+            # until the worker's subscription exists: the same message again is stored once
+            wait_for(lambda: client.publish(t, payload(0, seq=1), qos=1).wait_for_publish(10)
+                     or stored_readings(twin_db) >= 1, timeout=60, interval=0.5)
+            with connection(twin_db) as conn:
+                conn.execute("ALTER TABLE device_status ALTER COLUMN seq_lost DROP NOT NULL")
+                conn.execute("UPDATE device_status SET seq_lost = NULL")
+            client.publish(t, payload(1, seq=100), qos=1).wait_for_publish(10)
+        code = proc.wait(60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+    err = proc.stderr.read().decode() if proc.stderr else ""
+    assert code != 0, err[-2000:]
+    assert "TypeError" in err, err[-2000:]
