@@ -427,8 +427,12 @@ class Monitor:
             say(f"    {fault.kind} at {fault.at_s:.1f} s: recovered in {fault.recovery_s:.1f} s")
 
     def stop(self) -> None:
+        """Stop watching; a last look at the faults not yet seen to recover (the drain may end between ticks)."""
         self._stop.set()
         self._thread.join(30)
+        for fault in self.faults:
+            if fault.injected and fault.recovery_s is None:
+                self._check(fault)
 
 
 def inject(kind: str, ingest: Ingest, broker: Broker, database: EmbeddedPostgres | None, down_s: float,

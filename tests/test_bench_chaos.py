@@ -1,0 +1,32 @@
+"""Smoke test of bench/chaos.py: a short run with one fault of each kind (kill -9 of an ingest worker,
+a broker restart, a database restart) prints the promised JSON, and nothing acknowledged is lost."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import orjson
+import pytest
+
+from tests.conftest import REPO
+
+KEYS = {"published_total", "published_acked", "stored", "lost", "duplicates", "stored_unacked", "faults",
+        "fault_log", "max_recovery_s", "duration_s", "seed", "targets_met"}
+
+
+@pytest.mark.usefixtures("mosquitto_installed")
+def test_chaos_benchmark_loses_nothing_acknowledged(tmp_path):
+    """Its own Mosquitto and embedded PostgreSQL (it restarts both), a real ``campus-twin ingest --workers 2``."""
+    logs = tmp_path / "logs"
+    cmd = [sys.executable, str(REPO / "bench" / "chaos.py"), "--duration", "25", "--rate", "300",
+           "--faults-per-kind", "1", "--seed", "1", "--idle", "30", "--keep-logs", str(logs)]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=600, check=True)
+    result = orjson.loads(out.stdout)
+    assert KEYS <= set(result)
+    assert result["faults"] == {"kill_worker": 1, "broker_restart": 1, "db_restart": 1}
+    assert result["published_acked"] > 0
+    assert result["stored"] + result["lost"] == result["published_acked"]
+    ingest_log = (logs / "ingest.log").read_text(errors="replace")[-3000:]
+    assert result["lost"] == 0 and result["duplicates"] == 0, (out.stdout, out.stderr, ingest_log)
+    assert result["targets_met"]
