@@ -4,7 +4,7 @@ from datetime import UTC, datetime, timedelta
 
 import orjson
 
-from ingest.decode import decode_status, decode_telemetry
+from ingest.decode import decode_gateway_status, decode_status, decode_telemetry
 
 NOW = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
 
@@ -67,3 +67,53 @@ def test_seq_beyond_an_unsigned_32_bit_counter_is_refused_and_the_readings_kept(
     assert out.seq is None and out.errors == ["seq must be an integer from 0 to 4294967295"]
     assert [m.name for _, m, _ in out.readings] == ["co2"]
     assert decode_telemetry(orjson.dumps({"seq": 2**32 - 1, "metrics": {"co2": 812}}), NOW).seq == 2**32 - 1
+
+
+def test_status_text_is_checked_before_the_database_sees_it():
+    """No NUL or other control character, bounded length, valid UTF-8, known state, vitals in range:
+    a status that breaks one is refused whole, with a reason."""
+    refused = {
+        b'{"state":"online","firmware":"x\\u0000"}': "firmware contains NUL (U+0000)",
+        b'{"state":"online","firmware":"1.0\\u001b[31m"}': "control character U+001B",
+        b'{"state":"online","firmware":"1.0\\u0085"}': "control character U+0085",
+        b'{"state":"online","firmware":"' + b"9" * 65 + b'"}': "65 characters long (at most 64)",
+        b'{"state":"online","firmware":""}': "firmware is empty",
+        b'{"state":"online","firmware":7}': "firmware must be text",
+        b'{"state":"online","firmware":"\xff"}': "bad JSON",  # not UTF-8
+        b'{"state":"online","firmware":"\\ud800"}': "bad JSON",  # a lone surrogate
+        b'{"state":"sleepy"}': "'state' must be",
+        b'{"state":"online\\u0000"}': "'state' must be",
+        b'{"state":"online","battery":101}': "battery 101 outside [0, 100]",
+        b'{"state":"online","battery":"88%"}': "battery must be a number",
+        b'{"state":"online","rssi":-1e300}': "rssi -1e+300 outside",
+    }
+    for payload, reason in refused.items():
+        out = decode_status(payload)
+        assert isinstance(out, str) and reason in out, (payload, out)
+    ok = decode_status('{"state":"offline","firmware":"固件 v2.1-β","battery":null,"rssi":-120}'.encode())
+    assert (ok.state, ok.firmware, ok.battery_pct, ok.rssi_dbm) == ("offline", "固件 v2.1-β", None, -120.0)
+    assert decode_status(b'{"state":"online","firmware":"' + b"9" * 64 + b'"}').firmware == "9" * 64
+
+
+def test_gateway_status_device_ids_are_checked():
+    assert decode_gateway_status(b'{"state":"offline","devices":["ENV-1","LUM-2"]}') == ("offline", ("ENV-1", "LUM-2"))
+    for devices, reason in ((b'["ENV-1", "x\\u0000"]', "device id 1 contains NUL"),
+                            (b'["' + b"D" * 129 + b'"]', "at most 128"), (b'[""]', "device id 0 is empty"),
+                            (b'[7]', "device id 0 must be text")):
+        out = decode_gateway_status(b'{"state":"offline","devices":' + devices + b"}")
+        assert isinstance(out, str) and reason in out, (devices, out)
+
+
+def test_senml_names_and_units_are_checked_text():
+    cases = {
+        b'[{"n":"co2\\u0000","v":500}]': "name contains NUL",
+        b'[{"bn":"ENV-1\\u0007/","n":"co2","v":500}]': "bn contains control character U+0007",
+        b'[{"n":"' + b"a" * 260 + b'/co2","v":500}]': "at most 256",
+        b'[{"n":"x","u":"ppm\\u0000","v":500}]': "u contains NUL",
+    }
+    for payload, reason in cases.items():
+        out = decode_telemetry(payload, NOW, "ENV-1")
+        assert out.readings == [] and out.foreign == [] and any(reason in e for e in out.errors), (payload, out.errors)
+    # printable text from any script is fine
+    out = decode_telemetry('[{"bn":"传感器-1/","n":"co2","v":500}]'.encode(), NOW, "传感器-1")
+    assert [(m.name, v) for _, m, v in out.readings] == [("co2", 500.0)]
