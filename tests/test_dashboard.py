@@ -847,8 +847,14 @@ def test_every_page_in_a_browser(browser: object, known_twin: KnownTwin, mqtt_ur
                 wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, ROOM_TRACES)) == 3)
                 assert "音乐教室" in find(By.ID, "site-floorplan").text
                 screenshot(browser, "floorplan-zh")
-                errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+                console = browser.get_log("browser")
+                assert [e for e in console if "Content Security Policy" in e["message"]] == []
+                errors = [e for e in console if e["level"] == "SEVERE"]
                 assert errors == []
+                # the policy is in force: a script injected into the page does not run
+                assert browser.execute_script(
+                    "const s = document.createElement('script'); s.textContent = 'window.__injected = 1';"
+                    "document.head.appendChild(s); return window.__injected === undefined;")
                 # 9. log out: back to the login form, and the pages ask for it again
                 find(By.ID, "logout").click()
                 wait.until(lambda d: d.find_elements(By.ID, "login-username"))
