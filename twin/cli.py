@@ -592,8 +592,9 @@ def _backfill(url: str, span: Any, step: Any, seed: int, site: str | None) -> No
 @click.option("--client-id", default="campus-ingest-1", show_default=True,
               help="Stable id: the broker keeps this worker's session across restarts (-1, -2, ... appended "
                    "with --workers > 1).")
-@click.option("--share-group", default="campus-ingest", show_default=True,
-              help="MQTT 5 shared subscription group; '' for a plain subscription (one worker only).")
+@click.option("--share-group", default="auto", show_default=True,
+              help="MQTT 5 shared subscription group; 'auto': a plain subscription with one worker (kept by "
+                   "Mosquitto 2 across a restart), 'campus-ingest' with several; '' for plain (one worker only).")
 @click.option("--stats-every", type=click.FloatRange(0.1), default=30.0, show_default=True,
               help="Seconds between throughput and lag log lines (shown with -v).")
 @click.pass_context
@@ -605,11 +606,13 @@ def ingest(ctx: click.Context, workers: int, duration: float | None, client_id: 
 
     from ingest.pool import WorkerConfig, check_workers, run_workers
     from ingest.worker import IngestWorker
+    from twin.contract import share_group_for
 
     settings = settings_of(ctx)
     url, mqtt_url = migrated_url(settings), require_mqtt(settings)
     if workers > 1 and not share_group:
         raise click.BadParameter("several workers need a shared subscription group", param_hint="--share-group")
+    share_group = share_group_for(share_group, workers)
     check_workers(mqtt_url, workers)
     stop = stop_on_signals()
     exit_on_thread_death(stop)  # a dead thread (the worker's, paho's) stops the process non-zero
@@ -948,10 +951,12 @@ def _run_demo(stop: threading.Event, url: str, mqtt_url: str, host: str, port: i
     from dashboard.serve import bind, serve_until
     from ingest.worker import IngestWorker
     from simulators.fleet import FleetRunner
+    from twin.contract import share_group_for
     from twin.monitor import Monitor
     from twin.notify import Notifier
 
-    worker = IngestWorker(url, mqtt_url, client_id="campus-demo-ingest")
+    # one worker on a plain persistent subscription: kept by Mosquitto 2 across a restart (docs/mqtt.md)
+    worker = IngestWorker(url, mqtt_url, client_id="campus-demo-ingest", share_group=share_group_for("auto", 1))
     monitor = Monitor(url, notifier=Notifier(mqtt_url, client_id="campus-demo-monitor"),
                       kpi_every=timedelta(seconds=DEMO_MONITOR_INTERVAL_S))
     runner = FleetRunner(url, mqtt_url, interval_s=interval, seed=seed, client_id="campus-demo-sim")

@@ -23,6 +23,20 @@ SHARE_GROUP = "campus-ingest"
 TELEMETRY_FILTER = f"{PREFIX}/+/+/{TELEMETRY}"
 STATUS_FILTER = f"{PREFIX}/+/+/{STATUS}"
 SHARED_TELEMETRY_FILTER = f"$share/{SHARE_GROUP}/{TELEMETRY_FILTER}"
+#: ``ingest --share-group auto`` (the default): see :func:`share_group_for`.
+AUTO_SHARE = "auto"
+
+
+def share_group_for(option: str, workers: int) -> str:
+    """The share group ingest subscribes with: ``auto`` is a plain subscription (``""``) for one worker and
+    :data:`SHARE_GROUP` for several; anything else as given.
+
+    Mosquitto 2.0 restores the plain subscriptions of a persistent session after a restart, not the
+    shared ones, so one worker on a plain subscription loses nothing across a broker restart (docs/mqtt.md).
+    """
+    if option != AUTO_SHARE:
+        return option
+    return "" if workers == 1 else SHARE_GROUP
 #: Payloads larger than this are refused (dead letter, payload truncated).
 MAX_PAYLOAD_BYTES = 64 * 1024
 #: Alarm lifecycle events (raised, acknowledged, cleared) the twin publishes, per site: ``campus/v1/{site}/alarms``.
