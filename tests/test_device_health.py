@@ -74,6 +74,25 @@ def test_before_the_twin_ever_listened_nothing_is_offline():
     assert (ep.start, ep.end) == (minute(46) + timedelta(seconds=30), None)
 
 
+def test_an_alarm_open_since_before_the_spells_were_recorded_goes_on():
+    """Raised at 13 by a monitor that knew no spells (an upgrade): the same silence is the same alarm."""
+    [ep] = offline_episodes(5, "luminaire", [minute(9)], before=None, after=minute(50), now=minute(60),
+                            listening=[(minute(30), minute(61))], open_since=minute(13))
+    assert (ep.start, ep.end) == (minute(13), minute(50))
+    # without it, judged from 3 intervals after the first spell began
+    [fresh] = offline_episodes(5, "luminaire", [minute(9)], before=None, after=minute(50), now=minute(60),
+                               listening=[(minute(30), minute(61))])
+    assert fresh.start == minute(33)
+    # it ends at the device's next minute; the silence after that is judged afresh
+    eps = offline_episodes(5, "luminaire", [minute(9), minute(40)], before=None, after=None, now=minute(60),
+                           listening=[(minute(30), minute(61))], open_since=minute(13))
+    assert [(e.start, e.end) for e in eps] == [(minute(13), minute(40)), (minute(44), None)]
+    # an alarm from before the device's last report does not stretch a later silence
+    eps = offline_episodes(5, "luminaire", [minute(20), minute(40)], before=None, after=None, now=minute(60),
+                           listening=[(minute(30), minute(61))], open_since=minute(13))
+    assert [(e.start, e.end) for e in eps] == [(minute(33), minute(40)), (minute(44), None)]
+
+
 def test_several_workers_listen_as_one():
     """The twin listens while any worker does: spells merge whatever their order and overlap."""
     a = [(minute(0), minute(10)), (minute(20), minute(30))]

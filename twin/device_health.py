@@ -99,7 +99,8 @@ def first_watched(times: Sequence[Spell], lo: datetime, hi: datetime) -> datetim
 
 
 def offline_episodes(device: int, kind: str, buckets: Sequence[datetime], *, before: datetime | None,
-                     after: datetime | None, now: datetime, listening: Iterable[Spell] | None = None) -> list[Episode]:
+                     after: datetime | None, now: datetime, listening: Iterable[Spell] | None = None,
+                     open_since: datetime | None = None) -> list[Episode]:
     """Offline periods from the minutes in which a device reported (sorted).
 
     ``before``: its last minute before the range (``None``: never); ``after``: its first
@@ -109,12 +110,18 @@ def offline_episodes(device: int, kind: str, buckets: Sequence[datetime], *, bef
     ``listening``: the twin's spells of listening (``None``: always listening). Silence is
     judged only from 3 intervals after a spell began until it ended: an episode starts at
     the first such instant of the silence (none when the twin's downtime explains all of
-    it) and runs to the device's next minute, across any later downtime.
+    it) and runs to the device's next minute, across any later downtime. ``open_since``: when
+    the device's open offline alarm began; a silence containing it is that alarm still (judged
+    then, whatever spells are known now: e.g. raised before the twin recorded spells).
     """
     limit = OFFLINE_INTERVALS * interval_of(kind)
     times = None if listening is None else watched(listening, limit)
 
-    def first(lo: datetime, hi: datetime) -> datetime | None:
+    def first(last: datetime, hi: datetime) -> datetime | None:
+        """When the silence after minute ``last`` until ``hi`` counts as offline (None: never)."""
+        if open_since is not None and last + MINUTE <= open_since < hi:
+            return open_since
+        lo = last + MINUTE + limit
         if times is None:
             return lo if hi > lo else None
         return first_watched(times, lo, hi)
@@ -122,11 +129,11 @@ def offline_episodes(device: int, kind: str, buckets: Sequence[datetime], *, bef
     points = ([before] if before else []) + list(buckets) + ([after] if after else [])
     out = []
     for p, q in zip(points, points[1:], strict=False):
-        start = first(p + MINUTE + limit, q)
+        start = first(p, q)
         if start is not None:
             out.append(_device(device, "device_offline", start, q, f"no data for {_span(q - p - MINUTE)}"))
     if points and after is None:
-        start = first(points[-1] + MINUTE + limit, now)
+        start = first(points[-1], now)
         if start is not None:
             out.append(_device(device, "device_offline", start, None,
                                f"no data since {points[-1] + MINUTE:%Y-%m-%d %H:%M} UTC"))

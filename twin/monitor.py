@@ -141,7 +141,8 @@ class Monitor:
         spells = listening.spells(conn, since, max(now, horizon))
         for dev, before in devices:
             episodes += health.offline_episodes(dev.device, dev.kind, dev.buckets, before=before,
-                                                after=dev.after, now=now, listening=spells)
+                                                after=dev.after, now=now, listening=spells,
+                                                open_since=offline_since.get(dev.device))
         stuck = monitoring.metric_minutes(conn, site_id, list(health.STUCK_AFTER), start, horizon)
         for (dev_key, kind, metric), minutes in stuck.items():
             episodes += health.stuck_episodes(dev_key, metric, minutes, kind=kind)
