@@ -10,7 +10,8 @@ messages therefore change nothing.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+import time
+from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
@@ -67,17 +68,30 @@ SELECT count(*) FROM ins"""
 )
 
 
+#: How often a writer on plain PostgreSQL makes sure the current and the next month have a partition.
+AHEAD_EVERY_S = 3600.0
+
+
 class ReadingWriter:
     """Writes batches of readings on one connection; knows which partitions exist.
 
     Use an autocommit connection and wrap each batch in ``conn.transaction()``, so that
     the batch is one real transaction (not a savepoint inside an implicit one).
+
+    ``partitioned`` (plain PostgreSQL; TimescaleDB makes its own chunks): a batch's months get
+    their partitions, and at most every ``ahead_every_s`` the current and the next month too, so
+    a month boundary never finds the partition missing (:func:`partitions.ensure_partitions`,
+    safe with any number of writers). A month is remembered once seen committed: a partition
+    made in a batch that is rolled back is made again by the next.
     """
 
-    def __init__(self, conn: psycopg.Connection, *, partitioned: bool) -> None:
+    def __init__(self, conn: psycopg.Connection, *, partitioned: bool, ahead_every_s: float = AHEAD_EVERY_S) -> None:
         self.conn = conn
         self.partitioned = partitioned
-        self._months: set[datetime] = set()
+        self.ahead_every_s = ahead_every_s
+        self._months: set[datetime] = set()  # partitions seen committed
+        self._made: dict[datetime, str] = {}  # partitions this writer made: in which transaction (its id)
+        self._ahead_due = 0.0  # time.monotonic() of the next check of the current and next month
         conn.execute(_STAGING)
         conn.commit()
 
@@ -104,12 +118,26 @@ class ReadingWriter:
         last = max(r[0] for r in rows)
         start = partitions.month_start(first)
         if start == partitions.month_start(last):  # the usual batch: one month
-            months = {start} - self._months
+            months = {start}
         else:
-            months = {partitions.month_start(ts) for ts in {r[0] for r in rows}} - self._months
-        for month in months:
-            partitions.ensure_partitions(self.conn, month, month)
-            self._months.add(month)
+            months = {partitions.month_start(ts) for ts in {r[0] for r in rows}}
+        now = time.monotonic()
+        if now >= self._ahead_due:
+            this = partitions.month_start(datetime.now(UTC))
+            ahead = {this, partitions.next_month(this)}
+            months |= ahead
+            if ahead <= self._months:
+                self._ahead_due = now + self.ahead_every_s
+        for month in sorted(months - self._months):
+            if partitions.ensure_partitions(self.conn, month, month):
+                self._made[month] = self._transaction()
+            elif month not in self._made or self._made[month] != self._transaction():
+                self._made.pop(month, None)
+                self._months.add(month)  # it exists, and not only in this (uncommitted) transaction
+
+    def _transaction(self) -> str:
+        row = self.conn.execute("SELECT pg_current_xact_id()::text").fetchone()
+        return str(row[0]) if row else ""
 
 
 def room_latest(conn: psycopg.Connection, room_ids: Sequence[int]) -> dict[int, dict[str, float]]:
