@@ -214,3 +214,32 @@ def test_a_store_error_that_is_not_the_databases_ends_the_ingest_process_non_zer
     err = proc.stderr.read().decode() if proc.stderr else ""
     assert code != 0, err[-2000:]
     assert "TypeError" in err, err[-2000:]
+
+
+def test_any_thread_that_dies_ends_its_process_loudly():
+    """``exit_on_thread_death``: a dying thread (paho's network thread, say) is logged with its reason;
+    without a stop event the process ends at once with status 70, with one it is asked to stop and the
+    main thread sees why."""
+    at_once = subprocess.run([sys.executable, "-c", """
+import threading, time
+from twin.logs import setup_logging
+from twin.process import exit_on_thread_death
+setup_logging(0)
+exit_on_thread_death()
+threading.Thread(target=lambda: 1 / 0, name="paho-network").start()
+time.sleep(60)
+print("still running")
+"""], capture_output=True, text=True, timeout=60)
+    assert at_once.returncode == 70, at_once.stderr[-2000:]
+    assert "thread 'paho-network' died: ZeroDivisionError" in at_once.stderr, at_once.stderr[-2000:]
+    assert "still running" not in at_once.stdout
+    stopping = subprocess.run([sys.executable, "-c", """
+import sys, threading
+from twin.process import exit_on_thread_death, thread_death
+stop = threading.Event()
+exit_on_thread_death(stop)
+threading.Thread(target=lambda: {}["missing"], name="store").start()
+stop.wait(60)
+sys.exit(f"stopped: {thread_death()}")
+"""], capture_output=True, text=True, timeout=60)
+    assert stopping.returncode == 1 and "stopped: thread 'store' died: KeyError" in stopping.stderr, stopping.stderr
