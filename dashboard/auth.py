@@ -120,9 +120,12 @@ def _is_public(prefix: str, path: str) -> bool:
 
 
 def _too_large(limit: int) -> flask.Response | None:
-    """413 when the request announces a body over ``limit``; also caps a chunked body (read later)."""
+    """413 when the request announces a body over ``limit``; 411 for a body of unannounced length
+    (chunked: browsers and dash-renderer always send Content-Length)."""
     request = flask.request
     request.max_content_length = limit
+    if request.content_length is None and request.headers.get("Transfer-Encoding"):
+        return flask.make_response(flask.jsonify(error="a request body needs a Content-Length"), 411)
     if (request.content_length or 0) > limit:
         log.info("request body refused path=%s length=%s limit=%d", request.path, request.content_length, limit)
         return flask.make_response(flask.jsonify(error=f"request body too large (limit {limit} bytes)"), 413)

@@ -76,36 +76,38 @@ def served(db_url: str, tmp_path: Path) -> Iterator[tuple[str, int]]:
         log.close()
 
 
-def _callback_post(base: str, cookies: str, csrf: str, length: int) -> http.client.HTTPConnection:
-    """A callback POST whose headers announce ``length`` bytes of body, none of it sent yet."""
+def _post_headers(base: str, path: str, headers: dict[str, str]) -> http.client.HTTPConnection:
+    """A POST whose headers are sent, none of its body yet."""
     conn = http.client.HTTPConnection(base.removeprefix("http://"), timeout=60)
-    conn.putrequest("POST", "/_dash-update-component")
-    for name, value in (("Content-Type", "application/json"), ("Content-Length", str(length)),
-                        ("Cookie", cookies), ("X-CSRFToken", csrf)):
+    conn.putrequest("POST", path)
+    for name, value in headers.items():
         conn.putheader(name, value)
     conn.endheaders()
     return conn
 
 
-def _streamed(conn: http.client.HTTPConnection, length: int, chunk: int = MB) -> int | None:
-    """Send ``length`` bytes of an upload-shaped JSON body from a generator; the answer's status
-    (None when the server closed the connection before the whole body was sent)."""
+def _upload_body(length: int, chunk: int = MB) -> Iterator[bytes]:
+    """``length`` bytes of an upload-shaped callback body, from a generator (never all in memory)."""
     head = b'{"output":"..bim-result.children...bim-log.children..","inputs":[{"id":"bim-upload",' \
            b'"property":"contents","value":"data:application/octet-stream;base64,'
     tail = b'"}],"changedPropIds":["bim-upload.contents"],"state":[]}'
+    yield head
+    left = length - len(head) - len(tail)
+    block = b"A" * chunk
+    while left > 0:
+        yield block[:min(chunk, left)]
+        left -= chunk
+    yield tail
 
-    def body() -> Iterator[bytes]:
-        yield head
-        left = length - len(head) - len(tail)
-        block = b"A" * chunk
-        while left > 0:
-            yield block[:min(chunk, left)]
-            left -= chunk
-        yield tail
 
+def _streamed(conn: http.client.HTTPConnection, parts: Iterator[bytes], chunked: bool = False) -> int | None:
+    """Send ``parts`` as the body (with chunked framing when ``chunked``); the answer's status
+    (None when the server closed the connection before the whole body was sent)."""
     try:
-        for part in body():
-            conn.send(part)
+        for part in parts:
+            conn.send(b"%x\r\n%s\r\n" % (len(part), part) if chunked else part)
+        if chunked:
+            conn.send(b"0\r\n\r\n")
     except (BrokenPipeError, ConnectionResetError):
         pass  # refused early: the server stopped reading
     try:
@@ -116,36 +118,39 @@ def _streamed(conn: http.client.HTTPConnection, length: int, chunk: int = MB) ->
         conn.close()
 
 
-def test_oversized_callback_bodies_are_refused_before_they_are_read_and_memory_stays_bounded(
+def test_oversized_request_bodies_are_refused_before_they_are_read_and_memory_stays_bounded(
         served: tuple[str, int]) -> None:
     base, pid = served
     viewer = http_login(base, "viewer-1")[1]
     planner = http_login(base, "planner-1")[1]
-    cookies = {who: f"campus_twin_session={w.session}; _csrf_token={w.csrf}"
-               for who, w in (("viewer", viewer), ("planner", planner))}
+    callback = "/_dash-update-component"
+    json_type = {"Content-Type": "application/json"}
     # Answered from the headers alone: no body byte was sent, so nothing was read.
-    for who, login, length in (("viewer", viewer, 200 * MB), ("viewer", viewer, 2 * MB),
-                               ("planner", planner, 1024 * MB)):
-        conn = _callback_post(base, cookies[who], login.csrf, length)
+    for path, who, length, expected in ((callback, viewer, 200 * MB, 413), (callback, viewer, 2 * MB, 413),
+                                        (callback, planner, 1024 * MB, 413), (callback, None, 200 * MB, 401),
+                                        ("/login", None, 10 * MB, 413), (callback, viewer, None, 411)):
+        size = {"Content-Length": str(length)} if length else {"Transfer-Encoding": "chunked"}
+        conn = _post_headers(base, path, {**json_type, **(who.headers if who else {}), **size})
         try:
             response = conn.getresponse()
-            assert response.status == 413, (who, length, response.status)
-            assert "too large" in response.read().decode()
+            assert response.status == expected, (path, length, response.status)
         finally:
             conn.close()
-    # Three viewer POSTs of 200 MB each, streamed: refused, and the server's memory does not follow.
+    # Three viewer POSTs of 200 MB each, two with a length, one chunked: refused, memory bounded.
     rss_before = _vm(pid, "VmRSS")
-    statuses = [_streamed(_callback_post(base, cookies["viewer"], viewer.csrf, 200 * MB), 200 * MB)
-                for _ in range(3)]
-    assert all(s in (403, 413, None) for s in statuses) and 413 in statuses, statuses
+    sized = {**json_type, **viewer.headers, "Content-Length": str(200 * MB)}
+    statuses = [_streamed(_post_headers(base, callback, sized), _upload_body(200 * MB)) for _ in range(2)]
+    chunked = {**json_type, **viewer.headers, "Transfer-Encoding": "chunked"}
+    statuses.append(_streamed(_post_headers(base, callback, chunked), _upload_body(200 * MB), chunked=True))
+    assert statuses[:2] == [413, 413] and statuses[2] in (411, None), statuses
     peak, rss_after = _vm(pid, "VmHWM"), _vm(pid, "VmRSS")
     assert peak < rss_before + 100 * MB, f"peak RSS {peak / MB:.0f} MB, {rss_before / MB:.0f} MB before"
     assert rss_after < rss_before + 50 * MB, f"RSS {rss_after / MB:.0f} MB after, {rss_before / MB:.0f} MB before"
     # the dashboard still answers, and a callback of normal size passes the viewer's limit
     opener, who = http_login(base, "viewer-1")
     call = _router_call(json.loads(opener.open(base + "/_dash-dependencies", timeout=30).read()))
-    request = urllib.request.Request(base + "/_dash-update-component", json.dumps(call).encode(),
-                                     {"Content-Type": "application/json", "X-CSRFToken": who.csrf})
+    request = urllib.request.Request(base + callback, json.dumps(call).encode(),
+                                     {**json_type, "X-CSRFToken": who.csrf})
     with opener.open(request, timeout=30) as response:
         assert response.status == 200 and "_pages_content" in response.read().decode()
 
