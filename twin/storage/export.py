@@ -20,19 +20,16 @@ import psycopg
 
 COLUMNS = ("ts", "site", "device", "room", "metric", "value", "unit")
 
-#: First characters that make a spreadsheet run a cell as a formula (OWASP), as SQL literals.
-FORMULA_START = ("'='", "'+'", "'-'", "'@'", "chr(9)", "chr(13)")
-
-
-def _text(expr: str) -> str:
-    """SQL for the text column ``expr``, a single quote in front of a formula-looking value."""
-    return f"CASE WHEN left({expr}, 1) IN ({', '.join(FORMULA_START)}) THEN chr(39) || {expr} ELSE {expr} END"
-
-
-_EXPORT = f"""COPY (
-    SELECT to_char(r.ts AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS ts, {_text("d.site_id")} AS site,
-           {_text("d.device_id")} AS device, {_text("coalesce(rm.name, '')")} AS room,
-           {_text("m.name")} AS metric, r.value, {_text("m.unit")} AS unit
+#: Text cells go out as ``regexp_replace(x, '^([-=+@\t\r])', '''\1')``: a single quote in front of
+#: a first character that makes a spreadsheet run the cell as a formula (OWASP). SQL text, no
+#: formatting: the same expression for each text column.
+_EXPORT = r"""COPY (
+    SELECT to_char(r.ts AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS ts,
+           regexp_replace(d.site_id, '^([-=+@\t\r])', '''\1') AS site,
+           regexp_replace(d.device_id, '^([-=+@\t\r])', '''\1') AS device,
+           regexp_replace(coalesce(rm.name, ''), '^([-=+@\t\r])', '''\1') AS room,
+           regexp_replace(m.name, '^([-=+@\t\r])', '''\1') AS metric, r.value,
+           regexp_replace(m.unit, '^([-=+@\t\r])', '''\1') AS unit
     FROM readings r
     JOIN devices d ON d.id = r.device_id
     JOIN metrics m ON m.metric_id = r.metric_id
