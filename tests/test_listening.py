@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import uuid
 from datetime import date, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
 from ingest.worker import IngestWorker
 from tests.helpers import publisher, running, small_twin, wait_for
+from twin.broker import MosquittoBroker, free_port
 from twin import contract
 from twin.database import connection
 from twin.monitor import Monitor
@@ -65,6 +67,38 @@ def test_a_running_ingest_worker_records_that_it_listens(db_url, mqtt_url):
         now = conn.execute("SELECT now()").fetchone()[0]
     [(_, started, last)] = spell_rows(db_url, client_id)
     assert started < last <= now
+
+
+@pytest.mark.usefixtures("mosquitto_installed")
+def test_a_worker_cut_off_from_the_broker_stops_listening_and_resumes_in_a_new_spell(db_url, tmp_path: Path):
+    """The broker stopped for longer than SPELL_GAP: the worker's spell ends, a new one begins once its
+    subscription is acknowledged again; the worker itself runs on."""
+    workdir, port = tmp_path / "mosquitto", free_port()
+    broker = MosquittoBroker(workdir, port=port, persist=True)
+    client_id = f"t-cut-{uuid.uuid4().hex[:8]}"
+    worker = IngestWorker(db_url, broker.url, client_id=client_id, share_group="")
+    try:
+        with running(worker.run):
+            assert worker.connected.wait(10)
+            wait_for(lambda: spell_rows(db_url, client_id), timeout=30)
+            broker.stop()
+            wait_for(lambda: not worker.connected.is_set(), timeout=30)
+            # no beat while cut off: the spell's last beat falls behind the server's clock by SPELL_GAP
+            wait_for(lambda: silent_for(db_url, client_id) > GAP, timeout=120, interval=1.0)
+            [(_, _, cut_at)] = spell_rows(db_url, client_id)
+            broker = MosquittoBroker(workdir, port=port, persist=True)
+            assert worker.connected.wait(60)
+            wait_for(lambda: len(spell_rows(db_url, client_id)) == 2, timeout=60)
+    finally:
+        broker.stop()
+    (_, first_start, first_end), (_, second_start, _) = spell_rows(db_url, client_id)
+    assert first_end == cut_at and second_start > first_end + GAP
+
+
+def silent_for(url: str, client_id: str) -> timedelta:
+    with connection(url) as conn:
+        return conn.execute("SELECT now() - max(last_seen_at) FROM ingest_listening WHERE client_id = %s",
+                            (client_id,)).fetchone()[0]
 
 
 Minute = tuple[str, datetime, dict[str, float]]
