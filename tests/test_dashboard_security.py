@@ -188,7 +188,8 @@ def test_security_headers_on_pages_callbacks_the_login_and_errors(app: dash.Dash
     who = login(client, "viewer-1")
     _assert_security_headers(client.get("/"), "page")
     _assert_security_headers(client.get("/_dash-dependencies"), "callback map")
-    routed = client.post("/_dash-update-component", headers={"X-CSRFToken": who.csrf}, json=_router_call(client.get("/_dash-dependencies").get_json()))
+    routed = client.post("/_dash-update-component", headers={"X-CSRFToken": who.csrf},
+                         json=_router_call(client.get("/_dash-dependencies").get_json()))
     assert routed.status_code == 200, routed.get_data(as_text=True)[:300]
     _assert_security_headers(routed, "callback")
     _assert_security_headers(client.get("/assets/style.css"), "asset")

@@ -37,15 +37,3 @@ def recent(conn: psycopg.Connection, limit: int = 100, *, action: str | None = N
                ORDER BY id DESC LIMIT %(limit)s""",
             {"action": action, "username": username, "limit": limit},
         ).fetchall()
-
-
-def recent_failures(conn: psycopg.Connection, username: str, minutes: int) -> int:
-    """Failed logins of ``username`` in the last ``minutes`` (since its last good one)."""
-    row = conn.execute(
-        """SELECT count(*) FROM audit_log WHERE action = 'login' AND outcome = 'failed' AND username = %(u)s
-             AND ts > now() - make_interval(mins => %(m)s)
-             AND ts > coalesce((SELECT max(ts) FROM audit_log WHERE action = 'login' AND outcome = 'ok'
-                                AND username = %(u)s), '-infinity')""",
-        {"u": username, "m": minutes},
-    ).fetchone()
-    return int(row[0])
