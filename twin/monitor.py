@@ -126,7 +126,7 @@ class Monitor:
                          now: datetime) -> dict[str, int]:
         episodes: list[Episode] = []
         offline_since = alarms.open_alarm_starts(conn, site_id, "device_offline")
-        devices = []
+        devices: list[tuple[monitoring.DeviceActivity, datetime | None]] = []
         for dev in monitoring.device_activity(conn, site_id, start, horizon):
             if dev.kind in health.REPORTING_INTERVAL:
                 before = dev.before
