@@ -1,9 +1,17 @@
-"""N ingest worker processes sharing the MQTT 5 subscription (``campus-twin ingest --workers N``).
+"""N supervised ingest worker processes sharing the MQTT 5 subscription (``campus-twin ingest --workers N``).
 
-Each worker is a spawned process with a stable client id (``<client_id>-<i>``), so the
-broker keeps its persistent session and its place in the shared group across restarts.
-The parent stops them on SIGINT/SIGTERM through a shared event; a worker whose parent
-dies (even by SIGKILL) gets SIGTERM from the kernel, so no orphan keeps running.
+Each worker is a spawned process with a stable client id (``<client_id>-<i>``), so the broker
+keeps its persistent session and its place in the shared group across restarts. A worker that
+dies (kill -9, a crash) is started again with the same id after a backoff (1 s, doubling up to
+30 s, back to 1 s once a run lasted a minute) and resumes its session: what the broker kept
+for it meanwhile is delivered then, and what it had stored but not acknowledged is stored once.
+
+Nothing is shared with the children that a killed one could leave locked (no multiprocessing
+Event, Lock or Queue): the parent stops them with SIGTERM, waits against one deadline, then
+SIGKILLs what is left, so the pool stops within :data:`STOP_GRACE_S` + :data:`KILL_WAIT_S`
+(under 10 s). Each worker sends its totals over a pipe of its own as it exits; a killed worker
+sends none (counted in :attr:`PoolResult.missing`). A worker whose parent dies (even by
+SIGKILL) gets SIGTERM from the kernel, so no orphan keeps running.
 """
 
 from __future__ import annotations
@@ -11,16 +19,28 @@ from __future__ import annotations
 import logging
 import multiprocessing as mp
 import signal
+import sys
 import threading
-from dataclasses import asdict, dataclass
+import time
+from dataclasses import asdict, dataclass, field
+from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
 
 from twin.broker import BrokerError
-from twin.process import die_with_parent, verbosity_of
 from twin.mqtt import detect_protocol
+from twin.process import EXIT_THREAD_DIED, die_with_parent, exit_on_thread_death, thread_death, verbosity_of
 
 log = logging.getLogger(__name__)
 
-STOP_GRACE_S = 20.0
+#: Seconds the workers get after SIGTERM to commit and acknowledge what they hold; then SIGKILL.
+STOP_GRACE_S = 8.0
+#: Seconds to reap a worker after SIGKILL.
+KILL_WAIT_S = 1.0
+BACKOFF_FIRST_S = 1.0
+BACKOFF_MAX_S = 30.0
+#: A worker that ran this long before it died is restarted after :data:`BACKOFF_FIRST_S` again.
+HEALTHY_AFTER_S = 60.0
+POLL_S = 0.2
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +62,28 @@ class WorkerTotals:
     dead_letters: int = 0
 
 
+@dataclass(slots=True)
+class PoolResult:
+    """What the pool's worker runs reported: one :class:`WorkerTotals` per run that ended cleanly;
+    ``missing`` names the runs that reported nothing (killed, or died before reporting)."""
+
+    totals: list[WorkerTotals] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+    restarts: int = 0
+
+
+@dataclass(slots=True)
+class _Slot:
+    """One worker: its current process (None while waiting to restart) and its restart state."""
+
+    cfg: WorkerConfig
+    proc: BaseProcess | None = None
+    pipe: Connection | None = None  # the parent's end: the run's totals
+    started: float = 0.0
+    backoff_s: float | None = None
+    restart_at: float | None = None
+
+
 def check_workers(mqtt_url: str, workers: int) -> None:
     """Refuse several workers on an MQTT 3.1.1 broker (no shared subscriptions there)."""
     from paho.mqtt.enums import MQTTProtocolVersion
@@ -51,61 +93,112 @@ def check_workers(mqtt_url: str, workers: int) -> None:
                           f"run one ingest worker (--workers 1), or use an MQTT 5 broker such as Mosquitto 2")
 
 
-def _child(cfg: WorkerConfig, stop: mp.synchronize.Event, results: mp.Queue) -> None:
-    """Body of one worker process."""
+def next_backoff(previous_s: float | None, ran_s: float) -> float:
+    """Seconds before restarting a worker that died after running ``ran_s`` (``previous_s``: the
+    backoff before that run, None for a first run)."""
+    if previous_s is None or ran_s >= HEALTHY_AFTER_S:
+        return BACKOFF_FIRST_S
+    return min(previous_s * 2, BACKOFF_MAX_S)
+
+
+def _child(cfg: WorkerConfig, out: Connection) -> None:
+    """Body of one worker process: runs until SIGTERM or SIGINT, then sends its totals on ``out``."""
     from ingest.worker import IngestWorker
     from twin.logs import setup_logging
 
     die_with_parent()
     setup_logging(verbosity_of(cfg.log_level))
-    local = threading.Event()
+    stop = threading.Event()
 
     def handler(signum: int, frame: object) -> None:
-        local.set()
+        stop.set()
 
     signal.signal(signal.SIGINT, handler)  # Ctrl-C reaches the whole process group
     signal.signal(signal.SIGTERM, handler)
+    exit_on_thread_death(stop)  # a dead thread (paho's, the store's) ends this worker non-zero: it is restarted
     worker = IngestWorker(cfg.database_url, cfg.mqtt_url, client_id=cfg.client_id, share_group=cfg.share_group,
                           stats_every_s=cfg.stats_every_s)
-    watcher = threading.Thread(target=lambda: (stop.wait(), local.set()), daemon=True)
-    watcher.start()
     try:
-        worker.run(local)
+        worker.run(stop)
     finally:
         c = worker.counters
         worker.log_stats(1.0, c.messages)
-        results.put(asdict(WorkerTotals(cfg.client_id, c.messages, c.rows, c.duplicates, c.dead_letters)))
+        out.send(asdict(WorkerTotals(cfg.client_id, c.messages, c.rows, c.duplicates, c.dead_letters)))
+        out.close()
+    if thread_death() is not None:
+        sys.exit(EXIT_THREAD_DIED)
 
 
-def run_workers(configs: list[WorkerConfig], stop: threading.Event) -> list[WorkerTotals]:
-    """Start one process per config, wait for ``stop``, stop them all; return their totals."""
-    ctx = mp.get_context("spawn")
-    shared_stop = ctx.Event()
-    results: mp.Queue = ctx.Queue()
-    procs = [ctx.Process(target=_child, args=(cfg, shared_stop, results), name=cfg.client_id, daemon=False)
-             for cfg in configs]
-    for p in procs:
-        p.start()
-        log.info("ingest worker started client=%s pid=%s", p.name, p.pid)
+def _start(ctx: mp.context.SpawnContext, slot: _Slot) -> None:
+    reader, writer = ctx.Pipe(duplex=False)
+    proc = ctx.Process(target=_child, args=(slot.cfg, writer), name=slot.cfg.client_id, daemon=False)
+    proc.start()
+    writer.close()  # the child has its own copy: its exit closes the pipe
+    slot.proc, slot.pipe, slot.started, slot.restart_at = proc, reader, time.monotonic(), None
+    log.info("ingest worker started client=%s pid=%s", slot.cfg.client_id, proc.pid)
+
+
+def _collect(slot: _Slot, result: PoolResult) -> None:
+    """The totals an ended run sent, or its client id in ``result.missing``."""
+    assert slot.pipe is not None
     try:
-        while not stop.wait(0.5):
-            dead = [p for p in procs if not p.is_alive()]
-            if dead:
-                log.error("ingest worker exited client=%s code=%s; stopping the others", dead[0].name,
-                          dead[0].exitcode)
-                break
+        if slot.pipe.poll(0):
+            result.totals.append(WorkerTotals(**slot.pipe.recv()))
+        else:
+            result.missing.append(slot.cfg.client_id)
+    except (EOFError, OSError):  # ended without sending
+        result.missing.append(slot.cfg.client_id)
     finally:
-        shared_stop.set()
-        totals = []
-        for p in procs:
-            p.join(STOP_GRACE_S)
-            if p.is_alive():
-                log.warning("ingest worker did not stop in time client=%s; terminating", p.name)
-                p.terminate()
-                p.join(5)
-        while len(totals) < len(procs):
-            try:
-                totals.append(WorkerTotals(**results.get(timeout=1)))
-            except Exception:  # a worker that died without reporting
-                break
-    return totals
+        slot.pipe.close()
+        slot.proc, slot.pipe = None, None
+
+
+def _supervise(ctx: mp.context.SpawnContext, slot: _Slot, result: PoolResult) -> None:
+    """Note a worker that died and schedule its restart; start it when its backoff is over."""
+    now = time.monotonic()
+    if slot.proc is not None and slot.proc.exitcode is not None:
+        pid, code = slot.proc.pid, slot.proc.exitcode
+        _collect(slot, result)
+        slot.backoff_s = next_backoff(slot.backoff_s, now - slot.started)
+        slot.restart_at = now + slot.backoff_s
+        log.warning("ingest worker died client=%s pid=%s exit_code=%s ran_s=%.1f backoff_s=%.1f (restarting with "
+                    "its session)", slot.cfg.client_id, pid, code, now - slot.started, slot.backoff_s)
+    if slot.proc is None and slot.restart_at is not None and now >= slot.restart_at:
+        _start(ctx, slot)
+        result.restarts += 1
+
+
+def _stop_all(slots: list[_Slot], result: PoolResult) -> None:
+    """SIGTERM every worker, wait for them against one deadline, SIGKILL the rest; collect totals."""
+    running = [s for s in slots if s.proc is not None]
+    for slot in running:
+        if slot.proc is not None and slot.proc.exitcode is None:
+            slot.proc.terminate()  # SIGTERM: the worker commits and acknowledges the batch in hand
+    deadline = time.monotonic() + STOP_GRACE_S
+    for slot in running:
+        assert slot.proc is not None
+        slot.proc.join(max(0.0, deadline - time.monotonic()))
+    for slot in running:
+        assert slot.proc is not None
+        if slot.proc.exitcode is None:
+            log.warning("ingest worker did not stop in %.0f s client=%s pid=%s; killing it (what it has not "
+                        "acknowledged stays with the broker)", STOP_GRACE_S, slot.cfg.client_id, slot.proc.pid)
+            slot.proc.kill()
+            slot.proc.join(KILL_WAIT_S)
+        _collect(slot, result)
+
+
+def run_workers(configs: list[WorkerConfig], stop: threading.Event) -> PoolResult:
+    """Run one supervised process per config until ``stop`` is set, then stop them all; return their totals."""
+    ctx = mp.get_context("spawn")
+    slots = [_Slot(cfg) for cfg in configs]
+    result = PoolResult()
+    try:
+        for slot in slots:
+            _start(ctx, slot)
+        while not stop.wait(POLL_S):
+            for slot in slots:
+                _supervise(ctx, slot, result)
+    finally:
+        _stop_all(slots, result)
+    return result

@@ -22,6 +22,7 @@ import psutil
 import psycopg
 import pytest
 
+from ingest.pool import HEALTHY_AFTER_S, STOP_GRACE_S, next_backoff
 from ingest.worker import IngestWorker
 from tests.helpers import running, small_twin, stored_readings, wait_for
 from twin.broker import MosquittoBroker, free_port
@@ -145,6 +146,43 @@ def test_a_worker_killed_under_load_is_restarted_with_its_session_and_sigterm_st
     assert proc.returncode == 0, text[-3000:]
     assert "with 2 worker(s)" in out.decode() and "totals of 1 worker run(s) missing" in out.decode(), out.decode()
     assert not any(w.is_running() and w.status() != psutil.STATUS_ZOMBIE for w in workers)
+
+
+def test_backoff_doubles_to_its_cap_and_starts_over_after_a_healthy_run():
+    delays, previous = [], None
+    for _ in range(8):
+        previous = next_backoff(previous, ran_s=2.0)
+        delays.append(previous)
+    assert delays == [1.0, 2.0, 4.0, 8.0, 16.0, 30.0, 30.0, 30.0]
+    assert next_backoff(30.0, ran_s=HEALTHY_AFTER_S) == 1.0
+
+
+def test_sigterm_stops_the_pool_even_with_a_worker_that_does_not_stop(twin_db, broker, tmp_path):
+    """A worker frozen by SIGSTOP cannot handle SIGTERM: the pool kills it after its grace and exits."""
+    log_file = tmp_path / "ingest.log"
+    with log_file.open("wb") as err:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "twin.cli", "-v", "--database-url", twin_db, "--mqtt-url", broker.url, "ingest",
+             "--workers", "2", "--client-id", "frozen-w", "--share-group", f"frozen-{uuid.uuid4().hex[:6]}"],
+            stdout=subprocess.PIPE, stderr=err)
+    try:
+        wait_for(lambda: all(f"ingest subscribed client=frozen-w-{i}" in log_text(log_file) for i in (1, 2)),
+                 timeout=60)
+        frozen, frozen_pid = started(log_file)[0]
+        psutil.Process(frozen_pid).suspend()
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            for child in psutil.Process(proc.pid).children(recursive=True):
+                child.kill()
+            proc.kill()
+            proc.wait(10)
+    text = log_text(log_file)
+    assert proc.returncode == 0, text[-3000:]
+    assert f"ingest worker did not stop in {STOP_GRACE_S:.0f} s client={frozen} pid={frozen_pid}" in text
+    assert not psutil.pid_exists(frozen_pid) or psutil.Process(frozen_pid).status() == psutil.STATUS_ZOMBIE
+    assert f"totals of 1 worker run(s) missing ({frozen}" in out.decode(), out.decode()
 
 
 def far_months(now: datetime, count: int) -> list[datetime]:

@@ -630,12 +630,16 @@ def ingest(ctx: click.Context, workers: int, duration: float | None, client_id: 
         timer = threading.Timer(duration, stop.set) if duration is not None else None
         if timer:
             timer.start()
-        done = run_workers(configs, stop)
+        pool = run_workers(configs, stop)
         if timer:
             timer.cancel()
-        totals = [(t.messages, t.rows, t.duplicates, t.dead_letters) for t in done]
+        totals = [(t.messages, t.rows, t.duplicates, t.dead_letters) for t in pool.totals]
+        note = f"; {pool.restarts} restart(s)" if pool.restarts else ""
+        if pool.missing:
+            note += (f"; totals of {len(pool.missing)} worker run(s) missing ({', '.join(pool.missing)}: killed "
+                     f"before reporting; what they stored is in the database)")
     m, r, d, dl = (sum(col) for col in zip(*totals, strict=True)) if totals else (0, 0, 0, 0)
-    click.echo(f"ingested {m} messages with {workers} worker(s): {r} rows, {d} duplicates, {dl} dead letters")
+    click.echo(f"ingested {m} messages with {workers} worker(s): {r} rows, {d} duplicates, {dl} dead letters{note}")
     if (died := thread_death()) is not None:
         raise click.ClickException(died)
 
@@ -657,6 +661,7 @@ def parse_time(value: str | None, param: str) -> datetime | None:
 @click.option("--metric", help="Only this metric (catalogue name, e.g. co2).")
 @click.option("--from", "start", help="From this time, inclusive (ISO 8601; no zone = UTC).")
 @click.option("--to", "end", help="Up to this time, exclusive.")
+    note = ""
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="CSV file; default: stdout.")
 @click.pass_context
 @friendly
