@@ -616,6 +616,7 @@ def ingest(ctx: click.Context, workers: int, duration: float | None, client_id: 
     check_workers(mqtt_url, workers)
     stop = stop_on_signals()
     exit_on_thread_death(stop)  # a dead thread (the worker's, paho's) stops the process non-zero
+    note = ""
     if workers == 1:
         worker = IngestWorker(url, mqtt_url, client_id=client_id, share_group=share_group, stats_every_s=stats_every)
         thread = threading.Thread(target=worker.run, args=(stop,), name="ingest", daemon=True)
@@ -661,7 +662,6 @@ def parse_time(value: str | None, param: str) -> datetime | None:
 @click.option("--metric", help="Only this metric (catalogue name, e.g. co2).")
 @click.option("--from", "start", help="From this time, inclusive (ISO 8601; no zone = UTC).")
 @click.option("--to", "end", help="Up to this time, exclusive.")
-    note = ""
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="CSV file; default: stdout.")
 @click.pass_context
 @friendly
