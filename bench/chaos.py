@@ -26,8 +26,8 @@ stops ingest with SIGTERM (then SIGKILL of its process group); and counts what i
   (fine: the broker had it); ``duplicates``: messages stored with more rows than metrics (a redelivered
   message stored once is not a duplicate);
 - ``faults``: how many of each kind happened; ``fault_log``: each one's moment and recovery time, from the
-  fault until the first 50 messages published after it are all stored (null: not within the run and the
-  drain); ``max_recovery_s`` (null when some fault never recovered);
+  fault until 50 consecutive messages published after it are all stored, i.e. the stream flows whole again
+  (null: not within the run and the drain); ``max_recovery_s`` (null when some fault never recovered);
 - ``ingest``: worker processes seen (a restarted worker is a new process), whether the ingest process
   exited during the run, and how long it took to stop on SIGTERM (null: it did not within 15 s);
 - ``targets_met``: something was acknowledged, ``lost == 0`` and ``duplicates == 0``.
