@@ -294,6 +294,8 @@ class EmbeddedServer:
         if self.held:
             return
         with self._locked():
+            if self.held:  # another thread of this process got here first
+                return
             handles = self._read_handles()
             self._ensure_running()
             me = Handle.of(os.getpid())
