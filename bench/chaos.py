@@ -3,11 +3,12 @@
 Prints one JSON object on stdout (progress on stderr). For ``--duration`` seconds one publisher
 (paho-mqtt, QoS 1, a persistent session that it resumes after a broker restart) sends ``--rate``
 telemetry messages a second for the 300 devices of a small twin, every message unique by (device,
-``ts``) with 2 metrics, and records every PUBACK. A real ``campus-twin ingest --workers 2`` (default
-settings but the URLs) stores them. Meanwhile, at seeded random moments, each fault kind of ``--faults``
-happens ``--faults-per-kind`` times:
+``ts``) with 2 metrics, and records every PUBACK. A real ``campus-twin ingest --workers 2`` (or
+``--workers``; default settings but the URLs) stores them. Meanwhile, at seeded random moments, each
+fault kind of ``--faults`` happens ``--faults-per-kind`` times:
 
-- ``kill_worker``: SIGKILL of one ingest worker process (a child of the ``campus-twin ingest`` process);
+- ``kill_worker``: SIGKILL of one ingest worker process (a child of the ``campus-twin ingest`` process;
+  with one worker, of the ingest process itself, which the benchmark then starts again);
 - ``broker_restart``: the benchmark's own Mosquitto (persistence on) is stopped with SIGTERM, so that it
   saves its state, and started again on the same port ``--down`` seconds later. (A broker killed with -9
   loses what it had not saved: that is the broker's loss, not the twin's.)
@@ -35,7 +36,7 @@ stops ingest with SIGTERM (then SIGKILL of its process group); and counts what i
 Everything is bounded in time, so a product that hangs gives a result, not a hung benchmark.
 
     python bench/chaos.py [--duration 180] [--rate 600] [--seed 1] [--database-url URL]
-                          [--faults kill_worker,broker_restart,db_restart] [--faults-per-kind 3]
+                          [--faults kill_worker,broker_restart,db_restart] [--faults-per-kind 3] [--workers 2]
 """
 
 from __future__ import annotations
@@ -74,7 +75,6 @@ SITE = "chaos"
 ROOMS = 150  # 300 devices: 2 messages a second each at 600 msgs/s
 METRICS = {"co2": 650.0, "temperature": 23.4}
 KINDS = ("kill_worker", "broker_restart", "db_restart")
-WORKERS = 2
 #: A fault has recovered when this many of the messages published after it are stored.
 PROBE = 50
 TICK_S = 0.5
@@ -264,22 +264,40 @@ class Store:
 
 # -- the services and their faults -------------------------------------------------
 class Ingest:
-    """``campus-twin ingest --workers 2`` as users run it, in a process group of its own."""
+    """``campus-twin ingest --workers N`` as users run it, in a process group of its own.
 
-    def __init__(self, db_url: str, mqtt_url: str, workdir: Path) -> None:
+    With one worker, ingest is a single process: killing its worker kills that process, and the
+    benchmark starts it again at once, as a service manager (``Restart=always``) would.
+    """
+
+    def __init__(self, db_url: str, mqtt_url: str, workdir: Path, workers: int) -> None:
         exe = Path(sys.executable).with_name("campus-twin")
-        cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "twin.cli"]
-        cmd += ["--database-url", db_url, "--mqtt-url", mqtt_url, "ingest", "--workers", str(WORKERS)]
-        env = {k: v for k, v in os.environ.items() if not k.startswith("CAMPUS_TWIN_")}
-        env["CAMPUS_TWIN_DATA_DIR"] = str(workdir / "data")
-        self.log_path = workdir / "ingest.log"
-        with self.log_path.open("wb") as log:
-            self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=ROOT,
-                                         start_new_session=True, preexec_fn=die_with_parent)
+        self.cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "twin.cli"]
+        self.cmd += ["--database-url", db_url, "--mqtt-url", mqtt_url, "ingest", "--workers", str(workers)]
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("CAMPUS_TWIN_")}
+        self.env["CAMPUS_TWIN_DATA_DIR"] = str(workdir / "data")
+        self.log_path, self.n = workdir / "ingest.log", workers
+        self._lock = threading.Lock()  # held while a killed single-process ingest is replaced
         self.sigterm_stop_s: float | None = None
+        self.proc = self._spawn()
+
+    def _spawn(self) -> subprocess.Popen:
+        with self.log_path.open("ab") as log:
+            return subprocess.Popen(self.cmd, stdout=log, stderr=subprocess.STDOUT, env=self.env, cwd=ROOT,
+                                    start_new_session=True, preexec_fn=die_with_parent)
+
+    def exit_code(self) -> int | None:
+        """The ingest process's exit status; None while it runs (or is being replaced by the benchmark)."""
+        with self._lock:
+            return self.proc.poll()
 
     def workers(self) -> list[int]:
-        """Pids of the live worker processes (multiprocessing children; not its resource tracker)."""
+        """Pids of the live worker processes: multiprocessing children (not its resource tracker), or
+        the ingest process itself with one worker."""
+        with self._lock:
+            parent = self.proc.pid
+            if self.n == 1:
+                return [] if self.proc.poll() is not None else [parent]
         out = []
         for entry in Path("/proc").iterdir():
             if not entry.name.isdigit():
@@ -287,21 +305,28 @@ class Ingest:
             try:
                 stat = (entry / "stat").read_bytes()
                 fields = stat[stat.rindex(b")") + 2:].split()
-                if int(fields[1]) == self.proc.pid and fields[0] != b"Z" \
+                if int(fields[1]) == parent and fields[0] != b"Z" \
                         and b"spawn_main" in (entry / "cmdline").read_bytes():
                     out.append(int(entry.name))
             except (OSError, ValueError, IndexError):
                 continue  # gone meanwhile
         return sorted(out)
 
-    def kill_worker(self, rng: random.Random) -> str | None:
-        """SIGKILL one worker; the reason when there is none to kill."""
+    def kill_worker(self, rng: random.Random) -> str:
+        """SIGKILL one worker; what was done, or why nothing was."""
         pids = self.workers()
         if not pids:
             return "no live worker process"
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(rng.choice(pids), signal.SIGKILL)
-        return None
+        if self.n > 1:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(rng.choice(pids), signal.SIGKILL)
+            return "SIGKILL"
+        with self._lock:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+            self.proc = self._spawn()
+        return "SIGKILL of the ingest process, started again"
 
     def stop(self) -> None:
         """SIGTERM, as a service manager sends it; then SIGKILL of the whole group, whatever is left."""
@@ -437,7 +462,7 @@ class Monitor:
     def _run(self) -> None:
         while not self._stop.wait(TICK_S):
             self.worker_pids.update(self.ingest.workers())
-            code = self.ingest.proc.poll()
+            code = self.ingest.exit_code()
             if code is not None and self.ingest_exit is None:
                 self.ingest_exit = {"at_s": round(time.monotonic() - self.t0, 1), "code": code}
                 say(f"    ingest exited with code {code}")
@@ -491,8 +516,8 @@ class Monitor:
 def inject(kind: str, ingest: Ingest, broker: Broker, database: EmbeddedPostgres | None, down_s: float,
            rng: random.Random) -> tuple[bool, str]:
     if kind == "kill_worker":
-        reason = ingest.kill_worker(rng)
-        return reason is None, reason or "SIGKILL"
+        detail = ingest.kill_worker(rng)
+        return detail.startswith("SIGKILL"), detail
     if kind == "broker_restart":
         return True, broker.restart(down_s)
     assert database is not None
@@ -567,8 +592,8 @@ def run(args: argparse.Namespace, kinds: list[str], tmp: Path, stack: contextlib
     base_ms = int((datetime.now(UTC).replace(microsecond=0) - timedelta(days=2)).timestamp() * 1000)
     store = Store(db_url, devices, base_ms)
     stack.callback(store.close)
-    say(f"ingest --workers {WORKERS}, mosquitto at {broker.url}, {len(devices)} devices")
-    ingest = Ingest(db_url, broker.url, tmp)
+    say(f"ingest --workers {args.workers}, mosquitto at {broker.url}, {len(devices)} devices")
+    ingest = Ingest(db_url, broker.url, tmp, args.workers)
     stack.callback(ingest.stop)
     publisher = Publisher(broker.url, devices, base_ms, args.rate)
     stack.callback(publisher.stop)
@@ -609,7 +634,7 @@ def run(args: argparse.Namespace, kinds: list[str], tmp: Path, stack: contextlib
         "fault_log": [asdict(f) for f in faults],
         "max_recovery_s": max(recovered) if recovered and not unrecovered else None,
         "unrecovered_faults": unrecovered,
-        "ingest": {"workers": WORKERS, "worker_processes_seen": len(monitor.worker_pids),
+        "ingest": {"workers": args.workers, "worker_processes_seen": len(monitor.worker_pids),
                    "exited_during_run": monitor.ingest_exit, "sigterm_stop_s": ingest.sigterm_stop_s},
         "publisher_error": repr(publisher.error) if publisher.error else None,
         "publisher_disconnects": publisher.disconnects,
@@ -648,6 +673,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=1, help="seeds the faults' order, moments and victims")
     ap.add_argument("--faults", type=parse_kinds, default=list(KINDS), help="comma-separated fault kinds")
     ap.add_argument("--faults-per-kind", type=int, default=3)
+    ap.add_argument("--workers", type=int, default=2, help="campus-twin ingest --workers")
     ap.add_argument("--down", type=float, default=3.0, help="seconds the broker or the database stays down")
     ap.add_argument("--idle", type=float, default=40.0, help="drain ends after this long with nothing new stored")
     ap.add_argument("--drain", type=float, default=180.0, help="longest drain after publishing, seconds")
