@@ -113,6 +113,15 @@ def _is_server_process(proc: psutil.Process, pgdata: Path) -> bool:
         return False
 
 
+def _is_postmaster(proc: psutil.Process) -> bool:
+    """A postmaster keeps its command line; the processes it starts show ``postgres: <role>``."""
+    try:
+        cmdline = proc.cmdline()
+    except psutil.Error:
+        return False
+    return bool(cmdline) and not cmdline[0].startswith("postgres:")
+
+
 def server_processes(pgdata: Path) -> list[psutil.Process]:
     """Every running postgres process (postmaster and children) of the data directory ``pgdata``."""
     pgdata = pgdata.resolve()
@@ -122,13 +131,6 @@ def server_processes(pgdata: Path) -> list[psutil.Process]:
             if proc.name() == "postgres" and _is_server_process(proc, pgdata):
                 found.append(proc)
     return found
-
-
-def postmasters(pgdata: Path) -> list[psutil.Process]:
-    """The postmasters among :func:`server_processes` (those whose parent is not one of them)."""
-    procs = server_processes(pgdata)
-    pids = {p.pid for p in procs}
-    return [p for p in procs if p.ppid() not in pids]
 
 
 def live_postmaster(pgdata: Path) -> Postmaster | None:
@@ -349,12 +351,14 @@ class EmbeddedServer:
                 time.sleep(0.2)
 
     def _clean_leftovers(self) -> None:
-        """No postmaster runs here: end the orphans of a killed one; drop a ``postmaster.pid`` whose
-        pid now belongs to another program (PostgreSQL would refuse to start)."""
-        orphans = server_processes(self.pgdata)
-        if orphans:
-            log.warning("embedded postgres: ending %d orphaned server processes pgdata=%s", len(orphans), self.pgdata)
-            _kill(orphans, signal.SIGKILL, 10)
+        """No usable postmaster runs here: stop one that lost its ``postmaster.pid``, end the orphans of a
+        killed one, drop lock files whose pid is not a server (PostgreSQL would refuse to start)."""
+        left = server_processes(self.pgdata)
+        if left:
+            log.warning("embedded postgres: ending %d leftover server processes pgdata=%s", len(left), self.pgdata)
+            masters = [p for p in left if _is_postmaster(p)]
+            left = _kill(masters, signal.SIGINT, 30) + [p for p in left if p not in masters]  # fast shutdown
+            _kill(left, signal.SIGKILL, 10)
         if not self.pgdata.exists():
             return
         if self._socket_dir is None:
@@ -364,7 +368,8 @@ class EmbeddedServer:
         for lock in [self.pgdata / "postmaster.pid", *self._socket_dir.glob(".s.PGSQL.*.lock")]:
             pid = _first_int(lock)
             if pid is not None and psutil.pid_exists(pid):
-                log.warning("embedded postgres: stale %s removed (pid %s is not a server of it)", lock.name, pid)
+                log.warning("embedded postgres: stale %s removed (pid %s is no server: exited, reused or unreaped)",
+                            lock.name, pid)
                 lock.unlink(missing_ok=True)
 
     def _init_if_needed(self) -> None:
