@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import csv
 import os
+import pwd
 import shutil
+import signal
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -48,8 +51,6 @@ def broker_folder() -> Iterator[tuple[Path, mqtt_auth.FileOwner | None]]:
 
 
 def _user_exists(name: str) -> bool:
-    import pwd
-
     try:
         pwd.getpwnam(name)
     except KeyError:
@@ -282,15 +283,17 @@ def test_ingest_with_its_account_dead_letters_devices_not_in_the_twin(secured) -
     assert stored == 1  # the t2 message never passed the gateway's ACL
 
 
+STREAM_START = datetime.now(UTC).replace(microsecond=0) - timedelta(days=1)
+
+
 def _gateway_stream(port: int, password: str, n: int) -> None:
     """``n`` QoS 1 telemetry messages from the gateway of t1 (ENV-0 and ENV-1 in turn, one second apart),
-    each acknowledged by the broker."""
-    base = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
+    each acknowledged by the broker; message i is the same on every call."""
     gateway = Client(port, "gateway@t1", password)
     try:
         infos = []
         for i in range(n):
-            ts = int((base + timedelta(seconds=i)).timestamp() * 1000)
+            ts = int((STREAM_START + timedelta(seconds=i)).timestamp() * 1000)
             body = orjson.dumps({"ts": ts, "seq": i + 1, "metrics": {"co2": 400 + i % 100}})
             infos.append(gateway.c.publish(contract.topic("t1", f"ENV-{i % 2}", "telemetry"), body, qos=1))
         for info in infos:
@@ -336,6 +339,73 @@ def _readings_when(db_url: str, n: int, timeout: float = 60) -> int:
     except AssertionError:
         pass
     return stored_readings(db_url)
+
+
+def test_the_generated_broker_keeps_an_ingest_outage_backlog(secured) -> None:
+    """Issue 13: with Mosquitto's default ``max_queued_messages 1000``, 4,000 of 5,000 messages published while
+    ingest was stopped were dropped. The generated configuration queues them for ingest's session."""
+    broker, pw, db_url = secured
+    url, n = _url(broker, "ingest", pw["ingest"]), 5000
+
+    def ingest() -> subprocess.Popen:  # `campus-twin ingest` with its default settings
+        return subprocess.Popen([sys.executable, "-m", "twin.cli", "--database-url", db_url, "--mqtt-url", url,
+                                 "ingest"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+    proc = ingest()
+    try:
+        # ingest's session and subscription exist once the stream's first message is stored
+        wait_for(lambda: _gateway_stream(broker.port, pw["gateway@t1"], 1) or stored_readings(db_url), interval=0.5)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0
+        _gateway_stream(broker.port, pw["gateway@t1"], n)  # every one acknowledged by the broker
+        assert stored_readings(db_url) == 1
+        proc = ingest()
+        stored = _readings_when(db_url, n)
+        assert stored == n, f"{n - stored} of {n} messages dropped while ingest was stopped"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(30)
+
+
+def test_devices_credentials_writes_a_configuration_mosquitto_starts_from(db_url: str, tmp_path: Path) -> None:
+    """The CLI as an operator runs it; as root the files go to Mosquitto's user (it drops to that user before it
+    reads them: root's 0600 files gave "Unable to open pwfile"), credentials.csv stays the caller's, 0600."""
+    require_mosquitto()
+    from click.testing import CliRunner
+
+    from twin.broker import free_port
+    from twin.cli import main
+
+    with connection(db_url) as conn:
+        save_model(conn, small_twin("t1", rooms=1))
+    port = free_port()
+    with broker_folder() as (out, owner):
+        as_owner = ["--owner", owner.user, "--mode", "0640"] if owner else []
+        args = ["--database-url", db_url, "devices", "credentials", "--site", "t1", "--out", str(out),
+                "--port", str(port), "--bind", "127.0.0.1"]
+        result = CliRunner().invoke(main, [*args, *as_owner], catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+        assert f"start the broker: mosquitto -c {out.resolve() / 'mosquitto.conf'}" in result.output
+        files = {p.name: p.stat() for p in out.iterdir()}
+        assert set(files) == {"passwd", "acl", "dynamic-security.json", "mosquitto.conf", "credentials.csv", "data"}
+        assert files["credentials.csv"].st_mode & 0o777 == 0o600 and files["credentials.csv"].st_uid == os.geteuid()
+        for name in ("passwd", "acl", "dynamic-security.json", "mosquitto.conf"):
+            assert files[name].st_mode & 0o777 == (0o640 if owner else 0o600), name
+            if owner:
+                assert files[name].st_uid == pwd.getpwnam(owner.user).pw_uid, name
+        refused = CliRunner().invoke(main, [*args, "--mode", "0644"], catch_exceptions=False)
+        assert refused.exit_code == 2 and "no access for others" in refused.output
+        pw = {r["username"]: r["password"] for r in csv.DictReader((out / "credentials.csv").open())}
+        broker = ConfiguredMosquitto(out / "mosquitto.conf", port, tmp_path / "mosquitto.log")
+        try:
+            ingest = Client(port, "ingest", pw["ingest"])
+            try:
+                assert not ingest.refused
+                assert not ingest.subscribe(f"$share/{contract.SHARE_GROUP}/{contract.TELEMETRY_FILTER}")[0].is_failure
+            finally:
+                ingest.close()
+        finally:
+            broker.stop()
 
 
 # --- TLS ----------------------------------------------------------------------------------------
