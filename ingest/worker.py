@@ -42,7 +42,7 @@ from ingest.decode import Status, decode_gateway_status, decode_status, decode_t
 from twin import contract
 from twin.database import DatabaseUnavailable, connect
 from twin.mqtt import MqttClient
-from twin.storage import events, listening, model, partitions
+from twin.storage import events, listening, model
 from twin.storage.readings import ReadingWriter, Row
 from twin.storage.schema import backend
 
@@ -360,12 +360,8 @@ class IngestWorker:
         log.warning("ingest batch of %d messages refused by the database, isolating the offending messages: %s",
                     len(prepared.batch), refusal(error))
         done, refused = Stored(), []
+        # A partition made in a rolled-back transaction or savepoint is made again by the writer.
         with conn.transaction():
-            if writer.partitioned and prepared.rows:
-                # Outside the savepoints: a partition made inside one that is rolled back would be gone,
-                # while the writer remembers it (the batch's own transaction was rolled back too).
-                for month in {partitions.month_start(ts) for ts, _, _, _ in prepared.rows}:
-                    partitions.ensure_partitions(conn, month, month)
             self._bisect(conn, writer, prepared.batch, error, done, refused)
             letters = [(datetime.fromtimestamp(msg.received_at, UTC), msg.topic, reason, msg.payload)
                        for msg, reason in refused]

@@ -243,3 +243,44 @@ stop.wait(60)
 sys.exit(f"stopped: {thread_death()}")
 """], capture_output=True, text=True, timeout=60)
     assert stopping.returncode == 1 and "stopped: thread 'store' died: KeyError" in stopping.stderr, stopping.stderr
+
+
+def test_a_refused_message_in_the_batch_that_opens_a_month_keeps_its_partition(twin_db, broker):
+    """The batch's transaction made a month's partition and was rolled back by a refused value: the
+    savepoints that isolate the refused message make the partition again, so the month's readings
+    are stored, not dead-lettered as "no partition of relation readings found for row"."""
+    month_ago = (datetime.now(UTC) - timedelta(days=100)).replace(microsecond=0)
+    partition = f"readings_y{month_ago.year:04d}m{month_ago.month:02d}"
+    with connection(twin_db) as conn:
+        assert conn.execute("SELECT to_regclass(%s)", (partition,)).fetchone()[0] is None
+        conn.execute("ALTER TABLE device_status ADD CONSTRAINT test_refuses_firmware "
+                     "CHECK (firmware IS DISTINCT FROM 'refused-by-db')")
+    client_id = f"month-{uuid.uuid4().hex[:6]}"
+    first = IngestWorker(twin_db, broker.url, client_id=client_id, share_group="")
+    with running(first.run):  # creates the worker's session, so the broker queues what follows
+        assert first.connected.wait(10)
+    t, status_topic = topic("t1", "ENV-0", "telemetry"), topic("t1", "ENV-1", "status")
+    bad_status = b'{"state": "online", "firmware": "refused-by-db"}'
+    n = 40
+
+    def old(i: int) -> bytes:
+        ts = month_ago.replace(day=1, hour=0, minute=0, second=0) + timedelta(minutes=i)
+        return orjson.dumps({"ts": ts.isoformat(), "metrics": {"energy": float(i)}})
+
+    with publisher(broker.url, f"pub-{uuid.uuid4().hex[:6]}") as client:
+        infos = [client.publish(t, old(i), qos=1) for i in range(n)]
+        infos.insert(n // 2, client.publish(status_topic, bad_status, qos=1))
+        for info in infos:
+            info.wait_for_publish(30)
+    run = Running(IngestWorker(twin_db, broker.url, client_id=client_id, share_group="", batch_wait_s=0.5))
+    try:
+        wait_for(lambda: letters(twin_db, status_topic) or not run.alive(), timeout=60)
+        assert run.alive(), f"the worker died: {run.error!r}"
+        wait_for(lambda: stored_readings(twin_db) >= n, timeout=30)
+        assert values(twin_db) == [float(i) for i in range(n)]
+        assert letters(twin_db, t) == []
+        [(reason, body)] = letters(twin_db, status_topic)
+        assert body == bad_status and "test_refuses_firmware" in reason, reason
+    finally:
+        run.close()
+    assert run.error is None, repr(run.error)
