@@ -312,3 +312,18 @@ def test_a_partition_made_in_a_rolled_back_batch_is_made_again(twin_db):
         with conn.transaction():
             assert writer.write([(old, device, metric, 401.0)]) == 1
     stored_exactly(twin_db, [(old, 401.0)])
+
+
+def test_a_month_made_ahead_carries_the_key_and_the_checks_of_readings(db_url):
+    month = datetime(2003, 5, 1, tzinfo=UTC)
+    name = partitions.partition_name(month)
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        conn.execute("ALTER TABLE readings ADD CONSTRAINT test_no_negative_ids CHECK (device_id >= 0)")
+        assert partitions.ensure_partitions(conn, month, month) == [name]
+        unique = conn.execute("SELECT indexdef FROM pg_indexes WHERE tablename = %s", (name,)).fetchall()
+        assert [d for (d,) in unique if d.startswith("CREATE UNIQUE INDEX") and "(device_id, metric_id, ts)" in d]
+        with pytest.raises(psycopg.errors.CheckViolation):
+            conn.execute("INSERT INTO readings VALUES (%s, -1, 1, 1.0)", (month,))
+        conn.execute("INSERT INTO readings VALUES (%s, 1, 1, 1.0)", (month,))
+        with pytest.raises(psycopg.errors.UniqueViolation):
+            conn.execute("INSERT INTO readings VALUES (%s, 1, 1, 2.0)", (month,))

@@ -73,7 +73,7 @@ def _create(conn: psycopg.Connection, start: datetime) -> bool:
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (PARTITION_LOCK,))
             if _exists(conn, partition_name(start)):
                 return False
-            conn.execute(sql.SQL("CREATE TABLE {} (LIKE readings)").format(name))
+            conn.execute(sql.SQL("CREATE TABLE {} (LIKE readings INCLUDING ALL EXCLUDING INDEXES)").format(name))
             conn.execute(sql.SQL("ALTER TABLE readings ATTACH PARTITION {} FOR VALUES FROM ({}) TO ({})").format(
                 name, sql.Literal(start), sql.Literal(next_month(start))))
     except (errors.DuplicateTable, errors.UniqueViolation):  # made meanwhile by a session without the lock
