@@ -227,8 +227,10 @@ def decode_status(payload: bytes) -> Status | str:
     fw = doc.get("firmware")
     if fw is not None and (error := check_text(fw, "firmware", FIRMWARE_MAX)):
         return f"status: {error}"
-    battery, rssi = _vital(doc, "battery", BATTERY_RANGE), _vital(doc, "rssi", RSSI_RANGE)
-    for v in (battery, rssi):
-        if isinstance(v, str):
-            return v
-    return Status(doc["state"], fw, battery, rssi)  # type: ignore[arg-type]
+    battery = _vital(doc, "battery", BATTERY_RANGE)
+    if isinstance(battery, str):
+        return battery
+    rssi = _vital(doc, "rssi", RSSI_RANGE)
+    if isinstance(rssi, str):
+        return rssi
+    return Status(doc["state"], fw, battery, rssi)
