@@ -20,7 +20,7 @@ import dash
 import pytest
 
 from tests.helpers import PASSWORD, add_user, http_login, wait_for
-from tests.test_dashboard import _free_port, _up, make_app
+from tests.test_dashboard import _free_port, _up, make_app, serving
 from twin import security
 from twin.database import connection
 
@@ -305,3 +305,41 @@ def test_a_distributed_attack_on_one_user_never_locks_out_an_address_it_logged_i
     _store_failures(db_url, 40, username="viewer-1")
     _age_failures(db_url, security.USERNAME_THROTTLE.cap_s + 1)  # the bound for new addresses
     assert _attempt(app, "viewer-1", PASSWORD, "192.0.2.31")[0] == 302
+
+
+def test_a_burst_of_parallel_guesses_is_taken_one_at_a_time(app: dash.Dash, db_url: str) -> None:
+    """40 wrong passwords posted at once from one address: attempts from one address run one at a
+    time, so the throttle sees each stored failure and lets only a few be tried."""
+    import http.cookiejar
+    import threading
+    import urllib.error
+    import urllib.parse
+
+    n = 40
+    barrier = threading.Barrier(n)
+    statuses: list[int] = []
+
+    def guess(i: int, base: str) -> None:
+        opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
+        page = opener.open(base + "/login", timeout=60).read().decode()
+        token = page.split('name="csrf_token" value="')[1].split('"')[0]
+        form = urllib.parse.urlencode({"username": "viewer-1", "password": f"guess-{i}", "csrf_token": token}).encode()
+        barrier.wait(60)
+        try:
+            opener.open(base + "/login", form, timeout=60)
+            statuses.append(200)
+        except urllib.error.HTTPError as exc:
+            statuses.append(exc.code)
+
+    with serving(app) as base:
+        threads = [threading.Thread(target=guess, args=(i, base)) for i in range(n)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(120)
+    assert sorted(set(statuses)) == [401, 429] and len(statuses) == n, statuses
+    tried = _failures(db_url, username="viewer-1", address="127.0.0.1")
+    assert tried == statuses.count(401)
+    # at most the free failures, then waits of 1, 2, 4 s: a burst over in a few seconds tries few
+    assert tried <= security.PAIR_THROTTLE.free + 3, (tried, statuses)
+    assert _attempt(app, "viewer-1", PASSWORD, "192.0.2.40")[0] == 302  # the user, elsewhere, at once

@@ -119,10 +119,24 @@ def end_session(conn: psycopg.Connection, token: str) -> None:
     conn.execute("DELETE FROM user_sessions WHERE token_hash = %s", (security.token_digest(token),))
 
 
+#: First key of the advisory locks of login attempts (two-int form: apart from the bigint keys).
+LOGIN_LOCK = 0x6C6F67
+
+
 def login_throttle(conn: psycopg.Connection, username: str, address: str | None) -> float:
     """Seconds ``address`` must wait before trying ``username`` again (0: now), from the audit log's
     login failures (:func:`twin.security.throttle_wait`). A good login resets the counts of its
-    username (from that address, and from everywhere); an address's count is not reset by one."""
+    username (from that address, and from everywhere); an address's count is not reset by one.
+
+    One attempt at a time per address: this takes the address's transaction-scoped advisory lock
+    (held until the caller commits the attempt's outcome) and answers 1 s while another attempt
+    holds it, so a burst of parallel guesses cannot all pass before the first failure is stored.
+    Not per username: attackers elsewhere could then keep a user's own attempts waiting.
+    """
+    free = conn.execute("SELECT pg_try_advisory_xact_lock(%s, hashtext(%s))",
+                        (LOGIN_LOCK, "addr:" + (address or ""))).fetchone()
+    if not (free and free[0]):
+        return 1.0
     row = conn.execute(
         """WITH recent AS (
                SELECT ts, username, remote_addr, outcome FROM audit_log
