@@ -96,6 +96,13 @@ def answers(url: str) -> bool:
         return conn.execute("SELECT 1").fetchone() == (1,)
 
 
+def takes_connections(url: str) -> bool:
+    try:
+        return answers(url)
+    except psycopg.OperationalError:  # not yet, or starting up
+        return False
+
+
 def one_postmaster(pgdata: Path) -> int:
     """Exactly one postmaster runs on ``pgdata``, the one ``postmaster.pid`` names; its pid."""
     pms = postmasters(pgdata)
@@ -202,6 +209,19 @@ def test_the_last_of_two_holders_stops_the_server_on_a_normal_exit_or_sigterm(pg
     assert c.wait() != 0
     no_server_left(pgdata)
     assert pid_file(pgdata) == []
+
+
+def test_a_killed_server_held_by_two_processes_is_restarted_once_at_the_same_url(pgdata):
+    a, b = Holder(pgdata), Holder(pgdata)
+    killed = one_postmaster(pgdata)
+    os.kill(killed, signal.SIGKILL)
+    wait_for(lambda: postmasters(pgdata) not in ([], [killed]) and takes_connections(a.url), timeout=120)
+    assert answers(b.url) and a.url == b.url
+    assert one_postmaster(pgdata) != killed
+    assert a.close() == 0, a.stderr[-3000:]
+    assert b.close() == 0, b.stderr[-3000:]
+    assert "embedded postgres restarted" in a.stderr + b.stderr
+    no_server_left(pgdata)
 
 
 # -- a dead server while ingest runs ---------------------------------------------------------------

@@ -479,13 +479,14 @@ def start_embedded(pgdata: Path, database: str = DATABASE) -> str:
     server = embedded_server(pgdata)
     try:
         server.acquire()
-    except (EmbeddedDatabaseError, OSError) as exc:
+        _exit_on_sigterm()
+        ensure_database(server.url(), database)
+    except (EmbeddedDatabaseError, OSError, psycopg.Error) as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise EmbeddedDatabaseError(
-            f"could not start the embedded PostgreSQL in {server.pgdata}: {exc}; "
+            f"could not start the embedded PostgreSQL in {server.pgdata}: {reason}; "
             f"see {server.pgdata / 'log'} or set CAMPUS_TWIN_DATABASE_URL"
         ) from exc
-    _exit_on_sigterm()
-    ensure_database(server.url(), database)
     log.info("embedded postgres ready pgdata=%s", server.pgdata)
     return server.url(database)
 
