@@ -27,7 +27,7 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from tests.conftest import require_mosquitto
 from tests.helpers import running, small_twin, stored_readings, wait_for
 from twin import contract, mqtt_auth, security
-from twin.broker import BrokerError, ConfiguredMosquitto, MosquittoBroker
+from twin.broker import BrokerError, ConfiguredMosquitto, wait_for_port
 from twin.database import connection
 from twin.mqtt import MqttClient, detect_protocol
 from twin.storage.model import save_model
@@ -89,7 +89,7 @@ def secured(db_url: str, tmp_path: Path) -> Iterator[tuple[ConfiguredMosquitto, 
             broker.stop()
 
 
-def _url(broker: MosquittoBroker, user: str, password: str) -> str:
+def _url(broker: ConfiguredMosquitto, user: str, password: str) -> str:
     from urllib.parse import quote
 
     return f"mqtt://{quote(user, safe='')}:{quote(password, safe='')}@127.0.0.1:{broker.port}"
@@ -436,21 +436,31 @@ def tls_files(tmp_path: Path) -> Path:
 
 
 def test_tls_listener_with_a_test_ca(db_url: str, tmp_path: Path, tls_files: Path) -> None:
-    """The listener block of docs/security.md: clients verify the broker against the CA, then log in."""
+    """The listener block of docs/security.md appended to the generated mosquitto.conf: clients verify the
+    broker against the CA, then log in."""
     require_mosquitto()
     from twin.broker import free_port
 
     with connection(db_url) as conn:
         save_model(conn, small_twin("t1", rooms=1))
-        issued = mqtt_auth.issue(conn, "t1")
-        mqtt_auth.write_files(conn, tmp_path / "creds", issued)
-    pw = {u: p for u, p, _ in issued.rows}
     tls_port = free_port()
-    d = tls_files
-    conf = (f"password_file {tmp_path / 'creds' / 'passwd'}\nacl_file {tmp_path / 'creds' / 'acl'}\n"
-            f"listener {tls_port} 127.0.0.1\ncafile {d / 'ca.crt'}\ncertfile {d / 'server.crt'}\n"
-            f"keyfile {d / 'server.key'}\ntls_version tlsv1.2\n")
-    broker = MosquittoBroker(tmp_path / "broker", persist=False, anonymous=False, extra_conf=conf)
+    with broker_folder() as (out, owner):
+        pw, port = generate(db_url, out, owner)
+        d = out / "certs"  # where the broker's user can read them
+        d.mkdir()
+        for name in ("ca.crt", "server.crt", "server.key"):
+            shutil.copy(tls_files / name, d / name)
+            if owner:
+                shutil.chown(d / name, owner.user, owner.group)
+        with (out / "mosquitto.conf").open("a") as conf:
+            conf.write(f"listener {tls_port}\ncafile {d / 'ca.crt'}\ncertfile {d / 'server.crt'}\n"
+                       f"keyfile {d / 'server.key'}\ntls_version tlsv1.2\n")
+        broker = ConfiguredMosquitto(out / "mosquitto.conf", port, tmp_path / "mosquitto.log")
+        assert wait_for_port("127.0.0.1", tls_port)
+        _tls_checks(tls_files, tls_port, pw, broker)
+
+
+def _tls_checks(d: Path, tls_port: int, pw: dict[str, str], broker: ConfiguredMosquitto) -> None:
     try:
         url = f"mqtts://ENV-0:{pw['ENV-0']}@127.0.0.1:{tls_port}?ca={d / 'ca.crt'}"
         assert detect_protocol(url) == MQTTProtocolVersion.MQTTv5
