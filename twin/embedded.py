@@ -324,19 +324,21 @@ class EmbeddedServer:
                 return
             self._stop_server()
 
-    def _ensure_running(self) -> None:
-        """Under the lock: reuse the server running on the data directory if it answers, else start one."""
+    def _ensure_running(self) -> bool:
+        """Under the lock: reuse the server running on the data directory if it answers, else start one
+        (then ``True``)."""
         pm = live_postmaster(self.pgdata)
         if pm is not None:
             if self._answers(pm):
                 log.info("embedded postgres reused pid=%s pgdata=%s", pm.pid, self.pgdata)
                 self._postmaster = pm
-                return
+                return False
             log.warning("embedded postgres pid=%s does not answer; stopping it pgdata=%s", pm.pid, self.pgdata)
             self._stop_server()
         self._clean_leftovers()
         self._init_if_needed()
         self._start_server()
+        return True
 
     def _answers(self, pm: Postmaster) -> bool:
         """The server takes connections and serves this data directory (waits while it starts or recovers)."""
@@ -430,14 +432,15 @@ class EmbeddedServer:
                     with self._locked():
                         if self._stop_supervisor.is_set():
                             return
-                        self._ensure_running()
+                        started = self._ensure_running()
                 except Exception as exc:  # noqa: BLE001 - keep trying whatever failed
                     log.error("embedded postgres restart failed attempt=%d retry_in=%.0fs: %s", attempt, delay, exc)
                     self._stop_supervisor.wait(delay)
                     delay = min(delay * 2, RESTART_MAX_S)
                     continue
-                self.restarts += 1
-                log.warning("embedded postgres restarted pid=%s attempt=%d down_s=%.1f",
+                self.restarts += started
+                log.warning("embedded postgres %s pid=%s attempt=%d down_s=%.1f",
+                            "restarted" if started else "found running again (restarted by another process)",
                             self._postmaster.pid if self._postmaster else None, attempt, time.monotonic() - down_at)
                 break
 
