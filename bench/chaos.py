@@ -23,7 +23,8 @@ stops ingest with SIGTERM (then SIGKILL of its process group); and counts what i
 - ``published_total``: messages handed to the publisher; ``published_acked``: those whose PUBACK came
   (``acked_no_subscribers``: of those, the broker said it had no subscriber for them);
 - ``stored``: acknowledged messages whose rows are all stored; ``lost``: acknowledged but not stored
-  (``partial``: of those, some of whose rows are stored); ``stored_unacked``: stored though no PUBACK came
+  (``partial``: of those, some of whose rows are stored; ``lost_no_subscribers``: of those, acknowledged
+  with "no matching subscribers"); ``stored_unacked``: stored though no PUBACK came
   (fine: the broker had it); ``duplicates``: messages stored with more rows than metrics (a redelivered
   message stored once is not a duplicate);
 - ``faults``: how many of each kind happened; ``fault_log``: each one's moment and recovery time, from the
@@ -555,10 +556,12 @@ def drain(publisher: Publisher, store: Store, idle_s: float, limit_s: float) -> 
     return round(time.monotonic() - t, 1)
 
 
-def count(publisher: Publisher, stored: dict[int, tuple[int, int]]) -> dict[str, int]:
+def count(publisher: Publisher, stored: dict[int, tuple[int, int]]) -> dict[str, int | bool]:
+    """Published, acknowledged, stored, lost and duplicated messages; whether the targets are met."""
     total, acked = len(publisher.sent_at), publisher.acked
     full = {i for i, (_, metrics) in stored.items() if metrics == len(METRICS) and i < total}
     lost = [i for i in acked if i not in full]
+    duplicates = sum(1 for rows, metrics in stored.values() if rows > metrics)
     return {
         "published_total": total,
         "published_acked": len(acked),
@@ -567,8 +570,10 @@ def count(publisher: Publisher, stored: dict[int, tuple[int, int]]) -> dict[str,
         "stored": sum(1 for i in acked if i in full),
         "lost": len(lost),
         "partial": sum(1 for i in lost if i in stored),
+        "lost_no_subscribers": sum(1 for i in lost if acked[i] == NO_SUBSCRIBERS),
         "stored_unacked": sum(1 for i in full if i not in acked),
-        "duplicates": sum(1 for rows, metrics in stored.values() if rows > metrics),
+        "duplicates": duplicates,
+        "targets_met": bool(acked) and not lost and not duplicates,
     }
 
 
@@ -614,23 +619,26 @@ def run(args: argparse.Namespace, kinds: list[str], tmp: Path, stack: contextlib
         monitor.faults.append(fault)
         say(f"    {fault.at_s:.1f} s {kind}: {fault.detail}")
     publisher.join(t0 + args.duration - time.monotonic() + 5)
-    span = (publisher.sent_at[-1] - publisher.sent_at[0]) if len(publisher.sent_at) > 1 else 0.0
-    say(f"published {len(publisher.sent_at)} messages at {len(publisher.sent_at) / max(span, 1e-9):.0f} msgs/s;"
-        f" draining")
+    say(f"published {len(publisher.sent_at)} messages; draining")
     drain_s = drain(publisher, store, args.idle, args.drain)
     monitor.stop()
     ingest.stop()
     stored, dead_letters = store.tally()
-    counts = count(publisher, stored)
+    return {**count(publisher, stored), "dead_letters": dead_letters,
+            **summary(args, kinds, monitor, ingest, publisher), "skipped_faults": skipped, "drain_s": drain_s}
+
+
+def summary(args: argparse.Namespace, kinds: list[str], monitor: Monitor, ingest: Ingest,
+            publisher: Publisher) -> dict:
+    """The faults, their recovery, how ingest and the publisher fared, and the run's settings."""
     faults = monitor.faults
     recovered = [f.recovery_s for f in faults if f.injected and f.recovery_s is not None]
     unrecovered = sum(1 for f in faults if f.injected and f.recovery_s is None)
+    sent = publisher.sent_at
+    span = sent[-1] - sent[0] if len(sent) > 1 else 0.0
     return {
-        **counts,
-        "dead_letters": dead_letters,
         "faults": {kind: sum(1 for f in faults if f.kind == kind and f.injected) for kind in kinds},
         "faults_not_injected": sum(1 for f in faults if not f.injected),
-        "skipped_faults": skipped,
         "fault_log": [asdict(f) for f in faults],
         "max_recovery_s": max(recovered) if recovered and not unrecovered else None,
         "unrecovered_faults": unrecovered,
@@ -639,14 +647,12 @@ def run(args: argparse.Namespace, kinds: list[str], tmp: Path, stack: contextlib
         "publisher_error": repr(publisher.error) if publisher.error else None,
         "publisher_disconnects": publisher.disconnects,
         "rate_target_msgs_per_s": args.rate,
-        "rate_msgs_per_s": round(len(publisher.sent_at) / max(span, 1e-9), 1),
-        "devices": len(devices),
+        "rate_msgs_per_s": round(len(sent) / max(span, 1e-9), 1),
+        "devices": len(publisher.devices),
         "metrics_per_message": len(METRICS),
         "duration_s": args.duration,
         "down_s": args.down,
-        "drain_s": drain_s,
         "seed": args.seed,
-        "targets_met": counts["published_acked"] > 0 and counts["lost"] == 0 and counts["duplicates"] == 0,
     }
 
 
