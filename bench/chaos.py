@@ -526,12 +526,15 @@ def inject(kind: str, ingest: Ingest, broker: Broker, database: EmbeddedPostgres
 
 
 # -- the run ----------------------------------------------------------------------
-def warm_up(publisher: Publisher, store: Store, devices: list[str], base_ms: int) -> None:
+def warm_up(publisher: Publisher, store: Store, ingest: Ingest, devices: list[str], base_ms: int) -> None:
     """Until ingest stores a message (its workers are subscribed): messages older than the stream's."""
     deadline = time.monotonic() + START_WAIT_S
     while not store.warm():
-        if time.monotonic() > deadline:
-            raise SystemExit(f"ingest stored nothing within {START_WAIT_S:.0f} s of starting")
+        code = ingest.exit_code()
+        if code is not None or time.monotonic() > deadline:
+            tail = ingest.log_path.read_text(errors="replace")[-2000:]
+            raise SystemExit(f"ingest stored nothing within {START_WAIT_S:.0f} s of starting" if code is None
+                             else f"ingest exited with code {code} before storing anything:\n{tail}")
         for i in range(10):
             publisher.publish(*telemetry(SITE, devices, i, base_ms - 3_600_000, METRICS))
         time.sleep(2)
@@ -602,7 +605,7 @@ def run(args: argparse.Namespace, kinds: list[str], tmp: Path, stack: contextlib
     stack.callback(ingest.stop)
     publisher = Publisher(broker.url, devices, base_ms, args.rate)
     stack.callback(publisher.stop)
-    warm_up(publisher, store, devices, base_ms)
+    warm_up(publisher, store, ingest, devices, base_ms)
 
     plan = schedule(kinds, args.faults_per_kind, args.duration, rng)
     say(f"publishing {args.rate:.0f} msgs/s for {args.duration:.0f} s; faults at "
