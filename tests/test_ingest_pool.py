@@ -143,7 +143,8 @@ def test_a_worker_killed_under_load_is_restarted_with_its_session_and_sigterm_st
     text = log_text(log_file)
     assert proc.returncode == 0, text[-3000:]
     assert "with 2 worker(s)" in out.decode() and "totals of 1 worker run(s) missing" in out.decode(), out.decode()
-    assert not any(w.is_running() and w.status() != psutil.STATUS_ZOMBIE for w in workers)
+    _, alive = psutil.wait_procs(workers, timeout=30)  # workers, and multiprocessing's resource tracker
+    assert alive == [], text[-3000:]
 
 
 def test_backoff_doubles_to_its_cap_and_starts_over_after_a_healthy_run():
