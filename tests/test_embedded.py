@@ -149,9 +149,11 @@ def data_dir() -> Iterator[Path]:
     try:
         yield path
     finally:
-        for proc in server_processes(path / "pgdata"):  # whatever a failed test left
+        left = server_processes(path / "pgdata")  # whatever a failed test left
+        for proc in left:
             with suppress(psutil.Error):
                 proc.kill()
+        psutil.wait_procs(left, timeout=30)
         shutil.rmtree(path, ignore_errors=True)
 
 
