@@ -211,6 +211,10 @@ def test_two_workers_writing_into_months_without_a_partition_store_everything(tw
     # interleaved: every batch of each worker holds readings of every one of those months
     n = 1800
     expected = [(months[i % len(months)] + timedelta(days=1, seconds=i), float(i)) for i in range(n)]
+    # and the edges of what the decoder accepts: 400 days old, 5 minutes ahead
+    expected += [(now.replace(microsecond=0) - timedelta(days=399), float(n)),
+                 (now.replace(microsecond=0) + timedelta(minutes=4), float(n + 1))]
+    n = len(expected)
     errors: list[BaseException] = []
     group = f"part-{uuid.uuid4().hex[:6]}"
 
