@@ -182,10 +182,16 @@ class IngestWorker:
         assert self._mqtt is not None
         # Subscribe on every connect, even to a resumed session: Mosquitto 2.0 does not restore
         # shared subscriptions from its persistence file after a restart (docs/mqtt.md).
-        filters = (contract.TELEMETRY_FILTER, contract.STATUS_FILTER, contract.GATEWAY_STATUS_FILTER)
+        plain = (contract.TELEMETRY_FILTER, contract.STATUS_FILTER, contract.GATEWAY_STATUS_FILTER)
+        filters, other = plain, tuple(f"$share/{contract.SHARE_GROUP}/{f}" for f in plain)
         if self._mqtt.shared_subscriptions and self.share_group:
-            filters = tuple(f"$share/{self.share_group}/{f}" for f in filters)
+            filters, other = tuple(f"$share/{self.share_group}/{f}" for f in plain), plain
         self._subscribe_mid = client.subscribe([(f, 1) for f in filters])[1]
+        if self._mqtt.shared_subscriptions:
+            # A resumed session may still hold the other form (an upgrade from the old shared default,
+            # or back to several workers): it would deliver every message twice. Dropped after the
+            # new subscription is in place, so nothing falls between them.
+            client.unsubscribe(list(other))
         log.info("ingest subscribed client=%s protocol=%d filters=%s session_present=%s", self.client_id,
                  self._mqtt.protocol, filters, getattr(flags, "session_present", None))
 

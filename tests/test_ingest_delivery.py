@@ -28,7 +28,7 @@ from psycopg import sql
 from ingest.worker import IngestWorker
 from tests.helpers import publisher, running, small_twin, stored_readings, wait_for
 from twin.broker import MosquittoBroker, free_port
-from twin.contract import topic
+from twin.contract import SHARE_GROUP, topic
 from twin.database import connection
 from twin.mqtt import MqttClient
 from twin.storage.model import save_model
@@ -392,3 +392,24 @@ def test_stop_ends_a_worker_whose_database_stays_down(twin_db, broker):
     thread.join(5)
     assert not thread.is_alive(), "the worker kept retrying after stop"
     assert worker.counters.messages == 0
+
+
+def test_a_worker_moved_from_shared_to_plain_on_its_session_receives_each_message_once(twin_db, broker):
+    """An upgrade from the old default (``$share/campus-ingest``) to today's plain subscription, on the
+    same persistent session: the old shared subscription is dropped, else every message arrives twice."""
+    old = IngestWorker(twin_db, broker.url, client_id="upgraded", share_group=SHARE_GROUP, batch_wait_s=0.05)
+    with running(old.run):
+        assert old.connected.wait(10)
+    new = IngestWorker(twin_db, broker.url, client_id="upgraded", share_group="", batch_wait_s=0.05)
+    n = 300
+    with running(new.run):
+        assert new.connected.wait(10)
+        pub = Publisher(broker.url)
+        pub.publish(0, n)
+        wait_for(lambda: stored_readings(twin_db) >= n)
+        # one more, after the others: both copies of every earlier message reach this session before it
+        pub.publish(n, n + 1)
+        wait_for(lambda: stored_readings(twin_db) >= n + 1 and new.counters.messages >= n + 1)
+        pub.close()
+    assert (new.counters.messages, new.counters.duplicates) == (n + 1, 0)
+    assert_exact(twin_db, n + 1)
