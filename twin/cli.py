@@ -77,6 +77,13 @@ def main(ctx: click.Context, database_url: str | None, mqtt_url: str | None, dat
     ctx.obj = Settings.from_env().override(database_url=database_url, mqtt_url=mqtt_url, data_dir=data_dir)
 
 
+@main.result_callback()
+def _exit_if_a_thread_died(*_: object, **__: object) -> None:
+    """A command whose stop came from a dead thread (see :func:`stop_on_signals`) fails with its reason."""
+    if (died := thread_death()) is not None:
+        raise click.ClickException(died)
+
+
 def settings_of(ctx: click.Context) -> Settings:
     return ctx.find_object(Settings)  # type: ignore[return-value]
 
@@ -99,8 +106,13 @@ def require_mqtt(settings: Settings) -> str:
 
 
 def stop_on_signals() -> threading.Event:
-    """An event set by SIGINT or SIGTERM (install first, so a signal at any time stops cleanly)."""
+    """An event set by SIGINT or SIGTERM (install first, so a signal at any time stops cleanly).
+
+    A thread that dies (a service's own, paho's) sets it too, and the command then exits non-zero
+    (:func:`_exit_if_a_thread_died`): no service runs on half-alive.
+    """
     stop = threading.Event()
+    exit_on_thread_death(stop)
 
     def handler(signum: int, frame: object) -> None:
         stop.set()
@@ -628,7 +640,9 @@ def _backfill(url: str, span: Any, step: Any, seed: int, site: str | None) -> No
 
 @main.command()
 @click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True,
-              help="Worker processes sharing the MQTT 5 subscription (1 on an MQTT 3.1.1 broker).")
+              help="Worker processes sharing the MQTT 5 subscription (1 on an MQTT 3.1.1 broker). Mosquitto 2 "
+                   "does not keep shared subscriptions across its restart: there, only one worker loses nothing "
+                   "when the broker restarts (docs/mqtt.md).")
 @click.option("--duration", type=click.FloatRange(0), help="Stop after this many seconds.")
 @click.option("--client-id", default="campus-ingest-1", show_default=True,
               help="Stable id: the broker keeps this worker's session across restarts (-1, -2, ... appended "
@@ -656,7 +670,6 @@ def ingest(ctx: click.Context, workers: int, duration: float | None, client_id: 
     share_group = share_group_for(share_group, workers)
     check_workers(mqtt_url, workers)
     stop = stop_on_signals()
-    exit_on_thread_death(stop)  # a dead thread (the worker's, paho's) stops the process non-zero
     note = ""
     if workers == 1:
         worker = IngestWorker(url, mqtt_url, client_id=client_id, share_group=share_group, stats_every_s=stats_every)
@@ -682,8 +695,6 @@ def ingest(ctx: click.Context, workers: int, duration: float | None, client_id: 
                      f"before reporting; what they stored is in the database)")
     m, r, d, dl = (sum(col) for col in zip(*totals, strict=True)) if totals else (0, 0, 0, 0)
     click.echo(f"ingested {m} messages with {workers} worker(s): {r} rows, {d} duplicates, {dl} dead letters{note}")
-    if (died := thread_death()) is not None:
-        raise click.ClickException(died)
 
 
 def parse_time(value: str | None, param: str) -> datetime | None:
