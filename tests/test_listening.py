@@ -3,8 +3,9 @@ twin's own downtime (issue 13, defect 10), through a real ingest worker, broker 
 
 from __future__ import annotations
 
+import logging
 import uuid
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -220,3 +221,22 @@ def test_history_from_before_the_twin_ever_listened_raises_nothing(fleet):
     with connection(url) as conn:
         Monitor(url).evaluate(conn, site_id, local(10, 0), local(11, 0), now=local(11, 0))
     assert device_alarms(url, site_id) == []
+
+
+def test_the_monitor_says_once_when_no_ingest_listens_and_again_after_it_came_back(fleet, caplog):
+    """Offline alarms wait while nobody listens: the operator must be told why none come."""
+    url = fleet.url
+    monitor = Monitor(url)
+    with caplog.at_level(logging.INFO, logger="twin.monitor"):
+        monitor.run_once(local(10, 0))
+        monitor.run_once(local(10, 1))
+        with connection(url) as conn:
+            listening.record(conn, fleet.client_id, local(10, 1), local(10, 3))
+        monitor.run_once(local(10, 2))
+        monitor.run_once(local(10, 10))  # the spell ended at 10:03 (+ its gap): deaf again
+    said = [r.getMessage() for r in caplog.records if r.name == "twin.monitor" and "listening" in r.getMessage()]
+    assert [m.split(";")[0] for m in said] == [
+        "monitor: no ingest worker is listening (last heard never)",
+        "monitor: ingest is listening again",
+        f"monitor: no ingest worker is listening (last heard {(local(10, 3) + listening.SPELL_GAP).astimezone(UTC).isoformat(timespec='seconds')})",
+    ]

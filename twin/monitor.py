@@ -63,6 +63,8 @@ class Monitor:
     #: Set to stop: a cycle in progress ends after the site or KPI day it is on.
     stop: threading.Event = field(default_factory=threading.Event)
     _kpis_at: datetime | None = None
+    #: Whether the last cycle found no ingest listening (said once per such spell, see :meth:`_say_if_deaf`).
+    _deaf: bool = False
 
     # -- configuration --------------------------------------------------------------------------------
     def rules(self, conn: psycopg.Connection, site_id: str) -> dict[str, Rule]:
@@ -196,6 +198,7 @@ class Monitor:
             if not monitoring.try_lock_monitor(conn):
                 log.warning("another monitor is running on this database: this cycle is skipped")
                 return counts
+            self._say_if_deaf(listening.last_heard(conn), now)
             for site_id, zone in monitoring.sites(conn):
                 if self.stop.is_set():
                     return counts
@@ -213,6 +216,17 @@ class Monitor:
             conn.commit()
         self.totals.add(counts.__dict__)
         return counts
+
+    def _say_if_deaf(self, heard: datetime | None, now: datetime) -> None:
+        """Warn once when no ingest worker listens: silence is then nobody's fault, and offline alarms wait."""
+        deaf = heard is None or heard < now
+        if deaf and not self._deaf:
+            log.warning("monitor: no ingest worker is listening (last heard %s); device_offline is judged only "
+                        "while one listens: is campus-twin ingest running?",
+                        heard.astimezone(UTC).isoformat(timespec="seconds") if heard else "never")
+        elif not deaf and self._deaf:
+            log.info("monitor: ingest is listening again")
+        self._deaf = deaf
 
     def _site_cycle(self, conn: psycopg.Connection, site_id: str, zone: str | None, today: date,
                     now: datetime) -> Counts:

@@ -65,6 +65,12 @@ def spells(conn: psycopg.Connection, since: datetime, until: datetime) -> list[S
         {"gap": SPELL_GAP, "since": since, "until": until}).fetchall()]
 
 
+def last_heard(conn: psycopg.Connection) -> datetime | None:
+    """Until when the newest spell of any worker counts as listening (``None``: no worker ever listened)."""
+    row = conn.execute("SELECT max(last_seen_at) + %s FROM ingest_listening", (SPELL_GAP,)).fetchone()
+    return row[0] if row else None
+
+
 class Heartbeat:
     """Beats for ``client_id`` on its own thread and connection, so that ingest never waits for it.
 
