@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import signal
+import threading
 from pathlib import Path
 
+import click
 import orjson
 from click.testing import CliRunner
 
 from tests.helpers import small_twin
-from twin.cli import main
+from twin.cli import main, stop_on_signals
 from twin.database import connection
+from twin.process import thread_death
 from twin.storage.model import save_model
 
 
@@ -63,3 +67,40 @@ def test_bad_input_gets_one_line_errors(db_url, tmp_path: Path):
     assert not (tmp_path / "x.html").exists()
     result = CliRunner().invoke(main, ["--database-url", db_url, "kpis", "--day", "16/11/2026"])
     assert result.exit_code == 2 and "not a date" in result.output
+
+
+def _left_behind() -> list[str]:
+    """What a long-running command must not leave in this process once it ended."""
+    return [t.name for t in threading.enumerate() if t.name == "exit-on-thread-death" and t.is_alive()]
+
+
+def test_a_long_running_command_removes_its_thread_death_hook(db_url):
+    hook, sigterm = threading.excepthook, signal.getsignal(signal.SIGTERM)
+    timed = run(db_url, "monitor", "--interval", "1", "--duration", "0.5")
+    assert timed.exit_code == 0, timed.output
+    assert threading.excepthook is hook and signal.getsignal(signal.SIGTERM) is sigterm
+    assert thread_death() is None
+
+
+def test_a_thread_dying_in_a_command_fails_it_and_leaves_nothing_behind():
+    """The death still fails the command (the group's check runs before the command's context
+    closes); then the hook, the recorded death and the os._exit timer are gone."""
+    hook = threading.excepthook
+
+    @click.command("die-in-thread")
+    def die_in_thread() -> None:
+        stop = stop_on_signals()
+        threading.Thread(target=lambda: 1 / 0, name="doomed", daemon=True).start()
+        assert stop.wait(60), "the dead thread did not stop the command"
+
+    main.add_command(die_in_thread)
+    try:
+        result = CliRunner().invoke(main, ["die-in-thread"])
+    finally:
+        main.commands.pop("die-in-thread")
+    assert result.exit_code == 1, result.output
+    assert "thread 'doomed' died: ZeroDivisionError" in result.output
+    assert threading.excepthook is hook and thread_death() is None
+    assert _left_behind() == []
+    again = CliRunner().invoke(main, ["--help"])  # a later in-process command is not failed by it
+    assert again.exit_code == 0

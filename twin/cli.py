@@ -109,16 +109,27 @@ def stop_on_signals() -> threading.Event:
     """An event set by SIGINT or SIGTERM (install first, so a signal at any time stops cleanly).
 
     A thread that dies (a service's own, paho's) sets it too, and the command then exits non-zero
-    (:func:`_exit_if_a_thread_died`): no service runs on half-alive.
+    (:func:`_exit_if_a_thread_died`): no service runs on half-alive. Both are undone when the
+    command's context closes (after that check), so a command run in-process leaves nothing behind.
     """
     stop = threading.Event()
-    exit_on_thread_death(stop)
+    uninstall = exit_on_thread_death(stop)
 
     def handler(signum: int, frame: object) -> None:
         stop.set()
 
-    signal.signal(signal.SIGINT, handler)
-    signal.signal(signal.SIGTERM, handler)
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    for sig in previous:
+        signal.signal(sig, handler)
+
+    def restore() -> None:
+        uninstall()
+        for sig, old in previous.items():
+            if signal.getsignal(sig) is handler and old is not None:
+                signal.signal(sig, old)
+
+    if (ctx := click.get_current_context(silent=True)) is not None:
+        ctx.call_on_close(restore)
     return stop
 
 

@@ -9,6 +9,7 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 
 log = logging.getLogger(__name__)
 
@@ -53,19 +54,24 @@ def join_within(threads: list[threading.Thread], timeout_s: float) -> list[threa
 #: Exit status of a process ended because one of its threads died (``EX_SOFTWARE``).
 EXIT_THREAD_DIED = 70
 _deaths: list[str] = []
+_exit_timer: threading.Timer | None = None
 
 
-def exit_on_thread_death(stop: threading.Event | None = None, grace_s: float = 60.0) -> None:
-    """Install a :data:`threading.excepthook` so that no process runs on half-alive.
+def exit_on_thread_death(stop: threading.Event | None = None, grace_s: float = 60.0) -> Callable[[], None]:
+    """Install a :data:`threading.excepthook` so that no process runs on half-alive; return its uninstall.
 
     A thread that dies of an exception (a service's own, paho's network thread, any other) is
     logged with its reason and traceback. With ``stop``, the process then stops as on SIGTERM
     (``stop`` is set) and its main thread, seeing :func:`thread_death`, exits non-zero; if it is
     still running ``grace_s`` later, it is ended with status :data:`EXIT_THREAD_DIED`. Without
     ``stop`` it is ended with that status at once.
+
+    The returned callable restores the previous hook, forgets the recorded deaths and cancels a
+    pending exit: for a command run inside a longer-lived process (a test's CliRunner).
     """
 
     def hook(args: threading.ExceptHookArgs) -> None:
+        global _exit_timer
         if args.exc_type is SystemExit:  # as the default hook: a thread's sys.exit() is not a death
             return
         name = args.thread.name if args.thread is not None else "?"
@@ -76,18 +82,33 @@ def exit_on_thread_death(stop: threading.Event | None = None, grace_s: float = 6
         if stop is None:
             _exit_now()
         stop.set()
-        threading.Thread(target=_exit_after, args=(grace_s,), name="exit-on-thread-death", daemon=True).start()
+        if _exit_timer is None:
+            _exit_timer = threading.Timer(grace_s, _exit_late, args=(grace_s,))
+            _exit_timer.name, _exit_timer.daemon = "exit-on-thread-death", True
+            _exit_timer.start()
 
+    previous = threading.excepthook
     threading.excepthook = hook
+
+    def uninstall() -> None:
+        global _exit_timer
+        if threading.excepthook is hook:
+            threading.excepthook = previous
+        _deaths.clear()
+        if _exit_timer is not None:
+            _exit_timer.cancel()
+            _exit_timer.join(5.0)
+            _exit_timer = None
+
+    return uninstall
 
 
 def thread_death() -> str | None:
-    """Why the first thread that died did (``None``: none died), once :func:`exit_on_thread_death` is installed."""
+    """Why the first thread that died did (``None``: none died), while :func:`exit_on_thread_death` is installed."""
     return _deaths[0] if _deaths else None
 
 
-def _exit_after(grace_s: float) -> None:
-    time.sleep(grace_s)
+def _exit_late(grace_s: float) -> None:
     log.critical("still running %.0f s after a thread died; exiting with status %d", grace_s, EXIT_THREAD_DIED)
     _exit_now()
 
