@@ -8,8 +8,8 @@ for it meanwhile is delivered then, and what it had stored but not acknowledged 
 
 Nothing is shared with the children that a killed one could leave locked (no multiprocessing
 Event, Lock or Queue): the parent stops them with SIGTERM, waits against one deadline, then
-SIGKILLs what is left, so the pool stops within :data:`STOP_GRACE_S` + :data:`KILL_WAIT_S`
-(under 10 s). Each worker sends its totals over a pipe of its own as it exits; a killed worker
+SIGKILLs all that are left at once and reaps them against one more, so the pool stops within
+:data:`STOP_GRACE_S` + :data:`KILL_WAIT_S` (under 10 s) however many workers are stuck. Each worker sends its totals over a pipe of its own as it exits; a killed worker
 sends none (counted in :attr:`PoolResult.missing`). A worker whose parent dies (even by
 SIGKILL) gets SIGTERM from the kernel, so no orphan keeps running.
 """
@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 
 #: Seconds the workers get after SIGTERM to commit and acknowledge what they hold; then SIGKILL.
 STOP_GRACE_S = 8.0
-#: Seconds to reap a worker after SIGKILL.
+#: Seconds to reap the SIGKILLed workers (all of them, one deadline).
 KILL_WAIT_S = 1.0
 BACKOFF_FIRST_S = 1.0
 BACKOFF_MAX_S = 30.0
@@ -168,24 +168,31 @@ def _supervise(ctx: mp.context.SpawnContext, slot: _Slot, result: PoolResult) ->
         result.restarts += 1
 
 
-def _stop_all(slots: list[_Slot], result: PoolResult) -> None:
-    """SIGTERM every worker, wait for them against one deadline, SIGKILL the rest; collect totals."""
+def _join_all(procs: list[BaseProcess], deadline: float) -> None:
+    for proc in procs:
+        proc.join(max(0.0, deadline - time.monotonic()))
+
+
+def _stop_all(slots: list[_Slot], result: PoolResult, grace_s: float = STOP_GRACE_S,
+              kill_wait_s: float = KILL_WAIT_S) -> None:
+    """SIGTERM every worker and wait against one deadline; then SIGKILL all that are left at once and
+    reap them against one more; collect totals. Takes at most ``grace_s + kill_wait_s``."""
+    t0 = time.monotonic()
     running = [s for s in slots if s.proc is not None]
     for slot in running:
         if slot.proc is not None and slot.proc.exitcode is None:
             slot.proc.terminate()  # SIGTERM: the worker commits and acknowledges the batch in hand
-    deadline = time.monotonic() + STOP_GRACE_S
-    for slot in running:
+    _join_all([s.proc for s in running if s.proc is not None], t0 + grace_s)
+    stuck = [s for s in running if s.proc is not None and s.proc.exitcode is None]
+    for slot in stuck:
         assert slot.proc is not None
-        slot.proc.join(max(0.0, deadline - time.monotonic()))
+        log.warning("ingest worker did not stop in %.0f s client=%s pid=%s; killing it (what it has not "
+                    "acknowledged stays with the broker)", grace_s, slot.cfg.client_id, slot.proc.pid)
+        slot.proc.kill()
+    _join_all([s.proc for s in stuck if s.proc is not None], time.monotonic() + kill_wait_s)
     for slot in running:
-        assert slot.proc is not None
-        if slot.proc.exitcode is None:
-            log.warning("ingest worker did not stop in %.0f s client=%s pid=%s; killing it (what it has not "
-                        "acknowledged stays with the broker)", STOP_GRACE_S, slot.cfg.client_id, slot.proc.pid)
-            slot.proc.kill()
-            slot.proc.join(KILL_WAIT_S)
         _collect(slot, result)
+    log.info("ingest pool stopped workers=%d killed=%d stop_s=%.1f", len(running), len(stuck), time.monotonic() - t0)
 
 
 def run_workers(configs: list[WorkerConfig], stop: threading.Event) -> PoolResult:

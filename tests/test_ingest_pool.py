@@ -14,6 +14,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from typing import Any
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -22,7 +23,9 @@ import psutil
 import psycopg
 import pytest
 
-from ingest.pool import HEALTHY_AFTER_S, STOP_GRACE_S, next_backoff
+import multiprocessing as mp
+
+from ingest.pool import HEALTHY_AFTER_S, STOP_GRACE_S, PoolResult, WorkerConfig, _Slot, _stop_all, next_backoff
 from ingest.worker import IngestWorker
 from tests.helpers import running, small_twin, stored_readings, wait_for
 from twin.broker import MosquittoBroker, free_port
@@ -154,6 +157,50 @@ def test_backoff_doubles_to_its_cap_and_starts_over_after_a_healthy_run():
         delays.append(previous)
     assert delays == [1.0, 2.0, 4.0, 8.0, 16.0, 30.0, 30.0, 30.0]
     assert next_backoff(30.0, ran_s=HEALTHY_AFTER_S) == 1.0
+
+
+def _deaf_to_sigterm(ready: Any) -> None:
+    """A stuck worker: ignores SIGTERM and sleeps."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    ready.set()
+    time.sleep(600)
+
+
+def stuck_slots(count: int) -> list[_Slot]:
+    """``count`` spawned processes that SIGTERM cannot stop, as pool slots."""
+    ctx = mp.get_context("spawn")
+    slots = []
+    for i in range(count):
+        cfg = WorkerConfig("postgresql:///unused", "mqtt://unused", f"stuck-{i}", "g", 60.0, 20)
+        reader, writer = ctx.Pipe(duplex=False)
+        ready = ctx.Event()
+        proc = ctx.Process(target=_deaf_to_sigterm, args=(ready,), name=cfg.client_id, daemon=True)
+        proc.start()
+        writer.close()
+        assert ready.wait(60), "stuck child did not start"
+        slots.append(_Slot(cfg, proc, reader))
+    return slots
+
+
+def test_the_pool_stop_kills_every_stuck_worker_before_waiting_once(caplog):
+    """Several workers that ignore SIGTERM are all SIGKILLed at the end of the one grace period and
+    reaped against one more deadline, not one after the other: the stop is bounded by grace + kill wait."""
+    slots = stuck_slots(4)
+    procs = [s.proc for s in slots]
+    result = PoolResult()
+    try:
+        with caplog.at_level("INFO", logger="ingest.pool"):
+            _stop_all(slots, result, grace_s=0.5, kill_wait_s=5.0)
+    finally:
+        for p in procs:
+            if p is not None and p.exitcode is None:
+                p.kill()
+    assert [p.exitcode for p in procs] == [-signal.SIGKILL] * 4
+    assert result.missing == [f"stuck-{i}" for i in range(4)] and result.totals == []
+    summary = [r.getMessage() for r in caplog.records if r.getMessage().startswith("ingest pool stopped")]
+    assert len(summary) == 1 and "workers=4 killed=4" in summary[0], summary
+    stop_s = float(summary[0].split("stop_s=")[1])
+    assert stop_s <= 0.5 + 5.0 + 0.5, summary  # the pool's own measure: one grace, one kill wait
 
 
 def test_sigterm_stops_the_pool_even_with_a_worker_that_does_not_stop(twin_db, broker, tmp_path):
