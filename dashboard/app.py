@@ -14,6 +14,7 @@ from pathlib import Path
 
 import dash
 from dash import dcc, html
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from dashboard import auth, data, headers, i18n
 from dashboard.i18n import t
@@ -31,8 +32,8 @@ NAVIGATION = (("Network", "/"), ("Alarms", "/alarms"), ("Devices", "/devices"), 
 
 
 def create_app(database_url: str, *, mqtt_url: str | None = None, bim_loader: data.BimLoader | None = None,
-               pool_size: int = 4, secure_cookies: bool = False, upload_limits: UploadLimits | None = None
-               ) -> dash.Dash:
+               pool_size: int = 4, secure_cookies: bool = False, upload_limits: UploadLimits | None = None,
+               trusted_proxies: int = 0) -> dash.Dash:
     """A ready app on ``database_url``; fails fast (``DatabaseUnavailable``) when it does not answer.
 
     Everything is served from the package (``serve_locally``, own CSS in ``assets/``),
@@ -41,7 +42,10 @@ def create_app(database_url: str, *, mqtt_url: str | None = None, bim_loader: da
     page sends luminaire commands (a broker that does not answer disables them, with a
     warning); ``bim_loader(path, site_id, *, name, role) -> summary`` enables IFC uploads, each run
     in a child process within ``upload_limits``. Every page needs a login (:mod:`dashboard.auth`);
-    ``secure_cookies`` marks the cookies Secure also when a proxy terminates HTTPS.
+    ``secure_cookies`` marks the cookies Secure also when a proxy terminates HTTPS. Behind
+    ``trusted_proxies`` reverse proxies, the client's address (login throttling, the audit log) and
+    scheme are taken from ``X-Forwarded-For`` / ``X-Forwarded-Proto`` (werkzeug's ``ProxyFix``);
+    with 0 those headers are ignored, as any client can send them.
     """
     pool = open_pool(database_url, min_size=1, max_size=pool_size, name="dashboard")
     bridge = None
@@ -72,6 +76,9 @@ def create_app(database_url: str, *, mqtt_url: str | None = None, bim_loader: da
         i18n.register(app.server, app.config.requests_pathname_prefix)
         auth.install(app, secure_cookies=secure_cookies, upload_body_bytes=upload_body_bytes(limits))
         headers.install(app)
+        if trusted_proxies:
+            app.server.wsgi_app = ProxyFix(app.server.wsgi_app, x_for=trusted_proxies,  # type: ignore[method-assign]
+                                           x_proto=trusted_proxies)
         app.layout = _layout
         _claim_callbacks(app)
     except BaseException:

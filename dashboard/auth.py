@@ -9,7 +9,8 @@
   upload); static files pass; without a live session pages redirect to the login and ``/_dash-*``
   endpoints answer 401; every POST must carry the session's CSRF token (else 403).
 - Logins are throttled per address and per username (:func:`twin.storage.users.login_throttle`):
-  429 with ``Retry-After``, the password not even checked.
+  429 with ``Retry-After``, the password not even checked. The address is the peer's, or the one
+  forwarded by ``trusted_proxies`` reverse proxies (``create_app``).
 - State-changing callbacks are wrapped in :func:`requires` (``@requires("acknowledge")``), which
   checks the role on the server (403 and an audit entry when refused).
 """
@@ -220,10 +221,13 @@ def _login() -> flask.Response:
     password = request.form.get("password") or ""
     with data.connection() as conn:
         wait = users.login_throttle(conn, username, request.remote_addr)
-        if wait > 0:  # not audited: each refused attempt would be a row an attacker writes for free
-            log.info("login throttled username=%r addr=%s wait_s=%.0f", username, request.remote_addr, wait)
-            refused = _login_page(prefix, next_path, t("Too many failed logins; wait a few minutes."), 429)
-            refused.headers["Retry-After"] = str(math.ceil(wait))
+        if wait.seconds > 0:  # not audited: each refused attempt would be a row an attacker writes for free
+            log.info("login throttled username=%r addr=%s wait_s=%.0f busy=%s", username, request.remote_addr,
+                     wait.seconds, wait.busy)
+            message = (t("Another login from this address is being checked; try again in a moment.") if wait.busy
+                       else t("Too many failed logins; wait a few minutes."))
+            refused = _login_page(prefix, next_path, message, 429)
+            refused.headers["Retry-After"] = str(math.ceil(wait.seconds))
             return refused
         user = users.authenticate(conn, username, password)
         if user is None:

@@ -89,6 +89,8 @@ ZH: dict[str, str] = {
     "Log in": "登录", "Log out": "退出", "Username": "用户名", "Password": "密码",
     "Wrong username or password.": "用户名或密码错误。", "The form expired; please try again.": "表单已过期，请重试。",
     "Too many failed logins; wait a few minutes.": "登录失败次数过多，请稍后再试。",
+    "Another login from this address is being checked; try again in a moment.":
+        "来自此地址的另一次登录正在校验，请稍后再试。",
     "viewer": "只读", "operator": "运维", "planner": "规划", "admin": "管理员",
     "Only planners and admins may upload.": "只有规划人员和管理员可以上传。",
     "Only operators and admins may send commands.": "只有运维人员和管理员可以发送指令。",

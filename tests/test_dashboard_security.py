@@ -4,6 +4,7 @@ headers, login throttling per address and per username, unknown asset paths."""
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import logging
@@ -12,6 +13,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -54,12 +56,19 @@ def served(db_url: str, tmp_path: Path) -> Iterator[tuple[str, int]]:
     """``campus-twin dashboard`` in its own process on a free port: its base URL and pid."""
     for role in ("viewer", "planner"):
         add_user(db_url, f"{role}-1", role)
+    with _dashboard_process(db_url, tmp_path) as (base, pid):
+        yield base, pid
+
+
+@contextlib.contextmanager
+def _dashboard_process(db_url: str, tmp_path: Path, *args: str) -> Iterator[tuple[str, int]]:
+    """``campus-twin dashboard [args]`` in its own process on a free port: its base URL and pid."""
     port = _free_port()
     exe = shutil.which("campus-twin", path=str(Path(sys.executable).parent)) or shutil.which("campus-twin")
     assert exe, "the campus-twin command is installed with the project"
     env = {k: v for k, v in os.environ.items() if not k.startswith("CAMPUS_TWIN_")}
     log = (tmp_path / "dashboard.log").open("wb")
-    proc = subprocess.Popen([exe, "--database-url", db_url, "dashboard", "--port", str(port)],
+    proc = subprocess.Popen([exe, "--database-url", db_url, "dashboard", "--port", str(port), *args],
                             stdout=log, stderr=subprocess.STDOUT, env=env)
     base = f"http://127.0.0.1:{port}"
     try:
@@ -343,3 +352,81 @@ def test_a_burst_of_parallel_guesses_is_taken_one_at_a_time(app: dash.Dash, db_u
     # at most the free failures, then waits of 1, 2, 4 s: a burst over in a few seconds tries few
     assert tried <= security.PAIR_THROTTLE.free + 3, (tried, statuses)
     assert _attempt(app, "viewer-1", PASSWORD, "192.0.2.40")[0] == 302  # the user, elsewhere, at once
+
+
+# --- shared addresses: a school's NAT, a reverse proxy ----------------------------------------------
+
+
+def _http_attempt(base: str, username: str, password: str, headers: dict[str, str] | None = None
+                  ) -> tuple[int, str]:
+    """A login through the form of a served dashboard, over real HTTP (redirects not followed):
+    its status and page."""
+    host = base.removeprefix("http://")
+    conn = http.client.HTTPConnection(host, timeout=60)
+    conn.request("GET", "/login", headers=headers or {})
+    page = conn.getresponse()
+    text = page.read().decode()
+    token = text.split('name="csrf_token" value="')[1].split('"')[0]
+    cookie = next(c.split(";")[0] for c in page.headers.get_all("Set-Cookie") if c.startswith("campus_twin_login"))
+    form = urllib.parse.urlencode({"username": username, "password": password, "csrf_token": token, "next": "/"})
+    conn.request("POST", "/login", body=form, headers={
+        **(headers or {}), "Cookie": cookie, "Content-Type": "application/x-www-form-urlencoded"})
+    answer = conn.getresponse()
+    status, body = answer.status, answer.read().decode()
+    conn.close()
+    return status, body
+
+
+def _store_login(url: str, username: str, address: str) -> None:
+    """A good login of ``username`` from ``address`` stored (as days ago as the limiter still counts)."""
+    with connection(url) as conn:
+        conn.execute("INSERT INTO audit_log (ts, username, action, outcome, remote_addr) VALUES "
+                     "(now() - make_interval(days => %s), %s, 'login', 'ok', %s)",
+                     (security.KNOWN_ADDRESS_DAYS - 1, username, address))
+
+
+def test_a_user_who_logged_in_from_a_shared_address_is_not_locked_out_by_others_failures(
+        db_url: str, tmp_path: Path) -> None:
+    """A school's NAT address (here the test's own, 127.0.0.1): a student's failures throttle the
+    address for usernames never logged in from there, never for staff who did."""
+    for name in ("staff-1", "newcomer-1"):
+        add_user(db_url, name, "viewer")
+    _store_login(db_url, "staff-1", "127.0.0.1")
+    with _dashboard_process(db_url, tmp_path) as (base, _pid):
+        _store_failures(db_url, 40, address="127.0.0.1")  # a student sprays from the school's address
+        status, page = _http_attempt(base, "newcomer-1", PASSWORD)
+        assert status == 429 and "Too many failed logins" in page
+        assert _http_attempt(base, "staff-1", PASSWORD)[0] == 302
+        # a wrong password of a known user is still counted and throttled per user and address
+        assert _http_attempt(base, "staff-1", "wrong-password")[0] == 401
+
+
+def test_a_login_waiting_for_another_from_its_address_is_told_so_not_that_it_failed(
+        db_url: str, tmp_path: Path) -> None:
+    from twin.storage.users import LOGIN_LOCK
+
+    add_user(db_url, "staff-1", "viewer")
+    with _dashboard_process(db_url, tmp_path) as (base, _pid), connection(db_url) as conn:
+        # another login from this address is being checked (it holds the address's lock)
+        conn.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (LOGIN_LOCK, "addr:127.0.0.1"))
+        status, page = _http_attempt(base, "staff-1", PASSWORD)
+        assert status == 429 and "Too many failed logins" not in page
+        assert "another login from this address is being checked" in page.lower()
+        conn.rollback()
+        assert _http_attempt(base, "staff-1", PASSWORD)[0] == 302
+
+
+@pytest.mark.parametrize("hops", [0, 1])
+def test_the_address_rule_uses_x_forwarded_for_only_behind_a_trusted_proxy(
+        db_url: str, tmp_path: Path, hops: int) -> None:
+    add_user(db_url, "staff-1", "viewer")
+    sprayer = "203.0.113.50"
+    forwarded = {"X-Forwarded-For": sprayer}
+    with _dashboard_process(db_url, tmp_path, "--trusted-proxies", str(hops)) as (base, _pid):
+        _store_failures(db_url, 40, address=sprayer)
+        status, _page = _http_attempt(base, "staff-1", PASSWORD, forwarded)
+        assert status == (429 if hops else 302)
+        if hops:  # the proxy's own address (here the test's) is not the one throttled
+            assert _http_attempt(base, "staff-1", PASSWORD)[0] == 302
+        assert _http_attempt(base, "staff-1", "wrong-password", forwarded)[0] == (429 if hops else 401)
+        assert _failures(db_url, username="staff-1", address="127.0.0.1") == (0 if hops else 1)

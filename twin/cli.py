@@ -764,16 +764,22 @@ def export(ctx: click.Context, site: str, device: str | None, metric: str | None
 @click.option("--duration", type=click.FloatRange(0), help="Stop after this many seconds.")
 @click.option("--secure-cookies", is_flag=True,
               help="Mark the login cookies Secure (behind an HTTPS proxy; automatic when served over HTTPS).")
+@click.option("--trusted-proxies", type=click.IntRange(0, 10), default=0, show_default=True,
+              envvar="CAMPUS_TWIN_TRUSTED_PROXIES",
+              help="Reverse proxies in front of the dashboard: the client's address is taken from that many "
+                   "X-Forwarded-For entries (0: the header is ignored).")
 @click.pass_context
 @friendly
-def dashboard(ctx: click.Context, host: str, port: int, duration: float | None, secure_cookies: bool) -> None:
+def dashboard(ctx: click.Context, host: str, port: int, duration: float | None, secure_cookies: bool,
+              trusted_proxies: int) -> None:
     """Serve the Dash web app (a login is needed: campus-twin users add).  Example: campus-twin dashboard --port 8050"""
     from dashboard.app import close_app, create_app
     from dashboard.serve import bind, serve_until
 
     settings = settings_of(ctx)
     url = migrated_url(settings)
-    app = create_app(url, mqtt_url=settings.mqtt_url, bim_loader=bim_loader_for(url), secure_cookies=secure_cookies)
+    app = create_app(url, mqtt_url=settings.mqtt_url, bim_loader=bim_loader_for(url), secure_cookies=secure_cookies,
+                     trusted_proxies=trusted_proxies)
     server = bind(app, host, port)
     stop = stop_on_signals()
     thread = threading.Thread(target=serve_until, args=(server, stop), name="dashboard", daemon=True)

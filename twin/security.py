@@ -13,8 +13,10 @@ Login throttling is plain arithmetic on stored failures (:func:`login_wait`): pa
 failures, each further attempt waits twice as long as the one before, up to a cap, counted from the
 latest failure. Three rules apply (docs/security.md): one username from one address
 (:data:`PAIR_THROTTLE`), one address over all usernames (:data:`ADDRESS_THROTTLE`, password
-spraying), and one username from all addresses (:data:`USERNAME_THROTTLE`, a distributed attack),
-which spares the addresses the user has logged in from before.
+spraying), and one username from all addresses (:data:`USERNAME_THROTTLE`, a distributed attack).
+A (username, address) pair that logged in within :data:`KNOWN_ADDRESS_DAYS` is known: only the first
+rule applies to it, so others' failures on a shared address (a school's NAT, a proxy) never lock out
+the users who log in from there.
 
     >>> allowed("operator", "acknowledge"), allowed("viewer", "command")
     (True, False)
@@ -65,7 +67,7 @@ PAIR_THROTTLE = Throttle(free=5, cap_s=900)
 ADDRESS_THROTTLE = Throttle(free=20, cap_s=900)
 #: One username from every address it never logged in from: a distributed attack; short cap.
 USERNAME_THROTTLE = Throttle(free=20, cap_s=60)
-#: An address the user logged in from within this many days is known: the username rule spares it.
+#: An address the user logged in from within this many days is known: the address and username rules spare it.
 KNOWN_ADDRESS_DAYS = 30
 
 
@@ -168,14 +170,15 @@ def login_wait(failures: int, since_latest_s: float | None, rule: Throttle) -> f
 
 def throttle_wait(pair: tuple[int, float | None], address: tuple[int, float | None],
                   username: tuple[int, float | None], known_address: bool) -> float:
-    """The longest wait of the three rules, each given ``(failures, seconds since the latest)``.
+    """The longest wait of the three rules, each given ``(failures, seconds since the latest)``; for a
+    known address (the user logged in from it lately) only the pair rule counts.
 
-    >>> throttle_wait((0, None), (0, None), (25, 0.0), known_address=True)
+    >>> throttle_wait((0, None), (40, 0.0), (25, 0.0), known_address=True)
     0.0
     >>> throttle_wait((0, None), (0, None), (25, 0.0), known_address=False)
     32.0
     """
-    waits = [login_wait(*pair, PAIR_THROTTLE), login_wait(*address, ADDRESS_THROTTLE)]
+    waits = [login_wait(*pair, PAIR_THROTTLE)]
     if not known_address:
-        waits.append(login_wait(*username, USERNAME_THROTTLE))
+        waits += [login_wait(*address, ADDRESS_THROTTLE), login_wait(*username, USERNAME_THROTTLE)]
     return max(waits)

@@ -6,6 +6,7 @@ the SHA-256 of its cookie token, with the CSRF token the browser must echo on ev
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -123,20 +124,34 @@ def end_session(conn: psycopg.Connection, token: str) -> None:
 LOGIN_LOCK = 0x6C6F67
 
 
-def login_throttle(conn: psycopg.Connection, username: str, address: str | None) -> float:
-    """Seconds ``address`` must wait before trying ``username`` again (0: now), from the audit log's
-    login failures (:func:`twin.security.throttle_wait`). A good login resets the counts of its
-    username (from that address, and from everywhere); an address's count is not reset by one.
+@dataclass(frozen=True, slots=True)
+class LoginWait:
+    """How long an attempt must wait (``seconds``, 0: go ahead), and whether only because another
+    attempt from the same address is being checked (``busy``: nothing failed)."""
+
+    seconds: float
+    busy: bool = False
+
+
+#: Seconds a login waits while another attempt from its address is being checked.
+BUSY_WAIT_S = 1.0
+
+
+def login_throttle(conn: psycopg.Connection, username: str, address: str | None) -> LoginWait:
+    """How long ``address`` must wait before trying ``username`` again, from the audit log's login
+    failures (:func:`twin.security.throttle_wait`). A good login resets the counts of its username
+    (from that address, and from everywhere); an address's count is not reset by one, but a pair that
+    logged in lately is spared the address rule.
 
     One attempt at a time per address: this takes the address's transaction-scoped advisory lock
-    (held until the caller commits the attempt's outcome) and answers 1 s while another attempt
+    (held until the caller commits the attempt's outcome) and answers ``busy`` while another attempt
     holds it, so a burst of parallel guesses cannot all pass before the first failure is stored.
     Not per username: attackers elsewhere could then keep a user's own attempts waiting.
     """
     free = conn.execute("SELECT pg_try_advisory_xact_lock(%s, hashtext(%s))",
                         (LOGIN_LOCK, "addr:" + (address or ""))).fetchone()
     if not (free and free[0]):
-        return 1.0
+        return LoginWait(BUSY_WAIT_S, busy=True)
     row = conn.execute(
         """WITH recent AS (
                SELECT ts, username, remote_addr, outcome FROM audit_log
@@ -164,4 +179,4 @@ def login_throttle(conn: psycopg.Connection, username: str, address: str | None)
     def pair(i: int) -> tuple[int, float | None]:
         return int(row[i]), None if row[i + 1] is None else float(row[i + 1])
 
-    return security.throttle_wait(pair(0), pair(2), pair(4), known_address=bool(row[6]))
+    return LoginWait(security.throttle_wait(pair(0), pair(2), pair(4), known_address=bool(row[6])))
