@@ -3,8 +3,10 @@
 Prints one JSON object on stdout (progress on stderr). For ``--duration`` seconds one publisher
 (paho-mqtt, QoS 1, a persistent session that it resumes after a broker restart) sends ``--rate``
 telemetry messages a second for the 300 devices of a small twin, every message unique by (device,
-``ts``) with 2 metrics, and records every PUBACK. A real ``campus-twin ingest --workers 2`` (or
-``--workers``; default settings but the URLs) stores them. Meanwhile, at seeded random moments, each
+``ts``) with 2 metrics, and records every PUBACK. A real ``campus-twin ingest`` stores them: by
+default one worker on a plain persistent subscription, the product's default (``--workers N``: a
+pool sharing one subscription, which a Mosquitto 2 restart loses until the workers subscribe
+again: docs/mqtt.md, "Broker restarts"); default settings but the URLs. Meanwhile, at seeded random moments, each
 fault kind of ``--faults`` happens ``--faults-per-kind`` times:
 
 - ``kill_worker``: SIGKILL of one ingest worker process (a child of the ``campus-twin ingest`` process;
@@ -37,7 +39,7 @@ stops ingest with SIGTERM (then SIGKILL of its process group); and counts what i
 Everything is bounded in time, so a product that hangs gives a result, not a hung benchmark.
 
     python bench/chaos.py [--duration 180] [--rate 600] [--seed 1] [--database-url URL]
-                          [--faults kill_worker,broker_restart,db_restart] [--faults-per-kind 3] [--workers 2]
+                          [--faults kill_worker,broker_restart,db_restart] [--faults-per-kind 3] [--workers 1]
 """
 
 from __future__ import annotations
