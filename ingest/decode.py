@@ -167,29 +167,46 @@ def _senml(doc: list, received_at: datetime, device_id: str, out: Decoded) -> De
 
 @dataclass(frozen=True, slots=True)
 class Status:
+    """A status's state and its valid vitals; ``errors`` names each field that was refused (ignored)."""
+
     state: str
     firmware: str | None = None
     battery_pct: float | None = None
     rssi_dbm: float | None = None
+    errors: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayStatus:
+    """A gateway status: its state, the valid device ids it names, one error per refused device id."""
+
+    state: str
+    devices: tuple[str, ...] = ()
+    errors: tuple[str, ...] = ()
 
 
 #: Devices a gateway status may name (a school's gateway carries hundreds).
 GATEWAY_DEVICES_MAX = 10_000
 
 
-def decode_gateway_status(payload: bytes) -> tuple[str, tuple[str, ...]] | str:
-    """A gateway status ``{"state": ..., "devices": ["ENV-1F-01", ...]}``: ``(state, devices)``,
-    or an error string."""
+def decode_gateway_status(payload: bytes) -> GatewayStatus | str:
+    """A gateway status ``{"state": ..., "devices": ["ENV-1F-01", ...]}``, or an error string when its
+    state (or its device list as a whole) is invalid. A bad device id is refused alone: the others
+    stay, so they still go offline with their gateway."""
     doc = _status_doc(payload)
     if isinstance(doc, str):
         return doc
     devices = doc.get("devices", [])
     if not isinstance(devices, list) or len(devices) > GATEWAY_DEVICES_MAX:
         return f"gateway status: 'devices' must be a list of at most {GATEWAY_DEVICES_MAX} device ids"
+    valid: list[str] = []
+    errors: list[str] = []
     for i, device in enumerate(devices):
         if error := check_text(device, f"device id {i}", DEVICE_ID_MAX):
-            return f"gateway status: {error}"
-    return doc["state"], tuple(devices)
+            errors.append(f"gateway status: {error}")
+        else:
+            valid.append(device)
+    return GatewayStatus(doc["state"], tuple(valid), tuple(errors))
 
 
 def _status_doc(payload: bytes) -> dict | str:
@@ -220,17 +237,22 @@ def _vital(doc: dict, key: str, bounds: tuple[float, float]) -> float | str | No
 
 def decode_status(payload: bytes) -> Status | str:
     """The retained status payload ``{"state": "online"|"offline", "firmware": ..., "battery": ...,
-    "rssi": ...}``, or an error string (one invalid field refuses the status: its text is not stored)."""
+    "rssi": ...}``, or an error string when the state is invalid. An invalid field is left out (never
+    stored) and named in ``errors``: the state and the valid fields are kept."""
     doc = _status_doc(payload)
     if isinstance(doc, str):
         return doc
+    errors: list[str] = []
     fw = doc.get("firmware")
     if fw is not None and (error := check_text(fw, "firmware", FIRMWARE_MAX)):
-        return f"status: {error}"
+        errors.append(f"status: {error}")
+        fw = None
     battery = _vital(doc, "battery", BATTERY_RANGE)
     if isinstance(battery, str):
-        return battery
+        errors.append(battery)
+        battery = None
     rssi = _vital(doc, "rssi", RSSI_RANGE)
     if isinstance(rssi, str):
-        return rssi
-    return Status(doc["state"], fw, battery, rssi)
+        errors.append(rssi)
+        rssi = None
+    return Status(doc["state"], fw, battery, rssi, tuple(errors))

@@ -12,9 +12,12 @@ backoff and nothing is acknowledged meanwhile.
 What PostgreSQL refuses for a message's own values (a data error: SQLSTATE classes 21, 22,
 23 and 54) cannot succeed on a retry: the batch is then stored again in one transaction,
 split in halves inside savepoints until the refused messages are alone; each goes to the
-dead letters with PostgreSQL's reason, the rest is stored, and the whole batch is
-acknowledged (a retained poison message cannot wedge a restart). The happy path pays
-nothing for this: it is one ``try`` around the batch's transaction. Every other database
+dead letters with PostgreSQL's reason (``database refused the message (SQLSTATE): ...``, its
+whole payload kept), the rest is stored, and the whole batch is acknowledged (a retained
+poison message cannot wedge a restart). The halves are slices of what ``prepare`` decoded
+(``Prepared.ends``): the store thread never decodes, so it shares no state with the main
+thread. The happy path pays nothing for this: one ``try`` around the batch's transaction
+and a tuple of offsets per message. Every other database
 error (connection lost, server shutting down, a permission revoked) is retried with
 backoff; an error that is not the database's ends ``run`` with that error.
 
@@ -22,6 +25,9 @@ A message is acknowledged only on the connection it came in on. Packet ids belon
 connection's session: after a reconnect the broker resends what it kept (same ids) or,
 if it lost the session, numbers new messages from 1 again, so a PUBACK for an id of an
 earlier connection could acknowledge a new message that is not stored yet.
+
+Retained messages (device statuses) come only with a new subscription (MQTT 5 retain handling 1),
+not again on every reconnect, and a retained ``online`` does not count as the device seen now.
 """
 
 from __future__ import annotations
@@ -37,6 +43,8 @@ from typing import NamedTuple, TypeVar
 from datetime import UTC, datetime
 
 import psycopg
+
+from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from ingest.decode import Status, decode_gateway_status, decode_status, decode_telemetry
 from twin import contract
@@ -80,8 +88,12 @@ def refusal(exc: BaseException) -> str:
     """The dead-letter reason of a message the database refused: PostgreSQL's own message."""
     primary = getattr(getattr(exc, "diag", None), "message_primary", None)
     text = primary or (str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
-    code = getattr(exc, "sqlstate", None)
-    return f"database refused the message ({code or type(exc).__name__}): {text}"
+    return f"{events.DB_REFUSED} ({sqlstate(exc)}): {text}"
+
+
+def sqlstate(exc: BaseException) -> str:
+    """PostgreSQL's SQLSTATE of ``exc``, or its type's name when the refusal came before the server."""
+    return getattr(exc, "sqlstate", None) or type(exc).__name__
 
 
 class Message(NamedTuple):
@@ -93,6 +105,7 @@ class Message(NamedTuple):
     payload: bytes
     received_at: float  # epoch seconds (cheaper than a datetime per message)
     connection: int  # which connection it came in on (see ``IngestWorker._connection``)
+    retain: bool = False  # the broker's retained copy (sent on subscribing), not a live message
 
 
 @dataclass(slots=True)
@@ -103,6 +116,8 @@ class Counters:
     dead_letters: int = 0
     batches: int = 0
     db_errors: int = 0
+    #: Messages the database refused for their values (dead-lettered with the SQLSTATE).
+    db_refused: int = 0
     #: Stored, but not acknowledged: they came in on a connection that has since been lost.
     stale_acks: int = 0
     lag_s: float = 0.0  # receive to commit, oldest message of the last batch
@@ -117,9 +132,32 @@ class Prepared:
     batch: list[Message]
     rows: list[Row] = field(default_factory=list)
     letters: list[tuple[datetime, str, str, bytes]] = field(default_factory=list)
-    statuses: list[tuple[int, object]] = field(default_factory=list)
+    statuses: list[tuple[int, Status, bool]] = field(default_factory=list)  # (device key, status, retained)
     seqs: dict[int, list[int]] = field(default_factory=dict)  # device key: the seq numbers received
     newest: datetime | None = None  # newest reading timestamp
+    #: ``(device key, seq)`` per message that has one, in batch order (``seqs`` grouped).
+    seq_log: list[tuple[int, int]] = field(default_factory=list)
+    #: Per message, where its parts end in ``rows``, ``letters``, ``statuses`` and ``seq_log``: a slice
+    #: of messages is a slice of each (see :meth:`part`).
+    ends: list[tuple[int, int, int, int]] = field(default_factory=list)
+
+    def part(self, lo: int, hi: int) -> Prepared:
+        """Messages ``lo`` to ``hi`` (exclusive) with their decoded parts, without decoding again."""
+        start = self.ends[lo - 1] if lo else (0, 0, 0, 0)
+        end = self.ends[hi - 1]
+        seq_log = self.seq_log[start[3]:end[3]]
+        out = Prepared(self.batch[lo:hi], self.rows[start[0]:end[0]], self.letters[start[1]:end[1]],
+                       self.statuses[start[2]:end[2]], group_seqs(seq_log), self.newest, seq_log,
+                       [(r - start[0], l - start[1], s - start[2], q - start[3]) for r, l, s, q in self.ends[lo:hi]])
+        return out
+
+
+def group_seqs(seq_log: list[tuple[int, int]]) -> dict[int, list[int]]:
+    """``{device key: [seq, ...]}`` in the order received."""
+    seqs: dict[int, list[int]] = {}
+    for key, seq in seq_log:
+        seqs.setdefault(key, []).append(seq)
+    return seqs
 
 
 @dataclass(slots=True)
@@ -135,7 +173,9 @@ class IngestWorker:
     """One ingest worker; ``run(stop)`` blocks until ``stop`` is set.
 
     ``share_group`` names the MQTT 5 shared subscription group; ``""`` subscribes without
-    sharing (one worker only: what survives a Mosquitto restart, see docs/mqtt.md).
+    sharing (one worker only: what survives a Mosquitto restart, see docs/mqtt.md). The class
+    defaults to the shared group; ``campus-twin ingest`` defaults to ``--share-group auto``, which
+    passes ``""`` for one worker and the shared group for several (``--workers``).
     """
 
     def __init__(self, database_url: str, mqtt_url: str, *, client_id: str = "campus-ingest-1",
@@ -162,6 +202,10 @@ class IngestWorker:
         self._devices: dict[tuple[str, str], int] = {}
         self._devices_loaded = 0.0
         self._topics: dict[str, tuple[contract.TopicParts, int] | str] = {}
+        #: The last status payload this process took per status topic: the broker's retained copy of
+        #: the same payload, sent again to a new subscription (a shared one after a Mosquitto 2.0
+        #: restart), is skipped rather than applied (or dead-lettered) again.
+        self._last_status: dict[str, bytes] = {}
         self._conn: psycopg.Connection | None = None
         self._lookup: psycopg.Connection | None = None
         self._writer: ReadingWriter | None = None
@@ -186,7 +230,13 @@ class IngestWorker:
         filters, other = plain, tuple(f"$share/{contract.SHARE_GROUP}/{f}" for f in plain)
         if self._mqtt.shared_subscriptions and self.share_group:
             filters, other = tuple(f"$share/{self.share_group}/{f}" for f in plain), plain
-        self._subscribe_mid = client.subscribe([(f, 1) for f in filters])[1]
+        if self._mqtt.protocol == 5:
+            # Retained statuses only when the subscription is new, not again on every reconnect to
+            # a resumed session (each would be stored, and dead-lettered, again).
+            options = SubscribeOptions(qos=1, retainHandling=SubscribeOptions.RETAIN_SEND_IF_NEW_SUB)
+            self._subscribe_mid = client.subscribe([(f, options) for f in filters])[1]
+        else:
+            self._subscribe_mid = client.subscribe([(f, 1) for f in filters])[1]
         if self._mqtt.shared_subscriptions:
             # A resumed session may still hold the other form (an upgrade from the old shared default,
             # or back to several workers): it would deliver every message twice. Dropped after the
@@ -217,7 +267,7 @@ class IngestWorker:
             self._taken.clear()
             if self.queue.qsize() >= self.queue_max:
                 self._taken.wait(0.1)
-        self.queue.put(Message(msg.mid, msg.qos, msg.topic, msg.payload, time.time(), self._connection))
+        self.queue.put(Message(msg.mid, msg.qos, msg.topic, msg.payload, time.time(), self._connection, msg.retain))
 
     # -- database side -----------------------------------------------------
     def _db(self) -> tuple[psycopg.Connection, ReadingWriter]:
@@ -266,61 +316,81 @@ class IngestWorker:
         if not self._devices:
             self._devices, self._devices_loaded = model.device_keys(self._lookup_db()), time.monotonic()
         out = Prepared(batch)
-        rows, letters, statuses, seqs = out.rows, out.letters, out.statuses, out.seqs
+        rows, letters, statuses, seq_log, ends = out.rows, out.letters, out.statuses, out.seq_log, out.ends
         newest: datetime | None = None
+        taken: dict[str, bytes] = {}  # status payloads of this batch (kept only once it is decoded whole)
         for msg in batch:
             route = self._route(msg.topic)
             received_at = datetime.fromtimestamp(msg.received_at, UTC)
-            if isinstance(route, str):
+            if msg.retain and self._replayed(msg, taken):
+                pass
+            elif isinstance(route, str):
                 gateway = contract.parse_gateway_status_topic(msg.topic)
                 if gateway is None:
                     letters.append((received_at, msg.topic, route, msg.payload))
                 else:
+                    taken[msg.topic] = msg.payload
                     self._gateway_status(gateway[0], msg, received_at, out)
-                continue
-            parts, key = route
-            if parts.channel == contract.STATUS:
+            elif route[0].channel == contract.STATUS:
+                taken[msg.topic] = msg.payload
                 status = decode_status(msg.payload)
                 if isinstance(status, str):
                     letters.append((received_at, msg.topic, status, msg.payload))
                 else:
-                    statuses.append((key, status))
-                continue
-            if parts.channel != contract.TELEMETRY:
-                continue
-            decoded = decode_telemetry(msg.payload, received_at, parts.device_id)
-            for ts, metric, value in decoded.readings:
-                rows.append((ts, key, metric.metric_id, value))
-            if decoded.readings:
-                last_ts = decoded.readings[-1][0]
-                if newest is None or last_ts > newest:
-                    newest = last_ts
-            # A device speaks only for itself (its topic is all the broker's ACL lets it write):
-            # SenML records naming another device are refused, not stored as that device's.
-            for device in dict.fromkeys(d for d, _, _, _ in decoded.foreign):
-                decoded.errors.append(f"SenML record names device {device[:60]!r}; a device publishes only its "
-                                      f"own readings (topic device {parts.device_id!r})")
-            for reason in decoded.errors:
-                letters.append((received_at, msg.topic, reason, msg.payload))
-            if decoded.seq is not None:
-                seqs.setdefault(key, []).append(decoded.seq)
+                    # a mixed status keeps its state and valid fields; each bad field is a dead letter
+                    statuses.append((route[1], status, msg.retain))
+                    for reason in status.errors:
+                        letters.append((received_at, msg.topic, reason, msg.payload))
+            elif route[0].channel == contract.TELEMETRY:
+                parts, key = route
+                decoded = decode_telemetry(msg.payload, received_at, parts.device_id)
+                for ts, metric, value in decoded.readings:
+                    rows.append((ts, key, metric.metric_id, value))
+                if decoded.readings:
+                    last_ts = decoded.readings[-1][0]
+                    if newest is None or last_ts > newest:
+                        newest = last_ts
+                # A device speaks only for itself (its topic is all the broker's ACL lets it write):
+                # SenML records naming another device are refused, not stored as that device's.
+                for device in dict.fromkeys(d for d, _, _, _ in decoded.foreign):
+                    decoded.errors.append(f"SenML record names device {device[:60]!r}; a device publishes only "
+                                          f"its own readings (topic device {parts.device_id!r})")
+                for reason in decoded.errors:
+                    letters.append((received_at, msg.topic, reason, msg.payload))
+                if decoded.seq is not None:
+                    seq_log.append((key, decoded.seq))
+            ends.append((len(rows), len(letters), len(statuses), len(seq_log)))
+        out.seqs = group_seqs(seq_log)
         out.newest = newest
+        if taken:
+            if len(self._last_status) > 1_000_000:
+                self._last_status.clear()
+            self._last_status.update(taken)
         return out
+
+    def _replayed(self, msg: Message, taken: dict[str, bytes]) -> bool:
+        """Whether a retained message repeats the status this process last took on its topic."""
+        last = taken.get(msg.topic)
+        if last is None:
+            last = self._last_status.get(msg.topic)
+        return last == msg.payload
 
     def _gateway_status(self, site_id: str, msg: Message, received_at: datetime, out: Prepared) -> None:
         """A gateway going offline (its last will) takes its devices offline; online changes nothing
-        (each device reports its own status through the gateway)."""
+        (each device reports its own status through the gateway). A bad device id is a dead letter;
+        the gateway's other devices still go offline."""
         decoded = decode_gateway_status(msg.payload)
         if isinstance(decoded, str):
             out.letters.append((received_at, msg.topic, decoded, msg.payload))
             return
-        state, devices = decoded
-        if state != "offline":
+        for reason in decoded.errors:
+            out.letters.append((received_at, msg.topic, reason, msg.payload))
+        if decoded.state != "offline":
             return
-        for device_id in devices:
+        for device_id in decoded.devices:
             key = self._device_key(site_id, device_id)
             if key is not None:
-                out.statuses.append((key, Status("offline")))
+                out.statuses.append((key, Status("offline"), msg.retain))
 
     def store(self, prepared: Prepared) -> int:
         """Write a prepared batch in one transaction and count it; return the readings newly stored.
@@ -352,9 +422,9 @@ class IngestWorker:
         """The batch's statements, inside the caller's transaction (or savepoint)."""
         inserted = writer.write(prepared.rows)
         events.add_dead_letters(conn, prepared.letters)
-        for key, status in prepared.statuses:
-            events.update_status(conn, key, status.state, firmware=status.firmware,
-                                 battery_pct=status.battery_pct, rssi_dbm=status.rssi_dbm)
+        for key, status, retained in prepared.statuses:
+            events.update_status(conn, key, status.state, firmware=status.firmware, battery_pct=status.battery_pct,
+                                 rssi_dbm=status.rssi_dbm, retained=retained)
         events.record_seq(conn, prepared.seqs)
         return Stored(len(prepared.rows), inserted, len(prepared.letters))
 
@@ -368,24 +438,25 @@ class IngestWorker:
         done, refused = Stored(), []
         # A partition made in a rolled-back transaction or savepoint is made again by the writer.
         with conn.transaction():
-            self._bisect(conn, writer, prepared.batch, error, done, refused)
-            letters = [(datetime.fromtimestamp(msg.received_at, UTC), msg.topic, reason, msg.payload)
-                       for msg, reason in refused]
+            self._bisect(conn, writer, prepared, 0, len(prepared.batch), error, done, refused)
+            letters = [(datetime.fromtimestamp(msg.received_at, UTC), msg.topic, refusal(exc), msg.payload)
+                       for msg, exc in refused]
             events.add_dead_letters(conn, letters)
         done.letters += len(letters)
-        for msg, reason in refused:
-            log.warning("ingest message dead-lettered topic=%s reason=%s", msg.topic, reason)
+        self.counters.db_refused += len(refused)
+        for msg, exc in refused:
+            log.warning("ingest message refused by the database, dead-lettered sqlstate=%s topic=%s bytes=%d "
+                        "reason=%s", sqlstate(exc), msg.topic, len(msg.payload), refusal(exc))
         return done
 
-    def _bisect(self, conn: psycopg.Connection, writer: ReadingWriter, batch: list[Message],
-                error: BaseException | None, done: Stored, refused: list[tuple[Message, str]]) -> None:
-        """Store ``batch`` in a savepoint, or (on a data error, or ``error`` already known for it) its
-        halves; a single message refused is added to ``refused``."""
+    def _bisect(self, conn: psycopg.Connection, writer: ReadingWriter, prepared: Prepared, lo: int, hi: int,
+                error: BaseException | None, done: Stored, refused: list[tuple[Message, BaseException]]) -> None:
+        """Store messages ``lo`` to ``hi`` of ``prepared`` in a savepoint, or (on a data error, or ``error``
+        already known for them) their halves; a single message refused is added to ``refused``."""
         if error is None:
-            part = self.prepare(batch)
             try:
                 with conn.transaction():
-                    stored = self._write(conn, writer, part)
+                    stored = self._write(conn, writer, prepared.part(lo, hi))
             except Exception as exc:
                 if not is_data_error(exc):
                     raise
@@ -395,12 +466,12 @@ class IngestWorker:
                 done.inserted += stored.inserted
                 done.letters += stored.letters
                 return
-        if len(batch) == 1:
-            refused.append((batch[0], refusal(error)))
+        if hi - lo == 1:
+            refused.append((prepared.batch[lo], error))
             return
-        half = len(batch) // 2
-        self._bisect(conn, writer, batch[:half], None, done, refused)
-        self._bisect(conn, writer, batch[half:], None, done, refused)
+        half = (lo + hi) // 2
+        self._bisect(conn, writer, prepared, lo, half, None, done, refused)
+        self._bisect(conn, writer, prepared, half, hi, None, done, refused)
 
     def write_batch(self, batch: list[Message]) -> None:
         """Decode and store one batch in one transaction (raises on database errors)."""
@@ -473,9 +544,9 @@ class IngestWorker:
     def log_stats(self, elapsed_s: float, messages_before: int) -> None:
         c = self.counters
         log.info("ingest throughput client=%s msgs_per_s=%.1f messages=%d rows=%d duplicates=%d dead_letters=%d "
-                 "db_errors=%d lag_s=%.3f data_lag_s=%.3f queue=%d", self.client_id,
+                 "db_errors=%d db_refused=%d lag_s=%.3f data_lag_s=%.3f queue=%d", self.client_id,
                  (c.messages - messages_before) / max(elapsed_s, 1e-9), c.messages, c.rows, c.duplicates,
-                 c.dead_letters, c.db_errors, c.lag_s, c.data_lag_s, self.queue.qsize())
+                 c.dead_letters, c.db_errors, c.db_refused, c.lag_s, c.data_lag_s, self.queue.qsize())
 
     def run(self, stop: threading.Event) -> None:
         """Consume until ``stop`` is set; unacknowledged messages stay with the broker."""

@@ -4,7 +4,7 @@ from datetime import UTC, datetime, timedelta
 
 import orjson
 
-from ingest.decode import decode_gateway_status, decode_status, decode_telemetry
+from ingest.decode import GatewayStatus, decode_gateway_status, decode_status, decode_telemetry
 
 NOW = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
 
@@ -70,38 +70,59 @@ def test_seq_beyond_an_unsigned_32_bit_counter_is_refused_and_the_readings_kept(
 
 
 def test_status_text_is_checked_before_the_database_sees_it():
-    """No NUL or other control character, bounded length, valid UTF-8, known state, vitals in range:
-    a status that breaks one is refused whole, with a reason."""
+    """No NUL or other control character, bounded length, valid UTF-8, known state, vitals in range.
+    A bad state (or a payload that is no JSON) refuses the status, with a reason."""
     refused = {
-        b'{"state":"online","firmware":"x\\u0000"}': "firmware contains NUL (U+0000)",
-        b'{"state":"online","firmware":"1.0\\u001b[31m"}': "control character U+001B",
-        b'{"state":"online","firmware":"1.0\\u0085"}': "control character U+0085",
-        b'{"state":"online","firmware":"' + b"9" * 65 + b'"}': "65 characters long (at most 64)",
-        b'{"state":"online","firmware":""}': "firmware is empty",
-        b'{"state":"online","firmware":7}': "firmware must be text",
         b'{"state":"online","firmware":"\xff"}': "bad JSON",  # not UTF-8
         b'{"state":"online","firmware":"\\ud800"}': "bad JSON",  # a lone surrogate
         b'{"state":"sleepy"}': "'state' must be",
         b'{"state":"online\\u0000"}': "'state' must be",
-        b'{"state":"online","battery":101}': "battery 101 outside [0, 100]",
-        b'{"state":"online","battery":"88%"}': "battery must be a number",
-        b'{"state":"online","rssi":-1e300}': "rssi -1e+300 outside",
+        b'{"firmware":"1.0"}': "'state' must be",
     }
     for payload, reason in refused.items():
         out = decode_status(payload)
         assert isinstance(out, str) and reason in out, (payload, out)
     ok = decode_status('{"state":"offline","firmware":"固件 v2.1-β","battery":null,"rssi":-120}'.encode())
-    assert (ok.state, ok.firmware, ok.battery_pct, ok.rssi_dbm) == ("offline", "固件 v2.1-β", None, -120.0)
+    assert (ok.state, ok.firmware, ok.battery_pct, ok.rssi_dbm, ok.errors) == ("offline", "固件 v2.1-β", None, -120.0, ())
     assert decode_status(b'{"state":"online","firmware":"' + b"9" * 64 + b'"}').firmware == "9" * 64
 
 
-def test_gateway_status_device_ids_are_checked():
-    assert decode_gateway_status(b'{"state":"offline","devices":["ENV-1","LUM-2"]}') == ("offline", ("ENV-1", "LUM-2"))
+def test_a_status_with_a_bad_field_keeps_its_state_and_its_valid_fields():
+    """A mixed status keeps its valid part: the bad field is left out and named in ``errors`` (each
+    becomes a dead letter), the state and the other fields are kept."""
+    bad_field = {
+        b'{"state":"online","firmware":"x\\u0000","battery":50}': "firmware contains NUL (U+0000)",
+        b'{"state":"online","firmware":"1.0\\u001b[31m","battery":50}': "control character U+001B",
+        b'{"state":"online","firmware":"1.0\\u0085","battery":50}': "control character U+0085",
+        b'{"state":"online","firmware":"' + b"9" * 65 + b'","battery":50}': "65 characters long (at most 64)",
+        b'{"state":"online","firmware":"","battery":50}': "firmware is empty",
+        b'{"state":"online","firmware":7,"battery":50}': "firmware must be text",
+        b'{"state":"online","firmware":"2.1","battery":101}': "battery 101 outside [0, 100]",
+        b'{"state":"online","firmware":"2.1","battery":"88%"}': "battery must be a number",
+        b'{"state":"online","firmware":"2.1","battery":50,"rssi":-1e300}': "rssi -1e+300 outside",
+    }
+    for payload, reason in bad_field.items():
+        out = decode_status(payload)
+        assert not isinstance(out, str), (payload, out)
+        assert out.state == "online" and len(out.errors) == 1 and reason in out.errors[0], (payload, out)
+        assert out.firmware in (None, "2.1") and out.battery_pct in (None, 50.0), (payload, out)
+    two = decode_status(b'{"state":"offline","firmware":"3.0","battery":"88%","rssi":99}')
+    assert (two.state, two.firmware, two.battery_pct, two.rssi_dbm) == ("offline", "3.0", None, None)
+    assert [e.split()[1] for e in two.errors] == ["battery", "rssi"], two.errors
+
+
+def test_gateway_status_device_ids_are_checked_one_by_one():
+    """A bad device id is refused alone: the gateway's other devices still go offline."""
+    assert decode_gateway_status(b'{"state":"offline","devices":["ENV-1","LUM-2"]}') == GatewayStatus(
+        "offline", ("ENV-1", "LUM-2"))
     for devices, reason in ((b'["ENV-1", "x\\u0000"]', "device id 1 contains NUL"),
-                            (b'["' + b"D" * 129 + b'"]', "at most 128"), (b'[""]', "device id 0 is empty"),
-                            (b'[7]', "device id 0 must be text")):
+                            (b'["ENV-1", "' + b"D" * 129 + b'"]', "at most 128"), (b'["ENV-1", ""]', "device id 1 is empty"),
+                            (b'[7, "ENV-1"]', "device id 0 must be text")):
         out = decode_gateway_status(b'{"state":"offline","devices":' + devices + b"}")
-        assert isinstance(out, str) and reason in out, (devices, out)
+        assert not isinstance(out, str) and out.devices == ("ENV-1",), (devices, out)
+        assert len(out.errors) == 1 and reason in out.errors[0], (devices, out)
+    for payload in (b'{"state":"gone","devices":["ENV-1"]}', b'{"state":"offline","devices":"ENV-1"}'):
+        assert isinstance(decode_gateway_status(payload), str), payload
 
 
 def test_senml_names_and_units_are_checked_text():

@@ -5,9 +5,11 @@ error that is not the database's ends ``campus-twin ingest`` with a non-zero exi
 
 from __future__ import annotations
 
+import logging
 import subprocess
 import sys
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -16,12 +18,13 @@ from pathlib import Path
 import orjson
 import pytest
 
-from ingest.worker import IngestWorker
+from ingest.worker import IngestWorker, Message
 from tests.helpers import publisher, running, small_twin, stored_readings, wait_for
 from twin import contract
 from twin.broker import MosquittoBroker, free_port
 from twin.contract import topic
 from twin.database import connection
+from twin.storage import events
 from twin.storage.model import save_model
 
 BASE = datetime.now(UTC).replace(microsecond=0) - timedelta(days=1)
@@ -99,46 +102,75 @@ class Running:
         assert not self.thread.is_alive(), "worker did not stop within 30 s"
 
 
+def last_seen(url: str, device: str) -> datetime | None:
+    with connection(url) as conn:
+        row = conn.execute("SELECT s.last_seen FROM device_status s JOIN devices d ON d.id = s.device_id "
+                           "WHERE d.device_id = %s", (device,)).fetchone()
+    return row[0] if row else None
+
+
 @pytest.mark.parametrize("share_group", ["", contract.SHARE_GROUP], ids=["plain", "shared"])
-def test_retained_nul_status_is_dead_lettered_and_does_not_wedge_a_restart(twin_db, broker, share_group):
+def test_retained_statuses_are_not_replayed_by_a_restart_or_a_reconnect(twin_db, broker, tmp_path, share_group):
+    """A retained NUL status is dead-lettered once (the state kept, the firmware not), and it does not wedge
+    a restart; a retained ``online`` status does not move ``last_seen`` when ingest restarts on its session
+    or reconnects after a broker restart (the broker sends retained messages only to a new subscription)."""
     client_id = f"poison-{uuid.uuid4().hex[:6]}"
     status_topic = topic("t1", "ENV-1", "status")
 
-    def new_worker() -> IngestWorker:
-        return IngestWorker(twin_db, broker.url, client_id=client_id, share_group=share_group, batch_wait_s=0.05)
+    def new_worker(url: str) -> IngestWorker:
+        return IngestWorker(twin_db, url, client_id=client_id, share_group=share_group, batch_wait_s=0.05)
 
-    first = Running(new_worker())
+    def replayed_nothing(stored: int) -> None:
+        assert values(twin_db) == [float(i) for i in range(stored)]
+        assert [p for _, p in letters(twin_db, status_topic)] == [NUL_STATUS]
+        assert last_seen(twin_db, "LUM-1") == seen
+        with connection(twin_db) as conn:
+            rows = conn.execute("SELECT d.device_id, s.state, s.firmware FROM device_status s JOIN devices d "
+                                "ON d.id = s.device_id WHERE d.device_id IN ('ENV-1', 'LUM-1') ORDER BY 1").fetchall()
+        assert rows == [("ENV-1", "online", None), ("LUM-1", "online", None)]
+
+    first = Running(new_worker(broker.url))
+    restarted: MosquittoBroker | None = None
     try:
         assert first.worker.connected.wait(10)
         with publisher(broker.url, "device-env-1") as device:
             device.publish(status_topic, NUL_STATUS, qos=1, retain=True).wait_for_publish(10)
+            device.publish(topic("t1", "LUM-1", "status"), b'{"state":"online"}', qos=1,
+                           retain=True).wait_for_publish(10)
         publish_range(broker.url, 0, 500)
         wait_for(lambda: stored_readings(twin_db) >= 500 or not first.alive(), timeout=60)
         assert first.alive(), f"the worker died: {first.error!r}"
-        assert values(twin_db) == [float(i) for i in range(500)]
         refused = letters(twin_db, status_topic)
         assert [p for _, p in refused] == [NUL_STATUS]
         assert "firmware" in refused[0][0] and "NUL" in refused[0][0], refused[0][0]
+        seen = last_seen(twin_db, "LUM-1")
+        assert seen is not None
+        # A reconnect: the broker restarts (its persistence keeps the session). Mosquitto 2.0 does not
+        # restore a shared subscription: the worker's new one gets the retained statuses again, which
+        # the worker recognises as the ones it took.
+        broker.stop()
+        restarted = MosquittoBroker(tmp_path / "mosquitto", port=broker.port, persist=True)
+        wait_for(lambda: first.worker._connection >= 1 and first.worker.connected.is_set(), timeout=60)
+        publish_range(broker.url, 500, 600)
+        wait_for(lambda: stored_readings(twin_db) >= 600 or not first.alive(), timeout=60)
+        assert first.alive(), f"the worker died after the broker restart: {first.error!r}"
+        replayed_nothing(600)
     finally:
         first.close()
     assert first.error is None, repr(first.error)
 
-    # A restart on the same session, the poison still retained on the broker.
-    second = Running(new_worker())
+    # A restart on the same session, the statuses still retained on the broker.
+    second = Running(new_worker(broker.url))
     try:
         assert second.worker.connected.wait(10)
-        publish_range(broker.url, 500, 600)
-        wait_for(lambda: stored_readings(twin_db) >= 600 or not second.alive(), timeout=60)
+        publish_range(broker.url, 600, 700)
+        wait_for(lambda: stored_readings(twin_db) >= 700 or not second.alive(), timeout=60)
         assert second.alive(), f"the restarted worker died: {second.error!r}"
-        assert values(twin_db) == [float(i) for i in range(600)]
-        # a plain subscription gets the retained poison again: refused again, never stored
-        assert {p for _, p in letters(twin_db, status_topic)} == {NUL_STATUS}
-        with connection(twin_db) as conn:
-            firmware = conn.execute("SELECT s.firmware FROM device_status s JOIN devices d ON d.id = s.device_id "
-                                    "WHERE d.device_id = 'ENV-1'").fetchall()
-        assert firmware in ([], [(None,)])
+        replayed_nothing(700)
     finally:
         second.close()
+        if restarted is not None:
+            restarted.stop()
     assert second.error is None, repr(second.error)
 
 
@@ -188,14 +220,17 @@ def test_a_value_the_database_refuses_mid_batch_dead_letters_that_message_only(t
     assert run.error is None, repr(run.error)
 
 
-def test_a_store_error_that_is_not_the_databases_ends_the_ingest_process_non_zero(twin_db, broker):
+def test_a_store_error_that_is_not_the_databases_ends_the_ingest_process_non_zero(twin_db, broker, tmp_path):
     """A device's sequence state that the worker cannot read (a corrupted row: ``seq_lost`` NULL) makes
     the store thread raise a TypeError: ``campus-twin ingest`` exits non-zero with the reason logged,
     instead of staying up without storing."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "twin.cli", "--database-url", twin_db, "--mqtt-url", broker.url, "ingest",
-         "--client-id", f"crash-{uuid.uuid4().hex[:6]}", "--share-group", ""],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    # its logs go to a file: a pipe nobody reads while it runs blocks the child once it fills (~64 KB)
+    log_file = tmp_path / "ingest.log"
+    with log_file.open("wb") as sink:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "twin.cli", "--database-url", twin_db, "--mqtt-url", broker.url, "ingest",
+             "--client-id", f"crash-{uuid.uuid4().hex[:6]}", "--share-group", ""],
+            stdout=subprocess.DEVNULL, stderr=sink)
     try:
         t = topic("t1", "ENV-2", "telemetry")
         with publisher(broker.url, f"pub-{uuid.uuid4().hex[:6]}") as client:
@@ -211,7 +246,7 @@ def test_a_store_error_that_is_not_the_databases_ends_the_ingest_process_non_zer
         if proc.poll() is None:
             proc.kill()
             proc.wait(10)
-    err = proc.stderr.read().decode() if proc.stderr else ""
+    err = log_file.read_text(errors="replace")
     assert code != 0, err[-2000:]
     assert "TypeError" in err, err[-2000:]
 
@@ -284,3 +319,80 @@ def test_a_refused_message_in_the_batch_that_opens_a_month_keeps_its_partition(t
     finally:
         run.close()
     assert run.error is None, repr(run.error)
+
+
+def message(mid: int, topic_: str, body: bytes, retain: bool = False) -> Message:
+    return Message(mid=mid, qos=1, topic=topic_, payload=body, received_at=time.time(), connection=0, retain=retain)
+
+
+def test_a_refused_batch_is_isolated_from_its_decoded_parts_and_its_payload_kept_whole(twin_db, caplog):
+    """The store thread bisects what ``prepare`` decoded (it never decodes again: ``prepare`` shares the
+    device cache and lookup connection with the main thread, which decodes the next batch meanwhile).
+    The refused message's dead letter keeps its whole payload (up to the contract's 64 KB), its reason
+    is recognisable, and the refusal is logged at WARNING with its SQLSTATE and counted."""
+    with connection(twin_db) as conn:
+        conn.execute("ALTER TABLE readings ADD CONSTRAINT test_refuses_666 CHECK (value <> 666)")
+    t = topic("t1", "ENV-0", "telemetry")
+    big = orjson.dumps({"ts": int(BASE.timestamp() * 1000), "metrics": {"energy": 666.0},
+                        "note": "x" * (contract.MAX_PAYLOAD_BYTES - 200)})
+    assert 4096 < len(big) <= contract.MAX_PAYLOAD_BYTES
+    batch = [message(i, t, payload(i)) for i in range(1, 9)]
+    batch.insert(5, message(99, t, big))
+    batch.append(message(100, topic("t1", "LUM-1", "status"), b'{"state":"online","battery":101}'))
+    worker = IngestWorker(twin_db, "mqtt://127.0.0.1:1", client_id=f"iso-{uuid.uuid4().hex[:6]}")
+    prepared = worker.prepare(batch)
+
+    def decoding_again(_batch: list[Message]) -> None:
+        raise AssertionError("prepare called while storing")
+
+    worker.prepare = decoding_again  # type: ignore[method-assign]
+    try:
+        with caplog.at_level(logging.WARNING, logger="ingest.worker"):
+            worker.store(prepared)
+    finally:
+        for conn in (worker._conn, worker._lookup):
+            if conn is not None:
+                conn.close()
+    assert values(twin_db) == [float(i) for i in range(1, 9)]
+    [(reason, body)] = letters(twin_db, t)
+    assert body == big
+    assert reason.startswith(f"{events.DB_REFUSED} (23514)") and "test_refuses_666" in reason, reason
+    [(reason, body)] = letters(twin_db, topic("t1", "LUM-1", "status"))
+    assert "battery 101 outside" in reason
+    assert worker.counters.db_refused == 1 and worker.counters.dead_letters == 2
+    assert any(r.levelno == logging.WARNING and "sqlstate=23514" in r.getMessage() and t in r.getMessage()
+               for r in caplog.records), [r.getMessage() for r in caplog.records]
+    with connection(twin_db) as conn:
+        assert conn.execute("SELECT s.state FROM device_status s JOIN devices d ON d.id = s.device_id "
+                            "WHERE d.device_id = 'LUM-1'").fetchone() == ("online",)
+
+
+def test_an_oversize_dead_letter_keeps_its_first_64_kb_and_says_so(twin_db):
+    huge = b"{" + b" " * (contract.MAX_PAYLOAD_BYTES + 100) + b"}"
+    t = topic("t1", "ENV-0", "telemetry")
+    with connection(twin_db) as conn:
+        events.add_dead_letters(conn, [(datetime.now(UTC), t, "bad JSON", huge)])
+    [(reason, body)] = letters(twin_db, t)
+    assert body == huge[:contract.MAX_PAYLOAD_BYTES]
+    assert reason.startswith("bad JSON") and f"first {contract.MAX_PAYLOAD_BYTES} of {len(huge)} bytes" in reason
+
+
+def test_a_retained_online_status_does_not_count_as_the_device_seen_now(twin_db):
+    """What the broker replays to a new subscription is an old message: it sets the state, not ``last_seen``."""
+    worker = IngestWorker(twin_db, "mqtt://127.0.0.1:1", client_id=f"seen-{uuid.uuid4().hex[:6]}")
+    online = b'{"state":"online","battery":70}'
+    try:
+        worker.store(worker.prepare([message(1, topic("t1", "LUM-1", "status"), online, retain=True),
+                                     message(2, topic("t1", "LUM-2", "status"), online)]))
+        assert last_seen(twin_db, "LUM-1") is None and last_seen(twin_db, "LUM-2") is not None
+        seen = last_seen(twin_db, "LUM-2")
+        worker.store(worker.prepare([message(3, topic("t1", "LUM-2", "status"), b'{"state":"online"}', retain=True)]))
+        assert last_seen(twin_db, "LUM-2") == seen
+    finally:
+        for conn in (worker._conn, worker._lookup):
+            if conn is not None:
+                conn.close()
+    with connection(twin_db) as conn:
+        assert conn.execute("SELECT d.device_id, s.state, s.battery_pct FROM device_status s JOIN devices d "
+                            "ON d.id = s.device_id WHERE d.device_id IN ('LUM-1', 'LUM-2') ORDER BY 1"
+                            ).fetchall() == [("LUM-1", "online", 70.0), ("LUM-2", "online", 70.0)]

@@ -7,10 +7,14 @@ from datetime import datetime
 
 import psycopg
 
+from twin.contract import MAX_PAYLOAD_BYTES
 from twin.sequence import SeqState, merge, window_bytes, window_from_bytes
 
-#: Dead-letter payloads are stored up to this many bytes.
-DEAD_LETTER_MAX_BYTES = 4096
+#: Dead-letter payloads are stored whole up to the contract's largest payload, so they can be replayed;
+#: a larger one keeps its first this many bytes, and its reason says so.
+DEAD_LETTER_MAX_BYTES = MAX_PAYLOAD_BYTES
+#: How the reason of a message the database refused begins: ``database refused the message (SQLSTATE): ...``.
+DB_REFUSED = "database refused the message"
 #: Dead-letter topics and reasons are stored up to this many characters.
 DEAD_LETTER_MAX_TOPIC = 1000
 DEAD_LETTER_MAX_REASON = 500
@@ -30,15 +34,20 @@ def storable_text(text: str, limit: int) -> str:
 
 
 def add_dead_letters(conn: psycopg.Connection, letters: Sequence[tuple[datetime, str, str, bytes]]) -> None:
-    """Store ``(received_at, topic, reason, payload)`` rows, payloads cut to a bounded size."""
+    """Store ``(received_at, topic, reason, payload)`` rows; a payload over ``DEAD_LETTER_MAX_BYTES``
+    keeps its first bytes, and its reason says so."""
     if not letters:
         return
     with conn.cursor() as cur:
         with cur.copy("COPY dead_letters (received_at, topic, reason, payload, payload_size) FROM STDIN") as copy:
             for received_at, topic, reason, payload in letters:
+                size = len(payload)
+                if size > DEAD_LETTER_MAX_BYTES:
+                    cut = f" (payload cut: first {DEAD_LETTER_MAX_BYTES} of {size} bytes kept)"
+                    reason = storable_text(reason, DEAD_LETTER_MAX_REASON - len(cut)) + cut
+                    payload = payload[:DEAD_LETTER_MAX_BYTES]
                 copy.write_row((received_at, storable_text(topic, DEAD_LETTER_MAX_TOPIC),
-                                storable_text(reason, DEAD_LETTER_MAX_REASON), payload[:DEAD_LETTER_MAX_BYTES],
-                                len(payload)))
+                                storable_text(reason, DEAD_LETTER_MAX_REASON), payload, size))
 
 
 def update_status(
@@ -49,17 +58,20 @@ def update_status(
     firmware: str | None = None,
     battery_pct: float | None = None,
     rssi_dbm: float | None = None,
+    retained: bool = False,
 ) -> None:
-    """Record a status message (online/offline and optional vitals) for one device."""
+    """Record a status message (online/offline and optional vitals) for one device. An ``online``
+    status marks the device seen now, unless it is ``retained`` (the broker's copy of an old message,
+    not a sign of life)."""
     conn.execute(
         """INSERT INTO device_status AS t (device_id, state, last_seen, firmware, battery_pct, rssi_dbm, updated_at)
-           VALUES (%s, %s, CASE WHEN %s = 'online' THEN now() END, %s, %s, %s, now())
+           VALUES (%s, %s, CASE WHEN %s = 'online' AND NOT %s THEN now() END, %s, %s, %s, now())
            ON CONFLICT (device_id) DO UPDATE SET state = excluded.state,
              last_seen = coalesce(excluded.last_seen, t.last_seen),
              firmware = coalesce(excluded.firmware, t.firmware),
              battery_pct = coalesce(excluded.battery_pct, t.battery_pct),
              rssi_dbm = coalesce(excluded.rssi_dbm, t.rssi_dbm), updated_at = now()""",
-        (device_key, state, state, firmware, battery_pct, rssi_dbm),
+        (device_key, state, state, retained, firmware, battery_pct, rssi_dbm),
     )
 
 
