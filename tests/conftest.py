@@ -18,8 +18,10 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from twin.broker import start_local_broker
-from twin.database import connect
+from tests.helpers import small_twin
+from twin.broker import MosquittoBroker, free_port, start_local_broker
+from twin.database import connect, connection
+from twin.storage.model import save_model
 from twin.storage.schema import migrate
 
 REPO = Path(__file__).resolve().parents[1]
@@ -102,3 +104,31 @@ def require_mosquitto(*programs: str) -> None:
 @pytest.fixture
 def mosquitto_installed() -> None:
     require_mosquitto()
+
+
+@pytest.fixture
+def twin_db(db_url: str) -> str:
+    """A migrated database holding :func:`tests.helpers.small_twin` ``t1`` (3 rooms, 6 devices)."""
+    with connection(db_url) as conn:
+        save_model(conn, small_twin("t1"))
+    return db_url
+
+
+@pytest.fixture
+def broker(tmp_path: Path, mosquitto_installed: None) -> Iterator[MosquittoBroker]:
+    """A Mosquitto of this test only, without persistence (fresh sessions, nothing from other tests)."""
+    b = MosquittoBroker(tmp_path / "mosquitto", port=free_port(), persist=False)
+    try:
+        yield b
+    finally:
+        b.stop()
+
+
+@pytest.fixture
+def persistent_broker(tmp_path: Path, mosquitto_installed: None) -> Iterator[MosquittoBroker]:
+    """As :func:`broker`, with persistence: sessions and queued messages survive its restarts."""
+    b = MosquittoBroker(tmp_path / "mosquitto", port=free_port(), persist=True)
+    try:
+        yield b
+    finally:
+        b.stop()

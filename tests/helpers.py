@@ -8,7 +8,8 @@ import threading
 import time
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Iterator
+import uuid
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -84,6 +85,65 @@ def publisher(mqtt_url: str, client_id: str = "test-pub") -> Iterator[Any]:
         yield mqtt.client
     finally:
         mqtt.close()
+
+
+class QosPublisher:
+    """Publishes QoS 1 messages from a persistent session at ``rate`` a second (from any thread).
+
+    Holds while ``go`` is clear and while disconnected; after a broker restart it reconnects within
+    half a second (sooner than ingest, whose backoff starts at 1 s) and paho resends what the broker
+    had not acknowledged. ``infos`` holds every publish, ``acked()`` counts their PUBACKs.
+    """
+
+    def __init__(self, url: str, rate: float = 2000.0) -> None:
+        self.mqtt = MqttClient(url, f"pub-{uuid.uuid4().hex[:8]}", persistent=True)
+        self.mqtt.client.reconnect_delay_set(0.1, 0.5)  # type: ignore[arg-type]
+        self.connected = threading.Event()
+        self.mqtt.client.on_connect = lambda *a: self.connected.set()
+        self.mqtt.client.on_disconnect = lambda *a: self.connected.clear()
+        self.rate = rate
+        self.go = threading.Event()
+        self.go.set()
+        self.infos: list[Any] = []
+        self.mqtt.connect()
+        assert self.connected.wait(10), "publisher could not connect"
+
+    def publish(self, messages: Iterable[tuple[str, bytes]], ack_timeout: float | None = 60.0) -> None:
+        """Publish ``(topic, payload)`` pairs, throttled; then wait for their PUBACKs (unless ``ack_timeout`` is None)."""
+        mine, t0 = [], time.monotonic()
+        for sent, (t, body) in enumerate(messages, 1):
+            self.go.wait()
+            self.connected.wait(60)
+            info = self.mqtt.client.publish(t, body, qos=1)
+            mine.append(info)
+            self.infos.append(info)
+            ahead = sent / self.rate - (time.monotonic() - t0)
+            if ahead > 0:
+                time.sleep(ahead)
+        if ack_timeout is not None:
+            wait_for(lambda: all(info.is_published() for info in mine), timeout=ack_timeout)
+
+    def acked(self) -> int:
+        return sum(1 for info in self.infos if info.is_published())
+
+    def close(self) -> None:
+        self.mqtt.close()
+
+    def __enter__(self) -> QosPublisher:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+
+@contextmanager
+def in_thread(fn: Callable[..., Any], *args: Any) -> Iterator[threading.Thread]:
+    """Run ``fn(*args)`` in a thread for the duration of the block; it must end within 120 s after."""
+    thread = threading.Thread(target=fn, args=args, daemon=True)
+    thread.start()
+    yield thread
+    thread.join(120)
+    assert not thread.is_alive(), f"{fn} did not end within 120 s"
 
 
 # --- dashboard logins (through the real /login form) ---------------------------------------------

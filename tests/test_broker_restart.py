@@ -14,20 +14,18 @@ import signal
 import subprocess
 import sys
 import threading
-import time
-import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import IO
 
 import orjson
 import pytest
 
-from tests.helpers import small_twin, stored_readings, wait_for
+from tests.helpers import QosPublisher, stored_readings, wait_for
 from twin.broker import MosquittoBroker, free_port
 from twin.contract import topic
 from twin.database import connection
-from twin.mqtt import MqttClient
-from twin.storage.model import save_model
 
 pytestmark = pytest.mark.usefixtures("mosquitto_installed")
 
@@ -39,47 +37,17 @@ def payload(i: int) -> bytes:
     return orjson.dumps({"ts": int(ts.timestamp() * 1000), "seq": i + 1, "metrics": {"energy": float(i)}})
 
 
-class Publisher:
-    """Publishes ``payload(i)`` at QoS 1 on a persistent session from a thread, ``rate`` a second; holds
-    while ``go`` is clear; after a broker restart it reconnects within half a second (sooner than ingest,
-    whose backoff starts at 1 s) and resends what was not acknowledged. ``acked`` counts PUBACKs."""
-
-    def __init__(self, url: str, rate: float = 2000.0) -> None:
-        self.mqtt = MqttClient(url, f"pub-{uuid.uuid4().hex[:8]}", persistent=True)
-        self.mqtt.client.reconnect_delay_set(0.1, 0.5)  # type: ignore[arg-type]
-        self.connected = threading.Event()
-        self.mqtt.client.on_connect = lambda *a: self.connected.set()
-        self.mqtt.client.on_disconnect = lambda *a: self.connected.clear()
-        self.rate = rate
-        self.go = threading.Event()
-        self.go.set()
-        self.infos: list = []
-        self.mqtt.connect()
-        assert self.connected.wait(10)
-
-    def publish(self, start: int, stop: int) -> None:
-        t = topic("t1", "ENV-0", "telemetry")
-        t0, sent = time.monotonic(), 0
-        for i in range(start, stop):
-            self.go.wait()
-            self.connected.wait(60)
-            self.infos.append(self.mqtt.client.publish(t, payload(i), qos=1))
-            sent += 1
-            ahead = sent / self.rate - (time.monotonic() - t0)
-            if ahead > 0:
-                time.sleep(ahead)
-
-    def acked(self) -> int:
-        return sum(1 for info in self.infos if info.is_published())
-
-    def close(self) -> None:
-        self.mqtt.close()
+def stream(start: int, stop: int) -> Iterator[tuple[str, bytes]]:
+    """ENV-0's telemetry ``payload(i)`` for i in ``start..stop-1``."""
+    t = topic("t1", "ENV-0", "telemetry")
+    return ((t, payload(i)) for i in range(start, stop))
 
 
-def ingest_cli(db: str, mqtt: str, *args: str) -> subprocess.Popen:
-    """``campus-twin ingest`` with its default settings (and ``args``)."""
+def ingest_cli(db: str, mqtt: str, log: IO[bytes], *args: str) -> subprocess.Popen:
+    """``campus-twin ingest`` with its default settings (and ``args``), its log written to ``log``
+    (a file: a pipe nobody reads while it runs would fill and block it)."""
     return subprocess.Popen([sys.executable, "-m", "twin.cli", "--database-url", db, "--mqtt-url", mqtt, "ingest",
-                             *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                             *args], stdout=subprocess.DEVNULL, stderr=log)
 
 
 def stored_values(url: str) -> list[tuple[datetime, float]]:
@@ -96,18 +64,18 @@ def readings_when(url: str, n: int, timeout: float = 60) -> int:
     return stored_readings(url)
 
 
-def test_broker_restart_mid_stream_loses_nothing_with_the_default_settings(db_url: str, tmp_path: Path) -> None:
-    with connection(db_url) as conn:
-        save_model(conn, small_twin("t1"))
+def test_broker_restart_mid_stream_loses_nothing_with_the_default_settings(twin_db: str, tmp_path: Path) -> None:
     workdir, port, n = tmp_path / "mosquitto", free_port(), 5000
     broker = MosquittoBroker(workdir, port=port, persist=True)
-    proc = ingest_cli(db_url, broker.url)
+    log_file = tmp_path / "ingest.log"
+    log = log_file.open("wb")
+    proc = ingest_cli(twin_db, broker.url, log)
     pub = None
     try:
-        pub = Publisher(broker.url)
+        pub = QosPublisher(broker.url, rate=2000)
         # ingest's session and subscription exist once message 0 is stored (stored once, however often sent)
-        wait_for(lambda: pub.publish(0, 1) or stored_readings(db_url) >= 1, interval=0.5)
-        thread = threading.Thread(target=pub.publish, args=(1, n), daemon=True)
+        wait_for(lambda: pub.publish(stream(0, 1)) or stored_readings(twin_db) >= 1, interval=0.5)
+        thread = threading.Thread(target=pub.publish, args=(stream(1, n), None), daemon=True)
         thread.start()
         wait_for(lambda: pub.acked() >= 1500, interval=0.02)
         pub.go.clear()
@@ -118,14 +86,15 @@ def test_broker_restart_mid_stream_loses_nothing_with_the_default_settings(db_ur
         thread.join(120)
         assert not thread.is_alive()
         wait_for(lambda: pub.acked() == len(pub.infos), timeout=60)  # every message acknowledged by the broker
-        stored = readings_when(db_url, n)
+        stored = readings_when(twin_db, n)
         assert stored == n, f"{n - stored} of {n} acknowledged messages lost"
         assert proc.poll() is None
-        assert stored_values(db_url) == [(BASE + timedelta(seconds=i), float(i)) for i in range(n)]
+        assert stored_values(twin_db) == [(BASE + timedelta(seconds=i), float(i)) for i in range(n)]
     finally:
         if pub is not None:
             pub.close()
         proc.send_signal(signal.SIGTERM)
         proc.wait(30)
+        log.close()
         broker.stop()
-    assert proc.returncode == 0, proc.stderr.read().decode()[-2000:] if proc.stderr else ""
+    assert proc.returncode == 0, log_file.read_text(errors="replace")[-2000:]

@@ -15,11 +15,8 @@ import signal
 import subprocess
 import sys
 import tempfile
-import threading
-import time
-import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import suppress
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -28,10 +25,10 @@ import psutil
 import psycopg
 import pytest
 
-from tests.helpers import wait_for
+from tests.helpers import QosPublisher, in_thread, wait_for
 from twin.broker import MosquittoBroker, free_port
 from twin.contract import topic
-from twin.mqtt import MqttClient
+from twin.embedded import server_processes
 
 REPO = Path(__file__).resolve().parents[1]
 BASE = datetime.now(UTC).replace(microsecond=0) - timedelta(days=1)
@@ -61,17 +58,6 @@ with connection(start_embedded(Path(sys.argv[1]))) as conn:
 
 
 # -- what runs on a data directory, seen from outside (ps and postmaster.pid) ------------------------
-def server_processes(pgdata: Path) -> list[psutil.Process]:
-    """Running postgres processes whose working directory (a server's data directory) is ``pgdata``."""
-    found = []
-    for proc in psutil.process_iter():
-        with suppress(psutil.Error):
-            if proc.name() == "postgres" and proc.status() != psutil.STATUS_ZOMBIE \
-                    and Path(proc.cwd()) == pgdata.resolve():
-                found.append(proc)
-    return found
-
-
 def postmasters(pgdata: Path) -> list[int]:
     procs = server_processes(pgdata)
     pids = {p.pid for p in procs}
@@ -120,13 +106,14 @@ class Holder:
     """A Python process holding the embedded server (``start_embedded``) until its stdin closes."""
 
     def __init__(self, pgdata: Path) -> None:
+        self.err = tempfile.TemporaryFile("w+")  # not a pipe: nobody reads it while the holder runs
         self.proc = subprocess.Popen([sys.executable, "-c", HOLDER, str(pgdata)], cwd=REPO, text=True,
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.err)
         assert self.proc.stdout is not None
         self.url = self.proc.stdout.readline().strip()
         if not self.url:
             self.proc.wait(30)
-            raise AssertionError(f"the holder failed: {self.proc.stderr.read()[-3000:] if self.proc.stderr else ''}")
+            raise AssertionError(f"the holder failed: {self._stderr()[-3000:]}")
 
     def close(self) -> int:
         """Exit normally (stdin closed); the exit status."""
@@ -136,9 +123,12 @@ class Holder:
 
     def wait(self) -> int:
         rc = self.proc.wait(90)
-        assert self.proc.stderr is not None
-        self.stderr = self.proc.stderr.read()
+        self.stderr = self._stderr()
         return rc
+
+    def _stderr(self) -> str:
+        self.err.seek(0)
+        return self.err.read()
 
 
 @pytest.fixture
@@ -241,32 +231,10 @@ def stored(pgdata: Path) -> int | None:
         return None
 
 
-class Publisher:
-    """QoS 1 telemetry of ENV-0 (``energy = i`` at ``BASE + i s``), throttled; waits for every PUBACK."""
-
-    def __init__(self, url: str) -> None:
-        self.mqtt = MqttClient(url, f"pub-{uuid.uuid4().hex[:8]}", persistent=True)
-        connected = threading.Event()
-        self.mqtt.client.on_connect = lambda *a: connected.set()
-        self.mqtt.connect()
-        assert connected.wait(10)
-
-    def publish(self, start: int, stop: int, per_tick: int = 20) -> None:
-        t, pending = topic("t1", "ENV-0", "telemetry"), []
-        for i in range(start, stop):
-            pending.append(self.mqtt.client.publish(t, payload(i), qos=1))
-            if i % per_tick == 0:
-                time.sleep(0.02)  # rate limit, about 1,000 messages a second: a stream, not a burst
-        wait_for(lambda: all(info.is_published() for info in pending), timeout=60)
-
-
-@contextmanager
-def in_thread(fn, *args) -> Iterator[None]:  # noqa: ANN001
-    thread = threading.Thread(target=fn, args=args, daemon=True)
-    thread.start()
-    yield
-    thread.join(120)
-    assert not thread.is_alive()
+def stream(start: int, stop: int) -> Iterator[tuple[str, bytes]]:
+    """ENV-0's telemetry ``payload(i)`` for i in ``start..stop-1``."""
+    t = topic("t1", "ENV-0", "telemetry")
+    return ((t, payload(i)) for i in range(start, stop))
 
 
 @pytest.mark.usefixtures("mosquitto_installed")
@@ -275,15 +243,17 @@ def test_server_killed_while_ingest_runs_is_restarted_and_every_message_is_store
                           timeout=120)
     assert seed.returncode == 0, seed.stderr[-3000:]
     broker = MosquittoBroker(tmp_path / "mosquitto", port=free_port(), persist=True)
+    log_file = tmp_path / "ingest.log"  # a file, not a pipe: with -v the log outgrows a pipe nobody reads
+    log = log_file.open("wb")
     ingest = subprocess.Popen([sys.executable, "-m", "twin.cli", "-v", "--data-dir", str(data_dir),
                                "--mqtt-url", broker.url, "ingest", "--client-id", "embedded-ingest"],
-                              cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                              cwd=REPO, stdout=subprocess.DEVNULL, stderr=log)
     n = 3000
     try:
-        pub = Publisher(broker.url)
+        pub = QosPublisher(broker.url, rate=1000)
         # ingest's subscription must exist before the stream starts: repeat message 0 (stored once) until it lands
-        wait_for(lambda: pub.publish(0, 1) or (stored(pgdata) or 0) >= 1, timeout=120, interval=0.5)
-        with in_thread(pub.publish, 1, n):
+        wait_for(lambda: pub.publish(stream(0, 1)) or (stored(pgdata) or 0) >= 1, timeout=120, interval=0.5)
+        with in_thread(pub.publish, stream(1, n)):
             wait_for(lambda: (stored(pgdata) or 0) >= 300, timeout=60, interval=0.02)
             killed = one_postmaster(pgdata)
             os.kill(killed, signal.SIGKILL)
@@ -296,14 +266,15 @@ def test_server_killed_while_ingest_runs_is_restarted_and_every_message_is_store
             rows = conn.execute("SELECT ts, value FROM readings ORDER BY ts").fetchall()
             assert rows == [(BASE + timedelta(seconds=i), float(i)) for i in range(n)]
             assert conn.execute("SELECT sum(n) FROM rollup_1m").fetchone()[0] == n
-        pub.mqtt.close()
+        pub.close()
     finally:
         ingest.send_signal(signal.SIGTERM)
         try:
             ingest.wait(60)
         finally:
+            log.close()
             broker.stop()
-    err = ingest.stderr.read() if ingest.stderr else ""
+    err = log_file.read_text(errors="replace")
     assert ingest.returncode == 0, err[-3000:]
     assert "embedded postgres restarted" in err
     no_server_left(pgdata)

@@ -15,9 +15,8 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from typing import IO
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import orjson
 import psutil
@@ -26,12 +25,11 @@ import pytest
 from psycopg import sql
 
 from ingest.worker import IngestWorker
-from tests.helpers import publisher, running, small_twin, stored_readings, wait_for
+from tests.helpers import QosPublisher, in_thread, publisher, running, stored_readings, wait_for
 from twin.broker import MosquittoBroker, free_port
 from twin.contract import SHARE_GROUP, topic
 from twin.database import connection
 from twin.mqtt import MqttClient
-from twin.storage.model import save_model
 
 BASE = datetime.now(UTC).replace(microsecond=0) - timedelta(days=1)
 
@@ -41,20 +39,9 @@ pytestmark = pytest.mark.usefixtures("mosquitto_installed")
 
 
 @pytest.fixture
-def twin_db(db_url: str) -> str:
-    with connection(db_url) as conn:
-        save_model(conn, small_twin("t1"))
-    return db_url
-
-
-@pytest.fixture
-def broker(tmp_path: Path) -> Iterator[MosquittoBroker]:
-    """A Mosquitto of this test only, with persistence (fresh sessions, nothing from other tests)."""
-    b = MosquittoBroker(tmp_path / "mosquitto", port=free_port(), persist=True)
-    try:
-        yield b
-    finally:
-        b.stop()
+def broker(persistent_broker: MosquittoBroker) -> MosquittoBroker:
+    """This module's broker keeps its sessions across restarts."""
+    return persistent_broker
 
 
 def payload(i: int) -> bytes:
@@ -72,70 +59,35 @@ def assert_exact(url: str, n: int) -> None:
         assert letters == []
 
 
-class Publisher:
-    """Publishes ``payload(i)`` for i in a range from a thread, throttled, QoS 1, waiting for every
-    PUBACK; ``pause`` holds it (while the broker is down) and it resends what was not acknowledged."""
-
-    def __init__(self, url: str, rate_per_s: float = 3000.0) -> None:
-        self.mqtt = MqttClient(url, f"pub-{uuid.uuid4().hex[:8]}", persistent=True)
-        self.connected = threading.Event()
-        self.mqtt.client.on_connect = lambda *a: self.connected.set()
-        self.mqtt.client.on_disconnect = lambda *a: self.connected.clear()
-        self.rate = rate_per_s
-        self.go = threading.Event()
-        self.go.set()
-        self.sent = 0
-        self.mqtt.connect()
-        assert self.connected.wait(10)
-
-    def publish(self, start: int, stop: int) -> None:
-        t = topic("t1", "ENV-0", "telemetry")
-        pending = []
-        t0 = time.monotonic()
-        for i in range(start, stop):
-            self.go.wait()
-            self.connected.wait(60)
-            pending.append((i, self.mqtt.client.publish(t, payload(i), qos=1)))
-            self.sent += 1
-            ahead = self.sent / self.rate - (time.monotonic() - t0)
-            if ahead > 0:
-                time.sleep(ahead)
-        # paho resends unacknowledged QoS 1 messages after a reconnect; wait for every PUBACK
-        wait_for(lambda: all(info.is_published() for _i, info in pending), timeout=60)
-
-    def close(self) -> None:
-        self.mqtt.close()
+def stream(start: int, stop: int) -> Iterator[tuple[str, bytes]]:
+    """ENV-0's telemetry ``payload(i)`` for i in ``start..stop-1``."""
+    t = topic("t1", "ENV-0", "telemetry")
+    return ((t, payload(i)) for i in range(start, stop))
 
 
-@contextmanager
-def in_thread(fn, *args) -> Iterator[threading.Thread]:  # noqa: ANN001
-    thread = threading.Thread(target=fn, args=args, daemon=True)
-    thread.start()
-    yield thread
-    thread.join(120)
-    assert not thread.is_alive()
-
-
-def ingest_process(db: str, mqtt: str, client_id: str) -> subprocess.Popen:
+def ingest_process(db: str, mqtt: str, client_id: str, log: IO[bytes]) -> subprocess.Popen:
+    """``campus-twin ingest``, its log appended to ``log`` (a file: a pipe nobody reads would fill and block it)."""
     return subprocess.Popen(
         [sys.executable, "-m", "twin.cli", "--database-url", db, "--mqtt-url", mqtt, "ingest", "--client-id", client_id],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        stdout=subprocess.DEVNULL, stderr=log)
 
 
-def test_kill_9_worker_mid_stream_and_restart_stores_every_message_once(twin_db, broker):
+def test_kill_9_worker_mid_stream_and_restart_stores_every_message_once(twin_db, broker, tmp_path):
+    log_file = tmp_path / "ingest.log"
+    log = log_file.open("ab")
     n = 6000
-    proc = ingest_process(twin_db, broker.url, "k9-worker")
+    proc = ingest_process(twin_db, broker.url, "k9-worker", log)
     try:
-        pub = Publisher(broker.url)
+        pub = QosPublisher(broker.url, rate=3000)
         # the worker's session must exist before the stream starts: repeat message 0 (stored once) until it lands
-        wait_for(lambda: pub.publish(0, 1) or stored_readings(twin_db) >= 1, interval=0.5)
-        with in_thread(pub.publish, 1, n):
+        wait_for(lambda: pub.publish(stream(0, 1)) or stored_readings(twin_db) >= 1, interval=0.5)
+        with in_thread(pub.publish, stream(1, n)):
             wait_for(lambda: stored_readings(twin_db) >= 1500, interval=0.02)
             proc.send_signal(signal.SIGKILL)
             proc.wait(10)
             at_kill = stored_readings(twin_db)
         assert at_kill < n, "the worker was not killed mid-stream"
-        proc = ingest_process(twin_db, broker.url, "k9-worker")
+        proc = ingest_process(twin_db, broker.url, "k9-worker", log)
         wait_for(lambda: stored_readings(twin_db) >= n, timeout=60)
         time.sleep(0.5)  # any duplicate would land now
         assert_exact(twin_db, n)
@@ -143,7 +95,8 @@ def test_kill_9_worker_mid_stream_and_restart_stores_every_message_once(twin_db,
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(20)
-    assert proc.returncode == 0, proc.stderr.read().decode()[-2000:] if proc.stderr else ""
+        log.close()
+    assert proc.returncode == 0, log_file.read_text(errors="replace")[-2000:]
 
 
 def test_broker_stopped_mid_stream_and_started_again_stores_every_message_once(twin_db, tmp_path):
@@ -158,8 +111,8 @@ def test_broker_stopped_mid_stream_and_started_again_stores_every_message_once(t
     try:
         with running(worker.run):
             assert worker.connected.wait(10)
-            pub = Publisher(broker.url)
-            with in_thread(pub.publish, 0, n):
+            pub = QosPublisher(broker.url, rate=3000)
+            with in_thread(pub.publish, stream(0, n)):
                 wait_for(lambda: worker.counters.messages >= 1000, interval=0.02)
                 pub.go.clear()
                 broker.stop()
@@ -189,14 +142,14 @@ def test_database_unavailable_for_10_s_mid_stream_loses_nothing_and_memory_stays
     rss = psutil.Process(os.getpid()).memory_info().rss
     with running(worker.run):
         assert worker.connected.wait(10)
-        pub = Publisher(broker.url, rate_per_s=20000)
-        pub.publish(0, outage_at)
+        pub = QosPublisher(broker.url, rate=20000)
+        pub.publish(stream(0, outage_at))
         wait_for(lambda: stored_readings(twin_db) >= outage_at)
         with psycopg.connect(pg_admin_url, autocommit=True) as admin:
             admin.execute(sql.SQL("ALTER DATABASE {} ALLOW_CONNECTIONS false").format(sql.Identifier(name)))
             admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,))
             try:
-                pub.publish(outage_at, n)  # the broker takes them all; the worker can store none
+                pub.publish(stream(outage_at, n))  # the broker takes them all; the worker can store none
                 peak_queue, peak_rss = 0, 0
                 deadline = time.monotonic() + 10
                 while time.monotonic() < deadline:
@@ -224,8 +177,8 @@ def test_two_workers_sharing_the_subscription_store_every_message_exactly_once(t
     with running(a.run), running(b.run):
         assert a.connected.wait(10) and b.connected.wait(10)
         time.sleep(0.3)  # both subscriptions in place
-        pub = Publisher(broker.url, rate_per_s=20000)
-        pub.publish(0, n)
+        pub = QosPublisher(broker.url, rate=20000)
+        pub.publish(stream(0, n))
         wait_for(lambda: a.counters.messages + b.counters.messages >= n)
         pub.close()
     assert a.counters.messages > 0 and b.counters.messages > 0
@@ -404,11 +357,11 @@ def test_a_worker_moved_from_shared_to_plain_on_its_session_receives_each_messag
     n = 300
     with running(new.run):
         assert new.connected.wait(10)
-        pub = Publisher(broker.url)
-        pub.publish(0, n)
+        pub = QosPublisher(broker.url, rate=3000)
+        pub.publish(stream(0, n))
         wait_for(lambda: stored_readings(twin_db) >= n)
         # one more, after the others: both copies of every earlier message reach this session before it
-        pub.publish(n, n + 1)
+        pub.publish(stream(n, n + 1))
         wait_for(lambda: stored_readings(twin_db) >= n + 1 and new.counters.messages >= n + 1)
         pub.close()
     assert (new.counters.messages, new.counters.duplicates) == (n + 1, 0)

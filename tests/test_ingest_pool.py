@@ -6,6 +6,7 @@ waits for every PUBACK; the stored rows are then checked exactly.
 
 from __future__ import annotations
 
+import multiprocessing as mp
 import re
 import signal
 import subprocess
@@ -13,28 +14,23 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator
-from typing import Any
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import orjson
 import psutil
 import psycopg
 import pytest
 
-import multiprocessing as mp
-
 from ingest.pool import HEALTHY_AFTER_S, STOP_GRACE_S, PoolResult, WorkerConfig, _Slot, _stop_all, next_backoff
 from ingest.worker import IngestWorker
-from tests.helpers import running, small_twin, stored_readings, wait_for
-from twin.broker import MosquittoBroker, free_port
+from tests.helpers import QosPublisher, running, stored_readings, wait_for
 from twin.contract import topic
 from twin.database import connection
 from twin.metrics import BY_NAME
-from twin.mqtt import MqttClient
 from twin.storage import partitions
-from twin.storage.model import device_keys, save_model
+from twin.storage.model import device_keys
 from twin.storage.readings import ReadingWriter
 
 pytestmark = pytest.mark.usefixtures("mosquitto_installed")
@@ -43,40 +39,10 @@ BASE = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=3)
 STARTED = re.compile(r"ingest worker started client=(\S+) pid=(\d+)")
 
 
-@pytest.fixture
-def twin_db(db_url: str) -> str:
-    with connection(db_url) as conn:
-        save_model(conn, small_twin("t1"))
-    return db_url
-
-
-@pytest.fixture
-def broker(tmp_path: Path) -> Iterator[MosquittoBroker]:
-    """A Mosquitto of this test only (fresh sessions, nothing from other tests)."""
-    b = MosquittoBroker(tmp_path / "mosquitto", port=free_port(), persist=False)
-    try:
-        yield b
-    finally:
-        b.stop()
-
-
 def publish_all(url: str, messages: list[tuple[str, bytes]], rate_per_s: float) -> None:
     """Publish ``messages`` at QoS 1, throttled, and wait for every PUBACK."""
-    mqtt = MqttClient(url, f"pub-{uuid.uuid4().hex[:8]}", persistent=True)
-    connected = threading.Event()
-    mqtt.client.on_connect = lambda *a: connected.set()
-    mqtt.connect()
-    assert connected.wait(10), "publisher could not connect"
-    try:
-        pending, t0 = [], time.monotonic()
-        for i, (t, body) in enumerate(messages, 1):
-            pending.append(mqtt.client.publish(t, body, qos=1))
-            ahead = i / rate_per_s - (time.monotonic() - t0)
-            if ahead > 0:
-                time.sleep(ahead)
-        wait_for(lambda: all(info.is_published() for info in pending), timeout=120)
-    finally:
-        mqtt.close()
+    with QosPublisher(url, rate_per_s) as pub:
+        pub.publish(messages, ack_timeout=120)
 
 
 def energy(i: int, ts: datetime) -> tuple[str, bytes]:
