@@ -396,3 +396,23 @@ def test_a_retained_online_status_does_not_count_as_the_device_seen_now(twin_db)
         assert conn.execute("SELECT d.device_id, s.state, s.battery_pct FROM device_status s JOIN devices d "
                             "ON d.id = s.device_id WHERE d.device_id IN ('LUM-1', 'LUM-2') ORDER BY 1"
                             ).fetchall() == [("LUM-1", "online", 70.0), ("LUM-2", "online", 70.0)]
+
+
+def test_a_gateway_offline_with_a_bad_device_id_still_takes_its_other_devices_offline(twin_db):
+    gateway = "campus/v1/t1/_gateway/G1/status"
+    body = b'{"state":"offline","devices":["ENV-1","x\\u0000","LUM-1"]}'
+    worker = IngestWorker(twin_db, "mqtt://127.0.0.1:1", client_id=f"gw-{uuid.uuid4().hex[:6]}")
+    try:
+        online = b'{"state":"online"}'
+        worker.store(worker.prepare([message(1, topic("t1", "ENV-1", "status"), online),
+                                     message(2, topic("t1", "LUM-1", "status"), online),
+                                     message(3, gateway, body)]))
+    finally:
+        for conn in (worker._conn, worker._lookup):
+            if conn is not None:
+                conn.close()
+    with connection(twin_db) as conn:
+        assert conn.execute("SELECT d.device_id, s.state FROM device_status s JOIN devices d ON d.id = s.device_id "
+                            "WHERE d.device_id IN ('ENV-1', 'LUM-1') ORDER BY 1").fetchall() == [
+            ("ENV-1", "offline"), ("LUM-1", "offline")]
+    assert letters(twin_db, gateway) == [("gateway status: device id 1 contains NUL (U+0000)", body)]
