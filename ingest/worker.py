@@ -148,7 +148,7 @@ class Prepared:
         seq_log = self.seq_log[start[3]:end[3]]
         out = Prepared(self.batch[lo:hi], self.rows[start[0]:end[0]], self.letters[start[1]:end[1]],
                        self.statuses[start[2]:end[2]], group_seqs(seq_log), self.newest, seq_log,
-                       [(r - start[0], l - start[1], s - start[2], q - start[3]) for r, l, s, q in self.ends[lo:hi]])
+                       [(r - start[0], d - start[1], s - start[2], q - start[3]) for r, d, s, q in self.ends[lo:hi]])
         return out
 
 
