@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator
+from contextlib import suppress
 from pathlib import Path
 
+import psutil
 import psycopg
 import pytest
 from psycopg import sql
@@ -21,6 +24,7 @@ from psycopg import sql
 from tests.helpers import small_twin
 from twin.broker import MosquittoBroker, free_port, start_local_broker
 from twin.database import connect, connection
+from twin.embedded import server_processes
 from twin.storage.model import save_model
 from twin.storage.schema import migrate
 
@@ -114,21 +118,43 @@ def twin_db(db_url: str) -> str:
     return db_url
 
 
-@pytest.fixture
-def broker(tmp_path: Path, mosquitto_installed: None) -> Iterator[MosquittoBroker]:
-    """A Mosquitto of this test only, without persistence (fresh sessions, nothing from other tests)."""
-    b = MosquittoBroker(tmp_path / "mosquitto", port=free_port(), persist=False)
+def _own_mosquitto(tmp_path: Path, persist: bool) -> Iterator[MosquittoBroker]:
+    b = MosquittoBroker(tmp_path / "mosquitto", port=free_port(), persist=persist)
     try:
         yield b
     finally:
         b.stop()
+
+
+@pytest.fixture
+def broker(tmp_path: Path, mosquitto_installed: None) -> Iterator[MosquittoBroker]:
+    """A Mosquitto of this test only, without persistence (fresh sessions, nothing from other tests)."""
+    yield from _own_mosquitto(tmp_path, persist=False)
 
 
 @pytest.fixture
 def persistent_broker(tmp_path: Path, mosquitto_installed: None) -> Iterator[MosquittoBroker]:
     """As :func:`broker`, with persistence: sessions and queued messages survive its restarts."""
-    b = MosquittoBroker(tmp_path / "mosquitto", port=free_port(), persist=True)
+    yield from _own_mosquitto(tmp_path, persist=True)
+
+
+@pytest.fixture
+def data_dir() -> Iterator[Path]:
+    """A folder outside pytest's own: as root the server runs as another user, and every pytest
+    session that starts makes ``/tmp/pytest-of-root`` private again (mode 0700)."""
+    path = Path(tempfile.mkdtemp(prefix="campus-embedded-"))
     try:
-        yield b
+        yield path
     finally:
-        b.stop()
+        left = server_processes(path / "pgdata")  # whatever a failed test left
+        for proc in left:
+            with suppress(psutil.Error):
+                proc.kill()
+        psutil.wait_procs(left, timeout=30)
+        shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture
+def pgdata(data_dir: Path) -> Path:
+    """The embedded server's data directory in :func:`data_dir` (not made yet)."""
+    return data_dir / "pgdata"

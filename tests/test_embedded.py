@@ -10,18 +10,15 @@ server is left running that nobody uses.
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
-from contextlib import suppress
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import orjson
-import psutil
 import psycopg
 import pytest
 
@@ -129,27 +126,6 @@ class Holder:
     def _stderr(self) -> str:
         self.err.seek(0)
         return self.err.read()
-
-
-@pytest.fixture
-def data_dir() -> Iterator[Path]:
-    """A folder outside pytest's own: as root the server runs as another user, and every pytest
-    session that starts makes ``/tmp/pytest-of-root`` private again (mode 0700)."""
-    path = Path(tempfile.mkdtemp(prefix="campus-embedded-"))
-    try:
-        yield path
-    finally:
-        left = server_processes(path / "pgdata")  # whatever a failed test left
-        for proc in left:
-            with suppress(psutil.Error):
-                proc.kill()
-        psutil.wait_procs(left, timeout=30)
-        shutil.rmtree(path, ignore_errors=True)
-
-
-@pytest.fixture
-def pgdata(data_dir: Path) -> Path:
-    return data_dir / "pgdata"
 
 
 def test_kill_9_of_the_owner_then_the_next_start_takes_over_and_its_exit_stops_the_server(pgdata):

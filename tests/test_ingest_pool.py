@@ -59,6 +59,15 @@ def stored_exactly(url: str, expected: list[tuple[datetime, float]]) -> None:
     assert rows == sorted(expected)
 
 
+def kill_left(proc: subprocess.Popen) -> None:
+    """A pool that a failed test left running: its workers, then itself (SIGKILL)."""
+    if proc.poll() is None:
+        for child in psutil.Process(proc.pid).children(recursive=True):
+            child.kill()
+        proc.kill()
+        proc.wait(10)
+
+
 def log_text(path: Path) -> str:
     return path.read_text(errors="replace")
 
@@ -104,11 +113,7 @@ def test_a_worker_killed_under_load_is_restarted_with_its_session_and_sigterm_st
         proc.send_signal(signal.SIGTERM)
         out, _ = proc.communicate(timeout=60)  # it exited (the bound asked of the pool is 10 s)
     finally:
-        if proc.poll() is None:
-            for child in psutil.Process(proc.pid).children(recursive=True):
-                child.kill()
-            proc.kill()
-            proc.wait(10)
+        kill_left(proc)
     text = log_text(log_file)
     assert proc.returncode == 0, text[-3000:]
     assert "with 2 worker(s)" in out.decode() and "totals of 1 worker run(s) missing" in out.decode(), out.decode()
@@ -185,11 +190,7 @@ def test_sigterm_stops_the_pool_even_with_a_worker_that_does_not_stop(twin_db, b
         proc.send_signal(signal.SIGTERM)
         out, _ = proc.communicate(timeout=60)
     finally:
-        if proc.poll() is None:
-            for child in psutil.Process(proc.pid).children(recursive=True):
-                child.kill()
-            proc.kill()
-            proc.wait(10)
+        kill_left(proc)
     text = log_text(log_file)
     assert proc.returncode == 0, text[-3000:]
     assert f"ingest worker did not stop in {STOP_GRACE_S:.0f} s client={frozen} pid={frozen_pid}" in text
