@@ -14,6 +14,7 @@ from ingest.worker import IngestWorker
 from tests.helpers import publisher, running, small_twin, stored_readings, wait_for
 from twin.contract import topic
 from twin.database import connection
+from twin.storage.events import DEAD_LETTER_MAX_BYTES
 from twin.storage.model import save_model
 
 NOW = datetime.now(UTC).replace(microsecond=0)
@@ -109,9 +110,9 @@ def test_10000_malformed_payloads_interleaved_with_valid_ones(twin_db, mqtt_url)
         letters = conn.execute("SELECT payload, reason, payload_size FROM dead_letters "
                                "WHERE topic LIKE 'campus/v1/t1/%' AND reason <> ''").fetchall()
     assert all(reason for _, reason, _ in letters)
-    # every malformed message has at least one dead letter (payloads are stored up to 4 KiB)
-    assert {bytes(p) for p, _, _ in letters} == {p[:4096] for _, p in bad}
-    assert all(size == len(bytes(p)) for p, _, size in letters if size <= 4096)
+    # every malformed message has at least one dead letter (payloads are stored up to DEAD_LETTER_MAX_BYTES)
+    assert {bytes(p) for p, _, _ in letters} == {p[:DEAD_LETTER_MAX_BYTES] for _, p in bad}
+    assert all(size == len(bytes(p)) for p, _, size in letters if size <= DEAD_LETTER_MAX_BYTES)
 
 
 def readings_of(url: str, device_id: str) -> int:
@@ -136,7 +137,7 @@ def test_a_1_mb_payload_is_refused_cleanly_and_its_neighbour_kept(twin_db, mqtt_
         assert conn.execute("SELECT value FROM readings").fetchall() == [(1.0,)]
     assert len(letter) == 1
     reason, size, kept = letter[0]
-    assert "exceeds" in reason and size == len(big) and kept == 4096
+    assert "exceeds" in reason and size == len(big) and kept == DEAD_LETTER_MAX_BYTES < size
 
 
 def test_seq_gaps_are_counted_as_suspected_loss(twin_db, mqtt_url):
