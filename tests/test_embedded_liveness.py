@@ -9,22 +9,19 @@ fail with one line, never fast-stop the server under ingest and the dashboard.
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
-from collections.abc import Iterator
-from contextlib import ExitStack, suppress
+from contextlib import ExitStack
 from pathlib import Path
 
 import psutil
 import psycopg
 import pytest
 
-import twin.embedded as embedded
 from tests.helpers import wait_for
-from twin.embedded import EmbeddedDatabaseError, EmbeddedServer, read_postmaster, server_processes
+from twin import embedded
+from twin.embedded import EmbeddedDatabaseError, EmbeddedServer, read_postmaster
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -56,21 +53,6 @@ class Holder:
         rc = self.proc.wait(90)
         self.log.close()
         return rc
-
-
-@pytest.fixture
-def pgdata() -> Iterator[Path]:
-    """A data directory outside pytest's own (as root the server runs as another user)."""
-    path = Path(tempfile.mkdtemp(prefix="campus-liveness-"))
-    try:
-        yield path / "pgdata"
-    finally:
-        left = server_processes(path / "pgdata")  # whatever a failed test left
-        for proc in left:
-            with suppress(psutil.Error):
-                proc.kill()
-        psutil.wait_procs(left, timeout=30)
-        shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture
