@@ -13,15 +13,23 @@ Small numeric noise is not a change: positions within ``POSITION_TOLERANCE_M``, 
 whose symmetric difference is under ``FOOTPRINT_TOLERANCE_M2``, lengths within
 ``LENGTH_TOLERANCE_M``. A site value the new file does not state (no georeference) keeps the
 old one and is not a change.
+
+A diff that removes much of a site is applied only when a planner confirms it;
+:func:`removal_check` says why one needs that::
+
+    removal_check(diff, {"buildings": 1, "storeys": 3, "rooms": 99, "devices": 3})
+    # ["removes 50 of 99 rooms (51%, more than 20%)"]
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 import shapely
 from shapely.geometry.base import BaseGeometry
 
@@ -35,6 +43,12 @@ LENGTH_TOLERANCE_M = 0.001
 FOOTPRINT_TOLERANCE_M2 = 0.01
 #: Relative tolerance for stated quantities and coordinates of the site.
 RELATIVE_TOLERANCE = 1e-6
+#: A revision may remove up to this share of a site's rooms, and of its devices, without a confirmation.
+MAX_REMOVALS = 0.2
+#: Any removal of these needs a confirmation.
+ALWAYS_CONFIRMED = ("buildings", "storeys")
+#: Removals of these need one beyond ``max_removals`` of what is stored.
+SHARE_CONFIRMED = ("rooms", "devices")
 
 Changes = dict[str, list[Any]]  # field -> [old, new]
 
@@ -287,3 +301,32 @@ def diff_lines(diff: ModelDiff | dict[str, Any], limit: int = 20) -> list[str]:
         if len(changed) > limit:
             lines.append(f"... and {len(changed) - limit} more {section} changed")
     return lines
+
+
+def removal_check(diff: ModelDiff, stored: Mapping[str, int], max_removals: float = MAX_REMOVALS) -> list[str]:
+    """Why applying ``diff`` needs a planner's confirmation (``--allow-removals``); empty when it does not.
+
+    ``stored`` counts the site's twin before the revision (``{"buildings": 1, "storeys": 3, "rooms": 99,
+    "devices": 3}``). Removing any building or storey needs one; so does removing more than
+    ``max_removals`` (a fraction) of the rooms or of the devices. A first import removes nothing.
+    """
+    reasons = []
+    for section in ALWAYS_CONFIRMED:
+        if removed := len(getattr(diff, section).removed):
+            reasons.append(f"removes {removed} of {stored.get(section, removed)} {section}")
+    for section in SHARE_CONFIRMED:
+        removed = len(getattr(diff, section).removed)
+        total = max(stored.get(section, 0), removed)
+        if removed and removed > max_removals * total:
+            reasons.append(f"removes {removed} of {total} {section} ({removed / total:.0%}, "
+                           f"more than {max_removals:.0%})")
+    return reasons
+
+
+def diff_fingerprint(diff: ModelDiff | dict[str, Any]) -> str:
+    """SHA-256 of the diff's JSON form (keys sorted): equal for the same file against the same twin.
+
+    A plan shown to a planner is applied only if the diff at apply time has the same fingerprint.
+    """
+    data = diff.to_json() if isinstance(diff, ModelDiff) else diff
+    return hashlib.sha256(orjson.dumps(data, option=orjson.OPT_SORT_KEYS | orjson.OPT_SERIALIZE_NUMPY)).hexdigest()

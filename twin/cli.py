@@ -435,15 +435,24 @@ def bim_generate(out: Path, site_id: str, name: str, buildings: int, storeys: in
 
 
 def load_bim(url: str, path: Path, site_id: str, *, name: str | None = None, role: str = "member",
-             progress: Callable[[str, int, int], None] | None = None) -> dict[str, Any]:
-    """Read an IFC file and import it as ``site_id`` in one transaction; return the summary (with the diff)."""
+             progress: Callable[[str, int, int], None] | None = None, dry_run: bool = False,
+             allow_removals: bool = False, max_removals: float | None = None, expect_plan: str | None = None,
+             applied_by: str | None = None, remote_addr: str | None = None) -> dict[str, Any]:
+    """Read an IFC file and plan or import it as ``site_id`` in one transaction; return the summary (with the
+    diff, the plan and whether it was applied). A revision that removes too much without ``allow_removals``
+    raises ``RevisionRefused`` (see :func:`models_bim.importer.import_file`)."""
+    from models_bim.diff import MAX_REMOVALS
     from models_bim.importer import import_file
 
-    return import_file(url, path, site_id, name=name, role=role, progress=progress)  # type: ignore[arg-type]
+    return import_file(url, path, site_id, name=name, role=role, progress=progress,  # type: ignore[arg-type]
+                       dry_run=dry_run, allow_removals=allow_removals,
+                       max_removals=MAX_REMOVALS if max_removals is None else max_removals,
+                       expect_plan=expect_plan, applied_by=applied_by, remote_addr=remote_addr)
 
 
 def bim_loader_for(url: str) -> Callable[..., dict[str, Any]]:
-    """:func:`load_bim` bound to ``url``: what the dashboard's IFC upload calls (``(path, site_id, *, name, role)``)."""
+    """:func:`load_bim` bound to ``url``: what the dashboard's IFC upload calls (``(path, site_id, *, name, role)``,
+    plus ``dry_run`` to plan and ``allow_removals``, ``expect_plan``, ``applied_by``, ``remote_addr`` to apply)."""
     return functools.partial(load_bim, url)
 
 
@@ -452,11 +461,24 @@ def bim_loader_for(url: str) -> Callable[..., dict[str, Any]]:
 @click.option("--site", "site_id", required=True, help="Site id to load the model as (e.g. hq, m01).")
 @click.option("--name", help="Site name; default: the IfcSite name.")
 @click.option("--role", type=click.Choice(["headquarters", "member"]), default="member", show_default=True)
+@click.option("--dry-run", is_flag=True, help="Show the plan (the diff against the stored twin); write nothing.")
+@click.option("--allow-removals", is_flag=True,
+              help="Apply even if the revision removes a building or storey, or more than --max-removals "
+                   "of the site's rooms or devices.")
+@click.option("--max-removals", type=click.FloatRange(0, 1), default=0.2, show_default=True,
+              envvar="CAMPUS_TWIN_BIM_MAX_REMOVALS", show_envvar=True, metavar="FRACTION",
+              help="Share of the site's rooms, and of its devices, a revision may remove without --allow-removals.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object.")
 @click.pass_context
 @friendly
-def bim_load(ctx: click.Context, file: Path, site_id: str, name: str | None, role: str, as_json: bool) -> None:
-    """Load an IFC file (or a new revision of it) into the twin.  Example: campus-twin bim load school.ifc --site hq"""
+def bim_load(ctx: click.Context, file: Path, site_id: str, name: str | None, role: str, dry_run: bool,
+             allow_removals: bool, max_removals: float, as_json: bool) -> None:
+    """Load an IFC file (or a new revision of it) into the twin, or only show what it would change.
+
+    Example: campus-twin bim load school.ifc --site hq
+
+    Example: campus-twin bim load school-v2.ifc --site hq --dry-run
+    """
     import re
 
     if not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", site_id):
@@ -466,6 +488,8 @@ def bim_load(ctx: click.Context, file: Path, site_id: str, name: str | None, rol
     from rich.console import Console
     from rich.progress import Progress
 
+    from models_bim.importer import RevisionRefused
+
     console = Console(stderr=True)
     with Progress(console=console, transient=True, disable=not console.is_terminal) as bar:
         task = bar.add_task(f"loading {file.name}", total=None)
@@ -473,20 +497,28 @@ def bim_load(ctx: click.Context, file: Path, site_id: str, name: str | None, rol
         def progress(stage: str, done: int, total: int) -> None:
             bar.update(task, description=f"{file.name}: {stage}", completed=done, total=total or None)
 
-        summary = load_bim(url, file, site_id, name=name, role=role, progress=progress)
+        try:
+            summary = load_bim(url, file, site_id, name=name, role=role, progress=progress, dry_run=dry_run,
+                               allow_removals=allow_removals, max_removals=max_removals, applied_by=_operator())
+            refused = None
+        except RevisionRefused as exc:
+            summary, refused = exc.summary, exc
     if as_json:
         print_json(summary)
-        return
-    for line in _summary_lines(summary):
-        click.echo(line)
+    else:
+        for line in _summary_lines(summary):
+            click.echo(line)
+    if refused is not None:
+        raise click.ClickException(str(refused))
 
 
 def _summary_lines(summary: dict[str, Any], limit: int = 20) -> list[str]:
     from models_bim.diff import diff_lines
 
-    lines = [f"loaded {summary['file']} as site {summary['site']!r} ({summary['schema']}): "
-             f"{summary['buildings']} buildings, {summary['storeys']} storeys, {summary['rooms']} rooms "
-             f"({summary['rooms_without_geometry']} without geometry), {summary['devices']} devices"]
+    verb = "loaded" if summary["applied"] else "dry run of" if summary["dry_run"] else "refused"
+    lines = [(f"{verb} {summary['file']} as site {summary['site']!r} ({summary['schema']}): "
+              f"{summary['buildings']} buildings, {summary['storeys']} storeys, {summary['rooms']} rooms "
+              f"({summary['rooms_without_geometry']} without geometry), {summary['devices']} devices")]
     if summary["devices_by_kind"]:
         lines.append("  devices by kind: " + ", ".join(f"{k} {v}" for k, v in summary["devices_by_kind"].items()))
         lines.append("  mapped by: " + ", ".join(f"{k} {v}" for k, v in summary["devices_by_mapping"].items()))
@@ -511,8 +543,14 @@ def _summary_lines(summary: dict[str, Any], limit: int = 20) -> list[str]:
             lines += [f"    {g['room']}: {source} {g[measured]} {unit}, stated {g[quantity]} {unit} ({g['gap_pct']:+}%)"
                       for g in gaps[:limit]]
     lines += [f"  warning: {w}" for w in summary["warnings"]]
-    lines.append(f"  changes (import #{summary['import_id']}):")
+    lines.append(f"  changes (import #{summary['import_id']}):" if summary["applied"] else "  changes (not applied):")
     lines += [f"    {line}" for line in diff_lines(summary["diff"], limit)]
+    removals = summary["plan"]["removals"]
+    if removals:
+        lines.append(("  applied with --allow-removals: " if summary["applied"] else "  needs --allow-removals: ")
+                     + "; ".join(removals))
+    if summary["dry_run"]:
+        lines.append("  dry run: nothing was written")
     return lines
 
 
