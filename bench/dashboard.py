@@ -105,7 +105,7 @@ def populate(url: str, rooms: int, days: int) -> tuple[int, int]:
         save_model(conn, campus(rooms))
         conn.commit()
         keys = device_keys(conn)
-        writer = ReadingWriter(conn, partitioned=True)
+        writer = ReadingWriter(conn)
         live = [(now - timedelta(seconds=5), keys["bench", f"ENV-{i:04d}"], metric, value)
                 for i in range(rooms) for metric, value in ((METRICS["co2"], 600.0 + 5 * i),
                                                             (METRICS["temperature"], 21.0 + (i % 9)),

@@ -52,7 +52,6 @@ from twin.database import DatabaseUnavailable, connect
 from twin.mqtt import MqttClient
 from twin.storage import events, listening, model
 from twin.storage.readings import ReadingWriter, Row
-from twin.storage.schema import backend
 
 log = logging.getLogger(__name__)
 
@@ -273,7 +272,11 @@ class IngestWorker:
     def _db(self) -> tuple[psycopg.Connection, ReadingWriter]:
         if self._conn is None or self._conn.closed or self._writer is None:
             self._conn = connect(self.database_url, autocommit=True)
-            self._writer = ReadingWriter(self._conn, partitioned=backend(self._conn) == "postgresql")
+            try:
+                self._writer = ReadingWriter(self._conn)  # finds its backend: partitions or hypertable
+            except BaseException:
+                self._conn.close()  # e.g. BackendUnusable: retried on a new connection
+                raise
             self._devices_loaded = 0.0
         return self._conn, self._writer
 

@@ -27,7 +27,6 @@ from simulators.models import SCHOOL_TZ
 from twin.database import connect
 from twin.metrics import BY_NAME
 from twin.storage.readings import ReadingWriter
-from twin.storage.schema import backend
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +74,7 @@ def backfill(database_url: str, span: timedelta, *, step: timedelta = timedelta(
     def write_batches() -> None:  # the database works while the next batch is simulated
         conn = connect(database_url, autocommit=True)
         try:
-            writer = ReadingWriter(conn, partitioned=backend(conn) == "postgresql")
+            writer = ReadingWriter(conn)
             while (item := batches.get()) is not None:
                 rows, done = item
                 with conn.transaction():

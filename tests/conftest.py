@@ -2,8 +2,10 @@
 
 PostgreSQL: the server named by ``CAMPUS_TWIN_TEST_DATABASE_URL`` (any database on it;
 each test gets a fresh database of its own), else an embedded server in a temporary
-directory. MQTT: the broker named by ``CAMPUS_TWIN_TEST_MQTT_URL``, else Mosquitto
-started by the fixture when installed, else the in-process amqtt broker.
+directory. TimescaleDB's own mechanisms (chunks, compression, retention policies) are tested
+on ``CAMPUS_TWIN_TEST_TIMESCALEDB_URL``, else on the test server when it is a TimescaleDB one,
+else skipped. MQTT: the broker named by ``CAMPUS_TWIN_TEST_MQTT_URL``, else Mosquitto started
+by the fixture when installed, else the in-process amqtt broker.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import shutil
 import tempfile
 import uuid
 from collections.abc import Iterator
-from contextlib import suppress
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import psutil
@@ -26,7 +28,7 @@ from twin.broker import MosquittoBroker, free_port, start_local_broker
 from twin.database import connect, connection
 from twin.embedded import server_processes
 from twin.storage.model import save_model
-from twin.storage.schema import migrate
+from twin.storage.schema import inspect_backend, migrate
 
 REPO = Path(__file__).resolve().parents[1]
 #: Where the real IFC files of ../shared/ifc may be: an explicit folder, next to the clone, or the workplace.
@@ -49,26 +51,89 @@ def pg_admin_url(tmp_path_factory: pytest.TempPathFactory) -> str:
     return start_embedded(tmp_path_factory.mktemp("pg") / "pgdata", database="postgres")
 
 
+@contextmanager
+def fresh_database(admin_url: str) -> Iterator[str]:
+    """A new, empty database on the server of ``admin_url``, dropped afterwards."""
+    name = f"campus_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        yield _with_database(admin_url, name)
+    finally:
+        with psycopg.connect(admin_url, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+def migrated(url: str) -> str:
+    with connect(url) as conn:
+        migrate(conn)
+        conn.commit()
+    return url
+
+
 @pytest.fixture
 def empty_db_url(pg_admin_url: str) -> Iterator[str]:
     """A fresh, empty database on the test server, dropped afterwards."""
-    name = f"campus_test_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(pg_admin_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    try:
-        yield _with_database(pg_admin_url, name)
-    finally:
-        with psycopg.connect(pg_admin_url, autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+    with fresh_database(pg_admin_url) as url:
+        yield url
 
 
 @pytest.fixture
 def db_url(empty_db_url: str) -> str:
     """A fresh database with the twin schema migrated."""
-    with connect(empty_db_url) as conn:
-        migrate(conn)
-        conn.commit()
-    return empty_db_url
+    return migrated(empty_db_url)
+
+
+# -- backends ------------------------------------------------------------------------------------
+TIMESCALEDB_MISSING = ("no TimescaleDB server: set CAMPUS_TWIN_TEST_TIMESCALEDB_URL (or CAMPUS_TWIN_TEST_DATABASE_URL) "
+                       "to a PostgreSQL server that preloads timescaledb (docs/testing.md)")
+
+
+def backend_of_server(admin_url: str) -> str:
+    """The backend the twin picks on this server for a new database (see twin.storage.schema.inspect_backend)."""
+    with fresh_database(admin_url) as url, connect(url) as conn:
+        return inspect_backend(conn).name
+
+
+@pytest.fixture(scope="session")
+def server_backend(pg_admin_url: str) -> str:
+    """``"timescaledb"`` or ``"postgresql"``: what the twin uses on the test server."""
+    return backend_of_server(pg_admin_url)
+
+
+@pytest.fixture
+def plain_postgresql(server_backend: str) -> None:
+    """For tests of plain PostgreSQL's own mechanism (monthly partitions)."""
+    if server_backend != "postgresql":
+        pytest.skip("about plain PostgreSQL's monthly partitions; the test server uses TimescaleDB (chunks instead)")
+
+
+@pytest.fixture(scope="session")
+def timescaledb_admin_url(pg_admin_url: str, server_backend: str) -> str:
+    """A TimescaleDB server: ``CAMPUS_TWIN_TEST_TIMESCALEDB_URL``, else the test server when it is one; else skip."""
+    url = os.environ.get("CAMPUS_TWIN_TEST_TIMESCALEDB_URL")
+    if url:
+        found = backend_of_server(url)
+        assert found == "timescaledb", f"CAMPUS_TWIN_TEST_TIMESCALEDB_URL names a server without TimescaleDB ({found})"
+        return url
+    if server_backend == "timescaledb":
+        return pg_admin_url
+    pytest.skip(TIMESCALEDB_MISSING)
+
+
+@pytest.fixture
+def tsdb_url(timescaledb_admin_url: str) -> Iterator[str]:
+    """A fresh database with the twin schema migrated on a TimescaleDB server."""
+    with fresh_database(timescaledb_admin_url) as url:
+        yield migrated(url)
+
+
+@pytest.fixture
+def tsdb_twin(tsdb_url: str) -> str:
+    """:func:`tsdb_url` holding :func:`tests.helpers.small_twin` ``t1``."""
+    with connection(tsdb_url) as conn:
+        save_model(conn, small_twin("t1"))
+    return tsdb_url
 
 
 @pytest.fixture(scope="session")

@@ -17,7 +17,7 @@ def run(db_url: str, *args: str):
     return CliRunner().invoke(main, ["--database-url", db_url, *args], catch_exceptions=False)
 
 
-def test_db_init_is_idempotent_and_status_reports_backend_version_and_counts(db_url):
+def test_db_init_is_idempotent_and_status_reports_backend_version_and_counts(db_url, server_backend):
     result = run(db_url, "db", "init")
     assert result.exit_code == 0 and "up to date" in result.output
     with connection(db_url) as conn:
@@ -25,7 +25,7 @@ def test_db_init_is_idempotent_and_status_reports_backend_version_and_counts(db_
     result = run(db_url, "db", "status", "--json")
     assert result.exit_code == 0
     info = orjson.loads(result.output)
-    assert info["backend"] == "postgresql"
+    assert info["backend"] == server_backend
     assert info["schema_version"] == info["schema_latest"] >= 3
     assert info["tables"]["devices"] == 6 and info["tables"]["rooms"] == 3 and info["tables"]["metrics"] == len(CATALOGUE)
     assert info["tables"]["readings"] == 0

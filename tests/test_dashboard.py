@@ -132,7 +132,7 @@ def known_twin(db_url: str) -> KnownTwin:
             (m2 + 10 * s, mpan, metric["cloud_session"], float(SESSION)),
             (m2 + 10 * s, mpan, metric["cloud_role"], 2.0), (m2 + 10 * s, mpan, metric["panel_state"], 2.0),
         ]
-        ReadingWriter(conn, partitioned=True).write(rows)
+        ReadingWriter(conn).write(rows)
         update_status(conn, d103, "offline")
         alarm_id = alarms.raise_alarm(conn, "hq", "co2_high", "critical", "CO2 above 1500 ppm",
                                       room_id=None, device_key=d103)
@@ -389,7 +389,7 @@ def test_live_refresh_patches_only_the_room_that_changed(app: dash.Dash, known_t
         _, drawn = site.update_floorplan(known_twin.storey_id, "co2", None, None)
         unchanged = site.update_floorplan(known_twin.storey_id, "co2", 1, drawn)
         with connection(known_twin.url) as conn:
-            ReadingWriter(conn, partitioned=True).write(
+            ReadingWriter(conn).write(
                 [(datetime.now(UTC), known_twin.keys["hq", "env-102"], CO2, 1600.0)])
         _, values, states = data.floorplan(known_twin.storey_id)
         changed, devices_changed, new_drawn = site.refresh_changes(drawn, values, states)
@@ -788,7 +788,7 @@ def test_every_page_in_a_browser(browser: object, known_twin: KnownTwin, mqtt_ur
                 wait.until(lambda d: _fill_colour(d, 1) == "rgb(251, 192, 45)")  # room 102 is marginal
                 marker = browser.execute_script("window.__still_here = 1; return 1;")
                 with connection(known_twin.url) as conn:
-                    ReadingWriter(conn, partitioned=True).write(
+                    ReadingWriter(conn).write(
                         [(datetime.now(UTC), known_twin.keys["hq", "env-102"], CO2, 1650.0)])
                 wait.until(lambda d: _fill_colour(d, 1) == "rgb(229, 57, 53)")  # now bad, pushed by the refresh
                 assert browser.execute_script("return window.__still_here") == marker  # no reload happened

@@ -37,7 +37,7 @@ def test_export_neutralises_formula_cells_and_leaves_numbers_alone(db_url: str, 
     with connection(db_url) as conn:
         save_model(conn, model)
         keys = device_keys(conn)
-        ReadingWriter(conn, partitioned=True).write(
+        ReadingWriter(conn).write(
             [(base + timedelta(minutes=i), keys["x1", d.device_id], temperature, -5.0 - i)
              for i, d in enumerate(model.devices)])
     out = tmp_path / "x.csv"

@@ -90,7 +90,7 @@ def write_readings(url: str, rows: list[tuple[datetime, str, str, float]]) -> No
     with connection(url) as conn:
         keys = device_keys(conn)
     with psycopg.connect(url, autocommit=True) as conn:
-        writer = ReadingWriter(conn, partitioned=True)
+        writer = ReadingWriter(conn)
         with conn.transaction():
             writer.write([(ts, keys[("t1", dev)], BY_NAME[m].metric_id, v) for ts, dev, m, v in rows])
 
@@ -124,7 +124,8 @@ def test_export_streams_csv_with_filters(twin_db, tmp_path):
     assert bad.exit_code == 2
 
 
-def test_db_retention_shows_then_drops_only_partitions_past_the_policy(twin_db):
+def test_db_retention_shows_then_drops_only_partitions_past_the_policy(twin_db, plain_postgresql):
+    """Plain PostgreSQL's monthly partitions (TimescaleDB's chunks: tests/test_timescaledb.py)."""
     old = datetime.now(UTC) - timedelta(days=500)
     recent = datetime.now(UTC) - timedelta(days=1)
     with connection(twin_db) as conn:

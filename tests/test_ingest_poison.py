@@ -280,14 +280,15 @@ sys.exit(f"stopped: {thread_death()}")
     assert stopping.returncode == 1 and "stopped: thread 'store' died: KeyError" in stopping.stderr, stopping.stderr
 
 
-def test_a_refused_message_in_the_batch_that_opens_a_month_keeps_its_partition(twin_db, broker):
+def test_a_refused_message_in_the_batch_that_opens_a_month_keeps_its_partition(twin_db, broker, server_backend):
     """The batch's transaction made a month's partition and was rolled back by a refused value: the
     savepoints that isolate the refused message make the partition again, so the month's readings
-    are stored, not dead-lettered as "no partition of relation readings found for row"."""
+    are stored, not dead-lettered as "no partition of relation readings found for row". (On TimescaleDB
+    the month's chunks are TimescaleDB's; the same readings are stored.)"""
     month_ago = (datetime.now(UTC) - timedelta(days=100)).replace(microsecond=0)
     partition = f"readings_y{month_ago.year:04d}m{month_ago.month:02d}"
     with connection(twin_db) as conn:
-        assert conn.execute("SELECT to_regclass(%s)", (partition,)).fetchone()[0] is None
+        assert server_backend != "postgresql" or conn.execute("SELECT to_regclass(%s)", (partition,)).fetchone()[0] is None
         conn.execute("ALTER TABLE device_status ADD CONSTRAINT test_refuses_firmware "
                      "CHECK (firmware IS DISTINCT FROM 'refused-by-db')")
     client_id = f"month-{uuid.uuid4().hex[:6]}"

@@ -327,7 +327,7 @@ def test_completeness_counts_a_device_from_the_minute_it_was_first_heard(db_url)
         save_model(conn, small_twin(site, rooms=1))
         env = device_keys(conn)[site, "ENV-0"]
         co2 = BY_NAME["co2"].metric_id
-        ReadingWriter(conn, partitioned=True).write(
+        ReadingWriter(conn).write(
             [(local(8, 30) + timedelta(minutes=i), env, co2, 600.0 + i) for i in range(10)])
         conn.commit()
         got = compute_day(conn, DAY, rules_for=SiteConfig().rules_for, now=local(9, 0))
@@ -345,7 +345,7 @@ def test_an_offline_alarm_clears_when_the_device_is_back_after_a_weekend(db_url)
         save_model(conn, small_twin(site, rooms=1))
         env = device_keys(conn)[site, "ENV-0"]
         co2 = BY_NAME["co2"].metric_id
-        writer = ReadingWriter(conn, partitioned=True)
+        writer = ReadingWriter(conn)
         writer.write([(local(9, i, friday), env, co2, 600.0 + i) for i in range(10)])  # 09:00-09:09
         conn.commit()
         monitor = Monitor(db_url)
@@ -408,7 +408,7 @@ def test_switching_a_rule_off_ends_its_open_alarms_now(db_url):
         save_model(conn, small_twin(site, rooms=1))
         env = device_keys(conn)[site, "ENV-0"]
         temperature = BY_NAME["temperature"].metric_id
-        ReadingWriter(conn, partitioned=True).write(  # 30 °C from 08:10, still going at 08:40
+        ReadingWriter(conn).write(  # 30 °C from 08:10, still going at 08:40
             [(local(8, i), env, temperature, 30.0 if i >= 10 else 25.0) for i in range(41)])
         conn.commit()
         monitor = Monitor(db_url)

@@ -177,6 +177,8 @@ def db_status(ctx: click.Context, as_json: bool) -> None:
         print_json(info)
         return
     click.echo(f"backend: {info['backend']} (server {info['server_version']})")
+    if info["problem"]:
+        click.echo(f"problem: {info['problem']}")
     click.echo(f"schema: version {info['schema_version']} of {info['schema_latest']}")
     for table, count in info["tables"].items():
         click.echo(f"  {table:<14} {'-' if count is None else count:>10}")
@@ -200,13 +202,13 @@ def db_retention(ctx: click.Context, do_apply: bool, as_json: bool) -> None:
                     "policies": list(p.policies), "applied": do_apply, "dropped": dropped})
         return
     click.echo(f"backend: {p.backend}; raw readings kept {p.retention_days} days (cutoff {p.cutoff:%Y-%m-%d %H:%M}Z)")
-    if p.backend == "timescaledb":
-        for job in p.policies:
-            click.echo(f"  policy job {job['job_id']}: {job['proc']} every {job['schedule']} {job['config']}")
-    else:
-        for part in p.drop:
-            click.echo(f"  due:  {part.name} ({part.start:%Y-%m} , ~{max(part.rows, 0)} rows)")
-        click.echo(f"  kept: {len(p.keep)} partitions" + (f" ({p.keep[0].name} .. {p.keep[-1].name})" if p.keep else ""))
+    for job in p.policies:
+        click.echo(f"  policy job {job['job_id']}: {job['proc']} every {job['schedule']} {job['config']}"
+                   f" (last run: {job['last_run_status'] or 'none yet'}, failures: {job['total_failures'] or 0})")
+    kind = "chunks" if p.backend == "timescaledb" else "partitions"
+    for part in p.drop:
+        click.echo(f"  due:  {part.name} ({part.start:%Y-%m-%d} .. {part.end:%Y-%m-%d}, ~{max(part.rows, 0)} rows)")
+    click.echo(f"  kept: {len(p.keep)} {kind}" + (f" ({p.keep[0].name} .. {p.keep[-1].name})" if p.keep else ""))
     if do_apply:
         click.echo(f"dropped {len(dropped)}: {', '.join(dropped) or 'nothing was due'}")
     elif p.drop:

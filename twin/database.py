@@ -18,6 +18,12 @@ class DatabaseUnavailable(RuntimeError):
     """The database named by the settings does not answer."""
 
 
+class BackendUnusable(DatabaseUnavailable):
+    """The server answers, but its TimescaleDB cannot be used as it is set up (not preloaded, too old,
+    its files missing). The message is one line that says what to change; a service retries as for a
+    server that does not answer, since the fix is made on the server."""
+
+
 def database_url(settings: Settings) -> str:
     """The URL to use: the configured one, else the embedded server (started on demand)."""
     if settings.database_url:

@@ -9,8 +9,8 @@ messages therefore change nothing.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 import time
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -20,6 +20,7 @@ from psycopg.rows import dict_row
 
 from twin.metrics import BY_ID, BY_NAME
 from twin.storage import partitions
+from twin.storage.schema import require_usable
 
 Row = tuple[datetime, int, int, float]  # ts, devices.id, metric_id, value
 
@@ -73,21 +74,28 @@ AHEAD_EVERY_S = 3600.0
 
 
 class ReadingWriter:
-    """Writes batches of readings on one connection; knows which partitions exist.
+    """Writes batches of readings on one connection; finds out once how ``readings`` is laid out.
 
     Use an autocommit connection and wrap each batch in ``conn.transaction()``, so that
     the batch is one real transaction (not a savepoint inside an implicit one).
 
-    ``partitioned`` (plain PostgreSQL; TimescaleDB makes its own chunks): a batch's months get
+    The backend is read from the database when the writer is made (:func:`twin.storage.schema.inspect_backend`),
+    so make one writer per connection. A database whose TimescaleDB cannot be used (not preloaded,
+    its files missing) raises :class:`twin.database.BackendUnusable` here, before a row could go
+    where TimescaleDB would never show it.
+
+    On plain PostgreSQL (``partitioned``; TimescaleDB makes its own chunks) a batch's months get
     their partitions, and at most every ``ahead_every_s`` the current and the next month too, so
     a month boundary never finds the partition missing (:func:`partitions.ensure_partitions`,
     safe with any number of writers). A month is remembered once seen committed: a partition
     made in a batch that is rolled back is made again by the next.
     """
 
-    def __init__(self, conn: psycopg.Connection, *, partitioned: bool, ahead_every_s: float = AHEAD_EVERY_S) -> None:
+    def __init__(self, conn: psycopg.Connection, *, ahead_every_s: float = AHEAD_EVERY_S) -> None:
         self.conn = conn
-        self.partitioned = partitioned
+        found = require_usable(conn)
+        self.backend = found.name
+        self.partitioned = found.partitioned
         self.ahead_every_s = ahead_every_s
         self._months: set[datetime] = set()  # partitions seen committed
         self._made: dict[datetime, str] = {}  # partitions this writer made: in which transaction (its id)

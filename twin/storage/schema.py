@@ -8,6 +8,7 @@ Running it again changes nothing.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -15,6 +16,7 @@ from importlib import resources
 
 import psycopg
 
+from twin.database import BackendUnusable
 from twin.metrics import CATALOGUE
 from twin.storage.partitions import ensure_partitions
 
@@ -34,16 +36,90 @@ class Migration:
     apply: Callable[[psycopg.Connection], None]
 
 
-def has_timescaledb(conn: psycopg.Connection) -> bool:
-    """True when the TimescaleDB extension is installed or can be installed on this server."""
-    row = conn.execute("SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb'").fetchone()
-    return row is not None
+#: The oldest TimescaleDB that migration 3 works with (``create_hypertable(... by_range(...))`` came in 2.13).
+MIN_TIMESCALEDB = "2.13.0"
+#: Settings that only TimescaleDB's loader defines. ``pg_settings`` lists them, to any user, only when the
+#: server preloads the library (``shared_preload_libraries`` itself is readable by superusers only).
+_LOADER_SETTINGS = ["timescaledb.disable_load", "timescaledb.max_background_workers"]
+
+
+@dataclass(frozen=True, slots=True)
+class Backend:
+    """How this database keeps readings, found from the catalogue (:func:`inspect_backend`)."""
+
+    name: str  # "timescaledb" or "postgresql": what readings is, or what migration 3 will make of it
+    partitioned: bool  # readings is range-partitioned by month: its writer makes the months it needs
+    timescaledb: str | None  # TimescaleDB's version: created in this database, else of the server's files
+    problem: str | None  # why TimescaleDB cannot be used as the server is set up (one line), None when fine
+
+
+def inspect_backend(conn: psycopg.Connection) -> Backend:
+    """Which backend this database uses, or will use once migrated, and what keeps it from working.
+
+    Reads catalogues only, so it answers even where TimescaleDB cannot be loaded: ``CREATE EXTENSION``
+    on a server that does not preload it ends the session (FATAL), and rows written into a hypertable
+    whose library is not loaded go to its root table, where TimescaleDB never shows them.
+    """
+    row = conn.execute(
+        """SELECT (SELECT default_version FROM pg_available_extensions WHERE name = 'timescaledb'),
+                  (SELECT extversion FROM pg_extension WHERE extname = 'timescaledb'),
+                  EXISTS (SELECT 1 FROM pg_settings WHERE name = ANY(%s)),
+                  (SELECT relkind::text FROM pg_class WHERE oid = to_regclass('readings'))""",
+        (_LOADER_SETTINGS,),
+    ).fetchone()
+    available, installed, loaded, relkind = row if row else (None, None, False, None)
+    readings = None if relkind is None else "partitioned" if relkind == "p" else "hypertable" if installed else "table"
+    if readings is None:
+        name = "timescaledb" if available or installed else "postgresql"
+    else:
+        name = "timescaledb" if readings == "hypertable" else "postgresql"
+    problem = timescaledb_problem(available=available, installed=installed, loaded=bool(loaded), readings=readings)
+    return Backend(name, readings == "partitioned", installed or available, problem)
+
+
+def timescaledb_problem(*, available: str | None, installed: str | None, loaded: bool,
+                        readings: str | None) -> str | None:
+    """One line saying what to change on the server, or None when the database can go on.
+
+    ``available``: version of the server's TimescaleDB files; ``installed``: version created in this
+    database; ``loaded``: the server preloads the library; ``readings``: ``"partitioned"``,
+    ``"hypertable"``, ``"table"`` or None (not made yet). Readings already on plain PostgreSQL never
+    need TimescaleDB. A server that has TimescaleDB but cannot use it fails instead of falling back:
+    migration 3 picks the layout of readings once and for good (docs/storage.md).
+    """
+    if readings in ("partitioned", "table") or (available is None and installed is None):
+        return None
+    preload = ("shared_preload_libraries = 'timescaledb' in postgresql.conf (or run timescaledb-tune) "
+               "and restart PostgreSQL")
+    if available is None:
+        return (f"this database keeps readings in TimescaleDB {installed}, but the server has no TimescaleDB files: "
+                f"install TimescaleDB {installed} for this PostgreSQL, set {preload}")
+    version = installed or available
+    if _version(version) < _version(MIN_TIMESCALEDB):
+        fix = ("install a newer TimescaleDB and run ALTER EXTENSION timescaledb UPDATE in this database" if installed
+               else "install a newer TimescaleDB, or use a PostgreSQL server without TimescaleDB")
+        return f"TimescaleDB {version} on this server is older than {MIN_TIMESCALEDB}, which Campus Twin needs: {fix}"
+    if not loaded:
+        return f"TimescaleDB {version} is installed on this server but not preloaded: set {preload}"
+    return None
+
+
+def _version(text: str) -> tuple[int, ...]:
+    """``"2.28.3"`` -> (2, 28, 3); a suffix such as ``-dev`` is ignored."""
+    return tuple(int(re.match(r"\d*", part).group() or 0) for part in text.split(".")[:3])  # type: ignore[union-attr]
+
+
+def require_usable(conn: psycopg.Connection) -> Backend:
+    """:func:`inspect_backend`, raising :class:`BackendUnusable` with its one-line problem."""
+    found = inspect_backend(conn)
+    if found.problem:
+        raise BackendUnusable(found.problem)
+    return found
 
 
 def backend(conn: psycopg.Connection) -> str:
-    """``"timescaledb"`` when readings is a hypertable, else ``"postgresql"``."""
-    row = conn.execute("SELECT 1 FROM pg_extension WHERE extname = 'timescaledb'").fetchone()
-    return "timescaledb" if row else "postgresql"
+    """``"timescaledb"`` when readings is (or will be made) a hypertable, else ``"postgresql"``."""
+    return inspect_backend(conn).name
 
 
 def _core(conn: psycopg.Connection) -> None:
@@ -71,8 +147,7 @@ READINGS_COLUMNS = """
 
 
 def _readings(conn: psycopg.Connection) -> None:
-    if has_timescaledb(conn):
-        # Exercised only where TimescaleDB is installed; see docs/storage.md.
+    if require_usable(conn).name == "timescaledb":
         conn.execute("CREATE EXTENSION IF NOT EXISTS timescaledb")
         conn.execute(f"CREATE TABLE IF NOT EXISTS readings ({READINGS_COLUMNS})")
         conn.execute("SELECT create_hypertable('readings', by_range('ts', INTERVAL '1 day'), if_not_exists => TRUE)")
@@ -117,7 +192,11 @@ LATEST_VERSION = MIGRATIONS[-1].version
 
 
 def migrate(conn: psycopg.Connection) -> list[int]:
-    """Apply pending migrations; return the versions applied (empty when up to date)."""
+    """Apply pending migrations; return the versions applied (empty when up to date).
+
+    A server whose TimescaleDB cannot be used raises :class:`BackendUnusable` before anything is made.
+    """
+    require_usable(conn)
     conn.execute(
         """CREATE TABLE IF NOT EXISTS schema_migrations (
                version integer PRIMARY KEY, name text NOT NULL,

@@ -7,7 +7,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from twin.storage.schema import LATEST_VERSION, backend, schema_version
+from twin.storage.schema import LATEST_VERSION, inspect_backend, schema_version
 
 TABLES = (
     "sites", "buildings", "storeys", "rooms", "devices", "metrics", "readings", "latest",
@@ -17,7 +17,9 @@ TABLES = (
 
 
 def status(conn: psycopg.Connection) -> dict[str, Any]:
-    """Backend, server version, schema version and exact row counts per table."""
+    """Backend (and what keeps its TimescaleDB from working), server version, schema version and exact
+    row counts per table."""
+    found = inspect_backend(conn)
     version = schema_version(conn)
     counts: dict[str, int | None] = {}
     for table in TABLES:
@@ -27,7 +29,9 @@ def status(conn: psycopg.Connection) -> dict[str, Any]:
         row = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(table))).fetchone()
         counts[table] = int(row[0]) if row else 0
     return {
-        "backend": backend(conn),
+        "backend": found.name,
+        "timescaledb": found.timescaledb,
+        "problem": found.problem,
         "server_version": conn.execute("SHOW server_version").fetchone()[0],  # type: ignore[index]
         "schema_version": version,
         "schema_latest": LATEST_VERSION,
