@@ -37,18 +37,15 @@ _ROLLUP = """
       min = least(t.min, excluded.min), max = greatest(t.max, excluded.max)
   )"""
 
-_MERGE = (
-    """WITH ins AS (
+_INSERT = """WITH ins AS (
     INSERT INTO readings (ts, device_id, metric_id, value)
     SELECT DISTINCT ON (device_id, metric_id, ts) ts, device_id, metric_id, value
     FROM staging_readings ORDER BY device_id, metric_id, ts
     ON CONFLICT (device_id, metric_id, ts) DO NOTHING
     RETURNING ts, device_id, metric_id, value
   ),"""
-    + _ROLLUP.format(name="m", table="rollup_1m", unit="minute")
-    + ","
-    + _ROLLUP.format(name="h", table="rollup_1h", unit="hour")
-    + """,
+
+_LATEST_AND_STATUS = """
   l AS (
     INSERT INTO latest AS t (device_id, metric_id, ts, value)
     SELECT DISTINCT ON (device_id, metric_id) device_id, metric_id, ts, value
@@ -66,7 +63,18 @@ _MERGE = (
                    THEN 'online' ELSE t.state END
   )
 SELECT count(*) FROM ins"""
-)
+
+
+def merge_sql(*, rollups: bool = True) -> str:
+    """The statement that moves a staged batch into ``readings`` and ``latest`` and ``device_status``, and
+    with ``rollups`` into ``rollup_1m`` and ``rollup_1h`` (``bench/rollups.py`` measures without them,
+    continuous aggregates doing that work)."""
+    steps = [_ROLLUP.format(name="m", table="rollup_1m", unit="minute") + ",",
+             _ROLLUP.format(name="h", table="rollup_1h", unit="hour") + ","] if rollups else []
+    return _INSERT + "".join(steps) + _LATEST_AND_STATUS
+
+
+_MERGE = merge_sql()
 
 
 #: How often a writer on plain PostgreSQL makes sure the current and the next month have a partition.
@@ -90,6 +98,8 @@ class ReadingWriter:
     safe with any number of writers). A month is remembered once seen committed: a partition
     made in a batch that is rolled back is made again by the next.
     """
+
+    merge = _MERGE
 
     def __init__(self, conn: psycopg.Connection, *, ahead_every_s: float = AHEAD_EVERY_S) -> None:
         self.conn = conn
@@ -117,7 +127,7 @@ class ReadingWriter:
         with self.conn.cursor() as cur:
             with cur.copy("COPY staging_readings (ts, device_id, metric_id, value) FROM STDIN") as copy:
                 copy.write(data)
-            cur.execute(_MERGE)
+            cur.execute(self.merge)
             inserted = cur.fetchone()
         return int(inserted[0]) if inserted else 0
 
