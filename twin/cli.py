@@ -207,7 +207,8 @@ def db_retention(ctx: click.Context, do_apply: bool, as_json: bool) -> None:
                    f" (last run: {job['last_run_status'] or 'none yet'}, failures: {job['total_failures'] or 0})")
     kind = "chunks" if p.backend == "timescaledb" else "partitions"
     for part in p.drop:
-        click.echo(f"  due:  {part.name} ({part.start:%Y-%m-%d} .. {part.end:%Y-%m-%d}, ~{max(part.rows, 0)} rows)")
+        rows = f"~{part.rows} rows" if part.rows >= 0 else "not analysed yet"
+        click.echo(f"  due:  {part.name} ({part.start:%Y-%m-%d} .. {part.end:%Y-%m-%d}, {rows})")
     click.echo(f"  kept: {len(p.keep)} {kind}" + (f" ({p.keep[0].name} .. {p.keep[-1].name})" if p.keep else ""))
     if do_apply:
         click.echo(f"dropped {len(dropped)}: {', '.join(dropped) or 'nothing was due'}")
