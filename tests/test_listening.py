@@ -240,3 +240,16 @@ def test_the_monitor_says_once_when_no_ingest_listens_and_again_after_it_came_ba
         "monitor: ingest is listening again",
         f"monitor: no ingest worker is listening (last heard {(local(10, 3) + listening.SPELL_GAP).astimezone(UTC).isoformat(timespec='seconds')})",
     ]
+
+
+def test_a_monitor_started_with_ingest_waits_for_its_first_beat_before_saying_it_is_deaf(fleet, caplog):
+    """The demo and a service start both at once: no warning before ingest's first beat was due."""
+    url = fleet.url
+    monitor = Monitor(url)
+    with caplog.at_level(logging.INFO, logger="twin.monitor"):
+        monitor.run_once(local(10, 0))  # ingest is still connecting: nothing heard yet
+        with connection(url) as conn:
+            listening.record(conn, fleet.client_id, local(10, 0) + timedelta(seconds=5),
+                             local(10, 0) + timedelta(seconds=5))
+        monitor.run_once(local(10, 0) + timedelta(seconds=20))
+    assert [r.getMessage() for r in caplog.records if r.name == "twin.monitor" and "listening" in r.getMessage()] == []

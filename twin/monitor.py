@@ -65,6 +65,8 @@ class Monitor:
     _kpis_at: datetime | None = None
     #: Whether the last cycle found no ingest listening (said once per such spell, see :meth:`_say_if_deaf`).
     _deaf: bool = False
+    #: The first cycle's time: an ingest started with the monitor has a spell's gap to send its first beat.
+    _first_cycle: datetime | None = None
 
     # -- configuration --------------------------------------------------------------------------------
     def rules(self, conn: psycopg.Connection, site_id: str) -> dict[str, Rule]:
@@ -218,7 +220,11 @@ class Monitor:
         return counts
 
     def _say_if_deaf(self, heard: datetime | None, now: datetime) -> None:
-        """Warn once when no ingest worker listens: silence is then nobody's fault, and offline alarms wait."""
+        """Warn once when no ingest worker listens: silence is then nobody's fault, and offline alarms wait.
+        Not judged before a beat was due since the first cycle (ingest and monitor often start together)."""
+        self._first_cycle = self._first_cycle or now
+        if now - self._first_cycle < listening.SPELL_GAP:
+            return
         deaf = heard is None or heard < now
         if deaf and not self._deaf:
             log.warning("monitor: no ingest worker is listening (last heard %s); device_offline is judged only "
