@@ -534,22 +534,27 @@ def test_bim_upload_imports_a_generated_ifc(known_twin: KnownTwin, tmp_path: Pat
     from models_bim.generate import generate_school
     from twin.cli import load_bim
 
-    bim = _page("bim")
     path = tmp_path / "upload.ifc"
     generate_school(path, site_id="up1", name="上传学校", storeys=1, classrooms_per_storey=2, labs=0)
     contents = "data:application/octet-stream;base64," + base64.b64encode(path.read_bytes()).decode()
     app = make_app(known_twin.url, bim_loader=functools.partial(load_bim, known_twin.url))
+    bim = _page("bim")  # pages register after an app exists
+    app.server.extensions["campus_twin.bim_pending"] = tmp_path / "pending"
     try:
         with app.server.test_request_context("/", headers=signed_in(app)):
-            result, log = bim.upload(contents, "upload.ifc", "up1", "", "member")
-            again, _ = bim.upload(contents, "upload.ifc", "up1", "", "member")
+            planned, _ = bim.upload(contents, "upload.ifc", "up1", "", "member")
+            plan_id = next(c["props"]["data"] for c in json.loads(_json(planned))["props"]["children"]
+                           if c["props"].get("id") == "bim-plan-id")  # the plan view's Store
+            result, *_, log = bim.decide(1, None, plan_id)
+            planned_again, _ = bim.upload(contents, "upload.ifc", "up1", "", "member")
             bad, _ = bim.upload("data:x;base64,Tk9UIElGQw==", "broken.ifc", "up2", "", "member")
     finally:
         close_app(app)
+    assert "first import of this site" in _json(planned) and "Nothing has been applied yet." in _json(planned)
     text = _json(result)
     assert "bim-summary" in text and "first import of this site" in text and "up1" in text
     assert "upload.ifc" in _json(log)
-    assert "no changes" in _json(again)
+    assert "no changes" in _json(planned_again)
     assert "Import failed" in _json(bad)
 
 
@@ -832,6 +837,8 @@ def test_every_page_in_a_browser(browser: object, known_twin: KnownTwin, mqtt_ur
                 browser.get(base + "/bim")
                 wait.until(lambda d: d.find_element(By.ID, "bim-site")).send_keys("p1")
                 find(By.CSS_SELECTOR, "#bim-upload input[type=file]").send_keys(str(ifc))
+                wait.until(lambda d: "first import of this site" in d.find_element(By.ID, "bim-result").text)
+                find(By.ID, "bim-confirm").click()  # planned first, applied on confirmation
                 wait.until(lambda d: d.find_elements(By.ID, "bim-summary"))
                 assert "first import of this site" in find(By.ID, "bim-summary").text
                 assert "planner.ifc" in find(By.ID, "bim-log").text
@@ -863,6 +870,6 @@ def test_every_page_in_a_browser(browser: object, known_twin: KnownTwin, mqtt_ur
                 with connection(known_twin.url) as conn:
                     done = {(e["action"], e["outcome"]) for e in audit.recent(conn, username="ops-admin")}
                 assert {("login", "ok"), ("acknowledge", "ok"), ("command", "ok"), ("upload", "ok"),
-                        ("logout", "ok")} <= done
+                        ("bim_apply", "ok"), ("logout", "ok")} <= done
         finally:
             close_app(app)
