@@ -5,9 +5,10 @@
     model = read_model(Path("school.ifc"), site_id="m01")
     [(r.name, r.use, r.area_m2) for r in model.rooms]
 
-Lengths become metres (``ifc_length * calculate_unit_scale(file) = metres``). Devices map
-to rooms by containment in an IfcSpace, else by IfcRelReferencedInSpatialStructure, else by
-their placement point inside a room footprint of their storey, else stay unmapped.
+Lengths become metres (``ifc_length * calculate_unit_scale(file) = metres``); stated areas
+become m² with the file's area unit, else its length unit squared (:mod:`models_bim.units`).
+Devices map to rooms by containment in an IfcSpace, else by IfcRelReferencedInSpatialStructure,
+else by their placement point inside a room footprint of their storey, else stay unmapped.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ from dataclasses import replace
 from pathlib import Path
 
 import ifcopenshell
-import ifcopenshell.util.unit
 import shapely
 from shapely.geometry import Point
 
@@ -29,8 +29,9 @@ from models_bim.footprint_process import FootprintProcess, footprint_source
 from models_bim.footprints import Footprint, FootprintJob, fallback_footprint
 from models_bim.georef import map_conversion, site_location
 from models_bim.index import FileIndex, Placements
-from models_bim.room_use import classify_room
+from models_bim.room_use import classify_room, room_names
 from models_bim.spatial import SpatialTree, spatial_tree
+from models_bim.units import file_units
 from twin.domain import Device, Mapping, Room, Site, SiteRole, TwinModel
 
 Progress = Callable[[str, int, int], None]
@@ -58,7 +59,7 @@ def _open_checked(path: Path) -> ifcopenshell.file:
     """:func:`open_ifc` after :func:`check_header` has passed."""
     try:
         ifc_file = ifcopenshell.open(str(path))
-    except Exception as exc:  # ifcopenshell raises several types for bad input
+    except Exception as exc:  # noqa: BLE001 - ifcopenshell raises several types for bad input
         raise IfcReadError(f"truncated or corrupt IFC: {exc}") from None
     _check_entities(path, ifc_file)
     return ifc_file
@@ -127,7 +128,7 @@ def read_model(path: Path, *, site_id: str, site_name: str | None = None, role: 
                      footprint_process=process)
     except IfcReadError:
         raise
-    except Exception as exc:  # a file that opens but cannot be walked is corrupt
+    except Exception as exc:  # noqa: BLE001 - a file that opens but cannot be walked is corrupt
         raise IfcReadError(f"truncated or corrupt IFC: {type(exc).__name__}: {exc}") from None
     finally:
         if process is not None:
@@ -137,8 +138,8 @@ def read_model(path: Path, *, site_id: str, site_name: str | None = None, role: 
 def _read(ifc_file: ifcopenshell.file, *, site_id: str, site_name: str | None, role: SiteRole,
           progress: Progress | None, footprint_process: FootprintProcess | None = None) -> TwinModel:
     job = footprint_process or FootprintJob(ifc_file, ifc_file.by_type("IfcSpace"))
-    scale = ifcopenshell.util.unit.calculate_unit_scale(ifc_file)
-    area_scale = ifcopenshell.util.unit.calculate_unit_scale(ifc_file, "AREAUNIT")
+    units = file_units(ifc_file)
+    scale = units.length
     tree = spatial_tree(ifc_file, scale)
     warnings = list(tree.warnings)
     spaces = [space for space, _ in tree.spaces.values()]
@@ -152,7 +153,7 @@ def _read(ifc_file: ifcopenshell.file, *, site_id: str, site_name: str | None, r
     for gid, (space, storey_gid) in tree.spaces.items():
         stated_area = index.floor_area(space)
         stated_height = index.height(space)
-        quantity_area = round(stated_area * area_scale, 4) if stated_area else None
+        quantity_area = round(stated_area * units.area, 4) if stated_area else None
         quantity_height = round(stated_height * scale, 4) if stated_height else None
         footprint = footprints.get(gid)
         if footprint is None:
@@ -185,16 +186,16 @@ def _read(ifc_file: ifcopenshell.file, *, site_id: str, site_name: str | None, r
 
 def _room(space: ifcopenshell.entity_instance, storey_gid: str, footprint: Footprint | None,
           quantity_area_m2: float | None, quantity_height_m: float | None) -> Room:
-    long_name = space.LongName.strip() if isinstance(space.LongName, str) and space.LongName.strip() else None
-    name = space.Name.strip() if isinstance(space.Name, str) and space.Name.strip() else long_name or space.GlobalId
-    texts = [long_name, name, getattr(space, "ObjectType", None), *_classification_texts(space)]
+    ifc_name, ifc_long_name = space.Name, space.LongName
+    name, other_name = room_names(ifc_name, ifc_long_name)
+    texts = [ifc_long_name, ifc_name, getattr(space, "ObjectType", None), *_classification_texts(space)]
     height = footprint.height_m if footprint is not None and footprint.height_m > 0 else quantity_height_m
     return Room(
         global_id=space.GlobalId,
         storey_global_id=storey_gid,
-        name=name,
-        long_name=long_name,
-        use=classify_room(texts),
+        name=name or space.GlobalId,
+        long_name=other_name,
+        use=classify_room(t.strip() if isinstance(t, str) else None for t in texts),
         footprint=footprint.polygon if footprint else None,
         area_m2=round(footprint.area_m2, 4) if footprint else None,
         height_m=round(height, 4) if height is not None else None,
