@@ -5,6 +5,9 @@
     model = read_model(Path("school.ifc"), site_id="m01")
     [(r.name, r.use, r.area_m2) for r in model.rooms]
 
+Nothing is read from a file that is not a whole model (:mod:`models_bim.checks`): duplicate entity ids, references
+to missing entities, not exactly one IfcProject, no site, building or storey.
+
 Lengths become metres (``ifc_length * calculate_unit_scale(file) = metres``); stated areas
 become m² with the file's area unit, else its length unit squared (:mod:`models_bim.units`).
 Devices map to rooms by containment in an IfcSpace, else by IfcRelReferencedInSpatialStructure,
@@ -20,9 +23,11 @@ from dataclasses import replace
 from pathlib import Path
 
 import ifcopenshell
+import ifcopenshell.ifcopenshell_wrapper
 import shapely
 from shapely.geometry import Point
 
+from models_bim.checks import EXACT, check_entities, check_project, check_spatial_tree, scan_entities
 from models_bim.devices import DEVICE_ID_PSET, declared_device_id_and_source, device_elements, global_id_device_id
 from models_bim.errors import IfcReadError
 from models_bim.footprint_process import FootprintProcess, footprint_source
@@ -36,32 +41,41 @@ from twin.domain import Device, Mapping, Room, Site, SiteRole, TwinModel
 
 Progress = Callable[[str, int, int], None]
 
-#: Schemas read; IFC4X3 includes its addenda (IFC4X3_ADD2, ...).
+#: Schema families read; of IFC4X3, the releases IfcOpenShell has (IFC4X3_ADD2 in 0.9), see :func:`readable_schemas`.
 SUPPORTED_SCHEMA = re.compile(r"^(IFC2X3|IFC4|IFC4X3(_[A-Z0-9]+)?)$")
 _HEADER_BYTES = 65536
 _TRAILER_BYTES = 4096
 _FILE_SCHEMA = re.compile(rb"FILE_SCHEMA\s*\(\s*\(\s*'([^']*)'", re.IGNORECASE)
-_ENTITY_LINE = re.compile(rb"(?m)^[ \t]*#\d+[ \t]*=")
+_COMMENT = re.compile(rb"/\*.*?\*/", re.DOTALL)
+_LAST_ENTITY = re.compile(rb"#(\d+)\s*=(?!.*#\d+\s*=)", re.DOTALL)
 #: Share of entity lines ifcopenshell may skip (unknown classes, bad lines) before a file counts as corrupt.
 MAX_UNREADABLE_SHARE = 0.01
 #: How far (m) below a room's floor or above its top a device point still counts as in the room.
 Z_TOLERANCE_M = 0.5
 
 
+def readable_schemas() -> tuple[str, ...]:
+    """The schemas this IfcOpenShell reads, of the supported families (``("IFC2X3", "IFC4", "IFC4X3_ADD2")``)."""
+    return tuple(s for s in ifcopenshell.ifcopenshell_wrapper.schema_names() if SUPPORTED_SCHEMA.match(s))
+
+
 def open_ifc(path: Path) -> ifcopenshell.file:
-    """Open an IFC-SPF file, or raise :class:`IfcReadError` saying in one line what is wrong with it."""
+    """Open an IFC-SPF file, or raise :class:`IfcReadError` saying in one line what is wrong with it.
+
+    Checks the header and the entities first (:func:`check_header`, :func:`models_bim.checks.check_entities`).
+    """
     path = Path(path)
     check_header(path)
-    return _open_checked(path)
+    return _open_checked(path, check_entities(path))
 
 
-def _open_checked(path: Path) -> ifcopenshell.file:
-    """:func:`open_ifc` after :func:`check_header` has passed."""
+def _open_checked(path: Path, declared: int) -> ifcopenshell.file:
+    """:func:`open_ifc` after the header and entity checks have passed (``declared``: entities the text defines)."""
     try:
         ifc_file = ifcopenshell.open(str(path))
     except Exception as exc:  # noqa: BLE001 - ifcopenshell raises several types for bad input
         raise IfcReadError(f"truncated or corrupt IFC: {exc}") from None
-    _check_entities(path, ifc_file)
+    _check_entities(path, ifc_file, declared)
     return ifc_file
 
 
@@ -85,24 +99,38 @@ def check_header(path: Path) -> None:
     if match is None:
         raise IfcReadError("truncated or corrupt IFC: no FILE_SCHEMA in the header")
     schema = match.group(1).decode("ascii", "replace").strip().upper()
-    if not SUPPORTED_SCHEMA.match(schema):
-        raise IfcReadError(f"unsupported schema {schema or '(none)'}")
+    readable = readable_schemas()
+    if schema not in readable:
+        raise IfcReadError(f"unsupported schema {schema or '(none)'} (IfcOpenShell {ifcopenshell.version} reads "
+                           f"{', '.join(readable)})")
     if b"END-ISO-10303-21" not in tail.upper():
         raise IfcReadError("truncated or corrupt IFC: no END-ISO-10303-21 trailer")
+    _check_last_entity(tail)
 
 
-def _check_entities(path: Path, ifc_file: ifcopenshell.file) -> None:
+def _check_last_entity(tail: bytes) -> None:
+    """Raise if the data section does not end with a whole entity: a file cut short with a trailer appended."""
+    upper = tail.upper()
+    end = upper.rfind(b"ENDSEC", 0, upper.rfind(b"END-ISO-10303-21"))
+    if end <= 0:
+        return  # the last entity is longer than the tail: nothing to tell
+    before = _COMMENT.sub(b"", tail[:end]).rstrip()
+    if before and not before.endswith(b";"):
+        last = _LAST_ENTITY.search(before)
+        which = f"entity #{last.group(1).decode()}" if last else "last entity"
+        raise IfcReadError(f"truncated or corrupt IFC: the {which} before ENDSEC is cut short")
+
+
+def _check_entities(path: Path, ifc_file: ifcopenshell.file, declared: int) -> None:
     """Raise if ifcopenshell skipped many entity lines, or if a rooted entity has no GlobalId.
 
-    The parser drops lines it cannot read without saying so; counting ``#n=`` lines tells.
-    Lines starting with ``#`` are counted first (fast); the exact count runs only when that
-    one looks wrong.
+    The parser drops lines it cannot read without saying so; comparing with the ``#n=`` the text
+    defines (``declared``, counted at line starts) tells. When that count looks wrong, the exact
+    one (definitions anywhere, outside strings and comments) decides.
     """
-    data = path.read_bytes()
     parsed = len(ifc_file.entity_names())
-    declared = data.count(b"\n#") + data.startswith(b"#")
     if declared - parsed > MAX_UNREADABLE_SHARE * declared or declared < parsed:
-        declared = len(_ENTITY_LINE.findall(data))
+        declared = scan_entities(path, EXACT).declared
     if declared and declared - parsed > MAX_UNREADABLE_SHARE * declared:
         raise IfcReadError(f"truncated or corrupt IFC: {declared - parsed} of {declared} entities unreadable")
     for element in ifc_file.by_type("IfcRoot"):
@@ -115,15 +143,17 @@ def read_model(path: Path, *, site_id: str, site_name: str | None = None, role: 
     """The site, buildings, storeys, rooms (with footprints) and devices of the IFC file at ``path``.
 
     ``progress(stage, done, total)`` is called while footprints are computed. Raises
-    :class:`IfcReadError` (and no other exception) when the file cannot be read.
+    :class:`IfcReadError` (and no other exception) when the file cannot be read or is not a
+    whole model.
     """
     path = Path(path)
     check_header(path)
+    declared = check_entities(path)  # before IfcOpenShell spends time and memory on a broken file
     # A big file's footprints come from a child process that starts now and opens the file
     # alongside us; else the geometry iterator starts on its own threads once the file is open.
     process = footprint_source(path)
     try:
-        ifc_file = _open_checked(path)
+        ifc_file = _open_checked(path, declared)
         return _read(ifc_file, site_id=site_id, site_name=site_name, role=role, progress=progress,
                      footprint_process=process)
     except IfcReadError:
@@ -137,10 +167,12 @@ def read_model(path: Path, *, site_id: str, site_name: str | None = None, role: 
 
 def _read(ifc_file: ifcopenshell.file, *, site_id: str, site_name: str | None, role: SiteRole,
           progress: Progress | None, footprint_process: FootprintProcess | None = None) -> TwinModel:
+    check_project(ifc_file)
     job = footprint_process or FootprintJob(ifc_file, ifc_file.by_type("IfcSpace"))
     units = file_units(ifc_file)
     scale = units.length
     tree = spatial_tree(ifc_file, scale)
+    check_spatial_tree(tree)
     warnings = list(tree.warnings)
     spaces = [space for space, _ in tree.spaces.values()]
     index = FileIndex(ifc_file, pset_names={DEVICE_ID_PSET}, quantities_for={s.id() for s in spaces})

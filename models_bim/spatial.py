@@ -31,6 +31,12 @@ class SpatialTree:
     building_of: dict[str, str] = field(default_factory=dict)  # building or site GlobalId -> building GlobalId
     warnings: list[str] = field(default_factory=list)
 
+    @property
+    def spatial_elements(self) -> int:
+        """How many sites, buildings and storeys the file itself has (the synthetic ones not counted)."""
+        return (len(self.sites) + sum(not gid.endswith(SYNTHETIC_BUILDING) for gid in self.buildings)
+                + sum(not gid.endswith(SYNTHETIC_STOREY) for gid in self.storeys))
+
     def storey_for(self, global_id: str) -> str | None:
         """The storey of a spatial element; for a building (or site) only its synthetic storey, if it has one."""
         if global_id in self.storey_of:
@@ -104,7 +110,7 @@ class _Walker:
     def placement_z(self, element: ifcopenshell.entity_instance) -> float:
         try:
             return float(ifcopenshell.util.placement.get_local_placement(element.ObjectPlacement)[2][3])
-        except Exception:  # no or odd placement: elevation unknown
+        except Exception:  # noqa: BLE001 - no or odd placement: elevation unknown
             return 0.0
 
     def walk(self, element: ifcopenshell.entity_instance, site: ifcopenshell.entity_instance | None,
