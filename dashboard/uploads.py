@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import base64
 import binascii
+import io
 import multiprocessing
 import re
 import threading
+import zipfile
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +28,11 @@ SITE_ID = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 STEP_MAGIC = b"ISO-10303-21;"
 IFC_SCHEMA = re.compile(rb"FILE_SCHEMA\s*\(\s*\(\s*'(IFC[0-9A-Z_]*)'", re.IGNORECASE)
 HEADER_BYTES = 64 * 1024
+#: What the file chooser offers: IFC-SPF and ifcZIP (a ZIP holding one IFC-SPF file).
+ACCEPTED_SUFFIXES = ".ifc,.ifczip,.zip"
+#: ZIP local file header, and the end record of an empty archive.
+ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
+IFCXML_UNSUPPORTED = "ifcXML is not supported; export IFC-SPF (.ifc) from the authoring tool"
 
 
 class UploadError(ValueError):
@@ -55,14 +63,42 @@ def decode_upload(contents: str, max_bytes: int = MAX_UPLOAD_BYTES) -> bytes:
 
 
 def check_ifc(blob: bytes) -> str:
-    """The IFC schema named in the header (``IFC4``); UploadError when it is not an IFC-SPF file."""
-    head = blob[:HEADER_BYTES].lstrip(b"\xef\xbb\xbf \t\r\n")
+    """The IFC schema named in the header (``IFC4``); UploadError when it is neither an IFC-SPF file nor an
+    ifcZIP holding one.
+
+    Of an ifcZIP only the directory and the first :data:`HEADER_BYTES` of its member are read here; its
+    sizes and expansion ratio are checked by the loader, in the import process, while it extracts
+    the member (``models_bim.archive``, the same limits as ``campus-twin bim load``).
+    """
+    head = (_zip_head(blob) if blob[:4] in ZIP_MAGIC else blob[:HEADER_BYTES]).lstrip(b"\xef\xbb\xbf \t\r\n")
+    if head.startswith(b"<"):
+        raise UploadError(IFCXML_UNSUPPORTED)
     if not head.startswith(STEP_MAGIC):
         raise UploadError("not an IFC file (no ISO-10303-21 header)")
     match = IFC_SCHEMA.search(head)
     if match is None:
         raise UploadError("not an IFC file (no IFC schema in FILE_SCHEMA)")
     return match.group(1).decode("ascii").upper()
+
+
+def _zip_head(blob: bytes) -> bytes:
+    """The first bytes of the one file in the ZIP archive ``blob``."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(blob)) as archive:
+            files = [info for info in archive.infolist() if not info.is_dir()]
+            if not files:
+                raise UploadError("ifcZIP refused: it holds no file")
+            if len(files) > 1:
+                names = ", ".join(info.filename for info in files[:5]) + (", ..." if len(files) > 5 else "")
+                raise UploadError(f"ifcZIP refused: it must hold one file, it holds {len(files)} ({names})")
+            if Path(files[0].filename).suffix.lower() == ".ifcxml":
+                raise UploadError(IFCXML_UNSUPPORTED)
+            if files[0].flag_bits & 0x1:
+                raise UploadError(f"ifcZIP refused: {files[0].filename} is encrypted")
+            with archive.open(files[0]) as member:
+                return member.read(HEADER_BYTES)
+    except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError, OSError) as exc:
+        raise UploadError(f"ifcZIP refused: not a readable ZIP archive ({exc})") from None
 
 
 def site_id_for(given: str | None, filename: str) -> str:

@@ -5,7 +5,8 @@
     model = read_model(Path("school.ifc"), site_id="m01")
     [(r.name, r.use, r.area_m2) for r in model.rooms]
 
-Nothing is read from a file that is not a whole model (:mod:`models_bim.checks`): duplicate entity ids, references
+An ifcZIP is read through its one member (:mod:`models_bim.archive`). Nothing is read from a
+file that is not a whole model (:mod:`models_bim.checks`): duplicate entity ids, references
 to missing entities, not exactly one IfcProject, no site, building or storey.
 
 Lengths become metres (``ifc_length * calculate_unit_scale(file) = metres``); stated areas
@@ -27,6 +28,7 @@ import ifcopenshell.ifcopenshell_wrapper
 import shapely
 from shapely.geometry import Point
 
+from models_bim.archive import IFCXML_UNSUPPORTED, ifc_spf
 from models_bim.checks import EXACT, check_entities, check_project, check_spatial_tree, scan_entities
 from models_bim.devices import DEVICE_ID_PSET, declared_device_id_and_source, device_elements, global_id_device_id
 from models_bim.errors import IfcReadError
@@ -93,7 +95,10 @@ def check_header(path: Path) -> None:
         raise IfcReadError(f"cannot read {path}: {exc.strerror or exc}") from None
     if size == 0 or not head.strip():
         raise IfcReadError("empty file")
-    if not head.lstrip(b"\xef\xbb\xbf \t\r\n").upper().startswith(b"ISO-10303-21"):
+    start = head.lstrip(b"\xef\xbb\xbf \t\r\n")
+    if start.startswith(b"<"):
+        raise IfcReadError(IFCXML_UNSUPPORTED)
+    if not start.upper().startswith(b"ISO-10303-21"):
         raise IfcReadError("not an IFC file")
     match = _FILE_SCHEMA.search(head)
     if match is None:
@@ -142,11 +147,16 @@ def read_model(path: Path, *, site_id: str, site_name: str | None = None, role: 
                progress: Progress | None = None) -> TwinModel:
     """The site, buildings, storeys, rooms (with footprints) and devices of the IFC file at ``path``.
 
-    ``progress(stage, done, total)`` is called while footprints are computed. Raises
-    :class:`IfcReadError` (and no other exception) when the file cannot be read or is not a
-    whole model.
+    ``path`` is an IFC-SPF file or an ifcZIP. ``progress(stage, done, total)`` is called while
+    footprints are computed. Raises :class:`IfcReadError` (and no other exception) when the file
+    cannot be read or is not a whole model.
     """
-    path = Path(path)
+    with ifc_spf(Path(path)) as spf:
+        return _read_spf(spf, site_id=site_id, site_name=site_name, role=role, progress=progress)
+
+
+def _read_spf(path: Path, *, site_id: str, site_name: str | None, role: SiteRole,
+              progress: Progress | None) -> TwinModel:
     check_header(path)
     declared = check_entities(path)  # before IfcOpenShell spends time and memory on a broken file
     # A big file's footprints come from a child process that starts now and opens the file

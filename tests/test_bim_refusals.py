@@ -1,4 +1,4 @@
-"""A file that is not a whole IFC model is refused before anything is written.
+"""A file that is not a whole IFC model is refused before anything is written; ifcZIP and ifcXML.
 
 The broken files are made here from the real files of ../shared/ifc: a file with no IfcProject,
 a real file cut in half with a trailer appended, duplicate entity ids, two projects, no spatial
@@ -8,20 +8,28 @@ the site loaded before (from a real file) keeps every row as it was (row version
 
 from __future__ import annotations
 
+import io
 import re
+import struct
+import tempfile
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
 import ifcopenshell
+import psutil
 import pytest
 from click.testing import CliRunner
 
+from dashboard.uploads import UploadError, check_ifc
+from models_bim.archive import ArchiveLimits, ifc_spf
 from models_bim.errors import IfcReadError
 from models_bim.importer import import_file
 from models_bim.load import read_model
 from tests.test_bim_revisions import snapshot
 from twin.cli import main
 from twin.database import connection
+from twin.storage.model import load_model
 
 FZK = "ac20-fzk-haus_ifc4_archicad20.ifc"
 OSH = "osh-flat_ifc4_revit2017_mm.ifc"
@@ -181,3 +189,115 @@ def test_a_schema_ifcopenshell_cannot_read_names_itself(shared_ifc: Path, tmp_pa
         read_model(tmp_path / "s.ifc", site_id="s1")
     assert str(info.value).startswith(f"unsupported schema {schema} (")
     assert "IFC4X3_ADD2" in str(info.value)  # what can be read instead
+
+
+# --- ifcZIP and ifcXML -------------------------------------------------------------------------------
+
+
+def zipped(path: Path, members: dict[str, bytes], method: int = zipfile.ZIP_DEFLATED) -> Path:
+    with zipfile.ZipFile(path, "w", compression=method) as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+    return path
+
+
+def test_an_ifczip_loads_to_the_same_twin_as_its_file(db_url: str, shared_ifc: Path, tmp_path: Path) -> None:
+    real = shared_ifc / OSH
+    archive = zipped(tmp_path / "osh-flat.ifczip", {real.name: real.read_bytes()})
+    import_file(db_url, real, "plain")
+    result = CliRunner().invoke(main, ["--database-url", db_url, "bim", "load", str(archive), "--site", "zipped"])
+    assert result.exit_code == 0, result.output
+    assert "osh-flat.ifczip" in result.output and "9 rooms" in result.output
+    with connection(db_url) as conn:
+        plain, from_zip = load_model(conn, "plain"), load_model(conn, "zipped")
+    assert from_zip.rooms == plain.rooms and from_zip.devices == plain.devices
+    assert from_zip.storeys == plain.storeys and from_zip.buildings == plain.buildings
+
+
+def test_a_zip_bomb_is_refused_without_writing_what_it_expands_to(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    bomb = zipped(tmp_path / "bomb.ifczip", {"bomb.ifc": header() + b"\0" * (200 * 2**20)})
+    assert bomb.stat().st_size < 2**20
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    io_before = psutil.Process().io_counters()
+    with pytest.raises(IfcReadError) as info:
+        read_model(bomb, site_id="s1")
+    written = psutil.Process().io_counters().write_chars - io_before.write_chars
+    assert str(info.value).startswith("ifcZIP refused: bomb.ifc expands to more than 100 times its compressed size")
+    assert written < 40 * 2**20
+    assert list(scratch.iterdir()) == []  # nothing left behind
+
+
+def _lie_about_size(archive: Path, size: int) -> None:
+    """Write ``size`` as the member's uncompressed size in its local header and central directory."""
+    data = bytearray(archive.read_bytes())
+    local = data.index(b"PK\x03\x04")
+    central = data.index(b"PK\x01\x02")
+    struct.pack_into("<I", data, local + 22, size)
+    struct.pack_into("<I", data, central + 24, size)
+    archive.write_bytes(bytes(data))
+
+
+def test_an_ifczip_over_the_size_limit_or_lying_about_its_size_is_refused(shared_ifc: Path, tmp_path: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    real = (shared_ifc / OSH).read_bytes()
+    limits = ArchiveLimits(max_extracted_bytes=len(real))
+    big = zipped(tmp_path / "big.ifczip", {OSH: real * 4})
+    with pytest.raises(IfcReadError, match=rf"^ifcZIP refused: {OSH} is larger than 0.25 MB uncompressed"), \
+            ifc_spf(big, limits):
+        pass
+    lying = zipped(tmp_path / "lying.ifczip", {OSH: real * 4})
+    _lie_about_size(lying, 1000)  # says 1000 bytes, holds 1 MB: extraction stops at what it says, then the CRC fails
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    with pytest.raises(IfcReadError, match=rf"^ifcZIP refused: {OSH} is corrupt"), ifc_spf(lying, limits):
+        pass
+    assert list(scratch.iterdir()) == []
+
+
+@pytest.mark.parametrize(("members", "message"), [
+    ({"a.ifc": b"x", "b.ifc": b"y"}, "ifcZIP refused: it must hold one file, it holds 2 (a.ifc, b.ifc)"),
+    ({}, "ifcZIP refused: it holds no file"),
+    ({"model.ifcXML": b"<?xml version='1.0'?><ifcXML/>"}, "ifcXML is not supported; export IFC-SPF"),
+])
+def test_an_ifczip_holds_exactly_one_ifc_spf_file(tmp_path: Path, members: dict[str, bytes], message: str) -> None:
+    archive = zipped(tmp_path / "x.ifczip", members)
+    with pytest.raises(IfcReadError) as info:
+        read_model(archive, site_id="s1")
+    assert str(info.value).startswith(message)
+
+
+def test_ifcxml_is_refused_because_ifcopenshell_cannot_read_it(tmp_path: Path) -> None:
+    xml = tmp_path / "model.ifcxml"
+    xml.write_bytes(b'<?xml version="1.0" encoding="UTF-8"?>\n<ifcXML xmlns="http://www.buildingsmart-tech.org/'
+                    b'ifcXML/IFC4/final"><IfcProject id="i1" GlobalId="0Hv6K1kNf8Vx1GcJcrbrZ4"/></ifcXML>\n')
+    with pytest.raises(NotImplementedError):  # IfcOpenShell 0.9: "Reading .ifcXML files is not currently supported."
+        ifcopenshell.open(str(xml))
+    renamed = tmp_path / "model.ifc"
+    renamed.write_bytes(xml.read_bytes())
+    for path in (xml, renamed):  # by its content, whatever its name
+        with pytest.raises(IfcReadError) as info:
+            read_model(path, site_id="s1")
+        assert str(info.value) == "ifcXML is not supported; export IFC-SPF (.ifc) from the authoring tool"
+
+
+def test_the_dashboard_upload_takes_an_ifczip_and_refuses_what_the_loader_would(shared_ifc: Path) -> None:
+    def blob(members: dict[str, bytes]) -> bytes:
+        out = io.BytesIO()
+        with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+            for name, data in members.items():
+                zf.writestr(name, data)
+        return out.getvalue()
+
+    assert check_ifc(blob({OSH: (shared_ifc / OSH).read_bytes()})) == "IFC4"
+    with pytest.raises(UploadError, match=r"^ifcZIP refused: it must hold one file, it holds 2"):
+        check_ifc(blob({"a.ifc": b"x", "b.ifc": b"y"}))
+    with pytest.raises(UploadError, match=r"^ifcXML is not supported; export IFC-SPF"):
+        check_ifc(b'<?xml version="1.0"?>\n<ifcXML/>')
+    with pytest.raises(UploadError, match=r"^ifcXML is not supported; export IFC-SPF"):
+        check_ifc(blob({"m.ifcxml": b"<?xml version='1.0'?><ifcXML/>"}))
+    with pytest.raises(UploadError, match=r"^not an IFC file"):
+        check_ifc(blob({"notes.ifc": b"plain text"}))
