@@ -12,28 +12,34 @@ import ifcopenshell
 import psutil
 import pytest
 
-import models_bim.footprint_process as footprint_process
+from models_bim import footprint_process
 from models_bim.errors import IfcReadError
 from models_bim.footprint_process import FootprintProcess
 from models_bim.footprints import space_footprints
 from models_bim.generate import generate_school
 from models_bim.load import read_model
+from models_bim.memory import children_peak_rss_bytes
 
 FILES = ["office-a_ifc2x3_revit2011_99spaces.ifc", "ac20-fzk-haus_ifc4_archicad20.ifc",
          "duplex-electrical_ifc2x3_revit2013_feet.ifc"]
+#: Every file of ../shared/ifc with spaces: the child reads only what their geometry needs.
+FILES_WITH_SPACES = [*FILES, "gva-primary-school-educativo_ifc2x3_revit2021.ifc", "duplex-a-arch_ifc2x3_revit2011.ifc",
+                     "osh-flat_ifc4_revit2017_mm.ifc", "simple-scene-building-architecture_ifc4_sketchup_nested-sites.ifc"]
 
 
 def _children() -> list[psutil.Process]:
     return [p for p in psutil.Process().children(recursive=True) if "footprint_process" in " ".join(p.cmdline())]
 
 
-@pytest.mark.parametrize("name", FILES)
+@pytest.mark.parametrize("name", FILES_WITH_SPACES)
 def test_child_process_gives_the_same_footprints_as_the_import_process(shared_ifc: Path, name: str) -> None:
     path = shared_ifc / name
     f = ifcopenshell.open(str(path))
     here = space_footprints(f, f.by_type("IfcSpace"))
     seen: list[tuple[int, int]] = []
-    there = FootprintProcess(path).collect(lambda stage, done, total: seen.append((done, total)))
+    process = FootprintProcess(path)
+    there = process.collect(lambda stage, done, total: seen.append((done, total)))
+    assert process.peak_rss_bytes and process.peak_rss_bytes <= children_peak_rss_bytes()
     assert here, "the file has spaces with body geometry"
     assert there.keys() == here.keys()
     for gid, fp in here.items():
@@ -41,6 +47,16 @@ def test_child_process_gives_the_same_footprints_as_the_import_process(shared_if
         assert (there[gid].area_m2, there[gid].z_min, there[gid].z_max) == (fp.area_m2, fp.z_min, fp.z_max)
     assert seen and seen[-1][0] == seen[-1][1] == len(f.by_type("IfcSpace"))
     assert _children() == []
+
+
+def test_the_child_reads_only_what_the_geometry_of_spaces_needs(shared_ifc: Path) -> None:
+    path = shared_ifc / FILES[0]
+    whole = ifcopenshell.open(str(path))
+    read = footprint_process.open_for_geometry(str(path))
+    assert len(read.by_type("IfcSpace")) == len(whole.by_type("IfcSpace")) == 99
+    assert whole.by_type("IfcRelDefinesByProperties") and whole.by_type("IfcElement")
+    assert read.by_type("IfcRelationship") == read.by_type("IfcPropertySet") == read.by_type("IfcElement") == ()
+    assert len(read.entity_names()) < 0.8 * len(whole.entity_names())
 
 
 def test_read_model_through_the_child_process_equals_the_single_process_read(
@@ -109,7 +125,7 @@ def test_the_child_dies_with_an_import_killed_outright(tmp_path: Path) -> None:
         child = next(p for p in psutil.Process(importer.pid).children() if "footprint_process" in " ".join(p.cmdline()))
         os.kill(importer.pid, signal.SIGKILL)
         importer.wait(10)
-        gone, alive = psutil.wait_procs([child], timeout=10)
+        _gone, alive = psutil.wait_procs([child], timeout=10)
         assert not alive, "the footprint process outlived its parent"
     finally:
         if importer.poll() is None:
