@@ -5,8 +5,12 @@
 most of the import. :class:`FileIndex` walks each relationship class once instead::
 
     index = FileIndex(ifc_file, pset_names={"Pset_CampusTwin"})
-    index.container.get(device.id())          # the IfcSpace / IfcBuildingStorey holding it
-    index.psets[device.id()]["Pset_CampusTwin"]["DeviceId"]
+    index.container_gid.get(device.id())      # GlobalId of the IfcSpace / IfcBuildingStorey holding it
+    index.pset_value(device, "Pset_CampusTwin", "DeviceId")
+
+It keeps what the reader asks for, not the relationships: ids, GlobalIds and values, and entity
+wrappers only where the reader needs the entity (references, type objects). A wrapper costs
+about 180 bytes of RSS; a campus has 24,000 property-set relationships.
 
 :class:`Placements` turns IfcLocalPlacement chains into world coordinates (file units),
 caching every placement it has resolved, so devices placed relative to their room share
@@ -37,22 +41,17 @@ class FileIndex:
 
     def __init__(self, ifc_file: ifcopenshell.file, *, pset_names: Collection[str] = (),
                  quantities_for: Collection[int] = ()) -> None:
-        self.container: dict[int, Entity] = {}
-        self.container_gid: dict[int, str] = {}
+        self.container_gid: dict[int, str] = {}  # element id -> GlobalId of its spatial structure
         self.references: dict[int, list[Entity]] = {}
         self.type_of: dict[int, Entity] = {}
-        self.psets: dict[int, dict[str, dict[str, Any]]] = {}
+        self.psets: dict[str, dict[int, dict[str, Any]]] = {}  # pset name -> element id -> {property: value}
         self.quantities: dict[int, dict[str, float]] = {}
         wanted_quantities = set(quantities_for)
         # Attributes by position (IfcRelationship: RelatedX at 4, RelatingX at 5): by name is slow.
         for rel in _all(ifc_file, "IfcRelContainedInSpatialStructure"):
-            structure = rel[5]  # RelatingStructure
-            structure_gid = structure[0]
+            structure_gid = rel[5][0]  # RelatingStructure.GlobalId
             for element in rel[4] or ():  # RelatedElements
-                key = element.id()
-                if key not in self.container:
-                    self.container[key] = structure
-                    self.container_gid[key] = structure_gid
+                self.container_gid.setdefault(element.id(), structure_gid)
         for rel in _all(ifc_file, "IfcRelReferencedInSpatialStructure"):
             for element in rel[4] or ():
                 self.references.setdefault(element.id(), []).append(rel[5])
@@ -60,6 +59,8 @@ class FileIndex:
             for element in rel[4] or ():
                 self.type_of[element.id()] = rel[5]
         names = set(pset_names)
+        for name in names:
+            self.psets[name] = {}
         for rel in _all(ifc_file, "IfcRelDefinesByProperties"):
             definitions = rel[5]  # RelatingPropertyDefinition (a set of them in IFC4)
             for definition in definitions if isinstance(definitions, tuple) else (definitions,):
@@ -74,11 +75,12 @@ class FileIndex:
                                 merged.setdefault(key, value)
                 elif ifc_class == "IfcPropertySet" and definition[2] in names:
                     values = _property_values(definition)
+                    found = self.psets[definition[2]]
                     for target in rel[4] or ():
-                        self.psets.setdefault(target.id(), {})[definition[2]] = values
+                        found[target.id()] = values
 
     def pset_value(self, element: Entity, pset: str, prop: str) -> Any:
-        return self.psets.get(element.id(), {}).get(pset, {}).get(prop)
+        return self.psets.get(pset, {}).get(element.id(), {}).get(prop)
 
     def floor_area(self, element: Entity) -> float | None:
         """The element's stated floor area in the file's area unit, or None."""
@@ -91,11 +93,11 @@ class FileIndex:
         return next((found[k] for k in HEIGHT_QUANTITIES if found.get(k)), None)
 
 
-def _all(ifc_file: ifcopenshell.file, ifc_class: str) -> list[Entity]:
+def _all(ifc_file: ifcopenshell.file, ifc_class: str) -> tuple[Entity, ...]:
     try:
-        return list(ifc_file.by_type(ifc_class))
+        return ifc_file.by_type(ifc_class)
     except RuntimeError:  # class not in this schema
-        return []
+        return ()
 
 
 def _property_values(pset: Entity) -> dict[str, Any]:
