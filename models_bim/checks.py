@@ -33,7 +33,7 @@ from models_bim.errors import IfcReadError
 from models_bim.spatial import SpatialTree
 
 #: Bytes read at a time; blocks end at a line break, so an entity's ``#n`` is never split.
-BLOCK_BYTES = 16 * 2**20
+BLOCK_BYTES = 4 * 2**20
 # Ids of up to 18 digits (int64); a longer one is no id IfcOpenShell could read either.
 _FAST_DEFINITION = re.compile(rb"\n#(\d{1,18})[ \t]*=")
 _REFERENCE = re.compile(rb"#(\d{1,18})(?!\d)")
@@ -50,14 +50,15 @@ class EntityScan:
     """What the text of an IFC-SPF file defines and references."""
 
     declared: int  #: entity instances defined (``#n=``), duplicates included
-    duplicates: tuple[int, ...]  #: ids defined more than once, ascending
+    duplicates: tuple[int, ...]  #: the first (smallest) ids defined more than once, at most 10
+    duplicate_count: int  #: how many ids are defined more than once
     missing_references: int  #: references (``#n`` occurrences) to ids defined nowhere
     missing_example: int | None  #: the smallest such id
     projects: int  #: ``IFCPROJECT`` instances
 
     @property
     def suspicious(self) -> bool:
-        return bool(self.duplicates or self.missing_references or self.projects != 1)
+        return bool(self.duplicate_count or self.missing_references or self.projects != 1)
 
 
 def _blocks(path: Path, block_bytes: int) -> Iterator[bytes]:
@@ -107,11 +108,20 @@ def scan_entities(path: Path, mode: str = FAST, block_bytes: int = BLOCK_BYTES) 
     if references:
         refs = np.concatenate([r for r, _ in references])
         counts = np.concatenate([c for _, c in references])
-        absent = ~np.isin(refs, defined_ids)
+        absent = ~_contains(defined_ids, refs)
         missing = int(counts[absent].sum())
         example = int(refs[absent].min()) if missing else None
     return EntityScan(declared=len(defined_ids), duplicates=tuple(int(i) for i in duplicates[:10]),
-                      missing_references=missing, missing_example=example, projects=projects)
+                      duplicate_count=len(duplicates), missing_references=missing, missing_example=example,
+                      projects=projects)
+
+
+def _contains(sorted_ids: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    """Whether each of ``ids`` is in ``sorted_ids`` (binary search: memory bounded whatever the ids are)."""
+    if not len(sorted_ids):
+        return np.zeros(len(ids), dtype=bool)
+    at = np.minimum(np.searchsorted(sorted_ids, ids), len(sorted_ids) - 1)
+    return sorted_ids[at] == ids
 
 
 def check_entities(path: Path) -> int:
@@ -120,10 +130,10 @@ def check_entities(path: Path) -> int:
     Returns how many entity instances the file defines. Runs before IfcOpenShell parses the file.
     """
     scan = scan_entities(path)
-    if scan.suspicious:
+    if scan.suspicious and not scan.duplicate_count:  # a duplicate seen at a line start is one (no string holds a line break)
         scan = scan_entities(path, EXACT)
-    if scan.duplicates:
-        more = f" ({len(scan.duplicates)} ids defined more than once)" if len(scan.duplicates) > 1 else ""
+    if scan.duplicate_count:
+        more = f" ({scan.duplicate_count} ids defined more than once)" if scan.duplicate_count > 1 else ""
         raise IfcReadError(f"duplicate entity id #{scan.duplicates[0]}{more}")
     if scan.missing_references:
         raise IfcReadError(f"truncated or corrupt IFC: {scan.missing_references} references to missing entities, "
