@@ -36,6 +36,7 @@ import psycopg
 
 from models_bim.diff import MAX_REMOVALS, ModelDiff, diff_fingerprint, diff_models, removal_check
 from models_bim.load import read_model
+from models_bim.memory import peak_rss_mb
 from models_bim.summary import summarize
 from twin.database import connection
 from twin.domain import SiteRole, TwinModel
@@ -145,4 +146,6 @@ def import_file(url: str, path: Path, site_id: str, *, name: str | None = None, 
                                applied_by=applied_by, remote_addr=remote_addr)
     if progress:
         progress("planning" if dry_run else "saving", 1, 1)
+    summary["file_mb"] = round(path.stat().st_size / 1e6, 2)
+    summary["peak_rss_mb"] = peak_rss_mb()  # this process so far + its footprint process (models_bim.memory)
     return summary

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import psutil
 
 from models_bim import memory
+from models_bim.generate import generate_school
+from models_bim.importer import import_file
 
 
 def test_the_peak_is_at_least_what_the_process_holds_now() -> None:
@@ -32,3 +35,11 @@ def test_the_import_peak_adds_the_largest_child_peak(monkeypatch) -> None:
     memory.note_child_peak(100 * 2**20)
     assert memory.children_peak_rss_bytes() == 300 * 2**20
     assert memory.peak_rss_mb() >= round((alone + 300 * 2**20) / 2**20, 1)
+
+
+def test_the_load_summary_reports_the_file_size_and_the_peak_memory(db_url: str, tmp_path: Path) -> None:
+    path = tmp_path / "school.ifc"
+    generate_school(path, site_id="mem", name="内存学校", storeys=1, classrooms_per_storey=2, labs=0)
+    summary = import_file(db_url, path, "mem")
+    assert summary["file_mb"] == round(path.stat().st_size / 1e6, 2)
+    assert summary["peak_rss_mb"] >= psutil.Process().memory_info().rss / 2**20 - 1
