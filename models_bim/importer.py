@@ -138,14 +138,22 @@ def import_file(url: str, path: Path, site_id: str, *, name: str | None = None, 
     sha = file_sha256(path)
     if progress:
         progress("planning" if dry_run else "saving", 0, 1)
-    with connection(url) as conn:
-        if dry_run:
-            conn.execute("SET TRANSACTION READ ONLY")
-        summary = import_model(conn, model, file_name=path.name, file_sha256=sha, dry_run=dry_run,
-                               allow_removals=allow_removals, max_removals=max_removals, expect_plan=expect_plan,
-                               applied_by=applied_by, remote_addr=remote_addr)
+    try:
+        with connection(url) as conn:
+            if dry_run:
+                conn.execute("SET TRANSACTION READ ONLY")
+            summary = import_model(conn, model, file_name=path.name, file_sha256=sha, dry_run=dry_run,
+                                   allow_removals=allow_removals, max_removals=max_removals, expect_plan=expect_plan,
+                                   applied_by=applied_by, remote_addr=remote_addr)
+    except RevisionRefused as refused:
+        _add_memory(refused.summary, path)
+        raise
     if progress:
         progress("planning" if dry_run else "saving", 1, 1)
+    return _add_memory(summary, path)
+
+
+def _add_memory(summary: dict[str, Any], path: Path) -> dict[str, Any]:
     summary["file_mb"] = round(path.stat().st_size / 1e6, 2)
     summary["peak_rss_mb"] = peak_rss_mb()  # this process so far + its footprint process (models_bim.memory)
     return summary

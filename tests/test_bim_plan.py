@@ -152,6 +152,7 @@ def test_a_revision_removing_half_the_rooms_is_refused_without_allow_removals(
     assert as_json.exit_code == 1
     summary = orjson.loads(as_json.stdout)
     assert summary["applied"] is False and summary["refused"] is True and summary["dry_run"] is False
+    assert summary["peak_rss_mb"] > 0 and summary["file_mb"] > 0
     assert snapshot(db_url) == before
     applied = _load(db_url, half_office, "o2", "--allow-removals", "--json")
     assert applied.exit_code == 0, applied.output

@@ -98,6 +98,8 @@ def test_an_upload_is_a_plan_and_is_applied_when_the_planner_confirms(
     before, imports = snapshot(known_twin.url), _imports(known_twin.url)
     with planner_app.server.test_request_context("/", headers=who.headers, environ_base={"REMOTE_ADDR": "10.1.2.3"}):
         shown, _ = bim.upload(_data_url(v2), "v2.ifc", SITE, "", "member")
+        page = _json(bim.layout())
+    assert '"accept": ".ifc,.ifczip,.zip"' in page  # ifcZIP offered by the file chooser
     text = _json(shown)
     assert "bim-plan" in text and "Nothing has been applied yet." in text
     assert "removes 4 of 8 rooms (50%, more than 20%)" in text  # over the threshold: said, confirmed explicitly

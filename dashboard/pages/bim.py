@@ -35,7 +35,7 @@ from dash.exceptions import PreventUpdate
 from dashboard import auth, bim_plans, data, ids
 from dashboard.i18n import current, t
 from dashboard.pages.room import _table
-from dashboard.uploads import UploadError, check_ifc, decode_upload, run_isolated, site_id_for
+from dashboard.uploads import ACCEPTED_SUFFIXES, UploadError, check_ifc, decode_upload, run_isolated, site_id_for
 
 SECTIONS = ("buildings", "storeys", "rooms", "devices")
 LIST_LIMIT = 20
@@ -224,7 +224,7 @@ def layout(**_: Any) -> html.Div:
                                                            for r in ("member", "headquarters")],
                                                   className="picker picker-small")]),
     ], className="pickers")
-    upload = dcc.Upload(id=ids.BIM_UPLOAD, accept=".ifc", max_size=limits.max_bytes, multiple=False,
+    upload = dcc.Upload(id=ids.BIM_UPLOAD, accept=ACCEPTED_SUFFIXES, max_size=limits.max_bytes, multiple=False,
                         disabled=not enabled, className="upload",
                         children=html.Div([t("Drag an IFC file here or click to choose", lang),
                                            html.Span(f" ({t('maximum size', lang)} "
