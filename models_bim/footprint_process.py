@@ -18,8 +18,8 @@ or ``("error", text)``.
 The child reads only what a space's geometry needs (:func:`open_for_geometry`): IfcOpenShell
 indexes the file and parses an entity when it is first read (``lazy``), and skips
 relationships, properties, quantities, elements and types altogether (``bypass_types``). On
-the 13 MB generated campus its peak RSS is 106 MB instead of 149 MB (opening the whole file),
-on a 55 MB campus 176 MB instead of 380 MB, with the same footprints bit for bit. Its
+the 13 MB generated campus its peak RSS is 111 MB instead of 149 MB (opening the whole file),
+on a 55 MB campus 183 MB instead of 379 MB, with the same footprints bit for bit. Its
 footprints (a few hundred bytes each) are sent together at the end: streaming them one by one
 would save about 1 % of its peak, and a child blocked on a full pipe while its parent reads
 the rest of the file would no longer run alongside it.
