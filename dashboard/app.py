@@ -16,7 +16,7 @@ import dash
 from dash import dcc, html
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from dashboard import auth, data, headers, i18n
+from dashboard import auth, bim_plans, data, headers, i18n
 from dashboard.i18n import t
 from dashboard.uploads import UploadLimits
 from twin.broker import BrokerError
@@ -33,19 +33,22 @@ NAVIGATION = (("Network", "/"), ("Alarms", "/alarms"), ("Devices", "/devices"), 
 
 def create_app(database_url: str, *, mqtt_url: str | None = None, bim_loader: data.BimLoader | None = None,
                pool_size: int = 4, secure_cookies: bool = False, upload_limits: UploadLimits | None = None,
-               trusted_proxies: int = 0) -> dash.Dash:
+               trusted_proxies: int = 0, pending_dir: Path | None = None) -> dash.Dash:
     """A ready app on ``database_url``; fails fast (``DatabaseUnavailable``) when it does not answer.
 
     Everything is served from the package (``serve_locally``, own CSS in ``assets/``),
     so the dashboard works offline. The pool lives on ``app.server`` (see
     :mod:`dashboard.data`); close it with :func:`close_app`. With ``mqtt_url`` the room
     page sends luminaire commands (a broker that does not answer disables them, with a
-    warning); ``bim_loader(path, site_id, *, name, role) -> summary`` enables IFC uploads, each run
+    warning); ``bim_loader(path, site_id, *, name, role, dry_run, allow_removals, expect_plan, applied_by,
+    remote_addr) -> summary`` (:func:`twin.cli.load_bim`) enables IFC uploads, each run
     in a child process within ``upload_limits``. Every page needs a login (:mod:`dashboard.auth`);
     ``secure_cookies`` marks the cookies Secure also when a proxy terminates HTTPS. Behind
     ``trusted_proxies`` reverse proxies, the client's address (login throttling, the audit log) and
     scheme are taken from ``X-Forwarded-For`` / ``X-Forwarded-Proto`` (werkzeug's ``ProxyFix``);
-    with 0 those headers are ignored, as any client can send them.
+    with 0 those headers are ignored, as any client can send them. Uploaded BIM revisions wait for a
+    planner's confirmation in ``pending_dir`` (the data directory's ``bim-pending``; default: a private
+    folder in the system's temporary directory).
     """
     pool = open_pool(database_url, min_size=1, max_size=pool_size, name="dashboard")
     bridge = None
@@ -67,6 +70,8 @@ def create_app(database_url: str, *, mqtt_url: str | None = None, bim_loader: da
             app.server.extensions[data.BRIDGE_KEY] = bridge
         if bim_loader is not None:
             app.server.extensions[data.LOADER_KEY] = bim_loader
+        if pending_dir is not None:
+            app.server.extensions[bim_plans.PENDING_KEY] = pending_dir
         limits = upload_limits or UploadLimits()
         app.server.extensions[data.LIMITS_KEY] = limits
         # No request body longer than an upload's callback, whoever sends it; the guard of

@@ -31,13 +31,14 @@ F = TypeVar("F", bound=Callable[..., Any])
 def _user_errors() -> tuple[type[BaseException], ...]:
     from dashboard.serve import PortInUse
     from models_bim.errors import IfcReadError
+    from models_bim.importer import PlanChanged, RevisionRefused
     from twin.mqtt_auth import CredentialsError
     from twin.report import ReportError
     from twin.standards import RulesError
     from twin.storage.users import UserError
 
     return (DatabaseUnavailable, EmbeddedDatabaseError, BrokerError, IfcReadError, PortInUse, UserError,
-            CredentialsError, RulesError, ReportError)
+            CredentialsError, RulesError, ReportError, RevisionRefused, PlanChanged)
 
 
 def friendly(fn: F) -> F:
@@ -820,7 +821,7 @@ def dashboard(ctx: click.Context, host: str, port: int, duration: float | None, 
     settings = settings_of(ctx)
     url = migrated_url(settings)
     app = create_app(url, mqtt_url=settings.mqtt_url, bim_loader=bim_loader_for(url), secure_cookies=secure_cookies,
-                     trusted_proxies=trusted_proxies)
+                     trusted_proxies=trusted_proxies, pending_dir=settings.data_dir / "bim-pending")
     server = bind(app, host, port)
     stop = stop_on_signals()
     thread = threading.Thread(target=serve_until, args=(server, stop), name="dashboard", daemon=True)
@@ -1015,7 +1016,8 @@ def demo(ctx: click.Context, schools: int, host: str, port: int, interval: float
             click.echo(f"loaded {s['site']}: {s['rooms']} rooms, {s['devices']} devices")
         login = ensure_demo_admin(url)
         if not stop.is_set():
-            _run_demo(stop, url, mqtt_url, host, port, interval, duration, seed, login)
+            _run_demo(stop, url, mqtt_url, host, port, interval, duration, seed, login,
+                      pending_dir=settings.data_dir / "bim-pending")
     finally:
         if broker is not None:
             broker.stop()
@@ -1061,7 +1063,7 @@ DEMO_MONITOR_INTERVAL_S = 30.0
 
 
 def _run_demo(stop: threading.Event, url: str, mqtt_url: str, host: str, port: int, interval: float, duration: float | None,
-              seed: int, login: str) -> None:
+              seed: int, login: str, *, pending_dir: Path) -> None:
     from dashboard.app import close_app, create_app
     from dashboard.serve import bind, serve_until
     from ingest.worker import IngestWorker
@@ -1075,7 +1077,7 @@ def _run_demo(stop: threading.Event, url: str, mqtt_url: str, host: str, port: i
     monitor = Monitor(url, notifier=Notifier(mqtt_url, client_id="campus-demo-monitor"),
                       kpi_every=timedelta(seconds=DEMO_MONITOR_INTERVAL_S))
     runner = FleetRunner(url, mqtt_url, interval_s=interval, seed=seed, client_id="campus-demo-sim")
-    app = create_app(url, mqtt_url=mqtt_url, bim_loader=bim_loader_for(url))
+    app = create_app(url, mqtt_url=mqtt_url, bim_loader=bim_loader_for(url), pending_dir=pending_dir)
     server = bind(app, host, port)
     threads = [
         threading.Thread(target=worker.run, args=(stop,), name="ingest", daemon=True),
