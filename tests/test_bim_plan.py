@@ -94,16 +94,6 @@ def half_office(shared_ifc: Path, tmp_path_factory: pytest.TempPathFactory) -> P
     return path
 
 
-@pytest.fixture(scope="module")
-def shared_ifc(request: pytest.FixtureRequest) -> Path:  # module-scoped twin of the conftest fixture
-    from tests.conftest import IFC_CANDIDATES
-
-    for folder in IFC_CANDIDATES:
-        if folder.is_dir() and any(folder.glob("*.ifc")):
-            return folder
-    pytest.fail("real IFC files expected (set CAMPUS_TWIN_SHARED_IFC)")
-
-
 def test_dry_run_prints_the_diff_and_writes_nothing(db_url: str, shared_ifc: Path, half_office: Path) -> None:
     first = _load(db_url, shared_ifc / OFFICE, "o1")
     assert first.exit_code == 0, first.output
