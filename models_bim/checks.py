@@ -33,7 +33,7 @@ from models_bim.errors import IfcReadError
 from models_bim.spatial import SpatialTree
 
 #: Bytes read at a time; blocks end at a line break, so an entity's ``#n`` is never split.
-BLOCK_BYTES = 4 * 2**20
+BLOCK_BYTES = 2**20
 # Ids of up to 18 digits (int64); a longer one is no id IfcOpenShell could read either.
 _FAST_DEFINITION = re.compile(rb"\n#(\d{1,18})[ \t]*=")
 _REFERENCE = re.compile(rb"#(\d{1,18})(?!\d)")
