@@ -94,6 +94,13 @@ ZH: dict[str, str] = {
     "viewer": "只读", "operator": "运维", "planner": "规划", "admin": "管理员",
     "Only planners and admins may upload.": "只有规划人员和管理员可以上传。",
     "Only operators and admins may send commands.": "只有运维人员和管理员可以发送指令。",
+    # BIM plan (dashboard/pages/bim.py)
+    "Plan": "导入计划", "Nothing has been applied yet.": "尚未导入任何内容。",
+    "Apply this revision": "导入此版本", "Apply, including the removals": "导入（包括删除）", "Discard": "放弃",
+    "This revision removes more than the threshold": "此版本删除的内容超过阈值",
+    "applying it removes them from the twin (their history is kept)": "导入后将从孪生模型中移除（历史数据保留）",
+    "Discarded: nothing was applied.": "已放弃：未导入任何内容。", "Apply failed": "导入失败",
+    "planned by": "上传者", "In the file": "文件内容", "Applied": "已导入", "import": "导入记录",
 }
 
 

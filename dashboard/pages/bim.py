@@ -48,21 +48,7 @@ BIM_APPLIED = "bim-applied"
 #: The audit log's action for an applied (or failed) revision; the loader records the applied ones.
 APPLY_ACTION = "bim_apply"
 
-#: The plan view's own words in Chinese (dashboard.i18n has the rest).
-_ZH = {
-    "Plan": "导入计划", "Nothing has been applied yet.": "尚未导入任何内容。",
-    "Apply this revision": "导入此版本", "Apply, including the removals": "导入（包括删除）", "Discard": "放弃",
-    "This revision removes more than the threshold": "此版本删除的内容超过阈值",
-    "applying it removes them from the twin (their history is kept)": "导入后将从孪生模型中移除（历史数据保留）",
-    "Discarded: nothing was applied.": "已放弃：未导入任何内容。", "Apply failed": "导入失败",
-    "planned by": "上传者", "In the file": "文件内容", "Applied": "已导入", "import": "导入记录",
-}
-
 dash.register_page(__name__, path="/bim", name="BIM", title="Campus Twin – BIM", order=6)
-
-
-def _t(text: str, lang: str) -> str:
-    return _ZH.get(text, text) if lang == "zh" else t(text, lang)
 
 
 def pending_folder() -> Path:
@@ -165,7 +151,7 @@ def diff_view(diff: Mapping[str, Any], lang: str) -> list[Any]:
 
 def summary_view(summary: Mapping[str, Any], lang: str) -> list[Any]:
     unmapped: Sequence[Mapping[str, Any]] = summary.get("unmapped_device_details", [])
-    out: list[Any] = [html.H3(t("Import summary", lang) if summary.get("applied", True) else _t("In the file", lang)),
+    out: list[Any] = [html.H3(t("Import summary", lang) if summary.get("applied", True) else t("In the file", lang)),
                       _facts(summary, lang)]
     out += [html.P(f"⚠ {w}", className="warning") for w in summary.get("warnings", [])]
     out += [html.H3(t("Revision diff", lang)), *diff_view(summary.get("diff", {}), lang)]
@@ -181,21 +167,21 @@ def plan_view(plan: bim_plans.PendingPlan, lang: str) -> list[Any]:
     summary = plan.summary
     planned = summary.get("plan", {})
     removals: Sequence[str] = planned.get("removals", [])
-    out: list[Any] = [html.H3(f"{_t('Plan', lang)}: {plan.file_name} → {plan.site_id}"),
-                      html.P(f"SHA-256 {plan.sha256[:16]}… · {_t('planned by', lang)} {plan.created_by or '–'}",
+    out: list[Any] = [html.H3(f"{t('Plan', lang)}: {plan.file_name} → {plan.site_id}"),
+                      html.P(f"SHA-256 {plan.sha256[:16]}… · {t('planned by', lang)} {plan.created_by or '–'}",
                              className="muted")]
     if removals:
-        out.append(html.Div([html.P(_t("This revision removes more than the threshold", lang) + ":", className="error"),
+        out.append(html.Div([html.P(t("This revision removes more than the threshold", lang) + ":", className="error"),
                              html.Ul([html.Li(r) for r in removals]),
-                             html.P(_t("applying it removes them from the twin (their history is kept)", lang),
+                             html.P(t("applying it removes them from the twin (their history is kept)", lang),
                                     className="warning")], className="removals"))
     out += [dcc.Store(id=BIM_PLAN_ID, data=plan.plan_id),
-            html.Div([html.Button(_t("Apply, including the removals" if removals else "Apply this revision", lang),
+            html.Div([html.Button(t("Apply, including the removals" if removals else "Apply this revision", lang),
                                   id=BIM_CONFIRM, n_clicks=0, className="button"),
                       " ",
-                      html.Button(_t("Discard", lang), id=BIM_DISCARD, n_clicks=0, className="button")],
+                      html.Button(t("Discard", lang), id=BIM_DISCARD, n_clicks=0, className="button")],
                      className="plan-actions"),
-            dcc.Loading(html.Div(html.P(_t("Nothing has been applied yet.", lang), className="warning"),
+            dcc.Loading(html.Div(html.P(t("Nothing has been applied yet.", lang), className="warning"),
                                  id=BIM_APPLIED), type="default")]
     return out + summary_view(summary, lang)
 
@@ -295,16 +281,16 @@ def decide(confirm_clicks: int | None, discard_clicks: int | None, plan_id: str 
     if pressed == BIM_DISCARD:
         bim_plans.discard(pending_folder(), plan_id or "")
         auth.record("upload", "ok", f"discard {plan_id}", {"plan_id": plan_id, "discarded": True})
-        return html.P(_t("Discarded: nothing was applied.", lang), className="muted"), True, True, dash.no_update
+        return html.P(t("Discarded: nothing was applied.", lang), className="muted"), True, True, dash.no_update
     try:
         summary = apply_plan(plan_id or "", username=_username(),
                              remote_addr=flask.request.remote_addr if flask.has_request_context() else None)
     except Exception as exc:  # noqa: BLE001 - shown to the planner in one line
         message = _first_line(exc)
         auth.record(APPLY_ACTION, "failed", str(plan_id)[:64], {"plan_id": str(plan_id)[:64], "error": message})
-        return (html.P(f"{_t('Apply failed', lang)}: {message}", className="error", id="bim-apply-error"),
+        return (html.P(f"{t('Apply failed', lang)}: {message}", className="error", id="bim-apply-error"),
                 False, False, dash.no_update)
-    done = html.P(f"{_t('Applied', lang)}: {_t('import', lang)} #{summary.get('import_id')}", className="diff-head")
+    done = html.P(f"{t('Applied', lang)}: {t('import', lang)} #{summary.get('import_id')}", className="diff-head")
     return html.Div([done, *summary_view(summary, lang)], id="bim-summary"), True, True, import_log(lang)
 
 
