@@ -23,7 +23,7 @@ import psycopg
 
 from twin.device_health import received_and_expected
 from twin.lighting import LIGHTING, room_lighting
-from twin.standards import Rule
+from twin.standards import Rule, season
 from twin.storage import kpis, monitoring
 from twin.timetable import SCHOOL_END, SCHOOL_START, SCHOOL_TZ, Timetable
 
@@ -53,8 +53,9 @@ def compute_day(conn: psycopg.Connection, day: date, *, rules_for: Callable[[str
             pair[0] += counted[0]
             pair[1] += counted[1]
     lighting_metrics = sorted({rules_for("")[rid].metric for _, rid in LIGHTING})
-    for site_id, _zone in monitoring.sites(conn):
+    for site_id, zone in monitoring.sites(conn):
         rules = rules_for(site_id)
+        season_name = season(day, zone)
         rows = []
         pair = totals[site_id]["lighting_compliance"]
         if timetable.school_day(day):
@@ -63,7 +64,8 @@ def compute_day(conn: psycopg.Connection, day: date, *, rules_for: Callable[[str
             for room in monitoring.rooms(conn, site_id):
                 if room.use != "classroom" or room.room_id not in minutes:
                     continue
-                result = room_lighting(rules, room, minutes[room.room_id], timetable=timetable)
+                result = room_lighting(rules, room, minutes[room.room_id], timetable=timetable,
+                                       season_name=season_name)
                 if result is None:
                     continue
                 rows.append((room.room_id, site_id, result.occupied_minutes, result.desk_lux, result.desk_uniformity,

@@ -4,7 +4,8 @@ The room's desk and blackboard illuminance and their uniformity are averaged ove
 occupied minutes with data (each minute's value is the rule's aggregate over the room's
 devices, as the rule engine computes it). A classroom complies on a day when every
 average it has meets the bound of its rule: desk >= 300 lx, desk uniformity >= 0.7,
-blackboard >= 500 lx, blackboard uniformity >= 0.8 by default. It counts as measured
+blackboard >= 500 lx, blackboard uniformity >= 0.8 by default (each average judged by
+:meth:`twin.standards.Rule.broken_by`, the comparison every judgement makes). It counts as measured
 when it has desk illuminance in occupied hours. Uniformity needs two devices; a room
 with one is judged on what it has.
 """
@@ -17,7 +18,7 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from twin.rule_engine import DeviceMinute, RoomContext, room_value
-from twin.standards import Rule
+from twin.standards import SUMMER, Rule
 from twin.timetable import SCHOOL_TZ, Timetable
 
 #: (field, rule id) in the order stored.
@@ -38,8 +39,9 @@ class RoomLighting:
 
 def room_lighting(rules: Mapping[str, Rule], room: RoomContext,
                   metrics: Mapping[str, Mapping[datetime, Sequence[DeviceMinute]]], *,
-                  timetable: Timetable = Timetable(), tz: ZoneInfo = SCHOOL_TZ) -> RoomLighting | None:
-    """The day's averages and verdict; ``None`` when the classroom was not measured."""
+                  timetable: Timetable = Timetable(), tz: ZoneInfo = SCHOOL_TZ,
+                  season_name: str = SUMMER) -> RoomLighting | None:
+    """The day's averages and verdict (bounds of ``season_name``); ``None`` when the classroom was not measured."""
     values: dict[str, float | None] = {}
     minutes = 0
     compliant = True
@@ -53,9 +55,8 @@ def room_lighting(rules: Mapping[str, Rule], room: RoomContext,
         values[name] = sum(series) / len(series) if series else None
         if name == "desk_lux":
             minutes = len(series)
-        low, high = rule.min, rule.max
         value = values[name]
-        if value is not None and ((low is not None and value < low) or (high is not None and value > high)):
+        if value is not None and rule.broken_by(value, season_name):
             compliant = False
     if values["desk_lux"] is None:
         return None

@@ -23,7 +23,8 @@ from twin.database import connect
 from twin.kpi_job import compute_day, day_bounds
 from twin.notify import Notifier
 from twin.rule_engine import Episode, evaluate_room
-from twin.standards import Rule, RulesError, SiteConfig, active_rules, season
+from twin.site_standards import SiteStandards, standards_for
+from twin.standards import Rule, RulesError, SiteConfig
 from twin.storage import alarms, kpis, listening, monitoring
 from twin.timetable import SCHOOL_END, SCHOOL_START, SCHOOL_TZ, Timetable
 
@@ -69,9 +70,13 @@ class Monitor:
     _first_cycle: datetime | None = None
 
     # -- configuration --------------------------------------------------------------------------------
+    def standards(self, conn: psycopg.Connection, site_id: str, stored_zone: Any = ...) -> SiteStandards:
+        """The site's standards (:func:`twin.site_standards.standards_for` with this monitor's rules file)."""
+        return standards_for(conn, site_id, config=self.config, stored_zone=stored_zone)
+
     def rules(self, conn: psycopg.Connection, site_id: str) -> dict[str, Rule]:
         """The site's rules: defaults, the rules file, then the database's overrides."""
-        return self.config.rules_for(site_id, monitoring.rule_overrides(conn, site_id))
+        return dict(self.standards(conn, site_id).rules)
 
     def _rules_or_defaults(self, conn: psycopg.Connection, site_id: str) -> dict[str, Rule]:
         """:meth:`rules`, or the defaults and rules file when the site's stored overrides are broken
@@ -85,8 +90,7 @@ class Monitor:
             return self.config.rules_for(site_id)
 
     def season_of(self, site_id: str, stored_zone: str | None) -> Any:
-        zone = self.config.climate_zone(site_id, stored_zone)
-        return lambda day: season(day, zone)
+        return SiteStandards(site_id, date.today(), self.config.climate_zone(site_id, stored_zone)).season_of
 
     # -- evaluation --------------------------------------------------------------------------------------
     def evaluate(self, conn: psycopg.Connection, site_id: str, start: datetime, end: datetime, *,
@@ -102,8 +106,9 @@ class Monitor:
 
     def _evaluate_rules(self, conn: psycopg.Connection, site_id: str, start: datetime, end: datetime,
                         now: datetime, zone: str | None) -> dict[str, int]:
-        every_rule = self.rules(conn, site_id)
-        rules = active_rules(every_rule.values())
+        standards = self.standards(conn, site_id, zone)
+        every_rule = standards.rules
+        rules = standards.active()
         metrics = sorted({r.metric for r in rules} | {"occupancy"})
         rooms = monitoring.rooms(conn, site_id)
         first, last = start.astimezone(SCHOOL_TZ).date(), (end - timedelta(microseconds=1)).astimezone(SCHOOL_TZ).date()
@@ -118,7 +123,7 @@ class Monitor:
                 for room in rooms:
                     if room.room_id in data:
                         episodes += evaluate_room(rules, room, data[room.room_id], now=now, timetable=self.timetable,
-                                                  season_of=self.season_of(site_id, zone))
+                                                  season_of=standards.season_of)
             day += timedelta(days=1)
         lo_day, hi_day = day_bounds(first)[0], day_bounds(last)[1]
         # Every rule of the site, switched off ones too: their open alarms end (nothing explains

@@ -26,7 +26,7 @@ from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from twin.metrics import BY_NAME
-from twin.standards import Rule
+from twin.standards import Rule, outside
 from twin.timetable import SCHOOL_END, SCHOOL_TZ, Timetable
 
 MINUTE = timedelta(minutes=1)
@@ -98,10 +98,6 @@ def _counts(rule: Rule, timetable: Timetable, local: datetime, occupancy: float 
     return timetable.school_hours(local) and occupancy is not None and occupancy == 0
 
 
-def _violates(value: float, low: float | None, high: float | None, margin: float = 0.0) -> bool:
-    return (low is not None and value < low + margin) or (high is not None and value > high - margin)
-
-
 def evaluate_rule(rule: Rule, room: RoomContext, minutes: Mapping[datetime, Sequence[DeviceMinute]], *,
                   season_of: Callable[[date], str], now: datetime, timetable: Timetable = Timetable(),
                   occupancy: Mapping[datetime, float] | None = None, tz: ZoneInfo = SCHOOL_TZ) -> list[Episode]:
@@ -152,13 +148,13 @@ def _day_episodes(rule: Rule, room: RoomContext, series: list[tuple[datetime, fl
 
     for bucket, value in _windowed(rule, series):
         if active is not None:
-            if not _violates(value, low, high, rule.hysteresis):
+            if not outside(value, low, high, rule.hysteresis):
                 close(bucket)
                 active = None
             else:
                 active = (active[0], worse(active[1], value))
             continue
-        if not _violates(value, low, high):
+        if not outside(value, low, high):
             pending = []
             continue
         pending.append((bucket, value))

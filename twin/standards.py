@@ -76,6 +76,15 @@ def parse_duration(value: Any) -> timedelta:
     return timedelta(seconds=float(m.group(1)) * _UNITS[m.group(2)])
 
 
+def outside(value: float, low: float | None, high: float | None, margin: float = 0.0) -> bool:
+    """The one comparison every judgement makes: below ``low + margin`` or above ``high - margin``.
+
+    >>> outside(17.5, 16.0, 24.0), outside(17.5, 22.0, 28.0), outside(16.2, 16.0, 24.0, margin=0.5)
+    (False, True, True)
+    """
+    return (low is not None and value < low + margin) or (high is not None and value > high - margin)
+
+
 @dataclass(frozen=True, slots=True)
 class Rule:
     """One check: a metric's aggregate per room must stay within bounds.
@@ -109,6 +118,10 @@ class Rule:
         if season_name in self.seasonal:
             return self.seasonal[season_name]
         return self.min, self.max
+
+    def broken_by(self, value: float, season_name: str, margin: float = 0.0) -> bool:
+        """Whether ``value`` lies outside this season's bounds (by ``margin`` inside them: the hysteresis)."""
+        return outside(value, *self.bounds(season_name), margin)
 
     def with_params(self, params: Mapping[str, Any]) -> Rule:
         """A copy with the fields of an override applied and checked."""
