@@ -8,10 +8,11 @@ No SQL here: every query is a function of ``twin.storage``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+import logging
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import flask
@@ -19,7 +20,11 @@ import psycopg
 from psycopg_pool import ConnectionPool
 
 from dashboard.figures import PlanGeometry, plan_geometry, with_derived
+from twin.site_standards import SiteStandards, standards_for, today
+from twin.standards import RulesError
 from twin.storage import alarms, audit, bim_imports, commands, dashboard_queries, kpis, model, readings
+
+log = logging.getLogger(__name__)
 
 POOL_KEY = "campus_twin.pool"
 BRIDGE_KEY = "campus_twin.commands"
@@ -124,20 +129,37 @@ def storeys(site_id: str) -> list[dict[str, Any]]:
         return model.list_storeys(conn, site_id)
 
 
-def _values(conn: psycopg.Connection, room_ids: Sequence[int]) -> dict[int, dict[str, float]]:
+def _standards(conn: psycopg.Connection, site_id: str | None, day: date | None = None) -> SiteStandards:
+    """The site's standards (:func:`twin.site_standards.standards_for`); the defaults when its stored
+    overrides cannot be used (logged; the monitor skips that school until they are fixed)."""
+    if site_id is None:
+        return SiteStandards("", day or today())
+    try:
+        return standards_for(conn, site_id, day)
+    except RulesError as exc:
+        log.error("dashboard: site %s: stored rule overrides ignored: %s", site_id, exc)
+        return SiteStandards(site_id, day or today())
+
+
+def _values(conn: psycopg.Connection, rooms: Sequence[Mapping[str, Any]], standards: SiteStandards
+            ) -> dict[int, dict[str, float]]:
+    room_ids = [r["room_id"] for r in rooms]
     latest = readings.room_latest(conn, room_ids)
     health = dashboard_queries.room_health(conn, room_ids)
-    return {r: with_derived(latest.get(r, {}), health.get(r)) for r in room_ids}
+    return {r["room_id"]: with_derived(latest.get(r["room_id"], {}), health.get(r["room_id"]), use=r["use"] or "",
+                                       standards=standards) for r in rooms}
 
 
 @dataclass(frozen=True)
 class StoreyPlan:
-    """What only a BIM import changes on a storey: rooms, devices per room, drawn geometry (see ``plan_geometry``)."""
+    """What only a BIM import changes on a storey: its site, rooms, devices per room, drawn geometry
+    (see ``plan_geometry``)."""
 
     stamp: datetime
     rooms: list[dict[str, Any]]
     devices: dict[int, list[str]]  # room id -> its devices' ids
     geometry: PlanGeometry
+    site_id: str | None = None  # None: a storey without rooms
 
 
 def _plan(conn: psycopg.Connection, storey_id: int) -> StoreyPlan | None:
@@ -154,35 +176,47 @@ def _plan(conn: psycopg.Connection, storey_id: int) -> StoreyPlan | None:
         for d in devices:
             if d["room_id"] is not None:
                 by_room.setdefault(d["room_id"], []).append(d["device_id"])
-        plan = StoreyPlan(stamp, rooms, by_room, plan_geometry(rooms, devices))
+        first = model.room(conn, rooms[0]["room_id"]) if rooms else None
+        plan = StoreyPlan(stamp, rooms, by_room, plan_geometry(rooms, devices), first["site_id"] if first else None)
         if len(cache) >= PLANS_KEPT:
             cache.pop(next(iter(cache)))
         cache[storey_id] = plan
     return plan
 
 
-def _live(conn: psycopg.Connection, storey_id: int, plan: StoreyPlan
+def _live(conn: psycopg.Connection, storey_id: int, plan: StoreyPlan, standards: SiteStandards
           ) -> tuple[dict[int, dict[str, float]], list[str]]:
-    """Values of the plan's rooms (with device health), and the states of its placed devices in order."""
+    """Values of the plan's rooms (with compliance and device health), and the states of its placed devices."""
     not_online = dashboard_queries.storey_devices_not_online(conn, storey_id)
-    room_ids = [r["room_id"] for r in plan.rooms]
     latest = readings.storey_latest(conn, storey_id)
     values = {}
-    for room_id in room_ids:
+    for room in plan.rooms:
+        room_id = room["room_id"]
         devices = plan.devices.get(room_id, ())
         online = len(devices) - sum(d in not_online for d in devices) if not_online else len(devices)
-        values[room_id] = with_derived(latest.get(room_id, {}), (online, len(devices)) if devices else None)
+        values[room_id] = with_derived(latest.get(room_id, {}), (online, len(devices)) if devices else None,
+                                       use=room["use"] or "", standards=standards)
     return values, [not_online.get(d, "online") for d in plan.geometry.device_ids]
 
 
-def floorplan(storey_id: int) -> tuple[StoreyPlan | None, dict[int, dict[str, float]], list[str]]:
-    """A storey's plan (None: no such storey), its rooms' values (with derived metrics), its devices' states."""
+def floorplan(storey_id: int, day: date | None = None
+              ) -> tuple[StoreyPlan | None, dict[int, dict[str, float]], list[str], SiteStandards]:
+    """A storey's plan (None: no such storey), its rooms' values (with derived metrics), its devices' states,
+    and the standards that judge them (its site's, on ``day``: today when None)."""
     with connection() as conn:
         plan = _plan(conn, storey_id)
         if plan is None:
-            return None, {}, []
-        values, states = _live(conn, storey_id, plan)
-    return plan, values, states
+            return None, {}, [], _standards(conn, None, day)
+        standards = _standards(conn, plan.site_id, day)
+        values, states = _live(conn, storey_id, plan, standards)
+    return plan, values, states, standards
+
+
+def storey_standards(storey_id: int, day: date | None = None) -> SiteStandards:
+    """The standards of the storey's site on ``day`` (today when None); the defaults for an unknown storey."""
+    with connection() as conn:
+        plan = _plan(conn, storey_id)
+        return _standards(conn, plan.site_id if plan else None, day)
 
 
 def building(building_id: int) -> dict[str, Any] | None:
@@ -190,10 +224,14 @@ def building(building_id: int) -> dict[str, Any] | None:
         return dashboard_queries.building(conn, building_id)
 
 
-def building_plan(building_id: int) -> tuple[list[dict[str, Any]], dict[int, dict[str, float]]]:
+def building_plan(building_id: int, day: date | None = None
+                  ) -> tuple[list[dict[str, Any]], dict[int, dict[str, float]], SiteStandards]:
+    """A building's rooms, their values (with derived metrics) and the standards that judge them."""
     with connection() as conn:
+        found = dashboard_queries.building(conn, building_id)
+        standards = _standards(conn, found["site_id"] if found else None, day)
         rooms = dashboard_queries.building_rooms(conn, building_id)
-        return rooms, _values(conn, [r["room_id"] for r in rooms])
+        return rooms, _values(conn, rooms, standards), standards
 
 
 # -- room -------------------------------------------------------------------------------------------------
@@ -202,6 +240,12 @@ def building_plan(building_id: int) -> tuple[list[dict[str, Any]], dict[int, dic
 def room(room_id: int) -> dict[str, Any] | None:
     with connection() as conn:
         return model.room(conn, room_id)
+
+
+def room_standards(room: Mapping[str, Any], day: date | None = None) -> SiteStandards:
+    """The standards judging ``room`` (a :func:`room` row) on ``day`` (today when None)."""
+    with connection() as conn:
+        return _standards(conn, room["site_id"], day)
 
 
 def room_live(room_id: int) -> list[dict[str, Any]]:

@@ -4,26 +4,16 @@ Nothing here talks to the database or to Dash; every function takes plain values
 returns a plotly figure as a plain ``{"data": [...], "layout": {...}}`` dict (cheap to
 build and to patch: no validation pass over hundreds of traces), a colour or text.
 
-Colour buckets (``SCALES``) follow the standards table of DESIGN.md. They colour the
-*latest* value, a glance, not a compliance verdict (rules judge means over occupied
-hours). Seasons are not modelled yet: temperature and humidity use the summer ranges.
-
-==============  =====================  ======================  ==========================
-metric          good                   warn                    bad
-==============  =====================  ======================  ==========================
-temperature     22–28 °C               otherwise               –        (GB/T 18883-2022)
-humidity        40–80 %RH              otherwise               –        (GB/T 18883-2022)
-co2             ≤ 1000 ppm             ≤ 1500 ppm              > 1500   (GB/T 18883 / 17226)
-pm25            ≤ 50 µg/m³             –                       > 50     (GB/T 18883-2022)
-illuminance     ≥ 300 lx               –                       < 300    (GB 7793-2010)
-blackboard_ill. ≥ 500 lx               –                       < 500    (GB 7793-2010)
-noise           ≤ 45 dB(A)             otherwise               –        (GB 50118-2010)
-occupancy       no standard: "empty" (0) or "occupied" (> 0)
-compliance      every standard above met (illuminance only when occupied); warn/bad: the worst
-device_health   100 % of the room's devices online; ≥ 50 % warn; less bad
-==============  =====================  ======================  ==========================
-
-Other metrics get one neutral colour; rooms without a value are grey.
+Nothing here knows a threshold of a standard. A room's colour for a measured metric is the
+verdict of :class:`twin.site_standards.SiteStandards` (the site's rules on the day, for the
+room's use, in the season, with its overrides: what the rule engine judges by), drawn by
+``STATUS_COLOURS``: green when every rule judging the value is met, yellow when it breaks an
+``info`` or ``warning`` rule, red for a ``critical`` one, blue when no rule judges that metric
+for that room use. The latest value is a glance, not an alarm (alarms need a duration).
+``compliance`` is the room's worst verdict over its latest values, each rule in its hours
+(desk illuminance only while occupied). Legends and chart bands are the API's ``bands``.
+Only two glances without a standard keep their own buckets here (``GLANCES``): occupancy
+(empty / occupied) and device health (all online / ≥ 50 % / less). Rooms without a value are grey.
 """
 
 from __future__ import annotations
@@ -31,6 +21,7 @@ from __future__ import annotations
 import csv
 import functools
 import io
+import itertools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -44,6 +35,9 @@ from shapely.geometry.base import BaseGeometry
 
 from dashboard.i18n import t
 from twin.metrics import BY_NAME
+from twin.site_standards import NO_STANDARD, OK, STATUSES, SiteStandards
+from twin.site_standards import Band as RuleBand
+from twin.standards import outside
 
 Figure = dict[str, Any]
 
@@ -68,8 +62,11 @@ FLOORPLAN_METRICS = ("co2", "temperature", "illuminance", "occupancy", COMPLIANC
 #: Metrics offered on a room's chart.
 CHART_METRICS = ("co2", "temperature", "humidity", "illuminance", "blackboard_illuminance", "occupancy", "noise",
                  "pm25", "power", "dimming")
-#: Metrics judged by :func:`compliance_rank` (illuminance only while the room is occupied).
-COMPLIANCE_METRICS = ("temperature", "humidity", "co2", "pm25", "noise", "illuminance")
+#: A verdict's status (:mod:`twin.site_standards`) as a colour.
+STATUS_COLOURS = {NO_STANDARD: NEUTRAL, OK: GOOD, "info": WARN, "warning": WARN, "critical": BAD}
+#: How ``compliance`` reads for people, per status.
+COMPLIANCE_LABELS = {OK: "meets the standards", "info": "outside a standard", "warning": "outside a standard",
+                     "critical": "fails a standard"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,66 +101,57 @@ class Scale:
         return (*self.bands, self.otherwise)
 
 
-SCALES: dict[str, Scale] = {
-    "temperature": Scale((Band("22–28 °C", GOOD, 22.0, 28.0),), Band("outside 22–28 °C", WARN),
-                         "GB/T 18883-2022, summer"),
-    "humidity": Scale((Band("40–80 %RH", GOOD, 40.0, 80.0),), Band("outside 40–80 %RH", WARN),
-                      "GB/T 18883-2022, summer"),
-    "co2": Scale((Band("≤ 1000 ppm", GOOD, high=1000.0), Band("≤ 1500 ppm", WARN, high=1500.0)),
-                 Band("> 1500 ppm", BAD), "GB/T 18883-2022, GB/T 17226-2017"),
-    "pm25": Scale((Band("≤ 50 µg/m³", GOOD, high=50.0),), Band("> 50 µg/m³", BAD), "GB/T 18883-2022"),
-    "illuminance": Scale((Band("≥ 300 lx", GOOD, low=300.0),), Band("< 300 lx", BAD), "GB 7793-2010"),
-    "blackboard_illuminance": Scale((Band("≥ 500 lx", GOOD, low=500.0),), Band("< 500 lx", BAD), "GB 7793-2010"),
-    "noise": Scale((Band("≤ 45 dB(A)", GOOD, high=45.0),), Band("> 45 dB(A)", WARN), "GB 50118-2010"),
+#: The glances without a standard (not judgements: the standards' colours come from ``twin``).
+GLANCES: dict[str, Scale] = {
     "occupancy": Scale((Band("empty", EMPTY, high=0.0),), Band("occupied", NEUTRAL)),
-    COMPLIANCE: Scale((Band("meets the standards", GOOD, high=0.0), Band("marginal", WARN, high=1.0)),
-                      Band("fails a standard", BAD), "GB 7793, GB/T 18883, GB/T 17226, GB 50118"),
     DEVICE_HEALTH: Scale((Band("all online", GOOD, low=100.0), Band("some offline", WARN, low=50.0)),
                          Band("mostly offline", BAD)),
 }
 _DEFAULT_SCALE = Scale((), Band("value", NEUTRAL))
-_RANK = {GOOD: 0, WARN: 1, BAD: 2}
 
 
-def scale_for(metric: str) -> Scale:
-    """The colour scale of ``metric`` (one neutral band for metrics without a standard)."""
-    return SCALES.get(metric, _DEFAULT_SCALE)
+def _missing(value: float | None) -> bool:
+    return value is None or math.isnan(value)
 
 
-def colour_for(metric: str, value: float | None) -> str:
-    """Colour of a room whose latest ``metric`` is ``value``; grey when there is no value.
+def status_of(metric: str, value: float | None, use: str, standards: SiteStandards | None) -> str | None:
+    """The verdict's status of a room's ``metric`` (None: no value); ``compliance`` holds its status's index."""
+    if _missing(value):
+        return None
+    if metric == COMPLIANCE:
+        return STATUSES[int(value)]  # type: ignore[arg-type]
+    if standards is None or metric in GLANCES:
+        return NO_STANDARD
+    return standards.judge(metric, value, use).status  # type: ignore[arg-type]
 
-    >>> colour_for("co2", 800) == GOOD, colour_for("co2", 1200) == WARN, colour_for("co2", 1600) == BAD
-    (True, True, True)
+
+def colour_for(metric: str, value: float | None, *, use: str = "", standards: SiteStandards | None = None) -> str:
+    """Colour of a room of ``use`` whose latest ``metric`` is ``value``, as ``standards`` judge it; grey: no value.
+
+    >>> from datetime import date
+    >>> december, july = SiteStandards("hq", date(2026, 12, 14)), SiteStandards("hq", date(2026, 7, 6))
+    >>> colour_for("temperature", 17.5, use="classroom", standards=december) == GOOD
+    True
+    >>> colour_for("temperature", 17.5, use="classroom", standards=july) == WARN
+    True
     """
-    if value is None or math.isnan(value):
+    if _missing(value):
         return NO_DATA
-    return scale_for(metric).band(value).colour
+    if metric in GLANCES:
+        return GLANCES[metric].band(value).colour  # type: ignore[arg-type]
+    return STATUS_COLOURS[status_of(metric, value, use, standards) or NO_STANDARD]
 
 
-def compliance_rank(values: Mapping[str, float]) -> float | None:
-    """0 when every standard the room has values for is met, 1 when the worst is marginal, 2 when one fails.
-
-    Desk illuminance counts only while the room is occupied (an empty room may be dark);
-    None when the room has no value a standard applies to.
-    """
-    occupied = values.get("occupancy", 0.0) > 0
-    worst = None
-    for m in COMPLIANCE_METRICS:
-        value = values.get(m)
-        if value is None or math.isnan(value) or (m == "illuminance" and not occupied):
-            continue
-        rank = _RANK.get(SCALES[m].band(value).colour, 0)
-        worst = rank if worst is None else max(worst, rank)
-    return None if worst is None else float(worst)
-
-
-def with_derived(latest: Mapping[str, float], health: tuple[int, int] | None) -> dict[str, float]:
-    """A room's latest values plus ``compliance`` and ``device_health`` (% online; counts kept alongside)."""
+def with_derived(latest: Mapping[str, float], health: tuple[int, int] | None, *, use: str = "",
+                 standards: SiteStandards | None = None) -> dict[str, float]:
+    """A room's latest values plus ``compliance`` (the index in ``STATUSES`` of
+    :meth:`~twin.site_standards.SiteStandards.judge_room`; absent when no rule judges) and
+    ``device_health`` (% online; counts kept alongside)."""
     values = dict(latest)
-    rank = compliance_rank(latest)
-    if rank is not None:
-        values[COMPLIANCE] = rank
+    if standards is not None:
+        status = standards.judge_room(latest, use).status
+        if status != NO_STANDARD:
+            values[COMPLIANCE] = float(STATUSES.index(status))
     if health and health[1]:
         values[DEVICE_HEALTH] = 100.0 * health[0] / health[1]
         values["devices_online"], values["devices"] = float(health[0]), float(health[1])
@@ -190,7 +178,7 @@ def metric_text(metric: str, values: Mapping[str, float], lang: str = "en") -> s
     if value is None:
         return t("no data", lang)
     if metric == COMPLIANCE:
-        return t(scale_for(metric).band(value).label, lang)
+        return t(COMPLIANCE_LABELS.get(STATUSES[int(value)], "no standard"), lang)
     if metric == DEVICE_HEALTH:
         return f"{values.get('devices_online', 0):.0f}/{values.get('devices', 0):.0f} {t('online', lang)}"
     return format_value(value, unit_of(metric))
@@ -241,8 +229,10 @@ _FLOORPLAN_UNITS = {m: unit_of(m) for m in FLOORPLAN_METRICS}
 _DERIVED = (COMPLIANCE, DEVICE_HEALTH)
 
 
-def room_style(name: str, values: Mapping[str, float], metric: str, lang: str = "en") -> tuple[str, str, str]:
-    """``(fill colour, label, hover)`` of one room: the chosen metric, then the room's other live values."""
+def room_style(name: str, values: Mapping[str, float], metric: str, lang: str = "en", *, use: str = "",
+               standards: SiteStandards | None = None) -> tuple[str, str, str]:
+    """``(fill colour, label, hover)`` of one room of ``use``: the chosen metric as ``standards`` judge it,
+    then the room's other live values."""
     words = _metric_words(lang)
     value = values.get(metric)
     shown = metric_text(metric, values, lang)
@@ -255,16 +245,18 @@ def room_style(name: str, values: Mapping[str, float], metric: str, lang: str = 
             lines.append(f"{words[m]}: {metric_text(m, values, lang)}")
         else:
             lines.append(f"{words[m]}: {format_value(v, _FLOORPLAN_UNITS[m])}")
-    return colour_for(metric, value), label, "<br>".join(lines)
+    return colour_for(metric, value, use=use, standards=standards), label, "<br>".join(lines)
 
 
 def floorplan_styles(rooms: Sequence[Mapping[str, Any]], values: Mapping[int, Mapping[str, float]], metric: str,
-                     lang: str = "en", *, geometry: PlanGeometry | None = None) -> list[tuple[str, str, str]]:
+                     lang: str = "en", *, geometry: PlanGeometry | None = None,
+                     standards: SiteStandards | None = None) -> list[tuple[str, str, str]]:
     """:func:`room_style` of every drawable room (those of ``geometry`` when given), in order."""
     if geometry is not None:
-        return [room_style(name, values.get(room_id, {}), metric, lang)
-                for room_id, name in zip(geometry.room_ids, geometry.names, strict=True)]
-    return [room_style(str(r["name"]), values.get(int(r["room_id"]), {}), metric, lang) for r in drawable(rooms)]
+        return [room_style(name, values.get(room_id, {}), metric, lang, use=use, standards=standards)
+                for room_id, name, use in zip(geometry.room_ids, geometry.names, geometry.uses, strict=True)]
+    return [room_style(str(r["name"]), values.get(int(r["room_id"]), {}), metric, lang, use=str(r.get("use") or ""),
+                       standards=standards) for r in drawable(rooms)]
 
 
 @dataclass(frozen=True)
@@ -284,6 +276,7 @@ class PlanGeometry:
     device_ids: tuple[str, ...] = ()
     device_kinds: tuple[str, ...] = ()
     device_xy: np.ndarray = field(default_factory=lambda: np.empty((0, 3)))
+    uses: tuple[str, ...] = ()  # each room's use (what the standards judge it as)
 
 
 def placed(devices: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
@@ -305,7 +298,7 @@ def plan_geometry(rooms: Sequence[Mapping[str, Any]], devices: Sequence[Mapping[
                   dtype=float).reshape(-1, 3)
     return PlanGeometry(tuple(int(r["room_id"]) for r in shown), tuple(str(r["name"]) for r in shown),
                         tuple(outlines), labels, tuple(str(d["device_id"]) for d in marks),
-                        tuple(str(d["kind"]) for d in marks), xy)
+                        tuple(str(d["kind"]) for d in marks), xy, tuple(str(r.get("use") or "") for r in shown))
 
 
 def device_styles(geometry: PlanGeometry, states: Sequence[str | None], lang: str = "en"
@@ -329,6 +322,7 @@ def floorplan_figure(
     styles: Sequence[tuple[str, str, str]] | None = None,
     geometry: PlanGeometry | None = None,
     states: Sequence[str | None] | None = None,
+    standards: SiteStandards | None = None,
 ) -> Figure:
     """A storey's rooms as filled polygons coloured by ``metric``, devices as markers on top.
 
@@ -343,12 +337,12 @@ def floorplan_figure(
 
     A caller that keeps what does not change may pass ``geometry`` (:func:`plan_geometry`
     of ``rooms`` and ``devices``) with the devices' ``states``, and ``styles``
-    (:func:`floorplan_styles`).
+    (:func:`floorplan_styles`). ``standards`` judge the rooms' values (none: every room neutral).
     """
     if geometry is None:
         geometry = plan_geometry(rooms, devices)
         states = [d.get("state") for d in placed(devices)]
-    styles = styles if styles is not None else floorplan_styles(rooms, values, metric, lang)
+    styles = styles if styles is not None else floorplan_styles(rooms, values, metric, lang, standards=standards)
     data: list[dict[str, Any]] = [
         {"type": "scatter", "x": xs, "y": ys, "fillcolor": colour, "name": name, "text": hover, "customdata": ids}
         for name, (xs, ys, ids), (colour, _, hover) in zip(geometry.names, geometry.outlines, styles, strict=True)
@@ -396,12 +390,48 @@ ROOM_TEMPLATE: dict[str, Any] = {
 }
 
 
-def legend_items(metric: str, lang: str = "en") -> tuple[list[tuple[str, str]], str]:
-    """``([(colour, label), ...], source)`` of ``metric``'s buckets plus "no data", for the legend."""
-    scale = scale_for(metric)
-    items = [(b.colour, t(b.label, lang)) for b in scale.legend]
+def _number(value: float, unit: str) -> str:
+    return f"{value:g} {unit}".strip()
+
+
+def bounds_text(band: RuleBand, unit: str) -> tuple[str, str]:
+    """``("16–24 °C", "outside 16–24 °C")``, ``("≥ 300 lx", "< 300 lx")`` or ``("≤ 1500 ppm", "> 1500 ppm")``."""
+    if band.low is not None and band.high is not None:
+        inside = f"{band.low:g}–{_number(band.high, unit)}"
+        return inside, f"outside {inside}"
+    if band.low is not None:
+        return f"≥ {_number(band.low, unit)}", f"< {_number(band.low, unit)}"
+    return f"≤ {_number(band.high, unit)}", f"> {_number(band.high, unit)}"  # type: ignore[arg-type]
+
+
+def legend_items(metric: str, lang: str = "en", standards: SiteStandards | None = None
+                 ) -> tuple[list[tuple[str, str]], str]:
+    """``([(colour, label), ...], source)`` of ``metric`` for the legend, plus "no data".
+
+    A measured metric lists each rule's bounds as ``standards`` give them (per room use,
+    in the day's season); ``compliance`` its statuses; the glances their buckets.
+    """
+    if metric in GLANCES:
+        items = [(b.colour, t(b.label, lang)) for b in GLANCES[metric].legend]
+        return [*items, (NO_DATA, t("no data", lang))], ""
+    if metric == COMPLIANCE:
+        items = [(GOOD, t(COMPLIANCE_LABELS[OK], lang)), (WARN, t("outside a standard", lang)),
+                 (BAD, t("fails a standard", lang))]
+        bands: tuple[RuleBand, ...] = ()
+        if standards is not None:
+            bands = tuple(b for m in {r.metric for r in standards.active()} for b in standards.bands(m))
+    else:
+        bands = standards.bands(metric) if standards is not None else ()
+        items = []
+        for band in bands:
+            inside, out = bounds_text(band, unit_of(metric))
+            uses = ", ".join(t(u, lang) for u in band.uses)
+            broken = f"{t('outside', lang)}: {out} ({t(band.severity, lang)})"
+            items += [(GOOD, f"{inside} ({uses})"), (STATUS_COLOURS[band.severity], broken)]
+        items.append((NEUTRAL, t("no standard", lang)))
     items.append((NO_DATA, t("no data", lang)))
-    return items, scale.source
+    seasons = {t(b.season, lang) for b in bands if b.season} if metric != COMPLIANCE else set()
+    return items, ", ".join([*sorted({b.standard for b in bands}), *sorted(seasons)])
 
 
 def room_from_click(click_data: Mapping[str, Any] | None) -> int | None:
@@ -426,7 +456,8 @@ def room_from_click(click_data: Mapping[str, Any] | None) -> int | None:
 
 
 def building_figure(rooms: Sequence[Mapping[str, Any]], values: Mapping[int, Mapping[str, float]], metric: str, *,
-                    lang: str = "en", uirevision: str | int | None = None, default_height_m: float = 3.2) -> Figure:
+                    lang: str = "en", uirevision: str | int | None = None, default_height_m: float = 3.2,
+                    standards: SiteStandards | None = None) -> Figure:
     """Rooms extruded from their footprints at their storey's elevation, coloured by ``metric`` (one Mesh3d).
 
     Each room's top is triangulated (constrained Delaunay, so L-shaped rooms stay L-shaped)
@@ -455,7 +486,7 @@ def building_figure(rooms: Sequence[Mapping[str, Any]], values: Mapping[int, Map
         if not polygons:
             continue
         room_values = values.get(int(room["room_id"]), {})
-        colour = colour_for(metric, room_values.get(metric))
+        colour = colour_for(metric, room_values.get(metric), use=str(room.get("use") or ""), standards=standards)
         text = (f"<b>{room['name']}</b> ({room.get('storey', '')})<br>"
                 f"{t(metric, lang)}: {metric_text(metric, room_values, lang)}")
         z0 = float(room.get("elevation_m") or 0.0)
@@ -551,16 +582,22 @@ def site_map_figure(sites: Sequence[Mapping[str, Any]], lang: str = "en") -> Fig
 # -- time series -------------------------------------------------------------------------------------------
 
 
-def band_intervals(scale: Scale, low: float, high: float) -> list[tuple[float, float, str]]:
-    """The view ``[low, high]`` split by the scale's buckets: ``(from, to, colour)``, first match wins.
+def band_intervals(bands: Sequence[RuleBand], low: float, high: float) -> list[tuple[float, float, str]]:
+    """The view ``[low, high]`` split at the rules' bounds: ``(from, to, colour)``, each piece coloured as
+    the rules judge its values (worst broken rule's severity, else green).
 
-    >>> band_intervals(SCALES["co2"], 0, 2000) == [(0, 1000.0, GOOD), (1000.0, 1500.0, WARN), (1500.0, 2000, BAD)]
+    >>> from datetime import date
+    >>> july = SiteStandards("hq", date(2026, 7, 6))
+    >>> band_intervals(july.bands("temperature", "classroom"), 10, 35) == [(10, 22.0, WARN), (22.0, 28.0, GOOD),
+    ...                                                                   (28.0, 35, WARN)]
     True
     """
-    edges = sorted({low, high, *(e for b in scale.bands for e in (b.low, b.high) if low < e < high)})
+    edges = sorted({low, high, *(e for b in bands for e in (b.low, b.high) if e is not None and low < e < high)})
     out: list[tuple[float, float, str]] = []
-    for a, b in zip(edges[:-1], edges[1:], strict=True):
-        colour = scale.band((a + b) / 2).colour
+    for a, b in itertools.pairwise(edges):
+        mid = (a + b) / 2
+        broken = [band.severity for band in bands if outside(mid, band.low, band.high)]
+        colour = STATUS_COLOURS[max(broken, key=STATUSES.index)] if broken else GOOD
         if out and out[-1][2] == colour:
             out[-1] = (out[-1][0], b, colour)
         else:
@@ -574,11 +611,12 @@ def _translucent(colour: str, alpha: float = 0.12) -> str:
 
 
 def series_figure(points: Sequence[tuple[datetime, float, float, float]], metric: str, unit: str, *,
-                  lang: str = "en", source: str = "") -> Figure:
+                  lang: str = "en", source: str = "", bands: Sequence[RuleBand] = ()) -> Figure:
     """Mean line with a min–max band from ``(bucket, mean, min, max)`` rollups, oldest first.
 
-    The standard's buckets are drawn behind as translucent bands (green good, yellow
-    marginal, red bad) over the shown value range; ``source`` names the rollup read.
+    The room's rules (``bands``: :meth:`twin.site_standards.SiteStandards.bands` of its use)
+    are drawn behind as translucent bands (green met, yellow or red broken, by severity)
+    over the shown value range; ``source`` names the rollup read.
     """
     # Contiguous numpy arrays: the figure is plain JSON for orjson (Dash's fast path), no per-point work
     ts = np.array([p[0].timestamp() for p in points], dtype=np.int64).astype("datetime64[s]")  # UTC
@@ -592,10 +630,9 @@ def series_figure(points: Sequence[tuple[datetime, float, float, float]], metric
          "line": {"color": "#1565c0", "width": 2},
          "hovertemplate": f"%{{x|%Y-%m-%d %H:%M}}  %{{y:.1f}} {unit}<extra></extra>"},
     ]
-    scale = scale_for(metric)
-    edges = [e for b in scale.bands for e in (b.low, b.high) if math.isfinite(e)]
+    edges = [e for b in bands for e in (b.low, b.high) if e is not None]
     values = [float(low.min()), float(high.max())] if points else []
-    values += edges if scale.source else []
+    values += edges
     layout: dict[str, Any] = {
         "yaxis": {"title": {"text": f"{t(metric, lang)} ({unit})" if unit else t(metric, lang)}, "gridcolor": "#eceff1"},
         "xaxis": {"gridcolor": "#eceff1"},
@@ -607,13 +644,14 @@ def series_figure(points: Sequence[tuple[datetime, float, float, float]], metric
         pad = (hi - lo) * 0.08 or max(abs(hi) * 0.1, 1.0)
         lo, hi = lo - pad, hi + pad
         layout["yaxis"]["range"] = [lo, hi]
-        if scale.source:
+        if bands:
             layout["shapes"] = [
                 {"type": "rect", "xref": "paper", "x0": 0, "x1": 1, "yref": "y", "y0": a, "y1": b, "layer": "below",
                  "line": {"width": 0}, "fillcolor": _translucent(colour)}
-                for a, b, colour in band_intervals(scale, lo, hi)
+                for a, b, colour in band_intervals(bands, lo, hi)
             ]
-            layout["annotations"].append({"text": scale.source, "showarrow": False, "xref": "paper", "yref": "paper",
+            named = [*sorted({b.standard for b in bands}), *sorted({t(b.season, lang) for b in bands if b.season})]
+            layout["annotations"].append({"text": ", ".join(named), "showarrow": False, "xref": "paper", "yref": "paper",
                                           "x": 1, "y": 1.0, "xanchor": "right", "yanchor": "bottom",
                                           "font": {"size": 10, "color": "#607d8b"}})
     if source:

@@ -50,6 +50,8 @@ ZH: dict[str, str] = {
     "outside 22–28 °C": "超出 22–28 °C", "outside 40–80 %RH": "超出 40–80 %RH", "empty": "无人", "occupied": "有人",
     "meets the standards": "符合标准", "marginal": "临界", "fails a standard": "不达标", "all online": "全部在线",
     "some offline": "部分离线", "mostly offline": "多数离线", "value": "数值",
+    "outside": "超出", "outside a standard": "超出标准", "no standard": "无适用标准", "summer": "夏季", "winter": "冬季",
+    "classroom": "教室", "lab": "实验室", "office": "办公室", "corridor": "走廊",
     # building
     "Unknown building": "未知楼栋", "3D view": "三维视图",
     # room

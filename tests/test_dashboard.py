@@ -15,7 +15,7 @@ import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import dash
@@ -31,8 +31,8 @@ from dashboard.sessions import group_sessions
 from dashboard.app import close_app, create_app
 from dashboard.commands import CommandBridge, CommandError, command_payload
 from dashboard.figures import (
-    BAD, COMPLIANCE, DEVICE_HEALTH, GOOD, NO_DATA, SCALES, WARN, band_intervals, colour_for, compliance_rank,
-    STATE_COLOURS, floorplan_figure, room_from_click, series_csv, with_derived,
+    BAD, COMPLIANCE, DEVICE_HEALTH, GOOD, NEUTRAL, NO_DATA, STATE_COLOURS, STATUS_COLOURS, band_intervals, colour_for,
+    floorplan_figure, room_from_click, room_style, series_csv, with_derived,
 )
 from dashboard.serve import serve
 from tests.helpers import PASSWORD, Login, add_user, http_login, login, wait_for
@@ -41,7 +41,10 @@ from twin.database import connection
 from twin.domain import Building, Device, Room, Site, Storey, TwinModel
 from twin.metrics import BY_NAME
 from twin.mqtt import MqttClient
+from twin.site_standards import SiteStandards, standards_for
+from twin.standards import DEFAULT_RULES, SUMMER, WINTER
 from twin.storage import alarms, audit, commands, dashboard_queries, kpis
+from twin.storage.monitoring import set_rule_override
 from twin.storage.events import add_dead_letters, update_status
 from twin.storage.model import device_keys, save_model, storey_rooms
 from twin.storage.readings import ReadingWriter, room_latest
@@ -199,30 +202,65 @@ def _page(name: str):
 # --- pure figures ---------------------------------------------------------------------------
 
 
-def test_colour_buckets_follow_the_national_standards() -> None:
-    assert [colour_for("co2", v) for v in (400, 1000, 1001, 1500, 1501)] == [GOOD, GOOD, WARN, WARN, BAD]
-    assert [colour_for("temperature", v) for v in (21.9, 22, 28, 28.1)] == [WARN, GOOD, GOOD, WARN]
-    assert [colour_for("illuminance", v) for v in (299.9, 300, 750)] == [BAD, GOOD, GOOD]
-    assert colour_for("humidity", 85) == WARN and colour_for("noise", 44) == GOOD
+DECEMBER = SiteStandards("hq", date(2026, 12, 14))  # winter in the default climate zone
+JULY = SiteStandards("hq", date(2026, 7, 6))
+TEMPERATURE_RULE = DEFAULT_RULES["temperature_out_of_range"]
+
+
+def expected(standards: SiteStandards, metric: str, value: float, use: str) -> str:
+    """The colour a room must have: its verdict under the site's rules (what the rule engine judges by)."""
+    return STATUS_COLOURS[standards.judge(metric, value, use).status]
+
+
+def test_plan_colours_are_the_verdicts_of_the_rules() -> None:
+    cases = {"co2": (400, 1000, 1001, 1500, 1501), "temperature": (17.5, 21.9, 22, 28, 28.1),
+             "illuminance": (299.9, 300, 750), "humidity": (35, 85), "noise": (44, 46), "pm25": (20, 60)}
+    for standards in (DECEMBER, JULY):
+        for metric, values in cases.items():
+            for use in ("classroom", "lab", "office", "corridor"):
+                for v in values:
+                    assert colour_for(metric, v, use=use, standards=standards) == expected(standards, metric, v, use)
     assert colour_for("co2", None) == NO_DATA == colour_for("co2", float("nan"))
+    assert colour_for("temperature", 35.0, use="corridor", standards=JULY) == NEUTRAL  # no rule judges corridors
 
 
-def test_compliance_takes_the_worst_standard_and_judges_light_only_when_occupied() -> None:
-    assert compliance_rank({"co2": 800, "temperature": 25}) == 0
-    assert compliance_rank({"co2": 1200, "temperature": 25}) == 1
-    assert compliance_rank({"co2": 800, "illuminance": 100}) == 0  # empty room may be dark
-    assert compliance_rank({"co2": 800, "illuminance": 100, "occupancy": 30}) == 2
-    assert compliance_rank({"occupancy": 3}) is None
+def test_a_december_classroom_at_17_5_is_green_and_judged_by_the_summer_band_in_july() -> None:
+    """Issue 16: the plan coloured it "marginal" against the summer band in December while no alarm was raised."""
+    low_winter, low_summer = TEMPERATURE_RULE.bounds(WINTER)[0], TEMPERATURE_RULE.bounds(SUMMER)[0]
+    assert low_winter <= 17.5 < low_summer  # the premise, from the rule set
+    values = {"temperature": 17.5, "occupancy": 30.0}
+    for metric in ("temperature", COMPLIANCE):
+        winter = room_style("101", with_derived(values, None, use="classroom", standards=DECEMBER), metric,
+                            use="classroom", standards=DECEMBER)
+        summer = room_style("101", with_derived(values, None, use="classroom", standards=JULY), metric,
+                            use="classroom", standards=JULY)
+        assert winter[0] == GOOD
+        assert summer[0] == STATUS_COLOURS[TEMPERATURE_RULE.severity] != GOOD
+
+
+def test_compliance_takes_the_worst_rule_and_judges_light_only_when_occupied() -> None:
+    def compliance(values: dict[str, float]) -> str:
+        return colour_for(COMPLIANCE, with_derived(values, None, use="classroom", standards=JULY).get(COMPLIANCE))
+
+    co2, desk = DEFAULT_RULES["classroom_co2_high"], DEFAULT_RULES["desk_illuminance_low"]
+    assert compliance({"co2": co2.max - 100, "temperature": 25, "occupancy": 30}) == GOOD
+    assert compliance({"co2": co2.max + 100, "temperature": 25, "occupancy": 30}) == STATUS_COLOURS[co2.severity]
+    assert compliance({"co2": 800, "illuminance": desk.min - 100, "occupancy": 0}) == NO_DATA  # empty: may be dark
+    assert compliance({"co2": 800, "illuminance": desk.min - 100, "occupancy": 30}) == STATUS_COLOURS[desk.severity]
+    assert COMPLIANCE not in with_derived({"occupancy": 3}, None, use="classroom", standards=JULY)
     values = with_derived({"co2": 1600}, (1, 4))
-    assert colour_for(COMPLIANCE, values[COMPLIANCE]) == BAD
     assert values[DEVICE_HEALTH] == 25.0 and colour_for(DEVICE_HEALTH, values[DEVICE_HEALTH]) == BAD
     assert colour_for(DEVICE_HEALTH, with_derived({}, (2, 2))[DEVICE_HEALTH]) == GOOD
     assert DEVICE_HEALTH not in with_derived({}, None)
 
 
-def test_chart_bands_split_the_view_by_the_standard() -> None:
-    assert band_intervals(SCALES["temperature"], 10, 35) == [(10, 22.0, WARN), (22.0, 28.0, GOOD), (28.0, 35, WARN)]
-    assert band_intervals(SCALES["co2"], 400, 900) == [(400, 900, GOOD)]
+def test_chart_bands_split_the_view_at_the_rules_bounds_of_the_season() -> None:
+    for standards in (DECEMBER, JULY):
+        low, high = TEMPERATURE_RULE.bounds(standards.season)
+        broken = STATUS_COLOURS[TEMPERATURE_RULE.severity]
+        assert band_intervals(standards.bands("temperature", "classroom"), 10, 35) == [
+            (10, low, broken), (low, high, GOOD), (high, 35, broken)]
+    assert band_intervals(JULY.bands("co2", "classroom"), 400, 900) == [(400, 900, GOOD)]
 
 
 def test_multipolygon_room_is_one_trace_with_none_separated_rings() -> None:
@@ -344,26 +382,43 @@ def test_unmapped_devices_come_from_dead_letters_and_silent_bim_devices(known_tw
 # --- callbacks against the real database ----------------------------------------------------------
 
 
+USES = {"101": "classroom", "102": "classroom", "103": "lab"}
+
+
+def hq_standards(known_twin: KnownTwin) -> SiteStandards:
+    with connection(known_twin.url) as conn:
+        return standards_for(conn, "hq")
+
+
+def co2_colours(known_twin: KnownTwin, standards: SiteStandards | None = None) -> dict[str, str]:
+    """The fixture's drawn rooms as the rules judge their latest CO2 (a classroom's limit is not a lab's)."""
+    standards = standards or hq_standards(known_twin)
+    return {n: expected(standards, "co2", known_twin.latest_co2[n], use) for n, use in USES.items()}
+
+
 def test_floorplan_has_one_trace_per_room_with_footprint_coloured_by_co2(known_twin: KnownTwin) -> None:
     with connection(known_twin.url) as conn:
         rooms = storey_rooms(conn, known_twin.storey_id)
         values = room_latest(conn, [r["room_id"] for r in rooms])
-    fig = floorplan_figure(rooms, values, "co2")
+        standards = standards_for(conn, "hq")
+    fig = floorplan_figure(rooms, values, "co2", standards=standards)
     assert len(rooms) == 4 and len(fig["data"]) == 4  # "104 store" has no footprint; then the labels
     assert list(fig["data"][-1]["text"]) == ["101<br><b>810 ppm</b>", "102<br><b>1200 ppm</b>", "103<br><b>1700 ppm</b>"]
-    assert _room_colours(fig) == {"101": GOOD, "102": WARN, "103": BAD}
+    assert _room_colours(fig) == co2_colours(known_twin, standards)
+    assert len(set(_room_colours(fig).values())) > 1  # the fixture tells rooms apart
     for trace in fig["data"][:3]:
         assert set(trace["customdata"]) == {known_twin.rooms[trace["name"]]}
     assert "810 ppm" in fig["data"][0]["text"]
-    temperature = floorplan_figure(rooms, values, "temperature")
-    assert _room_colours(temperature) == {"101": GOOD, "102": NO_DATA, "103": NO_DATA}
+    temperature = floorplan_figure(rooms, values, "temperature", standards=standards)
+    assert _room_colours(temperature) == {"101": expected(standards, "temperature", 25.0, "classroom"),
+                                          "102": NO_DATA, "103": NO_DATA}
 
 
 def test_floorplan_callback_draws_rooms_devices_health_and_compliance(app: dash.Dash, known_twin: KnownTwin) -> None:
     site = _page("site")
     with app.server.test_request_context("/", headers=signed_in(app)):
         fig, drawn = site.update_floorplan(known_twin.storey_id, "co2", None, None)
-        legend = site.update_legend("co2")
+        legend = site.update_legend("co2", known_twin.storey_id)
         health, _ = site.update_floorplan(known_twin.storey_id, "device_health", None, None)
         compliance, _ = site.update_floorplan(known_twin.storey_id, "compliance", None, None)
         empty, _ = site.update_floorplan(None, "co2", None, None)
@@ -371,14 +426,18 @@ def test_floorplan_callback_draws_rooms_devices_health_and_compliance(app: dash.
         with pytest.raises(PreventUpdate):
             site.open_room({"points": [{"curveNumber": 1}]})
     assert [t["name"] for t in fig["data"]] == ["101", "102", "103", "labels", "devices"]
-    assert _room_colours(fig) == {"101": GOOD, "102": WARN, "103": BAD}
+    assert _room_colours(fig) == co2_colours(known_twin)
     assert drawn["rooms"] == [known_twin.rooms[n] for n in ("101", "102", "103")]
     markers = dict(zip(fig["data"][-1]["customdata"], fig["data"][-1]["marker"]["color"], strict=False))
     assert len(fig["data"][-1]["x"]) == 6  # env-101..103, lum-101, pan-101 placed on the storey, plus env-104
     assert markers[known_twin.rooms["103"]] == "#b71c1c"  # env-103 is offline
     assert _room_colours(health) == {"101": GOOD, "102": GOOD, "103": BAD}
-    assert _room_colours(compliance) == {"101": GOOD, "102": WARN, "103": BAD}
-    assert "1500 ppm" in _json(legend)
+    standards = hq_standards(known_twin)
+    latest = {n: {"co2": known_twin.latest_co2[n], **({"temperature": 25.0} if n == "101" else {})} for n in USES}
+    verdicts = {n: standards.judge_room(latest[n], use).status for n, use in USES.items()}
+    assert _room_colours(compliance) == {n: STATUS_COLOURS[v] for n, v in verdicts.items()}
+    for rule in ("classroom_co2_high", "indoor_co2_high"):  # each rule's bound, from the rule set
+        assert f"{DEFAULT_RULES[rule].max:g} ppm" in _json(legend)
     assert empty["data"] == []
     assert href == "/room/42"
 
@@ -391,16 +450,18 @@ def test_live_refresh_patches_only_the_room_that_changed(app: dash.Dash, known_t
         with connection(known_twin.url) as conn:
             ReadingWriter(conn).write(
                 [(datetime.now(UTC), known_twin.keys["hq", "env-102"], CO2, 1600.0)])
-        _, values, states = data.floorplan(known_twin.storey_id)
-        changed, devices_changed, new_drawn = site.refresh_changes(drawn, values, states)
+        _, values, states, standards = data.floorplan(known_twin.storey_id)
+        changed, devices_changed, new_drawn = site.refresh_changes(drawn, values, states, standards)
         patch, stored = site.update_floorplan(known_twin.storey_id, "co2", 2, drawn)
     assert unchanged == (dash.no_update, dash.no_update)
-    assert list(changed) == [1] and changed[1][0] == BAD and not devices_changed
+    now_bad = expected(standards, "co2", 1600.0, "classroom")
+    assert list(changed) == [1] and changed[1][0] == now_bad != co2_colours(known_twin)["102"]
+    assert not devices_changed
     assert new_drawn["styles"][1] == site.fingerprint(changed[1]) != drawn["styles"][1]
     assert new_drawn["styles"][0] == drawn["styles"][0]
     assert isinstance(patch, dash.Patch) and stored == new_drawn
     operations = json.dumps(patch.to_plotly_json(), default=str)
-    assert BAD in operations and GOOD not in operations  # only room 102 is sent
+    assert now_bad in operations and co2_colours(known_twin)["101"] not in operations  # only room 102 is sent
 
 
 def test_a_device_going_offline_patches_its_marker_and_its_room(app: dash.Dash, known_twin: KnownTwin) -> None:
@@ -500,7 +561,26 @@ def test_building_in_3d_extrudes_every_room_with_a_footprint(app: dash.Dash, kno
     assert mesh["type"] == "mesh3d"
     # three boxes: 2 top triangles + 4 walls x 2 triangles each
     assert len(mesh["i"]) == 3 * 10 == len(mesh["facecolor"])
-    assert set(mesh["facecolor"]) == {GOOD, WARN, BAD} and float(mesh["z"].max()) == pytest.approx(0.9 * 3.2)
+    assert set(mesh["facecolor"]) == set(co2_colours(known_twin).values()) and float(mesh["z"].max()) == pytest.approx(0.9 * 3.2)
+
+
+def test_a_site_override_changes_the_plan_the_legend_and_the_chart_bands(app: dash.Dash,
+                                                                       known_twin: KnownTwin) -> None:
+    """The same override the monitor uses (stored per site) recolours the plan: 1200 ppm in a classroom."""
+    site, room = _page("site"), _page("room")
+    with connection(known_twin.url) as conn:
+        set_rule_override(conn, "hq", "classroom_co2_high", {"max": 1000})
+        conn.commit()
+    overridden = hq_standards(known_twin)
+    assert overridden.judge("co2", 1200.0, "classroom").status != JULY.judge("co2", 1200.0, "classroom").status
+    with app.server.test_request_context("/", headers=signed_in(app)):
+        fig, _ = site.update_floorplan(known_twin.storey_id, "co2", None, None)
+        legend = site.update_legend("co2", known_twin.storey_id)
+        chart, _ = room.chart(known_twin.rooms["102"], "co2", "1h")
+    assert _room_colours(fig) == co2_colours(known_twin, overridden)
+    assert _room_colours(fig)["102"] == STATUS_COLOURS[DEFAULT_RULES["classroom_co2_high"].severity]
+    assert "≤ 1000 ppm (classroom)" in _json(legend)
+    assert 1000.0 in [s["y0"] for s in chart["layout"]["shapes"]] + [s["y1"] for s in chart["layout"]["shapes"]]
 
 
 def test_language_switch_translates_pages_and_keeps_chinese_names(app: dash.Dash, known_twin: KnownTwin) -> None:
@@ -743,6 +823,11 @@ def browser(tmp_path: Path) -> Iterator[object]:
 ROOM_TRACES = "#site-floorplan .scatterlayer .trace"
 
 
+def _rgb(colour: str) -> str:
+    """``#43a047`` as the browser reports a fill, ``rgb(67, 160, 71)``."""
+    return "rgb({}, {}, {})".format(*(int(colour[i:i + 2], 16) for i in (1, 3, 5)))
+
+
 def _fill_colour(driver, index: int) -> str:
     paths = driver.find_elements("css selector", ROOM_TRACES + " .fills path")
     return paths[index].value_of_css_property("fill") if len(paths) > index else ""
@@ -790,12 +875,15 @@ def test_every_page_in_a_browser(browser: object, known_twin: KnownTwin, mqtt_ur
                 cards[0].click()
                 wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, ROOM_TRACES)) == 5)
                 assert browser.current_url == base + "/site/hq"
-                wait.until(lambda d: _fill_colour(d, 1) == "rgb(251, 192, 45)")  # room 102 is marginal
+                before, after = co2_colours(known_twin)["102"], expected(hq_standards(known_twin), "co2", 1650.0,
+                                                                         "classroom")
+                assert before != after  # the rules judge 1200 and 1650 ppm in a classroom apart
+                wait.until(lambda d: _fill_colour(d, 1) == _rgb(before))  # room 102 as the rules judge it
                 marker = browser.execute_script("window.__still_here = 1; return 1;")
                 with connection(known_twin.url) as conn:
                     ReadingWriter(conn).write(
                         [(datetime.now(UTC), known_twin.keys["hq", "env-102"], CO2, 1650.0)])
-                wait.until(lambda d: _fill_colour(d, 1) == "rgb(229, 57, 53)")  # now bad, pushed by the refresh
+                wait.until(lambda d: _fill_colour(d, 1) == _rgb(after))  # pushed by the refresh
                 assert browser.execute_script("return window.__still_here") == marker  # no reload happened
                 screenshot(browser, "floorplan")
                 # 3. a room, by clicking it

@@ -112,10 +112,12 @@ class SiteStandards:
     def judge_room(self, values: Mapping[str, float], use: str) -> Verdict:
         """The worst verdict over a room's latest values, each rule in its hours.
 
-        The room counts as occupied when its ``occupancy`` is above 0 (no occupancy: empty),
-        so desk illuminance is judged only in an occupied room, background noise only in an empty one.
+        The room is occupied when its ``occupancy`` is above 0: rules of occupied hours (desk
+        illuminance, temperature, CO2...) judge only then, the background-noise rule only when it
+        is 0, as the rule engine counts them. Without an occupancy value every rule judges.
         """
-        occupied = values.get("occupancy", 0.0) > 0
+        occupancy = values.get("occupancy")
+        occupied = None if occupancy is None or math.isnan(occupancy) else occupancy > 0
         statuses, broken = [], []
         for metric, value in values.items():
             if value is None or math.isnan(value):

@@ -40,7 +40,7 @@ def layout(building_id: str | None = None, **_: Any) -> html.Div:
         html.H2(f"{found['name']} · {t('3D view', lang)}"),
         html.Div([dcc.Dropdown(id=ids.BUILDING_METRIC, options=metric_options(lang), value="co2", clearable=False,
                                className="picker picker-small")], className="pickers"),
-        html.Div(legend("co2", lang), id=ids.BUILDING_LEGEND, className="legend"),
+        html.Div(id=ids.BUILDING_LEGEND, className="legend"),
         dcc.Graph(id=ids.BUILDING_FIGURE, config={"displaylogo": False}, className="building3d"),
         dcc.Interval(id=ids.BUILDING_INTERVAL, interval=REFRESH_MS),
     ])
@@ -56,5 +56,6 @@ def layout(building_id: str | None = None, **_: Any) -> html.Div:
 def update_building(metric: str, _n: int | None, building_id: int) -> tuple[dict[str, Any], Any]:
     """The building's rooms in 3D with the latest values."""
     lang = current()
-    rooms, values = data.building_plan(building_id)
-    return building_figure(rooms, values, metric, lang=lang, uirevision=building_id), legend(metric, lang)
+    rooms, values, standards = data.building_plan(building_id)
+    return (building_figure(rooms, values, metric, lang=lang, uirevision=building_id, standards=standards),
+            legend(metric, lang, standards))

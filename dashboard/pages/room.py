@@ -2,8 +2,9 @@
 
 - Live values and the devices with their status, refreshed every ``REFRESH_MS``.
 - History over 1 h, 24 h, 7 d, 30 d or a custom range: up to ``HOURLY_FROM`` from the
-  1-minute rollups, beyond from the 1-hour rollups (never raw readings), with the
-  standard's bands drawn; "Download CSV" exports exactly the shown series.
+  1-minute rollups, beyond from the 1-hour rollups (never raw readings), with the bounds
+  of the room's rules drawn (its use, its site's overrides, the season of the range's end);
+  "Download CSV" exports exactly the shown series.
 - Lighting control: on, off, dim to a level, for one luminaire or all; the command and its
   acknowledgement (from the device over MQTT) are listed.
 """
@@ -21,10 +22,11 @@ from dash import ALL, Input, Output, State, ctx, dcc, html, no_update
 from dash.exceptions import PreventUpdate
 
 from dashboard import auth, data, ids
-from dashboard.history import LIVE_RANGES, RANGE_LABELS, chart_window
 from dashboard.commands import LUMINAIRE_KINDS, CommandError
 from dashboard.figures import CHART_METRICS, colour_for, format_value, series_csv, series_figure, unit_of
+from dashboard.history import LIVE_RANGES, RANGE_LABELS, chart_window
 from dashboard.i18n import current, t
+from twin.site_standards import SiteStandards, today
 
 REFRESH_MS = 2000
 ALL_LUMINAIRES = "*"
@@ -49,8 +51,9 @@ def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]], lang: str, **k
                      **kwargs)
 
 
-def live_table(rows: Sequence[Mapping[str, Any]], lang: str = "en") -> Any:
-    """Latest value per device and metric, each value cell coloured by its bucket."""
+def live_table(rows: Sequence[Mapping[str, Any]], lang: str = "en", *, use: str = "",
+               standards: SiteStandards | None = None) -> Any:
+    """Latest value per device and metric, each value cell coloured as ``standards`` judge it in a room of ``use``."""
     if not rows:
         return html.P(t("No live values yet.", lang))
     head = html.Thead(html.Tr([html.Th(t(h, lang)) for h in ("device", "kind", "metric", "value")]
@@ -58,7 +61,8 @@ def live_table(rows: Sequence[Mapping[str, Any]], lang: str = "en") -> Any:
     body = html.Tbody([
         html.Tr([
             html.Td(r["device_id"]), html.Td(r["kind"]), html.Td(t(r["metric"], lang)),
-            html.Td([html.Span("■ ", style={"color": colour_for(r["metric"], r["value"])}),
+            html.Td([html.Span("■ ", style={"color": colour_for(r["metric"], r["value"], use=use,
+                                                                      standards=standards)}),
                      format_value(r["value"], r["unit"])], className="value"),
             html.Td(r["ts"].strftime("%Y-%m-%d %H:%M:%S")),
         ])
@@ -180,7 +184,10 @@ def layout(room_id: str | None = None, **_: Any) -> html.Div:
 def update_live(_n: int | None, room_id: int) -> tuple[Any, Any]:
     """Refresh the live values and the devices' status."""
     lang = current()
-    return live_table(data.room_live(room_id), lang), devices_table(data.room_devices(room_id), lang)
+    room = data.room(room_id)
+    standards = data.room_standards(room) if room else None
+    return (live_table(data.room_live(room_id), lang, use=(room or {}).get("use") or "", standards=standards),
+            devices_table(data.room_devices(room_id), lang))
 
 
 @dash.callback(
@@ -197,11 +204,14 @@ def update_commands(_n: int | None, _status: Any, room_id: int) -> Any:
 def chart(room_id: int, metric: str, range_key: str, start_date: str | None = None, end_date: str | None = None, *,
           now: datetime | None = None, lang: str = "en"
           ) -> tuple[dict[str, Any], list[tuple[datetime, float, float, float]]]:
-    """The chart of a range and the points it shows (from the 1-minute or 1-hour rollups)."""
+    """The chart of a range and the points it shows (from the 1-minute or 1-hour rollups), with the bounds of
+    the room's rules on the range's last day."""
     start, end, hourly = chart_window(range_key, start_date, end_date, now=now)
     points = data.room_series(room_id, metric, start=start, end=end, hourly=hourly)
     source = t("from 1-hour rollups" if hourly else "from 1-minute rollups", lang)
-    figure = series_figure(points, metric, unit_of(metric), lang=lang, source=source)
+    room = data.room(room_id)
+    bands = data.room_standards(room, today(end)).bands(metric, room["use"] or "") if room else ()
+    figure = series_figure(points, metric, unit_of(metric), lang=lang, source=source, bands=bands)
     figure["layout"]["xaxis"]["range"] = [start.astimezone(UTC).replace(tzinfo=None),
                                           end.astimezone(UTC).replace(tzinfo=None)]  # naive UTC, like the data
     return figure, points

@@ -1,7 +1,9 @@
 """Site floor plan (``/site/<site_id>?storey=<id>``): a storey's rooms coloured by a live metric.
 
 Pick the building and the storey, and the metric (a measured one, standard compliance or
-device health); the legend shows the standard's thresholds. Devices are markers. Every
+device health); rooms are coloured as the site's standards judge their values today (the
+rule engine's rules, season and overrides: :mod:`twin.site_standards`), and the legend
+shows those rules' bounds. Devices are markers. Every
 ``REFRESH_MS`` the values are read again and only what changed is sent to the browser (a
 ``dash.Patch`` of fill colours, labels and hovers; the zoom is kept by ``uirevision``), so
 a 200-room storey stays smooth. Clicking a room (or a device) opens the room.
@@ -9,8 +11,8 @@ a 200-room storey stays smooth. Clicking a room (or a device) opens the room.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
 import zlib
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import dash
@@ -19,9 +21,16 @@ from dash.exceptions import PreventUpdate
 
 from dashboard import data, ids
 from dashboard.figures import (
-    FLOORPLAN_METRICS, device_styles, floorplan_figure, floorplan_styles, legend_items, room_from_click, room_style,
+    FLOORPLAN_METRICS,
+    device_styles,
+    floorplan_figure,
+    floorplan_styles,
+    legend_items,
+    room_from_click,
+    room_style,
 )
 from dashboard.i18n import current, t
+from twin.site_standards import SiteStandards
 
 REFRESH_MS = 1500
 
@@ -45,8 +54,9 @@ def building_options(storeys: Sequence[Mapping[str, Any]]) -> list[dict[str, Any
     return [{"label": name, "value": key} for key, name in seen.items()]
 
 
-def legend(metric: str, lang: str) -> list[Any]:
-    items, source = legend_items(metric, lang)
+def legend(metric: str, lang: str, standards: SiteStandards | None = None) -> list[Any]:
+    """The metric's colours and, for a standard, each rule's bounds as ``standards`` give them."""
+    items, source = legend_items(metric, lang, standards)
     chips = [html.Span([html.Span("■", style={"color": colour}, className="swatch"), label], className="legend-item")
              for colour, label in items]
     return [html.B(t(metric, lang)), *chips] + ([html.Span(f"({source})", className="muted")] if source else [])
@@ -81,7 +91,7 @@ def layout(site_id: str | None = None, storey: str | None = None, **_: Any) -> h
                      href=dash.get_relative_path(f"/building/{building_id}") if building_id else "#",
                      className="button-link"),
         ], className="pickers"),
-        html.Div(legend("co2", lang), id=ids.SITE_LEGEND, className="legend"),
+        html.Div(id=ids.SITE_LEGEND, className="legend"),
         dcc.Graph(id=ids.SITE_FLOORPLAN, config={"displaylogo": False, "scrollZoom": True}, className="floorplan"),
         html.P(t("Click a room to open it.", lang), className="muted"),
         dcc.Interval(id=ids.SITE_INTERVAL, interval=REFRESH_MS),
@@ -115,31 +125,35 @@ def fingerprint(style: Sequence[str]) -> int:
 
 
 def draw(plan: data.StoreyPlan, values: Mapping[int, Mapping[str, float]], states: Sequence[str],
-         storey_id: int, metric: str, lang: str) -> tuple[dict[str, Any], dict[str, Any]]:
+         storey_id: int, metric: str, lang: str, standards: SiteStandards | None = None
+         ) -> tuple[dict[str, Any], dict[str, Any]]:
     """The whole figure of a storey, and what was drawn (kept in the browser to diff the next refresh)."""
-    styles = floorplan_styles(plan.rooms, values, metric, lang, geometry=plan.geometry)
+    styles = floorplan_styles(plan.rooms, values, metric, lang, geometry=plan.geometry, standards=standards)
     figure = floorplan_figure(plan.rooms, values, metric, lang=lang, uirevision=storey_id, styles=styles,
                               geometry=plan.geometry, states=states)
     drawn = {
         "storey": storey_id, "metric": metric, "lang": lang, "plan": plan.stamp.isoformat(),
-        "rooms": list(plan.geometry.room_ids), "names": list(plan.geometry.names),
+        "rooms": list(plan.geometry.room_ids), "names": list(plan.geometry.names), "uses": list(plan.geometry.uses),
         "styles": [fingerprint(s) for s in styles],
         "device_styles": fingerprint(states),
     }
     return figure, drawn
 
 
-def refresh_changes(drawn: Mapping[str, Any], values: Mapping[int, Mapping[str, float]], states: Sequence[str]
+def refresh_changes(drawn: Mapping[str, Any], values: Mapping[int, Mapping[str, float]], states: Sequence[str],
+                    standards: SiteStandards | None = None
                     ) -> tuple[dict[int, tuple[str, str, str]], bool, dict[str, Any]]:
     """What changed since ``drawn``: ``(room index -> new style, whether device states changed, new drawn)``.
 
-    ``drawn`` was drawn from the same plan (storey and BIM stamp), so the rooms and devices are the same.
+    ``drawn`` was drawn from the same plan (storey and BIM stamp), so the rooms and devices are the same;
+    a change of the standards (an override, a new season) changes the styles it touches.
     """
     lang, metric = drawn["lang"], drawn["metric"]
     changed: dict[int, tuple[str, str, str]] = {}
     prints = []
-    for i, (room_id, name, old) in enumerate(zip(drawn["rooms"], drawn["names"], drawn["styles"], strict=True)):
-        style = room_style(name, values.get(room_id, {}), metric, lang)
+    for i, (room_id, name, use, old) in enumerate(zip(drawn["rooms"], drawn["names"], drawn["uses"], drawn["styles"],
+                                                      strict=True)):
+        style = room_style(name, values.get(room_id, {}), metric, lang, use=use, standards=standards)
         prints.append(fingerprint(style))
         if prints[-1] != old:
             changed[i] = style
@@ -167,11 +181,11 @@ def to_patch(changed: Mapping[int, Sequence[str]], devices: tuple[list[str], lis
 @dash.callback(
     Output(ids.SITE_LEGEND, "children"),
     Input(ids.SITE_METRIC, "value"),
-    prevent_initial_call=True,
+    Input(ids.SITE_STOREY, "value"),
 )
-def update_legend(metric: str) -> list[Any]:
-    """The chosen metric's colours and thresholds."""
-    return legend(metric, current())
+def update_legend(metric: str, storey_id: int | None = None) -> list[Any]:
+    """The chosen metric's colours and, for a standard, the bounds of the storey's site's rules today."""
+    return legend(metric, current(), data.storey_standards(int(storey_id)) if storey_id is not None else None)
 
 
 @dash.callback(
@@ -186,22 +200,24 @@ def update_floorplan(storey_id: int | None, metric: str, _n: int | None, drawn: 
                      ) -> tuple[Any, Any]:
     """Draw the storey when the storey, metric or its BIM changes; on a tick, patch only what changed.
 
+    Rooms are coloured as the site's standards of today judge them (:mod:`twin.site_standards`).
     The outputs are plain JSON (dicts, lists, numeric arrays) so that Dash's encoder takes
     orjson's fast path: a 200-room storey is about 170 kB.
     """
     lang = current()
-    plan, values, states = data.floorplan(int(storey_id)) if storey_id is not None else (None, {}, [])
+    plan, values, states, standards = (data.floorplan(int(storey_id)) if storey_id is not None
+                                       else (None, {}, [], None))
     if plan is None:
         return floorplan_figure([], {}, metric, lang=lang), None
     storey_id = int(storey_id)
     if drawn is not None and (drawn["storey"], drawn["metric"], drawn["lang"], drawn.get("plan")) == (
-            storey_id, metric, lang, plan.stamp.isoformat()):
-        changed, devices_changed, new_drawn = refresh_changes(drawn, values, states)
+            storey_id, metric, lang, plan.stamp.isoformat()) and "uses" in drawn:
+        changed, devices_changed, new_drawn = refresh_changes(drawn, values, states, standards)
         if not changed and not devices_changed:
             return no_update, no_update
         devices = device_styles(plan.geometry, states, lang) if devices_changed else None
         return to_patch(changed, devices, len(drawn["rooms"])), new_drawn
-    return draw(plan, values, states, storey_id, metric, lang)
+    return draw(plan, values, states, storey_id, metric, lang, standards)
 
 
 @dash.callback(
