@@ -113,3 +113,16 @@ def test_standards_for_a_stored_site_read_its_zone_and_overrides(db_url: str) ->
         assert std.judge("temperature", 17.5, "classroom").status == TEMPERATURE.severity
         zone_file = SiteConfig(sites={"std": {"climate_zone": "mild"}})
         assert standards_for(conn, "std", date(2026, 11, 23), config=zone_file).season == SUMMER
+
+
+def test_the_report_states_the_sites_lighting_rules_not_the_defaults() -> None:
+    from twin.report import render
+
+    rules = SiteConfig().rules_for("hq", {"desk_illuminance_low": {"min": 350}, "blackboard_uniformity_low": {"min": 0.85}})
+    room = {"room": "101", "days": 1, "compliant_days": 1, "desk_lux": 400.0, "desk_uniformity": 0.8,
+            "blackboard_lux": 600.0, "blackboard_uniformity": 0.9}
+    html = render(site_id="hq", site_name="HQ", role="headquarters", year=2026, month=12, first=DECEMBER,
+                  last=DECEMBER, days=[], rooms=[room], month_alarms=[], devices=[], device_names={},
+                  generated=datetime(2026, 12, 15, tzinfo=SCHOOL_TZ), standards=SiteStandards("hq", DECEMBER, rules=rules))
+    assert "desk ≥ 350 lx" in html and "uniformity ≥ 0.85" in html
+    assert f"uniformity ≥ {DEFAULT_RULES['desk_uniformity_low'].min:g}" in html

@@ -20,7 +20,8 @@ import psycopg
 
 from twin.device_health import received_and_expected
 from twin.kpi_job import compute_day, day_bounds
-from twin.standards import DEFAULT_RULES, SiteConfig
+from twin.site_standards import SiteStandards, standards_for
+from twin.standards import SiteConfig
 from twin.storage import alarms, kpis, monitoring
 from twin.svg_charts import bar_chart, line_chart
 from twin.timetable import SCHOOL_TZ
@@ -87,7 +88,7 @@ def month_report(conn: psycopg.Connection, site_id: str, year: int, month: int, 
     names = dict(conn.execute("SELECT id, device_id FROM devices WHERE site_id = %s", (site_id,)).fetchall())
     return render(site_id=site_id, site_name=site[0], role=site[1], year=year, month=month, first=first, last=last,
                   days=days, rooms=rooms, month_alarms=month_alarms, devices=devices, device_names=names,
-                  generated=now)
+                  generated=now, standards=standards_for(conn, site_id, last, config=config))
 
 
 def monthly_kpis(days: Sequence[Mapping[str, Any]]) -> dict[str, tuple[float, float, float | None]]:
@@ -111,6 +112,21 @@ def availability(devices: Sequence[tuple[int, str, tuple[float, float] | None]])
         row[2] += counted[1]
     return [{"kind": k, "devices": int(v[0]), "received": v[1], "expected": v[2],
              "availability": v[1] / v[2] if v[2] else None} for k, v in sorted(out.items())]
+
+
+def lighting_rules_text(standards: SiteStandards) -> str:
+    """The site's GB 7793 lighting rules as a sentence: ``desk ≥ 300 lx, uniformity ≥ 0.7, blackboard ...``."""
+    parts = []
+    for name, rid, unit in (("desk", "desk_illuminance_low", " lx"), ("uniformity", "desk_uniformity_low", ""),
+                            ("blackboard", "blackboard_illuminance_low", " lx"),
+                            ("uniformity", "blackboard_uniformity_low", "")):
+        rule = standards.rules.get(rid)
+        if rule is None or not rule.enabled:
+            continue
+        low, high = rule.bounds(standards.season)
+        parts += [f"{name} ≥ {low:g}{unit}"] if low is not None else []
+        parts += [f"{name} ≤ {high:g}{unit}"] if high is not None else []
+    return ", ".join(parts) or "no lighting rule (all switched off)"
 
 
 _CSS = """
@@ -147,8 +163,9 @@ def _most_common(label: str, counts: Counter[Any], n: int, unit: str) -> str:
 def render(*, site_id: str, site_name: str, role: str, year: int, month: int, first: date, last: date,
            days: Sequence[Mapping[str, Any]], rooms: Sequence[Mapping[str, Any]],
            month_alarms: Sequence[Mapping[str, Any]], devices: Sequence[tuple[int, str, tuple[float, float] | None]],
-           device_names: Mapping[int, str], generated: datetime) -> str:
-    """The report's HTML from the month's data (pure)."""
+           device_names: Mapping[int, str], generated: datetime, standards: SiteStandards | None = None) -> str:
+    """The report's HTML from the month's data (pure); ``standards``: the site's, whose lighting rules it states."""
+    standards = standards or SiteStandards(site_id, last)
     parts = [f"<!DOCTYPE html><html lang=\"zh-CN\"><head><meta charset=\"utf-8\"><title>{escape(site_name)} "
              f"{year}-{month:02d} monthly report</title><style>{_CSS}</style></head><body>",
              f"<h1>{escape(site_name)} · monthly report {year}-{month:02d}</h1>",
@@ -178,10 +195,8 @@ def render(*, site_id: str, site_name: str, role: str, year: int, month: int, fi
     # 2. lighting compliance per classroom
     parts.append("<h2>2. Lighting compliance per classroom (GB 7793-2010, occupied hours)</h2>")
     if rooms:
-        desk, board = DEFAULT_RULES["desk_illuminance_low"], DEFAULT_RULES["blackboard_illuminance_low"]
         parts.append(f"<p class=muted>A classroom complies on a day when its averages over the lessons meet "
-                     f"desk ≥ {desk.min:g} lx, uniformity ≥ 0.7, blackboard ≥ {board.min:g} lx, uniformity ≥ 0.8 "
-                     "(site overrides apply).</p>")
+                     f"{escape(lighting_rules_text(standards))} (this school's rules).</p>")
         parts.append(_table(
             ["classroom", "days measured", "days compliant", "compliance", "desk", "desk uniformity", "blackboard",
              "blackboard uniformity"],
