@@ -21,6 +21,7 @@ from dashboard.i18n import t
 from dashboard.uploads import UploadLimits
 from twin.broker import BrokerError
 from twin.database import open_pool
+from twin.standards import SiteConfig
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +34,8 @@ NAVIGATION = (("Network", "/"), ("Alarms", "/alarms"), ("Devices", "/devices"), 
 
 def create_app(database_url: str, *, mqtt_url: str | None = None, bim_loader: data.BimLoader | None = None,
                pool_size: int = 4, secure_cookies: bool = False, upload_limits: UploadLimits | None = None,
-               trusted_proxies: int = 0, pending_dir: Path | None = None) -> dash.Dash:
+               trusted_proxies: int = 0, pending_dir: Path | None = None,
+               rules: SiteConfig | None = None) -> dash.Dash:
     """A ready app on ``database_url``; fails fast (``DatabaseUnavailable``) when it does not answer.
 
     Everything is served from the package (``serve_locally``, own CSS in ``assets/``),
@@ -48,7 +50,8 @@ def create_app(database_url: str, *, mqtt_url: str | None = None, bim_loader: da
     scheme are taken from ``X-Forwarded-For`` / ``X-Forwarded-Proto`` (werkzeug's ``ProxyFix``);
     with 0 those headers are ignored, as any client can send them. Uploaded BIM revisions wait for a
     planner's confirmation in ``pending_dir`` (the data directory's ``bim-pending``; default: a private
-    folder in the system's temporary directory).
+    folder in the system's temporary directory). ``rules`` (a rules file, as the monitor's) joins the stored
+    per-site overrides in every colour, legend and band.
     """
     pool = open_pool(database_url, min_size=1, max_size=pool_size, name="dashboard")
     bridge = None
@@ -70,6 +73,8 @@ def create_app(database_url: str, *, mqtt_url: str | None = None, bim_loader: da
             app.server.extensions[data.BRIDGE_KEY] = bridge
         if bim_loader is not None:
             app.server.extensions[data.LOADER_KEY] = bim_loader
+        if rules is not None:
+            app.server.extensions[data.RULES_KEY] = rules
         if pending_dir is not None:
             app.server.extensions[bim_plans.PENDING_KEY] = pending_dir
         limits = upload_limits or UploadLimits()

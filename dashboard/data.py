@@ -31,6 +31,7 @@ BRIDGE_KEY = "campus_twin.commands"
 LOADER_KEY = "campus_twin.bim_loader"
 LIMITS_KEY = "campus_twin.upload_limits"
 PLANS_KEY = "campus_twin.plans"
+RULES_KEY = "campus_twin.rules"  # a twin.standards.SiteConfig (the rules file) for the site standards
 #: Storey plans kept per app (a plan is a few hundred kB for a 200-room storey).
 PLANS_KEPT = 64
 #: How far back the room chart looks by default.
@@ -134,8 +135,9 @@ def _standards(conn: psycopg.Connection, site_id: str | None, day: date | None =
     overrides cannot be used (logged; the monitor skips that school until they are fixed)."""
     if site_id is None:
         return SiteStandards("", day or today())
+    config = flask.current_app.extensions.get(RULES_KEY) if flask.has_app_context() else None
     try:
-        return standards_for(conn, site_id, day)
+        return standards_for(conn, site_id, day, config=config)
     except RulesError as exc:
         log.error("dashboard: site %s: stored rule overrides ignored: %s", site_id, exc)
         return SiteStandards(site_id, day or today())

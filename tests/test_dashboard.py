@@ -583,6 +583,27 @@ def test_a_site_override_changes_the_plan_the_legend_and_the_chart_bands(app: da
     assert 1000.0 in [s["y0"] for s in chart["layout"]["shapes"]] + [s["y1"] for s in chart["layout"]["shapes"]]
 
 
+def test_the_rules_file_of_the_monitor_recolours_the_plan_too(known_twin: KnownTwin, tmp_path: Path) -> None:
+    """``dashboard --rules`` (as ``monitor --rules``): an override set only in the file reaches the plan."""
+    from twin.standards import load_config
+
+    rules = tmp_path / "rules.toml"
+    rules.write_text("[sites.hq.rules.classroom_co2_high]\nmax = 1000\n", "utf-8")
+    config = load_config(rules)
+    expected = SiteStandards("hq", JULY.day, JULY.climate_zone,
+                             config.rules_for("hq", {}))
+    assert expected.judge("co2", 1200.0, "classroom").status != JULY.judge("co2", 1200.0, "classroom").status
+    app = make_app(known_twin.url, rules=config)
+    try:
+        with app.server.test_request_context("/", headers=signed_in(app)):
+            fig, _ = _page("site").update_floorplan(known_twin.storey_id, "co2", None, None)
+            legend = _page("site").update_legend("co2", known_twin.storey_id)
+    finally:
+        close_app(app)
+    assert _room_colours(fig)["102"] == STATUS_COLOURS[DEFAULT_RULES["classroom_co2_high"].severity]
+    assert "≤ 1000 ppm (classroom)" in _json(legend)
+
+
 def test_language_switch_translates_pages_and_keeps_chinese_names(app: dash.Dash, known_twin: KnownTwin) -> None:
     signed_in(app)  # the admin user exists
     client = app.server.test_client()

@@ -399,6 +399,11 @@ def _operator() -> str:
         return "cli"
 
 
+def _rules_option(fn: F) -> F:
+    return click.option("--rules", "rules_file", type=click.Path(dir_okay=False, path_type=Path),
+                        envvar="CAMPUS_TWIN_RULES", help="TOML file of per-site rule overrides (docs/monitoring.md).")(fn)
+
+
 # -- bim -----------------------------------------------------------------------
 @main.group()
 def bim() -> None:
@@ -810,18 +815,22 @@ def export(ctx: click.Context, site: str, device: str | None, metric: str | None
               envvar="CAMPUS_TWIN_TRUSTED_PROXIES",
               help="Reverse proxies in front of the dashboard: the client's address is taken from that many "
                    "X-Forwarded-For entries (0: the header is ignored).")
+@_rules_option
 @click.pass_context
 @friendly
 def dashboard(ctx: click.Context, host: str, port: int, duration: float | None, secure_cookies: bool,
-              trusted_proxies: int) -> None:
+              trusted_proxies: int, rules_file: Path | None) -> None:
     """Serve the Dash web app (a login is needed: campus-twin users add).  Example: campus-twin dashboard --port 8050"""
     from dashboard.app import close_app, create_app
     from dashboard.serve import bind, serve_until
+    from twin.standards import load_config
 
     settings = settings_of(ctx)
+    rules = load_config(rules_file)  # a bad file: one line, before anything starts
     url = migrated_url(settings)
     app = create_app(url, mqtt_url=settings.mqtt_url, bim_loader=bim_loader_for(url), secure_cookies=secure_cookies,
-                     trusted_proxies=trusted_proxies, pending_dir=settings.data_dir / "bim-pending")
+                     trusted_proxies=trusted_proxies, pending_dir=settings.data_dir / "bim-pending",
+                     rules=rules)
     server = bind(app, host, port)
     stop = stop_on_signals()
     thread = threading.Thread(target=serve_until, args=(server, stop), name="dashboard", daemon=True)
@@ -838,11 +847,6 @@ def dashboard(ctx: click.Context, host: str, port: int, duration: float | None, 
 
 
 # -- monitor / kpis / report -------------------------------------------------------
-def _rules_option(fn: F) -> F:
-    return click.option("--rules", "rules_file", type=click.Path(dir_okay=False, path_type=Path),
-                        envvar="CAMPUS_TWIN_RULES", help="TOML file of per-site rule overrides (docs/monitoring.md).")(fn)
-
-
 @main.command()
 @click.option("--interval", type=click.FloatRange(1, 3600), default=60.0, show_default=True,
               help="Seconds between evaluation cycles.")
