@@ -1,0 +1,163 @@
+"""The package rules of DESIGN.md, checked on the imports of the source (``ast``, every
+import statement, function-level ones included).
+
+- ``twin`` is the core: it imports none of the other four packages, except ``twin/cli.py``
+  (the composition root), and that one only lazily, inside functions.
+- ``ingest``, ``models_bim``, ``simulators`` and ``dashboard`` may import ``twin`` and
+  nothing of each other.
+- paho is touched by one module: ``twin/mqtt.py`` today, ``twin/messaging/`` after the
+  refactor of issue 16.
+"""
+
+from __future__ import annotations
+
+import ast
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+PACKAGES = ("twin", "ingest", "models_bim", "simulators", "dashboard")
+#: What each package may import of the others (DESIGN.md, "Packages").
+MAY_IMPORT = {
+    "twin": set(),
+    "ingest": {"twin"},
+    "models_bim": {"twin"},
+    "simulators": {"twin"},
+    "dashboard": {"twin"},
+}
+#: The composition root: may reach every package, lazily.
+CLI = "twin/cli.py"
+#: Where paho may be imported: the one wrapper (today) or the messaging room (later).
+PAHO_HOME = ("twin/mqtt.py", "twin/messaging/")
+
+
+@dataclass(frozen=True)
+class Import:
+    path: str  # relative to the repository, with forward slashes
+    line: int
+    module: str  # absolute dotted name
+    top_level: bool  # at module level (not inside a function or class body)
+
+    @property
+    def root(self) -> str:
+        return self.module.split(".")[0]
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.line} imports {self.module}"
+
+
+def _absolute(node: ast.ImportFrom, path: Path) -> str:
+    """The dotted module of a ``from ... import``, relative ones resolved against the file's package."""
+    if node.level == 0:
+        return node.module or ""
+    package = list(path.relative_to(REPO).with_suffix("").parts[:-1])
+    if path.name == "__init__.py":
+        package = list(path.relative_to(REPO).parts[:-1])
+    base = package[: len(package) - (node.level - 1)] if node.level > 1 else package
+    return ".".join([*base, *([node.module] if node.module else [])])
+
+
+def imports_of(path: Path) -> list[Import]:
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    rel = path.relative_to(REPO).as_posix()
+    found: list[Import] = []
+
+    def visit(node: ast.AST, nested: bool) -> None:
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.Import):
+                found.extend(Import(rel, child.lineno, alias.name, not nested) for alias in child.names)
+            elif isinstance(child, ast.ImportFrom):
+                found.append(Import(rel, child.lineno, _absolute(child, path), not nested))
+            inner = nested or isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda | ast.ClassDef)
+            visit(child, inner)
+
+    visit(tree, False)
+    return found
+
+
+def sources(*roots: str) -> list[Path]:
+    return sorted(p for root in roots for p in (REPO / root).rglob("*.py"))
+
+
+def all_imports(*roots: str) -> list[Import]:
+    return [imp for path in sources(*roots) for imp in imports_of(path)]
+
+
+# -- the parser itself ---------------------------------------------------------------------
+
+
+def test_parser_sees_function_level_and_relative_imports(tmp_path, monkeypatch):
+    package = tmp_path / "dashboard"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    module = package / "pages.py"
+    module.write_text(
+        "import os\n"
+        "from . import figures\n"
+        "def callback():\n"
+        "    from ingest.worker import IngestWorker\n"
+        "    import paho.mqtt.client as mqtt\n"
+    )
+    monkeypatch.setattr(f"{__name__}.REPO", tmp_path)
+    got = [(i.module, i.top_level) for i in imports_of(module)]
+    assert got == [("os", True), ("dashboard", True), ("ingest.worker", False), ("paho.mqtt.client", False)]
+
+
+def test_every_package_is_scanned():
+    for package in PACKAGES:
+        assert sources(package), f"no Python files under {package}/"
+
+
+# -- the rules ------------------------------------------------------------------------------
+
+
+def test_twin_imports_no_other_package_outside_the_cli():
+    offenders = [
+        str(i) for i in all_imports("twin")
+        if i.root in PACKAGES and i.root != "twin" and i.path != CLI
+    ]
+    assert offenders == [], "twin is the core; only twin/cli.py may reach the other packages:\n" + "\n".join(offenders)
+
+
+def test_the_cli_reaches_other_packages_only_lazily():
+    offenders = [
+        str(i) for i in imports_of(REPO / CLI)
+        if i.root in PACKAGES and i.root != "twin" and i.top_level
+    ]
+    assert offenders == [], "twin/cli.py imports the other packages inside each subcommand:\n" + "\n".join(offenders)
+
+
+@pytest.mark.parametrize("package", [p for p in PACKAGES if p != "twin"])
+def test_packages_import_only_twin(package):
+    allowed = MAY_IMPORT[package] | {package}
+    offenders = [str(i) for i in all_imports(package) if i.root in PACKAGES and i.root not in allowed]
+    assert offenders == [], f"{package} may import only {sorted(MAY_IMPORT[package])} (DESIGN.md):\n" + "\n".join(
+        offenders
+    )
+
+
+def _paho_offenders() -> list[str]:
+    return [
+        str(i) for i in all_imports(*PACKAGES, "bench")
+        if i.root == "paho" and not i.path.startswith(PAHO_HOME)
+    ]
+
+
+def test_paho_is_imported_where_the_wrapper_is():
+    """The wrapper exists where the rule below says paho may be imported."""
+    homes = {i.path for i in all_imports("twin") if i.root == "paho"}
+    assert homes and all(h.startswith(PAHO_HOME) for h in homes), homes
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="issue 16: paho behind one module, not yet done: ingest/pool.py (paho.mqtt.enums), "
+    "ingest/worker.py (paho.mqtt.subscribeoptions), bench/_common.py (paho.mqtt.client, enums, "
+    "packettypes, properties); dashboard/commands.py, twin/notify.py, simulators/fleet.py and "
+    "ingest/worker.py also use MqttClient.client (paho objects) without importing paho",
+)
+def test_only_the_mqtt_wrapper_imports_paho():
+    offenders = _paho_offenders()
+    assert offenders == [], "paho is imported outside twin/mqtt.py (twin/messaging/):\n" + "\n".join(offenders)
