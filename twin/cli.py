@@ -655,8 +655,11 @@ def simulate(ctx: click.Context, site: str | None, interval: float | None, speed
         _backfill(migrated_url(settings), backfill_span, backfill_step, seed, site)
         return
     from simulators.fleet import FleetRunner
+    from twin.mqtt import detect_protocol
 
-    runner = FleetRunner(migrated_url(settings), require_mqtt(settings), interval_s=interval, seed=seed,
+    mqtt_url = require_mqtt(settings)
+    detect_protocol(mqtt_url)  # the broker answers before a database is started or migrated
+    runner = FleetRunner(migrated_url(settings), mqtt_url, interval_s=interval, seed=seed,
                          speed=speed, site_id=site, start=start, faults=faults, fault_log=fault_log,
                          connections=connections, client_id=client_id)  # type: ignore[arg-type]
     stop = stop_on_signals()
