@@ -257,6 +257,7 @@ def test_battery_seq_gaps_out_of_range_and_the_lifecycle_is_notified(site, mqtt_
                          "WHERE site_id = %s AND device_id = 'ENV-0')", (site_id,))
         monitor.run_once(t0 + timedelta(seconds=2))
         wait_for(lambda: any(e["event"] == "cleared" and e["rule"] == "device_low_battery" for e in received))
+        monitor.notifier.close()  # its worker thread, started by the first cycle
     with connection(url) as conn:
         events = alarms.alarm_events(conn, battery["id"])
     assert [e[0] for e in events] == ["raised", "acknowledged", "cleared"]

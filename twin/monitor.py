@@ -3,8 +3,9 @@
 :meth:`Monitor.evaluate` is deterministic over historical data (an explicit range and
 ``now``); :meth:`Monitor.run_once` is one cycle of the continuous ``campus-twin monitor``:
 re-evaluate today (and any earlier day with a room alarm still open), check device
-health over the recent past, check battery and sequence gaps, send the notification
-outbox, and refresh today's KPIs (and any of the last days not stored yet).
+health over the recent past, check battery and sequence gaps, refresh today's KPIs (and
+any of the last days not stored yet), and wake the notifier, whose own worker thread
+delivers the recorded events (:mod:`twin.notify`): a cycle never waits on a receiver.
 """
 
 from __future__ import annotations
@@ -218,9 +219,9 @@ class Monitor:
             if self._kpis_at is None or now - self._kpis_at >= self.kpi_every:
                 self.daily_kpis(conn, today, now=now)
                 self._kpis_at = now
-            if self.notifier is not None:
-                self.notifier.send_pending(conn)
             conn.commit()
+        if self.notifier is not None:  # the cycle only records events; the notifier's worker delivers them
+            self.notifier.start(self.url)
         self.totals.add(counts.__dict__)
         return counts
 
@@ -267,8 +268,13 @@ class Monitor:
         return [*days, today]
 
     def run(self, stop: threading.Event, interval_s: float = 60.0) -> None:
-        """Cycle until ``stop`` is set; a failing cycle is logged and retried at the next interval."""
+        """Cycle until ``stop`` is set; a failing cycle is logged and retried at the next interval.
+
+        The notifier's worker thread runs alongside from the start and is stopped (and the
+        broker connection closed) when the cycles stop."""
         self.stop = stop
+        if self.notifier is not None:
+            self.notifier.start(self.url)
         while not stop.is_set():
             try:
                 c = self.run_once()

@@ -1,10 +1,13 @@
 """Alarm notifications: lifecycle events out on MQTT (``campus/v1/{site}/alarms``) and an optional webhook.
 
-The ``alarm_events`` table is the outbox: :func:`send_pending` publishes every event not
-yet notified (raised and cleared by the monitor, acknowledged from the dashboard or the
-CLI) as one JSON object, QoS 1, POSTs the same JSON to the webhook when one is set, and
-marks the events sent. A webhook that fails is retried a few times and then logged; it
-never stops the monitor. MQTT delivery is confirmed (PUBACK) before an event is marked.
+The ``alarm_events`` table is the outbox. The monitor cycle only records events (raised and
+cleared by the monitor, acknowledged from the dashboard or the CLI) and wakes the notifier;
+the notifier's own worker thread (:meth:`Notifier.start`, owned by the monitor service)
+delivers them, oldest first, one at a time: publish one JSON object, QoS 1 (confirmed by
+PUBACK), POST the same JSON to the webhook when one is set, then mark that event sent. A
+webhook that hangs or answers 5xx is retried with a growing backoff (capped) until it
+answers, so every event is delivered exactly once and in order; a 4xx answer will not get
+better and is logged and skipped. A hanging webhook holds the outbox, never a monitor cycle.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import orjson
 import psycopg
 
 from twin import contract
+from twin.database import DatabaseUnavailable, connect
 from twin.mqtt import MqttClient
 from twin.storage import alarms
 
@@ -29,8 +33,16 @@ log = logging.getLogger(__name__)
 WEBHOOK_TIMEOUT_S = 5.0
 WEBHOOK_ATTEMPTS = 3
 WEBHOOK_BACKOFF_S = 0.5
+#: The longest wait between two attempts of the worker at one event.
+WEBHOOK_MAX_BACKOFF_S = 60.0
 PUBLISH_TIMEOUT_S = 10.0
 CONNECT_TIMEOUT_S = 10.0
+#: How often the worker looks at the outbox when nobody wakes it (events acknowledged elsewhere).
+POLL_S = 5.0
+#: How long :meth:`Notifier.close` lets the worker deliver what is pending before it stops it.
+CLOSE_DRAIN_S = 5.0
+#: Events read from the outbox at a time.
+BATCH = 500
 
 _FIELDS = ("event", "at", "by", "note", "alarm_id", "site_id", "rule", "severity", "state", "message", "standard",
            "value", "raised_at", "cleared_at", "room", "room_id", "device_id")
@@ -41,40 +53,173 @@ def event_payload(event: Mapping[str, Any]) -> bytes:
     return orjson.dumps({k: event.get(k) for k in _FIELDS})
 
 
+def post_once(url: str, body: bytes, *, timeout: float = WEBHOOK_TIMEOUT_S) -> str | None:
+    """POST ``body`` as JSON once; ``None`` when a 2xx answer came back, else why not (``"HTTP 4xx"`` is final)."""
+    request = urllib.request.Request(url, data=body, method="POST",
+                                     headers={"Content-Type": "application/json", "User-Agent": "campus-twin"})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return None if 200 <= response.status < 300 else f"HTTP {response.status}"
+    except urllib.error.HTTPError as exc:
+        return f"HTTP {exc.code}"
+    except (urllib.error.URLError, OSError) as exc:
+        return str(getattr(exc, "reason", exc)) or type(exc).__name__
+
+
+def _final(reason: str) -> bool:
+    """A client error (4xx) will not get better with retries."""
+    return reason.startswith("HTTP 4")
+
+
 def post_webhook(url: str, body: bytes, *, attempts: int = WEBHOOK_ATTEMPTS, timeout: float = WEBHOOK_TIMEOUT_S,
-                 backoff: float = WEBHOOK_BACKOFF_S) -> bool:
+                 backoff: float = WEBHOOK_BACKOFF_S, stop: threading.Event | None = None) -> bool:
     """POST ``body`` as JSON; retry on errors and 5xx; True when a 2xx answer came back."""
+    stop = stop or threading.Event()
     for attempt in range(1, attempts + 1):
-        request = urllib.request.Request(url, data=body, method="POST",
-                                         headers={"Content-Type": "application/json", "User-Agent": "campus-twin"})
-        try:
-            with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 (configured URL)
-                if 200 <= response.status < 300:
-                    return True
-                reason = f"HTTP {response.status}"
-        except urllib.error.HTTPError as exc:
-            reason = f"HTTP {exc.code}"
-            if exc.code < 500:
-                attempts = attempt  # a client error will not get better
-        except (urllib.error.URLError, OSError) as exc:
-            reason = str(getattr(exc, "reason", exc))
+        reason = post_once(url, body, timeout=timeout)
+        if reason is None:
+            return True
         log.warning("alarm webhook failed attempt=%d/%d reason=%s", attempt, attempts, reason)
-        if attempt < attempts:
-            time.sleep(backoff * attempt)
+        if _final(reason) or attempt == attempts or stop.wait(backoff * attempt):
+            return False
     return False
 
 
 class Notifier:
-    """Sends the outbox; MQTT connection opened on first use and kept."""
+    """Delivers the outbox from its own worker thread; MQTT connection opened on first use and kept."""
 
     def __init__(self, mqtt_url: str | None, webhook_url: str | None = None, *,
-                 client_id: str = "campus-monitor") -> None:
+                 client_id: str = "campus-monitor", webhook_timeout_s: float = WEBHOOK_TIMEOUT_S,
+                 backoff_s: float = WEBHOOK_BACKOFF_S, max_backoff_s: float = WEBHOOK_MAX_BACKOFF_S,
+                 poll_s: float = POLL_S) -> None:
         self.mqtt_url = mqtt_url
         self.webhook_url = webhook_url
         self.client_id = client_id
+        self.webhook_timeout_s = webhook_timeout_s
+        self.backoff_s = backoff_s
+        self.max_backoff_s = max_backoff_s
+        self.poll_s = poll_s
         self._mqtt: MqttClient | None = None
         self._connected = threading.Event()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._url: str | None = None
+        #: The event already published on MQTT whose webhook is still being retried (no second publish).
+        self._published: int | None = None
         self.sent = 0
+
+    # -- the worker ----------------------------------------------------------------------------------
+    def start(self, url: str) -> None:
+        """Start the worker on the database at ``url`` (once; later calls wake it).
+
+        The worker is a plain thread: an unexpected exception ends it through
+        :data:`threading.excepthook` (:func:`twin.process.exit_on_thread_death` ends the process).
+        """
+        if self._thread is None:
+            self._url = url
+            self._stop.clear()
+            self._thread = threading.Thread(target=self._run, name="notifier", daemon=True)
+            self._thread.start()
+        self.wake()
+
+    def wake(self) -> None:
+        """New events were recorded: look at the outbox now."""
+        self._wake.set()
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def _run(self) -> None:
+        assert self._url is not None
+        failures = 0
+        while not self._stop.is_set():
+            self._wake.clear()
+            try:
+                with connect(self._url) as conn:
+                    complete = self._deliver(conn, retry_webhook=False)
+            except (DatabaseUnavailable, psycopg.OperationalError) as exc:  # the database away: try again later
+                log.warning("alarm notifications: database unavailable: %s", str(exc).splitlines()[0] if str(exc)
+                            else type(exc).__name__)
+                complete = False
+            if complete:
+                failures = 0
+                self._wake.wait(self.poll_s)
+            else:
+                failures += 1
+                self._stop.wait(min(self.max_backoff_s, self.backoff_s * 2 ** (failures - 1)))
+
+    def _deliver(self, conn: psycopg.Connection, *, retry_webhook: bool) -> bool:
+        """Deliver pending events in order, each marked (and committed) once delivered; stop at the first
+        one that could not be. Return whether the outbox was emptied.
+
+        With ``retry_webhook``, the webhook gets :data:`WEBHOOK_ATTEMPTS` attempts per event (one pass,
+        for a command); without, one attempt (the worker backs off and comes back)."""
+        while True:
+            events = alarms.pending_events(conn, limit=BATCH)
+            if not events:
+                return True
+            if not self._deliver_batch(conn, events, retry_webhook=retry_webhook):
+                return False
+            if len(events) < BATCH:
+                return True
+
+    def _deliver_batch(self, conn: psycopg.Connection, events: list[dict[str, Any]], *, retry_webhook: bool) -> bool:
+        client = self._client()
+        if self.mqtt_url and client is None:
+            log.warning("alarm notifications held back: MQTT broker not connected")
+            return False
+        for event in events:
+            if self._stop.is_set():
+                return False
+            body = event_payload(event)
+            if client is not None and self._published != event["event_id"]:
+                info = client.client.publish(contract.alarms_topic(event["site_id"]), body, qos=contract.QOS_ALARMS)
+                try:
+                    info.wait_for_publish(PUBLISH_TIMEOUT_S)
+                except (RuntimeError, ValueError) as exc:
+                    log.warning("alarm notification not published: %s", exc)
+                    return False
+                if not info.is_published():
+                    log.warning("alarm notification not acknowledged by the broker in %.0f s", PUBLISH_TIMEOUT_S)
+                    return False
+                self._published = event["event_id"]
+            if self.webhook_url and not self._post(event, body, retry=retry_webhook):
+                return False
+            alarms.mark_notified(conn, [event["event_id"]])
+            conn.commit()
+            self._published = None
+            self.sent += 1
+        return True
+
+    def _post(self, event: Mapping[str, Any], body: bytes, *, retry: bool) -> bool:
+        """Whether the event is done with the webhook: delivered, or refused for good (4xx, logged)."""
+        assert self.webhook_url is not None
+        attempts = WEBHOOK_ATTEMPTS if retry else 1
+        for attempt in range(1, attempts + 1):
+            reason = post_once(self.webhook_url, body, timeout=self.webhook_timeout_s)
+            if reason is None:
+                return True
+            if _final(reason):
+                log.error("alarm webhook refused event=%s alarm=%s reason=%s; not retried", event["event"],
+                          event["alarm_id"], reason)
+                return True
+            log.warning("alarm webhook failed event=%s alarm=%s reason=%s (retried)", event["event"],
+                        event["alarm_id"], reason)
+            if attempt < attempts and self._stop.wait(self.backoff_s * attempt):
+                break
+        return False
+
+    # -- one pass, for a command ------------------------------------------------------------------------
+    def send_pending(self, conn: psycopg.Connection) -> int:
+        """Deliver the pending events now, in order (a few webhook attempts each); return how many were marked.
+
+        For a one-shot command; what is not delivered stays in the outbox for the service's worker."""
+        before = self.sent
+        self._deliver(conn, retry_webhook=True)
+        conn.commit()
+        return self.sent - before
 
     def _client(self) -> MqttClient | None:
         if not self.mqtt_url:
@@ -86,37 +231,32 @@ class Notifier:
             self._mqtt.connect()
         return self._mqtt if self._connected.wait(CONNECT_TIMEOUT_S) else None
 
-    def send_pending(self, conn: psycopg.Connection) -> int:
-        """Publish and post the events not yet notified; return how many were marked sent."""
-        events = alarms.pending_events(conn)
-        if not events:
-            return 0
-        client = self._client()
-        if self.mqtt_url and client is None:
-            log.warning("alarm notifications held back: MQTT broker not connected")
-            return 0
-        done = []
-        for event in events:
-            body = event_payload(event)
-            if client is not None:
-                info = client.client.publish(contract.alarms_topic(event["site_id"]), body, qos=contract.QOS_ALARMS)
-                try:
-                    info.wait_for_publish(PUBLISH_TIMEOUT_S)
-                except (RuntimeError, ValueError) as exc:
-                    log.warning("alarm notification not published: %s", exc)
-                    break
-                if not info.is_published():
-                    log.warning("alarm notification not acknowledged by the broker in %.0f s", PUBLISH_TIMEOUT_S)
-                    break
-            if self.webhook_url and not post_webhook(self.webhook_url, body):
-                log.error("alarm webhook gave up event=%s alarm=%s", event["event"], event["alarm_id"])
-            done.append(event["event_id"])
-        alarms.mark_notified(conn, done)
-        conn.commit()
-        self.sent += len(done)
-        return len(done)
-
-    def close(self) -> None:
+    def close(self, drain_s: float = CLOSE_DRAIN_S) -> None:
+        """Stop the worker (after at most ``drain_s`` more of delivering what is pending), then disconnect."""
+        thread = self._thread
+        if thread is not None:
+            self._drain(drain_s)
+            self._stop.set()
+            self._wake.set()
+            thread.join(self.webhook_timeout_s + PUBLISH_TIMEOUT_S + 1.0)
+            if thread.is_alive():
+                log.warning("alarm notifier still busy at its stop; left behind")
+            self._thread = None
         if self._mqtt is not None:
             self._mqtt.close()
             self._mqtt = None
+
+    def _drain(self, drain_s: float) -> None:
+        """Wait up to ``drain_s`` for the outbox to be empty (a ``--once`` run's events go out before the exit)."""
+        if drain_s <= 0 or self._url is None or not self.running:
+            return
+        deadline = time.monotonic() + drain_s
+        while time.monotonic() < deadline and self.running:
+            try:
+                with connect(self._url) as conn:
+                    if not alarms.pending_events(conn, limit=1):
+                        return
+            except (DatabaseUnavailable, psycopg.OperationalError):
+                return
+            self._wake.set()
+            self._stop.wait(0.05)
