@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import logging
 import queue
-import re
 import threading
 import time
 from collections.abc import Callable
@@ -25,6 +24,7 @@ from datetime import UTC, datetime, timedelta
 from simulators.fleet import FleetSpec, build_fleet, load_spec
 from simulators.models import SCHOOL_TZ
 from twin.database import connect
+from twin.durations import parse_duration
 from twin.metrics import BY_NAME
 from twin.storage.readings import ReadingWriter
 
@@ -32,15 +32,11 @@ log = logging.getLogger(__name__)
 
 BATCH_ROWS = 50_000
 Row = tuple[datetime, int, int, float]
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
 
 def parse_span(text: str) -> timedelta:
-    """``"30d"``, ``"2w"``, ``"12h"``, ``"90m"``, ``"45s"`` -> timedelta; ValueError otherwise."""
-    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*", text or "")
-    if not m or float(m.group(1)) <= 0:
-        raise ValueError(f"expected a duration such as 30d, 12h or 10m, got {text!r}")
-    return timedelta(seconds=float(m.group(1)) * _UNITS[m.group(2)])
+    """``"30d"``, ``"2w"``, ``"12h"``, ``"90m"``, ``"45s"`` -> timedelta; ValueError unless a positive duration."""
+    return parse_duration(text, positive=True)
 
 
 @dataclass(frozen=True, slots=True)

@@ -588,10 +588,10 @@ def bim_diff(old: Path, new: Path, as_json: bool) -> None:
 
 # -- simulate / ingest / dashboard ------------------------------------------------
 def _span(ctx: click.Context, param: click.Parameter, value: str | None) -> Any:
-    from simulators.backfill import parse_span
+    from twin.durations import parse_duration
 
     try:
-        return parse_span(value) if value is not None else None
+        return parse_duration(value, positive=True) if value is not None else None
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from None
 

@@ -14,7 +14,6 @@ Which months are winter depends on the site's building climate zone (GB 50176).
 
 from __future__ import annotations
 
-import re
 import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields
@@ -22,6 +21,7 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
+from twin import durations
 from twin.metrics import BY_NAME
 
 SUMMER, WINTER = "summer", "winter"
@@ -60,20 +60,12 @@ def season(day: date, climate_zone: str | None = None) -> str:
     return WINTER if day.month in CLIMATE_ZONES[zone] else SUMMER
 
 
-_SPAN = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)\s*$")
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-
-
 def parse_duration(value: Any) -> timedelta:
-    """``"10m"``, ``"1h"``, ``"30s"`` or a number of seconds."""
-    if isinstance(value, timedelta):
-        return value
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return timedelta(seconds=float(value))
-    m = _SPAN.match(str(value))
-    if not m:
-        raise RulesError(f"not a duration: {value!r} (use e.g. 30s, 10m, 1h)")
-    return timedelta(seconds=float(m.group(1)) * _UNITS[m.group(2)])
+    """``"10m"``, ``"1h"``, ``"30s"`` or a number of seconds (:func:`twin.durations.parse_duration`)."""
+    try:
+        return durations.parse_duration(value)
+    except durations.DurationError as exc:
+        raise RulesError(str(exc)) from None
 
 
 def outside(value: float, low: float | None, high: float | None, margin: float = 0.0) -> bool:
