@@ -4,7 +4,8 @@ Sections: the KPIs of the month against their 100 % targets (with the daily tren
 compliance per classroom (GB 7793), alarm statistics, device availability. Monthly KPI
 values are sums of the stored daily numerators over sums of denominators; days not yet
 stored (or stored before they had ended) are computed first. Charts are inline SVG, there
-are no scripts or links: the file opens offline, and a browser's "Print" gives a PDF.
+are no scripts or links: the file opens offline, and a browser's "Print" gives a PDF. The page
+is the Jinja2 template ``twin/templates/report.html.j2`` (autoescaped).
 """
 
 from __future__ import annotations
@@ -13,9 +14,9 @@ import calendar
 from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
-from html import escape
 from typing import Any
 
+import jinja2
 import psycopg
 
 from twin.device_health import received_and_expected
@@ -129,23 +130,6 @@ def lighting_rules_text(standards: SiteStandards) -> str:
     return ", ".join(parts) or "no lighting rule (all switched off)"
 
 
-_CSS = """
-body{font-family:"Noto Sans CJK SC","Microsoft YaHei",sans-serif;margin:2em auto;max-width:960px;color:#222}
-h1{font-size:1.6em;margin-bottom:.2em}h2{border-bottom:2px solid #2f6fb0;padding-bottom:.2em;margin-top:1.6em}
-table{border-collapse:collapse;width:100%;margin:.6em 0}th,td{border:1px solid #ccc;padding:4px 8px;text-align:left}
-th{background:#f0f4f8}td.num{text-align:right;white-space:nowrap}.met{color:#3a9e5c;font-weight:bold}.not{color:#b03a48;font-weight:bold}
-.muted{color:#666;font-size:.9em}@media print{h2{page-break-after:avoid}svg{page-break-inside:avoid}}
-"""
-
-
-def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]], numeric: set[int] | None = None) -> str:
-    numeric = numeric or set()
-    head = "".join(f"<th>{escape(h)}</th>" for h in headers)
-    body = "".join("<tr>" + "".join(f'<td{" class=num" if i in numeric else ""}>{c}</td>' for i, c in enumerate(r))
-                   + "</tr>" for r in rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-
-
 def _count(value: float) -> str:
     """Whole numbers with thousands separators, fractions (expected messages) to one decimal."""
     return f"{value:,.0f}" if value == int(value) or value >= 1000 else f"{value:,.1f}"
@@ -155,104 +139,96 @@ def _fmt(value: float | None, unit: str = "", digits: int = 0) -> str:
     return "–" if value is None else f"{value:.{digits}f}{(' ' + unit) if unit else ''}"
 
 
-def _most_common(label: str, counts: Counter[Any], n: int, unit: str) -> str:
-    """``<p>label: a (3), b (2)</p>`` for the ``n`` most frequent, escaped."""
-    return f"<p>{label}: " + ", ".join(f"{escape(str(k))} ({c}{unit})" for k, c in counts.most_common(n)) + "</p>"
+_TEMPLATES = jinja2.Environment(loader=jinja2.PackageLoader("twin", "templates"), autoescape=True,
+                                trim_blocks=True, lstrip_blocks=True, undefined=jinja2.StrictUndefined)
 
 
 def render(*, site_id: str, site_name: str, role: str, year: int, month: int, first: date, last: date,
            days: Sequence[Mapping[str, Any]], rooms: Sequence[Mapping[str, Any]],
            month_alarms: Sequence[Mapping[str, Any]], devices: Sequence[tuple[int, str, tuple[float, float] | None]],
            device_names: Mapping[int, str], generated: datetime, standards: SiteStandards | None = None) -> str:
-    """The report's HTML from the month's data (pure); ``standards``: the site's, whose lighting rules it states."""
+    """The report's HTML from the month's data (pure); ``standards``: the site's, whose lighting rules it states.
+
+    The page is ``twin/templates/report.html.j2``, autoescaped: names from the database are text there,
+    only the inline SVG charts (escaped by :mod:`twin.svg_charts`) are marked ``safe``."""
     standards = standards or SiteStandards(site_id, last)
-    parts = [f"<!DOCTYPE html><html lang=\"zh-CN\"><head><meta charset=\"utf-8\"><title>{escape(site_name)} "
-             f"{year}-{month:02d} monthly report</title><style>{_CSS}</style></head><body>",
-             f"<h1>{escape(site_name)} · monthly report {year}-{month:02d}</h1>",
-             f"<p class=muted>Site <b>{escape(site_id)}</b> ({escape(role)}), {first:%Y-%m-%d} to {last:%Y-%m-%d}; "
-             f"generated {generated.astimezone(UTC):%Y-%m-%d %H:%M} UTC by Campus Twin. Standards: GB 7793-2010, "
-             "GB/T 17226-2017, GB/T 18883-2022, GB 50118-2010.</p>"]
-    # 1. KPIs
+    return _TEMPLATES.get_template("report.html.j2").render(
+        site_id=site_id, site_name=site_name, role=role, period=f"{year}-{month:02d}", first=f"{first:%Y-%m-%d}",
+        last=f"{last:%Y-%m-%d}", generated=f"{generated.astimezone(UTC):%Y-%m-%d %H:%M}",
+        **_kpi_section(days), lighting=_lighting_section(rooms, standards), alarms=_alarm_section(month_alarms),
+        devices=_device_section(devices, month_alarms, device_names))
+
+
+def _kpi_section(days: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """The month's KPIs against their 100 % targets, their bar chart and the daily trend."""
     month_kpis = monthly_kpis(days)
     rows = []
     for key, label in KPI_LABELS.items():
         num, den, value = month_kpis.get(key, (0.0, 0.0, None))
-        status = "–" if value is None else ('<span class="met">met</span>' if value >= 1.0 - 1e-9
-                                            else '<span class="not">not met</span>')
-        rows.append([escape(label), percent(value), "100%", status, f"{_count(num)} / {_count(den)}"])
-    parts += ["<h2>1. KPIs against targets</h2>",
-              _table(["KPI", "month", "target", "status", "numerator / denominator (summed over days)"], rows,
-                     {1, 2}),
-              bar_chart([(KPI_LABELS[k], month_kpis.get(k, (0, 0, None))[2] or 0.0) for k in KPI_LABELS],
-                        title="KPIs of the month (dashed line: target 100%)", target=1.0)]
+        rows.append({"label": label, "value": percent(value), "met": None if value is None else value >= 1.0 - 1e-9,
+                     "counts": f"{_count(num)} / {_count(den)}"})
     by_day: dict[date, dict[str, float | None]] = defaultdict(dict)
     for d in days:
         by_day[d["day"]][d["kpi"]] = d["value"]
     labels = sorted(by_day)
-    parts.append(line_chart([f"{d:%d}" for d in labels],
-                            [(KPI_LABELS[k], [by_day[d].get(k) for d in labels]) for k in KPI_LABELS],
-                            title="Daily KPIs"))
-    # 2. lighting compliance per classroom
-    parts.append("<h2>2. Lighting compliance per classroom (GB 7793-2010, occupied hours)</h2>")
-    if rooms:
-        parts.append(f"<p class=muted>A classroom complies on a day when its averages over the lessons meet "
-                     f"{escape(lighting_rules_text(standards))} (this school's rules).</p>")
-        parts.append(_table(
-            ["classroom", "days measured", "days compliant", "compliance", "desk", "desk uniformity", "blackboard",
-             "blackboard uniformity"],
-            [[escape(r["room"]), r["days"], r["compliant_days"], percent(r["compliant_days"] / r["days"]),
-              _fmt(r["desk_lux"], "lx"), _fmt(r["desk_uniformity"], "", 2), _fmt(r["blackboard_lux"], "lx"),
-              _fmt(r["blackboard_uniformity"], "", 2)] for r in rooms], {1, 2, 3, 4, 5, 6, 7}))
-        parts.append(bar_chart([(r["room"], r["compliant_days"] / r["days"]) for r in rooms],
-                               title="Share of measured days compliant, per classroom", target=1.0))
-    else:
-        parts.append("<p>No classroom was measured this month.</p>")
-    # 3. alarms
-    parts.append("<h2>3. Alarms</h2>")
-    if month_alarms:
-        stats: dict[str, Counter[str]] = defaultdict(Counter)
-        minutes: dict[str, float] = defaultdict(float)
-        for a in month_alarms:
-            s = stats[a["rule"]]
-            s["total"] += 1
-            s[a["severity"]] += 1
-            s["acknowledged"] += a["acked_at"] is not None
-            s["cleared"] += a["cleared_at"] is not None
-            if a["cleared_at"] is not None:
-                minutes[a["rule"]] += (a["cleared_at"] - a["raised_at"]).total_seconds() / 60
-        total = sum(s["total"] for s in stats.values())
-        parts.append(f"<p>{total} alarms raised this month.</p>")
-        parts.append(_table(
-            ["rule", "standard", "raised", "critical", "warning", "info", "acknowledged", "cleared",
-             "mean duration"],
-            [[escape(rule), escape(next((a["standard"] or "device health" for a in month_alarms if a["rule"] == rule),
-                                        "")),
-              s["total"], s["critical"], s["warning"], s["info"], s["acknowledged"], s["cleared"],
-              _fmt(minutes[rule] / s["cleared"], "min") if s["cleared"] else "–"]
-             for rule, s in sorted(stats.items())], {2, 3, 4, 5, 6, 7, 8}))
-        top = max(s["total"] for s in stats.values())
-        parts.append(bar_chart([(rule, s["total"]) for rule, s in sorted(stats.items())], title="Alarms per rule",
-                               scale=top, fmt="count"))
-        rooms_hit = Counter(a["room"] for a in month_alarms if a["room"])
-        if rooms_hit:
-            parts.append(_most_common("Rooms with most alarms", rooms_hit, 5, ""))
-    else:
-        parts.append("<p>No alarms this month.</p>")
-    # 4. device availability
-    parts.append("<h2>4. Device availability</h2>")
+    return {"kpis": rows,
+            "kpi_chart": bar_chart([(KPI_LABELS[k], month_kpis.get(k, (0, 0, None))[2] or 0.0)
+                                           for k in KPI_LABELS],
+                                          title="KPIs of the month (dashed line: target 100%)", target=1.0),
+            "daily_chart": line_chart([f"{d:%d}" for d in labels],
+                                             [(KPI_LABELS[k], [by_day[d].get(k) for d in labels]) for k in KPI_LABELS],
+                                             title="Daily KPIs")}
+
+
+def _lighting_section(rooms: Sequence[Mapping[str, Any]], standards: SiteStandards) -> dict[str, Any] | None:
+    """Lighting compliance per classroom (``None``: no classroom measured)."""
+    if not rooms:
+        return None
+    rows = [[r["room"], r["days"], r["compliant_days"], percent(r["compliant_days"] / r["days"]),
+             _fmt(r["desk_lux"], "lx"), _fmt(r["desk_uniformity"], "", 2), _fmt(r["blackboard_lux"], "lx"),
+             _fmt(r["blackboard_uniformity"], "", 2)] for r in rooms]
+    chart = bar_chart([(r["room"], r["compliant_days"] / r["days"]) for r in rooms],
+                      title="Share of measured days compliant, per classroom", target=1.0)
+    return {"rules": lighting_rules_text(standards), "rows": rows, "chart": chart}
+
+
+def _alarm_section(month_alarms: Sequence[Mapping[str, Any]]) -> dict[str, Any] | None:
+    """Alarm statistics per rule and the rooms with most alarms (``None``: no alarms)."""
+    if not month_alarms:
+        return None
+    stats: dict[str, Counter[str]] = defaultdict(Counter)
+    minutes: dict[str, float] = defaultdict(float)
+    for a in month_alarms:
+        s = stats[a["rule"]]
+        s["total"] += 1
+        s[a["severity"]] += 1
+        s["acknowledged"] += a["acked_at"] is not None
+        s["cleared"] += a["cleared_at"] is not None
+        if a["cleared_at"] is not None:
+            minutes[a["rule"]] += (a["cleared_at"] - a["raised_at"]).total_seconds() / 60
+    standard = {}
+    for a in month_alarms:
+        standard.setdefault(a["rule"], a["standard"] or "device health")
+    rows = [[rule, standard[rule], s["total"], s["critical"], s["warning"], s["info"], s["acknowledged"],
+             s["cleared"], _fmt(minutes[rule] / s["cleared"], "min") if s["cleared"] else "–"]
+            for rule, s in sorted(stats.items())]
+    top = max(s["total"] for s in stats.values())
+    chart = bar_chart([(rule, s["total"]) for rule, s in sorted(stats.items())], title="Alarms per rule", scale=top,
+                      fmt="count")
+    return {"total": sum(s["total"] for s in stats.values()), "rows": rows, "chart": chart,
+            "rooms": Counter(a["room"] for a in month_alarms if a["room"]).most_common(5)}
+
+
+def _device_section(devices: Sequence[tuple[int, str, tuple[float, float] | None]],
+                    month_alarms: Sequence[Mapping[str, Any]], device_names: Mapping[int, str]) -> dict[str, Any] | None:
+    """Availability per device kind and the devices most often offline (``None``: no reporting devices)."""
     avail = availability(devices)
-    if avail:
-        parts.append("<p class=muted>Messages received / expected at the kind's reporting interval.</p>")
-        parts.append(_table(["device kind", "devices", "messages received", "expected", "availability"],
-                            [[escape(a["kind"]), a["devices"], f"{a['received']:.0f}", f"{a['expected']:.0f}",
-                              percent(a["availability"])] for a in avail], {1, 2, 3, 4}))
-        parts.append(bar_chart([(a["kind"], a["availability"] or 0.0) for a in avail],
-                               title="Availability per device kind", target=1.0))
-        offline = Counter(device_names.get(a.get("device_id"), a["device_id"]) for a in month_alarms
-                          if a["rule"] == "device_offline" and a["device_id"])
-        if offline:
-            parts.append(_most_common("Devices most often offline", offline, 10, "×"))
-    else:
-        parts.append("<p>No reporting devices.</p>")
-    parts.append("<p class=muted>To make a PDF, print this page from a browser (Save as PDF).</p></body></html>")
-    return "".join(parts)
+    if not avail:
+        return None
+    rows = [[a["kind"], a["devices"], f"{a['received']:.0f}", f"{a['expected']:.0f}", percent(a["availability"])]
+            for a in avail]
+    chart = bar_chart([(a["kind"], a["availability"] or 0.0) for a in avail], title="Availability per device kind",
+                      target=1.0)
+    offline = Counter(device_names.get(a.get("device_id"), a["device_id"]) for a in month_alarms
+                      if a["rule"] == "device_offline" and a["device_id"])
+    return {"rows": rows, "chart": chart, "offline": offline.most_common(10)}
