@@ -22,8 +22,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from twin.domain import NOT_IN_SITE_ID, SITE_ID
+
 MAX_UPLOAD_BYTES = 100 * 1024 * 1024
-SITE_ID = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 #: ISO 10303-21 (STEP) files begin with this; IFC-SPF files name an IFC schema in FILE_SCHEMA.
 STEP_MAGIC = b"ISO-10303-21;"
 IFC_SCHEMA = re.compile(rb"FILE_SCHEMA\s*\(\s*\(\s*'(IFC[0-9A-Z_]*)'", re.IGNORECASE)
@@ -103,7 +104,7 @@ def _zip_head(blob: bytes) -> bytes:
 
 def site_id_for(given: str | None, filename: str) -> str:
     """The site id typed, else one made from the file name; must fit MQTT topics."""
-    site_id = (given or "").strip() or re.sub(r"[^A-Za-z0-9_.-]+", "-", Path(filename).stem).strip("-")[:64]
+    site_id = (given or "").strip() or NOT_IN_SITE_ID.sub("-", Path(filename).stem).strip("-")[:64]
     if not SITE_ID.fullmatch(site_id):
         raise UploadError(f"site id {site_id!r}: letters, digits, '_', '.', '-' only")
     return site_id

@@ -488,9 +488,9 @@ def bim_load(ctx: click.Context, file: Path, site_id: str, name: str | None, rol
 
     Example: campus-twin bim load school-v2.ifc --site hq --dry-run
     """
-    import re
+    from twin.domain import SITE_ID
 
-    if not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", site_id):
+    if not SITE_ID.fullmatch(site_id):
         raise click.BadParameter("letters, digits, '_', '.', '-' only (it goes into MQTT topics)",
                                  param_hint="--site")
     url = migrated_url(settings_of(ctx))

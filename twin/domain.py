@@ -6,11 +6,18 @@ All lengths are metres, areas square metres, coordinates in the model's world fr
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
 from shapely.geometry.base import BaseGeometry
+
+_SITE_ID_CHARS = r"A-Za-z0-9_.-"
+#: A site id: letters, digits, '_', '.', '-', at most 64 (it goes into MQTT topics and file names).
+SITE_ID = re.compile(rf"[{_SITE_ID_CHARS}]{{1,64}}")
+#: Runs of what a site id may not hold (to make one from a file name).
+NOT_IN_SITE_ID = re.compile(rf"[^{_SITE_ID_CHARS}]+")
 
 SiteRole = Literal["headquarters", "member"]
 RoomUse = Literal["classroom", "lab", "office", "corridor", "toilet", "stair", "other"]
