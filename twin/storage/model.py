@@ -228,6 +228,11 @@ def load_model(conn: psycopg.Connection, site_id: str) -> TwinModel | None:
     return TwinModel(site, buildings, storeys, rooms, devices)
 
 
+def site_exists(conn: psycopg.Connection, site_id: str) -> bool:
+    """Whether the twin has the site ``site_id``."""
+    return conn.execute("SELECT 1 FROM sites WHERE site_id = %s", (site_id,)).fetchone() is not None
+
+
 def list_sites(conn: psycopg.Connection) -> list[dict[str, Any]]:
     """Sites with room and device counts and devices online, headquarters first."""
     with conn.cursor(row_factory=dict_row) as cur:
