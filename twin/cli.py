@@ -784,7 +784,8 @@ def export(ctx: click.Context, site: str, device: str | None, metric: str | None
     import sys
 
     from twin.metrics import BY_NAME
-    from twin.storage.export import ExportFilter, export_csv, site_exists
+    from twin.storage.export import ExportFilter, export_csv
+    from twin.storage.model import site_exists
 
     if metric is not None and metric not in BY_NAME:
         raise click.BadParameter(f"unknown metric {metric!r} (one of {', '.join(BY_NAME)})", param_hint="--metric")
@@ -928,7 +929,8 @@ def kpis(ctx: click.Context, site: str | None, day: str | None, compute: bool, r
     from twin.report import KPI_LABELS, percent
     from twin.standards import load_config
     from twin.storage import kpis as kpi_store
-    from twin.storage.monitoring import rule_overrides, site_exists
+    from twin.storage.model import site_exists
+    from twin.storage.monitoring import rule_overrides
     from twin.timetable import SCHOOL_TZ
 
     config = load_config(rules_file)

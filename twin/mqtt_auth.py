@@ -41,6 +41,7 @@ import psycopg
 
 from twin import broker, contract, security
 from twin.storage import mqtt_accounts
+from twin.storage.model import site_exists
 
 INGEST, DASHBOARD, MONITOR = "ingest", "dashboard", "monitor"
 SERVICE_ROLES = (INGEST, DASHBOARD, MONITOR)
@@ -193,7 +194,7 @@ def issue(conn: psycopg.Connection, site_id: str, *, rotate_services: bool = Fal
     """Issue new passwords for every device of ``site_id`` and its gateway; ``ingest``,
     ``dashboard`` and ``monitor`` get one when they have none yet, or with ``rotate_services``."""
     devices = mqtt_accounts.site_devices(conn, site_id)
-    if conn.execute("SELECT 1 FROM sites WHERE site_id = %s", (site_id,)).fetchone() is None:
+    if not site_exists(conn, site_id):
         raise CredentialsError(f"unknown site {site_id!r}")
     issued = Issued()
 

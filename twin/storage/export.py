@@ -52,10 +52,6 @@ class ExportFilter:
     end: datetime | None = None  # exclusive
 
 
-def site_exists(conn: psycopg.Connection, site: str) -> bool:
-    return conn.execute("SELECT 1 FROM sites WHERE site_id = %s", (site,)).fetchone() is not None
-
-
 def export_csv(conn: psycopg.Connection, out: BinaryIO, f: ExportFilter,
                progress: Callable[[int], None] | None = None) -> int:
     """Write the readings matching ``f`` to ``out`` as CSV with a header; return the rows written."""

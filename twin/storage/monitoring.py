@@ -35,10 +35,6 @@ def sites(conn: psycopg.Connection) -> list[tuple[str, str | None]]:
     return [(s, z) for s, z in conn.execute("SELECT site_id, climate_zone FROM sites ORDER BY site_id").fetchall()]
 
 
-def site_exists(conn: psycopg.Connection, site_id: str) -> bool:
-    return conn.execute("SELECT 1 FROM sites WHERE site_id = %s", (site_id,)).fetchone() is not None
-
-
 def set_climate_zone(conn: psycopg.Connection, site_id: str, zone: str | None) -> bool:
     return conn.execute("UPDATE sites SET climate_zone = %s WHERE site_id = %s", (zone, site_id)).rowcount == 1
 
