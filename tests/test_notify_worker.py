@@ -4,14 +4,17 @@ and once it answers every event is delivered exactly once, in order. Real databa
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import uuid
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import psycopg
 import pytest
 
 from tests.helpers import small_twin, wait_for
+from twin import notify
 from twin.database import connection
 from twin.monitor import Monitor
 from twin.notify import Notifier
@@ -176,3 +179,27 @@ def test_a_crashed_notifier_worker_ends_the_process_loudly(site, receiver, monke
         uninstall()
         notifier.close()
     assert receiver.received == []
+
+
+def test_two_notifiers_on_one_database_do_not_deliver_an_event_twice(site, receiver, caplog):
+    """Only the notifier holding the outbox's lock delivers (two monitors' workers would post everything twice)."""
+    url, site_id = site
+    receiver.mode = "ok"
+    with connection(url) as conn:
+        (key,) = conn.execute("SELECT id FROM devices WHERE site_id = %s AND device_id = 'ENV-0'",
+                              (site_id,)).fetchone()
+        alarms.raise_alarm(conn, site_id, "device_low_battery", "warning", "battery at 5%", device_key=key)
+    other = psycopg.connect(url, autocommit=True)  # another process's notifier, in the middle of a delivery
+    assert other.execute("SELECT pg_try_advisory_lock(%s)", (notify.OUTBOX_LOCK,)).fetchone()[0]
+    notifier = Notifier(None, receiver.url, poll_s=0.05)
+    caplog.set_level(logging.DEBUG, logger="twin.notify")
+    try:
+        notifier.start(url)
+        wait_for(lambda: any("another notifier" in r.getMessage() for r in caplog.records))
+        assert receiver.received == [] and pending(url) == 1
+        other.close()
+        wait_for(lambda: pending(url) == 0)
+    finally:
+        other.close()
+        notifier.close()
+    assert [e["device_id"] for e in receiver.received] == ["ENV-0"]
