@@ -13,7 +13,6 @@ import base64
 import binascii
 import io
 import multiprocessing
-import re
 import threading
 import zipfile
 import zlib
@@ -23,17 +22,13 @@ from pathlib import Path
 from typing import Any
 
 from twin.domain import NOT_IN_SITE_ID, SITE_ID
+from twin.ifc_header import HEADER_BYTES, IFCXML_UNSUPPORTED, NotIfcSpf, spf_schema
 
 MAX_UPLOAD_BYTES = 100 * 1024 * 1024
-#: ISO 10303-21 (STEP) files begin with this; IFC-SPF files name an IFC schema in FILE_SCHEMA.
-STEP_MAGIC = b"ISO-10303-21;"
-IFC_SCHEMA = re.compile(rb"FILE_SCHEMA\s*\(\s*\(\s*'(IFC[0-9A-Z_]*)'", re.IGNORECASE)
-HEADER_BYTES = 64 * 1024
 #: What the file chooser offers: IFC-SPF and ifcZIP (a ZIP holding one IFC-SPF file).
 ACCEPTED_SUFFIXES = ".ifc,.ifczip,.zip"
 #: ZIP local file header, and the end record of an empty archive.
 ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
-IFCXML_UNSUPPORTED = "ifcXML is not supported; export IFC-SPF (.ifc) from the authoring tool"
 
 
 class UploadError(ValueError):
@@ -71,15 +66,11 @@ def check_ifc(blob: bytes) -> str:
     sizes and expansion ratio are checked by the loader, in the import process, while it extracts
     the member (``models_bim.archive``, the same limits as ``campus-twin bim load``).
     """
-    head = (_zip_head(blob) if blob[:4] in ZIP_MAGIC else blob[:HEADER_BYTES]).lstrip(b"\xef\xbb\xbf \t\r\n")
-    if head.startswith(b"<"):
-        raise UploadError(IFCXML_UNSUPPORTED)
-    if not head.startswith(STEP_MAGIC):
-        raise UploadError("not an IFC file (no ISO-10303-21 header)")
-    match = IFC_SCHEMA.search(head)
-    if match is None:
-        raise UploadError("not an IFC file (no IFC schema in FILE_SCHEMA)")
-    return match.group(1).decode("ascii").upper()
+    head = _zip_head(blob) if blob[:4] in ZIP_MAGIC else blob[:HEADER_BYTES]
+    try:
+        return spf_schema(head)
+    except NotIfcSpf as exc:
+        raise UploadError(str(exc)) from None
 
 
 def _zip_head(blob: bytes) -> bytes:

@@ -29,11 +29,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from models_bim.errors import IfcReadError
+from twin.ifc_header import IFCXML_UNSUPPORTED
 
 #: ZIP local file header, and the end record of an empty archive.
 ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
 IFCXML_SUFFIX = ".ifcxml"
-IFCXML_UNSUPPORTED = "ifcXML is not supported; export IFC-SPF (.ifc) from the authoring tool"
 #: Bytes copied at a time while extracting.
 COPY_BYTES = 2**20
 #: A member up to this size is never a bomb, whatever its ratio (a small, repetitive file).

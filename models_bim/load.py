@@ -28,7 +28,7 @@ import ifcopenshell.ifcopenshell_wrapper
 import shapely
 from shapely.geometry import Point
 
-from models_bim.archive import IFCXML_UNSUPPORTED, ifc_spf
+from models_bim.archive import ifc_spf
 from models_bim.checks import EXACT, check_entities, check_project, check_spatial_tree, scan_entities
 from models_bim.devices import DEVICE_ID_PSET, declared_device_id_and_source, device_elements, global_id_device_id
 from models_bim.errors import IfcReadError
@@ -40,14 +40,13 @@ from models_bim.room_use import classify_room, room_names
 from models_bim.spatial import SpatialTree, spatial_tree
 from models_bim.units import file_units
 from twin.domain import Device, Mapping, Room, Site, SiteRole, TwinModel
+from twin.ifc_header import HEADER_BYTES, NotIfcSpf, spf_schema
 
 Progress = Callable[[str, int, int], None]
 
 #: Schema families read; of IFC4X3, the releases IfcOpenShell has (IFC4X3_ADD2 in 0.9), see :func:`readable_schemas`.
 SUPPORTED_SCHEMA = re.compile(r"^(IFC2X3|IFC4|IFC4X3(_[A-Z0-9]+)?)$")
-_HEADER_BYTES = 65536
 _TRAILER_BYTES = 4096
-_FILE_SCHEMA = re.compile(rb"FILE_SCHEMA\s*\(\s*\(\s*'([^']*)'", re.IGNORECASE)
 _COMMENT = re.compile(rb"/\*.*?\*/", re.DOTALL)
 _LAST_ENTITY = re.compile(rb"#(\d+)\s*=(?!.*#\d+\s*=)", re.DOTALL)
 #: Share of entity lines ifcopenshell may skip (unknown classes, bad lines) before a file counts as corrupt.
@@ -86,7 +85,7 @@ def check_header(path: Path) -> None:
     try:
         size = path.stat().st_size
         with path.open("rb") as fh:
-            head = fh.read(_HEADER_BYTES)
+            head = fh.read(HEADER_BYTES)
             fh.seek(max(0, size - _TRAILER_BYTES))
             tail = fh.read()
     except FileNotFoundError:
@@ -95,15 +94,10 @@ def check_header(path: Path) -> None:
         raise IfcReadError(f"cannot read {path}: {exc.strerror or exc}") from None
     if size == 0 or not head.strip():
         raise IfcReadError("empty file")
-    start = head.lstrip(b"\xef\xbb\xbf \t\r\n")
-    if start.startswith(b"<"):
-        raise IfcReadError(IFCXML_UNSUPPORTED)
-    if not start.upper().startswith(b"ISO-10303-21"):
-        raise IfcReadError("not an IFC file")
-    match = _FILE_SCHEMA.search(head)
-    if match is None:
-        raise IfcReadError("truncated or corrupt IFC: no FILE_SCHEMA in the header")
-    schema = match.group(1).decode("ascii", "replace").strip().upper()
+    try:
+        schema = spf_schema(head)
+    except NotIfcSpf as exc:
+        raise IfcReadError(str(exc)) from None
     readable = readable_schemas()
     if schema not in readable:
         raise IfcReadError(f"unsupported schema {schema or '(none)'} (IfcOpenShell {ifcopenshell.version} reads "
