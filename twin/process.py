@@ -55,6 +55,7 @@ def join_within(threads: list[threading.Thread], timeout_s: float) -> list[threa
 EXIT_THREAD_DIED = 70
 _deaths: list[str] = []
 _exit_timer: threading.Timer | None = None
+_exit_timer_lock = threading.Lock()
 
 
 def exit_on_thread_death(stop: threading.Event | None = None, grace_s: float = 60.0) -> Callable[[], None]:
@@ -82,10 +83,12 @@ def exit_on_thread_death(stop: threading.Event | None = None, grace_s: float = 6
         if stop is None:
             _exit_now()
         stop.set()
-        if _exit_timer is None:
-            _exit_timer = threading.Timer(grace_s, _exit_late, args=(grace_s,))
-            _exit_timer.name, _exit_timer.daemon = "exit-on-thread-death", True
-            _exit_timer.start()
+        with _exit_timer_lock:  # published only once started: uninstall may join it at once
+            if _exit_timer is None:
+                timer = threading.Timer(grace_s, _exit_late, args=(grace_s,))
+                timer.name, timer.daemon = "exit-on-thread-death", True
+                timer.start()
+                _exit_timer = timer
 
     previous = threading.excepthook
     threading.excepthook = hook
@@ -95,10 +98,11 @@ def exit_on_thread_death(stop: threading.Event | None = None, grace_s: float = 6
         if threading.excepthook is hook:
             threading.excepthook = previous
         _deaths.clear()
-        if _exit_timer is not None:
-            _exit_timer.cancel()
-            _exit_timer.join(5.0)
-            _exit_timer = None
+        with _exit_timer_lock:
+            timer, _exit_timer = _exit_timer, None
+        if timer is not None:
+            timer.cancel()
+            timer.join(5.0)
 
     return uninstall
 
