@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from twin.domain import NOT_IN_SITE_ID, SITE_ID
-from twin.ifc_header import HEADER_BYTES, IFCXML_UNSUPPORTED, NotIfcSpf, spf_schema
+from twin.ifc_header import HEADER_BYTES, NotIfcSpf, spf_schema, zip_member
 
 MAX_UPLOAD_BYTES = 100 * 1024 * 1024
 #: What the file chooser offers: IFC-SPF and ifcZIP (a ZIP holding one IFC-SPF file).
@@ -77,17 +77,11 @@ def _zip_head(blob: bytes) -> bytes:
     """The first bytes of the one file in the ZIP archive ``blob``."""
     try:
         with zipfile.ZipFile(io.BytesIO(blob)) as archive:
-            files = [info for info in archive.infolist() if not info.is_dir()]
-            if not files:
-                raise UploadError("ifcZIP refused: it holds no file")
-            if len(files) > 1:
-                names = ", ".join(info.filename for info in files[:5]) + (", ..." if len(files) > 5 else "")
-                raise UploadError(f"ifcZIP refused: it must hold one file, it holds {len(files)} ({names})")
-            if Path(files[0].filename).suffix.lower() == ".ifcxml":
-                raise UploadError(IFCXML_UNSUPPORTED)
-            if files[0].flag_bits & 0x1:
-                raise UploadError(f"ifcZIP refused: {files[0].filename} is encrypted")
-            with archive.open(files[0]) as member:
+            try:
+                info = zip_member(archive)
+            except NotIfcSpf as exc:
+                raise UploadError(str(exc)) from None
+            with archive.open(info) as member:
                 return member.read(HEADER_BYTES)
     except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError, OSError) as exc:
         raise UploadError(f"ifcZIP refused: not a readable ZIP archive ({exc})") from None

@@ -29,11 +29,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from models_bim.errors import IfcReadError
-from twin.ifc_header import IFCXML_UNSUPPORTED
+from twin.ifc_header import NotIfcSpf, zip_member
 
 #: ZIP local file header, and the end record of an empty archive.
 ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
-IFCXML_SUFFIX = ".ifcxml"
 #: Bytes copied at a time while extracting.
 COPY_BYTES = 2**20
 #: A member up to this size is never a bomb, whatever its ratio (a small, repetitive file).
@@ -93,17 +92,10 @@ def ifc_spf(path: Path, limits: ArchiveLimits | None = None) -> Iterator[Path]:
 
 def _one_member(archive: zipfile.ZipFile, limits: ArchiveLimits) -> zipfile.ZipInfo:
     """The archive's only file, if what its directory says is within ``limits``."""
-    files = [info for info in archive.infolist() if not info.is_dir()]
-    if not files:
-        raise IfcReadError("ifcZIP refused: it holds no file")
-    if len(files) > 1:
-        names = ", ".join(info.filename for info in files[:5]) + (", ..." if len(files) > 5 else "")
-        raise IfcReadError(f"ifcZIP refused: it must hold one file, it holds {len(files)} ({names})")
-    member = files[0]
-    if Path(member.filename).suffix.lower() == IFCXML_SUFFIX:
-        raise IfcReadError(IFCXML_UNSUPPORTED)
-    if member.flag_bits & 0x1:
-        raise IfcReadError(f"ifcZIP refused: {member.filename} is encrypted")
+    try:
+        member = zip_member(archive)
+    except NotIfcSpf as exc:
+        raise IfcReadError(str(exc)) from None
     if member.file_size > limits.max_extracted_bytes:
         raise IfcReadError(f"ifcZIP refused: {member.filename} is larger than {_mb(limits.max_extracted_bytes)} MB "
                            f"uncompressed")

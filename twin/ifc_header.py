@@ -11,6 +11,8 @@ DESIGN.md, so the check lives in the core). No IfcOpenShell here: bytes in, sche
 from __future__ import annotations
 
 import re
+import zipfile
+from pathlib import Path
 
 #: How much of a file's start holds its HEADER section (FILE_SCHEMA) in practice.
 HEADER_BYTES = 64 * 1024
@@ -41,3 +43,20 @@ def spf_schema(head: bytes) -> str:
     if not schema.startswith("IFC"):
         raise NotIfcSpf(f"not an IFC file (FILE_SCHEMA names {schema or '(none)'})")
     return schema
+
+
+def zip_member(archive: zipfile.ZipFile) -> zipfile.ZipInfo:
+    """An ifcZIP's only file, by what its directory says; :class:`NotIfcSpf` for none, several, an
+    ifcXML member or an encrypted one. Size limits are the caller's (they differ before and while reading)."""
+    files = [info for info in archive.infolist() if not info.is_dir()]
+    if not files:
+        raise NotIfcSpf("ifcZIP refused: it holds no file")
+    if len(files) > 1:
+        names = ", ".join(info.filename for info in files[:5]) + (", ..." if len(files) > 5 else "")
+        raise NotIfcSpf(f"ifcZIP refused: it must hold one file, it holds {len(files)} ({names})")
+    member = files[0]
+    if Path(member.filename).suffix.lower() == ".ifcxml":
+        raise NotIfcSpf(IFCXML_UNSUPPORTED)
+    if member.flag_bits & 0x1:
+        raise NotIfcSpf(f"ifcZIP refused: {member.filename} is encrypted")
+    return member
