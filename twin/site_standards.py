@@ -149,7 +149,7 @@ def standards_for(conn: psycopg.Connection, site_id: str, day: date | None = Non
     """
     config = config or SiteConfig()
     if stored_zone is ...:
-        stored_zone = dict(monitoring.sites(conn)).get(site_id)
+        stored_zone = monitoring.climate_zone(conn, site_id)
     return SiteStandards(site_id, day or today(), config.climate_zone(site_id, stored_zone),
                          config.rules_for(site_id, monitoring.rule_overrides(conn, site_id)))
 

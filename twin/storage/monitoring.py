@@ -35,6 +35,12 @@ def sites(conn: psycopg.Connection) -> list[tuple[str, str | None]]:
     return [(s, z) for s, z in conn.execute("SELECT site_id, climate_zone FROM sites ORDER BY site_id").fetchall()]
 
 
+def climate_zone(conn: psycopg.Connection, site_id: str) -> str | None:
+    """The stored climate zone of ``site_id`` (None: not set, or no such site)."""
+    row = conn.execute("SELECT climate_zone FROM sites WHERE site_id = %s", (site_id,)).fetchone()
+    return row[0] if row else None
+
+
 def set_climate_zone(conn: psycopg.Connection, site_id: str, zone: str | None) -> bool:
     return conn.execute("UPDATE sites SET climate_zone = %s WHERE site_id = %s", (zone, site_id)).rowcount == 1
 
