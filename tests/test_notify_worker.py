@@ -87,6 +87,14 @@ def low_battery(url: str, site_id: str, device: str) -> None:
                      "WHERE site_id = %s AND device_id = %s)", (site_id, device))
 
 
+def raise_battery_alarm(url: str, site_id: str) -> None:
+    """One open low-battery alarm of ENV-0 (one event in the outbox)."""
+    with connection(url) as conn:
+        (key,) = conn.execute("SELECT id FROM devices WHERE site_id = %s AND device_id = 'ENV-0'",
+                              (site_id,)).fetchone()
+        alarms.raise_alarm(conn, site_id, "device_low_battery", "warning", "battery at 5%", device_key=key)
+
+
 def battery_alarms(url: str, site_id: str) -> set[str]:
     with connection(url) as conn:
         return {r[0] for r in conn.execute(
@@ -158,10 +166,7 @@ def test_the_notifier_worker_starts_and_stops_with_the_monitor(site, receiver):
 def test_a_crashed_notifier_worker_ends_the_process_loudly(site, receiver, monkeypatch):
     url, site_id = site
     receiver.mode = "ok"
-    with connection(url) as conn:
-        (key,) = conn.execute("SELECT id FROM devices WHERE site_id = %s AND device_id = 'ENV-0'",
-                              (site_id,)).fetchone()
-        alarms.raise_alarm(conn, site_id, "device_low_battery", "warning", "battery at 5%", device_key=key)
+    raise_battery_alarm(url, site_id)
 
     def broken(event):
         raise RuntimeError("a bug in the notifier")
@@ -185,10 +190,7 @@ def test_two_notifiers_on_one_database_do_not_deliver_an_event_twice(site, recei
     """Only the notifier holding the outbox's lock delivers (two monitors' workers would post everything twice)."""
     url, site_id = site
     receiver.mode = "ok"
-    with connection(url) as conn:
-        (key,) = conn.execute("SELECT id FROM devices WHERE site_id = %s AND device_id = 'ENV-0'",
-                              (site_id,)).fetchone()
-        alarms.raise_alarm(conn, site_id, "device_low_battery", "warning", "battery at 5%", device_key=key)
+    raise_battery_alarm(url, site_id)
     other = psycopg.connect(url, autocommit=True)  # another process's notifier, in the middle of a delivery
     assert other.execute("SELECT pg_try_advisory_lock(%s)", (notify.OUTBOX_LOCK,)).fetchone()[0]
     notifier = Notifier(None, receiver.url, poll_s=0.05)
