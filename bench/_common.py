@@ -15,8 +15,8 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from psycopg import sql
 
-from twin import contract
-from twin.broker import parse_mqtt_url
+from twin.messaging import contract
+from twin.messaging.broker import parse_mqtt_url
 
 
 def say(msg: str) -> None:

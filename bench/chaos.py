@@ -67,12 +67,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-import orjson  # noqa: E402
-import psycopg  # noqa: E402
+import orjson
+import psycopg
 
-from bench._common import client, fleet, say, setup_database, telemetry  # noqa: E402
-from twin.broker import BrokerError, MosquittoBroker  # noqa: E402
-from twin.process import die_with_parent  # noqa: E402
+from bench._common import client, fleet, say, setup_database, telemetry
+from twin.messaging.broker import BrokerError, MosquittoBroker
+from twin.process import die_with_parent
 
 SITE = "chaos"
 ROOMS = 150  # 300 devices: 2 messages a second each at 600 msgs/s
@@ -115,7 +115,7 @@ class Publisher:
         self.client.on_disconnect = self._on_disconnect
         self.client.loop_start()
 
-    def _on_publish(self, c, userdata, mid, reason_code, properties) -> None:  # noqa: ANN001
+    def _on_publish(self, c, userdata, mid, reason_code, properties) -> None:
         self._pair(mid, code=int(getattr(reason_code, "value", 0)))
 
     def _on_disconnect(self, *args: object) -> None:

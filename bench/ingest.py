@@ -44,12 +44,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-import orjson  # noqa: E402
-import psycopg  # noqa: E402
+import orjson
+import psycopg
 
-from bench._common import client, fleet, say, setup_database, telemetry  # noqa: E402
-from twin import contract  # noqa: E402
-from twin.broker import MosquittoBroker  # noqa: E402
+from bench._common import client, fleet, say, setup_database, telemetry
+from twin.messaging import contract
+from twin.messaging.broker import MosquittoBroker
 
 SITE = "bench"
 #: A consumer that has had nothing for this long has all the broker will give it.
@@ -120,7 +120,7 @@ def bare_consumer(url: str, client_id: str, topic_filter: str, n: int, out: mp.Q
     state = {"n": 0, "first": 0.0, "last": 0.0}
     done = threading.Event()
 
-    def on_message(c, u, msg):  # noqa: ANN001
+    def on_message(c, u, msg):
         now = time.time()
         if state["n"] == 0:
             state["first"] = now
@@ -152,13 +152,13 @@ def pipeline_consumer(db_url: str, mqtt_url: str, client_id: str, group: str, n:
         received = 0.0
         lat: list[float] = []
 
-        def _on_message(self, c, u, msg):  # noqa: ANN001
+        def _on_message(self, c, u, msg):
             self.received = time.time()
             if not self.first:
                 self.first = self.received
             super()._on_message(c, u, msg)
 
-        def store(self, prepared):  # noqa: ANN001
+        def store(self, prepared):
             inserted = super().store(prepared)
             self.last = now = time.time()
             if latency:
@@ -189,7 +189,7 @@ def naive_consumer(db_url: str, mqtt_url: str, client_id: str, seconds: float, o
     ids = dict(conn.execute("SELECT name, metric_id FROM metrics").fetchall())
     state = {"n": 0, "first": 0.0, "last": 0.0}
 
-    def on_message(c, u, msg):  # noqa: ANN001
+    def on_message(c, u, msg):
         now = time.time()
         if state["n"] == 0:
             state["first"] = now

@@ -38,10 +38,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from simulators.fleet import FleetRunner, build_fleet, synthetic_spec  # noqa: E402
-from simulators.models import SCHOOL_TZ  # noqa: E402
-from twin import contract  # noqa: E402
-from twin.broker import MosquittoBroker, parse_mqtt_url  # noqa: E402
+from simulators.fleet import FleetRunner, build_fleet, synthetic_spec
+from simulators.models import SCHOOL_TZ
+from twin.messaging import contract
+from twin.messaging.broker import MosquittoBroker, parse_mqtt_url
 
 
 def say(msg: str) -> None:
@@ -100,7 +100,7 @@ def mosquitto_pub_rate(url: str, payloads: list[bytes], workdir: Path) -> float:
 def paho_rate(url: str, payloads: list[bytes]) -> float:
     """The same payloads through one bare paho client (MQTT 3.1.1, QoS 1, same window): the Python client's own cost."""
     from simulators.fleet import WINDOW
-    from twin.mqtt import MqttClient
+    from twin.messaging.mqtt import MqttClient
 
     mqtt = MqttClient(url, f"bench-paho-{os.getpid()}", persistent=False, protocol=4)
     c = mqtt.client

@@ -19,9 +19,9 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from dashboard import auth, bim_plans, data, headers, i18n
 from dashboard.i18n import t
 from dashboard.uploads import UploadLimits
-from twin.broker import BrokerError
 from twin.database import open_pool
-from twin.standards import SiteConfig
+from twin.messaging.broker import BrokerError
+from twin.monitoring.standards import SiteConfig
 
 log = logging.getLogger(__name__)
 

@@ -116,7 +116,7 @@ def requires(action: str) -> Callable[[F], F]:
 
 
 def _is_public(prefix: str, path: str) -> bool:
-    rel = path[len(prefix):] if path.startswith(prefix) else path
+    rel = path.removeprefix(prefix)
     return any(rel == p or (p.endswith("/") and rel.startswith(p)) for p in PUBLIC_PREFIXES)
 
 
@@ -265,7 +265,8 @@ def _logout() -> flask.Response:
 
 def user_badge(lang: str) -> Any:
     """The top bar's "name (role) · Log out" (a POST form carrying the CSRF token)."""
-    from dash import dcc, html as dhtml
+    from dash import dcc
+    from dash import html as dhtml
 
     user = current_user()
     if user is None:

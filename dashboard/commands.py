@@ -9,8 +9,8 @@ command, so any dashboard process can show it.
 
 from __future__ import annotations
 
-import math
 import logging
+import math
 import threading
 import uuid
 from typing import Any
@@ -18,8 +18,8 @@ from typing import Any
 import orjson
 from psycopg_pool import ConnectionPool
 
-from twin import contract
-from twin.mqtt import MqttClient
+from twin.messaging import contract
+from twin.messaging.mqtt import MqttClient
 from twin.storage import commands
 
 log = logging.getLogger(__name__)
@@ -89,16 +89,16 @@ class CommandBridge:
         log.info("command sent id=%s site=%s device=%s action=%s", command_id, site_id, device_id, action)
         return command_id
 
-    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:  # noqa: ANN001
+    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
         if getattr(reason_code, "is_failure", False):
             return
         client.subscribe(ACK_FILTER, qos=1)
         self.connected.set()
 
-    def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:  # noqa: ANN001
+    def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
         self.connected.clear()
 
-    def _on_message(self, client, userdata, message) -> None:  # noqa: ANN001
+    def _on_message(self, client, userdata, message) -> None:
         try:
             ack = orjson.loads(message.payload)
         except orjson.JSONDecodeError:
@@ -110,5 +110,5 @@ class CommandBridge:
             with self.pool.connection() as conn:
                 if commands.record_ack(conn, str(ack["id"]), bool(ack.get("ok")), ack):
                     self.acks += 1
-        except Exception:  # noqa: BLE001 - a bad ack must not kill the network thread
+        except Exception:
             log.exception("could not store ack topic=%s", message.topic)

@@ -20,8 +20,8 @@ import psycopg
 from psycopg_pool import ConnectionPool
 
 from dashboard.figures import PlanGeometry, plan_geometry, with_derived
-from twin.site_standards import SiteStandards, standards_for, today
-from twin.standards import RulesError
+from twin.monitoring.site_standards import SiteStandards, standards_for, today
+from twin.monitoring.standards import RulesError
 from twin.storage import alarms, audit, bim_imports, commands, dashboard_queries, kpis, model, readings
 
 log = logging.getLogger(__name__)
@@ -31,7 +31,7 @@ BRIDGE_KEY = "campus_twin.commands"
 LOADER_KEY = "campus_twin.bim_loader"
 LIMITS_KEY = "campus_twin.upload_limits"
 PLANS_KEY = "campus_twin.plans"
-RULES_KEY = "campus_twin.rules"  # a twin.standards.SiteConfig (the rules file) for the site standards
+RULES_KEY = "campus_twin.rules"  # a twin.monitoring.standards.SiteConfig (the rules file) for the site standards
 #: Storey plans kept per app (a plan is a few hundred kB for a 200-room storey).
 PLANS_KEPT = 64
 #: How far back the room chart looks by default.
@@ -131,7 +131,7 @@ def storeys(site_id: str) -> list[dict[str, Any]]:
 
 
 def _standards(conn: psycopg.Connection, site_id: str | None, day: date | None = None) -> SiteStandards:
-    """The site's standards (:func:`twin.site_standards.standards_for`); the defaults when its stored
+    """The site's standards (:func:`twin.monitoring.site_standards.standards_for`); the defaults when its stored
     overrides cannot be used (logged; the monitor skips that school until they are fixed)."""
     if site_id is None:
         return SiteStandards("", day or today())

@@ -5,7 +5,7 @@ returns a plotly figure as a plain ``{"data": [...], "layout": {...}}`` dict (ch
 build and to patch: no validation pass over hundreds of traces), a colour or text.
 
 Nothing here knows a threshold of a standard. A room's colour for a measured metric is the
-verdict of :class:`twin.site_standards.SiteStandards` (the site's rules on the day, for the
+verdict of :class:`twin.monitoring.site_standards.SiteStandards` (the site's rules on the day, for the
 room's use, in the season, with its overrides: what the rule engine judges by), drawn by
 ``STATUS_COLOURS``: green when every rule judging the value is met, yellow when it breaks an
 ``info`` or ``warning`` rule, red for a ``critical`` one, blue when no rule judges that metric
@@ -35,9 +35,9 @@ from shapely.geometry.base import BaseGeometry
 
 from dashboard.i18n import t
 from twin.metrics import BY_NAME
-from twin.site_standards import NO_STANDARD, OK, STATUSES, SiteStandards
-from twin.site_standards import Band as RuleBand
-from twin.standards import outside
+from twin.monitoring.site_standards import NO_STANDARD, OK, STATUSES, SiteStandards
+from twin.monitoring.site_standards import Band as RuleBand
+from twin.monitoring.standards import outside
 
 Figure = dict[str, Any]
 
@@ -62,7 +62,7 @@ FLOORPLAN_METRICS = ("co2", "temperature", "illuminance", "occupancy", COMPLIANC
 #: Metrics offered on a room's chart.
 CHART_METRICS = ("co2", "temperature", "humidity", "illuminance", "blackboard_illuminance", "occupancy", "noise",
                  "pm25", "power", "dimming")
-#: A verdict's status (:mod:`twin.site_standards`) as a colour.
+#: A verdict's status (:mod:`twin.monitoring.site_standards`) as a colour.
 STATUS_COLOURS = {NO_STANDARD: NEUTRAL, OK: GOOD, "info": WARN, "warning": WARN, "critical": BAD}
 #: How ``compliance`` reads for people, per status.
 COMPLIANCE_LABELS = {OK: "meets the standards", "info": "outside a standard", "warning": "outside a standard",
@@ -145,7 +145,7 @@ def colour_for(metric: str, value: float | None, *, use: str = "", standards: Si
 def with_derived(latest: Mapping[str, float], health: tuple[int, int] | None, *, use: str = "",
                  standards: SiteStandards | None = None) -> dict[str, float]:
     """A room's latest values plus ``compliance`` (the index in ``STATUSES`` of
-    :meth:`~twin.site_standards.SiteStandards.judge_room`; absent when no rule judges) and
+    :meth:`~twin.monitoring.site_standards.SiteStandards.judge_room`; absent when no rule judges) and
     ``device_health`` (% online; counts kept alongside)."""
     values = dict(latest)
     if standards is not None:
@@ -614,7 +614,7 @@ def series_figure(points: Sequence[tuple[datetime, float, float, float]], metric
                   lang: str = "en", source: str = "", bands: Sequence[RuleBand] = ()) -> Figure:
     """Mean line with a min–max band from ``(bucket, mean, min, max)`` rollups, oldest first.
 
-    The room's rules (``bands``: :meth:`twin.site_standards.SiteStandards.bands` of its use)
+    The room's rules (``bands``: :meth:`twin.monitoring.site_standards.SiteStandards.bands` of its use)
     are drawn behind as translucent bands (green met, yellow or red broken, by severity)
     over the shown value range; ``source`` names the rollup read.
     """

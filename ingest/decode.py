@@ -21,7 +21,7 @@ import orjson
 
 from ingest.senml import decode_pack
 from ingest.text import check_text
-from twin.contract import MAX_PAYLOAD_BYTES
+from twin.messaging.contract import MAX_PAYLOAD_BYTES
 from twin.metrics import BY_NAME, Metric
 
 #: Timestamps further ahead of the receive time than this are refused.

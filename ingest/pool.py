@@ -26,8 +26,8 @@ from dataclasses import asdict, dataclass, field
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 
-from twin.broker import BrokerError
-from twin.mqtt import detect_protocol
+from twin.messaging.broker import BrokerError
+from twin.messaging.mqtt import detect_protocol
 from twin.process import EXIT_THREAD_DIED, die_with_parent, exit_on_thread_death, thread_death, verbosity_of
 
 log = logging.getLogger(__name__)

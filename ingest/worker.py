@@ -39,17 +39,16 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import NamedTuple, TypeVar
 from datetime import UTC, datetime
+from typing import NamedTuple, TypeVar
 
 import psycopg
-
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from ingest.decode import Status, decode_gateway_status, decode_status, decode_telemetry
-from twin import contract
 from twin.database import DatabaseUnavailable, connect
-from twin.mqtt import MqttClient
+from twin.messaging import contract
+from twin.messaging.mqtt import MqttClient
 from twin.storage import events, listening, model
 from twin.storage.readings import ReadingWriter, Row
 
@@ -218,7 +217,7 @@ class IngestWorker:
         self._ack_lock = threading.Lock()
 
     # -- MQTT side ---------------------------------------------------------
-    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:  # noqa: ANN001
+    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
         if reason_code.is_failure:
             log.warning("ingest connect refused reason=%s", reason_code)
             return
@@ -244,7 +243,7 @@ class IngestWorker:
         log.info("ingest subscribed client=%s protocol=%d filters=%s session_present=%s", self.client_id,
                  self._mqtt.protocol, filters, getattr(flags, "session_present", None))
 
-    def _on_subscribe(self, client, userdata, mid, reason_codes, properties) -> None:  # noqa: ANN001
+    def _on_subscribe(self, client, userdata, mid, reason_codes, properties) -> None:
         if mid != self._subscribe_mid:
             return
         refused = [rc for rc in reason_codes if getattr(rc, "is_failure", False)]
@@ -253,14 +252,14 @@ class IngestWorker:
             return
         self.connected.set()
 
-    def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:  # noqa: ANN001
+    def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
         with self._ack_lock:
             self._connection += 1
         self.connected.clear()
         if not self._stopping:
             log.warning("ingest disconnected reason=%s (reconnecting)", reason_code)
 
-    def _on_message(self, client, userdata, msg) -> None:  # noqa: ANN001
+    def _on_message(self, client, userdata, msg) -> None:
         # Blocks while the queue is full: the broker then holds what we cannot take yet.
         while self.queue.qsize() >= self.queue_max and not self._stopping:
             self._taken.clear()

@@ -33,7 +33,7 @@ from typing import Any
 
 import orjson
 
-from twin import contract
+from twin.messaging import contract
 
 log = logging.getLogger(__name__)
 

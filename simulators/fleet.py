@@ -45,9 +45,9 @@ from simulators.models import SCHOOL_TZ, DeviceModel, Luminaire, Panel, model_fo
 from simulators.rooms import RoomContext
 from simulators.siting import class_size, position_factor, window_azimuth
 from simulators.timetable import Timetable
-from twin import contract
-from twin.broker import BrokerError
-from twin.mqtt import MqttClient, Will
+from twin.messaging import contract
+from twin.messaging.broker import BrokerError
+from twin.messaging.mqtt import MqttClient, Will
 
 log = logging.getLogger(__name__)
 
@@ -264,7 +264,7 @@ class _Connection:
             log.warning("simulator connection failed name=%s error=%s (retrying)", self.name, exc)
         self.retry_at = time.monotonic() + RECONNECT_S
 
-    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:  # noqa: ANN001
+    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
         if reason_code.is_failure:
             return
         self.connected = True
@@ -272,16 +272,16 @@ class _Connection:
             self.publish(t, p, retain=True)
         client.subscribe(self.cmd_filter, qos=1)
 
-    def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:  # noqa: ANN001
+    def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
         if self.connected:
             log.info("simulator connection lost name=%s reason=%s", self.name, reason_code)
         self.connected = False
         self.sent = self.acked  # unacknowledged messages are resent by paho, not counted twice
 
-    def _on_message(self, client, userdata, msg) -> None:  # noqa: ANN001
+    def _on_message(self, client, userdata, msg) -> None:
         self.runner._commands.put((self, msg.topic, bytes(msg.payload)))
 
-    def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:  # noqa: ANN001
+    def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:
         self.acked += 1
         self.runner._acked += 1
 

@@ -105,4 +105,4 @@ def occupancy(tt: Timetable, local: datetime, room: RoomContext) -> int:
     return 0
 
 
-__all__ = ["CLASS_SIZE", "DayPlan", "LUNCH", "RoomContext", "day_plan", "occupancy", "school_hours"]
+__all__ = ["CLASS_SIZE", "LUNCH", "DayPlan", "RoomContext", "day_plan", "occupancy", "school_hours"]

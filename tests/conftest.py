@@ -24,9 +24,9 @@ import pytest
 from psycopg import sql
 
 from tests.helpers import small_twin
-from twin.broker import MosquittoBroker, free_port, start_local_broker
 from twin.database import connect, connection
 from twin.embedded import server_processes
+from twin.messaging.broker import MosquittoBroker, free_port, start_local_broker
 from twin.storage.model import save_model
 from twin.storage.schema import inspect_backend, migrate
 

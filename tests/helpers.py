@@ -18,7 +18,7 @@ from shapely.geometry import box
 
 from twin.database import connection
 from twin.domain import Building, Device, Room, Site, Storey, TwinModel
-from twin.mqtt import MqttClient
+from twin.messaging.mqtt import MqttClient
 
 
 def stored_readings(url: str) -> int:

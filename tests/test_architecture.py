@@ -5,8 +5,7 @@ import statement, function-level ones included).
   (the composition root), and that one only lazily, inside functions.
 - ``ingest``, ``models_bim``, ``simulators`` and ``dashboard`` may import ``twin`` and
   nothing of each other.
-- paho is touched by one module: ``twin/mqtt.py`` today, ``twin/messaging/`` after the
-  refactor of issue 16.
+- paho is touched by the messaging room only (``twin/messaging/``).
 """
 
 from __future__ import annotations
@@ -29,8 +28,8 @@ MAY_IMPORT = {
 }
 #: The composition root: may reach every package, lazily.
 CLI = "twin/cli.py"
-#: Where paho may be imported: the one wrapper (today) or the messaging room (later).
-PAHO_HOME = ("twin/mqtt.py", "twin/messaging/")
+#: Where paho may be imported: the messaging room.
+PAHO_HOME = ("twin/messaging/",)
 
 
 @dataclass(frozen=True)
@@ -155,9 +154,9 @@ def test_paho_is_imported_where_the_wrapper_is():
     strict=True,
     reason="issue 16: paho behind one module, not yet done: ingest/pool.py (paho.mqtt.enums), "
     "ingest/worker.py (paho.mqtt.subscribeoptions), bench/_common.py (paho.mqtt.client, enums, "
-    "packettypes, properties); dashboard/commands.py, twin/notify.py, simulators/fleet.py and "
+    "packettypes, properties); dashboard/commands.py, twin/monitoring/notify.py, simulators/fleet.py and "
     "ingest/worker.py also use MqttClient.client (paho objects) without importing paho",
 )
 def test_only_the_mqtt_wrapper_imports_paho():
     offenders = _paho_offenders()
-    assert offenders == [], "paho is imported outside twin/mqtt.py (twin/messaging/):\n" + "\n".join(offenders)
+    assert offenders == [], "paho is imported outside twin/messaging/mqtt.py (twin/messaging/):\n" + "\n".join(offenders)

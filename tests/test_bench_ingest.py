@@ -30,7 +30,7 @@ def test_ingest_benchmark_prints_its_keys(pg_admin_url):
 @pytest.mark.usefixtures("mosquitto_installed")
 def test_ingest_benchmark_says_why_when_the_broker_drops_the_backlog(pg_admin_url, tmp_path):
     """A broker that queues only 100 messages for an offline client: a one-line reason, not a wrong figure."""
-    from twin.broker import MosquittoBroker
+    from twin.messaging.broker import MosquittoBroker
 
     broker = MosquittoBroker(tmp_path / "mosquitto", persist=False, extra_conf="max_queued_messages 100\n")
     try:

@@ -179,9 +179,8 @@ def test_a_failure_in_the_middle_of_an_import_leaves_the_previous_twin(db_url: s
                                 area_m2=25.0) for r in good.rooms)
     bad_device = Device("bad/id", "G-BAD", "env_sensor", "IfcSensor")  # '/' breaks the devices CHECK constraint
     bad = good.__class__(good.site, good.buildings, good.storeys, renamed, (*good.devices, bad_device), "IFC4")
-    with pytest.raises(Exception, match="devices_device_id_check"):
-        with connection(db_url) as conn:
-            import_model(conn, bad, file_name="v2.ifc", file_sha256="1" * 64)
+    with pytest.raises(Exception, match="devices_device_id_check"), connection(db_url) as conn:
+        import_model(conn, bad, file_name="v2.ifc", file_sha256="1" * 64)
     assert snapshot(db_url) == before
     with connection(db_url) as conn:
         assert conn.execute("SELECT count(*) FROM bim_imports").fetchone()[0] == 1

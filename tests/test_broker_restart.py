@@ -23,9 +23,9 @@ import orjson
 import pytest
 
 from tests.helpers import QosPublisher, stored_readings, wait_for
-from twin.broker import MosquittoBroker, free_port
-from twin.contract import topic
 from twin.database import connection
+from twin.messaging.broker import MosquittoBroker, free_port
+from twin.messaging.contract import topic
 
 pytestmark = pytest.mark.usefixtures("mosquitto_installed")
 

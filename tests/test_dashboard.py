@@ -27,26 +27,39 @@ from plotly.utils import PlotlyJSONEncoder
 from shapely.geometry import MultiPolygon, box
 
 from dashboard import data, history, uploads
-from dashboard.sessions import group_sessions
 from dashboard.app import close_app, create_app
-from dashboard.commands import CommandBridge, CommandError, command_payload
+from dashboard.commands import CommandError, command_payload
 from dashboard.figures import (
-    BAD, COMPLIANCE, DEVICE_HEALTH, GOOD, NEUTRAL, NO_DATA, STATE_COLOURS, STATUS_COLOURS, band_intervals, colour_for,
-    floorplan_figure, room_from_click, room_style, series_csv, with_derived,
+    BAD,
+    COMPLIANCE,
+    DEVICE_HEALTH,
+    GOOD,
+    NEUTRAL,
+    NO_DATA,
+    STATE_COLOURS,
+    STATUS_COLOURS,
+    band_intervals,
+    colour_for,
+    floorplan_figure,
+    room_from_click,
+    room_style,
+    series_csv,
+    with_derived,
 )
 from dashboard.serve import serve
+from dashboard.sessions import group_sessions
 from tests.helpers import PASSWORD, Login, add_user, http_login, login, wait_for
-from twin import contract
 from twin.database import connection
 from twin.domain import Building, Device, Room, Site, Storey, TwinModel
+from twin.messaging import contract
+from twin.messaging.mqtt import MqttClient
 from twin.metrics import BY_NAME
-from twin.mqtt import MqttClient
-from twin.site_standards import SiteStandards, standards_for
-from twin.standards import DEFAULT_RULES, SUMMER, WINTER
+from twin.monitoring.site_standards import SiteStandards, standards_for
+from twin.monitoring.standards import DEFAULT_RULES, SUMMER, WINTER
 from twin.storage import alarms, audit, commands, dashboard_queries, kpis
-from twin.storage.monitoring import set_rule_override
 from twin.storage.events import add_dead_letters, update_status
 from twin.storage.model import device_keys, save_model, storey_rooms
+from twin.storage.monitoring import set_rule_override
 from twin.storage.readings import ReadingWriter, room_latest
 
 CO2 = BY_NAME["co2"].metric_id
@@ -585,7 +598,7 @@ def test_a_site_override_changes_the_plan_the_legend_and_the_chart_bands(app: da
 
 def test_the_rules_file_of_the_monitor_recolours_the_plan_too(known_twin: KnownTwin, tmp_path: Path) -> None:
     """``dashboard --rules`` (as ``monitor --rules``): an override set only in the file reaches the plan."""
-    from twin.standards import load_config
+    from twin.monitoring.standards import load_config
 
     rules = tmp_path / "rules.toml"
     rules.write_text("[sites.hq.rules.classroom_co2_high]\nmax = 1000\n", "utf-8")

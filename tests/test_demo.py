@@ -13,7 +13,7 @@ import orjson
 import psutil
 
 from tests.helpers import http_login
-from twin.broker import free_port
+from twin.messaging.broker import free_port
 
 
 def cli(data_dir: Path, *args: str) -> list[str]:

@@ -4,8 +4,14 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from twin.device_health import (MetricMinute, battery_low, merge_spells, offline_episodes, out_of_range_episodes,
-                                stuck_episodes)
+from twin.monitoring.device_health import (
+    MetricMinute,
+    battery_low,
+    merge_spells,
+    offline_episodes,
+    out_of_range_episodes,
+    stuck_episodes,
+)
 
 T0 = datetime(2026, 11, 16, 2, 0, tzinfo=UTC)
 

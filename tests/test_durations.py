@@ -8,8 +8,8 @@ import pytest
 
 from simulators.backfill import parse_span
 from twin.durations import DurationError, parse_duration
-from twin.standards import RulesError
-from twin.standards import parse_duration as rule_duration
+from twin.monitoring.standards import RulesError
+from twin.monitoring.standards import parse_duration as rule_duration
 
 
 @pytest.mark.parametrize(("text", "expected"), [

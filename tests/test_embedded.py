@@ -23,9 +23,9 @@ import psycopg
 import pytest
 
 from tests.helpers import QosPublisher, in_thread, wait_for
-from twin.broker import MosquittoBroker, free_port
-from twin.contract import topic
 from twin.embedded import server_processes
+from twin.messaging.broker import MosquittoBroker, free_port
+from twin.messaging.contract import topic
 
 REPO = Path(__file__).resolve().parents[1]
 BASE = datetime.now(UTC).replace(microsecond=0) - timedelta(days=1)

@@ -23,8 +23,8 @@ from hypothesis import strategies as st
 from ingest.decode import Status, decode_status, decode_telemetry
 from ingest.worker import IngestWorker
 from tests.helpers import publisher, small_twin, wait_for
-from twin.contract import topic
 from twin.database import connection
+from twin.messaging.contract import topic
 from twin.metrics import BY_NAME
 from twin.storage.model import save_model
 

@@ -12,10 +12,10 @@ import pytest
 
 from ingest.worker import IngestWorker
 from tests.helpers import publisher, running, small_twin, stored_readings, wait_for
-from twin.broker import AmqttBroker
-from twin.contract import gateway_status_topic, status_payload, telemetry_payload, topic
 from twin.database import connection
-from twin.mqtt import MqttClient, Will
+from twin.messaging.broker import AmqttBroker
+from twin.messaging.contract import gateway_status_topic, status_payload, telemetry_payload, topic
+from twin.messaging.mqtt import MqttClient, Will
 from twin.storage.model import save_model
 
 

@@ -18,10 +18,10 @@ import pytest
 from click.testing import CliRunner
 
 from tests.helpers import publisher, small_twin, stored_readings, wait_for
-from twin.broker import AmqttBroker, MosquittoBroker
 from twin.cli import main
-from twin.contract import topic
 from twin.database import connection
+from twin.messaging.broker import AmqttBroker, MosquittoBroker
+from twin.messaging.contract import topic
 from twin.storage.model import save_model
 from twin.storage.partitions import ensure_partitions, list_partitions
 from twin.storage.readings import ReadingWriter

@@ -15,8 +15,8 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
-from typing import IO
 from datetime import UTC, datetime, timedelta
+from typing import IO
 
 import orjson
 import psutil
@@ -26,10 +26,10 @@ from psycopg import sql
 
 from ingest.worker import IngestWorker
 from tests.helpers import QosPublisher, in_thread, publisher, running, stored_readings, wait_for
-from twin.broker import MosquittoBroker, free_port
-from twin.contract import SHARE_GROUP, topic
 from twin.database import connection
-from twin.mqtt import MqttClient
+from twin.messaging.broker import MosquittoBroker, free_port
+from twin.messaging.contract import SHARE_GROUP, topic
+from twin.messaging.mqtt import MqttClient
 
 BASE = datetime.now(UTC).replace(microsecond=0) - timedelta(days=1)
 
@@ -191,17 +191,17 @@ class HeldWorker(IngestWorker):
     """A worker whose store waits for ``release`` and fails (as if the database were down) for any
     batch holding a message of ``refused`` payloads; counts what it received."""
 
-    def __init__(self, *args, refused: set[bytes], **kwargs) -> None:  # noqa: ANN002, ANN003
+    def __init__(self, *args, refused: set[bytes], **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.release = threading.Event()
         self.refused = refused
         self.received = 0
 
-    def _on_message(self, client, userdata, msg) -> None:  # noqa: ANN001
+    def _on_message(self, client, userdata, msg) -> None:
         super()._on_message(client, userdata, msg)
         self.received += 1
 
-    def store(self, prepared):  # noqa: ANN001
+    def store(self, prepared):
         if any(m.payload in self.refused for m in prepared.batch):
             raise psycopg.OperationalError("test: database unavailable for this batch")
         self.release.wait(30)
@@ -254,14 +254,14 @@ def test_a_batch_of_a_lost_session_acknowledges_nothing_on_the_next_connection(t
 class BrokenWorker(IngestWorker):
     """The database is down for every batch, and decoding fails on the second batch (a bug)."""
 
-    def __init__(self, *args, **kwargs) -> None:  # noqa: ANN002, ANN003
+    def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.prepared = 0
 
-    def store(self, prepared):  # noqa: ANN001
+    def store(self, prepared):
         raise psycopg.OperationalError("test: database unavailable")
 
-    def prepare(self, batch):  # noqa: ANN001
+    def prepare(self, batch):
         self.prepared += 1
         if self.prepared == 2:
             raise RuntimeError("test: a decoding bug")
@@ -322,7 +322,7 @@ def test_two_workers_sharing_one_devices_messages_suspect_no_loss_and_count_a_re
 class DatabaseDownWorker(IngestWorker):
     """Every batch meets a database that is down."""
 
-    def store(self, prepared):  # noqa: ANN001
+    def store(self, prepared):
         raise psycopg.OperationalError("test: database unavailable")
 
 

@@ -12,8 +12,8 @@ import pytest
 
 from ingest.worker import IngestWorker
 from tests.helpers import publisher, running, small_twin, stored_readings, wait_for
-from twin.contract import topic
 from twin.database import connection
+from twin.messaging.contract import topic
 from twin.storage.events import DEAD_LETTER_MAX_BYTES
 from twin.storage.model import save_model
 

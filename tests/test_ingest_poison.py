@@ -20,10 +20,10 @@ import pytest
 
 from ingest.worker import IngestWorker, Message
 from tests.helpers import publisher, running, small_twin, stored_readings, wait_for
-from twin import contract
-from twin.broker import MosquittoBroker, free_port
-from twin.contract import topic
 from twin.database import connection
+from twin.messaging import contract
+from twin.messaging.broker import MosquittoBroker, free_port
+from twin.messaging.contract import topic
 from twin.storage import events
 from twin.storage.model import save_model
 

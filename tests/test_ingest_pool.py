@@ -26,8 +26,8 @@ import pytest
 from ingest.pool import HEALTHY_AFTER_S, STOP_GRACE_S, PoolResult, WorkerConfig, _Slot, _stop_all, next_backoff
 from ingest.worker import IngestWorker
 from tests.helpers import QosPublisher, running, stored_readings, wait_for
-from twin.contract import topic
 from twin.database import connection
+from twin.messaging.contract import topic
 from twin.metrics import BY_NAME
 from twin.storage import partitions
 from twin.storage.model import device_keys
@@ -239,7 +239,7 @@ def test_two_workers_writing_into_months_without_a_partition_store_everything(tw
         return [IngestWorker(twin_db, broker.url, client_id=f"part-{k}", share_group=group, batch_max=100,
                              batch_wait_s=0.05) for k in "ab"]
 
-    def recording(worker: IngestWorker):  # noqa: ANN202
+    def recording(worker: IngestWorker):
         def run(stop: threading.Event) -> None:
             try:
                 worker.run(stop)

@@ -12,10 +12,10 @@ import pytest
 
 from ingest.worker import IngestWorker
 from tests.helpers import publisher, running, small_twin, wait_for
-from twin.broker import MosquittoBroker, free_port
-from twin import contract
 from twin.database import connection
-from twin.monitor import Monitor
+from twin.messaging import contract
+from twin.messaging.broker import MosquittoBroker, free_port
+from twin.monitoring.monitor import Monitor
 from twin.storage import listening
 from twin.storage.model import save_model
 from twin.timetable import SCHOOL_TZ
@@ -227,14 +227,14 @@ def test_the_monitor_says_once_when_no_ingest_listens_and_again_after_it_came_ba
     """Offline alarms wait while nobody listens: the operator must be told why none come."""
     url = fleet.url
     monitor = Monitor(url)
-    with caplog.at_level(logging.INFO, logger="twin.monitor"):
+    with caplog.at_level(logging.INFO, logger="twin.monitoring.monitor"):
         monitor.run_once(local(10, 0))
         monitor.run_once(local(10, 1))
         with connection(url) as conn:
             listening.record(conn, fleet.client_id, local(10, 1), local(10, 3))
         monitor.run_once(local(10, 2))
         monitor.run_once(local(10, 10))  # the spell ended at 10:03 (+ its gap): deaf again
-    said = [r.getMessage() for r in caplog.records if r.name == "twin.monitor" and "listening" in r.getMessage()]
+    said = [r.getMessage() for r in caplog.records if r.name == "twin.monitoring.monitor" and "listening" in r.getMessage()]
     assert [m.split(";")[0] for m in said] == [
         "monitor: no ingest worker is listening (last heard never)",
         "monitor: ingest is listening again",
@@ -246,10 +246,10 @@ def test_a_monitor_started_with_ingest_waits_for_its_first_beat_before_saying_it
     """The demo and a service start both at once: no warning before ingest's first beat was due."""
     url = fleet.url
     monitor = Monitor(url)
-    with caplog.at_level(logging.INFO, logger="twin.monitor"):
+    with caplog.at_level(logging.INFO, logger="twin.monitoring.monitor"):
         monitor.run_once(local(10, 0))  # ingest is still connecting: nothing heard yet
         with connection(url) as conn:
             listening.record(conn, fleet.client_id, local(10, 0) + timedelta(seconds=5),
                              local(10, 0) + timedelta(seconds=5))
         monitor.run_once(local(10, 0) + timedelta(seconds=20))
-    assert [r.getMessage() for r in caplog.records if r.name == "twin.monitor" and "listening" in r.getMessage()] == []
+    assert [r.getMessage() for r in caplog.records if r.name == "twin.monitoring.monitor" and "listening" in r.getMessage()] == []

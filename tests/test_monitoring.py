@@ -16,15 +16,15 @@ import pytest
 
 from ingest.worker import IngestWorker
 from tests.helpers import publisher, running, small_twin, wait_for
-from twin import contract
 from twin.database import connection
-from twin.kpi_job import compute_day
-from twin.monitor import Monitor
-from twin.notify import Notifier
-from twin.report import month_report
-from twin.standards import SiteConfig
-from twin.storage import alarms, listening
+from twin.messaging import contract
 from twin.metrics import BY_NAME
+from twin.monitoring.kpi_job import compute_day
+from twin.monitoring.monitor import Monitor
+from twin.monitoring.notify import Notifier
+from twin.monitoring.report import month_report
+from twin.monitoring.standards import SiteConfig
+from twin.storage import alarms, listening
 from twin.storage.model import device_keys, save_model
 from twin.storage.readings import ReadingWriter
 from twin.timetable import SCHOOL_TZ
@@ -179,7 +179,7 @@ def test_offline_and_stuck_devices_are_detected(site, mqtt_url):
 class Hook(BaseHTTPRequestHandler):
     received: list[dict] = []
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers["Content-Length"]))
         Hook.received.append(json.loads(body))
         self.send_response(204)

@@ -1,4 +1,4 @@
-"""twin.mqtt's client on a real broker: buffered socket reads, batched acknowledgements."""
+"""twin.messaging.mqtt's client on a real broker: buffered socket reads, batched acknowledgements."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import paho.mqtt.client as paho
 import pytest
 
 from tests.helpers import publisher, wait_for
-from twin.mqtt import READ_CHUNK, MqttClient
+from twin.messaging.mqtt import READ_CHUNK, MqttClient
 
 
 def _subscriber(mqtt_url: str, client_id: str, topic_filter: str, *, persistent: bool = False,
@@ -38,7 +38,7 @@ def test_buffered_reads_deliver_every_packet_whole_and_in_order(mqtt_url: str, m
     reads = []
     plain_recv = paho.Client._sock_recv
 
-    def counting_recv(self, bufsize):  # noqa: ANN001
+    def counting_recv(self, bufsize):
         reads.append(bufsize)
         return plain_recv(self, bufsize)
 
@@ -103,7 +103,7 @@ def test_ack_many_on_an_mqtt_311_broker() -> None:
     """The in-process amqtt broker speaks 3.1.1 only and takes the same PUBACK bytes: the
     connection stays up and delivery goes on. (amqtt 0.12 does not resend unacknowledged
     messages on a resumed session, Yakifo/amqtt#401, so what it kept cannot be checked there.)"""
-    from twin.broker import AmqttBroker
+    from twin.messaging.broker import AmqttBroker
 
     with AmqttBroker() as broker:
         topic = f"test/ackmany311/{uuid.uuid4().hex[:8]}"

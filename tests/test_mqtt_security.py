@@ -26,10 +26,11 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
 from tests.conftest import require_mosquitto
 from tests.helpers import running, small_twin, stored_readings, wait_for
-from twin import contract, mqtt_auth, security
-from twin.broker import BrokerError, ConfiguredMosquitto, wait_for_port
+from twin import security
 from twin.database import connection
-from twin.mqtt import MqttClient, detect_protocol
+from twin.messaging import contract, mqtt_auth
+from twin.messaging.broker import BrokerError, ConfiguredMosquitto, wait_for_port
+from twin.messaging.mqtt import MqttClient, detect_protocol
 from twin.storage.model import save_model
 
 
@@ -62,7 +63,7 @@ def generate(db_url: str, out: Path, owner: mqtt_auth.FileOwner | None, site: st
              **options: object) -> tuple[dict[str, str], int]:
     """``campus-twin devices credentials`` for ``site`` through its library calls, on a free port:
     the passwords issued, and the port of the generated listener."""
-    from twin.broker import free_port
+    from twin.messaging.broker import free_port
 
     port = free_port()
     with connection(db_url) as conn:
@@ -373,8 +374,8 @@ def test_devices_credentials_writes_a_configuration_mosquitto_starts_from(db_url
     require_mosquitto()
     from click.testing import CliRunner
 
-    from twin.broker import free_port
     from twin.cli import main
+    from twin.messaging.broker import free_port
 
     with connection(db_url) as conn:
         save_model(conn, small_twin("t1", rooms=1))
@@ -439,7 +440,7 @@ def test_tls_listener_with_a_test_ca(db_url: str, tmp_path: Path, tls_files: Pat
     """The listener block of docs/security.md appended to the generated mosquitto.conf: clients verify the
     broker against the CA, then log in."""
     require_mosquitto()
-    from twin.broker import free_port
+    from twin.messaging.broker import free_port
 
     with connection(db_url) as conn:
         save_model(conn, small_twin("t1", rooms=1))

@@ -14,10 +14,10 @@ import psycopg
 import pytest
 
 from tests.helpers import small_twin, wait_for
-from twin import notify
 from twin.database import connection
-from twin.monitor import Monitor
-from twin.notify import Notifier
+from twin.monitoring import notify
+from twin.monitoring.monitor import Monitor
+from twin.monitoring.notify import Notifier
 from twin.process import exit_on_thread_death, thread_death
 from twin.storage import alarms
 from twin.storage.model import save_model
@@ -171,7 +171,7 @@ def test_a_crashed_notifier_worker_ends_the_process_loudly(site, receiver, monke
     def broken(event):
         raise RuntimeError("a bug in the notifier")
 
-    monkeypatch.setattr("twin.notify.event_payload", broken)
+    monkeypatch.setattr("twin.monitoring.notify.event_payload", broken)
     stop = threading.Event()
     uninstall = exit_on_thread_death(stop)
     notifier = Notifier(None, receiver.url)
@@ -194,7 +194,7 @@ def test_two_notifiers_on_one_database_do_not_deliver_an_event_twice(site, recei
     other = psycopg.connect(url, autocommit=True)  # another process's notifier, in the middle of a delivery
     assert other.execute("SELECT pg_try_advisory_lock(%s)", (notify.OUTBOX_LOCK,)).fetchone()[0]
     notifier = Notifier(None, receiver.url, poll_s=0.05)
-    caplog.set_level(logging.DEBUG, logger="twin.notify")
+    caplog.set_level(logging.DEBUG, logger="twin.monitoring.notify")
     try:
         notifier.start(url)
         wait_for(lambda: any("another notifier" in r.getMessage() for r in caplog.records))

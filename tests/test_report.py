@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime
 from fnmatch import fnmatch
 from pathlib import Path
 
-from twin.report import render
+from twin.monitoring.report import render
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = "<script>alert('x')</script>"
@@ -30,8 +30,10 @@ def test_a_site_or_room_name_cannot_inject_markup() -> None:
 
 
 def test_the_report_template_ships_as_package_data() -> None:
-    templates = sorted((REPO / "twin" / "templates").glob("*.j2"))
+    package = REPO / "twin" / "monitoring"
+    templates = sorted((package / "templates").glob("*.j2"))
     assert [t.name for t in templates] == ["report.html.j2"]
-    globs = tomllib.loads((REPO / "pyproject.toml").read_text("utf-8"))["tool"]["setuptools"]["package-data"]["twin"]
+    package_data = tomllib.loads((REPO / "pyproject.toml").read_text("utf-8"))["tool"]["setuptools"]["package-data"]
+    globs = package_data["twin.monitoring"]
     for template in templates:
-        assert any(fnmatch(template.relative_to(REPO / "twin").as_posix(), g) for g in globs), template
+        assert any(fnmatch(template.relative_to(package).as_posix(), g) for g in globs), template

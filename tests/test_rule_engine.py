@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from twin.rule_engine import DeviceMinute, RoomContext, evaluate_room, evaluate_rule
-from twin.standards import DEFAULT_RULES, RulesError, load_config, season
+from twin.monitoring.rule_engine import DeviceMinute, RoomContext, evaluate_room, evaluate_rule
+from twin.monitoring.standards import DEFAULT_RULES, RulesError, load_config, season
 from twin.timetable import SCHOOL_TZ
 
 DAY = date(2026, 11, 23)  # a Monday, a school day
@@ -74,7 +74,7 @@ def test_an_episode_still_violating_before_the_day_ends_stays_open():
 
 
 def test_minutes_outside_lessons_do_not_count():
-    temps = {at(7, m): 35.0 for m in range(0, 59)} | {at(12, m): 35.0 for m in range(0, 59)}
+    temps = {at(7, m): 35.0 for m in range(59)} | {at(12, m): 35.0 for m in range(59)}
     assert evaluate_rule(DEFAULT_RULES["temperature_out_of_range"], ROOM, minutes(temps), season_of=summer,
                          now=NOW) == []
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from click.testing import CliRunner
 
-from twin.broker import free_port
 from twin.cli import main
+from twin.messaging.broker import free_port
 
 
 def test_simulate_with_an_unreachable_broker_fails_in_one_line_without_starting_a_database(tmp_path):

@@ -20,10 +20,10 @@ from simulators.models import SCHOOL_TZ, EnvSensor, Luminaire, Panel
 from simulators.rooms import RoomContext, day_plan, occupancy
 from simulators.timetable import LESSONS, Timetable
 from tests.helpers import running, small_twin, wait_for
-from twin import contract
-from twin.contract import topic
 from twin.database import connection
-from twin.mqtt import MqttClient
+from twin.messaging import contract
+from twin.messaging.contract import topic
+from twin.messaging.mqtt import MqttClient
 from twin.storage.model import save_model
 
 MONDAY = datetime(2026, 11, 23)  # a Monday in term time (naive = school-local time)
@@ -306,7 +306,7 @@ def test_a_dropped_connection_sends_the_last_will_and_comes_back(db_url, mqtt_ur
               else topic(site, "ENV-0", "status"))
     try:
         with running(runner.run):
-            states = lambda: [p["state"] for p in listener.on(status)]  # noqa: E731
+            states = lambda: [p["state"] for p in listener.on(status)]
             wait_for(lambda: "offline" in states() and states()[-1] == "online" and states().index("offline") > 0)
     finally:
         listener.close()

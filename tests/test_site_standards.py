@@ -1,4 +1,4 @@
-"""The one API that judges values (twin.site_standards): the rule engine, the floor plan and the legends agree."""
+"""The one API that judges values (twin.monitoring.site_standards): the rule engine, the floor plan and the legends agree."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ from datetime import date, datetime, timedelta
 
 from twin.database import connection
 from twin.domain import Building, Room, Site, Storey, TwinModel
-from twin.rule_engine import DeviceMinute, RoomContext, evaluate_rule
-from twin.site_standards import NO_STANDARD, OK, SiteStandards, standards_for
-from twin.standards import DEFAULT_RULES, SUMMER, WINTER, SiteConfig
+from twin.monitoring.rule_engine import DeviceMinute, RoomContext, evaluate_rule
+from twin.monitoring.site_standards import NO_STANDARD, OK, SiteStandards, standards_for
+from twin.monitoring.standards import DEFAULT_RULES, SUMMER, WINTER, SiteConfig
 from twin.storage.model import save_model
 from twin.storage.monitoring import set_climate_zone, set_rule_override
 from twin.timetable import SCHOOL_TZ
@@ -116,7 +116,7 @@ def test_standards_for_a_stored_site_read_its_zone_and_overrides(db_url: str) ->
 
 
 def test_the_report_states_the_sites_lighting_rules_not_the_defaults() -> None:
-    from twin.report import render
+    from twin.monitoring.report import render
 
     rules = SiteConfig().rules_for("hq", {"desk_illuminance_low": {"min": 350}, "blackboard_uniformity_low": {"min": 0.85}})
     room = {"room": "101", "days": 1, "compliant_days": 1, "desk_lux": 400.0, "desk_uniformity": 0.8,

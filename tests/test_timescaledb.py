@@ -27,9 +27,9 @@ from click.testing import CliRunner
 
 from tests.conftest import fresh_database
 from tests.helpers import small_twin
-from twin.broker import free_port
 from twin.cli import main
 from twin.database import BackendUnusable, connection
+from twin.messaging.broker import free_port
 from twin.metrics import BY_NAME
 from twin.storage.model import device_keys, save_model
 from twin.storage.readings import ReadingWriter, room_series

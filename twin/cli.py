@@ -18,10 +18,10 @@ from typing import Any, TypeVar
 import click
 import orjson
 
-from twin.broker import MAX_QUEUED_MESSAGES, BrokerError
 from twin.database import DatabaseUnavailable, connection, database_url
 from twin.embedded import EmbeddedDatabaseError
 from twin.logs import setup_logging
+from twin.messaging.broker import MAX_QUEUED_MESSAGES, BrokerError
 from twin.process import exit_on_thread_death, join_within, thread_death
 from twin.settings import Settings
 
@@ -32,9 +32,9 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from dashboard.serve import PortInUse
     from models_bim.errors import IfcReadError
     from models_bim.importer import PlanChanged, RevisionRefused
-    from twin.mqtt_auth import CredentialsError
-    from twin.report import ReportError
-    from twin.standards import RulesError
+    from twin.messaging.mqtt_auth import CredentialsError
+    from twin.monitoring.report import ReportError
+    from twin.monitoring.standards import RulesError
     from twin.storage.users import UserError
 
     return (DatabaseUnavailable, EmbeddedDatabaseError, BrokerError, IfcReadError, PortInUse, UserError,
@@ -294,8 +294,8 @@ def devices_credentials(ctx: click.Context, site_id: str, out: Path, rotate_serv
     """
     import os
 
-    from twin.broker import find_dynsec_plugin
-    from twin.mqtt_auth import BrokerOptions, CredentialsError, FileOwner, issue, write_files
+    from twin.messaging.broker import find_dynsec_plugin
+    from twin.messaging.mqtt_auth import BrokerOptions, CredentialsError, FileOwner, issue, write_files
 
     file_owner = FileOwner.parse(owner) if owner else None
     if file_owner is not None and os.geteuid() != 0:
@@ -655,7 +655,7 @@ def simulate(ctx: click.Context, site: str | None, interval: float | None, speed
         _backfill(migrated_url(settings), backfill_span, backfill_step, seed, site)
         return
     from simulators.fleet import FleetRunner
-    from twin.mqtt import detect_protocol
+    from twin.messaging.mqtt import detect_protocol
 
     mqtt_url = require_mqtt(settings)
     detect_protocol(mqtt_url)  # the broker answers before a database is started or migrated
@@ -722,7 +722,7 @@ def ingest(ctx: click.Context, workers: int, duration: float | None, client_id: 
 
     from ingest.pool import WorkerConfig, check_workers, run_workers
     from ingest.worker import IngestWorker
-    from twin.contract import share_group_for
+    from twin.messaging.contract import share_group_for
 
     settings = settings_of(ctx)
     url, mqtt_url = migrated_url(settings), require_mqtt(settings)
@@ -827,7 +827,7 @@ def dashboard(ctx: click.Context, host: str, port: int, duration: float | None, 
     """Serve the Dash web app (a login is needed: campus-twin users add).  Example: campus-twin dashboard --port 8050"""
     from dashboard.app import close_app, create_app
     from dashboard.serve import bind, serve_until
-    from twin.standards import load_config
+    from twin.monitoring.standards import load_config
 
     settings = settings_of(ctx)
     rules = load_config(rules_file)  # a bad file: one line, before anything starts
@@ -872,9 +872,9 @@ def monitor(ctx: click.Context, interval: float, rules_file: Path | None, webhoo
 
     Example: campus-twin monitor --from 2026-11-01 --to 2026-11-08
     """
-    from twin.monitor import Monitor
-    from twin.notify import Notifier
-    from twin.standards import load_config
+    from twin.monitoring.monitor import Monitor
+    from twin.monitoring.notify import Notifier
+    from twin.monitoring.standards import load_config
     from twin.storage.monitoring import sites
 
     config = load_config(rules_file)
@@ -925,9 +925,9 @@ def kpis(ctx: click.Context, site: str | None, day: str | None, compute: bool, r
     """Daily KPIs per school and for the network against the 100% targets.  Example: campus-twin kpis --day 2026-11-16"""
     from datetime import date
 
-    from twin.kpi_job import compute_day
-    from twin.report import KPI_LABELS, percent
-    from twin.standards import load_config
+    from twin.monitoring.kpi_job import compute_day
+    from twin.monitoring.report import KPI_LABELS, percent
+    from twin.monitoring.standards import load_config
     from twin.storage import kpis as kpi_store
     from twin.storage.model import site_exists
     from twin.storage.monitoring import rule_overrides
@@ -975,8 +975,8 @@ def report(ctx: click.Context, site: str, month: str, out: Path, rules_file: Pat
 
     Example: campus-twin report --site hq --month 2026-11 --out hq-2026-11.html
     """
-    from twin.report import month_report, parse_month
-    from twin.standards import load_config
+    from twin.monitoring.report import month_report, parse_month
+    from twin.monitoring.standards import load_config
 
     year, mon = parse_month(month)
     config = load_config(rules_file)
@@ -1015,7 +1015,7 @@ def demo(ctx: click.Context, schools: int, host: str, port: int, interval: float
     broker = None
     mqtt_url = settings.mqtt_url
     if not mqtt_url:
-        from twin.broker import start_local_broker
+        from twin.messaging.broker import start_local_broker
 
         broker = start_local_broker(settings.data_dir / "mosquitto")
         mqtt_url = broker.url
@@ -1077,9 +1077,9 @@ def _run_demo(stop: threading.Event, url: str, mqtt_url: str, host: str, port: i
     from dashboard.serve import bind, serve_until
     from ingest.worker import IngestWorker
     from simulators.fleet import FleetRunner
-    from twin.contract import share_group_for
-    from twin.monitor import Monitor
-    from twin.notify import Notifier
+    from twin.messaging.contract import share_group_for
+    from twin.monitoring.monitor import Monitor
+    from twin.monitoring.notify import Notifier
 
     # one worker on a plain persistent subscription: kept by Mosquitto 2 across a restart (docs/mqtt.md)
     worker = IngestWorker(url, mqtt_url, client_id="campus-demo-ingest", share_group=share_group_for("auto", 1))

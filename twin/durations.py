@@ -1,6 +1,6 @@
 """Durations as people write them: ``"30s"``, ``"10m"``, ``"1h"``, ``"30d"``, ``"2w"``, or seconds.
 
-The one parser of the project: rule windows and minimum durations (:mod:`twin.standards`), the
+The one parser of the project: rule windows and minimum durations (:mod:`twin.monitoring.standards`), the
 simulator's backfill span and step, the CLI's options.
 
 >>> parse_duration("90m"), parse_duration("2w"), parse_duration(30)

@@ -26,7 +26,7 @@ from dashboard.commands import LUMINAIRE_KINDS, CommandError
 from dashboard.figures import CHART_METRICS, colour_for, format_value, series_csv, series_figure, unit_of
 from dashboard.history import LIVE_RANGES, RANGE_LABELS, chart_window
 from dashboard.i18n import current, t
-from twin.site_standards import SiteStandards, today
+from twin.monitoring.site_standards import SiteStandards, today
 
 REFRESH_MS = 2000
 ALL_LUMINAIRES = "*"

@@ -2,7 +2,7 @@
 
 Pick the building and the storey, and the metric (a measured one, standard compliance or
 device health); rooms are coloured as the site's standards judge their values today (the
-rule engine's rules, season and overrides: :mod:`twin.site_standards`), and the legend
+rule engine's rules, season and overrides: :mod:`twin.monitoring.site_standards`), and the legend
 shows those rules' bounds. Devices are markers. Every
 ``REFRESH_MS`` the values are read again and only what changed is sent to the browser (a
 ``dash.Patch`` of fill colours, labels and hovers; the zoom is kept by ``uirevision``), so
@@ -30,7 +30,7 @@ from dashboard.figures import (
     room_style,
 )
 from dashboard.i18n import current, t
-from twin.site_standards import SiteStandards
+from twin.monitoring.site_standards import SiteStandards
 
 REFRESH_MS = 1500
 
@@ -200,7 +200,7 @@ def update_floorplan(storey_id: int | None, metric: str, _n: int | None, drawn: 
                      ) -> tuple[Any, Any]:
     """Draw the storey when the storey, metric or its BIM changes; on a tick, patch only what changed.
 
-    Rooms are coloured as the site's standards of today judge them (:mod:`twin.site_standards`).
+    Rooms are coloured as the site's standards of today judge them (:mod:`twin.monitoring.site_standards`).
     The outputs are plain JSON (dicts, lists, numeric arrays) so that Dash's encoder takes
     orjson's fast path: a 200-room storey is about 170 kB.
     """

@@ -16,7 +16,7 @@ from typing import Any
 import psycopg
 from psycopg.rows import dict_row
 
-from twin.rule_engine import Episode
+from twin.monitoring.rule_engine import Episode
 
 SEVERITIES = ("info", "warning", "critical")
 STATES = ("open", "acknowledged", "closed")

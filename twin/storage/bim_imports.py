@@ -12,7 +12,6 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
-
 #: Advisory lock namespace of BIM imports (``pg_advisory_xact_lock(key, hashtext(site_id))``).
 IMPORT_LOCK = 0x4249  # "BI"
 

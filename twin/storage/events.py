@@ -7,7 +7,7 @@ from datetime import datetime
 
 import psycopg
 
-from twin.contract import MAX_PAYLOAD_BYTES
+from twin.messaging.contract import MAX_PAYLOAD_BYTES
 from twin.sequence import SeqState, merge, window_bytes, window_from_bytes
 
 #: Dead-letter payloads are stored whole up to the contract's largest payload, so they can be replayed;

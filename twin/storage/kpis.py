@@ -7,7 +7,7 @@
 A device *reports* when its latest reading is younger than ``REPORTING_WINDOW``. Each KPI
 is a fraction against a 100 % target; ``None`` when the school has nothing to count.
 
-The daily KPIs (``kpi_daily``; computed by ``twin.kpi_job``, docs/monitoring.md) add
+The daily KPIs (``kpi_daily``; computed by ``twin.monitoring.kpi_job``, docs/monitoring.md) add
 lighting compliance and data completeness, with numerator and denominator kept so that
 network and monthly figures are sums, not means of ratios.
 """

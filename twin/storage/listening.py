@@ -5,7 +5,7 @@ it. Each ingest worker beats every :data:`BEAT_EVERY_S` while its MQTT subscript
 acknowledged and the database answers (:class:`Heartbeat`); a beat within
 :data:`SPELL_GAP` of the worker's last extends its current spell
 (``ingest_listening``), a later one begins a new spell. The monitor reads the spells
-(:func:`spells`) and judges offline devices only inside them (twin/device_health.py).
+(:func:`spells`) and judges offline devices only inside them (twin/monitoring/device_health.py).
 Times are the database server's clock, the same for every worker host.
 """
 

@@ -11,9 +11,9 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Jsonb
 
-from twin.device_health import MetricMinute
 from twin.metrics import BY_ID, BY_NAME
-from twin.rule_engine import DeviceMinute, RoomContext
+from twin.monitoring.device_health import MetricMinute
+from twin.monitoring.rule_engine import DeviceMinute, RoomContext
 
 #: How far before a range the monitor looks for a device's last report.
 LOOKBACK = timedelta(days=1)

@@ -5,7 +5,7 @@
 re-evaluate today (and any earlier day with a room alarm still open), check device
 health over the recent past, check battery and sequence gaps, refresh today's KPIs (and
 any of the last days not stored yet), and wake the notifier, whose own worker thread
-delivers the recorded events (:mod:`twin.notify`): a cycle never waits on a receiver.
+delivers the recorded events (:mod:`twin.monitoring.notify`): a cycle never waits on a receiver.
 """
 
 from __future__ import annotations
@@ -19,13 +19,13 @@ from typing import Any
 
 import psycopg
 
-from twin import device_health as health
 from twin.database import connect
-from twin.kpi_job import compute_day, day_bounds
-from twin.notify import Notifier
-from twin.rule_engine import Episode, evaluate_room
-from twin.site_standards import SiteStandards, standards_for
-from twin.standards import Rule, RulesError, SiteConfig
+from twin.monitoring import device_health as health
+from twin.monitoring.kpi_job import compute_day, day_bounds
+from twin.monitoring.notify import Notifier
+from twin.monitoring.rule_engine import Episode, evaluate_room
+from twin.monitoring.site_standards import SiteStandards, standards_for
+from twin.monitoring.standards import Rule, RulesError, SiteConfig
 from twin.storage import alarms, kpis, listening, monitoring
 from twin.timetable import SCHOOL_END, SCHOOL_START, SCHOOL_TZ, Timetable
 
@@ -72,7 +72,7 @@ class Monitor:
 
     # -- configuration --------------------------------------------------------------------------------
     def standards(self, conn: psycopg.Connection, site_id: str, stored_zone: Any = ...) -> SiteStandards:
-        """The site's standards (:func:`twin.site_standards.standards_for` with this monitor's rules file)."""
+        """The site's standards (:func:`twin.monitoring.site_standards.standards_for` with this monitor's rules file)."""
         return standards_for(conn, site_id, config=self.config, stored_zone=stored_zone)
 
     def rules(self, conn: psycopg.Connection, site_id: str) -> dict[str, Rule]:

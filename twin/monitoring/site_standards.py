@@ -15,7 +15,7 @@ A verdict's status is ``"ok"``, ``"none"`` (no rule judges this metric for this 
 or the severity of the worst rule the value breaks (``info``, ``warning``, ``critical``):
 the severity of the alarm the value would raise if it lasted. Only rules over one value
 (aggregate ``mean`` or ``min``) judge single values; uniformity and power density need a
-room's devices together and are judged by the rule engine and :mod:`twin.lighting`.
+room's devices together and are judged by the rule engine and :mod:`twin.monitoring.lighting`.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from typing import Any
 
 import psycopg
 
-from twin.standards import DEFAULT_RULES, SEVERITIES, Rule, SiteConfig, season
+from twin.monitoring.standards import DEFAULT_RULES, SEVERITIES, Rule, SiteConfig, season
 from twin.storage import monitoring
 from twin.timetable import SCHOOL_TZ
 
@@ -145,7 +145,7 @@ def standards_for(conn: psycopg.Connection, site_id: str, day: date | None = Non
     site's stored overrides; the climate zone of the rules file, else the stored one, else the default.
 
     ``stored_zone``: the site's stored climate zone when the caller has read it already.
-    Raises :class:`twin.standards.RulesError` for a stored override that cannot be used.
+    Raises :class:`twin.monitoring.standards.RulesError` for a stored override that cannot be used.
     """
     config = config or SiteConfig()
     if stored_zone is ...:

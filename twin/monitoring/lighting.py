@@ -5,7 +5,7 @@ occupied minutes with data (each minute's value is the rule's aggregate over the
 devices, as the rule engine computes it). A classroom complies on a day when every
 average it has meets the bound of its rule: desk >= 300 lx, desk uniformity >= 0.7,
 blackboard >= 500 lx, blackboard uniformity >= 0.8 by default (each average judged by
-:meth:`twin.standards.Rule.broken_by`, the comparison every judgement makes). It counts as measured
+:meth:`twin.monitoring.standards.Rule.broken_by`, the comparison every judgement makes). It counts as measured
 when it has desk illuminance in occupied hours. Uniformity needs two devices; a room
 with one is judged on what it has.
 """
@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from twin.rule_engine import DeviceMinute, RoomContext, room_value
-from twin.standards import SUMMER, Rule
+from twin.monitoring.rule_engine import DeviceMinute, RoomContext, room_value
+from twin.monitoring.standards import SUMMER, Rule
 from twin.timetable import SCHOOL_TZ, Timetable
 
 #: (field, rule id) in the order stored.

@@ -23,9 +23,9 @@ from typing import Any
 import orjson
 import psycopg
 
-from twin import contract
 from twin.database import DatabaseUnavailable, connect
-from twin.mqtt import MqttClient
+from twin.messaging import contract
+from twin.messaging.mqtt import MqttClient
 from twin.storage import alarms
 
 log = logging.getLogger(__name__)

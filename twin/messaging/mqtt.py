@@ -19,7 +19,7 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from twin.broker import BrokerAddress, BrokerError, parse_mqtt_url
+from twin.messaging.broker import BrokerAddress, BrokerError, parse_mqtt_url
 
 log = logging.getLogger(__name__)
 
@@ -51,11 +51,11 @@ def detect_protocol(url: str) -> MQTTProtocolVersion:
     result: dict[str, object] = {}
     done = threading.Event()
 
-    def on_connect(client, userdata, flags, reason_code, properties):  # noqa: ANN001
+    def on_connect(client, userdata, flags, reason_code, properties):
         result["rc"] = reason_code
         done.set()
 
-    def on_disconnect(client, userdata, flags, reason_code, properties):  # noqa: ANN001
+    def on_disconnect(client, userdata, flags, reason_code, properties):
         result.setdefault("rc", reason_code)
         done.set()
 

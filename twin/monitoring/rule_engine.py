@@ -26,7 +26,7 @@ from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from twin.metrics import BY_NAME
-from twin.standards import Rule, outside
+from twin.monitoring.standards import Rule, outside
 from twin.timetable import SCHOOL_END, SCHOOL_TZ, Timetable
 
 MINUTE = timedelta(minutes=1)

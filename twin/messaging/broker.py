@@ -2,7 +2,7 @@
 
 The local broker is Mosquitto when ``mosquitto`` is on PATH (a private instance on a
 free port, persistence in the data directory), else the in-process amqtt broker,
-which speaks MQTT 3.1.1 only (clients detect that, see :mod:`twin.mqtt`).
+which speaks MQTT 3.1.1 only (clients detect that, see :mod:`twin.messaging.mqtt`).
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ compliance per classroom (GB 7793), alarm statistics, device availability. Month
 values are sums of the stored daily numerators over sums of denominators; days not yet
 stored (or stored before they had ended) are computed first. Charts are inline SVG, there
 are no scripts or links: the file opens offline, and a browser's "Print" gives a PDF. The page
-is the Jinja2 template ``twin/templates/report.html.j2`` (autoescaped).
+is the Jinja2 template ``twin/monitoring/templates/report.html.j2`` (autoescaped).
 """
 
 from __future__ import annotations
@@ -19,12 +19,12 @@ from typing import Any
 import jinja2
 import psycopg
 
-from twin.device_health import received_and_expected
-from twin.kpi_job import compute_day, day_bounds
-from twin.site_standards import SiteStandards, standards_for
-from twin.standards import SiteConfig
+from twin.monitoring.device_health import received_and_expected
+from twin.monitoring.kpi_job import compute_day, day_bounds
+from twin.monitoring.site_standards import SiteStandards, standards_for
+from twin.monitoring.standards import SiteConfig
+from twin.monitoring.svg_charts import bar_chart, line_chart
 from twin.storage import alarms, kpis, monitoring
-from twin.svg_charts import bar_chart, line_chart
 from twin.timetable import SCHOOL_TZ
 
 KPI_LABELS = {
@@ -139,7 +139,7 @@ def _fmt(value: float | None, unit: str = "", digits: int = 0) -> str:
     return "–" if value is None else f"{value:.{digits}f}{(' ' + unit) if unit else ''}"
 
 
-_TEMPLATES = jinja2.Environment(loader=jinja2.PackageLoader("twin", "templates"), autoescape=True,
+_TEMPLATES = jinja2.Environment(loader=jinja2.PackageLoader("twin.monitoring", "templates"), autoescape=True,
                                 trim_blocks=True, lstrip_blocks=True, undefined=jinja2.StrictUndefined)
 
 
@@ -149,8 +149,8 @@ def render(*, site_id: str, site_name: str, role: str, year: int, month: int, fi
            device_names: Mapping[int, str], generated: datetime, standards: SiteStandards | None = None) -> str:
     """The report's HTML from the month's data (pure); ``standards``: the site's, whose lighting rules it states.
 
-    The page is ``twin/templates/report.html.j2``, autoescaped: names from the database are text there,
-    only the inline SVG charts (escaped by :mod:`twin.svg_charts`) are marked ``safe``."""
+    The page is ``twin/monitoring/templates/report.html.j2``, autoescaped: names from the database are text there,
+    only the inline SVG charts (escaped by :mod:`twin.monitoring.svg_charts`) are marked ``safe``."""
     standards = standards or SiteStandards(site_id, last)
     return _TEMPLATES.get_template("report.html.j2").render(
         site_id=site_id, site_name=site_name, role=role, period=f"{year}-{month:02d}", first=f"{first:%Y-%m-%d}",

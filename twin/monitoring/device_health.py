@@ -1,7 +1,7 @@
 """Device health, pure: offline, stuck value, out of physical range, sequence gaps, low battery.
 
 History-based checks (offline, stuck, out of range) turn timestamps into
-:class:`~twin.rule_engine.Episode` values keyed by their start, so re-evaluating the same
+:class:`~twin.monitoring.rule_engine.Episode` values keyed by their start, so re-evaluating the same
 data gives the same alarms. Sequence gaps and battery come from the device's status,
 which has no history: they are checked against the present (docs/monitoring.md).
 
@@ -18,7 +18,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from twin.rule_engine import MINUTE, Episode
+from twin.monitoring.rule_engine import MINUTE, Episode
 
 #: Nominal reporting interval per device kind (what the simulators and typical devices use).
 REPORTING_INTERVAL: dict[str, timedelta] = {

@@ -3,7 +3,7 @@
 - IoT, smart-lighting and interactive-panel coverage: as ``twin.storage.kpis`` defines them,
   with *reporting* meaning: the device sent data that day.
 - Lighting compliance: classrooms complying with GB 7793 in that day's occupied hours /
-  classrooms measured (``twin.lighting``); per-classroom results go to ``room_lighting_daily``.
+  classrooms measured (``twin.monitoring.lighting``); per-classroom results go to ``room_lighting_daily``.
 - Data completeness: messages received / expected, over the devices that report telemetry
   (expected = the part of the day elapsed / the kind's reporting interval; a device's
   surplus does not make up for another's loss). A device first heard during the day, with
@@ -21,9 +21,9 @@ from datetime import UTC, date, datetime, time, timedelta
 
 import psycopg
 
-from twin.device_health import received_and_expected
-from twin.lighting import LIGHTING, room_lighting
-from twin.standards import Rule, season
+from twin.monitoring.device_health import received_and_expected
+from twin.monitoring.lighting import LIGHTING, room_lighting
+from twin.monitoring.standards import Rule, season
 from twin.storage import kpis, monitoring
 from twin.timetable import SCHOOL_END, SCHOOL_START, SCHOOL_TZ, Timetable
 

@@ -39,7 +39,8 @@ from typing import Any
 
 import psycopg
 
-from twin import broker, contract, security
+from twin import security
+from twin.messaging import broker, contract
 from twin.storage import mqtt_accounts
 from twin.storage.model import site_exists
 
@@ -153,7 +154,7 @@ class BrokerOptions:
     port: int = 1883
     bind: str | None = None  # None: every interface
     persistence_dir: Path | None = None  # None: <out>/data
-    dynsec_plugin: str | None = None  # None: found next to mosquitto (twin.broker.find_dynsec_plugin)
+    dynsec_plugin: str | None = None  # None: found next to mosquitto (twin.messaging.broker.find_dynsec_plugin)
     max_queued_messages: int = broker.MAX_QUEUED_MESSAGES
     max_queued_bytes: int = broker.MAX_QUEUED_BYTES
 
