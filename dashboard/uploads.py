@@ -2,9 +2,9 @@
 
 A hostile file (huge, junk, deeply nested, crafted to exhaust memory or time) must not take the
 dashboard down: it is refused by size (:func:`decode_upload`) or type (:func:`check_ifc`), else
-parsed and imported by the injected loader in a *spawned* process (:func:`run_isolated`) whose
-address space is capped (``RLIMIT_AS``) and which is killed at the wall-time limit. The
-dashboard's own process never parses the file.
+parsed and imported by the injected loader in a *spawned* process (:func:`run_isolated`, through
+:func:`twin.children.spawn`) whose address space is capped (``RLIMIT_AS``) and which is killed at the
+wall-time limit. The dashboard's own process never parses the file.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ from __future__ import annotations
 import base64
 import binascii
 import io
-import multiprocessing
 import threading
 import zipfile
 import zlib
@@ -21,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from twin import children
 from twin.domain import NOT_IN_SITE_ID, SITE_ID
 from twin.ifc_header import HEADER_BYTES, NotIfcSpf, spf_schema, zip_member
 
@@ -117,46 +117,17 @@ _IMPORTING = threading.BoundedSemaphore(1)
 
 def _run_isolated(loader: Callable[..., dict[str, Any]], path: Path, site_id: str, *, name: str | None, role: str,
                   limits: UploadLimits) -> dict[str, Any]:
-    ctx = multiprocessing.get_context("spawn")
-    receiver, sender = ctx.Pipe(duplex=False)
-    proc = ctx.Process(target=_child, args=(sender, loader, str(path), site_id, name, role, limits.memory_bytes),
-                       name="campus-bim-import", daemon=True)
-    proc.start()
-    sender.close()
+    child = children.spawn(loader, path, site_id, name=name, role=role, memory_bytes=limits.memory_bytes,
+                           process_name="campus-bim-import")
     try:
-        if not receiver.poll(limits.timeout_s):
-            raise UploadError(f"the import took longer than {limits.timeout_s:g} s and was stopped")
-        try:
-            ok, value = receiver.recv()
-        except EOFError:
-            proc.join(5)
-            raise UploadError(f"the import process died (exit code {proc.exitcode}): the file was refused") from None
-    finally:
-        receiver.close()
-        if proc.is_alive():
-            proc.kill()
-        proc.join(5)
-    if not ok:
-        raise UploadError(value)
-    return value
-
-
-def _child(sender: Any, loader: Callable[..., dict[str, Any]], path: str, site_id: str, name: str | None,
-           role: str, memory_bytes: int) -> None:
-    """In the import process: cap the address space, run the loader, send ``(ok, summary or error)``."""
-    import resource
-
-    resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
-    try:
-        result: tuple[bool, Any] = (True, loader(Path(path), site_id, name=name, role=role))
-    except MemoryError:
-        result = (False, "the import ran out of memory (limit reached)")
-    except Exception as exc:  # noqa: BLE001 - reported to the planner in one line
-        text = str(exc).strip()
-        result = (False, text.splitlines()[0] if text else type(exc).__name__)
-    try:
-        sender.send(result)
-    except Exception as exc:  # noqa: BLE001 - an unpicklable summary is an error too
-        sender.send((False, f"the import result could not be returned: {type(exc).__name__}"))
-    finally:
-        sender.close()
+        return child.result(limits.timeout_s)  # type: ignore[no-any-return]
+    except children.ChildTimeout:
+        raise UploadError(f"the import took longer than {limits.timeout_s:g} s and was stopped") from None
+    except children.ChildDied as exc:
+        raise UploadError(f"the import process died ({exc}): the file was refused") from None
+    except children.ChildFailed as exc:
+        if exc.kind == "memory":
+            raise UploadError("the import ran out of memory (limit reached)") from None
+        if exc.kind == "unsent":
+            raise UploadError(f"the import result could not be returned: {exc}") from None
+        raise UploadError(str(exc)) from None

@@ -9,7 +9,8 @@ itself::
     footprints = process.collect(progress)    # {GlobalId: Footprint}
 
 The child is ``python -m models_bim.footprint_process FILE``, not a multiprocessing child:
-it never re-imports the caller's main module (scripts without a ``__main__`` guard work),
+it never re-imports the caller's main module (scripts without a ``__main__`` guard work; a
+:class:`twin.children.ModuleChild`),
 a geometry kernel that crashes takes down the child only (:meth:`FootprintProcess.collect`
 then raises :class:`IfcReadError`), and the child dies with its parent. The child writes pickled messages to its stdout:
 ``("progress", done, total)``, then ``("done", gids, wkbs, areas, z_mins, z_maxs, peak_rss_bytes)``
@@ -30,10 +31,7 @@ from __future__ import annotations
 import functools
 import inspect
 import os
-import pickle
-import subprocess
 import sys
-import tempfile
 from pathlib import Path
 from typing import BinaryIO
 
@@ -44,6 +42,7 @@ import shapely
 from models_bim.errors import IfcReadError
 from models_bim.footprints import THREADS, Footprint, FootprintJob, Progress
 from models_bim.memory import note_child_peak, peak_rss_bytes
+from twin.children import ChildDied, ModuleChild, send_message
 from twin.process import die_with_parent
 
 #: Files of at least this size (bytes) get their footprints from a child process when there is
@@ -52,8 +51,6 @@ from twin.process import die_with_parent
 PROCESS_MIN_BYTES = 8 * 2**20
 #: How often (shapes) the child reports progress.
 PROGRESS_EVERY = 50
-#: How long (s) ``close`` waits for a child it has stopped.
-_STOP_WAIT_S = 5
 #: Classes whose instances (and those of their subclasses) the child does not read: a space's
 #: geometry (representations, placements, units, contexts) never refers to them.
 GEOMETRY_FREE_CLASSES = ("IfcRelationship", "IfcPropertyDefinition", "IfcProperty", "IfcPhysicalQuantity",
@@ -69,21 +66,12 @@ class FootprintProcess:
     def __init__(self, path: Path) -> None:
         #: The child's own peak RSS (bytes), once it has sent its footprints.
         self.peak_rss_bytes: int | None = None
-        self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as the child, closed by close()
-        self._child = subprocess.Popen(
-            [sys.executable, "-m", "models_bim.footprint_process", str(path)],
-            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=self._stderr,
-            env={**os.environ, "PYTHONPATH": _package_root() + os.pathsep + os.environ.get("PYTHONPATH", "")})
+        self._child = ModuleChild("models_bim.footprint_process", str(path), package_root=_package_root())
 
     def collect(self, progress: Progress | None = None) -> dict[str, Footprint]:
         """Footprints by GlobalId, as :meth:`models_bim.footprints.FootprintJob.collect` gives them."""
-        assert self._child.stdout is not None
         try:
-            while True:
-                try:
-                    kind, *body = pickle.load(self._child.stdout)
-                except (EOFError, pickle.UnpicklingError):
-                    raise IfcReadError(f"the geometry kernel failed on this file: {self._failure()}") from None
+            for kind, *body in self._child.messages():
                 if kind == "progress":
                     if progress:
                         progress("footprints", *body)
@@ -94,31 +82,15 @@ class FootprintProcess:
                     note_child_peak(self.peak_rss_bytes)
                     return {gid: Footprint(polygon, area, z_min, z_max) for gid, polygon, area, z_min, z_max
                             in zip(gids, shapely.from_wkb(wkbs), areas, z_mins, z_maxs, strict=True)}
+        except ChildDied as exc:
+            raise IfcReadError(f"the geometry kernel failed on this file: footprint process {exc}") from None
         finally:
             self.close()
+        raise AssertionError("unreachable: messages() ends by ChildDied")  # pragma: no cover
 
     def close(self) -> None:
         """Stop the child if it still runs; release its pipes."""
-        if self._child.poll() is None:
-            self._child.kill()
-        try:
-            self._child.wait(_STOP_WAIT_S)
-        except subprocess.TimeoutExpired:  # pragma: no cover - a killed process that does not die
-            pass
-        if self._child.stdout is not None:
-            self._child.stdout.close()
-        self._stderr.close()
-
-    def _failure(self) -> str:
-        """What the child said last, and how it ended."""
-        try:
-            code = self._child.wait(_STOP_WAIT_S)
-        except subprocess.TimeoutExpired:
-            code = None
-        self._stderr.seek(0)
-        lines = self._stderr.read().decode("utf-8", "replace").strip().splitlines()
-        said = f"; {lines[-1].strip()}" if lines else ""
-        return f"footprint process exit code {code}{said}"
+        self._child.close()
 
 
 def footprint_source(path: Path) -> FootprintProcess | None:
@@ -133,11 +105,6 @@ def footprint_source(path: Path) -> FootprintProcess | None:
 def _package_root() -> str:
     """The folder holding ``models_bim``, so the child imports the same code as its parent."""
     return str(Path(__file__).resolve().parent.parent)
-
-
-def _send(out: BinaryIO, message: tuple) -> None:
-    pickle.dump(message, out, protocol=pickle.HIGHEST_PROTOCOL)
-    out.flush()
 
 
 @functools.cache
@@ -181,17 +148,17 @@ def compute(path: str, out: BinaryIO) -> None:
 
         def report(stage: str, done: int, total: int) -> None:
             if done % PROGRESS_EVERY == 0 or done == total:
-                _send(out, ("progress", done, total))
+                send_message(out, ("progress", done, total))
 
         found = FootprintJob(ifc_file, ifc_file.by_type("IfcSpace")).collect(report)
         gids = list(found)
         shapes = [found[g] for g in gids]
-        _send(out, ("done", gids, shapely.to_wkb([f.polygon for f in shapes]), [f.area_m2 for f in shapes],
+        send_message(out, ("done", gids, shapely.to_wkb([f.polygon for f in shapes]), [f.area_m2 for f in shapes],
                     [f.z_min for f in shapes], [f.z_max for f in shapes], peak_rss_bytes()))
     except BrokenPipeError:  # the parent is gone
         raise SystemExit(1) from None
     except Exception as exc:  # noqa: BLE001 - any failure goes to the parent, which raises it as IfcReadError
-        _send(out, ("error", f"{type(exc).__name__}: {exc}"))
+        send_message(out, ("error", f"{type(exc).__name__}: {exc}"))
 
 
 if __name__ == "__main__":

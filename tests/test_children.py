@@ -63,11 +63,11 @@ def deaf(ready: object) -> None:
 
 
 def test_a_child_gives_its_result_back():
-    assert spawn(add, 2, 3, name="adder", times=4).result(60) == 20
+    assert spawn(add, 2, 3, process_name="adder", times=4).result(60) == 20
 
 
 def test_a_child_that_raises_gives_its_error_back_in_one_line():
-    child = spawn(raises, name="raiser")
+    child = spawn(raises, process_name="raiser")
     with pytest.raises(ChildFailed, match=r"^no such site 'x'$") as caught:
         child.result(60)
     assert caught.value.kind == "error"
@@ -75,7 +75,7 @@ def test_a_child_that_raises_gives_its_error_back_in_one_line():
 
 
 def test_a_child_that_exceeds_its_deadline_is_killed():
-    child = spawn(hangs, name="hanger")
+    child = spawn(hangs, process_name="hanger")
     pid = child.pid
     with pytest.raises(ChildTimeout, match="still running after 0.5 s; killed"):
         child.result(0.5)
@@ -85,17 +85,17 @@ def test_a_child_that_exceeds_its_deadline_is_killed():
 
 def test_a_child_that_crashes_says_how_it_ended():
     with pytest.raises(ChildDied, match=r"^exit code 3$") as caught:
-        spawn(crashes, name="crasher").result(60)
+        spawn(crashes, process_name="crasher").result(60)
     assert caught.value.exitcode == 3
     assert exit_text(-9) == "exit code -9, SIGKILL"
 
 
 def test_a_child_is_capped_in_memory_and_an_unpicklable_result_is_an_error():
     with pytest.raises(ChildFailed) as caught:
-        spawn(hogs, name="hog", memory_bytes=1024**3).result(60)
+        spawn(hogs, process_name="hog", memory_bytes=1024**3).result(60)
     assert caught.value.kind == "memory"
     with pytest.raises(ChildFailed) as unsent:
-        spawn(unpicklable, name="lock").result(60)
+        spawn(unpicklable, process_name="lock").result(60)
     assert unsent.value.kind == "unsent" and "TypeError" in str(unsent.value)
     assert multiprocessing.active_children() == []
 
@@ -105,10 +105,10 @@ def test_stuck_children_are_killed_together_after_one_grace():
     children = []
     for i in range(3):
         ready = ctx.Event()
-        child = spawn(deaf, ready, name=f"deaf-{i}")
+        child = spawn(deaf, ready, process_name=f"deaf-{i}")
         assert ready.wait(60)
         children.append(child)
-    quick = spawn(add, 1, 1, name="quick")
+    quick = spawn(add, 1, 1, process_name="quick")
     assert receive(quick.pipe, None) == ("ok", 2)  # it has sent its result; SIGTERM ends it
     killed = stop_processes([c.process for c in [*children, quick]], grace_s=0.5, kill_wait_s=10.0)
     assert killed == [c.process for c in children]

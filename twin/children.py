@@ -178,13 +178,14 @@ class Spawned:
         self.process.join(REAP_S)
 
 
-def spawn(target: Callable[..., Any], *args: Any, name: str, memory_bytes: int | None = None, daemon: bool = True,
-          **kwargs: Any) -> Spawned:
+def spawn(target: Callable[..., Any], *args: Any, process_name: str, memory_bytes: int | None = None,
+          daemon: bool = True, **kwargs: Any) -> Spawned:
     """Run ``target(*args, **kwargs)`` in a spawned child (picklable: a module-level function, or a
     ``functools.partial`` of one) that dies with its parent; ``memory_bytes`` caps its address space."""
     ctx = mp.get_context("spawn")
     receiver, sender = ctx.Pipe(duplex=False)
-    proc = ctx.Process(target=_main, args=(sender, target, args, kwargs, memory_bytes), name=name, daemon=daemon)
+    proc = ctx.Process(target=_main, args=(sender, target, args, kwargs, memory_bytes), name=process_name,
+                       daemon=daemon)
     proc.start()
     sender.close()  # the child has its own copy: its exit closes the pipe
     return Spawned(proc, receiver)
