@@ -11,24 +11,24 @@ Event, Lock or Queue): the parent stops them with SIGTERM, waits against one dea
 SIGKILLs all that are left at once and reaps them against one more, so the pool stops within
 :data:`STOP_GRACE_S` + :data:`KILL_WAIT_S` (under 10 s) however many workers are stuck. Each worker sends its totals over a pipe of its own as it exits; a killed worker
 sends none (counted in :attr:`PoolResult.missing`). A worker whose parent dies (even by
-SIGKILL) gets SIGTERM from the kernel, so no orphan keeps running.
+SIGKILL) gets SIGTERM from the kernel, so no orphan keeps running. Spawning, the totals' pipe and the
+stop against one deadline are :mod:`twin.children`'s.
 """
 
 from __future__ import annotations
 
 import logging
-import multiprocessing as mp
 import signal
-import sys
 import threading
 import time
 from dataclasses import asdict, dataclass, field
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 
+from twin import children
 from twin.messaging.broker import BrokerError
 from twin.messaging.mqtt import detect_protocol
-from twin.process import EXIT_THREAD_DIED, die_with_parent, exit_on_thread_death, thread_death, verbosity_of
+from twin.process import exit_on_thread_death, verbosity_of
 
 log = logging.getLogger(__name__)
 
@@ -101,12 +101,12 @@ def next_backoff(previous_s: float | None, ran_s: float) -> float:
     return min(previous_s * 2, BACKOFF_MAX_S)
 
 
-def _child(cfg: WorkerConfig, out: Connection) -> None:
-    """Body of one worker process: runs until SIGTERM or SIGINT, then sends its totals on ``out``."""
+def _work(cfg: WorkerConfig) -> dict[str, int | str]:
+    """Body of one worker process (through :func:`twin.children.spawn`): runs until SIGTERM or SIGINT,
+    then returns its totals, which the helper sends to the pool as the process exits."""
     from ingest.worker import IngestWorker
     from twin.logs import setup_logging
 
-    die_with_parent()
     setup_logging(verbosity_of(cfg.log_level))
     stop = threading.Event()
 
@@ -120,40 +120,35 @@ def _child(cfg: WorkerConfig, out: Connection) -> None:
                           stats_every_s=cfg.stats_every_s)
     try:
         worker.run(stop)
-    finally:
-        c = worker.counters
-        worker.log_stats(1.0, c.messages)
-        out.send(asdict(WorkerTotals(cfg.client_id, c.messages, c.rows, c.duplicates, c.dead_letters)))
-        out.close()
-    if thread_death() is not None:
-        sys.exit(EXIT_THREAD_DIED)
+    except Exception:  # its totals still go to the pool; the exit is non-zero, so it is restarted
+        log.critical("ingest worker failed client=%s", cfg.client_id, exc_info=True)
+        children.set_exit_status(1)
+    c = worker.counters
+    worker.log_stats(1.0, c.messages)
+    return asdict(WorkerTotals(cfg.client_id, c.messages, c.rows, c.duplicates, c.dead_letters))
 
 
-def _start(ctx: mp.context.SpawnContext, slot: _Slot) -> None:
-    reader, writer = ctx.Pipe(duplex=False)
-    proc = ctx.Process(target=_child, args=(slot.cfg, writer), name=slot.cfg.client_id, daemon=False)
-    proc.start()
-    writer.close()  # the child has its own copy: its exit closes the pipe
-    slot.proc, slot.pipe, slot.started, slot.restart_at = proc, reader, time.monotonic(), None
-    log.info("ingest worker started client=%s pid=%s", slot.cfg.client_id, proc.pid)
+def _start(slot: _Slot) -> None:
+    child = children.spawn(_work, slot.cfg, process_name=slot.cfg.client_id, daemon=False)
+    slot.proc, slot.pipe, slot.started, slot.restart_at = child.process, child.pipe, time.monotonic(), None
+    log.info("ingest worker started client=%s pid=%s", slot.cfg.client_id, child.pid)
 
 
 def _collect(slot: _Slot, result: PoolResult) -> None:
     """The totals an ended run sent, or its client id in ``result.missing``."""
     assert slot.pipe is not None
     try:
-        if slot.pipe.poll(0):
-            result.totals.append(WorkerTotals(**slot.pipe.recv()))
+        message = children.receive(slot.pipe)
+        if message is not None and message[0] == "ok":
+            result.totals.append(WorkerTotals(**message[1]))
         else:
             result.missing.append(slot.cfg.client_id)
-    except (EOFError, OSError):  # ended without sending
-        result.missing.append(slot.cfg.client_id)
     finally:
         slot.pipe.close()
         slot.proc, slot.pipe = None, None
 
 
-def _supervise(ctx: mp.context.SpawnContext, slot: _Slot, result: PoolResult) -> None:
+def _supervise(slot: _Slot, result: PoolResult) -> None:
     """Note a worker that died and schedule its restart; start it when its backoff is over."""
     now = time.monotonic()
     if slot.proc is not None and slot.proc.exitcode is not None:
@@ -164,48 +159,43 @@ def _supervise(ctx: mp.context.SpawnContext, slot: _Slot, result: PoolResult) ->
         log.warning("ingest worker died client=%s pid=%s exit_code=%s ran_s=%.1f backoff_s=%.1f (restarting with "
                     "its session)", slot.cfg.client_id, pid, code, now - slot.started, slot.backoff_s)
     if slot.proc is None and slot.restart_at is not None and now >= slot.restart_at:
-        _start(ctx, slot)
+        _start(slot)
         result.restarts += 1
-
-
-def _join_all(procs: list[BaseProcess], deadline: float) -> None:
-    for proc in procs:
-        proc.join(max(0.0, deadline - time.monotonic()))
 
 
 def _stop_all(slots: list[_Slot], result: PoolResult, grace_s: float = STOP_GRACE_S,
               kill_wait_s: float = KILL_WAIT_S) -> None:
     """SIGTERM every worker and wait against one deadline; then SIGKILL all that are left at once and
-    reap them against one more; collect totals. Takes at most ``grace_s + kill_wait_s``."""
+    reap them against one more (:func:`twin.children.stop_processes`); collect totals. Takes at most
+    ``grace_s + kill_wait_s``."""
     t0 = time.monotonic()
     running = [s for s in slots if s.proc is not None]
+    # SIGTERM: each worker commits and acknowledges the batch in hand
+    killed = children.stop_processes([s.proc for s in running if s.proc is not None], grace_s, kill_wait_s)
     for slot in running:
-        if slot.proc is not None and slot.proc.exitcode is None:
-            slot.proc.terminate()  # SIGTERM: the worker commits and acknowledges the batch in hand
-    _join_all([s.proc for s in running if s.proc is not None], t0 + grace_s)
-    stuck = [s for s in running if s.proc is not None and s.proc.exitcode is None]
-    for slot in stuck:
-        assert slot.proc is not None
-        log.warning("ingest worker did not stop in %.0f s client=%s pid=%s; killing it (what it has not "
-                    "acknowledged stays with the broker)", grace_s, slot.cfg.client_id, slot.proc.pid)
-        slot.proc.kill()
-    _join_all([s.proc for s in stuck if s.proc is not None], time.monotonic() + kill_wait_s)
+        if slot.proc in killed:
+            log.warning("ingest worker did not stop in %.0f s client=%s pid=%s; killed it (what it has not "
+                        "acknowledged stays with the broker)", grace_s, slot.cfg.client_id, slot.proc.pid)
     for slot in running:
         _collect(slot, result)
-    log.info("ingest pool stopped workers=%d killed=%d stop_s=%.1f", len(running), len(stuck), time.monotonic() - t0)
+    log.info("ingest pool stopped workers=%d killed=%d stop_s=%.1f", len(running), len(killed), time.monotonic() - t0)
 
 
-def run_workers(configs: list[WorkerConfig], stop: threading.Event) -> PoolResult:
-    """Run one supervised process per config until ``stop`` is set, then stop them all; return their totals."""
-    ctx = mp.get_context("spawn")
+def run_workers(configs: list[WorkerConfig], stop: threading.Event,
+                ready: threading.Event | None = None) -> PoolResult:
+    """Run one supervised process per config until ``stop`` is set, then stop them all; return their totals.
+
+    ``ready`` is set once every worker process has started (the pool as a :class:`twin.services.ThreadService`)."""
     slots = [_Slot(cfg) for cfg in configs]
     result = PoolResult()
     try:
         for slot in slots:
-            _start(ctx, slot)
+            _start(slot)
+        if ready is not None:
+            ready.set()
         while not stop.wait(POLL_S):
             for slot in slots:
-                _supervise(ctx, slot, result)
+                _supervise(slot, result)
     finally:
         _stop_all(slots, result)
     return result
