@@ -191,3 +191,22 @@ def month_alarms(conn: psycopg.Connection, site_id: str, start: datetime, end: d
                FROM alarms a LEFT JOIN rooms r ON r.id = a.room_id LEFT JOIN devices d ON d.id = a.device_id
                WHERE a.site_id = %s AND a.raised_at >= %s AND a.raised_at < %s ORDER BY a.raised_at, a.id""",
             (site_id, start, end)).fetchall()
+
+
+#: The advisory lock a notifier holds while it delivers the outbox: with two monitors on one database
+#: (one of them skipping its cycles) only one notifier posts, and no event goes out twice.
+OUTBOX_LOCK = 0x7C7A1A53
+
+
+def lock_outbox(conn: psycopg.Connection) -> bool:
+    """Take :data:`OUTBOX_LOCK` for this session if no other notifier holds it; committed at once, held
+    until :func:`unlock_outbox` or the connection closes."""
+    held = bool(conn.execute("SELECT pg_try_advisory_lock(%s)", (OUTBOX_LOCK,)).fetchone()[0])  # type: ignore[index]
+    conn.commit()
+    return held
+
+
+def unlock_outbox(conn: psycopg.Connection) -> None:
+    """Release :data:`OUTBOX_LOCK` taken by :func:`lock_outbox` on this session."""
+    conn.execute("SELECT pg_advisory_unlock(%s)", (OUTBOX_LOCK,))
+    conn.commit()
