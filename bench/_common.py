@@ -6,17 +6,14 @@ import sys
 import uuid
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import orjson
-import paho.mqtt.client as paho
 import psycopg
-from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
 from psycopg import sql
 
 from twin.messaging import contract
-from twin.messaging.broker import parse_mqtt_url
+from twin.messaging.mqtt import MQTT_5, MqttClient, Subscription
 
 
 def say(msg: str) -> None:
@@ -40,19 +37,14 @@ def telemetry(site: str, devices: Sequence[str], i: int, base_ms: int,
             orjson.dumps({"ts": base_ms + k * 1000, "seq": k + 1, "metrics": values}))
 
 
-def client(url: str, client_id: str, *, persistent: bool) -> paho.Client:
-    """A connected MQTT 5 client; ``persistent``: the broker keeps its session for an hour."""
-    addr = parse_mqtt_url(url)
-    c = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=MQTTProtocolVersion.MQTTv5)
-    if addr.username:
-        c.username_pw_set(addr.username, addr.password)
-    c.max_inflight_messages_set(1000)
-    c.max_queued_messages_set(0)
-    props = Properties(PacketTypes.CONNECT)
-    if persistent:
-        props.SessionExpiryInterval = 3600
-        props.ReceiveMaximum = 20000
-    c.connect(addr.host, addr.port, keepalive=30, clean_start=not persistent, properties=props)
+def client(url: str, client_id: str, *, persistent: bool, subscriptions: Sequence[Subscription] = (),
+           **events: Any) -> MqttClient:
+    """An MQTT 5 client subscribing to ``subscriptions`` on each connect (``connect()`` starts it);
+    ``persistent``: the broker keeps its session for an hour. ``events``: ``on_connect`` and the others
+    of :class:`twin.messaging.mqtt.MqttClient`."""
+    c = MqttClient(url, client_id, persistent=persistent, protocol=MQTT_5, session_expiry_s=3600,
+                   receive_maximum=20000 if persistent else None, **events)
+    c.declare(subscriptions)
     return c
 
 

@@ -1,7 +1,7 @@
 """Benchmark: nothing acknowledged is lost while ingest workers, the broker and the database fail.
 
 Prints one JSON object on stdout (progress on stderr). For ``--duration`` seconds one publisher
-(paho-mqtt, QoS 1, a persistent session that it resumes after a broker restart) sends ``--rate``
+(``twin.messaging.mqtt``'s client over paho-mqtt, QoS 1, a persistent session that it resumes after a broker restart) sends ``--rate``
 telemetry messages a second for the 300 devices of a small twin, every message unique by (device,
 ``ts``) with 2 metrics, and records every PUBACK. A real ``campus-twin ingest`` stores them: by
 default one worker on a plain persistent subscription, the product's default (``--workers N``: a
@@ -109,16 +109,19 @@ class Publisher:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self.client = client(mqtt_url, f"chaos-pub-{uuid.uuid4().hex[:6]}", persistent=True)
-        self.client.reconnect_delay_set(min_delay=1, max_delay=2)
-        self.client.on_publish = self._on_publish
-        self.client.on_disconnect = self._on_disconnect
-        self.client.loop_start()
+        connected = threading.Event()
+        self.client = client(mqtt_url, f"chaos-pub-{uuid.uuid4().hex[:6]}", persistent=True,
+                             reconnect_delay_s=(1, 2), on_published=self._on_publish,
+                             on_disconnect=self._on_disconnect, on_connect=lambda session_present: connected.set())
+        self.client.connect()
+        if not connected.wait(10):
+            self.client.close()
+            raise BrokerError(f"the chaos publisher could not connect to {mqtt_url}")
 
-    def _on_publish(self, c, userdata, mid, reason_code, properties) -> None:
-        self._pair(mid, code=int(getattr(reason_code, "value", 0)))
+    def _on_publish(self, mid: int, reason: int) -> None:
+        self._pair(mid, code=reason)
 
-    def _on_disconnect(self, *args: object) -> None:
+    def _on_disconnect(self, reason: str) -> None:
         self.disconnects += 1
 
     def _pair(self, mid: int, *, index: int | None = None, code: int | None = None) -> None:
@@ -188,8 +191,7 @@ class Publisher:
     def stop(self) -> None:
         self._stop.set()
         self.join(5)
-        self.client.disconnect()
-        self.client.loop_stop()
+        self.client.close()
 
 
 # -- what is stored ---------------------------------------------------------------

@@ -4,12 +4,13 @@ Prints one JSON object on stdout (progress on stderr). Every consumer drains the
 backlog of ``--messages`` telemetry messages (4 metrics each, QoS 1) that the broker
 holds for its persistent session, so the publisher's speed does not count:
 
-- ``receive_limit_msgs_per_s``: a bare paho-mqtt subscriber (MQTT 5, QoS 1) that only
-  counts messages: the most a Python consumer can take from this broker;
+- ``receive_limit_msgs_per_s``: a bare subscriber (``twin.messaging.mqtt``'s client, paho-mqtt
+  underneath; MQTT 5, QoS 1) that only counts messages: the most a Python consumer can take
+  from this broker;
 - ``pipeline_1w_msgs_per_s`` / ``pipeline_2w_msgs_per_s``: our ingest worker(s), each a
   process, from first message received to last batch committed (decode, validate, COPY,
   rollups, latest, status, acknowledgement after commit); ``..._rows_per_s`` the rows;
-- ``naive_msgs_per_s``: the tutorial peer: paho-mqtt with one INSERT and commit per
+- ``naive_msgs_per_s``: the tutorial peer: the same client with one INSERT and commit per
   message (measured over ``--naive-seconds``);
 - ``p50_latency_s`` / ``p99_latency_s``: publish-to-commit latency with one worker while a
   publisher sends at half of ``pipeline_1w_msgs_per_s`` for ``--latency-seconds``;
@@ -50,6 +51,7 @@ import psycopg
 from bench._common import client, fleet, say, setup_database, telemetry
 from twin.messaging import contract
 from twin.messaging.broker import MosquittoBroker
+from twin.messaging.mqtt import Received, Subscription
 
 SITE = "bench"
 #: A consumer that has had nothing for this long has all the broker will give it.
@@ -67,22 +69,24 @@ def payloads(n: int, base: datetime) -> list[tuple[str, bytes]]:
 # -- MQTT helpers -----------------------------------------------------------------
 def make_session(url: str, client_id: str, topic_filter: str) -> None:
     """Create a persistent session subscribed to ``topic_filter``, then leave: the broker queues for it."""
-    c = client(url, client_id, persistent=True)
     done = threading.Event()
-    c.on_subscribe = lambda *a: done.set()
-    c.loop_start()
-    c.subscribe(topic_filter, qos=1)
+    c = client(url, client_id, persistent=True, subscriptions=[Subscription(topic_filter, lambda msg: None)],
+               on_subscribed=lambda refused: done.set())
+    c.connect()
     if not done.wait(10):
         raise SystemExit(f"could not subscribe {client_id}")
-    c.disconnect()
-    c.loop_stop()
+    c.close()
 
 
 def publish_all(url: str, msgs: list[tuple[str, bytes]], rate: float | None = None, stamp: bool = False) -> float:
     """Publish at QoS 1 and wait for every PUBACK; ``rate`` msgs/s if given; ``stamp`` puts the
     publish time in ``ts``. Returns the msgs/s achieved."""
-    c = client(url, f"bench-pub-{uuid.uuid4().hex[:6]}", persistent=False)
-    c.loop_start()
+    connected = threading.Event()
+    c = client(url, f"bench-pub-{uuid.uuid4().hex[:6]}", persistent=False,
+               on_connect=lambda session_present: connected.set())
+    c.connect()
+    if not connected.wait(10):
+        raise SystemExit("the benchmark's publisher could not connect")
     infos = []
     t0 = time.monotonic()
     for i, (t, p) in enumerate(msgs):
@@ -96,8 +100,7 @@ def publish_all(url: str, msgs: list[tuple[str, bytes]], rate: float | None = No
     for info in infos:
         info.wait_for_publish(120)
     elapsed = time.monotonic() - t0
-    c.disconnect()
-    c.loop_stop()
+    c.close()
     return len(msgs) / elapsed
 
 
@@ -120,7 +123,7 @@ def bare_consumer(url: str, client_id: str, topic_filter: str, n: int, out: mp.Q
     state = {"n": 0, "first": 0.0, "last": 0.0}
     done = threading.Event()
 
-    def on_message(c, u, msg):
+    def on_message(msg: Received) -> None:
         now = time.time()
         if state["n"] == 0:
             state["first"] = now
@@ -129,15 +132,14 @@ def bare_consumer(url: str, client_id: str, topic_filter: str, n: int, out: mp.Q
         if state["n"] >= n:
             done.set()
 
-    c = client(url, client_id, persistent=True)
-    c.on_message = on_message
-    c.loop_start()
+    # The session's subscription (made by make_session), made again on connect as ingest does.
+    c = client(url, client_id, persistent=True, subscriptions=[Subscription(topic_filter, on_message)])
+    c.connect()
     started = time.time()
     while not done.wait(0.2):
         if time.time() - (state["last"] or started) > (IDLE_S if state["n"] else 60):
             break  # the broker has nothing more for us: the caller checks the count
-    c.disconnect()
-    c.loop_stop()
+    c.close()
     out.put({"messages": state["n"], "first": state["first"], "last": state["last"]})
 
 
@@ -152,11 +154,11 @@ def pipeline_consumer(db_url: str, mqtt_url: str, client_id: str, group: str, n:
         received = 0.0
         lat: list[float] = []
 
-        def _on_message(self, c, u, msg):
+        def _on_message(self, msg):
             self.received = time.time()
             if not self.first:
                 self.first = self.received
-            super()._on_message(c, u, msg)
+            super()._on_message(msg)
 
         def store(self, prepared):
             inserted = super().store(prepared)
@@ -182,14 +184,15 @@ def pipeline_consumer(db_url: str, mqtt_url: str, client_id: str, group: str, n:
              "dead_letters": w.counters.dead_letters, "lat": w.lat})
 
 
-def naive_consumer(db_url: str, mqtt_url: str, client_id: str, seconds: float, out: mp.Queue) -> None:
+def naive_consumer(db_url: str, mqtt_url: str, client_id: str, topic_filter: str, seconds: float,
+                   out: mp.Queue) -> None:
     """The tutorial approach: one INSERT and one commit per message, inside on_message."""
     conn = psycopg.connect(db_url)
     keys = {(s, d): i for s, d, i in conn.execute("SELECT site_id, device_id, id FROM devices").fetchall()}
     ids = dict(conn.execute("SELECT name, metric_id FROM metrics").fetchall())
     state = {"n": 0, "first": 0.0, "last": 0.0}
 
-    def on_message(c, u, msg):
+    def on_message(msg: Received) -> None:
         now = time.time()
         if state["n"] == 0:
             state["first"] = now
@@ -203,12 +206,10 @@ def naive_consumer(db_url: str, mqtt_url: str, client_id: str, seconds: float, o
         state["n"] += 1
         state["last"] = time.time()
 
-    c = client(mqtt_url, client_id, persistent=True)
-    c.on_message = on_message
-    c.loop_start()
+    c = client(mqtt_url, client_id, persistent=True, subscriptions=[Subscription(topic_filter, on_message)])
+    c.connect()
     time.sleep(seconds)
-    c.disconnect()
-    c.loop_stop()
+    c.close()
     conn.close()
     out.put(state)
 
@@ -283,7 +284,7 @@ def main() -> None:
             plain = f"campus/v1/{SITE}/+/telemetry"
 
             def receive_limit(round_: int) -> float:
-                say(f"(a) receive limit: bare paho subscriber draining {n} messages (round {round_})")
+                say(f"(a) receive limit: bare subscriber draining {n} messages (round {round_})")
                 cid = f"bench-bare-{round_}-{tag}"
                 make_session(mqtt_url, cid, plain)
                 say(f"    published at {publish_all(mqtt_url, msgs):.0f} msgs/s")
@@ -328,7 +329,7 @@ def main() -> None:
             naive_n = min(n, max(200, int(3000 * args.naive_seconds)))
             make_session(mqtt_url, f"bench-naive-{tag}", plain)
             publish_all(mqtt_url, msgs[:naive_n])
-            r = run_children([(naive_consumer, db_url, mqtt_url, f"bench-naive-{tag}", args.naive_seconds)])[0]
+            r = run_children([(naive_consumer, db_url, mqtt_url, f"bench-naive-{tag}", plain, args.naive_seconds)])[0]
             naive = r["n"] / max(r["last"] - r["first"], 1e-9)
             say(f"    {naive:.0f} msgs/s")
 

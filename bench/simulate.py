@@ -8,8 +8,9 @@ Prints one JSON object on stdout (progress on stderr):
 - ``limit_msgs_per_s``: ``mosquitto_pub -l -q 1 -V mqttv311 -M 1000`` (C, libmosquitto) pushing the same
   payloads, captured from the same models, through the same broker on the same machine;
 - ``ratio`` = sim / limit;
-- ``paho_msgs_per_s``: the same payloads through one bare paho client (no simulation), so
-  ``sim_vs_paho`` shows how much of the gap is the Python MQTT client rather than the models;
+- ``paho_msgs_per_s``: the same payloads through one bare client (``twin.messaging.mqtt``, paho
+  underneath; no simulation), so ``sim_vs_paho`` shows how much of the gap is the Python MQTT
+  client rather than the models;
 - ``nominal_msgs_per_s``: what the devices need at their nominal intervals (sensors 30 s,
   luminaires and panels 60 s), and ``nominal_max_lag_s``: how late the scheduler got
   while running them in real time for ``--nominal-seconds`` (it keeps up if this stays
@@ -98,16 +99,15 @@ def mosquitto_pub_rate(url: str, payloads: list[bytes], workdir: Path) -> float:
 
 
 def paho_rate(url: str, payloads: list[bytes]) -> float:
-    """The same payloads through one bare paho client (MQTT 3.1.1, QoS 1, same window): the Python client's own cost."""
+    """The same payloads through one bare client of the MQTT wrapper (MQTT 3.1.1, QoS 1, same window, the
+    simulator's external-loop mode): the Python client's own cost."""
     from simulators.fleet import WINDOW
     from twin.messaging.mqtt import MqttClient
 
-    mqtt = MqttClient(url, f"bench-paho-{os.getpid()}", persistent=False, protocol=4)
-    c = mqtt.client
-    c.max_inflight_messages_set(WINDOW)
     acked = [0]
-    c.on_publish = lambda *a: acked.__setitem__(0, acked[0] + 1)
-    c.connect(mqtt.addr.host, mqtt.addr.port)
+    c = MqttClient(url, f"bench-paho-{os.getpid()}", persistent=False, protocol=4, max_inflight=WINDOW,
+                   on_published=lambda mid, reason: acked.__setitem__(0, acked[0] + 1))
+    c.open()
     while not c.is_connected():
         c.loop(0.05)
     name = contract.topic("bench", "paho", contract.TELEMETRY)
@@ -115,7 +115,7 @@ def paho_rate(url: str, payloads: list[bytes]) -> float:
     for n, payload in enumerate(payloads, 1):
         while n - acked[0] > WINDOW:
             c.loop(0.01)
-        c.publish(name, payload, qos=1)
+        c.send(name, payload, qos=1)
         if n % 64 == 0:
             c.loop(0)
     while acked[0] < len(payloads) and time.monotonic() - t0 < 120:

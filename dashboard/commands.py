@@ -19,7 +19,7 @@ import orjson
 from psycopg_pool import ConnectionPool
 
 from twin.messaging import contract
-from twin.messaging.mqtt import MqttClient
+from twin.messaging.mqtt import MqttClient, Received, Subscription
 from twin.storage import commands
 
 log = logging.getLogger(__name__)
@@ -63,10 +63,9 @@ class CommandBridge:
         self.pool = pool
         self.connected = threading.Event()
         self.acks = 0
-        self.mqtt = MqttClient(mqtt_url, client_id or f"campus-dashboard-{uuid.uuid4().hex[:8]}", persistent=False)
-        self.mqtt.client.on_connect = self._on_connect
-        self.mqtt.client.on_disconnect = self._on_disconnect
-        self.mqtt.client.on_message = self._on_message
+        self.mqtt = MqttClient(mqtt_url, client_id or f"campus-dashboard-{uuid.uuid4().hex[:8]}", persistent=False,
+                               on_connect=self._on_connect, on_disconnect=self._on_disconnect)
+        self.mqtt.declare([Subscription(ACK_FILTER, self._on_message, qos=1)])
 
     def start(self) -> CommandBridge:
         self.mqtt.connect()
@@ -85,20 +84,17 @@ class CommandBridge:
         body = command_payload(command_id, action, level)
         with self.pool.connection() as conn:
             commands.record_command(conn, command_id, site_id, device_key, action, body.get("level"), sent_by=sent_by)
-        self.mqtt.client.publish(contract.topic(site_id, device_id, contract.CMD), orjson.dumps(body), qos=QOS_CMD)
+        self.mqtt.send(contract.topic(site_id, device_id, contract.CMD), orjson.dumps(body), qos=QOS_CMD)
         log.info("command sent id=%s site=%s device=%s action=%s", command_id, site_id, device_id, action)
         return command_id
 
-    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
-        if getattr(reason_code, "is_failure", False):
-            return
-        client.subscribe(ACK_FILTER, qos=1)
-        self.connected.set()
+    def _on_connect(self, session_present: bool) -> None:
+        self.connected.set()  # the wrapper has asked for the ack subscription already
 
-    def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
+    def _on_disconnect(self, reason: str) -> None:
         self.connected.clear()
 
-    def _on_message(self, client, userdata, message) -> None:
+    def _on_message(self, message: Received) -> None:
         try:
             ack = orjson.loads(message.payload)
         except orjson.JSONDecodeError:

@@ -86,9 +86,7 @@ class _Slot:
 
 def check_workers(mqtt_url: str, workers: int) -> None:
     """Refuse several workers on an MQTT 3.1.1 broker (no shared subscriptions there)."""
-    from paho.mqtt.enums import MQTTProtocolVersion
-
-    if workers > 1 and detect_protocol(mqtt_url) != MQTTProtocolVersion.MQTTv5:
+    if workers > 1 and detect_protocol(mqtt_url) != 5:  # MQTT 5: shared subscriptions
         raise BrokerError(f"the broker at {mqtt_url} speaks MQTT 3.1.1 only (no shared subscriptions): "
                           f"run one ingest worker (--workers 1), or use an MQTT 5 broker such as Mosquitto 2")
 

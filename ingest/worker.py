@@ -40,15 +40,14 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import NamedTuple, TypeVar
+from typing import TypeVar
 
 import psycopg
-from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from ingest.decode import Status, decode_gateway_status, decode_status, decode_telemetry
 from twin.database import DatabaseUnavailable, connect
 from twin.messaging import contract
-from twin.messaging.mqtt import MqttClient
+from twin.messaging.mqtt import RETAIN_SEND_IF_NEW, MqttClient, Received, Subscription
 from twin.storage import events, listening, model
 from twin.storage.readings import ReadingWriter, Row
 
@@ -94,16 +93,8 @@ def sqlstate(exc: BaseException) -> str:
     return getattr(exc, "sqlstate", None) or type(exc).__name__
 
 
-class Message(NamedTuple):
-    """One received message (a tuple: several times cheaper to make than a frozen dataclass)."""
-
-    mid: int
-    qos: int
-    topic: str
-    payload: bytes
-    received_at: float  # epoch seconds (cheaper than a datetime per message)
-    connection: int  # which connection it came in on (see ``IngestWorker._connection``)
-    retain: bool = False  # the broker's retained copy (sent on subscribing), not a live message
+#: One received message, as the MQTT wrapper delivers it (with the connection it came in on).
+Message = Received
 
 
 @dataclass(slots=True)
@@ -208,64 +199,52 @@ class IngestWorker:
         self._lookup: psycopg.Connection | None = None
         self._writer: ReadingWriter | None = None
         self._mqtt: MqttClient | None = None
+        self._mqtt_subscriptions: tuple[Subscription, ...] = ()
         self._stopping = False
-        self._subscribe_mid: int | None = None
-        #: Counts lost connections; paho calls ``_on_disconnect`` before it reconnects (and clears
-        #: its outgoing packets), so acknowledgements checked under ``_ack_lock`` never reach a
-        #: later connection.
-        self._connection = 0
-        self._ack_lock = threading.Lock()
 
     # -- MQTT side ---------------------------------------------------------
-    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
-        if reason_code.is_failure:
-            log.warning("ingest connect refused reason=%s", reason_code)
-            return
-        assert self._mqtt is not None
-        # Subscribe on every connect, even to a resumed session: Mosquitto 2.0 does not restore
-        # shared subscriptions from its persistence file after a restart (docs/mqtt.md).
+    @property
+    def connections_lost(self) -> int:
+        """Connections to the broker lost so far (a message is acknowledged only on its own)."""
+        return self._mqtt.connection if self._mqtt is not None else 0
+
+    def _subscriptions(self, mqtt: MqttClient) -> tuple[list[Subscription], tuple[str, ...]]:
+        """What to subscribe on every connect, even to a resumed session (Mosquitto 2.0 does not restore
+        shared subscriptions from its persistence file after a restart, docs/mqtt.md), and the other form
+        to drop: a resumed session may still hold it (an upgrade from the old shared default, or back to
+        several workers), and it would deliver every message twice."""
         plain = (contract.TELEMETRY_FILTER, contract.STATUS_FILTER, contract.GATEWAY_STATUS_FILTER)
         filters, other = plain, tuple(f"$share/{contract.SHARE_GROUP}/{f}" for f in plain)
-        if self._mqtt.shared_subscriptions and self.share_group:
+        if mqtt.shared_subscriptions and self.share_group:
             filters, other = tuple(f"$share/{self.share_group}/{f}" for f in plain), plain
-        if self._mqtt.protocol == 5:
-            # Retained statuses only when the subscription is new, not again on every reconnect to
-            # a resumed session (each would be stored, and dead-lettered, again).
-            options = SubscribeOptions(qos=1, retainHandling=SubscribeOptions.RETAIN_SEND_IF_NEW_SUB)
-            self._subscribe_mid = client.subscribe([(f, options) for f in filters])[1]
-        else:
-            self._subscribe_mid = client.subscribe([(f, 1) for f in filters])[1]
-        if self._mqtt.shared_subscriptions:
-            # A resumed session may still hold the other form (an upgrade from the old shared default,
-            # or back to several workers): it would deliver every message twice. Dropped after the
-            # new subscription is in place, so nothing falls between them.
-            client.unsubscribe(list(other))
-        log.info("ingest subscribed client=%s protocol=%d filters=%s session_present=%s", self.client_id,
-                 self._mqtt.protocol, filters, getattr(flags, "session_present", None))
+        # Retained statuses only when the subscription is new, not again on every reconnect to a
+        # resumed session (each would be stored, and dead-lettered, again). MQTT 5 only.
+        subs = [Subscription(f, self._on_message, qos=1, retain_handling=RETAIN_SEND_IF_NEW) for f in filters]
+        return subs, (other if mqtt.shared_subscriptions else ())
 
-    def _on_subscribe(self, client, userdata, mid, reason_codes, properties) -> None:
-        if mid != self._subscribe_mid:
-            return
-        refused = [rc for rc in reason_codes if getattr(rc, "is_failure", False)]
+    def _on_connect(self, session_present: bool) -> None:
+        assert self._mqtt is not None
+        log.info("ingest subscribed client=%s protocol=%d filters=%s session_present=%s", self.client_id,
+                 self._mqtt.protocol, tuple(s.topic_filter for s in self._mqtt_subscriptions), session_present)
+
+    def _on_subscribed(self, refused: tuple[str, ...]) -> None:
         if refused:
-            log.error("ingest subscription refused client=%s reasons=%s", self.client_id, refused)
+            log.error("ingest subscription refused client=%s reasons=%s", self.client_id, list(refused))
             return
         self.connected.set()
 
-    def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
-        with self._ack_lock:
-            self._connection += 1
+    def _on_disconnect(self, reason: str) -> None:
         self.connected.clear()
         if not self._stopping:
-            log.warning("ingest disconnected reason=%s (reconnecting)", reason_code)
+            log.warning("ingest disconnected reason=%s (reconnecting)", reason)
 
-    def _on_message(self, client, userdata, msg) -> None:
+    def _on_message(self, msg: Message) -> None:
         # Blocks while the queue is full: the broker then holds what we cannot take yet.
         while self.queue.qsize() >= self.queue_max and not self._stopping:
             self._taken.clear()
             if self.queue.qsize() >= self.queue_max:
                 self._taken.wait(0.1)
-        self.queue.put(Message(msg.mid, msg.qos, msg.topic, msg.payload, time.time(), self._connection, msg.retain))
+        self.queue.put(msg)
 
     # -- database side -----------------------------------------------------
     def _db(self) -> tuple[psycopg.Connection, ReadingWriter]:
@@ -531,14 +510,8 @@ class IngestWorker:
         if self._retry(lambda: self.store(prepared), halt, STORING) is None:
             return
         assert self._mqtt is not None
-        with self._ack_lock:
-            current = self._connection
-            fresh = [msg for msg in prepared.batch if msg.connection == current]
-            self._mqtt.ack_many([msg.mid for msg in fresh if msg.qos == 1])
-            for msg in fresh:
-                if msg.qos == 2:  # the contract uses QoS 1; a QoS 2 subscription gets PUBCOMPs
-                    self._mqtt.client.ack(msg.mid, 2)
-        if stale := sum(msg.qos > 0 for msg in prepared.batch) - sum(msg.qos > 0 for msg in fresh):
+        # Only what came in on the current connection (packet ids belong to a connection's session).
+        if stale := self._mqtt.acknowledge(prepared.batch):
             self.counters.stale_acks += stale
             log.info("ingest stored %d messages of a lost connection without acknowledging them "
                      "(a resumed session resends them; they are stored once)", stale)
@@ -553,11 +526,11 @@ class IngestWorker:
     def run(self, stop: threading.Event) -> None:
         """Consume until ``stop`` is set; unacknowledged messages stay with the broker."""
         self._mqtt = MqttClient(self.mqtt_url, self.client_id, persistent=True, manual_ack=True,
-                                receive_maximum=self.receive_maximum)
-        client = self._mqtt.client
-        client.on_connect, client.on_disconnect, client.on_message = (
-            self._on_connect, self._on_disconnect, self._on_message)
-        client.on_subscribe = self._on_subscribe
+                                receive_maximum=self.receive_maximum, on_connect=self._on_connect,
+                                on_disconnect=self._on_disconnect, on_subscribed=self._on_subscribed)
+        subscriptions, drop = self._subscriptions(self._mqtt)
+        self._mqtt_subscriptions = tuple(subscriptions)
+        self._mqtt.declare(subscriptions, unsubscribe=drop)
         self._mqtt.connect()
         last_stats, last_messages = time.monotonic(), 0
         # Two stages: this thread decodes the next batch while the store thread commits the last

@@ -28,10 +28,9 @@ import math
 import queue
 import random
 import select
-import socket
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
@@ -47,7 +46,7 @@ from simulators.siting import class_size, position_factor, window_azimuth
 from simulators.timetable import Timetable
 from twin.messaging import contract
 from twin.messaging.broker import BrokerError
-from twin.messaging.mqtt import MqttClient, Will
+from twin.messaging.mqtt import MqttClient, Received, Subscription, Will
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +56,6 @@ NOMINAL_INTERVAL_S = {"env_sensor": 30.0, "luminaire": 60.0, "blackboard_luminai
 MAX_DEVICE_CONNECTIONS = 500
 CONNECT_TIMEOUT_S = 10.0
 RECONNECT_S = 1.0
-KEEPALIVE_S = 30
 #: Unacknowledged QoS 1 messages per connection before the scheduler waits for PUBACKs.
 WINDOW = 1000
 Connections = Literal["gateway", "device"]
@@ -65,7 +63,7 @@ Connections = Literal["gateway", "device"]
 
 @dataclass(frozen=True, slots=True)
 class FleetSpec:
-    """What to simulate: device rows (as :func:`twin.storage.model.list_devices` returns them),
+    """What to simulate: device rows (as :func:`twin.storage.devices.list_devices` returns them, as dicts),
     rooms by id (footprint, area, height, use, storey), room footprints per storey, sites by id."""
 
     devices: list[dict[str, Any]]
@@ -77,11 +75,14 @@ class FleetSpec:
 def load_spec(database_url: str, site_id: str | None = None) -> FleetSpec:
     """Devices, rooms and sites of the twin from the database."""
     from twin.database import connection
-    from twin.storage.model import list_devices, list_sites, list_storeys, load_model, storey_rooms
+    from twin.storage.devices import list_devices
+    from twin.storage.model import load_model
+    from twin.storage.plans import list_storeys, storey_rooms
+    from twin.storage.sites import list_sites
 
     with connection(database_url) as conn:
-        devices = list_devices(conn, site_id)
-        sites = {s["site_id"]: s for s in list_sites(conn)}
+        devices = [asdict(d) for d in list_devices(conn, site_id)]  # the fleet keeps plain dicts
+        sites = {s.site_id: asdict(s) for s in list_sites(conn)}
         rooms: dict[int, dict[str, Any]] = {}
         storeys: dict[int, list[Any]] = {}
         for site in {d["site_id"] for d in devices}:
@@ -91,10 +92,10 @@ def load_spec(database_url: str, site_id: str | None = None) -> FleetSpec:
                 sites[site] = {**sites[site], "x_axis_deg": math.degrees(
                     math.atan2(conversion.x_axis_ordinate, conversion.x_axis_abscissa))}
             for st in list_storeys(conn, site):
-                rows = storey_rooms(conn, st["storey_id"])
-                storeys[st["storey_id"]] = [r["footprint"] for r in rows]
+                rows = storey_rooms(conn, st.storey_id)
+                storeys[st.storey_id] = [r.footprint for r in rows]
                 for r in rows:
-                    rooms[r["room_id"]] = {**r, "storey_id": st["storey_id"]}
+                    rooms[r.room_id] = {**asdict(r), "storey_id": st.storey_id}
     return FleetSpec(devices, rooms, storeys, sites)
 
 
@@ -240,11 +241,10 @@ class _Connection:
         self.connected = False
         self.retry_at = 0.0
         # MQTT 3.1.1, as most device firmware speaks it (and cheaper per message than 5 in paho).
-        self.mqtt = MqttClient(runner.mqtt_url, client_id, persistent=False, will=will, protocol=4)
-        c = self.mqtt.client
-        c.max_inflight_messages_set(WINDOW)
-        c.on_connect, c.on_message, c.on_publish, c.on_disconnect = (
-            self._on_connect, self._on_message, self._on_publish, self._on_disconnect)
+        self.mqtt = MqttClient(runner.mqtt_url, client_id, persistent=False, will=will, protocol=4,
+                               max_inflight=WINDOW, on_connect=self._on_connect, on_disconnect=self._on_disconnect,
+                               on_published=self._on_publish)
+        self.mqtt.declare([Subscription(cmd_filter, self._on_message, qos=1)])
 
     def start(self) -> None:
         self.retry_at = 0.0
@@ -252,36 +252,30 @@ class _Connection:
 
     def ensure(self) -> None:
         """(Re)connect when down and the back-off has passed."""
-        if self.mqtt.client.socket() is not None or time.monotonic() < self.retry_at:
+        if self.mqtt.socket() is not None or time.monotonic() < self.retry_at:
             return
-        addr = self.mqtt.addr
         try:
-            if self.retry_at == 0.0:
-                self.mqtt.client.connect(addr.host, addr.port, keepalive=KEEPALIVE_S)
-            else:
-                self.mqtt.client.reconnect()
+            self.mqtt.open()  # the first time a connect, then a reconnect
         except OSError as exc:
             log.warning("simulator connection failed name=%s error=%s (retrying)", self.name, exc)
         self.retry_at = time.monotonic() + RECONNECT_S
 
-    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
-        if reason_code.is_failure:
-            return
+    def _on_connect(self, session_present: bool) -> None:
+        # The wrapper has asked for the command subscription (``cmd_filter``) already.
         self.connected = True
         for t, p in self.online:
             self.publish(t, p, retain=True)
-        client.subscribe(self.cmd_filter, qos=1)
 
-    def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
+    def _on_disconnect(self, reason: str) -> None:
         if self.connected:
-            log.info("simulator connection lost name=%s reason=%s", self.name, reason_code)
+            log.info("simulator connection lost name=%s reason=%s", self.name, reason)
         self.connected = False
         self.sent = self.acked  # unacknowledged messages are resent by paho, not counted twice
 
-    def _on_message(self, client, userdata, msg) -> None:
+    def _on_message(self, msg: Received) -> None:
         self.runner._commands.put((self, msg.topic, bytes(msg.payload)))
 
-    def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:
+    def _on_publish(self, mid: int, reason: int) -> None:
         self.acked += 1
         self.runner._acked += 1
 
@@ -290,17 +284,12 @@ class _Connection:
         return self.sent - self.acked
 
     def publish(self, topic: str, payload: bytes, *, retain: bool = False) -> None:
-        self.mqtt.client.publish(topic, payload, qos=1, retain=retain)
+        self.mqtt.send(topic, payload, qos=1, retain=retain)
         self.sent += 1
 
     def drop(self) -> None:
         """Break the socket without DISCONNECT: the broker publishes the last will; we reconnect."""
-        sock = self.mqtt.client.socket()
-        if sock is not None:
-            try:
-                sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
+        self.mqtt.drop()
         self.retry_at = time.monotonic() + RECONNECT_S
 
 
@@ -309,23 +298,23 @@ def pump(conns: list[_Connection], timeout: float) -> None:
     socks = {}
     for c in conns:
         c.ensure()
-        sock = c.mqtt.client.socket()
+        sock = c.mqtt.socket()
         if sock is not None:
             socks[sock] = c
     if not socks:
         time.sleep(timeout)
         return
-    writers = [s for s, c in socks.items() if c.mqtt.client.want_write()]
+    writers = [s for s, c in socks.items() if c.mqtt.want_write()]
     try:
         readable, writable, _ = select.select(list(socks), writers, [], timeout)
     except (OSError, ValueError):  # a socket closed under us: paho notices on the next read
         readable, writable = list(socks), []
     for sock in readable:
-        socks[sock].mqtt.client.loop_read()
+        socks[sock].mqtt.loop_read()
     for sock in writable:
-        socks[sock].mqtt.client.loop_write()
+        socks[sock].mqtt.loop_write()
     for c in socks.values():
-        c.mqtt.client.loop_misc()
+        c.mqtt.loop_misc()
 
 
 class FleetRunner:
@@ -515,11 +504,11 @@ class FleetRunner:
                 pump(self._conns, 0.05)
             for c in self._conns:
                 c.retry_at = float("inf")  # no reconnecting from here on
-                c.mqtt.client.disconnect()
+                c.mqtt.disconnect()
             pump(self._conns, 0.05)
         finally:
             for c in self._conns:
-                sock = c.mqtt.client.socket()
+                sock = c.mqtt.socket()
                 if sock is not None:
                     sock.close()
             self.fault_log.close()

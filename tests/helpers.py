@@ -75,14 +75,13 @@ def running(target: Callable[[threading.Event], None]) -> Iterator[threading.Eve
 
 @contextmanager
 def publisher(mqtt_url: str, client_id: str = "test-pub") -> Iterator[Any]:
-    """A connected paho client; waits for outstanding QoS 1 publishes before disconnecting."""
-    mqtt = MqttClient(mqtt_url, client_id, persistent=False)
+    """A connected :class:`MqttClient`; waits for outstanding QoS 1 publishes before disconnecting."""
     connected = threading.Event()
-    mqtt.client.on_connect = lambda *a: connected.set()
+    mqtt = MqttClient(mqtt_url, client_id, persistent=False, on_connect=lambda session_present: connected.set())
     mqtt.connect()
     assert connected.wait(10), "publisher could not connect"
     try:
-        yield mqtt.client
+        yield mqtt
     finally:
         mqtt.close()
 
@@ -96,11 +95,10 @@ class QosPublisher:
     """
 
     def __init__(self, url: str, rate: float = 2000.0) -> None:
-        self.mqtt = MqttClient(url, f"pub-{uuid.uuid4().hex[:8]}", persistent=True)
-        self.mqtt.client.reconnect_delay_set(0.1, 0.5)  # type: ignore[arg-type]
         self.connected = threading.Event()
-        self.mqtt.client.on_connect = lambda *a: self.connected.set()
-        self.mqtt.client.on_disconnect = lambda *a: self.connected.clear()
+        self.mqtt = MqttClient(url, f"pub-{uuid.uuid4().hex[:8]}", persistent=True, reconnect_delay_s=(0.1, 0.5),
+                               on_connect=lambda session_present: self.connected.set(),
+                               on_disconnect=lambda reason: self.connected.clear())
         self.rate = rate
         self.go = threading.Event()
         self.go.set()
@@ -114,7 +112,7 @@ class QosPublisher:
         for sent, (t, body) in enumerate(messages, 1):
             self.go.wait()
             self.connected.wait(60)
-            info = self.mqtt.client.publish(t, body, qos=1)
+            info = self.mqtt.publish(t, body, qos=1)
             mine.append(info)
             self.infos.append(info)
             ahead = sent / self.rate - (time.monotonic() - t0)

@@ -5,7 +5,8 @@ import statement, function-level ones included).
   (the composition root), and that one only lazily, inside functions.
 - ``ingest``, ``models_bim``, ``simulators`` and ``dashboard`` may import ``twin`` and
   nothing of each other.
-- paho is touched by the messaging room only (``twin/messaging/``).
+- paho is touched by the messaging room only (``twin/messaging/``): nothing else imports it, and
+  nothing else reaches through the wrapper (``MqttClient``) to the paho object it keeps.
 """
 
 from __future__ import annotations
@@ -30,6 +31,9 @@ MAY_IMPORT = {
 CLI = "twin/cli.py"
 #: Where paho may be imported: the messaging room.
 PAHO_HOME = ("twin/messaging/",)
+#: The attributes of ``twin.messaging.mqtt.MqttClient`` that hold paho objects (checked below on a real
+#: client): no code outside ``PAHO_HOME`` may name them.
+WRAPPER_PAHO_ATTRIBUTES = frozenset({"_client"})
 
 
 @dataclass(frozen=True)
@@ -150,13 +154,61 @@ def test_paho_is_imported_where_the_wrapper_is():
     assert homes and all(h.startswith(PAHO_HOME) for h in homes), homes
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 16: paho behind one module, not yet done: ingest/pool.py (paho.mqtt.enums), "
-    "ingest/worker.py (paho.mqtt.subscribeoptions), bench/_common.py (paho.mqtt.client, enums, "
-    "packettypes, properties); dashboard/commands.py, twin/monitoring/notify.py, simulators/fleet.py and "
-    "ingest/worker.py also use MqttClient.client (paho objects) without importing paho",
-)
 def test_only_the_mqtt_wrapper_imports_paho():
     offenders = _paho_offenders()
     assert offenders == [], "paho is imported outside twin/messaging/mqtt.py (twin/messaging/):\n" + "\n".join(offenders)
+
+
+def paho_reaches_of(path: Path) -> list[str]:
+    """Where ``path`` names an attribute of :data:`WRAPPER_PAHO_ATTRIBUTES` (``x._client``, or through
+    ``getattr``/``setattr``/``hasattr`` with the name as a string)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    rel = path.relative_to(REPO).as_posix()
+    found = []
+    for node in ast.walk(tree):
+        name = None
+        if isinstance(node, ast.Attribute):
+            name = node.attr
+        elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+              and node.func.id in ("getattr", "setattr", "hasattr", "delattr") and len(node.args) >= 2
+              and isinstance(node.args[1], ast.Constant)):
+            name = node.args[1].value
+        if name in WRAPPER_PAHO_ATTRIBUTES:
+            found.append(f"{rel}:{node.lineno} reaches .{name}")
+    return found
+
+
+def test_the_reach_scan_sees_attributes_and_getattr(tmp_path, monkeypatch):
+    module = tmp_path / "worker.py"
+    module.write_text(
+        "def f(self):\n"
+        "    self._mqtt._client.ack(1, 1)\n"
+        "    getattr(self.mqtt, '_client').publish('t', b'')\n"
+        "    self.client.publish('t', b'')  # a wrapper kept under the name client: fine\n"
+    )
+    monkeypatch.setattr(f"{__name__}.REPO", tmp_path)
+    assert paho_reaches_of(module) == ["worker.py:2 reaches ._client", "worker.py:3 reaches ._client"]
+
+
+def test_the_wrapper_keeps_its_paho_objects_under_the_names_the_scan_looks_for():
+    """Every attribute of a client that holds a paho object is one of WRAPPER_PAHO_ATTRIBUTES, and none
+    is public: renaming it (or adding another) fails here until the scan below knows the new name."""
+    from twin.messaging.mqtt import MqttClient
+
+    client = MqttClient("mqtt://127.0.0.1:1", "architecture-check", protocol=4)  # no connection made
+    holding_paho = {name for name, value in vars(client).items()
+                    if type(value).__module__.split(".")[0] == "paho"
+                    or any(c.__module__.split(".")[0] == "paho" for c in type(value).__mro__)}
+    assert holding_paho and holding_paho <= WRAPPER_PAHO_ATTRIBUTES, holding_paho
+    public = [name for name in dir(client) if not name.startswith("_")]
+    leaking = [name for name in public if type(getattr(client, name)).__module__.split(".")[0] == "paho"]
+    assert leaking == [], leaking
+
+
+def test_nothing_outside_the_messaging_room_reaches_the_wrappers_paho_object():
+    offenders = [
+        reach for path in sources(*PACKAGES, "bench") if not path.relative_to(REPO).as_posix().startswith(PAHO_HOME)
+        for reach in paho_reaches_of(path)
+    ]
+    assert offenders == [], ("the paho object inside twin.messaging.mqtt.MqttClient is the wrapper's own; use its "
+                             "methods:\n" + "\n".join(offenders))

@@ -52,7 +52,7 @@ from tests.helpers import PASSWORD, Login, add_user, http_login, login, wait_for
 from twin.database import connection
 from twin.domain import Building, Device, Room, Site, Storey, TwinModel
 from twin.messaging import contract
-from twin.messaging.mqtt import MqttClient
+from twin.messaging.mqtt import MqttClient, Received, Subscription
 from twin.metrics import BY_NAME
 from twin.monitoring.site_standards import SiteStandards, standards_for
 from twin.monitoring.standards import DEFAULT_RULES, SUMMER, WINTER
@@ -694,19 +694,15 @@ class _Responder:
     def __init__(self, mqtt_url: str, site: str) -> None:
         self.received: list[tuple[str, dict]] = []
         self.site = site
-        self.mqtt = MqttClient(mqtt_url, f"test-responder-{time.monotonic_ns()}", persistent=False)
         self.ready = threading.Event()
-        self.mqtt.client.on_connect = self._connected
-        self.mqtt.client.on_subscribe = lambda *a: self.ready.set()
-        self.mqtt.client.on_message = self._message
+        self.mqtt = MqttClient(mqtt_url, f"test-responder-{time.monotonic_ns()}", persistent=False,
+                               on_subscribed=lambda refused: self.ready.set())
+        self.mqtt.declare([Subscription(f"{contract.PREFIX}/{self.site}/+/{contract.CMD}", self._message, qos=1)])
 
-    def _connected(self, client, *args) -> None:
-        client.subscribe(f"{contract.PREFIX}/{self.site}/+/{contract.CMD}", qos=1)
-
-    def _message(self, client, userdata, message) -> None:
+    def _message(self, message: Received) -> None:
         body = orjson.loads(message.payload)
         self.received.append((message.topic, body))
-        client.publish(message.topic + "/ack", orjson.dumps({"id": body["id"], "ok": True, "action": body["action"]}),
+        self.mqtt.send(message.topic + "/ack", orjson.dumps({"id": body["id"], "ok": True, "action": body["action"]}),
                        qos=1)
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import threading
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -174,11 +173,8 @@ def _state(url: str, site_id: str, device_id: str) -> str | None:
 
 def _drop(mqtt: MqttClient) -> None:
     """Break the connection without DISCONNECT: the broker publishes the client's last will."""
-    mqtt.client.loop_stop()  # no reconnection, so the will is published once
-    sock = mqtt.client.socket()
-    assert sock is not None
-    sock.shutdown(socket.SHUT_RDWR)
-    sock.close()
+    assert mqtt.socket() is not None
+    mqtt.drop()  # the network thread stopped first: no reconnection, so the will is published once
 
 
 def test_last_wills_of_a_device_and_of_a_gateway_take_their_devices_offline(db_url, mqtt_url):
@@ -199,11 +195,11 @@ def test_last_wills_of_a_device_and_of_a_gateway_take_their_devices_offline(db_u
         assert worker.connected.wait(10)
         for mqtt, devices in ((own, ["ENV-0"]), (gateway, ["ENV-1", "LUM-1"])):
             connected = threading.Event()
-            mqtt.client.on_connect = lambda *a, ev=connected: ev.set()
+            mqtt.on_connect = lambda session_present, ev=connected: ev.set()
             mqtt.connect()
             assert connected.wait(10)
             for device in devices:
-                mqtt.client.publish(topic(site, device, "status"), status_payload("online"), qos=1).wait_for_publish(10)
+                mqtt.publish(topic(site, device, "status"), status_payload("online"), qos=1).wait_for_publish(10)
         for device in ("ENV-0", "ENV-1", "LUM-1"):
             wait_for(lambda d=device: _state(db_url, site, d) == "online")
         _drop(own)

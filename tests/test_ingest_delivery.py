@@ -28,8 +28,8 @@ from ingest.worker import IngestWorker
 from tests.helpers import QosPublisher, in_thread, publisher, running, stored_readings, wait_for
 from twin.database import connection
 from twin.messaging.broker import MosquittoBroker, free_port
-from twin.messaging.contract import SHARE_GROUP, topic
-from twin.messaging.mqtt import MqttClient
+from twin.messaging.contract import SHARE_GROUP, TELEMETRY_FILTER, topic
+from twin.messaging.mqtt import MqttClient, Subscription
 
 BASE = datetime.now(UTC).replace(microsecond=0) - timedelta(days=1)
 
@@ -197,8 +197,8 @@ class HeldWorker(IngestWorker):
         self.refused = refused
         self.received = 0
 
-    def _on_message(self, client, userdata, msg) -> None:
-        super()._on_message(client, userdata, msg)
+    def _on_message(self, msg) -> None:
+        super()._on_message(msg)
         self.received += 1
 
     def store(self, prepared):
@@ -241,7 +241,8 @@ def test_a_batch_of_a_lost_session_acknowledges_nothing_on_the_next_connection(t
         # Back on the worker's session: exactly the new messages come again (none was acknowledged).
         again = MqttClient(broker.url, client_id, persistent=True, manual_ack=True)
         got: list[bytes] = []
-        again.client.on_message = lambda c, u, msg: got.append(msg.payload)
+        # The worker's own subscription, held by its session (made again, the same, on connect).
+        again.declare([Subscription(TELEMETRY_FILTER, lambda msg: got.append(msg.payload))])
         again.connect()
         wait_for(lambda: len(got) >= len(new), timeout=10)
         time.sleep(0.5)

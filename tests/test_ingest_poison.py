@@ -150,7 +150,7 @@ def test_retained_statuses_are_not_replayed_by_a_restart_or_a_reconnect(twin_db,
         # the worker recognises as the ones it took.
         broker.stop()
         restarted = MosquittoBroker(tmp_path / "mosquitto", port=broker.port, persist=True)
-        wait_for(lambda: first.worker._connection >= 1 and first.worker.connected.is_set(), timeout=60)
+        wait_for(lambda: first.worker.connections_lost >= 1 and first.worker.connected.is_set(), timeout=60)
         publish_range(broker.url, 500, 600)
         wait_for(lambda: stored_readings(twin_db) >= 600 or not first.alive(), timeout=60)
         assert first.alive(), f"the worker died after the broker restart: {first.error!r}"

@@ -1,7 +1,9 @@
-"""twin.messaging.mqtt's client on a real broker: buffered socket reads, batched acknowledgements."""
+"""twin.messaging.mqtt's client on a real broker: declared subscriptions made on every connect, plain
+Python events, buffered socket reads, batched acknowledgements."""
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 import uuid
@@ -10,23 +12,21 @@ import paho.mqtt.client as paho
 import pytest
 
 from tests.helpers import publisher, wait_for
-from twin.messaging.mqtt import READ_CHUNK, MqttClient
+from twin.messaging.mqtt import READ_CHUNK, MqttClient, Received, Subscription
 
 
 def _subscriber(mqtt_url: str, client_id: str, topic_filter: str, *, persistent: bool = False,
-                manual_ack: bool = False) -> tuple[MqttClient, list[paho.MQTTMessage]]:
+                manual_ack: bool = False) -> tuple[MqttClient, list[Received]]:
     """A connected client subscribed to ``topic_filter`` (QoS 1), collecting what it receives.
 
     With ``manual_ack`` it asks for a Receive Maximum of 1,000: a broker's default in-flight
     window (Mosquitto's ``max_inflight_messages``, 20) would hold back what is not acknowledged yet.
     """
-    mqtt = MqttClient(mqtt_url, client_id, persistent=persistent, manual_ack=manual_ack,
-                      receive_maximum=1000 if manual_ack else None)
-    received: list[paho.MQTTMessage] = []
     subscribed = threading.Event()
-    mqtt.client.on_connect = lambda c, *a: c.subscribe(topic_filter, qos=1)
-    mqtt.client.on_subscribe = lambda *a: subscribed.set()
-    mqtt.client.on_message = lambda c, u, msg: received.append(msg)
+    mqtt = MqttClient(mqtt_url, client_id, persistent=persistent, manual_ack=manual_ack,
+                      receive_maximum=1000 if manual_ack else None, on_subscribed=lambda refused: subscribed.set())
+    received: list[Received] = []
+    mqtt.declare([Subscription(topic_filter, received.append, qos=1)])
     mqtt.connect()
     assert subscribed.wait(10), "could not subscribe"
     return mqtt, received
@@ -110,7 +110,7 @@ def test_ack_many_on_an_mqtt_311_broker() -> None:
         mqtt, received = _subscriber(broker.url, f"test-ackmany311-{uuid.uuid4().hex[:6]}", topic,
                                      persistent=True, manual_ack=True)
         drops: list[object] = []
-        mqtt.client.on_disconnect = lambda *a: drops.append(a[3])
+        mqtt.on_disconnect = drops.append
         try:
             with publisher(broker.url, f"test-ackmany311-pub-{uuid.uuid4().hex[:6]}") as pub:
                 for round_ in range(3):
@@ -120,7 +120,7 @@ def test_ack_many_on_an_mqtt_311_broker() -> None:
                     mqtt.ack_many([m.mid for m in received[40 * round_:]])
             time.sleep(0.3)
             assert mqtt.protocol == 4
-            assert mqtt.client.is_connected() and drops == []
+            assert mqtt.is_connected() and drops == []
         finally:
             mqtt.close()
     assert [m.payload for m in received] == [b"r%d-%02d" % (r, i) for r in range(3) for i in range(40)]
@@ -128,6 +128,54 @@ def test_ack_many_on_an_mqtt_311_broker() -> None:
 
 def test_ack_many_with_nothing_to_acknowledge_sends_nothing(mqtt_url: str) -> None:
     mqtt = MqttClient(mqtt_url, f"test-ackmany-empty-{uuid.uuid4().hex[:6]}", persistent=False, manual_ack=True)
-    queued = len(mqtt.client._out_packet)
+    assert not mqtt.want_write()
     mqtt.ack_many([])
-    assert len(mqtt.client._out_packet) == queued
+    assert not mqtt.want_write()  # nothing queued for the socket
+
+
+def test_acknowledge_leaves_messages_of_a_lost_connection_alone(mqtt_url: str) -> None:
+    """Packet ids belong to a connection: a message that came in on an earlier one is not acknowledged
+    (counted as stale); one of the current connection is."""
+    mqtt = MqttClient(mqtt_url, f"test-ack-stale-{uuid.uuid4().hex[:6]}", persistent=False, manual_ack=True)
+    old = Received(7, 1, "t", b"", 0.0, mqtt.connection - 1)
+    assert mqtt.acknowledge([old]) == 1
+    assert not mqtt.want_write()
+    assert mqtt.acknowledge([old._replace(connection=mqtt.connection)]) == 0
+    assert mqtt.want_write()  # its PUBACK waits for the socket
+
+
+def test_declared_subscriptions_are_made_again_on_every_connect(mqtt_url: str) -> None:
+    """A clean session loses its subscriptions with its connection: the client subscribes again when it
+    reconnects, and tells about each step in plain Python (no paho objects)."""
+    base = f"test/declared/{uuid.uuid4().hex[:8]}"
+    events: list[tuple[str, object]] = []
+    subscribed = threading.Semaphore(0)
+    got: dict[str, list[bytes]] = {"a": [], "b": []}
+    mqtt = MqttClient(mqtt_url, f"test-declared-{uuid.uuid4().hex[:6]}", persistent=False,
+                      reconnect_delay_s=(0.1, 0.5),
+                      on_connect=lambda present: events.append(("connect", present)),
+                      on_disconnect=lambda reason: events.append(("disconnect", type(reason))),
+                      on_subscribed=lambda refused: (events.append(("subscribed", refused)), subscribed.release()))
+    # Two handlers: each message goes to the one whose filter it falls under.
+    mqtt.declare([Subscription(f"{base}/a/+", lambda m: got["a"].append(m.payload)),
+                  Subscription(f"{base}/b/#", lambda m: got["b"].append(m.payload), qos=1, no_local=True)])
+    mqtt.connect()
+    try:
+        assert subscribed.acquire(timeout=10), "could not subscribe"
+        with publisher(mqtt_url, f"test-declared-pub-{uuid.uuid4().hex[:6]}") as pub:
+            pub.publish(f"{base}/a/1", b"a1", qos=1).wait_for_publish(10)
+            pub.publish(f"{base}/b/x/y", b"b1", qos=1).wait_for_publish(10)
+            wait_for(lambda: got["a"] == [b"a1"] and got["b"] == [b"b1"], timeout=10)
+            sock = mqtt.socket()
+            assert sock is not None
+            sock.shutdown(socket.SHUT_RDWR)  # the connection breaks; the client reconnects on its own
+            assert subscribed.acquire(timeout=20), "did not subscribe again after reconnecting"
+            sent = pub.publish(f"{base}/a/2", b"a2", qos=1)
+            sent.wait_for_publish(10)
+            assert sent.is_published()
+            wait_for(lambda: got["a"] == [b"a1", b"a2"], timeout=10)
+    finally:
+        mqtt.close()
+    assert got["b"] == [b"b1"]
+    assert events[:5] == [("connect", False), ("subscribed", ()), ("disconnect", str), ("connect", False),
+                          ("subscribed", ())]

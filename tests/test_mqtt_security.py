@@ -268,13 +268,13 @@ def test_ingest_with_its_account_dead_letters_devices_not_in_the_twin(secured) -
         assert worker.connected.wait(15)
         gateway = MqttClient(_url(broker, "gateway@t1", pw["gateway@t1"]), "gw-t1", persistent=False)
         up = threading.Event()
-        gateway.client.on_connect = lambda c, u, f, rc, p: up.set()
+        gateway.on_connect = lambda session_present: up.set()
         gateway.connect()
         assert up.wait(10)
         body = orjson.dumps({"metrics": {"co2": 640}})
         for device in ("ENV-0", "GHOST-9"):
-            gateway.client.publish(contract.topic("t1", device, "telemetry"), body, qos=1).wait_for_publish(10)
-        gateway.client.publish(contract.topic("t2", "ENV-0", "telemetry"), body, qos=1).wait_for_publish(10)
+            gateway.publish(contract.topic("t1", device, "telemetry"), body, qos=1).wait_for_publish(10)
+        gateway.publish(contract.topic("t2", "ENV-0", "telemetry"), body, qos=1).wait_for_publish(10)
         gateway.close()
         wait_for(lambda: worker.counters.rows >= 1 and worker.counters.dead_letters >= 1, timeout=20)
     with connection(db_url) as conn:
@@ -467,10 +467,10 @@ def _tls_checks(d: Path, tls_port: int, pw: dict[str, str], broker: ConfiguredMo
         assert detect_protocol(url) == MQTTProtocolVersion.MQTTv5
         client = MqttClient(url, "tls-env0", persistent=False)
         connected = threading.Event()
-        client.client.on_connect = lambda c, u, f, rc, p: connected.set() if not rc.is_failure else None
+        client.on_connect = lambda session_present: connected.set()  # called for an accepted connection only
         client.connect()
         assert connected.wait(10)
-        client.client.publish("campus/v1/t1/ENV-0/telemetry", b'{"metrics": {"co2": 500}}', qos=1).wait_for_publish(10)
+        client.publish("campus/v1/t1/ENV-0/telemetry", b'{"metrics": {"co2": 500}}', qos=1).wait_for_publish(10)
         client.close()
         with pytest.raises(BrokerError, match="unreachable"):  # a CA the broker's certificate does not chain to
             detect_protocol(f"mqtts://ENV-0:{pw['ENV-0']}@127.0.0.1:{tls_port}?ca={d / 'other.crt'}")

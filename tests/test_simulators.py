@@ -23,7 +23,7 @@ from tests.helpers import running, small_twin, wait_for
 from twin.database import connection
 from twin.messaging import contract
 from twin.messaging.contract import topic
-from twin.messaging.mqtt import MqttClient
+from twin.messaging.mqtt import MqttClient, Received, Subscription
 from twin.storage.model import save_model
 
 MONDAY = datetime(2026, 11, 23)  # a Monday in term time (naive = school-local time)
@@ -235,14 +235,14 @@ class Listener:
     def __init__(self, mqtt_url: str, filter_: str) -> None:
         self.received: list[tuple[str, dict]] = []
         self.lock = threading.Lock()
-        self.mqtt = MqttClient(mqtt_url, f"t-listen-{uuid.uuid4().hex[:6]}", persistent=False)
         subscribed = threading.Event()
-        self.mqtt.client.on_message = self._on_message
-        self.mqtt.client.on_connect = lambda c, *a: (c.subscribe(filter_, qos=1), subscribed.set())
+        self.mqtt = MqttClient(mqtt_url, f"t-listen-{uuid.uuid4().hex[:6]}", persistent=False,
+                               on_connect=lambda session_present: subscribed.set())
+        self.mqtt.declare([Subscription(filter_, self._on_message, qos=1)])
         self.mqtt.connect()
         assert subscribed.wait(10)
 
-    def _on_message(self, client, userdata, msg) -> None:
+    def _on_message(self, msg: Received) -> None:
         if msg.retain:  # left on a shared broker by an earlier run, not published by this test
             return
         try:
@@ -269,14 +269,14 @@ def test_fleet_publishes_contract_payloads_and_obeys_a_luminaire_command(db_url,
         with running(runner.run):
             assert runner.started.wait(10)
             wait_for(lambda: len({t for t, _ in listener.received if t.endswith("/telemetry")}) == 4)
-            listener.mqtt.client.publish(topic("s1", "LUM-1", "cmd"),
-                                         orjson.dumps({"id": "c1", "action": "dim", "level": 40}), qos=1)
+            listener.mqtt.publish(topic("s1", "LUM-1", "cmd"),
+                                  orjson.dumps({"id": "c1", "action": "dim", "level": 40}), qos=1)
             ack = wait_for(lambda: listener.on(topic("s1", "LUM-1", "cmd/ack")))
             assert ack[0] == {"id": "c1", "ok": True, "action": "dim"}
             mark = len(listener.received)
             dimmed = wait_for(lambda: [p for t, p in listener.received[mark:] if t == topic("s1", "LUM-1", "telemetry")])
             assert dimmed[0]["metrics"]["dimming"] == 40.0 and dimmed[0]["metrics"]["on"] == 1.0
-            listener.mqtt.client.publish(topic("s1", "ENV-0", "cmd"), orjson.dumps({"id": "c2", "action": "off"}), qos=1)
+            listener.mqtt.publish(topic("s1", "ENV-0", "cmd"), orjson.dumps({"id": "c2", "action": "off"}), qos=1)
             refused = wait_for(lambda: listener.on(topic("s1", "ENV-0", "cmd/ack")))
             assert refused[0]["id"] == "c2" and refused[0]["ok"] is False
     finally:

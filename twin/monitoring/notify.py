@@ -25,7 +25,7 @@ import psycopg
 
 from twin.database import DatabaseUnavailable, connect
 from twin.messaging import contract
-from twin.messaging.mqtt import MqttClient
+from twin.messaging.mqtt import MqttClient, PublishError
 from twin.storage import alarms
 
 log = logging.getLogger(__name__)
@@ -41,9 +41,8 @@ CONNECT_TIMEOUT_S = 10.0
 POLL_S = 5.0
 #: How long :meth:`Notifier.close` lets the worker deliver what is pending before it stops it.
 CLOSE_DRAIN_S = 5.0
-#: The advisory lock a notifier holds while it delivers: with two monitors on one database (one of
-#: them skipping its cycles) only one notifier posts, and no event goes out twice.
-OUTBOX_LOCK = 0x7C7A1A53
+#: The advisory lock a notifier holds while it delivers (:func:`twin.storage.alarms.lock_outbox`).
+OUTBOX_LOCK = alarms.OUTBOX_LOCK
 #: Events read from the outbox at a time.
 BATCH = 500
 
@@ -86,14 +85,6 @@ def post_webhook(url: str, body: bytes, *, attempts: int = WEBHOOK_ATTEMPTS, tim
         if _final(reason) or attempt == attempts or stop.wait(backoff * attempt):
             return False
     return False
-
-
-def _lock_outbox(conn: psycopg.Connection) -> bool:
-    """Take :data:`OUTBOX_LOCK` for this session if no other notifier holds it (SQL kept here while
-    ``twin/storage`` is being split by concern; it belongs with the outbox in ``twin/storage/alarms.py``)."""
-    held = bool(conn.execute("SELECT pg_try_advisory_lock(%s)", (OUTBOX_LOCK,)).fetchone()[0])
-    conn.commit()
-    return held
 
 
 class Notifier:
@@ -149,7 +140,7 @@ class Notifier:
             self._wake.clear()
             try:
                 with connect(self._url) as conn:
-                    if _lock_outbox(conn):  # released when the connection closes
+                    if alarms.lock_outbox(conn):  # released when the connection closes
                         complete = self._deliver(conn, retry_webhook=False)
                     else:
                         log.debug("alarm notifications: another notifier is delivering the outbox")
@@ -181,7 +172,7 @@ class Notifier:
                 return True
 
     def _deliver_batch(self, conn: psycopg.Connection, events: list[dict[str, Any]], *, retry_webhook: bool) -> bool:
-        client = self._client()
+        client = self._connected_client()
         if self.mqtt_url and client is None:
             log.warning("alarm notifications held back: MQTT broker not connected")
             return False
@@ -190,10 +181,10 @@ class Notifier:
                 return False
             body = event_payload(event)
             if client is not None and self._published != event["event_id"]:
-                info = client.client.publish(contract.alarms_topic(event["site_id"]), body, qos=contract.QOS_ALARMS)
+                info = client.publish(contract.alarms_topic(event["site_id"]), body, qos=contract.QOS_ALARMS)
                 try:
                     info.wait_for_publish(PUBLISH_TIMEOUT_S)
-                except (RuntimeError, ValueError) as exc:
+                except PublishError as exc:
                     log.warning("alarm notification not published: %s", exc)
                     return False
                 if not info.is_published():
@@ -231,7 +222,7 @@ class Notifier:
         """Deliver the pending events now, in order (a few webhook attempts each); return how many were marked.
 
         For a one-shot command; what is not delivered stays in the outbox for the service's worker."""
-        if not _lock_outbox(conn):
+        if not alarms.lock_outbox(conn):
             log.info("alarm notifications left to the notifier delivering the outbox now")
             return 0
         before = self.sent
@@ -239,17 +230,16 @@ class Notifier:
             self._deliver(conn, retry_webhook=True)
             conn.commit()
         finally:
-            conn.execute("SELECT pg_advisory_unlock(%s)", (OUTBOX_LOCK,))
-            conn.commit()
+            alarms.unlock_outbox(conn)
         return self.sent - before
 
-    def _client(self) -> MqttClient | None:
+    def _connected_client(self) -> MqttClient | None:
         if not self.mqtt_url:
             return None
         if self._mqtt is None:
-            self._mqtt = MqttClient(self.mqtt_url, self.client_id, persistent=False)
-            self._mqtt.client.on_connect = lambda *a: self._connected.set()
-            self._mqtt.client.on_disconnect = lambda *a: self._connected.clear()
+            self._mqtt = MqttClient(self.mqtt_url, self.client_id, persistent=False,
+                                    on_connect=lambda session_present: self._connected.set(),
+                                    on_disconnect=lambda reason: self._connected.clear())
             self._mqtt.connect()
         return self._mqtt if self._connected.wait(CONNECT_TIMEOUT_S) else None
 
