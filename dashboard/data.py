@@ -22,7 +22,23 @@ from psycopg_pool import ConnectionPool
 from dashboard.figures import PlanGeometry, plan_geometry, with_derived
 from twin.monitoring.site_standards import SiteStandards, standards_for, today
 from twin.monitoring.standards import RulesError
-from twin.storage import alarms, audit, bim_imports, commands, dashboard_queries, kpis, model, readings
+from twin.storage import alarms, audit, bim_imports, commands, devices, kpis, plans, readings
+from twin.storage import sites as sites_store
+from twin.storage.alarms import AlarmRow
+from twin.storage.bim_imports import ImportRow
+from twin.storage.commands import CommandRow
+from twin.storage.devices import (
+    CloudPanel,
+    DeviceRef,
+    DeviceVitals,
+    NeverHeard,
+    RoomDevice,
+    UnknownPublisher,
+    UnmappedDevice,
+)
+from twin.storage.plans import BuildingRef, BuildingRoom, PlanRoom, RoomRow, StoreyRow
+from twin.storage.readings import LatestValue
+from twin.storage.sites import SiteRef, SiteSummary
 
 log = logging.getLogger(__name__)
 
@@ -84,50 +100,57 @@ def bim_loader() -> BimLoader | None:
 STORED_DAILY = ("lighting_compliance", "data_completeness")
 
 
-def sites() -> list[dict[str, Any]]:
-    """Every site with counts (:func:`twin.storage.model.list_sites`)."""
+def sites() -> list[SiteSummary]:
+    """Every site with counts (:func:`twin.storage.sites.list_sites`)."""
     with connection() as conn:
-        return model.list_sites(conn)
+        return sites_store.list_sites(conn)
 
 
-def network() -> tuple[list[dict[str, Any]], dict[str, Any]]:
+@dataclass(frozen=True, slots=True)
+class SiteView:
+    """A school on the overview: its counts, and its KPIs by name (coverage live, the daily ones as stored)."""
+
+    site: SiteSummary
+    kpis: Mapping[str, float | None]
+
+
+def network() -> tuple[list[SiteView], dict[str, Any]]:
     """Sites with counts and KPIs, and the network's KPIs (``twin.storage.kpis``).
 
     Coverage is live (devices reporting now); lighting compliance and data completeness
     are the newest day the monitor stored (``kpi_daily``).
     """
     with connection() as conn:
-        rows = model.list_sites(conn)
+        rows = sites_store.list_sites(conn)
         k = kpis.site_kpis(conn)
         daily = kpis.latest_stored(conn)
-    for row in rows:
-        row.update(k["sites"].get(row["site_id"], {}))
-        row.update({name: daily.get(row["site_id"], {}).get(name) for name in STORED_DAILY})
-    net = dict(k["network"])
+    views = [SiteView(row, {**k.sites.get(row.site_id, {}),
+                            **{name: daily.get(row.site_id, {}).get(name) for name in STORED_DAILY}}) for row in rows]
+    net: dict[str, Any] = dict(k.network)
     net.update({name: daily.get(kpis.NETWORK, {}).get(name) for name in STORED_DAILY})
-    net["devices"] = sum(r["devices"] for r in rows)
-    net["online"] = sum(r["online"] for r in rows)
-    net["open_alarms"] = sum(r["open_alarms"] for r in rows)
+    net["devices"] = sum(r.devices for r in rows)
+    net["online"] = sum(r.online for r in rows)
+    net["open_alarms"] = sum(r.open_alarms for r in rows)
     net["schools"] = len(rows)
-    return rows, net
+    return views, net
 
 
-def cloud_panels(now: datetime | None = None) -> list[dict[str, Any]]:
+def cloud_panels(now: datetime | None = None) -> list[CloudPanel]:
     with connection() as conn:
-        return dashboard_queries.cloud_panels(conn, (now or datetime.now(UTC)) - SESSION_FRESH)
+        return devices.cloud_panels(conn, (now or datetime.now(UTC)) - SESSION_FRESH)
 
 
 # -- site, floor plan, building ---------------------------------------------------------------------------
 
 
-def site(site_id: str) -> dict[str, Any] | None:
+def site(site_id: str) -> SiteRef | None:
     with connection() as conn:
-        return dashboard_queries.site(conn, site_id)
+        return sites_store.site(conn, site_id)
 
 
-def storeys(site_id: str) -> list[dict[str, Any]]:
+def storeys(site_id: str) -> list[StoreyRow]:
     with connection() as conn:
-        return model.list_storeys(conn, site_id)
+        return plans.list_storeys(conn, site_id)
 
 
 def _standards(conn: psycopg.Connection, site_id: str | None, day: date | None = None) -> SiteStandards:
@@ -143,13 +166,13 @@ def _standards(conn: psycopg.Connection, site_id: str | None, day: date | None =
         return SiteStandards(site_id, day or today())
 
 
-def _values(conn: psycopg.Connection, rooms: Sequence[Mapping[str, Any]], standards: SiteStandards
+def _values(conn: psycopg.Connection, rooms: Sequence[BuildingRoom], standards: SiteStandards
             ) -> dict[int, dict[str, float]]:
-    room_ids = [r["room_id"] for r in rooms]
+    room_ids = [r.room_id for r in rooms]
     latest = readings.room_latest(conn, room_ids)
-    health = dashboard_queries.room_health(conn, room_ids)
-    return {r["room_id"]: with_derived(latest.get(r["room_id"], {}), health.get(r["room_id"]), use=r["use"] or "",
-                                       standards=standards) for r in rooms}
+    health = devices.room_health(conn, room_ids)
+    return {r.room_id: with_derived(latest.get(r.room_id, {}), health.get(r.room_id), use=r.use or "",
+                                    standards=standards) for r in rooms}
 
 
 @dataclass(frozen=True)
@@ -158,46 +181,46 @@ class StoreyPlan:
     (see ``plan_geometry``)."""
 
     stamp: datetime
-    rooms: list[dict[str, Any]]
+    rooms: tuple[PlanRoom, ...]
     devices: dict[int, list[str]]  # room id -> its devices' ids
     geometry: PlanGeometry
-    site_id: str | None = None  # None: a storey without rooms
+    site_id: str | None = None
 
 
-def _plan(conn: psycopg.Connection, storey_id: int) -> StoreyPlan | None:
-    """The storey's plan, from the app's cache while the site's BIM stamp is unchanged."""
-    stamp = dashboard_queries.storey_stamp(conn, storey_id)
-    if stamp is None:
-        return None
+def _snapshot(conn: psycopg.Connection, storey_id: int) -> tuple[StoreyPlan, plans.StoreySnapshot] | None:
+    """The storey's plan (from the app's cache while the site's BIM stamp is unchanged) and its live state,
+    read in one statement (:func:`twin.storage.plans.storey_snapshot`); None: no such storey."""
     cache: dict[int, StoreyPlan] = flask.current_app.extensions.setdefault(PLANS_KEY, {})
-    plan = cache.get(storey_id)
-    if plan is None or plan.stamp != stamp:
-        rooms = dashboard_queries.storey_plan(conn, storey_id)
-        devices = dashboard_queries.storey_devices(conn, storey_id)
-        by_room: dict[int, list[str]] = {}
-        for d in devices:
-            if d["room_id"] is not None:
-                by_room.setdefault(d["room_id"], []).append(d["device_id"])
-        first = model.room(conn, rooms[0]["room_id"]) if rooms else None
-        plan = StoreyPlan(stamp, rooms, by_room, plan_geometry(rooms, devices), first["site_id"] if first else None)
-        if len(cache) >= PLANS_KEPT:
-            cache.pop(next(iter(cache)))
-        cache[storey_id] = plan
-    return plan
+    cached = cache.get(storey_id)
+    snap = plans.storey_snapshot(conn, storey_id, known=cached.stamp if cached else None)
+    if snap is None:
+        return None
+    if cached is not None and snap.rooms is None:
+        return cached, snap
+    assert snap.rooms is not None and snap.devices is not None
+    by_room: dict[int, list[str]] = {}
+    for d in snap.devices:
+        if d.room_id is not None:
+            by_room.setdefault(d.room_id, []).append(d.device_id)
+    plan = StoreyPlan(snap.stamp, snap.rooms, by_room, plan_geometry(snap.rooms, snap.devices), snap.site_id)
+    cache.pop(storey_id, None)
+    if len(cache) >= PLANS_KEPT:
+        cache.pop(next(iter(cache)))
+    cache[storey_id] = plan
+    return plan, snap
 
 
-def _live(conn: psycopg.Connection, storey_id: int, plan: StoreyPlan, standards: SiteStandards
+def _live(plan: StoreyPlan, snap: plans.StoreySnapshot, standards: SiteStandards
           ) -> tuple[dict[int, dict[str, float]], list[str]]:
     """Values of the plan's rooms (with compliance and device health), and the states of its placed devices."""
-    not_online = dashboard_queries.storey_devices_not_online(conn, storey_id)
-    latest = readings.storey_latest(conn, storey_id)
+    not_online, latest = snap.not_online, snap.latest
     values = {}
     for room in plan.rooms:
-        room_id = room["room_id"]
-        devices = plan.devices.get(room_id, ())
-        online = len(devices) - sum(d in not_online for d in devices) if not_online else len(devices)
-        values[room_id] = with_derived(latest.get(room_id, {}), (online, len(devices)) if devices else None,
-                                       use=room["use"] or "", standards=standards)
+        room_id = room.room_id
+        devices_here = plan.devices.get(room_id, ())
+        online = len(devices_here) - sum(d in not_online for d in devices_here) if not_online else len(devices_here)
+        values[room_id] = with_derived(latest.get(room_id, {}), (online, len(devices_here)) if devices_here else None,
+                                       use=room.use or "", standards=standards)
     return values, [not_online.get(d, "online") for d in plan.geometry.device_ids]
 
 
@@ -206,59 +229,60 @@ def floorplan(storey_id: int, day: date | None = None
     """A storey's plan (None: no such storey), its rooms' values (with derived metrics), its devices' states,
     and the standards that judge them (its site's, on ``day``: today when None)."""
     with connection() as conn:
-        plan = _plan(conn, storey_id)
-        if plan is None:
+        found = _snapshot(conn, storey_id)
+        if found is None:
             return None, {}, [], _standards(conn, None, day)
+        plan, snap = found
         standards = _standards(conn, plan.site_id, day)
-        values, states = _live(conn, storey_id, plan, standards)
+    values, states = _live(plan, snap, standards)
     return plan, values, states, standards
 
 
 def storey_standards(storey_id: int, day: date | None = None) -> SiteStandards:
     """The standards of the storey's site on ``day`` (today when None); the defaults for an unknown storey."""
     with connection() as conn:
-        plan = _plan(conn, storey_id)
-        return _standards(conn, plan.site_id if plan else None, day)
+        found = _snapshot(conn, storey_id)
+        return _standards(conn, found[0].site_id if found else None, day)
 
 
-def building(building_id: int) -> dict[str, Any] | None:
+def building(building_id: int) -> BuildingRef | None:
     with connection() as conn:
-        return dashboard_queries.building(conn, building_id)
+        return plans.building(conn, building_id)
 
 
 def building_plan(building_id: int, day: date | None = None
-                  ) -> tuple[list[dict[str, Any]], dict[int, dict[str, float]], SiteStandards]:
+                  ) -> tuple[list[BuildingRoom], dict[int, dict[str, float]], SiteStandards]:
     """A building's rooms, their values (with derived metrics) and the standards that judge them."""
     with connection() as conn:
-        found = dashboard_queries.building(conn, building_id)
-        standards = _standards(conn, found["site_id"] if found else None, day)
-        rooms = dashboard_queries.building_rooms(conn, building_id)
+        found = plans.building(conn, building_id)
+        standards = _standards(conn, found.site_id if found else None, day)
+        rooms = plans.building_rooms(conn, building_id)
         return rooms, _values(conn, rooms, standards), standards
 
 
 # -- room -------------------------------------------------------------------------------------------------
 
 
-def room(room_id: int) -> dict[str, Any] | None:
+def room(room_id: int) -> RoomRow | None:
     with connection() as conn:
-        return model.room(conn, room_id)
+        return plans.room(conn, room_id)
 
 
-def room_standards(room: Mapping[str, Any], day: date | None = None) -> SiteStandards:
+def room_standards(room: RoomRow, day: date | None = None) -> SiteStandards:
     """The standards judging ``room`` (a :func:`room` row) on ``day`` (today when None)."""
     with connection() as conn:
-        return _standards(conn, room["site_id"], day)
+        return _standards(conn, room.site_id, day)
 
 
-def room_live(room_id: int) -> list[dict[str, Any]]:
+def room_live(room_id: int) -> list[LatestValue]:
     """Latest value of every device and metric in the room."""
     with connection() as conn:
         return readings.room_latest_detail(conn, room_id)
 
 
-def room_devices(room_id: int) -> list[dict[str, Any]]:
+def room_devices(room_id: int) -> list[RoomDevice]:
     with connection() as conn:
-        return dashboard_queries.room_devices(conn, room_id)
+        return devices.room_devices(conn, room_id)
 
 
 def room_series(room_id: int, metric: str, *, start: datetime | None = None, end: datetime | None = None,
@@ -274,20 +298,20 @@ def room_series(room_id: int, metric: str, *, start: datetime | None = None, end
         return readings.room_series(conn, room_id, metric, start, end, hourly=hourly)
 
 
-def room_commands(room_id: int) -> list[dict[str, Any]]:
+def room_commands(room_id: int) -> list[CommandRow]:
     with connection() as conn:
         return commands.room_commands(conn, room_id)
 
 
-def device(site_id: str, device_id: str) -> dict[str, Any] | None:
+def device(site_id: str, device_id: str) -> DeviceRef | None:
     with connection() as conn:
-        return dashboard_queries.device(conn, site_id, device_id)
+        return devices.device(conn, site_id, device_id)
 
 
 # -- alarms, devices, BIM ---------------------------------------------------------------------------------
 
 
-def alarm_list(site_id: str | None, severity: str | None, state: str | None) -> list[dict[str, Any]]:
+def alarm_list(site_id: str | None, severity: str | None, state: str | None) -> list[AlarmRow]:
     with connection() as conn:
         return alarms.list_alarms(conn, site_id=site_id, severity=severity, state=state)
 
@@ -301,18 +325,29 @@ def acknowledge_alarm(alarm_id: int, by: str, note: str, remote_addr: str | None
         return done
 
 
-def devices_view(site_id: str | None, state: str | None) -> dict[str, Any]:
+@dataclass(frozen=True, slots=True)
+class DevicesView:
+    """Everything the devices page shows: devices per state, vitals, and the three kinds of unmapped devices."""
+
+    counts: dict[str, int]
+    devices: list[DeviceVitals]
+    unknown: list[UnknownPublisher]
+    never_heard: list[NeverHeard]
+    no_room: list[UnmappedDevice]
+
+
+def devices_view(site_id: str | None, state: str | None) -> DevicesView:
     """Everything the devices page shows: counts, vitals, and the three kinds of unmapped devices."""
     with connection() as conn:
-        return {
-            "counts": dashboard_queries.device_state_counts(conn, site_id),
-            "devices": dashboard_queries.device_vitals(conn, site_id=site_id, state=state),
-            "unknown": dashboard_queries.unknown_publishers(conn, site_id=site_id),
-            "never_heard": dashboard_queries.never_heard(conn, site_id=site_id),
-            "no_room": dashboard_queries.unmapped_in_bim(conn, site_id=site_id),
-        }
+        return DevicesView(
+            counts=devices.device_state_counts(conn, site_id),
+            devices=devices.device_vitals(conn, site_id=site_id, state=state),
+            unknown=devices.unknown_publishers(conn, site_id=site_id),
+            never_heard=devices.never_heard(conn, site_id=site_id),
+            no_room=devices.unmapped_in_bim(conn, site_id=site_id),
+        )
 
 
-def bim_import_log(limit: int = 10) -> list[dict[str, Any]]:
+def bim_import_log(limit: int = 10) -> list[ImportRow]:
     with connection() as conn:
         return bim_imports.list_imports(conn, limit=limit)

@@ -26,7 +26,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import shapely
@@ -40,6 +40,66 @@ from twin.monitoring.site_standards import Band as RuleBand
 from twin.monitoring.standards import outside
 
 Figure = dict[str, Any]
+
+
+class RoomShape(Protocol):
+    """A room as a plan draws it (:class:`twin.storage.plans.PlanRoom`, ``RoomFootprint``, ``BuildingRoom``)."""
+
+    @property
+    def room_id(self) -> int: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def use(self) -> str | None: ...
+    @property
+    def footprint(self) -> BaseGeometry | None: ...
+
+
+class BuildingRoomShape(RoomShape, Protocol):
+    """A room of a building for the 3D view (:class:`twin.storage.plans.BuildingRoom`)."""
+
+    @property
+    def storey(self) -> str: ...
+    @property
+    def elevation_m(self) -> float: ...
+    @property
+    def height_m(self) -> float | None: ...
+
+
+class DeviceMark(Protocol):
+    """A device as a plan marks it (:class:`twin.storage.plans.PlanDevice`)."""
+
+    @property
+    def device_id(self) -> str: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def room_id(self) -> int | None: ...
+    @property
+    def x(self) -> float | None: ...
+    @property
+    def y(self) -> float | None: ...
+
+
+class SiteCounts(Protocol):
+    """A site on the network map (:class:`twin.storage.sites.SiteSummary`)."""
+
+    @property
+    def site_id(self) -> str: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def role(self) -> str: ...
+    @property
+    def latitude(self) -> float | None: ...
+    @property
+    def longitude(self) -> float | None: ...
+    @property
+    def devices(self) -> int: ...
+    @property
+    def online(self) -> int: ...
+    @property
+    def open_alarms(self) -> int: ...
 
 GOOD = "#43a047"
 WARN = "#fbc02d"
@@ -214,9 +274,9 @@ def polygons_of(geometry: BaseGeometry | None) -> list[Polygon]:
 # -- floor plan ---------------------------------------------------------------------------------------------
 
 
-def drawable(rooms: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+def drawable(rooms: Sequence[RoomShape]) -> list[RoomShape]:
     """The rooms a floor plan draws (those with a non-empty footprint), in order."""
-    return [r for r in rooms if polygons_of(r.get("footprint"))]
+    return [r for r in rooms if polygons_of(r.footprint)]
 
 
 @functools.cache
@@ -248,14 +308,14 @@ def room_style(name: str, values: Mapping[str, float], metric: str, lang: str = 
     return colour_for(metric, value, use=use, standards=standards), label, "<br>".join(lines)
 
 
-def floorplan_styles(rooms: Sequence[Mapping[str, Any]], values: Mapping[int, Mapping[str, float]], metric: str,
+def floorplan_styles(rooms: Sequence[RoomShape], values: Mapping[int, Mapping[str, float]], metric: str,
                      lang: str = "en", *, geometry: PlanGeometry | None = None,
                      standards: SiteStandards | None = None) -> list[tuple[str, str, str]]:
     """:func:`room_style` of every drawable room (those of ``geometry`` when given), in order."""
     if geometry is not None:
         return [room_style(name, values.get(room_id, {}), metric, lang, use=use, standards=standards)
                 for room_id, name, use in zip(geometry.room_ids, geometry.names, geometry.uses, strict=True)]
-    return [room_style(str(r["name"]), values.get(int(r["room_id"]), {}), metric, lang, use=str(r.get("use") or ""),
+    return [room_style(str(r.name), values.get(int(r.room_id), {}), metric, lang, use=str(r.use or ""),
                        standards=standards) for r in drawable(rooms)]
 
 
@@ -279,26 +339,26 @@ class PlanGeometry:
     uses: tuple[str, ...] = ()  # each room's use (what the standards judge it as)
 
 
-def placed(devices: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+def placed(devices: Sequence[DeviceMark]) -> list[DeviceMark]:
     """The devices a floor plan shows (those with a position), in order."""
-    return [d for d in devices if d.get("x") is not None and d.get("y") is not None]
+    return [d for d in devices if d.x is not None and d.y is not None]
 
 
-def plan_geometry(rooms: Sequence[Mapping[str, Any]], devices: Sequence[Mapping[str, Any]] = ()) -> PlanGeometry:
+def plan_geometry(rooms: Sequence[RoomShape], devices: Sequence[DeviceMark] = ()) -> PlanGeometry:
     """The geometry of the :func:`drawable` rooms and the :func:`placed` devices, in order."""
     shown = drawable(rooms)
     outlines = []
     for room in shown:
-        xs, ys = outline(room["footprint"])
-        outlines.append((np.ascontiguousarray(xs), np.ascontiguousarray(ys), np.full(len(xs), int(room["room_id"]))))
-    labels = (shapely.get_coordinates(shapely.point_on_surface([r["footprint"] for r in shown])) if shown
+        xs, ys = outline(room.footprint)  # type: ignore[arg-type]
+        outlines.append((np.ascontiguousarray(xs), np.ascontiguousarray(ys), np.full(len(xs), int(room.room_id))))
+    labels = (shapely.get_coordinates(shapely.point_on_surface([r.footprint for r in shown])) if shown
               else np.empty((0, 2)))
     marks = placed(devices)
-    xy = np.array([(d["x"], d["y"], d["room_id"] if d.get("room_id") is not None else np.nan) for d in marks],
+    xy = np.array([(d.x, d.y, d.room_id if d.room_id is not None else np.nan) for d in marks],
                   dtype=float).reshape(-1, 3)
-    return PlanGeometry(tuple(int(r["room_id"]) for r in shown), tuple(str(r["name"]) for r in shown),
-                        tuple(outlines), labels, tuple(str(d["device_id"]) for d in marks),
-                        tuple(str(d["kind"]) for d in marks), xy, tuple(str(r.get("use") or "") for r in shown))
+    return PlanGeometry(tuple(int(r.room_id) for r in shown), tuple(str(r.name) for r in shown),
+                        tuple(outlines), labels, tuple(str(d.device_id) for d in marks),
+                        tuple(str(d.kind) for d in marks), xy, tuple(str(r.use or "") for r in shown))
 
 
 def device_styles(geometry: PlanGeometry, states: Sequence[str | None], lang: str = "en"
@@ -312,11 +372,11 @@ def device_styles(geometry: PlanGeometry, states: Sequence[str | None], lang: st
 
 
 def floorplan_figure(
-    rooms: Sequence[Mapping[str, Any]],
+    rooms: Sequence[RoomShape],
     values: Mapping[int, Mapping[str, float]],
     metric: str,
     *,
-    devices: Sequence[Mapping[str, Any]] = (),
+    devices: Sequence[DeviceMark] = (),
     lang: str = "en",
     uirevision: str | int | None = None,
     styles: Sequence[tuple[str, str, str]] | None = None,
@@ -326,7 +386,7 @@ def floorplan_figure(
 ) -> Figure:
     """A storey's rooms as filled polygons coloured by ``metric``, devices as markers on top.
 
-    ``rooms`` are rows of :func:`twin.storage.model.storey_rooms` (``room_id``, ``name``,
+    ``rooms`` are rows of :func:`twin.storage.plans.storey_rooms` or a snapshot's (``room_id``, ``name``,
     ``footprint``); ``values`` maps room ids to their values (:func:`with_derived`).
     Exactly one trace per room with a footprint (rooms without one are skipped), in the
     order of ``rooms``, carrying the room id in every ``customdata`` entry, so a click
@@ -341,7 +401,7 @@ def floorplan_figure(
     """
     if geometry is None:
         geometry = plan_geometry(rooms, devices)
-        states = [d.get("state") for d in placed(devices)]
+        states = [getattr(d, "state", None) for d in placed(devices)]
     styles = styles if styles is not None else floorplan_styles(rooms, values, metric, lang, standards=standards)
     data: list[dict[str, Any]] = [
         {"type": "scatter", "x": xs, "y": ys, "fillcolor": colour, "name": name, "text": hover, "customdata": ids}
@@ -455,7 +515,7 @@ def room_from_click(click_data: Mapping[str, Any] | None) -> int | None:
 # -- 3D building -------------------------------------------------------------------------------------------
 
 
-def building_figure(rooms: Sequence[Mapping[str, Any]], values: Mapping[int, Mapping[str, float]], metric: str, *,
+def building_figure(rooms: Sequence[BuildingRoomShape], values: Mapping[int, Mapping[str, float]], metric: str, *,
                     lang: str = "en", uirevision: str | int | None = None, default_height_m: float = 3.2,
                     standards: SiteStandards | None = None) -> Figure:
     """Rooms extruded from their footprints at their storey's elevation, coloured by ``metric`` (one Mesh3d).
@@ -482,15 +542,15 @@ def building_figure(rooms: Sequence[Mapping[str, Any]], values: Mapping[int, Map
         return len(xs) - 1
 
     for room in rooms:
-        polygons = polygons_of(room.get("footprint"))
+        polygons = polygons_of(room.footprint)
         if not polygons:
             continue
-        room_values = values.get(int(room["room_id"]), {})
-        colour = colour_for(metric, room_values.get(metric), use=str(room.get("use") or ""), standards=standards)
-        text = (f"<b>{room['name']}</b> ({room.get('storey', '')})<br>"
+        room_values = values.get(int(room.room_id), {})
+        colour = colour_for(metric, room_values.get(metric), use=str(room.use or ""), standards=standards)
+        text = (f"<b>{room.name}</b> ({room.storey or ''})<br>"
                 f"{t(metric, lang)}: {metric_text(metric, room_values, lang)}")
-        z0 = float(room.get("elevation_m") or 0.0)
-        z1 = z0 + 0.9 * float(room.get("height_m") or default_height_m)
+        z0 = float(room.elevation_m or 0.0)
+        z1 = z0 + 0.9 * float(room.height_m or default_height_m)
         for polygon in polygons:
             for triangle in shapely.constrained_delaunay_triangles(polygon).geoms:
                 a, b, c = shapely.get_coordinates(triangle)[:3]
@@ -530,45 +590,45 @@ def building_figure(rooms: Sequence[Mapping[str, Any]], values: Mapping[int, Map
 # -- network map -------------------------------------------------------------------------------------------
 
 
-def online_share(site: Mapping[str, Any]) -> float | None:
-    devices = site.get("devices") or 0
-    return 100.0 * (site.get("online") or 0) / devices if devices else None
+def online_share(site: SiteCounts) -> float | None:
+    devices = site.devices or 0
+    return 100.0 * (site.online or 0) / devices if devices else None
 
 
-def site_map_figure(sites: Sequence[Mapping[str, Any]], lang: str = "en") -> Figure:
+def site_map_figure(sites: Sequence[SiteCounts], lang: str = "en") -> Figure:
     """The schools at their latitude and longitude on plain axes (no map tiles: works offline).
 
     Markers are coloured by devices online (``device_health`` buckets), the headquarters is
     a star, and a line links it to every member school (the 1+N network). Axes keep true
     proportions at the network's latitude. ``customdata`` of a marker is its site id.
     """
-    placed = [s for s in sites if s.get("latitude") is not None and s.get("longitude") is not None]
+    placed = [s for s in sites if s.latitude is not None and s.longitude is not None]
     data: list[dict[str, Any]] = []
-    hq = next((s for s in placed if s["role"] == "headquarters"), None)
+    hq = next((s for s in placed if s.role == "headquarters"), None)
     if hq is not None:
         lx: list[float | None] = []
         ly: list[float | None] = []
         for s in placed:
             if s is not hq:
-                lx += [hq["longitude"], s["longitude"], None]
-                ly += [hq["latitude"], s["latitude"], None]
+                lx += [hq.longitude, s.longitude, None]
+                ly += [hq.latitude, s.latitude, None]
         data.append({"type": "scatter", "mode": "lines", "x": lx, "y": ly, "hoverinfo": "skip", "showlegend": False,
                      "line": {"color": "#b0bec5", "width": 1, "dash": "dot"}, "name": "links"})
     shares = [online_share(s) for s in placed]
     data.append({
         "type": "scatter", "mode": "markers+text", "name": "schools", "showlegend": False,
-        "x": [s["longitude"] for s in placed], "y": [s["latitude"] for s in placed],
-        "text": [s["name"] for s in placed], "textposition": "top center",
-        "customdata": [s["site_id"] for s in placed],
-        "hovertext": [f"<b>{s['name']}</b><br>{t(s['role'], lang)}<br>{t('devices online', lang)}: "
-                      + (f"{v:.0f}%" if v is not None else "–") + f"<br>{t('open alarms', lang)}: {s['open_alarms']}"
+        "x": [s.longitude for s in placed], "y": [s.latitude for s in placed],
+        "text": [s.name for s in placed], "textposition": "top center",
+        "customdata": [s.site_id for s in placed],
+        "hovertext": [f"<b>{s.name}</b><br>{t(s.role, lang)}<br>{t('devices online', lang)}: "
+                      + (f"{v:.0f}%" if v is not None else "–") + f"<br>{t('open alarms', lang)}: {s.open_alarms}"
                       for s, v in zip(placed, shares, strict=True)],
         "hovertemplate": "%{hovertext}<extra></extra>",
-        "marker": {"size": [22 if s["role"] == "headquarters" else 15 for s in placed],
-                   "symbol": ["star" if s["role"] == "headquarters" else "circle" for s in placed],
+        "marker": {"size": [22 if s.role == "headquarters" else 15 for s in placed],
+                   "symbol": ["star" if s.role == "headquarters" else "circle" for s in placed],
                    "color": [colour_for(DEVICE_HEALTH, v) for v in shares], "line": {"width": 1, "color": OUTLINE}},
     })
-    mean_lat = sum(s["latitude"] for s in placed) / len(placed) if placed else 0.0
+    mean_lat = sum(s.latitude for s in placed) / len(placed) if placed else 0.0
     ratio = 1.0 / max(math.cos(math.radians(mean_lat)), 0.1)
     return {"data": data, "layout": {
         "xaxis": {"title": {"text": t("longitude °E", lang)}, "showgrid": True, "gridcolor": "#eceff1", "zeroline": False},

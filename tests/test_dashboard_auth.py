@@ -103,19 +103,19 @@ def test_role_matrix_of_every_state_changing_callback(
             state = alarms.list_alarms(conn, state=None)
             entries = audit.recent(conn, 5, action=action, username=f"{role}-1")
             sent = commands.room_commands(conn, known_twin.rooms["101"])
-        alarm = next(a for a in state if a["id"] == alarm_id)
+        alarm = next(a for a in state if a.id == alarm_id)
         if action == "acknowledge":
-            assert (alarm["state"] == "acknowledged") == (role in allowed)
+            assert (alarm.state == "acknowledged") == (role in allowed)
             if role in allowed:
-                assert alarm["acked_by"] == f"{role}-1" and "Alarm acknowledged." in text
+                assert alarm.acked_by == f"{role}-1" and "Alarm acknowledged." in text
         if action == "command" and role in allowed:
-            assert "command sent" in text and any(c["action"] == "on" for c in sent)
+            assert "command sent" in text and any(c.action == "on" for c in sent)
         if action == "upload" and role in allowed:
             assert "not an IFC file" in text
         assert entries and entries[0]["outcome"] == ("denied" if role not in allowed else
                                                      "failed" if action == "upload" else "ok")
     with connection(known_twin.url) as conn:
-        assert not any(c["action"] == "on" for c in commands.room_commands(conn, known_twin.rooms["101"])) \
+        assert not any(c.action == "on" for c in commands.room_commands(conn, known_twin.rooms["101"])) \
             or role in MATRIX["command"]
 
 
@@ -137,7 +137,7 @@ def test_no_session_no_csrf_wrong_csrf_and_logged_out_requests_are_refused(secur
     other = login(secure_app.server.test_client(), "operator-1")
     assert client.post("/_dash-update-component", json=body, headers={"X-CSRFToken": other.csrf}).status_code == 403
     with connection(known_twin.url) as conn:
-        assert next(a for a in alarms.list_alarms(conn, state="open") if a["id"] == alarm_id)
+        assert next(a for a in alarms.list_alarms(conn, state="open") if a.id == alarm_id)
     # logging out ends the session on the server: the old cookie opens nothing
     assert client.post("/logout", data={"csrf_token": who.csrf}).status_code == 302
     replay = secure_app.server.test_client()
@@ -289,8 +289,8 @@ def test_injection_strings_from_ifc_forms_and_device_ids_are_stored_and_shown_as
     body["state"][0]["value"] = HOSTILE
     assert client.post("/_dash-update-component", json=body, headers={"X-CSRFToken": who.csrf}).status_code == 200
     with connection(known_twin.url) as conn:
-        acked = next(a for a in alarms.list_alarms(conn, state="acknowledged") if a["id"] == alarm_id)
-        assert acked["note"] == HOSTILE
+        acked = next(a for a in alarms.list_alarms(conn, state="acknowledged") if a.id == alarm_id)
+        assert acked.note == HOSTILE
         assert conn.execute("SELECT count(*) FROM rooms").fetchone()[0] > 0
         assert conn.execute("SELECT count(*) FROM devices").fetchone()[0] > 0
     with secure_app.server.test_request_context("/", headers=who.headers):

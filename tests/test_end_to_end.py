@@ -10,7 +10,7 @@ from simulators.fleet import FleetRunner
 from tests.helpers import running, wait_for
 from twin.cli import load_bim
 from twin.database import connection
-from twin.storage.model import list_storeys, storey_rooms
+from twin.storage.plans import list_storeys, storey_rooms
 from twin.storage.readings import room_latest
 
 
@@ -49,11 +49,11 @@ def test_generated_school_loaded_simulated_ingested_and_drawn(db_url, mqtt_url, 
         storeys = list_storeys(conn, "e2e")
         assert len(storeys) == 2
         for storey in storeys:
-            rooms = storey_rooms(conn, storey["storey_id"])
-            values = room_latest(conn, [r["room_id"] for r in rooms])
+            rooms = storey_rooms(conn, storey.storey_id)
+            values = room_latest(conn, [r.room_id for r in rooms])
             fig = floorplan_figure(rooms, values, "co2")
-            drawn = [r for r in rooms if r["footprint"] is not None]
+            drawn = [r for r in rooms if r.footprint is not None]
             assert len(drawn) == len(rooms), "every generated room has a footprint"
             room_traces = fig["data"][:-1]  # one trace per room, then the labels
             assert len(room_traces) == len(rooms) and fig["data"][-1]["name"] == "labels"
-            assert sorted(int(t["customdata"][0]) for t in room_traces) == sorted(r["room_id"] for r in rooms)
+            assert sorted(int(t["customdata"][0]) for t in room_traces) == sorted(r.room_id for r in rooms)

@@ -245,8 +245,8 @@ def test_battery_seq_gaps_out_of_range_and_the_lifecycle_is_notified(site, mqtt_
         assert sorted(e["rule"] for e in posted) == sorted(e["rule"] for e in received)
         # acknowledged in the dashboard (or the CLI): the next cycle notifies it
         with connection(url) as conn:
-            battery = next(a for a in alarms.list_alarms(conn, site_id=site_id) if a["rule"] == "device_low_battery")
-            assert alarms.acknowledge(conn, battery["id"], by="li", note="battery ordered")
+            battery = next(a for a in alarms.list_alarms(conn, site_id=site_id) if a.rule == "device_low_battery")
+            assert alarms.acknowledge(conn, battery.id, by="li", note="battery ordered")
         monitor.run_once(t0 + timedelta(seconds=1))
         wait_for(lambda: any(e["event"] == "acknowledged" for e in received))
         ack = next(e for e in received if e["event"] == "acknowledged")
@@ -259,7 +259,7 @@ def test_battery_seq_gaps_out_of_range_and_the_lifecycle_is_notified(site, mqtt_
         wait_for(lambda: any(e["event"] == "cleared" and e["rule"] == "device_low_battery" for e in received))
         monitor.notifier.close()  # its worker thread, started by the first cycle
     with connection(url) as conn:
-        events = alarms.alarm_events(conn, battery["id"])
+        events = alarms.alarm_events(conn, battery.id)
     assert [e[0] for e in events] == ["raised", "acknowledged", "cleared"]
     assert events[2][1] == t0 + timedelta(seconds=2)
     assert len(posted) == len(received)

@@ -1,4 +1,5 @@
-"""Values that cross package boundaries: the twin's spatial model and readings.
+"""Values that cross package boundaries: the twin's spatial model (rows read back are typed next to their
+queries in :mod:`twin.storage`).
 
 All lengths are metres, areas square metres, coordinates in the model's world frame
 (``x``/``y`` on the floor plane, ``z`` up). Footprints are shapely geometries.
@@ -8,7 +9,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Literal
 
 from shapely.geometry.base import BaseGeometry
@@ -126,14 +126,3 @@ class TwinModel:
     devices: tuple[Device, ...] = ()
     schema: str = ""
     warnings: tuple[str, ...] = field(default=())
-
-
-@dataclass(frozen=True, slots=True)
-class Reading:
-    """One value of one metric of one device at one time (``ts`` is timezone-aware UTC)."""
-
-    ts: datetime
-    site_id: str
-    device_id: str
-    metric: str
-    value: float

@@ -7,7 +7,7 @@ history, with who acknowledged them, when, and the note.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import dash
@@ -18,7 +18,7 @@ from dash.exceptions import PreventUpdate
 
 from dashboard import auth, data, ids
 from dashboard.i18n import current, t
-from twin.storage.alarms import SEVERITIES, STATES
+from twin.storage.alarms import SEVERITIES, STATES, AlarmRow
 
 REFRESH_MS = 10_000
 ANY = "any"
@@ -31,11 +31,11 @@ def _options(values: Sequence[str], lang: str) -> list[dict[str, str]]:
 
 
 def site_options(lang: str) -> list[dict[str, str]]:
-    return [{"label": t(ANY, lang), "value": ANY}] + [{"label": s["name"], "value": s["site_id"]}
+    return [{"label": t(ANY, lang), "value": ANY}] + [{"label": s.name, "value": s.site_id}
                                                      for s in data.sites()]
 
 
-def alarms_table(rows: Sequence[Mapping[str, Any]], lang: str, *, can_ack: bool = True) -> Any:
+def alarms_table(rows: Sequence[AlarmRow], lang: str, *, can_ack: bool = True) -> Any:
     """The alarms; open ones get an "Acknowledge" button when the reader may acknowledge."""
     if not rows:
         return html.P(t("No alarms match.", lang), className="muted")
@@ -43,18 +43,18 @@ def alarms_table(rows: Sequence[Mapping[str, Any]], lang: str, *, can_ack: bool 
                "note", "cleared", "")
     body = []
     for a in rows:
-        action: Any = html.Button(t("Acknowledge", lang), id={"type": ids.ALARM_ACK, "id": a["id"]},
-                                  className="button button-small") if a["state"] == "open" and can_ack else ""
-        acked = f"{a['acked_by']} {a['acked_at']:%Y-%m-%d %H:%M}" if a["acked_at"] else ""
-        room: Any = dcc.Link(a["room"], href=dash.get_relative_path(f"/room/{a['room_id']}")) if a["room_id"] else ""
+        action: Any = html.Button(t("Acknowledge", lang), id={"type": ids.ALARM_ACK, "id": a.id},
+                                  className="button button-small") if a.state == "open" and can_ack else ""
+        acked = f"{a.acked_by} {a.acked_at:%Y-%m-%d %H:%M}" if a.acked_at else ""
+        room: Any = dcc.Link(a.room, href=dash.get_relative_path(f"/room/{a.room_id}")) if a.room_id else ""
         body.append(html.Tr([
-            html.Td(f"{a['raised_at']:%Y-%m-%d %H:%M}"), html.Td(a["site_name"]), html.Td(room),
-            html.Td(a["device_id"] or ""), html.Td(a["rule"]),
-            html.Td(html.Span(t(a["severity"], lang), className=f"chip chip-{a['severity']}")),
-            html.Td(html.Span(t(a["state"], lang), className=f"chip chip-state-{a['state']}")),
-            html.Td(a["message"]), html.Td(acked), html.Td(a["note"] or ""),
-            html.Td(f"{a['cleared_at']:%Y-%m-%d %H:%M}" if a.get("cleared_at") else ""), html.Td(action),
-        ], className=f"alarm-row alarm-{a['state']}"))
+            html.Td(f"{a.raised_at:%Y-%m-%d %H:%M}"), html.Td(a.site_name), html.Td(room),
+            html.Td(a.device_id or ""), html.Td(a.rule),
+            html.Td(html.Span(t(a.severity, lang), className=f"chip chip-{a.severity}")),
+            html.Td(html.Span(t(a.state, lang), className=f"chip chip-state-{a.state}")),
+            html.Td(a.message), html.Td(acked), html.Td(a.note or ""),
+            html.Td(f"{a.cleared_at:%Y-%m-%d %H:%M}" if a.cleared_at else ""), html.Td(action),
+        ], className=f"alarm-row alarm-{a.state}"))
     return dbc.Table([html.Thead(html.Tr([html.Th(t(h, lang) if h else "") for h in headers])), html.Tbody(body)],
                      className="table")
 

@@ -191,8 +191,8 @@ def import_log(lang: str) -> Any:
     if not rows:
         return html.P(t("None.", lang), className="muted")
     return _table(("imported", "site", "file", "schema", "changed"), [
-        (f"{r['imported_at']:%Y-%m-%d %H:%M}", r["site_id"], r["file_name"], r["ifc_schema"],
-         "✓" if r["changed"] else "–") for r in rows], lang)
+        (f"{r.imported_at:%Y-%m-%d %H:%M}", r.site_id, r.file_name, r.ifc_schema,
+         "✓" if r.changed else "–") for r in rows], lang)
 
 
 def layout(**_: Any) -> html.Div:

@@ -35,9 +35,9 @@ def layout(building_id: str | None = None, **_: Any) -> html.Div:
     return html.Div([
         dcc.Store(id=ids.BUILDING_ID, data=key),
         html.P([dcc.Link(t("Network", lang), href=dash.get_relative_path("/")), " › ",
-                dcc.Link(found["site_name"], href=dash.get_relative_path(f"/site/{found['site_id']}")), " › ",
-                found["name"]], className="breadcrumb"),
-        html.H2(f"{found['name']} · {t('3D view', lang)}"),
+                dcc.Link(found.site_name, href=dash.get_relative_path(f"/site/{found.site_id}")), " › ",
+                found.name], className="breadcrumb"),
+        html.H2(f"{found.name} · {t('3D view', lang)}"),
         html.Div([dcc.Dropdown(id=ids.BUILDING_METRIC, options=metric_options(lang), value="co2", clearable=False,
                                className="picker picker-small")], className="pickers"),
         html.Div(id=ids.BUILDING_LEGEND, className="legend"),

@@ -16,6 +16,7 @@ from dashboard import data, ids
 from dashboard.i18n import current, t
 from dashboard.pages.alarms import ANY, _filter, site_options
 from dashboard.pages.room import _table, _time, state_chip
+from twin.storage.devices import DeviceVitals
 
 REFRESH_MS = 10_000
 DEVICE_STATES = ("online", "offline", "unknown")
@@ -40,14 +41,14 @@ def layout(**_: Any) -> html.Div:
     ])
 
 
-def _room(r: Mapping[str, Any]) -> Any:
-    return dcc.Link(r["room"], href=dash.get_relative_path(f"/room/{r['room_id']}")) if r.get("room_id") else "–"
+def _room(r: DeviceVitals) -> Any:
+    return dcc.Link(r.room, href=dash.get_relative_path(f"/room/{r.room_id}")) if r.room_id else "–"
 
 
-def devices_body(view: Mapping[str, Any], lang: str) -> list[Any]:
-    counts: Mapping[str, int] = view["counts"]
+def devices_body(view: data.DevicesView, lang: str) -> list[Any]:
+    counts: Mapping[str, int] = view.counts
     total = sum(counts.values())
-    rows: Sequence[Mapping[str, Any]] = view["devices"]
+    rows = view.devices
     summary = html.Div([html.Span([state_chip(s, lang), f" {counts.get(s, 0)}"], className="count")
                         for s in DEVICE_STATES] + [html.Span(f"{t('showing', lang)} {len(rows)} {t('of', lang)} {total}",
                                                              className="muted")], className="counts")
@@ -59,19 +60,19 @@ def devices_body(view: Mapping[str, Any], lang: str) -> list[Any]:
     return [
         summary,
         _table(("site", "device", "kind", "room", "state", "last seen", "battery", "signal", "firmware"), [
-            (r["site_id"], r["device_id"], r["kind"], _room(r), state_chip(r["state"], lang), _time(r["last_seen"], lang),
-             "–" if r["battery_pct"] is None else f"{r['battery_pct']:.0f} %",
-             "–" if r["rssi_dbm"] is None else f"{r['rssi_dbm']:.0f} dBm", r["firmware"] or "–") for r in rows],
+            (r.site_id, r.device_id, r.kind, _room(r), state_chip(r.state, lang), _time(r.last_seen, lang),
+             "–" if r.battery_pct is None else f"{r.battery_pct:.0f} %",
+             "–" if r.rssi_dbm is None else f"{r.rssi_dbm:.0f} dBm", r.firmware or "–") for r in rows],
             lang, id="devices-table"),
         html.H3(t("Unmapped devices", lang)),
         html.Div([
             *listing("Publishing but not in the BIM", ("site", "device", "messages", "first seen", "last seen"),
-                     [(u["site_id"], u["device_id"], u["messages"], _time(u["first_seen"], lang),
-                       _time(u["last_seen"], lang)) for u in view["unknown"]]),
+                     [(u.site_id, u.device_id, u.messages, _time(u.first_seen, lang),
+                       _time(u.last_seen, lang)) for u in view.unknown]),
             *listing("In the BIM but never heard", ("site", "device", "kind", "room"),
-                     [(n["site_id"], n["device_id"], n["kind"], n["room"] or "–") for n in view["never_heard"]]),
+                     [(n.site_id, n.device_id, n.kind, n.room or "–") for n in view.never_heard]),
             *listing("In the BIM but in no room", ("site", "device", "kind"),
-                     [(n["site_id"], n["device_id"], n["kind"]) for n in view["no_room"]]),
+                     [(n.site_id, n.device_id, n.kind) for n in view.no_room]),
         ], id="unmapped"),
     ]
 

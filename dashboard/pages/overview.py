@@ -20,6 +20,8 @@ from dashboard import data, ids
 from dashboard.figures import DEVICE_HEALTH, colour_for, online_share, site_map_figure
 from dashboard.i18n import current, t
 from dashboard.sessions import group_sessions
+from twin.storage.devices import CloudPanel
+from twin.storage.sites import SiteSummary
 
 REFRESH_MS = 10_000
 #: (KPI key, English label) in the order shown.
@@ -37,7 +39,7 @@ def percent(value: float | None) -> str:
     return "–" if value is None else f"{100 * value:.0f}%"
 
 
-def online_percent(site: Mapping[str, Any]) -> str:
+def online_percent(site: SiteSummary) -> str:
     """Devices online as a percentage text, "–" for a site without devices."""
     share = online_share(site)
     return "–" if share is None else f"{share:.0f}%"
@@ -68,37 +70,38 @@ def network_tiles(net: Mapping[str, Any], lang: str) -> list[html.Div]:
     ]
 
 
-def site_card(site: Mapping[str, Any], lang: str = "en") -> dcc.Link:
+def site_card(view: data.SiteView, lang: str = "en") -> dcc.Link:
     """A card with a school's counts and coverage, linking to its floor plans."""
-    role = "headquarters" if site["role"] == "headquarters" else "member"
-    facts = [("rooms", site["rooms"]), ("devices", site["devices"]), ("online", online_percent(site)),
-             ("open alarms", site["open_alarms"])]
+    site = view.site
+    role = "headquarters" if site.role == "headquarters" else "member"
+    facts = [("rooms", site.rooms), ("devices", site.devices), ("online", online_percent(site)),
+             ("open alarms", site.open_alarms)]
     coverage = [html.Div([html.Span(t(label, lang), className="cov-label"),
-                          html.Span(percent(site.get(key)), className="cov-value"), kpi_bar(site.get(key))],
+                          html.Span(percent(view.kpis.get(key)), className="cov-value"), kpi_bar(view.kpis.get(key))],
                          className="cov") for key, label in COVERAGE]
     body = dbc.CardBody([
-        html.H3(site["name"], className="card-title"),
+        html.H3(site.name, className="card-title"),
         html.Div(t(role, lang), className=f"badge badge-{role}"),
         html.Dl([item for label, value in facts for item in (html.Dt(t(label, lang)), html.Dd(str(value)))],
                 className="facts"),
         html.Div(coverage, className="coverage"),
     ])
     return dcc.Link(dbc.Card(body, className=f"card site-card site-{role}"),
-                    href=dash.get_relative_path(f"/site/{site['site_id']}"), className="card-link")
+                    href=dash.get_relative_path(f"/site/{site.site_id}"), className="card-link")
 
 
-def _panel_text(p: Mapping[str, Any], lang: str) -> str:
-    state = PANEL_STATES.get(int(p["panel_state"]), "unknown") if p.get("panel_state") is not None else "unknown"
-    source = INPUT_SOURCES.get(int(p["input_source"]), "") if p.get("input_source") is not None else ""
+def _panel_text(p: CloudPanel, lang: str) -> str:
+    state = PANEL_STATES.get(int(p.panel_state), "unknown") if p.panel_state is not None else "unknown"
+    source = INPUT_SOURCES.get(int(p.input_source), "") if p.input_source is not None else ""
     return f"{t('panel', lang)} {t(state, lang)}" + (f", {t(source, lang)}" if source else "")
 
 
-def _room_link(p: Mapping[str, Any]) -> Any:
-    text = f"{p['site_name']} · {p['room'] or p['device_id']}"
-    return dcc.Link(text, href=dash.get_relative_path(f"/room/{p['room_id']}")) if p.get("room_id") else text
+def _room_link(p: CloudPanel) -> Any:
+    text = f"{p.site_name} · {p.room or p.device_id}"
+    return dcc.Link(text, href=dash.get_relative_path(f"/room/{p.room_id}")) if p.room_id else text
 
 
-def sessions_view(panels: Sequence[Mapping[str, Any]], lang: str) -> Any:
+def sessions_view(panels: Sequence[CloudPanel], lang: str) -> Any:
     groups = group_sessions(panels)
     if not groups:
         return html.P(t("No cloud class in progress.", lang), className="muted")
@@ -148,7 +151,7 @@ def update_overview(_n: int | None) -> tuple[Any, Any, Any, Any]:
     lang = current()
     sites, net = data.network()
     cards = [site_card(s, lang) for s in sites] or [html.P(t("No schools yet: load a BIM model first.", lang))]
-    figure = site_map_figure(sites, lang)
+    figure = site_map_figure([s.site for s in sites], lang)
     figure["layout"]["uirevision"] = "map"
     return network_tiles(net, lang), cards, figure, sessions_view(data.cloud_panels(), lang)
 

@@ -12,7 +12,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -27,6 +27,9 @@ from dashboard.figures import CHART_METRICS, colour_for, format_value, series_cs
 from dashboard.history import LIVE_RANGES, RANGE_LABELS, chart_window
 from dashboard.i18n import current, t
 from twin.monitoring.site_standards import SiteStandards, today
+from twin.storage.commands import CommandRow
+from twin.storage.devices import RoomDevice
+from twin.storage.readings import LatestValue
 
 REFRESH_MS = 2000
 ALL_LUMINAIRES = "*"
@@ -51,7 +54,7 @@ def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]], lang: str, **k
                      **kwargs)
 
 
-def live_table(rows: Sequence[Mapping[str, Any]], lang: str = "en", *, use: str = "",
+def live_table(rows: Sequence[LatestValue], lang: str = "en", *, use: str = "",
                standards: SiteStandards | None = None) -> Any:
     """Latest value per device and metric, each value cell coloured as ``standards`` judge it in a room of ``use``."""
     if not rows:
@@ -60,11 +63,11 @@ def live_table(rows: Sequence[Mapping[str, Any]], lang: str = "en", *, use: str 
                               + [html.Th(t("time", lang) + " (UTC)")]))
     body = html.Tbody([
         html.Tr([
-            html.Td(r["device_id"]), html.Td(r["kind"]), html.Td(t(r["metric"], lang)),
-            html.Td([html.Span("■ ", style={"color": colour_for(r["metric"], r["value"], use=use,
+            html.Td(r.device_id), html.Td(r.kind), html.Td(t(r.metric, lang)),
+            html.Td([html.Span("■ ", style={"color": colour_for(r.metric, r.value, use=use,
                                                                       standards=standards)}),
-                     format_value(r["value"], r["unit"])], className="value"),
-            html.Td(r["ts"].strftime("%Y-%m-%d %H:%M:%S")),
+                     format_value(r.value, r.unit)], className="value"),
+            html.Td(r.ts.strftime("%Y-%m-%d %H:%M:%S")),
         ])
         for r in rows
     ])
@@ -75,34 +78,34 @@ def state_chip(state: str, lang: str) -> html.Span:
     return html.Span(t(state, lang), className=f"chip chip-{state}")
 
 
-def devices_table(rows: Sequence[Mapping[str, Any]], lang: str = "en") -> Any:
+def devices_table(rows: Sequence[RoomDevice], lang: str = "en") -> Any:
     """The room's devices with state, last seen, battery and signal."""
     return _table(("device", "kind", "state", "last seen", "battery", "signal"), [
-        (r["device_id"], r["kind"], state_chip(r["state"], lang), _time(r["last_seen"], lang),
-         "–" if r["battery_pct"] is None else f"{r['battery_pct']:.0f} %",
-         "–" if r["rssi_dbm"] is None else f"{r['rssi_dbm']:.0f} dBm")
+        (r.device_id, r.kind, state_chip(r.state, lang), _time(r.last_seen, lang),
+         "–" if r.battery_pct is None else f"{r.battery_pct:.0f} %",
+         "–" if r.rssi_dbm is None else f"{r.rssi_dbm:.0f} dBm")
         for r in rows], lang)
 
 
-def ack_text(row: Mapping[str, Any], lang: str) -> html.Span:
-    if row["acked_at"] is None:
+def ack_text(row: CommandRow, lang: str) -> html.Span:
+    if row.acked_at is None:
         return html.Span(t("waiting for ack", lang), className="chip chip-unknown")
-    if row["ok"]:
-        return html.Span(f"{t('ok', lang)} {row['acked_at']:%H:%M:%S}", className="chip chip-online ack-ok")
-    error = (row.get("ack") or {}).get("error", "")
+    if row.ok:
+        return html.Span(f"{t('ok', lang)} {row.acked_at:%H:%M:%S}", className="chip chip-online ack-ok")
+    error = (row.ack or {}).get("error", "")
     return html.Span(f"{t('failed', lang)}: {error}", className="chip chip-offline")
 
 
-def commands_table(rows: Sequence[Mapping[str, Any]], lang: str = "en") -> Any:
+def commands_table(rows: Sequence[CommandRow], lang: str = "en") -> Any:
     if not rows:
         return html.P(t("None.", lang), className="muted")
     return _table(("device", "action", "level", "sent", "acknowledged"), [
-        (r["device_id"], r["action"], "" if r["level"] is None else f"{r['level']:.0f} %",
-         r["sent_at"].strftime("%H:%M:%S"), ack_text(r, lang)) for r in rows], lang)
+        (r.device_id, r.action, "" if r.level is None else f"{r.level:.0f} %",
+         r.sent_at.strftime("%H:%M:%S"), ack_text(r, lang)) for r in rows], lang)
 
 
-def lighting_panel(devices: Sequence[Mapping[str, Any]], lang: str) -> Any:
-    luminaires = [d for d in devices if d["kind"] in LUMINAIRE_KINDS]
+def lighting_panel(devices: Sequence[RoomDevice], lang: str) -> Any:
+    luminaires = [d for d in devices if d.kind in LUMINAIRE_KINDS]
     if not luminaires:
         return html.P(t("No luminaires in this room.", lang), className="muted")
     allowed = auth.can("command")
@@ -111,7 +114,7 @@ def lighting_panel(devices: Sequence[Mapping[str, Any]], lang: str) -> Any:
     if not allowed:
         notice.append(html.P(t("Only operators and admins may send commands.", lang), className="muted"))
     options = [{"label": t("all luminaires", lang), "value": ALL_LUMINAIRES}] + [
-        {"label": f"{d['device_id']} ({d['kind']})", "value": d["device_id"]} for d in luminaires]
+        {"label": f"{d.device_id} ({d.kind})", "value": d.device_id} for d in luminaires]
     return html.Div([
         *notice,
         html.Div([
@@ -142,16 +145,16 @@ def layout(room_id: str | None = None, **_: Any) -> html.Div:
                          dcc.Link(t("All schools", lang), href=dash.get_relative_path("/"))])
     where = [
         dcc.Link(t("Network", lang), href=dash.get_relative_path("/")), " › ",
-        dcc.Link(room["site_name"], href=dash.get_relative_path(f"/site/{room['site_id']}")), " › ",
-        dcc.Link(f"{room['building']} {room['storey']}",
-                 href=dash.get_relative_path(f"/site/{room['site_id']}?storey={room['storey_id']}")),
+        dcc.Link(room.site_name, href=dash.get_relative_path(f"/site/{room.site_id}")), " › ",
+        dcc.Link(f"{room.building} {room.storey}",
+                 href=dash.get_relative_path(f"/site/{room.site_id}?storey={room.storey_id}")),
     ]
     today = datetime.now(UTC).date()
     return html.Div([
         dcc.Store(id=ids.ROOM_ID, data=key),
         html.P(where, className="breadcrumb"),
-        html.H2(room["name"] + (f" – {room['long_name']}" if room["long_name"] else "")),
-        html.P(f"{room['use']}" + (f", {room['area_m2']:.0f} m²" if room["area_m2"] else ""), className="muted"),
+        html.H2(room.name + (f" – {room.long_name}" if room.long_name else "")),
+        html.P(f"{room.use}" + (f", {room.area_m2:.0f} m²" if room.area_m2 else ""), className="muted"),
         html.Div([
             html.Div([html.H3(t("Live values", lang)), html.Div(id=ids.ROOM_TABLE)], className="panel"),
             html.Div([html.H3(t("Devices in this room", lang)), html.Div(id=ids.ROOM_DEVICES),
@@ -186,7 +189,7 @@ def update_live(_n: int | None, room_id: int) -> tuple[Any, Any]:
     lang = current()
     room = data.room(room_id)
     standards = data.room_standards(room) if room else None
-    return (live_table(data.room_live(room_id), lang, use=(room or {}).get("use") or "", standards=standards),
+    return (live_table(data.room_live(room_id), lang, use=(room.use if room else None) or "", standards=standards),
             devices_table(data.room_devices(room_id), lang))
 
 
@@ -210,7 +213,7 @@ def chart(room_id: int, metric: str, range_key: str, start_date: str | None = No
     points = data.room_series(room_id, metric, start=start, end=end, hourly=hourly)
     source = t("from 1-hour rollups" if hourly else "from 1-minute rollups", lang)
     room = data.room(room_id)
-    bands = data.room_standards(room, today(end)).bands(metric, room["use"] or "") if room else ()
+    bands = data.room_standards(room, today(end)).bands(metric, room.use or "") if room else ()
     figure = series_figure(points, metric, unit_of(metric), lang=lang, source=source, bands=bands)
     figure["layout"]["xaxis"]["range"] = [start.astimezone(UTC).replace(tzinfo=None),
                                           end.astimezone(UTC).replace(tzinfo=None)]  # naive UTC, like the data
@@ -257,8 +260,8 @@ def download_csv(n_clicks: int | None, metric: str, range_key: str, start_date: 
         raise PreventUpdate
     start, end, _ = chart_window(range_key, start_date, end_date)
     _, points = chart(room_id, metric, range_key, start_date, end_date)
-    room = data.room(room_id) or {"name": str(room_id)}
-    name = f"{_slug(str(room['name']))}-{metric}-{start:%Y%m%dT%H%M}-{end:%Y%m%dT%H%M}.csv"
+    room = data.room(room_id)
+    name = f"{_slug(room.name if room else str(room_id))}-{metric}-{start:%Y%m%dT%H%M}-{end:%Y%m%dT%H%M}.csv"
     return dcc.send_string(series_csv(points, metric, unit_of(metric)), name)
 
 
@@ -267,11 +270,11 @@ def send(room_id: int, target: str, action: str, level: float | None, sent_by: s
     bridge = data.bridge()
     if bridge is None:
         raise CommandError("no MQTT broker")
-    luminaires = [d for d in data.room_devices(room_id) if d["kind"] in LUMINAIRE_KINDS
-                  and (target == ALL_LUMINAIRES or d["device_id"] == target)]
+    luminaires = [d for d in data.room_devices(room_id) if d.kind in LUMINAIRE_KINDS
+                  and (target == ALL_LUMINAIRES or d.device_id == target)]
     if not luminaires:
         raise CommandError(f"no luminaire {target!r} in this room")
-    return [bridge.send(d["site_id"], d["device_id"], d["id"], action, level if action == "dim" else None,
+    return [bridge.send(d.site_id, d.device_id, d.id, action, level if action == "dim" else None,
                         sent_by=sent_by) for d in luminaires]
 
 

@@ -31,6 +31,7 @@ from dashboard.figures import (
 )
 from dashboard.i18n import current, t
 from twin.monitoring.site_standards import SiteStandards
+from twin.storage.plans import StoreyRow
 
 REFRESH_MS = 1500
 
@@ -41,16 +42,23 @@ def metric_options(lang: str) -> list[dict[str, str]]:
     return [{"label": t(m, lang), "value": m} for m in FLOORPLAN_METRICS]
 
 
-def storey_options(storeys: Sequence[Mapping[str, Any]], building_id: int | None = None) -> list[dict[str, Any]]:
-    """Dropdown options of one building's storeys (all when ``building_id`` is None), valued by storey id."""
-    return [{"label": s["storey"], "value": s["storey_id"]} for s in storeys
+def storey_choices(storeys: Sequence[StoreyRow]) -> list[dict[str, Any]]:
+    """What the page keeps of its storeys in the browser (``SITE_STOREYS``) to pick one of a building."""
+    return [{"storey_id": s.storey_id, "storey": s.storey, "building_id": s.building_id, "building": s.building}
+            for s in storeys]
+
+
+def storey_options(choices: Sequence[Mapping[str, Any]], building_id: int | None = None) -> list[dict[str, Any]]:
+    """Dropdown options of one building's storeys (all when ``building_id`` is None), valued by storey id,
+    from :func:`storey_choices`."""
+    return [{"label": s["storey"], "value": s["storey_id"]} for s in choices
             if building_id is None or s["building_id"] == building_id]
 
 
-def building_options(storeys: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+def building_options(storeys: Sequence[StoreyRow]) -> list[dict[str, Any]]:
     seen: dict[int, str] = {}
     for s in storeys:
-        seen.setdefault(s["building_id"], s["building"])
+        seen.setdefault(s.building_id, s.building)
     return [{"label": name, "value": key} for key, name in seen.items()]
 
 
@@ -69,21 +77,20 @@ def layout(site_id: str | None = None, storey: str | None = None, **_: Any) -> h
         return html.Div([html.H2(t("Unknown school", lang)), html.P(f"{site_id!r}"),
                          dcc.Link(t("All schools", lang), href=dash.get_relative_path("/"))])
     storeys = data.storeys(site_id)
-    chosen = next((s for s in storeys if str(s["storey_id"]) == str(storey)), storeys[0] if storeys else None)
-    building_id = chosen["building_id"] if chosen else None
+    chosen = next((s for s in storeys if str(s.storey_id) == str(storey)), storeys[0] if storeys else None)
+    building_id = chosen.building_id if chosen else None
     return html.Div([
         dcc.Location(id=ids.SITE_NAV, refresh="callback-nav"),
-        dcc.Store(id=ids.SITE_STOREYS, data=[{k: s[k] for k in ("storey_id", "storey", "building_id", "building")}
-                                             for s in storeys]),
+        dcc.Store(id=ids.SITE_STOREYS, data=storey_choices(storeys)),
         dcc.Store(id=ids.SITE_DRAWN),
-        html.P([dcc.Link(t("Network", lang), href=dash.get_relative_path("/")), " › ", site["name"]],
+        html.P([dcc.Link(t("Network", lang), href=dash.get_relative_path("/")), " › ", site.name],
                className="breadcrumb"),
-        html.H2(site["name"]),
+        html.H2(site.name),
         html.Div([
             dcc.Dropdown(id=ids.SITE_BUILDING, options=building_options(storeys), value=building_id, clearable=False,
                          placeholder=t("no storeys", lang), className="picker picker-small"),
-            dcc.Dropdown(id=ids.SITE_STOREY, options=storey_options(storeys, building_id),
-                         value=chosen["storey_id"] if chosen else None, clearable=False,
+            dcc.Dropdown(id=ids.SITE_STOREY, options=storey_options(storey_choices(storeys), building_id),
+                         value=chosen.storey_id if chosen else None, clearable=False,
                          placeholder=t("no storeys", lang), className="picker picker-small"),
             dcc.Dropdown(id=ids.SITE_METRIC, options=metric_options(lang), value="co2", clearable=False,
                          className="picker picker-small"),

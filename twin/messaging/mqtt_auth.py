@@ -42,7 +42,7 @@ import psycopg
 from twin import security
 from twin.messaging import broker, contract
 from twin.storage import mqtt_accounts
-from twin.storage.model import site_exists
+from twin.storage.sites import site_exists
 
 INGEST, DASHBOARD, MONITOR = "ingest", "dashboard", "monitor"
 SERVICE_ROLES = (INGEST, DASHBOARD, MONITOR)

@@ -24,7 +24,8 @@ from twin.monitoring.kpi_job import compute_day, day_bounds
 from twin.monitoring.site_standards import SiteStandards, standards_for
 from twin.monitoring.standards import SiteConfig
 from twin.monitoring.svg_charts import bar_chart, line_chart
-from twin.storage import alarms, kpis, monitoring
+from twin.storage import alarms, kpis, monitoring, sites
+from twin.storage import devices as device_store
 from twin.timetable import SCHOOL_TZ
 
 KPI_LABELS = {
@@ -62,7 +63,7 @@ def month_report(conn: psycopg.Connection, site_id: str, year: int, month: int, 
     """Compute what is missing and return the report's HTML."""
     now = now or datetime.now(UTC)
     config = config or SiteConfig()
-    site = conn.execute("SELECT name, role FROM sites WHERE site_id = %s", (site_id,)).fetchone()
+    site = sites.site(conn, site_id)
     if site is None:
         raise ReportError(f"unknown site {site_id!r}")
     first = date(year, month, 1)
@@ -86,8 +87,8 @@ def month_report(conn: psycopg.Connection, site_id: str, year: int, month: int, 
     heard = kpis.first_heard(conn, start - timedelta(days=1), end, exact_after=start)
     devices = [(d, k, received_and_expected(k, n, start, end, heard.get(d)))
                for s, d, k, n in kpis.messages_per_device(conn, start, end) if s == site_id]
-    names = dict(conn.execute("SELECT id, device_id FROM devices WHERE site_id = %s", (site_id,)).fetchall())
-    return render(site_id=site_id, site_name=site[0], role=site[1], year=year, month=month, first=first, last=last,
+    names = device_store.device_ids(conn, site_id)
+    return render(site_id=site_id, site_name=site.name, role=site.role, year=year, month=month, first=first, last=last,
                   days=days, rooms=rooms, month_alarms=month_alarms, devices=devices, device_names=names,
                   generated=now, standards=standards_for(conn, site_id, last, config=config))
 

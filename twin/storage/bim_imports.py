@@ -6,10 +6,12 @@ loaded what and when; the twin's tables are not touched by it.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import psycopg
-from psycopg.rows import dict_row
+from psycopg.rows import class_row
 from psycopg.types.json import Jsonb
 
 #: Advisory lock namespace of BIM imports (``pg_advisory_xact_lock(key, hashtext(site_id))``).
@@ -32,9 +34,24 @@ def record_import(conn: psycopg.Connection, site_id: str, file_name: str, file_s
     return int(row[0])  # type: ignore[index]
 
 
-def list_imports(conn: psycopg.Connection, site_id: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
+@dataclass(frozen=True, slots=True)
+class ImportRow:
+    """A logged import: its file, schema and time, whether it changed anything, and its diff's counts
+    (``{"rooms": {"added": n, "removed": n, "changed": n}, ...}``; None when it had no diff)."""
+
+    id: int
+    site_id: str
+    file_name: str
+    file_sha256: str
+    ifc_schema: str
+    imported_at: datetime
+    changed: bool
+    counts: dict[str, Any] | None
+
+
+def list_imports(conn: psycopg.Connection, site_id: str | None = None, limit: int = 50) -> list[ImportRow]:
     """Latest imports first: id, site, file, schema, time, whether it changed anything, and the diff counts."""
-    with conn.cursor(row_factory=dict_row) as cur:
+    with conn.cursor(row_factory=class_row(ImportRow)) as cur:
         return cur.execute(
             """SELECT id, site_id, file_name, file_sha256, ifc_schema, imported_at, changed, diff -> 'counts' AS counts
                FROM bim_imports WHERE (%(site)s::text IS NULL OR site_id = %(site)s)

@@ -7,10 +7,12 @@ ack is still pending (or lost); one ack per command counts, later duplicates cha
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import psycopg
-from psycopg.rows import dict_row
+from psycopg.rows import class_row
 from psycopg.types.json import Jsonb
 
 
@@ -32,21 +34,40 @@ def record_ack(conn: psycopg.Connection, command_id: str, ok: bool, ack: dict[st
     return cur.rowcount == 1
 
 
-def command(conn: psycopg.Connection, command_id: str) -> dict[str, Any] | None:
+@dataclass(frozen=True, slots=True)
+class CommandRow:
+    """A command with its device's id and kind and its acknowledgement (``ack``: the ack's JSON, or None)."""
+
+    id: str
+    site_id: str
+    device_id: str
+    kind: str
+    action: str
+    level: float | None
+    sent_at: datetime
+    sent_by: str | None
+    acked_at: datetime | None
+    ok: bool | None
+    ack: dict[str, Any] | None
+
+
+def command(conn: psycopg.Connection, command_id: str) -> CommandRow | None:
     """One command with its device id and ack, or None."""
-    with conn.cursor(row_factory=dict_row) as cur:
+    with conn.cursor(row_factory=class_row(CommandRow)) as cur:
         return cur.execute(
-            """SELECT c.id, c.site_id, d.device_id, c.action, c.level, c.sent_at, c.sent_by, c.acked_at, c.ok, c.ack
+            """SELECT c.id, c.site_id, d.device_id, d.kind, c.action, c.level, c.sent_at, c.sent_by, c.acked_at, c.ok,
+                      c.ack
                FROM commands c JOIN devices d ON d.id = c.device_id WHERE c.id = %s""",
             (command_id,),
         ).fetchone()
 
 
-def room_commands(conn: psycopg.Connection, room_id: int, limit: int = 10) -> list[dict[str, Any]]:
+def room_commands(conn: psycopg.Connection, room_id: int, limit: int = 10) -> list[CommandRow]:
     """The latest commands to a room's devices, newest first, with their acks."""
-    with conn.cursor(row_factory=dict_row) as cur:
+    with conn.cursor(row_factory=class_row(CommandRow)) as cur:
         return cur.execute(
-            """SELECT c.id, d.device_id, d.kind, c.action, c.level, c.sent_at, c.acked_at, c.ok, c.ack
+            """SELECT c.id, c.site_id, d.device_id, d.kind, c.action, c.level, c.sent_at, c.sent_by, c.acked_at,
+                      c.ok, c.ack
                FROM commands c JOIN devices d ON d.id = c.device_id
                WHERE d.room_id = %s ORDER BY c.sent_at DESC, c.id LIMIT %s""",
             (room_id, limit),

@@ -15,6 +15,7 @@ network and monthly figures are sums, not means of ratios.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -85,13 +86,24 @@ def network_counts(per_site: Iterable[Mapping[str, int]]) -> dict[str, int]:
     return total
 
 
+@dataclass(frozen=True, slots=True)
+class CoverageKpis:
+    """Live coverage per site and for the network: counts (``teaching_rooms``, ``iot_rooms``, ``classrooms``,
+    ``lit_classrooms``, ``panel_classrooms``) and each KPI as a fraction (None: nothing to count), against
+    ``target``."""
+
+    sites: dict[str, dict[str, float | None]]
+    network: dict[str, float | None]
+    target: float
+
+
 def site_kpis(conn: psycopg.Connection, *, window: timedelta = REPORTING_WINDOW,
-              now: datetime | None = None) -> dict[str, Any]:
-    """``{"sites": {site_id: {counts..., kpi: fraction}}, "network": {...}}`` against the 100 % target."""
+              now: datetime | None = None) -> CoverageKpis:
+    """Coverage KPIs now, per site and for the network, against the 100 % target."""
     counts = coverage_counts(conn, window=window, now=now)
     sites = {s: {**c, **ratios(c)} for s, c in counts.items()}
     network = network_counts(counts.values())
-    return {"sites": sites, "network": {**network, **ratios(network)}, "target": TARGET}
+    return CoverageKpis(sites, {**network, **ratios(network)}, TARGET)
 
 
 # -- daily KPIs (stored for trends and the monthly report) -----------------------------------------------

@@ -1,4 +1,7 @@
-"""The spatial twin in SQL: save a site's BIM model, read sites, storeys, rooms and devices.
+"""The spatial twin in SQL: save a site's BIM model and load it back whole.
+
+Reads of parts of it live by concern: :mod:`twin.storage.sites`, :mod:`twin.storage.plans`
+(storeys, rooms, buildings, the floor-plan snapshot), :mod:`twin.storage.devices`.
 
 A re-import never deletes: rows missing from the new model get ``removed_at`` set,
 rows present again get it cleared. Identity is ``(site_id, global_id)`` for the spatial
@@ -14,7 +17,6 @@ from typing import Any
 import psycopg
 import shapely
 from psycopg import sql
-from psycopg.rows import dict_row
 
 from twin.domain import Building, Device, MapConversion, Room, Site, Storey, TwinModel
 
@@ -226,79 +228,6 @@ def load_model(conn: psycopg.Connection, site_id: str) -> TwinModel | None:
                     sql.SQL(", ").join(map(sql.Identifier, _DEVICE_COLUMNS))), (site_id,))
         )
     return TwinModel(site, buildings, storeys, rooms, devices)
-
-
-def site_exists(conn: psycopg.Connection, site_id: str) -> bool:
-    """Whether the twin has the site ``site_id``."""
-    return conn.execute("SELECT 1 FROM sites WHERE site_id = %s", (site_id,)).fetchone() is not None
-
-
-def list_sites(conn: psycopg.Connection) -> list[dict[str, Any]]:
-    """Sites with room and device counts and devices online, headquarters first."""
-    with conn.cursor(row_factory=dict_row) as cur:
-        return cur.execute(
-            """SELECT s.site_id, s.name, s.role, s.latitude, s.longitude,
-                 (SELECT count(*) FROM buildings b WHERE b.site_id = s.site_id AND b.removed_at IS NULL) AS buildings,
-                 (SELECT count(*) FROM rooms r WHERE r.site_id = s.site_id AND r.removed_at IS NULL) AS rooms,
-                 (SELECT count(*) FROM devices d WHERE d.site_id = s.site_id AND d.removed_at IS NULL) AS devices,
-                 (SELECT count(*) FROM devices d JOIN device_status st ON st.device_id = d.id
-                   WHERE d.site_id = s.site_id AND d.removed_at IS NULL AND st.state = 'online') AS online,
-                 (SELECT count(*) FROM alarms a WHERE a.site_id = s.site_id AND a.state <> 'closed') AS open_alarms
-               FROM sites s ORDER BY s.role = 'member', s.site_id"""
-        ).fetchall()
-
-
-def list_storeys(conn: psycopg.Connection, site_id: str) -> list[dict[str, Any]]:
-    """Storeys of a site's buildings, ordered by building and elevation."""
-    with conn.cursor(row_factory=dict_row) as cur:
-        return cur.execute(
-            """SELECT s.id AS storey_id, s.name AS storey, s.elevation_m, b.id AS building_id, b.name AS building,
-                 (SELECT count(*) FROM rooms r WHERE r.storey_id = s.id AND r.removed_at IS NULL) AS rooms
-               FROM storeys s JOIN buildings b ON b.id = s.building_id
-               WHERE b.site_id = %s AND s.removed_at IS NULL AND b.removed_at IS NULL
-               ORDER BY b.name, s.elevation_m, s.name""",
-            (site_id,),
-        ).fetchall()
-
-
-def storey_rooms(conn: psycopg.Connection, storey_id: int) -> list[dict[str, Any]]:
-    """Rooms of a storey with footprints (shapely geometries, or None)."""
-    with conn.cursor(row_factory=dict_row) as cur:
-        rows = cur.execute(
-            """SELECT id AS room_id, global_id, name, long_name, use, footprint, area_m2, height_m
-               FROM rooms WHERE storey_id = %s AND removed_at IS NULL ORDER BY name""",
-            (storey_id,),
-        ).fetchall()
-    for row in rows:
-        row["footprint"] = shapely.from_wkb(row["footprint"]) if row["footprint"] is not None else None
-    return rows
-
-
-def room(conn: psycopg.Connection, room_id: int) -> dict[str, Any] | None:
-    """One room with its storey, building and site."""
-    with conn.cursor(row_factory=dict_row) as cur:
-        return cur.execute(
-            """SELECT r.id AS room_id, r.name, r.long_name, r.use, r.area_m2, r.height_m, r.site_id,
-                      s.id AS storey_id, s.name AS storey, b.name AS building, si.name AS site_name
-               FROM rooms r JOIN storeys s ON s.id = r.storey_id JOIN buildings b ON b.id = s.building_id
-               JOIN sites si ON si.site_id = r.site_id WHERE r.id = %s""",
-            (room_id,),
-        ).fetchone()
-
-
-def list_devices(conn: psycopg.Connection, site_id: str | None = None) -> list[dict[str, Any]]:
-    """Devices (not removed) with kind, site, room, status and last seen."""
-    with conn.cursor(row_factory=dict_row) as cur:
-        return cur.execute(
-            """SELECT d.id, d.site_id, d.device_id, d.kind, d.ifc_class, d.name, d.mapping,
-                      d.room_id, r.name AS room, r.use AS room_use, d.x, d.y, d.z,
-                      coalesce(st.state, 'unknown') AS state, st.last_seen
-               FROM devices d LEFT JOIN rooms r ON r.id = d.room_id
-               LEFT JOIN device_status st ON st.device_id = d.id
-               WHERE d.removed_at IS NULL AND (%(site)s::text IS NULL OR d.site_id = %(site)s)
-               ORDER BY d.site_id, r.name NULLS LAST, d.device_id""",
-            {"site": site_id},
-        ).fetchall()
 
 
 def device_keys(conn: psycopg.Connection) -> dict[tuple[str, str], int]:

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
 import psycopg
 from psycopg import sql
-from psycopg.rows import dict_row
+from psycopg.rows import class_row
 
 from twin.metrics import BY_ID, BY_NAME
 from twin.storage import partitions
@@ -170,15 +170,6 @@ def room_latest(conn: psycopg.Connection, room_ids: Sequence[int]) -> dict[int, 
     ).fetchall())
 
 
-def storey_latest(conn: psycopg.Connection, storey_id: int) -> dict[int, dict[str, float]]:
-    """:func:`room_latest` of every room of a storey (one parameter instead of a list of room ids)."""
-    return _by_room(conn.execute(
-        """SELECT d.room_id, l.metric_id, avg(l.value) FROM latest l JOIN devices d ON d.id = l.device_id
-           WHERE d.room_id IN (SELECT id FROM rooms WHERE storey_id = %s) AND d.removed_at IS NULL GROUP BY 1, 2""",
-        (storey_id,),
-    ).fetchall())
-
-
 def _by_room(rows: Sequence[tuple[int, int, float]]) -> dict[int, dict[str, float]]:
     out: dict[int, dict[str, float]] = {}
     for room_id, metric_id, value in rows:
@@ -188,9 +179,21 @@ def _by_room(rows: Sequence[tuple[int, int, float]]) -> dict[int, dict[str, floa
     return out
 
 
-def room_latest_detail(conn: psycopg.Connection, room_id: int) -> list[dict[str, Any]]:
+@dataclass(frozen=True, slots=True)
+class LatestValue:
+    """The latest value of one metric of one device (``ts`` UTC)."""
+
+    device_id: str
+    kind: str
+    metric: str
+    unit: str
+    ts: datetime
+    value: float
+
+
+def room_latest_detail(conn: psycopg.Connection, room_id: int) -> list[LatestValue]:
     """Every latest value in a room: device, metric, unit, time, value."""
-    with conn.cursor(row_factory=dict_row) as cur:
+    with conn.cursor(row_factory=class_row(LatestValue)) as cur:
         return cur.execute(
             """SELECT d.device_id, d.kind, m.name AS metric, m.unit, l.ts, l.value
                FROM latest l JOIN devices d ON d.id = l.device_id JOIN metrics m ON m.metric_id = l.metric_id

@@ -1,0 +1,282 @@
+"""Devices as the twin reads them: lists with status and vitals, one device, a room's devices, room health,
+devices missing from the BIM or never heard, and the cloud-class panels in session.
+
+Devices are written by a BIM import (:func:`twin.storage.model.save_model`), their status by ingest.
+A device's ``id`` is the key of the ``devices`` table; ``device_id`` is its id in MQTT topics.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+import psycopg
+from psycopg.rows import class_row
+
+from twin.metrics import BY_NAME
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceListed:
+    """A device (not removed) with kind, site, room, position, status and last seen."""
+
+    id: int
+    site_id: str
+    device_id: str
+    kind: str
+    ifc_class: str | None
+    name: str | None
+    mapping: str
+    room_id: int | None
+    room: str | None
+    room_use: str | None
+    x: float | None
+    y: float | None
+    z: float | None
+    state: str
+    last_seen: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceRef:
+    """One device (not removed) by its site and id: ``id`` (the key), ``kind``, ``room_id``."""
+
+    id: int
+    site_id: str
+    device_id: str
+    kind: str
+    room_id: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class RoomDevice:
+    """A device of a room with its status and vitals."""
+
+    id: int
+    site_id: str
+    device_id: str
+    kind: str
+    name: str | None
+    state: str
+    last_seen: datetime | None
+    battery_pct: float | None
+    rssi_dbm: float | None
+    firmware: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceVitals:
+    """A device with its room, how it was mapped, state, last seen, battery and signal."""
+
+    site_id: str
+    device_id: str
+    kind: str
+    room: str | None
+    room_id: int | None
+    mapping: str
+    state: str
+    last_seen: datetime | None
+    battery_pct: float | None
+    rssi_dbm: float | None
+    firmware: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class UnknownPublisher:
+    """A device publishing but not in the BIM (from dead letters "unknown device", per topic's device)."""
+
+    site_id: str
+    device_id: str
+    messages: int
+    first_seen: datetime
+    last_seen: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class NeverHeard:
+    """A device in the BIM that never sent anything."""
+
+    site_id: str
+    device_id: str
+    kind: str
+    room: str | None
+    mapping: str
+
+
+@dataclass(frozen=True, slots=True)
+class UnmappedDevice:
+    """A device in the BIM that could not be placed in a room."""
+
+    site_id: str
+    device_id: str
+    kind: str
+    name: str | None
+    ifc_class: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class CloudPanel:
+    """A panel in a cloud-class session: its site, room, ``session``, ``role`` (1 main classroom, 2 auxiliary)
+    and its latest ``panel_state``, ``input_source`` and ``screen_on`` (None if unknown)."""
+
+    site_id: str
+    site_name: str
+    site_role: str
+    device_id: str
+    room_id: int | None
+    room: str | None
+    session: float
+    role: float | None
+    panel_state: float | None
+    input_source: float | None
+    screen_on: float | None
+
+
+def list_devices(conn: psycopg.Connection, site_id: str | None = None) -> list[DeviceListed]:
+    """Devices (not removed) with kind, site, room, status and last seen."""
+    with conn.cursor(row_factory=class_row(DeviceListed)) as cur:
+        return cur.execute(
+            """SELECT d.id, d.site_id, d.device_id, d.kind, d.ifc_class, d.name, d.mapping,
+                      d.room_id, r.name AS room, r.use AS room_use, d.x, d.y, d.z,
+                      coalesce(st.state, 'unknown') AS state, st.last_seen
+               FROM devices d LEFT JOIN rooms r ON r.id = d.room_id
+               LEFT JOIN device_status st ON st.device_id = d.id
+               WHERE d.removed_at IS NULL AND (%(site)s::text IS NULL OR d.site_id = %(site)s)
+               ORDER BY d.site_id, r.name NULLS LAST, d.device_id""",
+            {"site": site_id},
+        ).fetchall()
+
+
+def device_ids(conn: psycopg.Connection, site_id: str) -> dict[int, str]:
+    """``devices.id -> device_id`` of every device of a site, removed ones included (history keeps them)."""
+    return dict(conn.execute("SELECT id, device_id FROM devices WHERE site_id = %s", (site_id,)).fetchall())
+
+
+def device(conn: psycopg.Connection, site_id: str, device_id: str) -> DeviceRef | None:
+    """One device (not removed) by its site and id."""
+    with conn.cursor(row_factory=class_row(DeviceRef)) as cur:
+        return cur.execute(
+            """SELECT id, site_id, device_id, kind, room_id FROM devices
+               WHERE site_id = %s AND device_id = %s AND removed_at IS NULL""",
+            (site_id, device_id),
+        ).fetchone()
+
+
+def room_devices(conn: psycopg.Connection, room_id: int) -> list[RoomDevice]:
+    """The devices of a room with their status and vitals."""
+    with conn.cursor(row_factory=class_row(RoomDevice)) as cur:
+        return cur.execute(
+            """SELECT d.id, d.site_id, d.device_id, d.kind, d.name, coalesce(st.state, 'unknown') AS state,
+                      st.last_seen, st.battery_pct, st.rssi_dbm, st.firmware
+               FROM devices d LEFT JOIN device_status st ON st.device_id = d.id
+               WHERE d.room_id = %s AND d.removed_at IS NULL ORDER BY d.kind, d.device_id""",
+            (room_id,),
+        ).fetchall()
+
+
+def room_health(conn: psycopg.Connection, room_ids: Sequence[int]) -> dict[int, tuple[int, int]]:
+    """Per room ``(devices online, devices)``; rooms without devices are absent."""
+    rows = conn.execute(
+        """SELECT d.room_id, count(*) FILTER (WHERE st.state = 'online'), count(*)
+           FROM devices d LEFT JOIN device_status st ON st.device_id = d.id
+           WHERE d.room_id = ANY(%s) AND d.removed_at IS NULL GROUP BY d.room_id""",
+        (list(room_ids),),
+    ).fetchall()
+    return {room: (int(online), int(total)) for room, online, total in rows}
+
+
+def device_vitals(conn: psycopg.Connection, *, site_id: str | None = None, state: str | None = None,
+                  limit: int = 500) -> list[DeviceVitals]:
+    """Devices with state, last seen, battery and signal; offline first, then by site and id."""
+    with conn.cursor(row_factory=class_row(DeviceVitals)) as cur:
+        return cur.execute(
+            """SELECT d.site_id, d.device_id, d.kind, r.name AS room, d.room_id, d.mapping,
+                      coalesce(st.state, 'unknown') AS state, st.last_seen, st.battery_pct, st.rssi_dbm, st.firmware
+               FROM devices d LEFT JOIN rooms r ON r.id = d.room_id
+               LEFT JOIN device_status st ON st.device_id = d.id
+               WHERE d.removed_at IS NULL AND (%(site)s::text IS NULL OR d.site_id = %(site)s)
+                 AND (%(state)s::text IS NULL OR coalesce(st.state, 'unknown') = %(state)s)
+               ORDER BY coalesce(st.state, 'unknown') = 'online', d.site_id, d.device_id LIMIT %(limit)s""",
+            {"site": site_id, "state": state, "limit": limit},
+        ).fetchall()
+
+
+def device_state_counts(conn: psycopg.Connection, site_id: str | None = None) -> dict[str, int]:
+    """Devices (not removed) per state: online, offline, unknown."""
+    rows = conn.execute(
+        """SELECT coalesce(st.state, 'unknown'), count(*) FROM devices d
+           LEFT JOIN device_status st ON st.device_id = d.id
+           WHERE d.removed_at IS NULL AND (%(site)s::text IS NULL OR d.site_id = %(site)s) GROUP BY 1""",
+        {"site": site_id},
+    ).fetchall()
+    return {state: int(n) for state, n in rows}
+
+
+def unknown_publishers(conn: psycopg.Connection, *, site_id: str | None = None,
+                       limit: int = 200) -> list[UnknownPublisher]:
+    """Devices publishing but not in the BIM: dead letters with reason "unknown device", per topic's device."""
+    with conn.cursor(row_factory=class_row(UnknownPublisher)) as cur:
+        return cur.execute(
+            """SELECT split_part(topic, '/', 3) AS site_id, split_part(topic, '/', 4) AS device_id,
+                      count(*) AS messages, min(received_at) AS first_seen, max(received_at) AS last_seen
+               FROM dead_letters WHERE reason LIKE 'unknown device%%'
+                 AND (%(site)s::text IS NULL OR split_part(topic, '/', 3) = %(site)s)
+               GROUP BY 1, 2 ORDER BY max(received_at) DESC LIMIT %(limit)s""",
+            {"site": site_id, "limit": limit},
+        ).fetchall()
+
+
+def never_heard(conn: psycopg.Connection, *, site_id: str | None = None, limit: int = 500) -> list[NeverHeard]:
+    """Devices in the BIM that never sent anything (no reading, never seen)."""
+    with conn.cursor(row_factory=class_row(NeverHeard)) as cur:
+        return cur.execute(
+            """SELECT d.site_id, d.device_id, d.kind, r.name AS room, d.mapping
+               FROM devices d LEFT JOIN rooms r ON r.id = d.room_id
+               LEFT JOIN device_status st ON st.device_id = d.id
+               WHERE d.removed_at IS NULL AND st.last_seen IS NULL
+                 AND NOT EXISTS (SELECT 1 FROM latest l WHERE l.device_id = d.id)
+                 AND (%(site)s::text IS NULL OR d.site_id = %(site)s)
+               ORDER BY d.site_id, d.device_id LIMIT %(limit)s""",
+            {"site": site_id, "limit": limit},
+        ).fetchall()
+
+
+def unmapped_in_bim(conn: psycopg.Connection, *, site_id: str | None = None,
+                    limit: int = 500) -> list[UnmappedDevice]:
+    """Devices in the BIM that could not be placed in a room."""
+    with conn.cursor(row_factory=class_row(UnmappedDevice)) as cur:
+        return cur.execute(
+            """SELECT d.site_id, d.device_id, d.kind, d.name, d.ifc_class FROM devices d
+               WHERE d.removed_at IS NULL AND d.mapping = 'unmapped'
+                 AND (%(site)s::text IS NULL OR d.site_id = %(site)s)
+               ORDER BY d.site_id, d.device_id LIMIT %(limit)s""",
+            {"site": site_id, "limit": limit},
+        ).fetchall()
+
+
+_SESSION_METRICS = ("cloud_session", "cloud_role", "panel_state", "input_source", "screen_on")
+
+
+def cloud_panels(conn: psycopg.Connection, since: datetime) -> list[CloudPanel]:
+    """Panels taking part in a cloud-class session (``cloud_session`` > 0, reported since ``since``),
+    one per panel, by session, site and room."""
+    ids = [BY_NAME[m].metric_id for m in _SESSION_METRICS]
+    with conn.cursor(row_factory=class_row(CloudPanel)) as cur:
+        return cur.execute(
+            """SELECT d.site_id, s.name AS site_name, s.role AS site_role, d.device_id, d.room_id,
+                      r.name AS room, sess.value AS session,
+                      max(l.value) FILTER (WHERE l.metric_id = %(role)s) AS role,
+                      max(l.value) FILTER (WHERE l.metric_id = %(state)s) AS panel_state,
+                      max(l.value) FILTER (WHERE l.metric_id = %(input)s) AS input_source,
+                      max(l.value) FILTER (WHERE l.metric_id = %(screen)s) AS screen_on
+               FROM latest sess JOIN devices d ON d.id = sess.device_id
+               JOIN sites s ON s.site_id = d.site_id LEFT JOIN rooms r ON r.id = d.room_id
+               LEFT JOIN latest l ON l.device_id = d.id AND l.metric_id = ANY(%(ids)s)
+               WHERE sess.metric_id = %(session)s AND sess.value > 0 AND sess.ts >= %(since)s
+                 AND d.removed_at IS NULL
+               GROUP BY d.site_id, s.name, s.role, d.device_id, d.room_id, r.name, sess.value
+               ORDER BY sess.value, d.site_id, r.name""",
+            {"session": ids[0], "role": ids[1], "state": ids[2], "input": ids[3], "screen": ids[4], "ids": ids[1:],
+             "since": since},
+        ).fetchall()

@@ -1,0 +1,63 @@
+"""Sites (schools) as the twin reads them: does one exist, one site's name and role, every site with counts.
+
+Writing a site is part of saving its BIM model (:func:`twin.storage.model.upsert_site`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import psycopg
+from psycopg.rows import class_row
+
+
+@dataclass(frozen=True, slots=True)
+class SiteRef:
+    """A site's id, name and role (``headquarters`` or ``member``)."""
+
+    site_id: str
+    name: str
+    role: str
+
+
+@dataclass(frozen=True, slots=True)
+class SiteSummary:
+    """A site with where it is and what it holds: buildings, rooms and devices (not removed), devices
+    online, alarms not closed."""
+
+    site_id: str
+    name: str
+    role: str
+    latitude: float | None
+    longitude: float | None
+    buildings: int
+    rooms: int
+    devices: int
+    online: int
+    open_alarms: int
+
+
+def site_exists(conn: psycopg.Connection, site_id: str) -> bool:
+    """Whether the twin has the site ``site_id``."""
+    return conn.execute("SELECT 1 FROM sites WHERE site_id = %s", (site_id,)).fetchone() is not None
+
+
+def site(conn: psycopg.Connection, site_id: str) -> SiteRef | None:
+    """One site's id, name and role, or ``None`` when unknown."""
+    with conn.cursor(row_factory=class_row(SiteRef)) as cur:
+        return cur.execute("SELECT site_id, name, role FROM sites WHERE site_id = %s", (site_id,)).fetchone()
+
+
+def list_sites(conn: psycopg.Connection) -> list[SiteSummary]:
+    """Sites with room and device counts and devices online, headquarters first."""
+    with conn.cursor(row_factory=class_row(SiteSummary)) as cur:
+        return cur.execute(
+            """SELECT s.site_id, s.name, s.role, s.latitude, s.longitude,
+                 (SELECT count(*) FROM buildings b WHERE b.site_id = s.site_id AND b.removed_at IS NULL) AS buildings,
+                 (SELECT count(*) FROM rooms r WHERE r.site_id = s.site_id AND r.removed_at IS NULL) AS rooms,
+                 (SELECT count(*) FROM devices d WHERE d.site_id = s.site_id AND d.removed_at IS NULL) AS devices,
+                 (SELECT count(*) FROM devices d JOIN device_status st ON st.device_id = d.id
+                   WHERE d.site_id = s.site_id AND d.removed_at IS NULL AND st.state = 'online') AS online,
+                 (SELECT count(*) FROM alarms a WHERE a.site_id = s.site_id AND a.state <> 'closed') AS open_alarms
+               FROM sites s ORDER BY s.role = 'member', s.site_id"""
+        ).fetchall()
