@@ -8,10 +8,9 @@ messages and exit status 1; wrong arguments exit 2 (click's convention).
 from __future__ import annotations
 
 import functools
-import signal
 import threading
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -22,7 +21,9 @@ from twin.database import DatabaseUnavailable, connection, database_url
 from twin.embedded import EmbeddedDatabaseError
 from twin.logs import setup_logging
 from twin.messaging.broker import MAX_QUEUED_MESSAGES, BrokerError
-from twin.process import exit_on_thread_death, join_within, thread_death
+from twin.orchestrate import migrated_url, run_services
+from twin.process import thread_death
+from twin.services import ServiceError, ThreadService
 from twin.settings import Settings
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -38,7 +39,7 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from twin.storage.users import UserError
 
     return (DatabaseUnavailable, EmbeddedDatabaseError, BrokerError, IfcReadError, PortInUse, UserError,
-            CredentialsError, RulesError, ReportError, RevisionRefused, PlanChanged)
+            CredentialsError, RulesError, ReportError, RevisionRefused, PlanChanged, ServiceError)
 
 
 def friendly(fn: F) -> F:
@@ -89,16 +90,6 @@ def settings_of(ctx: click.Context) -> Settings:
     return ctx.find_object(Settings)  # type: ignore[return-value]
 
 
-def migrated_url(settings: Settings) -> str:
-    """The database URL with the schema brought up to date."""
-    from twin.storage.schema import migrate
-
-    url = database_url(settings)
-    with connection(url) as conn:
-        migrate(conn)
-    return url
-
-
 def require_mqtt(settings: Settings) -> str:
     if not settings.mqtt_url:
         raise click.UsageError("no MQTT broker: pass --mqtt-url or set CAMPUS_TWIN_MQTT_URL "
@@ -113,35 +104,12 @@ def stop_on_signals() -> threading.Event:
     (:func:`_exit_if_a_thread_died`): no service runs on half-alive. Both are undone when the
     command's context closes (after that check), so a command run in-process leaves nothing behind.
     """
-    stop = threading.Event()
-    uninstall = exit_on_thread_death(stop)
+    from twin import services
 
-    def handler(signum: int, frame: object) -> None:
-        stop.set()
-
-    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
-    for sig in previous:
-        signal.signal(sig, handler)
-
-    def restore() -> None:
-        uninstall()
-        for sig, old in previous.items():
-            if signal.getsignal(sig) is handler and old is not None:
-                signal.signal(sig, old)
-
+    stop, restore = services.stop_on_signals()
     if (ctx := click.get_current_context(silent=True)) is not None:
         ctx.call_on_close(restore)
     return stop
-
-
-#: Seconds a service's threads get to stop after Ctrl-C or SIGTERM before the command exits anyway.
-STOP_S = 30.0
-
-
-def run_until_stopped(stop: threading.Event, duration: float | None) -> None:
-    """Block until ``stop`` is set (by a signal) or ``duration`` seconds pass; then set it."""
-    stop.wait(duration)
-    stop.set()
 
 
 # -- db ------------------------------------------------------------------------
@@ -230,12 +198,12 @@ def devices() -> None:
 @friendly
 def devices_list(ctx: click.Context, site: str | None, as_json: bool) -> None:
     """Devices with kind, site, room and last seen.  Example: campus-twin devices list --site hq"""
-    from twin.storage.devices import list_devices
+    from twin.storage.model import list_devices
 
     with connection(migrated_url(settings_of(ctx))) as conn:
         rows = list_devices(conn, site)
     if as_json:
-        print_json([{k: getattr(r, k) for k in ("site_id", "device_id", "kind", "room", "mapping", "state", "last_seen")}
+        print_json([{k: r[k] for k in ("site_id", "device_id", "kind", "room", "mapping", "state", "last_seen")}
                     for r in rows])
         return
     from rich.console import Console
@@ -243,8 +211,8 @@ def devices_list(ctx: click.Context, site: str | None, as_json: bool) -> None:
 
     table = Table("site", "device", "kind", "room", "state", "last seen", box=None)
     for r in rows:
-        seen = r.last_seen.strftime("%Y-%m-%d %H:%M:%S") if r.last_seen else "never"
-        table.add_row(r.site_id, r.device_id, r.kind, r.room or "-", r.state, seen)
+        seen = r["last_seen"].strftime("%Y-%m-%d %H:%M:%S") if r["last_seen"] else "never"
+        table.add_row(r["site_id"], r["device_id"], r["kind"], r["room"] or "-", r["state"], seen)
     Console().print(table)
     click.echo(f"{len(rows)} devices")
 
@@ -654,30 +622,15 @@ def simulate(ctx: click.Context, site: str | None, interval: float | None, speed
     if backfill_span is not None:
         _backfill(migrated_url(settings), backfill_span, backfill_step, seed, site)
         return
-    from simulators.fleet import FleetRunner
     from twin.messaging.mqtt import detect_protocol
 
     mqtt_url = require_mqtt(settings)
     detect_protocol(mqtt_url)  # the broker answers before a database is started or migrated
-    runner = FleetRunner(migrated_url(settings), mqtt_url, interval_s=interval, seed=seed,
-                         speed=speed, site_id=site, start=start, faults=faults, fault_log=fault_log,
-                         connections=connections, client_id=client_id)  # type: ignore[arg-type]
-    stop = stop_on_signals()
-    failure: list[BaseException] = []
-
-    def target() -> None:
-        try:
-            runner.run(stop)
-        except BaseException as exc:
-            failure.append(exc)
-            stop.set()
-
-    thread = threading.Thread(target=target, name="simulator", daemon=True)
-    thread.start()
-    run_until_stopped(stop, duration)
-    join_within([thread], STOP_S)
-    if failure:
-        raise failure[0]
+    service = _simulator_service(migrated_url(settings), mqtt_url, interval_s=interval, seed=seed, speed=speed,
+                                 site_id=site, start=start, faults=faults, fault_log=fault_log,
+                                 connections=connections, client_id=client_id)
+    run_services(stop_on_signals(), [service], duration)
+    runner = service.subject
     injected = len(runner.fault_log.events)
     click.echo(f"published {runner.published} messages from {len(runner.fleet)} devices"
                + (f"; injected {injected} faults" if faults.active else ""))
@@ -718,10 +671,7 @@ def _backfill(url: str, span: Any, step: Any, seed: int, site: str | None) -> No
 def ingest(ctx: click.Context, workers: int, duration: float | None, client_id: str, share_group: str,
            stats_every: float) -> None:
     """Subscribe to telemetry and store it.  Example: campus-twin -v ingest --workers 2 --mqtt-url mqtt://127.0.0.1:1883"""
-    import logging
-
-    from ingest.pool import WorkerConfig, check_workers, run_workers
-    from ingest.worker import IngestWorker
+    from ingest.pool import check_workers
     from twin.messaging.contract import share_group_for
 
     settings = settings_of(ctx)
@@ -730,25 +680,15 @@ def ingest(ctx: click.Context, workers: int, duration: float | None, client_id: 
         raise click.BadParameter("several workers need a shared subscription group", param_hint="--share-group")
     share_group = share_group_for(share_group, workers)
     check_workers(mqtt_url, workers)
-    stop = stop_on_signals()
+    service = _ingest_service(url, mqtt_url, client_id=client_id, workers=workers, share_group=share_group,
+                              stats_every=stats_every)
+    run_services(stop_on_signals(), [service], duration)
     note = ""
     if workers == 1:
-        worker = IngestWorker(url, mqtt_url, client_id=client_id, share_group=share_group, stats_every_s=stats_every)
-        thread = threading.Thread(target=worker.run, args=(stop,), name="ingest", daemon=True)
-        thread.start()
-        run_until_stopped(stop, duration)
-        join_within([thread], STOP_S)
-        c = worker.counters
+        c = service.subject.counters
         totals = [(c.messages, c.rows, c.duplicates, c.dead_letters)]
     else:
-        configs = [WorkerConfig(url, mqtt_url, f"{client_id}-{i}", share_group, stats_every,
-                                logging.getLogger().level) for i in range(1, workers + 1)]
-        timer = threading.Timer(duration, stop.set) if duration is not None else None
-        if timer:
-            timer.start()
-        pool = run_workers(configs, stop)
-        if timer:
-            timer.cancel()
+        pool = service.subject[0]
         totals = [(t.messages, t.rows, t.duplicates, t.dead_letters) for t in pool.totals]
         note = f"; {pool.restarts} restart(s)" if pool.restarts else ""
         if pool.missing:
@@ -785,7 +725,7 @@ def export(ctx: click.Context, site: str, device: str | None, metric: str | None
 
     from twin.metrics import BY_NAME
     from twin.storage.export import ExportFilter, export_csv
-    from twin.storage.sites import site_exists
+    from twin.storage.model import site_exists
 
     if metric is not None and metric not in BY_NAME:
         raise click.BadParameter(f"unknown metric {metric!r} (one of {', '.join(BY_NAME)})", param_hint="--metric")
@@ -825,29 +765,24 @@ def export(ctx: click.Context, site: str, device: str | None, metric: str | None
 def dashboard(ctx: click.Context, host: str, port: int, duration: float | None, secure_cookies: bool,
               trusted_proxies: int, rules_file: Path | None) -> None:
     """Serve the Dash web app (a login is needed: campus-twin users add).  Example: campus-twin dashboard --port 8050"""
-    from dashboard.app import close_app, create_app
-    from dashboard.serve import bind, serve_until
     from twin.monitoring.standards import load_config
 
     settings = settings_of(ctx)
     rules = load_config(rules_file)  # a bad file: one line, before anything starts
     url = migrated_url(settings)
-    app = create_app(url, mqtt_url=settings.mqtt_url, bim_loader=bim_loader_for(url), secure_cookies=secure_cookies,
-                     trusted_proxies=trusted_proxies, pending_dir=settings.data_dir / "bim-pending",
-                     rules=rules)
-    server = bind(app, host, port)
+    app = _dashboard_app(url, mqtt_url=settings.mqtt_url, secure_cookies=secure_cookies,
+                         trusted_proxies=trusted_proxies, pending_dir=settings.data_dir / "bim-pending", rules=rules)
     stop = stop_on_signals()
-    thread = threading.Thread(target=serve_until, args=(server, stop), name="dashboard", daemon=True)
-    thread.start()
-    click.echo(f"dashboard on http://{host}:{port}/  (Ctrl-C to stop)")
-    with connection(url) as conn:
-        from twin.storage.users import list_users
 
-        if not list_users(conn):
-            click.echo("no users yet: add one with  campus-twin users add NAME --role admin", err=True)
-    run_until_stopped(stop, duration)
-    join_within([thread], STOP_S)
-    close_app(app)
+    def serving() -> None:
+        click.echo(f"dashboard on http://{host}:{port}/  (Ctrl-C to stop)")
+        with connection(url) as conn:
+            from twin.storage.users import list_users
+
+            if not list_users(conn):
+                click.echo("no users yet: add one with  campus-twin users add NAME --role admin", err=True)
+
+    run_services(stop, [_dashboard_service(app, host, port)], duration, on_ready=serving)
 
 
 # -- monitor / kpis / report -------------------------------------------------------
@@ -896,18 +831,20 @@ def monitor(ctx: click.Context, interval: float, rules_file: Path | None, webhoo
         if notifier is not None:
             notifier.close()
         return
-    if once:
+    if once:  # the cycle records events; they are delivered (or given up) before the exit, from the outbox
+        mon.notifier = None
         c = mon.run_once()
         if notifier is not None:
+            with connection(url) as conn:
+                notifier.send_pending(conn)
             notifier.close()
         click.echo(f"raised {c.raised}, cleared {c.cleared}, updated {c.updated}")
         return
+    from twin.orchestrate import monitor_service
+
     stop = stop_on_signals()
-    thread = threading.Thread(target=mon.run, args=(stop, interval), name="monitor")
-    thread.start()
-    click.echo(f"monitoring every {interval:g} s (Ctrl-C to stop)")
-    run_until_stopped(stop, duration)
-    thread.join()
+    run_services(stop, [monitor_service(mon, interval)], duration,
+                 on_ready=lambda: click.echo(f"monitoring every {interval:g} s (Ctrl-C to stop)"))
     t = mon.totals
     click.echo(f"stopped: raised {t.raised}, cleared {t.cleared} alarms")
 
@@ -930,7 +867,7 @@ def kpis(ctx: click.Context, site: str | None, day: str | None, compute: bool, r
     from twin.monitoring.standards import load_config
     from twin.storage import kpis as kpi_store
     from twin.storage.monitoring import rule_overrides
-    from twin.storage.sites import site_exists
+    from twin.storage.model import site_exists
     from twin.timetable import SCHOOL_TZ
 
     config = load_config(rules_file)
@@ -1007,58 +944,30 @@ def demo(ctx: click.Context, schools: int, host: str, port: int, interval: float
     Uses --database-url / --mqtt-url when given. Data is kept in the data directory, so a
     second run continues where the first stopped.  Example: campus-twin demo --duration 90
     """
+    from twin.orchestrate import DemoParts, run_demo
+
     stop = stop_on_signals()
-    settings = settings_of(ctx)
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    click.echo(f"database: {settings.database_url or f'embedded PostgreSQL in {settings.pgdata}'}")
-    url = migrated_url(settings)
-    broker = None
-    mqtt_url = settings.mqtt_url
-    if not mqtt_url:
-        from twin.messaging.broker import start_local_broker
-
-        broker = start_local_broker(settings.data_dir / "mosquitto")
-        mqtt_url = broker.url
-    click.echo(f"broker:   {mqtt_url}" + (f" ({broker.kind}, started for this demo)" if broker else ""))
-    try:
-        for s in ensure_network(url, settings.data_dir / "ifc", members=schools, seed=seed):
-            click.echo(f"loaded {s['site']}: {s['rooms']} rooms, {s['devices']} devices")
-        login = ensure_demo_admin(url)
-        if not stop.is_set():
-            _run_demo(stop, url, mqtt_url, host, port, interval, duration, seed, login,
-                      pending_dir=settings.data_dir / "bim-pending")
-    finally:
-        if broker is not None:
-            broker.stop()
+    parts = DemoParts(
+        network=lambda url, folder, members, seed: ensure_network(url, folder, members=members, seed=seed),
+        # one worker on a plain persistent subscription: kept by Mosquitto 2 across a restart (docs/mqtt.md)
+        ingest=lambda url, mqtt_url: _ingest_service(url, mqtt_url, client_id="campus-demo-ingest", workers=1),
+        simulator=lambda url, mqtt_url, every, seed: _simulator_service(
+            url, mqtt_url, interval_s=every, seed=seed, client_id="campus-demo-sim"),
+        dashboard=lambda url, mqtt_url, host, port, pending: _dashboard_service(
+            _dashboard_app(url, mqtt_url=mqtt_url, pending_dir=pending), host, port),
+    )
+    run_demo(settings_of(ctx), parts, stop, click.echo, schools=schools, host=host, port=port, interval=interval,
+             duration=duration, seed=seed)
     click.echo("stopped; data kept for the next run")
-
-
-DEMO_ADMIN = "admin"
-
-
-def ensure_demo_admin(url: str) -> str:
-    """Create the demo's first admin with a random password (shown once); how to log in, as text."""
-    from twin import security
-    from twin.storage import audit
-    from twin.storage.users import add_user, user
-
-    with connection(url) as conn:
-        if user(conn, DEMO_ADMIN) is not None:
-            return (f"log in as {DEMO_ADMIN!r} with the password printed by the first demo run "
-                    f"(forgotten? campus-twin users remove {DEMO_ADMIN}, then run the demo again)")
-        password = security.random_password(12)
-        add_user(conn, DEMO_ADMIN, "admin", password)
-        audit.record(conn, "user_add", "ok", username="demo", target=DEMO_ADMIN, detail={"role": "admin"})
-    return f"log in as {DEMO_ADMIN!r} with password {password}  (shown once; more users: campus-twin users add)"
 
 
 def ensure_network(url: str, folder: Path, *, members: int, seed: int) -> list[dict[str, Any]]:
     """Generate the demo network (1 headquarters + ``members`` schools) and load the sites not yet loaded."""
     from models_bim.generate import generate_network
-    from twin.storage.sites import list_sites
+    from twin.storage.model import list_sites
 
     with connection(url) as conn:
-        present = {s.site_id for s in list_sites(conn)}
+        present = {s["site_id"] for s in list_sites(conn)}
     folder.mkdir(parents=True, exist_ok=True)
     loaded = []
     for school in generate_network(folder, members=members, seed=seed):
@@ -1067,45 +976,50 @@ def ensure_network(url: str, folder: Path, *, members: int, seed: int) -> list[d
     return loaded
 
 
-#: Seconds between the demo's monitor cycles (rules, device health, notifications; the KPIs of today too).
-DEMO_MONITOR_INTERVAL_S = 30.0
+# -- services made of the other packages (the orchestration is twin/orchestrate.py) ----------
+def _ingest_service(url: str, mqtt_url: str, *, client_id: str, workers: int, share_group: str = "",
+                    stats_every: float = 30.0) -> ThreadService:
+    """One ingest worker in a thread (ready once its subscriptions are acknowledged), or a pool of
+    ``workers`` processes (ready once they are started; ``subject`` then holds the pool's result)."""
+    if workers == 1:
+        from ingest.worker import IngestWorker
+
+        worker = IngestWorker(url, mqtt_url, client_id=client_id, share_group=share_group, stats_every_s=stats_every)
+        return ThreadService("ingest", worker.run, ready=worker.connected, subject=worker)
+    import logging
+
+    from ingest.pool import WorkerConfig, run_workers
+
+    configs = [WorkerConfig(url, mqtt_url, f"{client_id}-{i}", share_group, stats_every, logging.getLogger().level)
+               for i in range(1, workers + 1)]
+    ready, results = threading.Event(), []  # results: the pool's PoolResult, once it stopped
+    return ThreadService("ingest-pool", lambda stop: results.append(run_workers(configs, stop, ready)), ready=ready,
+                         subject=results)
 
 
-def _run_demo(stop: threading.Event, url: str, mqtt_url: str, host: str, port: int, interval: float, duration: float | None,
-              seed: int, login: str, *, pending_dir: Path) -> None:
-    from dashboard.app import close_app, create_app
-    from dashboard.serve import bind, serve_until
-    from ingest.worker import IngestWorker
+def _simulator_service(url: str, mqtt_url: str, **options: Any) -> ThreadService:
+    """The simulator fleet in a thread, ready once its connections are up and it publishes."""
     from simulators.fleet import FleetRunner
-    from twin.messaging.contract import share_group_for
-    from twin.monitoring.monitor import Monitor
-    from twin.monitoring.notify import Notifier
 
-    # one worker on a plain persistent subscription: kept by Mosquitto 2 across a restart (docs/mqtt.md)
-    worker = IngestWorker(url, mqtt_url, client_id="campus-demo-ingest", share_group=share_group_for("auto", 1))
-    monitor = Monitor(url, notifier=Notifier(mqtt_url, client_id="campus-demo-monitor"),
-                      kpi_every=timedelta(seconds=DEMO_MONITOR_INTERVAL_S))
-    runner = FleetRunner(url, mqtt_url, interval_s=interval, seed=seed, client_id="campus-demo-sim")
-    app = create_app(url, mqtt_url=mqtt_url, bim_loader=bim_loader_for(url), pending_dir=pending_dir)
+    runner = FleetRunner(url, mqtt_url, **options)
+    return ThreadService("simulator", runner.run, ready=runner.started, subject=runner)
+
+
+def _dashboard_app(url: str, **options: Any) -> Any:
+    from dashboard.app import create_app
+
+    return create_app(url, bim_loader=bim_loader_for(url), **options)
+
+
+def _dashboard_service(app: Any, host: str, port: int) -> ThreadService:
+    """The dashboard's server in a thread, ready when its port answers; the app is closed after it stopped."""
+    from dashboard.app import close_app
+    from dashboard.serve import bind, serve_until
+    from twin.services import port_answers
+
     server = bind(app, host, port)
-    threads = [
-        threading.Thread(target=worker.run, args=(stop,), name="ingest", daemon=True),
-        threading.Thread(target=runner.run, args=(stop,), name="simulator", daemon=True),
-        threading.Thread(target=serve_until, args=(server, stop), name="dashboard", daemon=True),
-        threading.Thread(target=monitor.run, args=(stop, DEMO_MONITOR_INTERVAL_S), name="monitor", daemon=True),
-    ]
-    for t in threads:
-        t.start()
-    click.echo(f"dashboard: http://{host}:{port}/  (Ctrl-C to stop)")
-    click.echo(f"login:     {login}")
-    run_until_stopped(stop, duration)
-    if join_within(threads, STOP_S):  # unacknowledged telemetry stays with the broker: nothing is lost
-        click.echo(f"some parts did not stop within {STOP_S:.0f} s (stack traces on stderr); exiting anyway",
-                   err=True)
-    close_app(app)
-    c = worker.counters
-    click.echo(f"published {runner.published} messages; stored {c.rows} readings, {c.dead_letters} dead letters; "
-               f"raised {monitor.totals.raised} alarms")
+    return ThreadService("dashboard", lambda stop: serve_until(server, stop), ready=port_answers(host, port),
+                         close=lambda: close_app(app))
 
 
 if __name__ == "__main__":  # pragma: no cover

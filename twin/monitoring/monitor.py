@@ -64,6 +64,8 @@ class Monitor:
     totals: Counts = field(default_factory=Counts)
     #: Set to stop: a cycle in progress ends after the site or KPI day it is on.
     stop: threading.Event = field(default_factory=threading.Event)
+    #: Set once :meth:`run` is cycling (its notifier started): the monitor as a service is ready.
+    started: threading.Event = field(default_factory=threading.Event)
     _kpis_at: datetime | None = None
     #: Whether the last cycle found no ingest listening (said once per such spell, see :meth:`_say_if_deaf`).
     _deaf: bool = False
@@ -275,6 +277,7 @@ class Monitor:
         self.stop = stop
         if self.notifier is not None:
             self.notifier.start(self.url)
+        self.started.set()
         while not stop.is_set():
             try:
                 c = self.run_once()
