@@ -56,10 +56,12 @@ from twin.messaging.mqtt import MqttClient, Received, Subscription
 from twin.metrics import BY_NAME
 from twin.monitoring.site_standards import SiteStandards, standards_for
 from twin.monitoring.standards import DEFAULT_RULES, SUMMER, WINTER
-from twin.storage import alarms, audit, commands, dashboard_queries, kpis
+from twin.storage import alarms, audit, commands, devices, kpis
+from twin.storage.devices import CloudPanel
 from twin.storage.events import add_dead_letters, update_status
-from twin.storage.model import device_keys, save_model, storey_rooms
+from twin.storage.model import device_keys, save_model
 from twin.storage.monitoring import set_rule_override
+from twin.storage.plans import PlanRoom, storey_rooms
 from twin.storage.readings import ReadingWriter, room_latest
 
 CO2 = BY_NAME["co2"].metric_id
@@ -277,7 +279,7 @@ def test_chart_bands_split_the_view_at_the_rules_bounds_of_the_season() -> None:
 
 
 def test_multipolygon_room_is_one_trace_with_none_separated_rings() -> None:
-    rooms = [{"room_id": 7, "name": "split", "footprint": MultiPolygon([box(0, 0, 1, 1), box(2, 0, 3, 1)])}]
+    rooms = [PlanRoom(7, "split", None, MultiPolygon([box(0, 0, 1, 1), box(2, 0, 3, 1)]))]
     fig = floorplan_figure(rooms, {7: {"co2": 500.0}}, "co2")
     assert [t["name"] for t in fig["data"]] == ["split", "labels"]
     trace = fig["data"][0]
@@ -330,12 +332,17 @@ def test_command_payloads_and_uploads_are_checked() -> None:
         bim.site_id_for("bad/id", "x.ifc")
 
 
+def panel(session: float, role: float, site_name: str) -> CloudPanel:
+    """A cloud-class panel row (:func:`twin.storage.devices.cloud_panels`) with what grouping reads."""
+    return CloudPanel(site_id=site_name, site_name=site_name, site_role="member", device_id="pan", room_id=None,
+                      room=None, session=session, role=role, panel_state=None, input_source=None, screen_on=None)
+
+
 def test_cloud_class_panels_group_by_session() -> None:
-    panels = [{"session": 5, "role": 2.0, "site_name": "m"}, {"session": 5, "role": 1.0, "site_name": "hq"},
-              {"session": 7, "role": 2.0, "site_name": "n"}]
+    panels = [panel(5, 2.0, "m"), panel(5, 1.0, "hq"), panel(7, 2.0, "n")]
     groups = group_sessions(panels)
     assert [g["session"] for g in groups] == [5, 7]
-    assert groups[0]["main"]["site_name"] == "hq" and len(groups[0]["aux"]) == 1
+    assert groups[0]["main"].site_name == "hq" and len(groups[0]["aux"]) == 1
     assert groups[1]["main"] is None
 
 
@@ -346,48 +353,48 @@ def test_coverage_kpis_count_teaching_rooms_with_reporting_devices(known_twin: K
     with connection(known_twin.url) as conn:
         k = kpis.site_kpis(conn)
         later = kpis.site_kpis(conn, now=datetime.now(UTC) + timedelta(hours=1))
-    hq = k["sites"]["hq"]
+    hq = k.sites["hq"]
     assert (hq["teaching_rooms"], hq["iot_rooms"]) == (3, 3)  # 101, 102 classrooms and 103 lab all report CO2
     assert (hq["classrooms"], hq["lit_classrooms"], hq["panel_classrooms"]) == (2, 1, 1)  # only 101 has them
     assert hq["iot_coverage"] == 1.0 and hq["lighting_coverage"] == 0.5 and hq["panel_coverage"] == 0.5
-    m01 = k["sites"]["m01"]
+    m01 = k.sites["m01"]
     assert (m01["iot_coverage"], m01["lighting_coverage"], m01["panel_coverage"]) == (0.0, 0.0, 1.0)
-    assert k["network"]["iot_rooms"] == 3 and k["network"]["teaching_rooms"] == 4
-    assert k["network"]["iot_coverage"] == 0.75
-    assert later["sites"]["hq"]["iot_coverage"] == 0.0  # nothing reported within the window an hour from now
+    assert k.network["iot_rooms"] == 3 and k.network["teaching_rooms"] == 4
+    assert k.network["iot_coverage"] == 0.75
+    assert later.sites["hq"]["iot_coverage"] == 0.0  # nothing reported within the window an hour from now
 
 
 def test_alarms_filter_acknowledge_and_keep_history(known_twin: KnownTwin) -> None:
     with connection(known_twin.url) as conn:
-        assert [a["site_id"] for a in alarms.list_alarms(conn)] == ["m01", "hq"]  # newest first
-        assert [a["id"] for a in alarms.list_alarms(conn, site_id="hq", severity="critical", state="open")] == [
+        assert [a.site_id for a in alarms.list_alarms(conn)] == ["m01", "hq"]  # newest first
+        assert [a.id for a in alarms.list_alarms(conn, site_id="hq", severity="critical", state="open")] == [
             known_twin.alarm_id]
         assert alarms.list_alarms(conn, severity="info") == []
         assert alarms.acknowledge(conn, known_twin.alarm_id, by="li", note="window opened")
         assert not alarms.acknowledge(conn, known_twin.alarm_id, by="li", note="twice")
         acked = alarms.list_alarms(conn, state="acknowledged")
-        assert [(a["acked_by"], a["note"], a["room"]) for a in acked] == [("li", "window opened", "103")]
+        assert [(a.acked_by, a.note, a.room) for a in acked] == [("li", "window opened", "103")]
         assert alarms.clear(conn, known_twin.alarm_id) and alarms.open_counts(conn) == {"m01": 1}
-        assert [a["state"] for a in alarms.list_alarms(conn, site_id="hq")] == ["closed"]
+        assert [a.state for a in alarms.list_alarms(conn, site_id="hq")] == ["closed"]
 
 
 def test_commands_store_one_ack_each(known_twin: KnownTwin) -> None:
     with connection(known_twin.url) as conn:
         commands.record_command(conn, "c1", "hq", known_twin.keys["hq", "lum-101"], "dim", 40.0, sent_by="t")
-        assert commands.command(conn, "c1")["acked_at"] is None
+        assert commands.command(conn, "c1").acked_at is None
         assert commands.record_ack(conn, "c1", True, {"id": "c1", "ok": True})
         assert not commands.record_ack(conn, "c1", False, {"id": "c1", "ok": False})  # duplicate ack ignored
         assert not commands.record_ack(conn, "nope", True, {})
         rows = commands.room_commands(conn, known_twin.rooms["101"])
-    assert [(r["device_id"], r["action"], r["level"], r["ok"]) for r in rows] == [("lum-101", "dim", 40.0, True)]
+    assert [(r.device_id, r.action, r.level, r.ok) for r in rows] == [("lum-101", "dim", 40.0, True)]
 
 
 def test_unmapped_devices_come_from_dead_letters_and_silent_bim_devices(known_twin: KnownTwin) -> None:
     with connection(known_twin.url) as conn:
-        unknown = dashboard_queries.unknown_publishers(conn)
-        silent = {d["device_id"] for d in dashboard_queries.never_heard(conn)}
-        no_room = [d["device_id"] for d in dashboard_queries.unmapped_in_bim(conn)]
-    assert [(u["site_id"], u["device_id"], u["messages"]) for u in unknown] == [("hq", "GHOST-1", 1)]
+        unknown = devices.unknown_publishers(conn)
+        silent = {d.device_id for d in devices.never_heard(conn)}
+        no_room = [d.device_id for d in devices.unmapped_in_bim(conn)]
+    assert [(u.site_id, u.device_id, u.messages) for u in unknown] == [("hq", "GHOST-1", 1)]
     assert silent == {"env-104", "orphan-1"}  # everything else has sent something
     assert no_room == ["orphan-1"]
 
@@ -412,7 +419,7 @@ def co2_colours(known_twin: KnownTwin, standards: SiteStandards | None = None) -
 def test_floorplan_has_one_trace_per_room_with_footprint_coloured_by_co2(known_twin: KnownTwin) -> None:
     with connection(known_twin.url) as conn:
         rooms = storey_rooms(conn, known_twin.storey_id)
-        values = room_latest(conn, [r["room_id"] for r in rooms])
+        values = room_latest(conn, [r.room_id for r in rooms])
         standards = standards_for(conn, "hq")
     fig = floorplan_figure(rooms, values, "co2", standards=standards)
     assert len(rooms) == 4 and len(fig["data"]) == 4  # "104 store" has no footprint; then the labels
@@ -679,11 +686,11 @@ def test_command_bridge_publishes_and_records_the_ack(known_twin: KnownTwin, mqt
             room = _page("room")
             with app.server.test_request_context("/", headers=signed_in(app)):
                 sent = room.send(known_twin.rooms["101"], "*", "dim", 30)
-                wait_for(lambda: data.room_commands(known_twin.rooms["101"])[0]["acked_at"] is not None, timeout=15)
+                wait_for(lambda: data.room_commands(known_twin.rooms["101"])[0].acked_at is not None, timeout=15)
                 row = data.room_commands(known_twin.rooms["101"])[0]
         finally:
             close_app(app)
-    assert len(sent) == 1 and row["id"] == sent[0] and row["ok"] is True and row["level"] == 30.0
+    assert len(sent) == 1 and row.id == sent[0] and row.ok is True and row.level == 30.0
     assert received[0] == ("campus/v1/hq/lum-101/cmd", {"id": sent[0], "action": "dim", "level": 30.0})
 
 
@@ -944,7 +951,7 @@ def test_every_page_in_a_browser(browser: object, known_twin: KnownTwin, mqtt_ur
                 button.click()
                 wait.until(lambda d: "Alarm acknowledged." in d.find_element(By.ID, "alarm-status").text)
                 with connection(known_twin.url) as conn:
-                    assert alarms.list_alarms(conn, state="acknowledged")[0]["note"] == "window opened"
+                    assert alarms.list_alarms(conn, state="acknowledged")[0].note == "window opened"
                 screenshot(browser, "alarms")
                 # 6. devices and the unmapped ones
                 browser.get(base + "/devices")

@@ -198,12 +198,12 @@ def devices() -> None:
 @friendly
 def devices_list(ctx: click.Context, site: str | None, as_json: bool) -> None:
     """Devices with kind, site, room and last seen.  Example: campus-twin devices list --site hq"""
-    from twin.storage.model import list_devices
+    from twin.storage.devices import list_devices
 
     with connection(migrated_url(settings_of(ctx))) as conn:
         rows = list_devices(conn, site)
     if as_json:
-        print_json([{k: r[k] for k in ("site_id", "device_id", "kind", "room", "mapping", "state", "last_seen")}
+        print_json([{k: getattr(r, k) for k in ("site_id", "device_id", "kind", "room", "mapping", "state", "last_seen")}
                     for r in rows])
         return
     from rich.console import Console
@@ -211,8 +211,8 @@ def devices_list(ctx: click.Context, site: str | None, as_json: bool) -> None:
 
     table = Table("site", "device", "kind", "room", "state", "last seen", box=None)
     for r in rows:
-        seen = r["last_seen"].strftime("%Y-%m-%d %H:%M:%S") if r["last_seen"] else "never"
-        table.add_row(r["site_id"], r["device_id"], r["kind"], r["room"] or "-", r["state"], seen)
+        seen = r.last_seen.strftime("%Y-%m-%d %H:%M:%S") if r.last_seen else "never"
+        table.add_row(r.site_id, r.device_id, r.kind, r.room or "-", r.state, seen)
     Console().print(table)
     click.echo(f"{len(rows)} devices")
 
@@ -725,7 +725,7 @@ def export(ctx: click.Context, site: str, device: str | None, metric: str | None
 
     from twin.metrics import BY_NAME
     from twin.storage.export import ExportFilter, export_csv
-    from twin.storage.model import site_exists
+    from twin.storage.sites import site_exists
 
     if metric is not None and metric not in BY_NAME:
         raise click.BadParameter(f"unknown metric {metric!r} (one of {', '.join(BY_NAME)})", param_hint="--metric")
@@ -867,7 +867,7 @@ def kpis(ctx: click.Context, site: str | None, day: str | None, compute: bool, r
     from twin.monitoring.standards import load_config
     from twin.storage import kpis as kpi_store
     from twin.storage.monitoring import rule_overrides
-    from twin.storage.model import site_exists
+    from twin.storage.sites import site_exists
     from twin.timetable import SCHOOL_TZ
 
     config = load_config(rules_file)
@@ -964,10 +964,10 @@ def demo(ctx: click.Context, schools: int, host: str, port: int, interval: float
 def ensure_network(url: str, folder: Path, *, members: int, seed: int) -> list[dict[str, Any]]:
     """Generate the demo network (1 headquarters + ``members`` schools) and load the sites not yet loaded."""
     from models_bim.generate import generate_network
-    from twin.storage.model import list_sites
+    from twin.storage.sites import list_sites
 
     with connection(url) as conn:
-        present = {s["site_id"] for s in list_sites(conn)}
+        present = {s.site_id for s in list_sites(conn)}
     folder.mkdir(parents=True, exist_ok=True)
     loaded = []
     for school in generate_network(folder, members=members, seed=seed):

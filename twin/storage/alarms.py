@@ -10,11 +10,12 @@ is deleted: closed alarms are the history. Every transition is also written to
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 import psycopg
-from psycopg.rows import dict_row
+from psycopg.rows import class_row, dict_row
 
 from twin.monitoring.rule_engine import Episode
 
@@ -38,10 +39,33 @@ def raise_alarm(conn: psycopg.Connection, site_id: str, rule: str, severity: str
     return int(row[0])
 
 
+@dataclass(frozen=True, slots=True)
+class AlarmRow:
+    """An alarm with its site's name, its room's name and its device's id (``device_id``, as in topics)."""
+
+    id: int
+    site_id: str
+    site_name: str
+    room_id: int | None
+    room: str | None
+    device_id: str | None
+    rule: str
+    severity: str
+    state: str
+    message: str
+    raised_at: datetime
+    cleared_at: datetime | None
+    acked_at: datetime | None
+    acked_by: str | None
+    note: str | None
+    standard: str | None
+    value: float | None
+
+
 def list_alarms(conn: psycopg.Connection, *, site_id: str | None = None, severity: str | None = None,
-                state: str | None = None, limit: int = 200) -> list[dict[str, Any]]:
+                state: str | None = None, limit: int = 200) -> list[AlarmRow]:
     """Alarms newest first, filtered by site, severity and state (None: any), with site, room and device names."""
-    with conn.cursor(row_factory=dict_row) as cur:
+    with conn.cursor(row_factory=class_row(AlarmRow)) as cur:
         return cur.execute(
             """SELECT a.id, a.site_id, s.name AS site_name, a.room_id, r.name AS room, d.device_id, a.rule,
                       a.severity, a.state, a.message, a.raised_at, a.cleared_at, a.acked_at, a.acked_by, a.note,
