@@ -199,13 +199,14 @@ def building_rooms(conn: psycopg.Connection, building_id: int) -> list[BuildingR
     return _with_footprints(rows)
 
 
-# The storey's devices: in its rooms, or on it without a room (a device of a removed room still counts).
+# The storey's devices: in its rooms, or on it without a room (a device of a removed room still counts);
+# NOT MATERIALIZED: each use is planned with the index lookups of its join (latest, device_status).
 _SNAPSHOT = """
 WITH st AS (
   SELECT st.id, b.site_id, s.updated_at AS stamp
   FROM storeys st JOIN buildings b ON b.id = st.building_id JOIN sites s ON s.site_id = b.site_id
   WHERE st.id = %(storey)s
-), devs AS (
+), devs AS NOT MATERIALIZED (
   SELECT d.id, d.device_id, d.kind, d.room_id, d.x, d.y FROM devices d
   WHERE d.removed_at IS NULL
     AND (d.room_id IN (SELECT id FROM rooms WHERE storey_id = %(storey)s)
