@@ -336,6 +336,8 @@ class MqttClient:
             Received(msg.mid, msg.qos, msg.topic, msg.payload, _now(), self.connection, msg.retain))
 
     def _deliver_matching(self, client, userdata, msg) -> None:
+        """Several handlers: the first subscription whose filter the topic falls under gets it (a message
+        of a subscription the session holds but nobody declared goes nowhere)."""
         received = Received(msg.mid, msg.qos, msg.topic, msg.payload, _now(), self.connection, msg.retain)
         for sub in self._subscriptions:
             if _matches(sub.topic_filter, received.topic):
