@@ -41,9 +41,10 @@ def client(url: str, client_id: str, *, persistent: bool, subscriptions: Sequenc
            **events: Any) -> MqttClient:
     """An MQTT 5 client subscribing to ``subscriptions`` on each connect (``connect()`` starts it);
     ``persistent``: the broker keeps its session for an hour. ``events``: ``on_connect`` and the others
-    of :class:`twin.messaging.mqtt.MqttClient`."""
+    of :class:`twin.messaging.mqtt.MqttClient`. Reads the socket as plain paho does (no 64 KiB buffer):
+    the baselines (receive limit, naive peer) stay the bare paho client they always were."""
     c = MqttClient(url, client_id, persistent=persistent, protocol=MQTT_5, session_expiry_s=3600,
-                   receive_maximum=20000 if persistent else None, **events)
+                   receive_maximum=20000 if persistent else None, buffered_reads=False, **events)
     c.declare(subscriptions)
     return c
 

@@ -270,7 +270,7 @@ class MqttClient:
                  on_disconnect: Callable[[str], None] | None = None,
                  on_subscribed: Callable[[tuple[str, ...]], None] | None = None,
                  on_published: Callable[[int, int], None] | None = None,
-                 session_expiry_s: int = SESSION_EXPIRY_S) -> None:
+                 session_expiry_s: int = SESSION_EXPIRY_S, buffered_reads: bool = True) -> None:
         self.url = url
         self.client_id = client_id
         #: MQTT 5 Receive Maximum sent on CONNECT: how many unacknowledged QoS 1 messages the
@@ -295,8 +295,10 @@ class MqttClient:
         kwargs: dict[str, object] = {}
         if version != MQTTProtocolVersion.MQTTv5:
             kwargs["clean_session"] = not persistent
-        self._client = _BufferedClient(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=version,
-                                       manual_ack=manual_ack, **kwargs)  # type: ignore[arg-type]
+        # ``buffered_reads=False``: paho's own reads, two or three ``recv`` a packet (the benchmarks' baseline).
+        cls = _BufferedClient if buffered_reads else paho.Client
+        self._client = cls(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=version,
+                           manual_ack=manual_ack, **kwargs)  # type: ignore[arg-type]
         c = self._client
         _auth(c, self.addr)
         c.reconnect_delay_set(*reconnect_delay_s)  # type: ignore[arg-type]
