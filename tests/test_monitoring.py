@@ -3,6 +3,7 @@ worker into PostgreSQL, then the rule engine, device health, notifications, KPIs
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import uuid
@@ -18,6 +19,7 @@ from ingest.worker import IngestWorker
 from tests.helpers import publisher, running, small_twin, wait_for
 from twin.database import connection
 from twin.messaging import contract
+from twin.messaging.mqtt import MqttClient, Subscription
 from twin.metrics import BY_NAME
 from twin.monitoring.kpi_job import compute_day
 from twin.monitoring.monitor import Monitor
@@ -206,12 +208,16 @@ def test_battery_seq_gaps_out_of_range_and_the_lifecycle_is_notified(site, mqtt_
     received: list[dict] = []
     now = datetime.now(UTC).replace(microsecond=0)
     tag = uuid.uuid4().hex[:8]
-    with publisher(mqtt_url, f"t-mon-sub-{tag}") as listener:
-        # only the alarms topic: in a whole run on the in-process amqtt broker this subscriber was also
-        # handed other tests' offline statuses (not reproduced in isolation; cause not found)
-        listener.on_message = lambda c, u, msg: (received.append(orjson.loads(msg.payload))
-                                                 if msg.topic == contract.alarms_topic(site_id) else None)
-        listener.subscribe(contract.alarms_topic(site_id), qos=1)
+    subscribed = threading.Event()
+    listener = MqttClient(mqtt_url, f"t-mon-sub-{tag}", persistent=False,
+                          on_subscribed=lambda refused: subscribed.set())
+    # only the alarms topic: in a whole run on the in-process amqtt broker this subscriber was also
+    # handed other tests' offline statuses (not reproduced in isolation; cause not found)
+    listener.declare([Subscription(contract.alarms_topic(site_id), lambda msg: (
+        received.append(orjson.loads(msg.payload)) if msg.topic == contract.alarms_topic(site_id) else None))])
+    listener.connect()
+    assert subscribed.wait(10), "the alarms listener could not subscribe"
+    with contextlib.closing(listener):
 
         def extra(client) -> None:  # not retained: the broker is shared, other tests' workers would see it
             client.publish(contract.topic(site_id, "ENV-0", "status"),
