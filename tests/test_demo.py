@@ -12,7 +12,7 @@ from pathlib import Path
 import orjson
 import psutil
 
-from tests.helpers import http_login
+from tests.helpers import http_login, wait_for
 from twin.messaging.broker import free_port
 
 
@@ -80,8 +80,7 @@ def test_demo_runs_on_embedded_defaults_serves_stores_and_stops_cleanly(tmp_path
     assert status.returncode == 0, status.stderr
     info = orjson.loads(status.stdout)
     assert info["tables"]["readings"] > 0 and info["tables"]["sites"] == 3
-    time.sleep(1)
-    assert processes_using(data) == [], "orphan processes after the demo stopped"
+    wait_for(lambda: processes_using(data) == [], timeout=30)  # no orphan processes after the demo stopped
 
     # a second run reuses the data and exits 0 on SIGTERM
     proc = subprocess.Popen(cli(data, "demo", "--port", str(port)), stdout=subprocess.PIPE,
@@ -94,7 +93,7 @@ def test_demo_runs_on_embedded_defaults_serves_stores_and_stops_cleanly(tmp_path
             break
     assert "password printed by the first demo run" in seen[-1] and match.group(1) not in "".join(seen)
     proc.terminate()
-    out = finish(proc, 60, seen)
+    out = finish(proc, 120, seen)  # the services' 30 s, then the embedded server's own stop
     assert proc.returncode == 0, "".join(seen) + out
     assert not any(line.startswith("loaded ") for line in seen), "second run must reuse the loaded network"
     status = subprocess.run(cli(data, "db", "status", "--json"), capture_output=True, text=True, env=clean_env(),
@@ -102,5 +101,4 @@ def test_demo_runs_on_embedded_defaults_serves_stores_and_stops_cleanly(tmp_path
     again = orjson.loads(status.stdout)
     assert again["tables"]["sites"] == 3 and again["tables"]["devices"] == info["tables"]["devices"]
     assert again["tables"]["readings"] >= info["tables"]["readings"]
-    time.sleep(1)
-    assert processes_using(data) == []
+    wait_for(lambda: processes_using(data) == [], timeout=30)
