@@ -1,8 +1,8 @@
 """The package rules of DESIGN.md, checked on the imports of the source (``ast``, every
 import statement, function-level ones included).
 
-- ``twin`` is the core: it imports none of the other four packages, except ``twin/cli.py``
-  (the composition root), and that one only lazily, inside functions.
+- ``twin`` is the core: it imports none of the other four packages, except the ``campus-twin`` CLI
+  (``twin/cli/``, every module of it: the composition root), and that one only lazily, inside functions.
 - ``ingest``, ``models_bim``, ``simulators`` and ``dashboard`` may import ``twin`` and
   nothing of each other.
 - paho is touched by the messaging room only (``twin/messaging/``): nothing else imports it, and
@@ -27,8 +27,8 @@ MAY_IMPORT = {
     "simulators": {"twin"},
     "dashboard": {"twin"},
 }
-#: The composition root: may reach every package, lazily.
-CLI = "twin/cli.py"
+#: The composition root (the package ``twin.cli``, every module of it): may reach every package, lazily.
+CLI = "twin/cli/"
 #: Where paho may be imported: the messaging room.
 PAHO_HOME = ("twin/messaging/",)
 #: The attributes of ``twin.messaging.mqtt.MqttClient`` that hold paho objects (checked below on a real
@@ -113,23 +113,30 @@ def test_every_package_is_scanned():
         assert sources(package), f"no Python files under {package}/"
 
 
+def test_the_cli_is_a_package_whose_modules_are_scanned():
+    """The rules below cover every module of the CLI, its ``__init__`` included."""
+    modules = {p.relative_to(REPO).as_posix() for p in sources(CLI)}
+    assert f"{CLI}__init__.py" in modules and len(modules) > 1, modules
+    assert not (REPO / "twin" / "cli.py").exists(), "the CLI is the package twin/cli/; a twin/cli.py would escape these rules"
+
+
 # -- the rules ------------------------------------------------------------------------------
 
 
 def test_twin_imports_no_other_package_outside_the_cli():
     offenders = [
         str(i) for i in all_imports("twin")
-        if i.root in PACKAGES and i.root != "twin" and i.path != CLI
+        if i.root in PACKAGES and i.root != "twin" and not i.path.startswith(CLI)
     ]
-    assert offenders == [], "twin is the core; only twin/cli.py may reach the other packages:\n" + "\n".join(offenders)
+    assert offenders == [], "twin is the core; only twin/cli/ may reach the other packages:\n" + "\n".join(offenders)
 
 
 def test_the_cli_reaches_other_packages_only_lazily():
     offenders = [
-        str(i) for i in imports_of(REPO / CLI)
+        str(i) for i in all_imports(CLI)
         if i.root in PACKAGES and i.root != "twin" and i.top_level
     ]
-    assert offenders == [], "twin/cli.py imports the other packages inside each subcommand:\n" + "\n".join(offenders)
+    assert offenders == [], "twin/cli/ imports the other packages inside each subcommand:\n" + "\n".join(offenders)
 
 
 @pytest.mark.parametrize("package", [p for p in PACKAGES if p != "twin"])

@@ -1020,7 +1020,3 @@ def _dashboard_service(app: Any, host: str, port: int) -> ThreadService:
     server = bind(app, host, port)
     return ThreadService("dashboard", lambda stop: serve_until(server, stop), ready=port_answers(host, port),
                          close=lambda: close_app(app))
-
-
-if __name__ == "__main__":  # pragma: no cover
-    main()

@@ -1,0 +1,5 @@
+"""``python -m twin.cli``: the ``campus-twin`` command."""
+
+from twin.cli import main
+
+main()
