@@ -20,7 +20,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import psycopg
-from psycopg.rows import dict_row
+from psycopg.rows import class_row, dict_row
 
 #: A device whose newest reading is older than this does not count as reporting.
 REPORTING_WINDOW = timedelta(minutes=15)
@@ -187,6 +187,27 @@ def stored_days(conn: psycopg.Connection, scope: str, first: date, last: date) -
         return cur.execute(
             """SELECT day, kpi, numerator, denominator, value, target FROM kpi_daily
                WHERE scope = %s AND day >= %s AND day <= %s ORDER BY day, kpi""", (scope, first, last)).fetchall()
+
+
+@dataclass(frozen=True, slots=True)
+class DayKpi:
+    """One stored KPI of one day: its scope (a site id, or :data:`NETWORK`), numerator, denominator and
+    value (``numerator / denominator``; None when there was nothing to count)."""
+
+    scope: str
+    kpi: str
+    numerator: float
+    denominator: float
+    value: float | None
+
+
+def day_kpis(conn: psycopg.Connection, day: date, *, site: str | None = None) -> list[DayKpi]:
+    """The KPIs stored for ``day``, of every scope or of ``site`` only: the network first, then by site and KPI."""
+    with conn.cursor(row_factory=class_row(DayKpi)) as cur:
+        return cur.execute(
+            """SELECT scope, kpi, numerator, denominator, value FROM kpi_daily
+               WHERE day = %s AND (%s::text IS NULL OR scope = %s) ORDER BY scope = %s DESC, scope, kpi""",
+            (day, site, site, NETWORK)).fetchall()
 
 
 def latest_stored(conn: psycopg.Connection) -> dict[str, dict[str, float | None]]:
