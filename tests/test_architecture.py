@@ -2,7 +2,8 @@
 import statement, function-level ones included).
 
 - ``twin`` is the core: it imports none of the other four packages, except the ``campus-twin`` CLI
-  (``twin/cli/``, every module of it: the composition root), and that one only lazily, inside functions.
+  (``twin/cli/``, every module of it: the composition root), and that one only lazily, inside functions;
+  the CLI parses and calls, its SQL is in ``twin/storage/``.
 - ``ingest``, ``models_bim``, ``simulators`` and ``dashboard`` may import ``twin`` and
   nothing of each other.
 - paho is touched by the messaging room only (``twin/messaging/``): nothing else imports it, and
@@ -137,6 +138,42 @@ def test_the_cli_reaches_other_packages_only_lazily():
         if i.root in PACKAGES and i.root != "twin" and i.top_level
     ]
     assert offenders == [], "twin/cli/ imports the other packages inside each subcommand:\n" + "\n".join(offenders)
+
+
+SQL_START = ("SELECT ", "INSERT ", "UPDATE ", "DELETE ", "WITH ", "CREATE ", "ALTER ", "DROP ", "COPY ")
+
+
+def sql_in(path: Path) -> list[str]:
+    """Where ``path`` runs a statement itself (``.execute``/``.executemany``/``.copy``/``.cursor``) or holds a
+    string that starts like one."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    rel = path.relative_to(REPO).as_posix()
+    found = []
+    for node in ast.walk(tree):
+        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                and node.func.attr in ("execute", "executemany", "copy", "cursor")):
+            found.append(f"{rel}:{node.lineno} calls .{node.func.attr}")
+        elif (isinstance(node, ast.Constant) and isinstance(node.value, str)
+              and node.value.lstrip().startswith(SQL_START)):
+            found.append(f"{rel}:{node.lineno} holds SQL {node.value.strip()[:40]!r}")
+    return found
+
+
+def test_the_sql_scan_sees_statements_and_their_strings(tmp_path, monkeypatch):
+    module = tmp_path / "cmd.py"
+    module.write_text(
+        "def kpis(conn, day):\n"
+        "    return conn.execute('SELECT scope FROM kpi_daily WHERE day = %s', (day,)).fetchall()\n"
+        "HELP = 'Select the site (--site)'  # words, not a statement\n"
+    )
+    monkeypatch.setattr(f"{__name__}.REPO", tmp_path)
+    assert sql_in(module) == ["cmd.py:2 calls .execute", "cmd.py:2 holds SQL 'SELECT scope FROM kpi_daily WHERE day = '"]
+
+
+def test_the_cli_holds_no_sql():
+    """The CLI parses and calls: its queries are functions of ``twin.storage``."""
+    offenders = [hit for path in sources(CLI) for hit in sql_in(path)]
+    assert offenders == [], "SQL belongs in twin/storage/, not in the CLI:\n" + "\n".join(offenders)
 
 
 @pytest.mark.parametrize("package", [p for p in PACKAGES if p != "twin"])
