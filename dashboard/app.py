@@ -4,7 +4,7 @@
 >>> serve(app, "127.0.0.1", 8050, stop_event)            # doctest: +SKIP  (dashboard.serve)
 
 What the dashboard needs from other packages is injected by the composition root
-(``twin/cli.py``): ``mqtt_url`` for luminaire commands, ``bim_loader`` for IFC uploads.
+(``twin/cli/``): ``mqtt_url`` for luminaire commands, ``bim_loader`` for IFC uploads.
 """
 
 from __future__ import annotations

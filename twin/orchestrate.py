@@ -3,8 +3,8 @@ monitor, simulator, dashboard) and the single services of ``ingest``, ``monitor`
 ``simulate``, all through :class:`twin.services.Supervisor`.
 
 This module is part of the core: it imports nothing of ``ingest``, ``models_bim``, ``simulators`` or
-``dashboard``. What it needs of them is made by the composition root (``twin/cli.py``), which imports
-them lazily and hands the services (or factories of them) over: :class:`DemoParts`.
+``dashboard``. What it needs of them is made by the composition root (``twin/cli/``, :mod:`twin.cli.parts`),
+which imports them lazily and hands the services (or factories of them) over: :class:`DemoParts`.
 """
 
 from __future__ import annotations
