@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -40,8 +41,12 @@ def finish(proc: subprocess.Popen[str], timeout: float, seen: list[str]) -> str:
     try:
         out, _ = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
-        proc.kill()
-        out, _ = proc.communicate()
+        proc.send_signal(signal.SIGUSR1)  # every thread's stack on its output (twin.services.stop_on_signals)
+        try:
+            out, _ = proc.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            out, _ = proc.communicate()
         raise AssertionError(f"still running {timeout} s after the stop:\n" + "".join(seen) + out) from None
     return out
 

@@ -185,3 +185,21 @@ def test_sigterm_stops_every_service_in_reverse_order_and_exits_zero():
     done = run_script(None)
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines()[-1] == "stopped last first"
+
+
+def test_sigusr1_prints_every_thread_stack_and_the_run_goes_on():
+    proc = subprocess.Popen([sys.executable, "-c", SCRIPT], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
+    assert proc.stdout.readline().strip() == "ready"
+    proc.send_signal(signal.SIGUSR1)
+    dump = []
+    for line in proc.stderr:  # faulthandler writes at once: the services' threads, waiting
+        dump.append(line)
+        if "in run" in line:
+            break
+    assert any(line.startswith("Thread 0x") for line in dump), dump
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate("\n", timeout=60)
+    assert proc.returncode == 0, err
+    assert out.splitlines()[-1] == "stopped last first"

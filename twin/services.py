@@ -27,6 +27,7 @@ stop, :meth:`Supervisor.stop` raises the first failure in the caller's thread.
 
 from __future__ import annotations
 
+import faulthandler
 import logging
 import signal
 import socket
@@ -296,9 +297,13 @@ class Supervisor:
 
 def stop_on_signals() -> tuple[threading.Event, Callable[[], None]]:
     """An event set by SIGINT, SIGTERM or a thread that dies (:func:`twin.process.exit_on_thread_death`),
-    and the function that undoes all three (call it when the command ends)."""
+    and the function that undoes all three (call it when the command ends).
+
+    Meanwhile SIGUSR1 prints every thread's stack on stderr (:mod:`faulthandler`): what a command that
+    does not stop is doing, without stopping it (``kill -USR1 PID``)."""
     stop = threading.Event()
     uninstall = exit_on_thread_death(stop)
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
 
     def handler(signum: int, frame: object) -> None:
         stop.set()
@@ -309,6 +314,7 @@ def stop_on_signals() -> tuple[threading.Event, Callable[[], None]]:
 
     def restore() -> None:
         uninstall()
+        faulthandler.unregister(signal.SIGUSR1)
         for sig, old in previous.items():
             if signal.getsignal(sig) is handler and old is not None:
                 signal.signal(sig, old)
