@@ -17,7 +17,7 @@ import shapely
 from psycopg.rows import class_row
 from shapely.geometry.base import BaseGeometry
 
-from twin.metrics import BY_ID
+from twin.storage.readings import means_by_room
 
 
 @dataclass(frozen=True, slots=True)
@@ -241,7 +241,7 @@ def storey_snapshot(conn: psycopg.Connection, storey_id: int, *, known: datetime
         return None
     site_id, stamp, rooms, devices, not_online, latest = row
     return StoreySnapshot(storey_id, site_id, stamp, _plan_rooms(rooms), _plan_devices(devices),
-                          dict(not_online), _by_room(latest))
+                          dict(not_online), means_by_room(latest))
 
 
 def _plan_rooms(rows: Sequence[Sequence[Any]] | None) -> tuple[PlanRoom, ...] | None:
@@ -254,11 +254,3 @@ def _plan_rooms(rows: Sequence[Sequence[Any]] | None) -> tuple[PlanRoom, ...] | 
 def _plan_devices(rows: Sequence[Sequence[Any]] | None) -> tuple[PlanDevice, ...] | None:
     return None if rows is None else tuple(PlanDevice(*r) for r in rows)
 
-
-def _by_room(rows: Sequence[Sequence[Any]]) -> dict[int, dict[str, float]]:
-    out: dict[int, dict[str, float]] = {}
-    for room_id, metric_id, value in rows:
-        metric = BY_ID.get(metric_id)
-        if metric is not None:
-            out.setdefault(room_id, {})[metric.name] = float(value)
-    return out

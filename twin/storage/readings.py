@@ -13,6 +13,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import psycopg
 from psycopg import sql
@@ -163,14 +164,15 @@ def room_latest(conn: psycopg.Connection, room_ids: Sequence[int]) -> dict[int, 
 
     Metric names come from the catalogue in memory, so the query does not join ``metrics``.
     """
-    return _by_room(conn.execute(
+    return means_by_room(conn.execute(
         """SELECT d.room_id, l.metric_id, avg(l.value) FROM latest l JOIN devices d ON d.id = l.device_id
            WHERE d.room_id = ANY(%s) AND d.removed_at IS NULL GROUP BY 1, 2""",
         (list(room_ids),),
     ).fetchall())
 
 
-def _by_room(rows: Sequence[tuple[int, int, float]]) -> dict[int, dict[str, float]]:
+def means_by_room(rows: Sequence[Sequence[Any]]) -> dict[int, dict[str, float]]:
+    """``(room_id, metric_id, mean)`` rows as ``{room_id: {metric name: mean}}`` (unknown metrics left out)."""
     out: dict[int, dict[str, float]] = {}
     for room_id, metric_id, value in rows:
         metric = BY_ID.get(metric_id)
