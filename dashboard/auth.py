@@ -69,8 +69,8 @@ def internal_environ(server: flask.Flask) -> dict[str, object]:
     return {INTERNAL_KEY: server.extensions[INTERNAL_KEY]}
 
 
-def current_user() -> dict[str, Any] | None:
-    """``{id, username, role, csrf_token}`` of the request's live session, else None (cached per request)."""
+def current_user() -> users.SessionUser | None:
+    """The user of the request's live session, else None (cached per request)."""
     if not flask.has_request_context():
         return None
     if "campus_twin_user" not in flask.g:
@@ -86,7 +86,7 @@ def current_user() -> dict[str, Any] | None:
 def can(action: str) -> bool:
     """True when the current user's role allows ``action`` (for showing or hiding controls)."""
     user = current_user()
-    return security.allowed(user["role"] if user else None, action)
+    return security.allowed(user.role if user else None, action)
 
 
 def record(action: str, outcome: str, target: str | None = None, detail: dict[str, Any] | None = None, *,
@@ -94,7 +94,7 @@ def record(action: str, outcome: str, target: str | None = None, detail: dict[st
     """An audit-log entry for the current request's user (or ``username``) and address."""
     user = current_user()
     with data.connection() as conn:
-        audit.record(conn, action, outcome, username=username or (user["username"] if user else None), target=target,
+        audit.record(conn, action, outcome, username=username or (user.username if user else None), target=target,
                      detail=detail, remote_addr=flask.request.remote_addr if flask.has_request_context() else None)
 
 
@@ -106,7 +106,7 @@ def requires(action: str) -> Callable[[F], F]:
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             if not can(action):
                 user = current_user()
-                record(action, "denied", target=fn.__name__, detail={"role": user["role"] if user else None})
+                record(action, "denied", target=fn.__name__, detail={"role": user.role if user else None})
                 flask.abort(403, description=f"your role may not {action}")
             return fn(*args, **kwargs)
 
@@ -147,12 +147,12 @@ def _guard(prefix: str) -> flask.Response | None:
             return flask.make_response(flask.jsonify(error="login required"), 401)
         target = request.full_path.rstrip("?") if request.query_string else request.path
         return flask.redirect(f"{prefix}login?next={quote(target, safe='/')}")
-    uploader = security.allowed(user["role"], "upload") and request.path == f"{prefix}_dash-update-component"
+    uploader = security.allowed(user.role, "upload") and request.path == f"{prefix}_dash-update-component"
     refused = _too_large(server.extensions[UPLOAD_KEY] if uploader else CALLBACK_MAX_BYTES)
     if refused is not None:
         return refused
     if request.method not in ("GET", "HEAD", "OPTIONS") and not security.same(request.headers.get(CSRF_HEADER),
-                                                                              user["csrf_token"]):
+                                                                              user.csrf_token):
         return flask.make_response(flask.jsonify(error="CSRF token missing or wrong"), 403)
     return None
 
@@ -233,8 +233,8 @@ def _login() -> flask.Response:
         if user is None:
             audit.record(conn, "login", "failed", username=username, remote_addr=request.remote_addr)
             return _login_page(prefix, next_path, t("Wrong username or password."), 401)
-        token, csrf = users.create_session(conn, user["id"])
-        audit.record(conn, "login", "ok", username=user["username"], detail={"role": user["role"]},
+        token, csrf = users.create_session(conn, user.id)
+        audit.record(conn, "login", "ok", username=user.username, detail={"role": user.role},
                      remote_addr=request.remote_addr)
     response = flask.redirect(next_path)
     kwargs = _cookie_kwargs(prefix)
@@ -252,11 +252,11 @@ def _logout() -> flask.Response:
     token = request.cookies.get(SESSION_COOKIE)
     if user is None or not token:
         return flask.redirect(f"{prefix}login")
-    if not security.same(request.form.get("csrf_token") or request.headers.get(CSRF_HEADER), user["csrf_token"]):
+    if not security.same(request.form.get("csrf_token") or request.headers.get(CSRF_HEADER), user.csrf_token):
         return flask.make_response(flask.jsonify(error="CSRF token missing or wrong"), 403)
     with data.connection() as conn:
         users.end_session(conn, token)
-        audit.record(conn, "logout", "ok", username=user["username"], remote_addr=request.remote_addr)
+        audit.record(conn, "logout", "ok", username=user.username, remote_addr=request.remote_addr)
     response = flask.redirect(f"{prefix}login")
     response.delete_cookie(SESSION_COOKIE, httponly=True, **_cookie_kwargs(prefix))
     response.delete_cookie(CSRF_COOKIE, **_cookie_kwargs(prefix))
@@ -272,7 +272,7 @@ def user_badge(lang: str) -> Any:
     if user is None:
         return dhtml.Span()
     return dhtml.Form([
-        dhtml.Span(f"{user['username']} ({t(user['role'], lang)})", id="current-user", className="user"),
-        dcc.Input(type="hidden", name="csrf_token", value=user["csrf_token"], id="logout-csrf"),
+        dhtml.Span(f"{user.username} ({t(user.role, lang)})", id="current-user", className="user"),
+        dcc.Input(type="hidden", name="csrf_token", value=user.csrf_token, id="logout-csrf"),
         dhtml.Button(t("Log out", lang), type="submit", id="logout", className="button button-small"),
     ], method="post", action=dash.get_relative_path("/logout"), className="user-badge")

@@ -19,11 +19,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 OTHER_PACKAGES = ("dashboard", "ingest", "models_bim", "simulators")
 #: Calls left as they are, with the reason.
-UNTYPED_ALLOWED = {
-    # The signed-in user of a request: dashboard/auth.py keeps it as a mapping in the session machinery.
-    ("twin.storage.users", "authenticate"),
-    ("twin.storage.users", "session_user"),
-}
+UNTYPED_ALLOWED: set[tuple[str, str]] = set()
 
 
 def storage_calls(path: Path) -> set[tuple[str, str]]:

@@ -26,7 +26,7 @@ def test_users_add_list_remove_with_the_password_never_echoed(db_url: str) -> No
     prompted = run(db_url, "users", "add", "wang", "--role", "viewer", stdin="another-pass\nanother-pass\n")
     assert prompted.exit_code == 0 and "another-pass" not in prompted.output
     with connection(db_url) as conn:
-        assert users.authenticate(conn, "li", "s3cret-pass")["role"] == "operator"
+        assert users.authenticate(conn, "li", "s3cret-pass").role == "operator"
         assert users.authenticate(conn, "li", "wrong") is None
         stored = conn.execute("SELECT password_hash FROM users WHERE username = 'li'").fetchone()[0]
     assert stored.startswith("scrypt$") and "s3cret-pass" not in stored

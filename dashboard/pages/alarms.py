@@ -115,6 +115,6 @@ def acknowledge(clicks: list[int | None], note: str | None, refresh: int) -> tup
         raise PreventUpdate
     lang = current()
     user = auth.current_user()
-    done = data.acknowledge_alarm(int(trigger["id"]), user["username"], (note or "").strip()[:500],
+    done = data.acknowledge_alarm(int(trigger["id"]), user.username, (note or "").strip()[:500],
                                   flask.request.remote_addr)
     return t("Alarm acknowledged." if done else "Alarm was not open.", lang), (refresh or 0) + 1

@@ -307,7 +307,7 @@ def _pressed(confirm_clicks: int | None, discard_clicks: int | None) -> str | No
 
 def _username() -> str | None:
     user = auth.current_user()
-    return user["username"] if user else None
+    return user.username if user else None
 
 
 def _first_line(exc: BaseException) -> str:

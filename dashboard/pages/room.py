@@ -296,7 +296,7 @@ def send_command(clicks: list[int | None], target: str, level: float | None, roo
     user = auth.current_user()
     what = {"room": room_id, "target": target, "action": trigger["action"], "level": level}
     try:
-        sent = send(room_id, target or ALL_LUMINAIRES, trigger["action"], level, sent_by=user["username"])
+        sent = send(room_id, target or ALL_LUMINAIRES, trigger["action"], level, sent_by=user.username)
     except CommandError as exc:
         auth.record("command", "failed", f"room {room_id}", {**what, "error": str(exc)})
         return f"{t('command not sent', lang)}: {exc}"

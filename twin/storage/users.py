@@ -7,11 +7,11 @@ the SHA-256 of its cookie token, with the CSRF token the browser must echo on ev
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import psycopg
-from psycopg.rows import dict_row
+from psycopg.rows import class_row, dict_row
 
 from twin import security
 
@@ -78,16 +78,34 @@ def user(conn: psycopg.Connection, username: str) -> dict[str, Any] | None:
                            (username,)).fetchone()
 
 
-def authenticate(conn: psycopg.Connection, username: str, password: str) -> dict[str, Any] | None:
-    """The user (id, username, role) when the password matches, else None (same work either way)."""
-    with conn.cursor(row_factory=dict_row) as cur:
-        row = cur.execute("SELECT id, username, role, password_hash FROM users WHERE username = %s",
-                          (username,)).fetchone()
-    stored = row["password_hash"] if row else _DUMMY_HASH
-    ok = security.verify_password(password, stored)
+@dataclass(frozen=True, slots=True)
+class User:
+    """A dashboard user: id, name and role."""
+
+    id: int
+    username: str
+    role: str
+
+
+@dataclass(frozen=True, slots=True)
+class SessionUser:
+    """The user of a live session, with the session's CSRF token and when it expires."""
+
+    id: int
+    username: str
+    role: str
+    csrf_token: str
+    expires_at: datetime
+
+
+def authenticate(conn: psycopg.Connection, username: str, password: str) -> User | None:
+    """The user when the password matches, else None (same work either way)."""
+    row = conn.execute("SELECT id, username, role, password_hash FROM users WHERE username = %s",
+                       (username,)).fetchone()
+    ok = security.verify_password(password, row[3] if row else _DUMMY_HASH)
     if not (row and ok):
         return None
-    return {k: row[k] for k in ("id", "username", "role")}
+    return User(row[0], row[1], row[2])
 
 
 #: Checked against when the username is unknown, so a wrong name costs as much time as a wrong password.
@@ -105,9 +123,9 @@ def create_session(conn: psycopg.Connection, user_id: int, ttl: timedelta = SESS
     return token, csrf
 
 
-def session_user(conn: psycopg.Connection, token: str) -> dict[str, Any] | None:
-    """``{id, username, role, csrf_token, expires_at}`` of a live session, else None."""
-    with conn.cursor(row_factory=dict_row) as cur:
+def session_user(conn: psycopg.Connection, token: str) -> SessionUser | None:
+    """The user of a live session, else None."""
+    with conn.cursor(row_factory=class_row(SessionUser)) as cur:
         return cur.execute(
             """SELECT u.id, u.username, u.role, s.csrf_token, s.expires_at
                FROM user_sessions s JOIN users u ON u.id = s.user_id
