@@ -31,6 +31,7 @@ import faulthandler
 import logging
 import signal
 import socket
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -295,6 +296,18 @@ class Supervisor:
         return self.laggards
 
 
+def _dump_stacks_on(signum: int) -> bool:
+    """Have ``signum`` print every thread's stack on stderr (the process's own when ``sys.stderr`` is
+    not a file, as under click's test runner); whether it could."""
+    for stream in (sys.stderr, sys.__stderr__):
+        try:
+            faulthandler.register(signum, file=stream, all_threads=True)
+            return True
+        except (AttributeError, ValueError, OSError):  # no stream, or one without a file descriptor
+            continue
+    return False
+
+
 def stop_on_signals() -> tuple[threading.Event, Callable[[], None]]:
     """An event set by SIGINT, SIGTERM or a thread that dies (:func:`twin.process.exit_on_thread_death`),
     and the function that undoes all three (call it when the command ends).
@@ -303,7 +316,7 @@ def stop_on_signals() -> tuple[threading.Event, Callable[[], None]]:
     does not stop is doing, without stopping it (``kill -USR1 PID``)."""
     stop = threading.Event()
     uninstall = exit_on_thread_death(stop)
-    faulthandler.register(signal.SIGUSR1, all_threads=True)
+    dumps = _dump_stacks_on(signal.SIGUSR1)
 
     def handler(signum: int, frame: object) -> None:
         stop.set()
@@ -314,7 +327,8 @@ def stop_on_signals() -> tuple[threading.Event, Callable[[], None]]:
 
     def restore() -> None:
         uninstall()
-        faulthandler.unregister(signal.SIGUSR1)
+        if dumps:
+            faulthandler.unregister(signal.SIGUSR1)
         for sig, old in previous.items():
             if signal.getsignal(sig) is handler and old is not None:
                 signal.signal(sig, old)
