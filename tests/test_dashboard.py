@@ -129,8 +129,8 @@ def known_twin(db_url: str) -> KnownTwin:
     """A headquarters and a member school; CO2 in three rooms, a cloud class, an alarm, a dead letter."""
     now = datetime.now(UTC)
     m1 = now.replace(second=0, microsecond=0) - timedelta(minutes=10)
-    if m1.minute == 59:  # both minutes in one hour, whatever the clock says (the hourly charts count them as one)
-        m1 -= timedelta(minutes=1)
+    if m1.minute == 59:  # both minutes in one hour, whatever the clock says (the hourly charts count them as one);
+        m1 += timedelta(minutes=1)  # later, not earlier: the cloud class must stay within SESSION_FRESH
     m2 = m1 + timedelta(minutes=1)
     s = timedelta(seconds=1)
     with connection(db_url) as conn:
