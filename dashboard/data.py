@@ -20,7 +20,7 @@ import psycopg
 from psycopg_pool import ConnectionPool
 
 from dashboard.figures import PlanGeometry, plan_geometry, with_derived
-from twin.monitoring.site_standards import SiteStandards, standards_for, today
+from twin.monitoring.site_standards import Band, SiteStandards, standards_for, today
 from twin.monitoring.standards import RulesError
 from twin.storage import alarms, audit, bim_imports, commands, devices, kpis, plans, readings
 from twin.storage import sites as sites_store
@@ -50,6 +50,7 @@ PLANS_KEY = "campus_twin.plans"
 RULES_KEY = "campus_twin.rules"  # a twin.monitoring.standards.SiteConfig (the rules file) for the site standards
 #: Storey plans kept per app (a plan is a few hundred kB for a 200-room storey).
 PLANS_KEPT = 64
+STANDARDS_KEY = "campus_twin.standards"  # the last SiteStandards of each site, reused while equal (its verdicts)
 #: How far back the room chart looks by default.
 SERIES_WINDOW = timedelta(hours=1)
 #: A cloud-class panel whose session value is older than this is not "in progress".
@@ -160,10 +161,19 @@ def _standards(conn: psycopg.Connection, site_id: str | None, day: date | None =
         return SiteStandards("", day or today())
     config = flask.current_app.extensions.get(RULES_KEY) if flask.has_app_context() else None
     try:
-        return standards_for(conn, site_id, day, config=config)
+        fresh = standards_for(conn, site_id, day, config=config)
     except RulesError as exc:
         log.error("dashboard: site %s: stored rule overrides ignored: %s", site_id, exc)
         return SiteStandards(site_id, day or today())
+    if not flask.has_app_context():
+        return fresh
+    # The same rules, day and zone as last time: the same object, with the verdicts it has already given.
+    kept: dict[str, SiteStandards] = flask.current_app.extensions.setdefault(STANDARDS_KEY, {})
+    last = kept.get(site_id)
+    if last == fresh:
+        return last
+    kept[site_id] = fresh
+    return fresh
 
 
 def _values(conn: psycopg.Connection, rooms: Sequence[BuildingRoom], standards: SiteStandards
@@ -296,6 +306,18 @@ def room_series(room_id: int, metric: str, *, start: datetime | None = None, end
     start = start or end - window
     with connection() as conn:
         return readings.room_series(conn, room_id, metric, start, end, hourly=hourly)
+
+
+def room_chart(room_id: int, metric: str, start: datetime, end: datetime, *, hourly: bool = False
+               ) -> tuple[list[tuple[datetime, float, float, float]], tuple[Band, ...]]:
+    """A room's chart in one connection: its :func:`room_series` and the bounds of its rules for ``metric``
+    on the range's last day (none for an unknown room)."""
+    with connection() as conn:
+        points = readings.room_series(conn, room_id, metric, start, end, hourly=hourly)
+        found = plans.room(conn, room_id)
+        if found is None:
+            return points, ()
+        return points, _standards(conn, found.site_id, today(end)).bands(metric, found.use or "")
 
 
 def room_commands(room_id: int) -> list[CommandRow]:

@@ -10,7 +10,14 @@ from twin.monitoring.rule_engine import DeviceMinute, RoomContext, evaluate_rule
 from twin.monitoring.site_standards import NO_STANDARD, OK, SiteStandards, standards_for
 from twin.monitoring.standards import DEFAULT_RULES, SUMMER, WINTER, SiteConfig
 from twin.storage.model import save_model
-from twin.storage.monitoring import set_climate_zone, set_rule_override
+from twin.storage.monitoring import (
+    SiteRules,
+    climate_zone,
+    rule_overrides,
+    set_climate_zone,
+    set_rule_override,
+    site_rules,
+)
 from twin.timetable import SCHOOL_TZ
 
 DECEMBER = date(2026, 12, 14)  # a Monday, winter in Shenzhen's zone
@@ -113,6 +120,13 @@ def test_standards_for_a_stored_site_read_its_zone_and_overrides(db_url: str) ->
         assert std.judge("temperature", 17.5, "classroom").status == TEMPERATURE.severity
         zone_file = SiteConfig(sites={"std": {"climate_zone": "mild"}})
         assert standards_for(conn, "std", date(2026, 11, 23), config=zone_file).season == SUMMER
+        # what it read, in one statement: the same as the two reads apart; nothing for an unknown site
+        set_rule_override(conn, "std", "classroom_co2_high", {"max": 1200})
+        assert site_rules(conn, "std") == SiteRules(climate_zone(conn, "std"), rule_overrides(conn, "std"))
+        winter = {"seasonal": {"winter": [18, 24]}}
+        assert site_rules(conn, "std") == SiteRules("cold", {"classroom_co2_high": {"max": 1200},
+                                                             "temperature_out_of_range": winter})
+        assert site_rules(conn, "nowhere") == SiteRules(None, {})
 
 
 def test_the_report_states_the_sites_lighting_rules_not_the_defaults() -> None:

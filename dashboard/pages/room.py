@@ -26,7 +26,7 @@ from dashboard.commands import LUMINAIRE_KINDS, CommandError
 from dashboard.figures import CHART_METRICS, colour_for, format_value, series_csv, series_figure, unit_of
 from dashboard.history import LIVE_RANGES, RANGE_LABELS, chart_window
 from dashboard.i18n import current, t
-from twin.monitoring.site_standards import SiteStandards, today
+from twin.monitoring.site_standards import SiteStandards
 from twin.storage.commands import CommandRow
 from twin.storage.devices import RoomDevice
 from twin.storage.readings import LatestValue
@@ -210,10 +210,8 @@ def chart(room_id: int, metric: str, range_key: str, start_date: str | None = No
     """The chart of a range and the points it shows (from the 1-minute or 1-hour rollups), with the bounds of
     the room's rules on the range's last day."""
     start, end, hourly = chart_window(range_key, start_date, end_date, now=now)
-    points = data.room_series(room_id, metric, start=start, end=end, hourly=hourly)
+    points, bands = data.room_chart(room_id, metric, start, end, hourly=hourly)
     source = t("from 1-hour rollups" if hourly else "from 1-minute rollups", lang)
-    room = data.room(room_id)
-    bands = data.room_standards(room, today(end)).bands(metric, room.use or "") if room else ()
     figure = series_figure(points, metric, unit_of(metric), lang=lang, source=source, bands=bands)
     figure["layout"]["xaxis"]["range"] = [start.astimezone(UTC).replace(tzinfo=None),
                                           end.astimezone(UTC).replace(tzinfo=None)]  # naive UTC, like the data

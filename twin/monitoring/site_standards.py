@@ -67,6 +67,11 @@ class Band:
     season: str | None  # the season when the rule's bounds are seasonal
 
 
+_NO_STANDARD = Verdict(NO_STANDARD)
+#: How many verdicts a :class:`SiteStandards` keeps (then it starts again): a few storeys' values.
+_VERDICTS_KEPT = 50_000
+
+
 def _worst(statuses: list[str]) -> str:
     return max(statuses, key=STATUSES.index) if statuses else NO_STANDARD
 
@@ -79,10 +84,19 @@ class SiteStandards:
     day: date
     climate_zone: str | None = None
     rules: Mapping[str, Rule] = field(default_factory=lambda: DEFAULT_RULES)
+    #: What the lookups below found (the rules and the day never change): a floor plan judges every value
+    #: of every room on each tick, and scanning the rule set each time cost more than the drawing.
+    _memo: dict[Any, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
+    #: Verdicts by (metric, value, use, occupied): a storey's latest values mostly stay the same between ticks.
+    _verdicts: dict[tuple[str, float, str, bool | None], Verdict] = field(
+        default_factory=dict, init=False, repr=False, compare=False)
 
     @property
     def season(self) -> str:
-        return season(self.day, self.climate_zone)
+        found = self._memo.get("season")
+        if found is None:
+            found = self._memo["season"] = season(self.day, self.climate_zone)
+        return found
 
     def season_of(self, day: date) -> str:
         """The season of another day at this site (the rule engine's ``season_of``)."""
@@ -91,22 +105,38 @@ class SiteStandards:
     def active(self) -> list[Rule]:
         return [r for r in self.rules.values() if r.enabled]
 
-    def value_rules(self, metric: str, use: str | None = None, *, occupied: bool | None = None) -> list[Rule]:
+    def value_rules(self, metric: str, use: str | None = None, *, occupied: bool | None = None
+                    ) -> tuple[Rule, ...]:
         """The enabled rules judging single values of ``metric`` (for ``use``; every use when None).
 
         ``occupied`` (True, False or None: unknown) drops rules whose hours exclude it:
         ``occupied`` rules in an empty room, ``empty`` rules (background noise) in an occupied one.
         """
-        return [r for r in self.active() if r.metric == metric and r.aggregate in VALUE_AGGREGATES and not r.kinds
+        key = (metric, use, occupied)
+        found = self._memo.get(key)
+        if found is None:
+            found = self._memo[key] = tuple(
+                r for r in self.active() if r.metric == metric and r.aggregate in VALUE_AGGREGATES and not r.kinds
                 and (use is None or use in r.uses)
-                and not (occupied is False and r.hours == "occupied") and not (occupied is True and r.hours == "empty")]
+                and not (occupied is False and r.hours == "occupied") and not (occupied is True and r.hours == "empty"))
+        return found
 
     def judge(self, metric: str, value: float, use: str, *, occupied: bool | None = None) -> Verdict:
         """The verdict of one value of ``metric`` in a room of ``use``."""
+        key = (metric, value, use, occupied)
+        verdict = self._verdicts.get(key)
+        if verdict is None:
+            if len(self._verdicts) >= _VERDICTS_KEPT:
+                self._verdicts.clear()
+            verdict = self._verdicts[key] = self._judge(metric, value, use, occupied)
+        return verdict
+
+    def _judge(self, metric: str, value: float, use: str, occupied: bool | None) -> Verdict:
         rules = self.value_rules(metric, use, occupied=occupied)
         if not rules:
-            return Verdict(NO_STANDARD)
-        broken = [r for r in rules if r.broken_by(value, self.season)]
+            return _NO_STANDARD
+        season_now = self.season
+        broken = [r for r in rules if r.broken_by(value, season_now)]
         return Verdict(_worst([OK, *(r.severity for r in broken)]), tuple(r.id for r in broken))
 
     def judge_room(self, values: Mapping[str, float], use: str) -> Verdict:
@@ -149,7 +179,10 @@ def standards_for(conn: psycopg.Connection, site_id: str, day: date | None = Non
     """
     config = config or SiteConfig()
     if stored_zone is ...:
-        stored_zone = monitoring.climate_zone(conn, site_id)
+        stored = monitoring.site_rules(conn, site_id)
+        stored_zone, overrides = stored.climate_zone, stored.overrides
+    else:
+        overrides = monitoring.rule_overrides(conn, site_id)
     return SiteStandards(site_id, day or today(), config.climate_zone(site_id, stored_zone),
-                         config.rules_for(site_id, monitoring.rule_overrides(conn, site_id)))
+                         config.rules_for(site_id, overrides))
 

@@ -161,6 +161,26 @@ def rule_overrides(conn: psycopg.Connection, site_id: str) -> dict[str, dict[str
         "SELECT rule_id, params FROM rule_overrides WHERE site_id = %s ORDER BY rule_id", (site_id,)).fetchall()}
 
 
+@dataclass(frozen=True, slots=True)
+class SiteRules:
+    """What a site stores of its standards: its climate zone (None: not set) and its rule overrides."""
+
+    climate_zone: str | None
+    overrides: dict[str, dict[str, Any]]
+
+
+def site_rules(conn: psycopg.Connection, site_id: str) -> SiteRules:
+    """:func:`climate_zone` and :func:`rule_overrides` of ``site_id`` in one statement (a chart or a floor
+    plan reads them on every refresh)."""
+    row = conn.execute(
+        """SELECT (SELECT climate_zone FROM sites WHERE site_id = %(site)s),
+                  (SELECT coalesce(jsonb_object_agg(rule_id, params), '{}') FROM rule_overrides
+                    WHERE site_id = %(site)s)""",
+        {"site": site_id}).fetchone()
+    zone, overrides = row if row else (None, {})
+    return SiteRules(zone, {r: dict(p) for r, p in sorted(overrides.items())})
+
+
 def set_rule_override(conn: psycopg.Connection, site_id: str, rule_id: str, params: dict[str, Any] | None) -> None:
     """Store (or with ``None`` remove) a site's override of one rule."""
     if params is None:
