@@ -588,8 +588,14 @@ def test_building_in_3d_extrudes_every_room_with_a_footprint(app: dash.Dash, kno
 
 def test_a_site_override_changes_the_plan_the_legend_and_the_chart_bands(app: dash.Dash,
                                                                        known_twin: KnownTwin) -> None:
-    """The same override the monitor uses (stored per site) recolours the plan: 1200 ppm in a classroom."""
+    """The same override the monitor uses (stored per site) recolours the plan: 1200 ppm in a classroom.
+
+    The app has drawn the plan with the defaults first: the standards it keeps between ticks (and their
+    verdicts) give way to the stored override at the next draw."""
     site, room = _page("site"), _page("room")
+    with app.server.test_request_context("/", headers=signed_in(app)):
+        before, _ = site.update_floorplan(known_twin.storey_id, "co2", None, None)
+    assert _room_colours(before) == co2_colours(known_twin)
     with connection(known_twin.url) as conn:
         set_rule_override(conn, "hq", "classroom_co2_high", {"max": 1000})
         conn.commit()
