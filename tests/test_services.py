@@ -203,3 +203,21 @@ def test_sigusr1_prints_every_thread_stack_and_the_run_goes_on():
     out, err = proc.communicate("\n", timeout=60)
     assert proc.returncode == 0, err
     assert out.splitlines()[-1] == "stopped last first"
+
+
+def test_a_part_whose_stop_fails_does_not_keep_the_others_running():
+    """The broker's stop raising must not leave the database (started before it) running: the rest
+    still stop in reverse, then the failure is raised."""
+    log: list[str] = []
+
+    def broken_halt(value: str) -> None:
+        log.append(f"stop {value}")
+        raise OSError("mosquitto would not die")
+
+    sup = Supervisor()
+    sup.start(Launched("db", launch=lambda: "db", halt=lambda value: log.append(f"stop {value}")))
+    sup.start(Launched("broker", launch=lambda: "broker", halt=broken_halt))
+    sup.start(ThreadService("ingest", recorder("ingest", log)))
+    with pytest.raises(OSError, match="mosquitto would not die"):
+        sup.stop()
+    assert log == ["start ingest", "stop ingest", "stop broker", "stop db"]

@@ -276,7 +276,8 @@ class Supervisor:
     def stop(self, *, raise_failure: bool = True) -> list[str]:
         """Stop the started services in reverse order, each given what is left of one deadline;
         return the names of those still running at its end. Once the deadline has passed (a service did
-        not stop), each later one still gets :data:`_AFTER_DEADLINE_S`. Then raise the first failure."""
+        not stop), each later one still gets :data:`_AFTER_DEADLINE_S`; one whose stop raises is logged and
+        the others are still stopped. Then raise the first failure."""
         if not self._stopped:
             self._stopped = True
             self._failure = self.failure()
@@ -285,7 +286,12 @@ class Supervisor:
             self.stop_event.set()
             deadline = time.monotonic() + self.stop_within_s
             for svc in reversed(self.services):
-                svc.stop()
+                try:
+                    svc.stop()
+                except Exception as exc:  # the parts started before it are still stopped
+                    log.exception("service stop failed name=%s", svc.name)
+                    self._failure = self._failure or exc
+                    continue
                 if svc.join(max(_AFTER_DEADLINE_S, deadline - time.monotonic())):
                     log.info("service stopped name=%s", svc.name)
                 else:
