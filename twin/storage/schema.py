@@ -187,6 +187,9 @@ MIGRATIONS: tuple[Migration, ...] = (
               _sql_file("0010_seq_window.sql")),
     Migration(11, "ingest listening spells: silence while the twin was not listening is not a device fault",
               _sql_file("0011_ingest_listening.sql")),
+    Migration(12, "alarm integrity: when the twin knew, cleared after raised, minutes heard, clock offsets",
+              _sql_file("0012_alarm_integrity.sql")),
+    Migration(13, "sequence restarts told from reordering by device time", _sql_file("0013_seq_restart.sql")),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 

@@ -1,0 +1,25 @@
+-- Campus Twin schema, version 12: alarms a person can trust (docs/monitoring.md, "Alarm integrity").
+-- known_at: when the twin knew (the monitor cycle that raised it), beside raised_at (when the
+-- condition began, from the data). An alarm never clears before it was raised. device_heard: the
+-- minutes (receive time) in which ingest stored a reading of a device, so that offline is judged on
+-- what the twin heard, whatever the device's clock says; device_status.clock_offset_s: the newest
+-- reading's device time minus the time it was stored (clock skew).
+ALTER TABLE alarms ADD COLUMN IF NOT EXISTS known_at timestamptz;
+UPDATE alarms SET known_at = raised_at WHERE known_at IS NULL;
+ALTER TABLE alarms ALTER COLUMN known_at SET DEFAULT now();
+ALTER TABLE alarms ALTER COLUMN known_at SET NOT NULL;
+UPDATE alarms SET cleared_at = raised_at WHERE cleared_at < raised_at;
+UPDATE alarm_events e SET at = a.raised_at FROM alarms a
+    WHERE a.id = e.alarm_id AND e.event = 'cleared' AND e.at < a.raised_at;
+ALTER TABLE alarms DROP CONSTRAINT IF EXISTS alarms_cleared_after_raised;
+ALTER TABLE alarms ADD CONSTRAINT alarms_cleared_after_raised CHECK (cleared_at IS NULL OR cleared_at >= raised_at);
+ALTER TABLE alarms DROP CONSTRAINT IF EXISTS alarms_closed_has_cleared_at;
+UPDATE alarms SET cleared_at = greatest(raised_at, coalesce(acked_at, raised_at)) WHERE state = 'closed' AND cleared_at IS NULL;
+ALTER TABLE alarms ADD CONSTRAINT alarms_closed_has_cleared_at CHECK ((state = 'closed') = (cleared_at IS NOT NULL));
+ALTER TABLE device_status ADD COLUMN IF NOT EXISTS clock_offset_s double precision;
+CREATE TABLE IF NOT EXISTS device_heard (
+    device_id  integer NOT NULL REFERENCES devices ON DELETE CASCADE,
+    minute     timestamptz NOT NULL,
+    PRIMARY KEY (device_id, minute)
+);
+CREATE INDEX IF NOT EXISTS device_heard_minute ON device_heard (minute);
