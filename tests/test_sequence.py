@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
 
-from twin.sequence import WINDOW, SeqState, merge, window_bytes, window_from_bytes
+from twin.sequence import WINDOW, SeqState, first_from_bytes, merge, window_bytes, window_from_bytes
 
 
 def _through(batches: list[list[int]]) -> SeqState:
@@ -89,3 +91,126 @@ def test_a_restart_keeps_the_holes_that_were_still_open() -> None:
     restarted = merge(state, [1, 2])
     assert (restarted.high, restarted.gaps) == (2, 1)
     assert merge(restarted, [3, 5]).gaps == 2
+
+
+# --- count restarts (a device reboot): issue 17 -----------------------------------------------
+
+T0 = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
+
+
+def at(k: float) -> datetime:
+    """The device time of a message ``k`` periods of 30 s after ``T0``."""
+    return T0 + timedelta(seconds=30 * k)
+
+
+def timed(state: SeqState, pairs: list[tuple[int, datetime]]) -> SeqState:
+    """``merge`` with each number's device time."""
+    return merge(state, [n for n, _ in pairs], [t for _, t in pairs])
+
+
+def count(numbers: Iterable[int], start: float) -> list[tuple[int, datetime]]:
+    """``numbers`` sent one a period from ``start``, in order (a hole keeps its period)."""
+    return [(n, at(start + n)) for n in numbers]
+
+
+def test_a_reboot_keeps_the_holes_of_the_old_count_and_the_new_count_starts_whole() -> None:
+    """The issue's example: the re-counted numbers must not fill the old count's holes."""
+    assert merge(merge(SeqState(), [*range(1, 50), *range(60, 300)]), range(1, 120)).gaps == 10
+    assert merge(merge(SeqState(), [*range(1, 50), *range(60, 300)]), range(1, 120)).high == 119
+
+
+def test_a_reboot_after_only_30_messages_is_told_from_reordering() -> None:
+    old = [n for n in range(1, 31) if n != 7]
+    assert merge(merge(SeqState(), old), range(1, 11)).gaps == 1  # without times: 1 came twice
+    state = timed(timed(SeqState(), count(old, 0)), count(range(1, 11), 100))
+    assert (state.high, state.gaps) == (10, 1)
+    assert timed(state, count([12], 100)).gaps == 2  # the new count's own holes count too
+
+
+def test_an_early_number_that_is_late_is_not_a_reboot() -> None:
+    """The early-number rule asks whether the smallest number already came in this count: the
+    first numbers of a count that another worker stores later do not restart it."""
+    assert _through([[2, 4, 6], [1, 3, 5]]).gaps == 0
+    assert _through([list(range(5, 40)), [1, 2, 3, 4]]).gaps == 0
+    with_times = timed(timed(SeqState(), count([2, 4, 6], 0)), count([1, 3, 5], 0))
+    assert (with_times.high, with_times.gaps) == (6, 0)
+
+
+def test_a_redelivered_early_message_with_its_device_time_is_not_a_reboot() -> None:
+    state = timed(SeqState(), count([n for n in range(1, 300) if n != 200], 0))
+    assert timed(state, count([1, 2, 3], 0)).gaps == 1  # QoS 1 sent them again: same numbers, same times
+    assert timed(state, count([200], 0)).gaps == 0
+
+
+def test_a_reboot_in_the_middle_of_a_batch() -> None:
+    """One batch holds the end of the old count (with a hole) and the start of the new one."""
+    state = timed(SeqState(), count(range(1, 481), 0))
+    batch = count([n for n in range(481, 501) if n != 490], 0) + count(range(1, 21), 600)
+    random.Random(3).shuffle(batch)  # the batch's order is not the device's
+    state = timed(state, batch)
+    assert (state.high, state.gaps) == (20, 1)
+    assert state.count_from == at(601) and state.high_at == at(620)
+
+
+def test_late_messages_of_the_old_count_after_the_reboot_are_neither_loss_nor_a_jump() -> None:
+    """Worker A stores the new count before worker B stores the old count's last messages."""
+    sent_old = count([n for n in range(1, 501) if n not in (100, 101)], 0)
+    a, b = sent_old[:-20], sent_old[-20:]
+    state = timed(timed(SeqState(), a), count(range(1, 31), 600))
+    assert (state.high, state.gaps) == (30, 2)
+    state = timed(state, b)  # too late for the old count, and no part of the new one
+    assert (state.high, state.gaps) == (30, 2)
+    assert timed(state, count(range(31, 41), 600)).gaps == 2
+
+
+def test_reordering_and_duplicates_across_batches_with_times_count_only_real_holes() -> None:
+    rng = random.Random(11)
+    first = count([n for n in range(1, 801) if n % 101], 0)  # 7 missing
+    second = count([n for n in range(1, 401) if n % 151], 1000)  # after a reboot: 2 missing
+
+    def shared(sent: list[tuple[int, datetime]]) -> list[list[tuple[int, datetime]]]:
+        """Two workers: each stretch of 40 messages split between them (every other one), the
+        two halves stored in either order; some stretches swapped with the next."""
+        batches = []
+        for i in range(0, len(sent), 40):
+            halves = [sent[i:i + 40:2], sent[i + 1:i + 40:2]]
+            rng.shuffle(halves)
+            batches += halves
+        for i in range(len(batches) - 1):
+            if rng.random() < 0.3:
+                batches[i], batches[i + 1] = batches[i + 1], batches[i]
+        return batches
+
+    for _ in range(20):
+        batches = shared(first) + shared(second)
+        batches += [rng.sample(first + second, 5) for _ in range(10) if rng.random() < 0.5]  # redeliveries
+        state = SeqState()
+        for batch in batches:
+            state = timed(state, batch)
+        assert (state.high, state.gaps) == (400, 9)
+
+
+def test_without_device_times_in_a_timed_batch_the_early_number_rule_applies() -> None:
+    state = timed(SeqState(), count([*range(1, 50), *range(60, 300)], 0))
+    assert merge(state, list(range(1, 120)), [None] * 119).gaps == 10
+
+
+def test_the_count_start_round_trips_through_the_stored_window() -> None:
+    state = merge(SeqState(), [2, 4, 6])
+    assert state.first == 2
+    data = window_bytes(state.window, state.first)
+    assert window_from_bytes(data) == state.window and first_from_bytes(data) == 2
+    assert first_from_bytes(window_bytes(state.window)) == 0
+    restored = SeqState(state.high, window_from_bytes(data), state.lost, first=first_from_bytes(data))
+    assert merge(restored, [1, 3, 5]).gaps == 0
+    assert merge(SeqState(), range(2, 3000)).first == 0  # the count's start left the window: nothing to keep
+
+
+def test_a_count_stored_without_times_takes_the_early_number_rule_until_its_time_is_known() -> None:
+    """A state stored before device times (schema 12) or from messages without them."""
+    legacy = merge(SeqState(), [*range(1, 50), *range(60, 300)])
+    assert legacy.high_at is None
+    state = timed(legacy, count(range(1, 120), 600))
+    assert (state.high, state.gaps, state.high_at) == (119, 10, at(719))
+    state = timed(state, count(range(1, 5), 800))  # its time is known now: a reboot by time
+    assert (state.high, state.gaps, state.count_from) == (4, 10, at(801))
