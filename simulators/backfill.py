@@ -77,7 +77,7 @@ def backfill(database_url: str, span: timedelta, *, step: timedelta = timedelta(
                     written[0] += writer.write(rows)
                 if progress is not None:
                     progress(done, steps)
-        except BaseException as exc:
+        except BaseException as exc:  # noqa: BLE001 - handed to the main thread, which raises it
             failure.append(exc)
             while batches.get() is not None:  # let the producer finish
                 pass

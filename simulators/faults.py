@@ -7,23 +7,26 @@ is logged with kind, site, device and simulated time as a structured log line
 (``fault injected kind=... site=... device=... ts=...``) and, when a path is given, as
 one JSON object per line, so that tests can check the twin notices each one:
 
-| kind | what the device does |
-|---|---|
-| dropout | publishes nothing for 3-10 intervals (``seq`` keeps counting: a gap) |
-| stuck | one metric repeats its value for 20-60 intervals |
-| drift | one metric drifts away linearly (a calibration fault) until the run ends |
-| spike | one message carries an absurd value of one metric |
-| duplicate | one message is published twice (same ``seq`` and ``ts``) |
-| out_of_order | one message is held back and published after the next one |
-| clock_skew | timestamps are off by 2-60 minutes for 10-40 intervals |
-| malformed | one payload is broken (truncated JSON, text, NaN, no metrics) |
-| reboot | ``seq`` restarts at 1 and the status is republished |
-| disconnect | the connection's socket is dropped: the broker sends its last will, the client reconnects |
+| kind | what the device does | logged with |
+|---|---|---|
+| dropout | publishes nothing for 3-10 intervals (``seq`` keeps counting: a gap) | until |
+| stuck | one metric repeats its value for 30-120 simulated minutes | metric, value, until |
+| drift | one metric drifts away linearly (a calibration fault) until the run ends | metric, start, per_hour |
+| spike | one message carries an absurd value of one metric, inside its physical range | metric, value |
+| out_of_range | one message carries a value outside the metric's physical range (a dead letter) | metric, value |
+| low_battery | a battery-powered device's battery falls below 20 % and stays there | battery |
+| duplicate | one message is published twice (same ``seq`` and ``ts``) | seq |
+| out_of_order | one message is held back and published after the next one | seq |
+| clock_skew | timestamps are off by 2-60 minutes for 10-40 intervals | offset_s, until |
+| malformed | one payload is broken (truncated JSON, text, NaN, no metrics) | seq, variant |
+| reboot | ``seq`` restarts at 1 and the status is republished | seq |
+| disconnect | the connection's socket is dropped: the broker sends its last will, the client reconnects | |
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import random
 import threading
 from dataclasses import dataclass, field
@@ -37,26 +40,43 @@ from twin.messaging import contract
 
 log = logging.getLogger(__name__)
 
-FAULT_KINDS = ("dropout", "stuck", "drift", "spike", "duplicate", "out_of_order", "clock_skew", "malformed",
-               "reboot", "disconnect")
+FAULT_KINDS = ("dropout", "stuck", "drift", "spike", "out_of_range", "low_battery", "duplicate", "out_of_order",
+               "clock_skew", "malformed", "reboot", "disconnect")
 
-#: Named profiles: probability per message (per connection message for ``disconnect``).
+#: Named profiles: probability per message (per connection message for ``disconnect``). ``low_battery``
+#: is asked only of devices with a battery (environment sensors) and happens once per device.
 PROFILES: dict[str, dict[str, float]] = {
     "none": {},
-    "light": {"dropout": 2e-4, "stuck": 1e-4, "drift": 2e-5, "spike": 2e-4, "duplicate": 5e-4,
-              "out_of_order": 2e-4, "clock_skew": 5e-5, "malformed": 2e-4, "reboot": 5e-5, "disconnect": 1e-5},
-    "chaos": {"dropout": 5e-3, "stuck": 2e-3, "drift": 5e-4, "spike": 5e-3, "duplicate": 1e-2,
-              "out_of_order": 5e-3, "clock_skew": 1e-3, "malformed": 5e-3, "reboot": 1e-3, "disconnect": 2e-4},
+    "light": {"dropout": 2e-4, "stuck": 1e-4, "drift": 2e-5, "spike": 2e-4, "out_of_range": 1e-4,
+              "low_battery": 1e-5, "duplicate": 5e-4, "out_of_order": 2e-4, "clock_skew": 5e-5, "malformed": 2e-4,
+              "reboot": 5e-5, "disconnect": 1e-5},
+    "chaos": {"dropout": 5e-3, "stuck": 2e-3, "drift": 5e-4, "spike": 5e-3, "out_of_range": 2e-3,
+              "low_battery": 2e-4, "duplicate": 1e-2, "out_of_order": 5e-3, "clock_skew": 1e-3, "malformed": 5e-3,
+              "reboot": 1e-3, "disconnect": 2e-4},
     # Every kind often: for tests and for watching the twin's alarms light up in a demo.
     "all": {k: 0.05 for k in FAULT_KINDS} | {"disconnect": 0.002},
 }
 
-#: Metrics that a stuck, drifting or spiking sensor may affect, with the drift per hour and a spike value.
+#: Metrics that a stuck, drifting or spiking sensor may affect, with the drift per hour and a spike value
+#: (absurd, but inside the physical range of twin/metrics.py: an outlier, not a dead letter).
 AFFECTED = {
     "co2": (150.0, 9500.0), "temperature": (0.8, 84.0), "humidity": (3.0, 100.0), "pm25": (5.0, 900.0),
     "noise": (2.0, 135.0), "illuminance": (40.0, 150000.0), "blackboard_illuminance": (40.0, 150000.0),
     "power": (3.0, 5000.0), "panel_temperature": (1.0, 110.0),
 }
+#: Values outside the physical range of twin/metrics.py (ingest dead-letters them): a broken sensor or ADC.
+OUT_OF_RANGE = {
+    "co2": (70000.0, -1.0), "temperature": (120.0, -55.0), "humidity": (140.0, -5.0), "pm25": (1500.0, -2.0),
+    "noise": (160.0, -3.0), "illuminance": (250000.0, -10.0), "blackboard_illuminance": (250000.0, -10.0),
+    "power": (150000.0, -5.0), "panel_temperature": (150.0, -30.0),
+}
+#: A stuck fault freezes a value only while it is live (a lit luminaire's power and illuminance, not standby or
+#: darkness, which look the same when healthy): below these the metric is not chosen.
+STUCK_LIVE_MIN = {"illuminance": 50.0, "blackboard_illuminance": 50.0, "power": 1.0}
+#: How long a stuck fault lasts, simulated minutes (the twin's stuck rules need 20-60 minutes).
+STUCK_MINUTES = (30.0, 120.0)
+#: A low battery fault leaves this much charge, %.
+LOW_BATTERY_PCT = (3.0, 18.0)
 MALFORMED = ("truncated", "not_json", "nan", "no_metrics", "string_value")
 
 
@@ -132,6 +152,7 @@ class _DeviceFaults:
     drift: tuple[str, float, datetime] | None = None  # metric, per hour, since
     skew: tuple[timedelta, datetime] | None = None  # offset, until
     held: bytes | None = None
+    battery: float | None = None  # the charge a low battery fault left
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,6 +160,10 @@ class Outcome:
     payloads: list[bytes]
     seq: int
     rebooted: bool = False
+    #: The battery charge to report (after a low battery fault), None for a device without a battery.
+    battery: float | None = None
+    #: A low battery fault started at this message (report the battery at once).
+    battery_fault: bool = False
 
 
 class FaultInjector:
@@ -158,8 +183,9 @@ class FaultInjector:
         return st
 
     def telemetry(self, site_id: str, device_id: str, ts: datetime, seq: int, metrics: dict[str, float],
-                  interval_s: float) -> Outcome:
-        """The payloads to publish for one telemetry message (none, one, or several) and the ``seq`` used."""
+                  interval_s: float, *, battery: float | None = None) -> Outcome:
+        """The payloads to publish for one telemetry message (none, one, or several), the ``seq`` used, and
+        the battery to report (``battery`` is the device's true charge; None when it has no battery)."""
         st = self._state(site_id, device_id)
         r, rates, rec = st.rng, self.rates, self.sink.record
         step = timedelta(seconds=interval_s)
@@ -167,13 +193,20 @@ class FaultInjector:
         def hit(kind: str) -> bool:
             return rates[kind] > 0 and r.random() < rates[kind]
 
+        battery_fault = False
+        if battery is not None and st.battery is None and hit("low_battery"):
+            st.battery = round(min(battery, r.uniform(*LOW_BATTERY_PCT)), 1)
+            battery_fault = True
+            rec("low_battery", site_id, device_id, ts, battery=st.battery)
+        if battery is not None and st.battery is not None:
+            battery = min(battery, st.battery)
         if st.dropout_until is not None and ts < st.dropout_until:
-            return Outcome([], seq)
+            return Outcome([], seq, battery=battery, battery_fault=battery_fault)
         st.dropout_until = None
         if hit("dropout"):
             st.dropout_until = ts + step * r.uniform(3, 10)
             rec("dropout", site_id, device_id, ts, until=st.dropout_until.isoformat())
-            return Outcome([], seq)
+            return Outcome([], seq, battery=battery, battery_fault=battery_fault)
         rebooted = False
         if hit("reboot"):
             seq, rebooted = 1, True
@@ -187,13 +220,16 @@ class FaultInjector:
             else:
                 st.stuck = None
         elif candidates and hit("stuck"):
-            metric = r.choice(candidates)
-            st.stuck = (metric, metrics[metric], ts + step * r.uniform(20, 60))
-            rec("stuck", site_id, device_id, ts, metric=metric, value=metrics[metric], until=st.stuck[2].isoformat())
+            live = [m for m in candidates if metrics[m] >= STUCK_LIVE_MIN.get(m, -math.inf)]
+            if live:
+                metric = r.choice(live)
+                st.stuck = (metric, metrics[metric], ts + timedelta(minutes=r.uniform(*STUCK_MINUTES)))
+                rec("stuck", site_id, device_id, ts, metric=metric, value=metrics[metric],
+                    until=st.stuck[2].isoformat())
         if st.drift is None and candidates and hit("drift"):
             metric = r.choice(candidates)
             st.drift = (metric, AFFECTED[metric][0] * r.choice((-1, 1)), ts)
-            rec("drift", site_id, device_id, ts, metric=metric, per_hour=st.drift[1])
+            rec("drift", site_id, device_id, ts, metric=metric, start=metrics[metric], per_hour=st.drift[1])
         if st.drift is not None and st.drift[0] in metrics:
             metric, per_hour, since = st.drift
             metrics[metric] = round(max(0.0, metrics[metric] + per_hour * (ts - since).total_seconds() / 3600), 2)
@@ -201,6 +237,10 @@ class FaultInjector:
             metric = r.choice(candidates)
             metrics[metric] = AFFECTED[metric][1]
             rec("spike", site_id, device_id, ts, metric=metric, value=metrics[metric])
+        if candidates and hit("out_of_range"):
+            metric = r.choice(candidates)
+            metrics[metric] = r.choice(OUT_OF_RANGE[metric])
+            rec("out_of_range", site_id, device_id, ts, metric=metric, value=metrics[metric])
         sent_ts = ts
         if st.skew is not None and ts >= st.skew[1]:
             st.skew = None
@@ -227,7 +267,7 @@ class FaultInjector:
             st.held = payload
             out.remove(payload)
             rec("out_of_order", site_id, device_id, ts, seq=seq)
-        return Outcome(out, seq, rebooted)
+        return Outcome(out, seq, rebooted, battery, battery_fault)
 
     def disconnect(self, connection: str, ts: datetime) -> bool:
         """Whether to drop this connection now (asked once per message the connection sends)."""

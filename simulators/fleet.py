@@ -51,6 +51,14 @@ from twin.messaging.mqtt import MqttClient, Received, Subscription, Will
 log = logging.getLogger(__name__)
 
 FIRMWARE = "sim-1.0"
+#: Device kinds that run on batteries (the rest are on the mains) and report ``battery`` (%) in their status.
+BATTERY_KINDS = frozenset({"env_sensor"})
+#: A battery's charge when the run starts is drawn from this range, %, and falls by this much a day
+#: (a sensor sending every 30 s lasts about two years on its cells).
+BATTERY_START_PCT = (35.0, 100.0)
+BATTERY_PCT_PER_DAY = 0.14
+#: The status with the battery is republished every this many telemetry messages (hourly for a 30 s sensor).
+BATTERY_EVERY = 120
 #: Reporting interval of each kind, seconds (simulated time).
 NOMINAL_INTERVAL_S = {"env_sensor": 30.0, "luminaire": 60.0, "blackboard_luminaire": 60.0, "panel": 60.0}
 MAX_DEVICE_CONNECTIONS = 500
@@ -128,6 +136,8 @@ class SimDevice:
     last_ts: float | None = None  # simulated epoch seconds of the last sample
     conn: int = 0
     topic: str = ""
+    battery: float | None = None  # charge, %, of a battery-powered device
+    samples: int = 0  # telemetry messages sampled (the battery report counts them; ``seq`` restarts on reboots)
 
 
 def _room_context(d: dict[str, Any], spec: FleetSpec, seed: int, rng: random.Random) -> RoomContext:
@@ -192,8 +202,11 @@ def build_fleet(devices: list[dict[str, Any]] | FleetSpec, *, seed: int, interva
         if model is None:
             continue
         nominal = interval_s if interval_s is not None else NOMINAL_INTERVAL_S[d["kind"]]
+        battery = (random.Random(f"battery/{seed}/{d['site_id']}/{d['device_id']}").uniform(*BATTERY_START_PCT)
+                   if d["kind"] in BATTERY_KINDS else None)
         fleet.append(SimDevice(d["site_id"], d["device_id"], d["kind"], model, nominal * rng.uniform(0.9, 1.1),
-                               key=d.get("id"), topic=contract.topic(d["site_id"], d["device_id"], contract.TELEMETRY)))
+                               key=d.get("id"), topic=contract.topic(d["site_id"], d["device_id"], contract.TELEMETRY),
+                               battery=battery))
     return fleet
 
 
@@ -212,7 +225,7 @@ def apply_command(dev: SimDevice, payload: bytes, local: datetime) -> dict[str, 
         elif isinstance(dev.model, Panel):
             dev.model.command(str(action), local)
         else:
-            raise ValueError(f"unsupported action {action!r} for {dev.kind}")
+            raise ValueError(f"unsupported action {action!r} for {dev.kind}")  # noqa: TRY004 - acked as refused
     except ValueError as exc:
         return {"id": cid, "ok": False, "error": str(exc)}
     return {"id": cid, "ok": True, "action": action}
@@ -391,7 +404,7 @@ class FleetRunner:
                 self._conns.append(_Connection(
                     self, f"{dev.site_id}/{dev.device_id}", f"{self.client_id}-{dev.site_id}-{dev.device_id}",
                     Will(status, contract.status_payload("offline", reason="connection lost")),
-                    [(status, contract.status_payload("online", firmware=FIRMWARE))],
+                    [(status, self._online_status(dev.site_id, dev.battery))],
                     contract.topic(dev.site_id, dev.device_id, contract.CMD)))
             return
         by_site: dict[str, list[str]] = {}
@@ -433,9 +446,10 @@ class FleetRunner:
                 log.warning("simulator connection not up yet name=%s (retrying in the background)", c.name)
         if self.connections == "gateway":  # the devices' own retained status
             site_conn = {c.name.split("/")[0]: c for c in self._conns}
+            batteries = {(d.site_id, d.device_id): d.battery for d in self.fleet}
             for d, status in zip(spec.devices, self.status_topics, strict=True):
-                self._send(site_conn[d["site_id"]], status, contract.status_payload(
-                    "online", firmware=FIRMWARE, gateway=f"{self.client_id}-{d['site_id']}"), retain=True)
+                self._send(site_conn[d["site_id"]], status, self._online_status(
+                    d["site_id"], batteries.get((d["site_id"], d["device_id"]))), retain=True)
         deadline = time.monotonic() + CONNECT_TIMEOUT_S  # statuses acknowledged before the clock starts
         while (any(c.connected and c.outstanding for c in self._conns) and time.monotonic() < deadline
                and not stop.is_set()):
@@ -514,22 +528,38 @@ class FleetRunner:
             self.fault_log.close()
 
     # -- publishing ------------------------------------------------------------------------
+    def _online_status(self, site_id: str, battery: float | None, **extra: Any) -> bytes:
+        """A device's retained ``online`` status: firmware, its gateway, its battery when it has one."""
+        if self.connections == "gateway":
+            extra["gateway"] = f"{self.client_id}-{site_id}"
+        if battery is not None:
+            extra["battery"] = round(battery, 1)
+        return contract.status_payload("online", firmware=FIRMWARE, **extra)
+
     def _publish(self, dev: SimDevice, due: float, injector: FaultInjector | None) -> None:
         ts = datetime.fromtimestamp(due, tz=UTC)
         dt = dev.interval_s if dev.last_ts is None else max(0.0, due - dev.last_ts)
         dev.last_ts = due
         metrics = dev.model.step(dt, ts.astimezone(SCHOOL_TZ))
         dev.seq += 1
+        dev.samples += 1
+        if dev.battery is not None:
+            dev.battery = max(0.0, dev.battery - BATTERY_PCT_PER_DAY * dt / 86400.0)
         conn = self._conns[dev.conn]
+        status = contract.topic(dev.site_id, dev.device_id, contract.STATUS)
         if injector is None:
             self._send(conn, dev.topic, contract.telemetry_payload(ts, dev.seq, metrics))
             self.published += 1
+            if dev.battery is not None and dev.samples % BATTERY_EVERY == 0:
+                self._send(conn, status, self._online_status(dev.site_id, dev.battery), retain=True)
             return
-        outcome = injector.telemetry(dev.site_id, dev.device_id, ts, dev.seq, metrics, dev.interval_s)
+        outcome = injector.telemetry(dev.site_id, dev.device_id, ts, dev.seq, metrics, dev.interval_s,
+                                     battery=dev.battery)
         dev.seq = outcome.seq
         if outcome.rebooted:
-            self._send(conn, contract.topic(dev.site_id, dev.device_id, contract.STATUS),
-                       contract.status_payload("online", firmware=FIRMWARE, reboot=True), retain=True)
+            self._send(conn, status, self._online_status(dev.site_id, outcome.battery, reboot=True), retain=True)
+        elif outcome.battery is not None and (outcome.battery_fault or dev.samples % BATTERY_EVERY == 0):
+            self._send(conn, status, self._online_status(dev.site_id, outcome.battery), retain=True)
         for payload in outcome.payloads:
             self._send(conn, dev.topic, payload)
             self.published += 1

@@ -37,6 +37,14 @@ MOISTURE_PER_PERSON_GPH = 30.0  # grams of water vapour per pupil and hour
 BUFFERING_ACH = 1.5
 INFILTRATION_ACH = 0.4
 WINDOW_ACH = 4.0
+#: In breaks the door stands open and pupils go in and out.
+BREAK_DOOR_ACH = 3.0
+#: A window tilted or the door opened because the room is stuffy (:attr:`RoomContext.airs_at_ppm`).
+AIRING_ACH = 3.0
+#: Aired until the CO2 is this much below the room's stuffy level.
+AIRING_HYSTERESIS_PPM = 1000.0
+#: Largest measurement noise of relative humidity, %RH (keeps a reading of a saturated room within 0-100).
+HUMIDITY_NOISE_MAX = 2.5
 AC_SETPOINT_C = 26.0  # GB/T 18883 summer range 22-28 °C
 AC_MAX_RH = 0.55
 TARGET_DESK_LX = 350.0  # maintained 300 lx (GB 7793) with a margin
@@ -71,6 +79,7 @@ class EnvSensor:
     pm25: float | None = None
     ac_on: bool = False
     window_open: bool = False
+    airing: bool = False  # opened because the air is stuffy
 
     def step(self, dt: float, local: datetime) -> dict[str, float]:
         local = aware(local)
@@ -90,10 +99,18 @@ class EnvSensor:
             self.ac_on = False
         # Windows: opened in breaks in mild weather by rooms that do so, shut when the AC runs and at night.
         mild = 16.0 <= w.temperature_c <= 28.0
-        self.window_open = (room.opens_windows and in_hours and mild and not self.ac_on
-                            and phase in ("break", "lunch", "after_school", "lesson")
-                            and (phase != "lesson" or w.temperature_c >= 18.0))
-        ach = INFILTRATION_ACH + (WINDOW_ACH if self.window_open else 0.0) + (room.fresh_air_ach if in_hours else 0.0)
+        habit = (room.opens_windows and in_hours and mild and not self.ac_on
+                 and phase in ("break", "lunch", "after_school", "lesson")
+                 and (phase != "lesson" or w.temperature_c >= 18.0))
+        # Stuffy air: any room, in any weather, gets a window or the door opened until it is fresher.
+        if self.airing:
+            self.airing = in_hours and self.co2 > room.airs_at_ppm - AIRING_HYSTERESIS_PPM
+        else:
+            self.airing = in_hours and people > 0 and self.co2 > room.airs_at_ppm
+        self.window_open = habit or self.airing
+        ach = (INFILTRATION_ACH + (WINDOW_ACH if habit else AIRING_ACH if self.airing else 0.0)
+               + (BREAK_DOOR_ACH if in_hours and phase == "break" else 0.0)
+               + (room.fresh_air_ach if in_hours else 0.0))
         lam = ach / 3600.0
         volume = room.volume_m3
         # CO2 mass balance: dC/dt = G - lambda (C - C_out), solved exactly for constant G over dt.
@@ -114,7 +131,7 @@ class EnvSensor:
         if self.ac_on:
             e_target = min(e_target, AC_MAX_RH * saturation_kpa(self.temperature))
         self.vapour_kpa = _approach(self.vapour_kpa or e_out, e_target, dt, 1.0 / lam_v if not self.ac_on else 1200.0)
-        humidity = min(99.0, max(10.0, 100.0 * self.vapour_kpa / saturation_kpa(self.temperature)))
+        humidity = min(97.0, max(10.0, 100.0 * self.vapour_kpa / saturation_kpa(self.temperature)))
         # PM2.5: outdoor air penetrating (more through open windows) plus dust stirred up by people.
         penetration = 0.9 if self.window_open else 0.35 if room.fresh_air_ach else 0.55
         pm_target = penetration * w.pm25_ugm3 + 0.12 * people
@@ -123,8 +140,10 @@ class EnvSensor:
             "occupancy": float(people),
             "co2": round(self.co2 + r.gauss(0, 8), 1),
             "temperature": round(self.temperature + r.gauss(0, 0.1), 2),
-            "humidity": round(humidity + r.gauss(0, 0.8), 1),
-            "pm25": round(max(0.0, self.pm25 + r.gauss(0, 1.5)), 1),
+            # Noise on the clamped humidity stays within 0-100 %RH and never settles on a bound.
+            "humidity": round(humidity + max(-HUMIDITY_NOISE_MAX, min(HUMIDITY_NOISE_MAX, r.gauss(0, 0.8))), 1),
+            # Clean air reads a little above 0 rather than a flat 0 (a healthy sensor never repeats a value).
+            "pm25": round(abs(self.pm25 + r.gauss(0, 1.5)), 1),
             "noise": round(self._noise(local, phase, people), 1),
         }
 
@@ -205,6 +224,8 @@ class Luminaire:
         light = full * self.lumen_factor * self.dimming / 100.0 if self.on else 0.0
         power = self.rated_w * (0.08 + 0.92 * self.dimming / 100.0) if self.on else self.standby_w
         self.energy_wh += power * dt / 3600.0
+        if self.on:  # the meter's reading wanders with the mains voltage (about 0.5 %)
+            power *= 1.0 + self.rng.gauss(0, 0.005)
         if self.on:
             self.hours += dt / 3600.0
         key = "blackboard_illuminance" if self.blackboard else "illuminance"

@@ -24,6 +24,8 @@ from simulators.timetable import LUNCH, SCHOOL_END, SCHOOL_START, Timetable
 
 #: Chinese primary and middle school classes are large.
 CLASS_SIZE = 45
+#: GB 50099 asks for at least 1.36 m² per pupil and 3.0 m clear height in a classroom: about 4 m³ of air each.
+MIN_VOLUME_PER_PERSON_M3 = 4.0
 LUNCH_NAP = (time(12, 20), time(13, 50))  # 午休: pupils nap at their desks
 
 
@@ -44,10 +46,14 @@ class RoomContext:
     fresh_air_ach: float = 0.0
     #: Whether the teachers open the windows in mild weather (some rooms stay shut all day).
     opens_windows: bool = True
+    #: CO2 (ppm) at which the air of the occupied room is stuffy enough for a window or the door to be
+    #: opened whatever the weather (and the AC), until it is about 1,000 ppm lower.
+    airs_at_ppm: float = 2500.0
 
     @property
     def volume_m3(self) -> float:
-        return max(20.0, self.area_m2 * self.height_m)
+        """Air volume; at least :data:`MIN_VOLUME_PER_PERSON_M3` per pupil (a BIM room too small for its class)."""
+        return max(20.0, self.area_m2 * self.height_m, MIN_VOLUME_PER_PERSON_M3 * self.class_size)
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,4 +111,4 @@ def occupancy(tt: Timetable, local: datetime, room: RoomContext) -> int:
     return 0
 
 
-__all__ = ["CLASS_SIZE", "LUNCH", "DayPlan", "RoomContext", "day_plan", "occupancy", "school_hours"]
+__all__ = ["CLASS_SIZE", "LUNCH", "MIN_VOLUME_PER_PERSON_M3", "DayPlan", "RoomContext", "day_plan", "occupancy", "school_hours"]

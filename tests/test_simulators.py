@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import random
 import threading
 import uuid
@@ -14,16 +15,27 @@ import pytest
 from simulators.backfill import backfill, parse_span
 from simulators.climate import desk_daylight, outdoor
 from simulators.cloud_class import CloudSeat
-from simulators.faults import FAULT_KINDS, FaultInjector, FaultLog, FaultProfileError, parse_profile
-from simulators.fleet import FleetRunner, build_fleet, synthetic_spec
+from simulators.faults import (
+    AFFECTED,
+    FAULT_KINDS,
+    OUT_OF_RANGE,
+    PROFILES,
+    FaultInjector,
+    FaultLog,
+    FaultProfileError,
+    parse_profile,
+)
+from simulators.fleet import BATTERY_EVERY, FleetRunner, build_fleet, synthetic_spec
 from simulators.models import SCHOOL_TZ, EnvSensor, Luminaire, Panel
 from simulators.rooms import RoomContext, day_plan, occupancy
+from simulators.siting import class_size
 from simulators.timetable import LESSONS, Timetable
 from tests.helpers import running, small_twin, wait_for
 from twin.database import connection
 from twin.messaging import contract
 from twin.messaging.contract import topic
 from twin.messaging.mqtt import MqttClient, Received, Subscription
+from twin.metrics import BY_NAME
 from twin.storage.model import save_model
 
 MONDAY = datetime(2026, 11, 23)  # a Monday in term time (naive = school-local time)
@@ -65,6 +77,77 @@ def test_co2_rises_in_an_occupied_closed_classroom_and_decays_after_the_lesson()
     airy = EnvSensor(random.Random(1), room=RoomContext(key=CLOSED.key, opens_windows=True))
     airy.step(3600, start - timedelta(minutes=1))
     assert run(airy, start, len(during), "co2")[-1] < during[-1] - 500
+
+
+def _school_day_co2(room: RoomContext, day: datetime, step_min: int = 2) -> list[tuple[datetime, float]]:
+    sensor = EnvSensor(random.Random(room.key), room=room)
+    sensor.step(3600, at(day, "06:00"))
+    return [(when, sensor.step(step_min * 60.0, when)["co2"])
+            for when in (at(day, "06:00") + timedelta(minutes=m) for m in range(0, 12 * 60, step_min))]
+
+
+def test_co2_stays_plausible_over_school_days_in_many_classrooms():
+    """Closed, occupied classrooms reach 2,000-4,000 ppm in published measurements, not 7,000."""
+    days = [datetime(2026, 1, 12), datetime(2026, 4, 13), datetime(2026, 7, 6), datetime(2026, 9, 14),
+            datetime(2026, 11, 23)]
+    peaks, hourly_maxima, closed_peaks = [], [], []
+    for n in range(24):
+        r = random.Random(f"co2/{n}")
+        area, height = r.uniform(40, 95), r.uniform(2.7, 3.8)
+        room = RoomContext(key=f"co2/{n}", class_size=class_size(area, "classroom"), area_m2=area, height_m=height,
+                           weather_seed=n, fresh_air_ach=2.0 if n % 3 == 0 else 0.0, opens_windows=n % 4 != 1,
+                           airs_at_ppm=r.uniform(2000, 3000))
+        for day in days:
+            values = _school_day_co2(room, day)
+            hours: dict[int, list[float]] = {}
+            for when, v in values:
+                hours.setdefault(when.hour, []).append(v)
+            means = [sum(v) / len(v) for v in hours.values()]
+            peaks.append(max(v for _, v in values))
+            hourly_maxima.append(max(means))
+            if not room.opens_windows and not room.fresh_air_ach:
+                closed_peaks.append(peaks[-1])
+    assert max(peaks) < 5000, max(peaks)
+    assert max(hourly_maxima) <= 4000, max(hourly_maxima)
+    assert min(hourly_maxima) > 700, min(hourly_maxima)  # lessons do fill the air, even an airy room's
+    assert closed_peaks and min(closed_peaks) > 1500, closed_peaks
+    assert max(peaks) > 2000  # and a stuffy classroom is still a stuffy classroom
+
+
+#: Metrics a healthy device must never repeat exactly for 20 minutes (the twin's stuck rules), and when.
+LIVELY = {
+    "co2": None, "noise": None, "pm25": None, "temperature": None, "humidity": None, "panel_temperature": None,
+    "illuminance": lambda m: m["illuminance"] > 50, "blackboard_illuminance": lambda m: m["blackboard_illuminance"] > 50,
+    "power": lambda m: m.get("on") == 1.0 or m.get("panel_state") == 2.0,
+}
+
+
+@pytest.mark.parametrize("day", [datetime(2026, 1, 12), datetime(2026, 7, 6)])
+def test_healthy_devices_never_repeat_a_value_for_20_minutes(day):
+    fleet = build_fleet(synthetic_spec(13 * 2, sites=1), seed=day.month)
+    start = day.replace(tzinfo=SCHOOL_TZ)
+    longest: dict[tuple[str, str], timedelta] = {}
+    for dev in fleet:
+        runs: dict[str, tuple[float, datetime]] = {}
+        when = start
+        while when < start + timedelta(days=1):
+            metrics = dev.model.step(dev.interval_s, when)
+            for metric, lively in LIVELY.items():
+                if metric not in metrics:
+                    continue
+                if lively is not None and not lively(metrics):
+                    runs.pop(metric, None)
+                    continue
+                value, since = runs.get(metric, (None, when))
+                if value != metrics[metric]:
+                    runs[metric] = (metrics[metric], when)
+                    continue
+                key = (dev.device_id, metric)
+                longest[key] = max(longest.get(key, timedelta(0)), when - since)
+            when += timedelta(seconds=dev.interval_s)
+    worst = {k: v for k, v in longest.items() if v >= timedelta(minutes=20)}
+    assert not worst, worst
+    assert {m for _, m in longest} <= set(LIVELY)
 
 
 def test_temperature_and_humidity_follow_the_season_and_the_air_conditioning():
@@ -159,7 +242,10 @@ def test_same_seed_same_values():
     assert a == b and a != c
 
 
-def _stream(profile: str, messages: int = 4000) -> tuple[list[dict], list[tuple[str, bytes]]]:
+def _stream(profile: str, messages: int = 4000, *, batteries: dict[str, list[float | None]] | None = None,
+            ) -> tuple[list[dict], list[tuple[str, bytes]]]:
+    """Telemetry of 4 devices every 30 s through the injector; D0 and D1 run on batteries (the battery
+    each reports after the faults lands in ``batteries``)."""
     sink = FaultLog()
     injector = FaultInjector(parse_profile(profile), seed=3, sink=sink)
     out: list[tuple[str, bytes]] = []
@@ -170,9 +256,12 @@ def _stream(profile: str, messages: int = 4000) -> tuple[list[dict], list[tuple[
         seqs[device] += 1
         ts = base + timedelta(seconds=30 * (n // 4))
         metrics = {"co2": 600.0 + n % 7, "temperature": 24.0 + (n % 5) / 10, "humidity": 60.0}
-        outcome = injector.telemetry("s", device, ts, seqs[device], metrics, 30.0)
+        battery = 80.0 - n / 1e4 if device in ("D0", "D1") else None
+        outcome = injector.telemetry("s", device, ts, seqs[device], metrics, 30.0, battery=battery)
         seqs[device] = outcome.seq
         out.extend((device, p) for p in outcome.payloads)
+        if batteries is not None:
+            batteries.setdefault(device, []).append(outcome.battery)
         injector.disconnect("s/gw", ts)
     return sink.events, out
 
@@ -181,6 +270,10 @@ def test_each_fault_type_appears_as_declared(tmp_path: Path):
     events, out = _stream("all")
     assert {e["kind"] for e in events} == set(FAULT_KINDS)
     assert all(e["site"] and e["device"] and e["ts"] for e in events)
+    details = {"stuck": {"metric", "value", "until"}, "drift": {"metric", "per_hour", "start"},
+               "spike": {"metric", "value"}, "out_of_range": {"metric", "value"}, "low_battery": {"battery"}}
+    for e in events:
+        assert details.get(e["kind"], set()) <= set(e), e
     decoded = []
     malformed = 0
     for device, payload in out:
@@ -199,12 +292,15 @@ def test_each_fault_type_appears_as_declared(tmp_path: Path):
     per_device: dict[str, list[dict]] = {}
     for device, doc in decoded:
         per_device.setdefault(device, []).append(doc)
-    seq_back = sum(1 for docs in per_device.values() for a, b in zip(docs, docs[1:], strict=False)
+    seq_back = sum(1 for docs in per_device.values() for a, b in itertools.pairwise(docs)
                    if b["seq"] < a["seq"])
     assert seq_back > 0  # out of order and reboots
     assert any(d["metrics"].get("co2") == 9500.0 or d["metrics"].get("temperature") == 84.0
                or d["metrics"].get("humidity") == 100.0 for _, d in decoded)  # spikes
-    ts_back = sum(1 for docs in per_device.values() for a, b in zip(docs, docs[1:], strict=False)
+    outside = [(m, v) for _, d in decoded for m, v in d["metrics"].items()
+               if not BY_NAME[m].min_value <= v <= BY_NAME[m].max_value]
+    assert outside and len(outside) == sum(e["kind"] == "out_of_range" for e in events)  # dead letters to be
+    ts_back = sum(1 for docs in per_device.values() for a, b in itertools.pairwise(docs)
                   if b["ts"] < a["ts"] - 60_000)
     assert ts_back > 0  # clock skew (and out of order)
     # Only what is declared: a profile of spikes gives spikes and nothing else.
@@ -219,6 +315,51 @@ def test_each_fault_type_appears_as_declared(tmp_path: Path):
     assert line == {"kind": "spike", "site": "s", "device": "D1", "ts": "2026-11-23T00:00:00+00:00", "metric": "co2"}
 
 
+def test_fault_values_spikes_stay_in_range_out_of_range_values_do_not():
+    for metric, (_, spike) in AFFECTED.items():
+        m = BY_NAME[metric]
+        assert m.min_value <= spike <= m.max_value, metric  # absurd but valid: an outlier, not a dead letter
+        assert metric in OUT_OF_RANGE
+    for metric, values in OUT_OF_RANGE.items():
+        m = BY_NAME[metric]
+        assert values and all(not m.min_value <= v <= m.max_value for v in values), metric
+    for name in ("light", "chaos", "all"):
+        assert {"out_of_range", "low_battery", "stuck"} <= {k for k, r in PROFILES[name].items() if r > 0}, name
+
+
+def test_stuck_lasts_30_to_120_simulated_minutes_whatever_the_interval():
+    for interval in (30.0, 60.0, 600.0):
+        sink = FaultLog()
+        injector = FaultInjector(parse_profile("stuck=0.02"), seed=5, sink=sink)
+        base = datetime(2026, 11, 23, 1, 0, tzinfo=UTC)
+        sent: list[tuple[datetime, dict]] = []
+        for n in range(int(5 * 24 * 3600 / interval)):
+            ts = base + timedelta(seconds=interval * n)
+            metrics = {"co2": 600.0 + n % 97 / 10, "noise": 40.0 + n % 89 / 10}
+            sent.append((ts, orjson.loads(injector.telemetry("s", "D", ts, n + 1, metrics, interval).payloads[0])))
+        assert len(sink.events) >= 10
+        for e in sink.events:
+            since, until = datetime.fromisoformat(e["ts"]), datetime.fromisoformat(e["until"])
+            assert timedelta(minutes=30) <= until - since <= timedelta(minutes=120), e
+            held = {d["metrics"][e["metric"]] for ts, d in sent if since <= ts < until}
+            assert held == {e["value"]}, e
+
+
+def test_a_low_battery_fault_drops_the_battery_below_20_percent_for_good():
+    batteries: dict[str, list[float | None]] = {}
+    events, _ = _stream("low_battery=0.002", 8000, batteries=batteries)
+    low = [e for e in events if e["kind"] == "low_battery"]
+    assert {e["device"] for e in low} == {"D0", "D1"}  # only devices with a battery, once each
+    assert len(low) == 2
+    for e in low:
+        reported = batteries[e["device"]]
+        first = next(i for i, b in enumerate(reported) if b is not None and b < 20)
+        assert reported[first] == e["battery"] < 20
+        assert all(b is not None and b < 20 for b in reported[first:])
+        assert all(b is not None and b > 70 for b in reported[:first])
+    assert all(b is None for b in batteries["D2"] + batteries["D3"])
+
+
 def test_fault_profiles_are_checked():
     assert parse_profile("light,spike=0.5").rates["spike"] == 0.5
     for bad in ("bogus", "spike=2", "spike=x", "melt=0.1"):
@@ -227,6 +368,51 @@ def test_fault_profiles_are_checked():
     assert parse_span("2w") == timedelta(days=14)
     with pytest.raises(ValueError):
         parse_span("30 days")
+
+
+def test_battery_sensors_report_a_slowly_falling_battery_in_their_status():
+    runner = FleetRunner(None, "mqtt://127.0.0.1:1", seed=1, faults="low_battery=0.0001")
+    runner.fleet = build_fleet(synthetic_spec(13 * 6, sites=1), seed=1)
+    injector = FaultInjector(runner.profile, runner.seed, runner.fault_log)
+    sent: list[tuple[str, dict]] = []
+
+    class Conn:
+        name = "hq/gw"
+
+    runner._conns = [Conn()]
+    runner._send = lambda conn, topic_, payload, retain=False: sent.append((topic_, orjson.loads(payload)))
+    start = datetime(2026, 11, 23, tzinfo=UTC).timestamp()
+    due = {i: start + i for i in range(len(runner.fleet))}
+    for i, dev in enumerate(runner.fleet):  # two days of the sensors, an hour of the others
+        while due[i] < start + (2 * 86400 if dev.kind == "env_sensor" else 3600):
+            runner._publish(dev, due[i], injector)
+            due[i] += dev.interval_s
+    statuses: dict[str, list[dict]] = {}
+    telemetry: dict[str, int] = {}
+    for t, doc in sent:
+        device, channel = t.split("/")[3], t.split("/")[4]
+        if channel == "status":
+            statuses.setdefault(device, []).append(doc)
+        else:
+            telemetry[device] = telemetry.get(device, 0) + 1
+    low = {e["device"]: e for e in runner.fault_log.events if e["kind"] == "low_battery"}
+    sensors = [d for d in runner.fleet if d.kind == "env_sensor"]
+    assert 0 < len(low) < len(sensors)
+    for dev in runner.fleet:
+        if dev.kind != "env_sensor":
+            assert all("battery" not in s for s in statuses.get(dev.device_id, []))
+            continue
+        reports = [s["battery"] for s in statuses[dev.device_id]]
+        assert all(s["state"] == "online" for s in statuses[dev.device_id])
+        assert len(reports) >= telemetry[dev.device_id] // BATTERY_EVERY  # republished periodically
+        if dev.device_id in low:
+            fault = reports.index(low[dev.device_id]["battery"])
+            assert all(b < 20 for b in reports[fault:]) and all(b >= 20 for b in reports[:fault])
+            reports = reports[:fault]
+        assert all(20 <= b <= 100 for b in reports)
+        assert reports == sorted(reports, reverse=True)
+        if len(reports) > 24:  # a day and more: falling, slowly
+            assert 0 < reports[0] - reports[-1] < 1.0, reports
 
 
 class Listener:
@@ -287,6 +473,8 @@ def test_fleet_publishes_contract_payloads_and_obeys_a_luminaire_command(db_url,
     assert seqs == list(range(1, len(seqs) + 1))
     statuses = [p for t, p in listener.received if t == topic("s1", "ENV-0", "status")]
     assert statuses[0]["state"] == "online" and statuses[0]["firmware"] == "sim-1.0"
+    assert 20 <= statuses[0]["battery"] <= 100  # sensors run on batteries, luminaires on the mains
+    assert all("battery" not in p for t, p in listener.received if t == topic("s1", "LUM-1", "status"))
     assert statuses[-1]["state"] == "offline"
     gateway = [p for t, p in listener.received if t == contract.gateway_status_topic("s1", runner.client_id + "-s1")]
     assert gateway[0]["state"] == "online" and set(gateway[0]["devices"]) == {"ENV-0", "LUM-0", "ENV-1", "LUM-1"}
