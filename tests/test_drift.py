@@ -6,6 +6,7 @@ import math
 import random
 import uuid
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -17,7 +18,7 @@ from twin.monitoring.drift import BOUNDS, WINDOW, DeviceMean, drift_episodes
 from twin.storage.drift import neighbour_means
 from twin.storage.model import device_keys, save_model
 
-START = datetime(2026, 11, 16, 1, 0, tzinfo=UTC)
+START = datetime(2026, 11, 16, 14, 0, tzinfo=UTC)  # 22:00 at school, a Monday night: the rooms are quiet
 END = START + WINDOW
 STEP = timedelta(minutes=10)
 OFFSETS = (0.0, 0.6, -0.7, 1.3, -0.4, 0.9)
@@ -73,6 +74,18 @@ def test_an_open_alarm_keeps_its_start():
     raised = START - timedelta(hours=2)
     [ep] = drift_episodes(means(devices), start=START, end=END, open_since={4: raised, 5: raised})
     assert (ep.device, ep.start) == (4, raised)
+
+
+def test_school_hours_are_not_judged_and_an_open_alarm_carries_on_through_them():
+    devices = {i + 1: steady(o) for i, o in enumerate(OFFSETS)}
+    devices[4] = drifting(OFFSETS[3], 0.8)
+    day = START - timedelta(hours=10)  # 12:00-15:00 at school: occupancy, windows, air conditioning
+    shifted = [replace(m, bucket=m.bucket - timedelta(hours=10)) for m in means(devices)]
+    assert drift_episodes(shifted, start=day, end=day + WINDOW) == []
+    raised = day - timedelta(hours=14)
+    [ep] = drift_episodes(shifted, start=day, end=day + WINDOW, open_since={4: raised})
+    assert (ep.device, ep.start, ep.end, ep.rule) == (4, raised, None, "device_drift")
+    assert "not judged" in ep.message
 
 
 def test_steady_sensors_with_different_offsets_are_not_flagged():

@@ -7,7 +7,9 @@ reporting the same metric in its room, or (fewer than two there) on its storey. 
 means (at least two of them with data then). Rooms differ by roughly constant
 offsets (sun, occupancy, windows), and a change of the whole storey (windows opened,
 air conditioning) moves the median with the device: neither changes the residual's
-*trend*. Drift does.
+*trend*. Drift does. Only quiet steps count (``quiet_hours``: outside school hours and
+``SETTLE`` after them), when healthy rooms are in the same state; in school hours
+occupancy, windows and air conditioning part them by more than a drift does in 3 h.
 
 A device drifts when, over the window (``WINDOW``, with data in its first and last
 thirds and in at least half its 10-minute steps):
@@ -27,27 +29,39 @@ explained. docs/monitoring.md, "Device health".
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from statistics import median
 
 from twin.metrics import BY_NAME
 from twin.monitoring.rule_engine import Episode
+from twin.timetable import SCHOOL_TZ, Timetable
 
 RULE = "device_drift"
 SEVERITY = "warning"
 WINDOW = timedelta(hours=3)
 STEP = timedelta(minutes=10)
-#: Residual change over the window that a healthy simulated fleet never reaches (module notes: bounds),
-#: below what the simulator's drift fault gives in 3 h (simulators/faults.py AFFECTED x 3 h).
+#: Rooms are compared only when they are in the same state: outside school hours, from
+#: ``SETTLE`` after them (CO2 and heat of the day decay, windows and air conditioning are
+#: shut) until they begin. In school hours occupancy, PE lessons, labs, windows and air
+#: conditioning make healthy rooms part by more than a drift does in 3 h.
+SETTLE = timedelta(hours=3)
+#: Residual change over the window, per metric: above what a healthy simulated fleet reached
+#: in quiet hours, below what the simulator's drift fault gives in 3 h (simulators/faults.py
+#: AFFECTED x 3 h). Healthy maxima: 24 classrooms in storeys of 6, ten days over a year, 3 h
+#: windows every 30 min, quiet steps only (seeds 0 and 1); in school hours they were
+#: 3.9 °C, 44 %RH, 2,600 ppm, 31 µg/m³, 39 dB, 34 °C (panels), 280 W.
 BOUNDS: dict[str, float] = {
-    "temperature": 1.5,        # drift 2.4 °C / 3 h
-    "humidity": 6.0,           # drift 9 %RH / 3 h
-    "co2": 300.0,              # drift 450 ppm / 3 h; occupancy makes residuals noisy: found when rooms are alike
-    "pm25": 10.0,              # drift 15 µg/m³ / 3 h
-    "noise": 5.0,              # drift 6 dB / 3 h
-    "panel_temperature": 2.0,  # drift 3 °C / 3 h
+    "temperature": 1.5,              # healthy 0.2, drift 2.4 °C
+    "humidity": 4.5,                 # healthy 1.7, drift 9 %RH
+    "co2": 300.0,                    # healthy 201 (rooms still airing out at 23:00), drift 450 ppm
+    "pm25": 11.0,                    # healthy 7.6 (outdoor traffic, penetration per room), drift 15 µg/m³
+    "noise": 4.5,                    # healthy 2.6, drift 6 dB(A)
+    "panel_temperature": 1.5,        # healthy 0.3, drift 3 °C
+    "illuminance": 60.0,             # healthy 7.6 (dawn), drift 120 lx
+    "blackboard_illuminance": 60.0,  # healthy 5.6, drift 120 lx
+    "power": 4.5,                    # healthy 0 (lights off), drift +9 W (a negative drift stays at 0 W)
 }
 #: Neighbours with data needed in a 10-minute step for a residual.
 MIN_NEIGHBOURS = 2
@@ -84,23 +98,40 @@ class Trend:
     slope: float  # per hour
 
 
+def quiet_hours(timetable: Timetable | None = None) -> Callable[[datetime], bool]:
+    """Whether a step (by its start) is quiet: no school hours in it nor in the ``SETTLE`` before it."""
+    tt = timetable or Timetable()
+
+    def quiet(bucket: datetime) -> bool:
+        local = bucket.astimezone(SCHOOL_TZ)
+        return not any(tt.school_hours(local + d) for d in (STEP - timedelta(microseconds=1), -SETTLE))
+
+    return quiet
+
+
+QUIET = quiet_hours()
+
+
 def drift_episodes(means: Iterable[DeviceMean], *, start: datetime, end: datetime,
                    open_since: Mapping[int, datetime] | None = None,
-                   bounds: Mapping[str, float] = BOUNDS) -> list[Episode]:
+                   bounds: Mapping[str, float] = BOUNDS, quiet: Callable[[datetime], bool] = QUIET) -> list[Episode]:
     """One open ``device_drift`` episode per device and metric drifting over ``[start, end)``.
 
     ``means``: per device, metric and step, as :func:`twin.storage.drift.neighbour_means`
-    reads them; metrics without a bound are ignored. ``open_since``: device -> start of its
-    open drift alarm, kept as the episode's start while it persists.
+    reads them; metrics without a bound are ignored, and steps that are not ``quiet``.
+    ``open_since``: device -> start of its open drift alarm, kept as the episode's start while
+    it persists, and carried on unchanged while none of the device's metrics can be judged
+    (school hours): only a judged window without drift ends it.
     """
     series: dict[str, dict[int, dict[datetime, float]]] = defaultdict(lambda: defaultdict(dict))
     where: dict[int, tuple[int | None, int | None]] = {}
     for m in means:
-        if m.metric in bounds and start <= m.bucket < end:
+        if m.metric in bounds and start <= m.bucket < end and quiet(m.bucket):
             series[m.metric][m.device][m.bucket] = m.mean
             where[m.device] = (m.room_id, m.storey_id)
     hours = (end - start) / timedelta(hours=1)
     out = []
+    judged: set[int] = set()
     for metric in sorted(series):
         devices, bound = series[metric], bounds[metric]
         # The worst drifter first, then the others again without it: with two neighbours the median
@@ -112,6 +143,8 @@ def drift_episodes(means: Iterable[DeviceMean], *, start: datetime, end: datetim
             for dev in healthy:
                 peers = neighbours(dev, healthy, where)
                 trend = residual_trend(residuals(devices[dev], [devices[p] for p in peers], start), hours)
+                if trend is not None:
+                    judged.add(dev)
                 if trend is not None and drifts(trend, bound):
                     found.append((abs(trend.change), -dev, trend, len(peers)))
             if not found:
@@ -124,6 +157,10 @@ def drift_episodes(means: Iterable[DeviceMean], *, start: datetime, end: datetim
             since = (open_since or {}).get(dev)
             out.append(Episode(RULE, None, dev, since if since is not None else first, None, SEVERITY,
                                round(trend.change, 3), message(metric, trend.change, peers, hours)))
+    for dev, since in sorted((open_since or {}).items()):
+        if dev not in judged:
+            out.append(Episode(RULE, None, dev, since, None, SEVERITY, 0.0,
+                               "drift not judged now (rooms in use or too few neighbours reporting)"))
     return out
 
 
