@@ -156,7 +156,7 @@ def _room_context(d: dict[str, Any], spec: FleetSpec, seed: int, rng: random.Ran
         window_azimuth=azimuth if azimuth is not None else 180.0,
         latitude=site.get("latitude") or DEFAULT_LATITUDE, longitude=site.get("longitude") or DEFAULT_LONGITUDE,
         weather_seed=seed, fresh_air_ach=2.0 if room_rng.random() < 0.4 else 0.0,
-        opens_windows=room_rng.random() < 0.8,
+        opens_windows=room_rng.random() < 0.8, airs_at_ppm=room_rng.uniform(2000.0, 3000.0),
     )
 
 

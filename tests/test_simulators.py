@@ -114,6 +114,12 @@ def test_co2_stays_plausible_over_school_days_in_many_classrooms():
     assert max(peaks) > 2000  # and a stuffy classroom is still a stuffy classroom
 
 
+def test_fleet_rooms_get_aired_at_their_own_stuffy_level():
+    levels = {d.model.room.airs_at_ppm for d in build_fleet(synthetic_spec(13 * 8, sites=1), seed=1)
+              if d.kind == "env_sensor"}
+    assert len(levels) == 8 and all(2000 <= v <= 3000 for v in levels)
+
+
 #: Metrics a healthy device must never repeat exactly for 20 minutes (the twin's stuck rules), and when.
 LIVELY = {
     "co2": None, "noise": None, "pm25": None, "temperature": None, "humidity": None, "panel_temperature": None,
