@@ -7,9 +7,12 @@ from datetime import UTC, datetime, timedelta
 from twin.monitoring.device_health import (
     MetricMinute,
     battery_low,
+    clock_message,
+    clock_off,
     merge_spells,
     offline_episodes,
     out_of_range_episodes,
+    per_device,
     stuck_episodes,
 )
 
@@ -128,3 +131,46 @@ def test_out_of_range_groups_refusals_and_battery_has_hysteresis():
     assert battery_low(19.0, alarm_open=False) is True and battery_low(22.0, alarm_open=False) is False
     assert battery_low(22.0, alarm_open=True) is True and battery_low(26.0, alarm_open=True) is False
     assert battery_low(None, alarm_open=True) is None
+
+
+def _flat(value: float, n: int, *, every: int = 1) -> list[MetricMinute]:
+    return [MetricMinute(minute(i), 2, value, value) for i in range(0, n, every)]
+
+
+def test_stuck_covers_every_metric_where_a_constant_is_implausible():
+    """A lit luminaire's power and a daylight lux sensor stuck for 35 min are stuck (30 min rules); the same
+    meter at 0 W (the light off) or the sensor in the dark for hours is not; panel temperature needs 60 min."""
+    [power] = stuck_episodes(5, "power", _flat(400.0, 35), kind="luminaire")
+    assert (power.rule, power.start, power.end) == ("device_stuck", minute(0), None)
+    assert stuck_episodes(5, "power", _flat(0.0, 180), kind="luminaire") == []
+    assert stuck_episodes(5, "illuminance", _flat(0.0, 180), kind="luminaire") == []
+    assert len(stuck_episodes(5, "illuminance", _flat(520.0, 35), kind="luminaire")) == 1
+    assert stuck_episodes(5, "panel_temperature", _flat(41.0, 45), kind="panel") == []
+    assert len(stuck_episodes(5, "panel_temperature", _flat(41.0, 65), kind="panel")) == 1
+
+
+def test_one_stuck_episode_per_device_however_many_metrics():
+    """Power and illuminance of one luminaire stuck together: one alarm (one open alarm per device and rule)."""
+    both = [*stuck_episodes(5, "power", _flat(400.0, 40), kind="luminaire"),
+            *stuck_episodes(5, "illuminance", [MetricMinute(minute(i), 2, 520.0, 520.0) for i in range(5, 45)],
+                            kind="luminaire")]
+    [one] = per_device(both)
+    assert (one.device, one.start, one.end) == (5, minute(0), None)
+    assert "power" in one.message and "illuminance" in one.message
+
+
+def test_a_silent_device_is_offline_three_intervals_after_its_last_report_not_its_minute():
+    """Last report at 00:10 past minute 5: an env sensor (30 s) is offline from minute 6:40, not 7:30."""
+    last = minute(5) + timedelta(seconds=10)
+    [ep] = offline_episodes(5, "env_sensor", [minute(i) for i in range(6)], before=None, after=None,
+                            now=minute(30), last=last)
+    assert ep.start == last + timedelta(seconds=90)
+
+
+def test_clock_offsets_raise_past_two_minutes_and_clear_under_one():
+    assert clock_off(None, alarm_open=False) is None
+    assert clock_off(-119.0, alarm_open=False) is False
+    assert clock_off(-1260.0, alarm_open=False) is True
+    assert clock_off(90.0, alarm_open=True) is True and clock_off(30.0, alarm_open=True) is False
+    assert clock_message(-1262.0) == "clock off by 21 min (behind)"
+    assert clock_message(3 * 86400.0) == "clock off by 3.0 days (ahead)"

@@ -121,7 +121,7 @@ class Fleet:
                 lo, hi = silent.get(dev, (end, end))
                 if not lo <= t < hi:
                     metrics = ({"temperature": 22.0 + i % 5 / 10, "humidity": 50.0 + i % 3, "co2": 600.0 + i}
-                               if dev.startswith("ENV") else {"illuminance": 500.0 + i % 2, "power": 400.0})
+                               if dev.startswith("ENV") else {"illuminance": 500.0 + i % 2, "power": 400.0 + i % 2 / 10})
                     out.append((dev, t, metrics))
             t, i = t + timedelta(minutes=1), i + 1
         return out

@@ -106,7 +106,8 @@ def lesson_history() -> list[Message]:
     - Room 0: 30 °C from 08:10 to 08:29 (20 min), 25 °C otherwise -> temperature 08:10-08:30.
     - Room 1: a single 35 °C / 5000 ppm spike at 08:20 -> nothing; desk 250 lx until 08:39, then 350 lx
       -> desk illuminance 08:00-08:40 (back above 300 + 20 hysteresis at 08:40).
-    - Room 2: 2000 ppm until 08:29, then 400 ppm (+1 in odd minutes, so that no sensor looks stuck). The
+    - Room 2: 2000 ppm until 08:29, then 400 ppm (+1 in odd minutes, so that no sensor looks stuck: the
+      luminaires' illuminance and power move likewise). The
       daily mean over lesson minutes (the break 08:45-08:54 does not count) exceeds 1500 from 08:00; it is
       back under 1450 (hysteresis 50) at 08:55, the 46th counted minute:
       (30*2000 + 15 + 15*400 + 7 + 401) / 46 = 1444.0, while at 08:44 it is 66022 / 45 = 1467.2.
@@ -119,9 +120,9 @@ def lesson_history() -> list[Message]:
         out += [("ENV-0", ts, {"temperature": t0, "humidity": 50.0 + i % 3, "co2": 700.0 + i}),
                 ("ENV-1", ts, {"temperature": t1, "humidity": 50.0 + i % 3, "co2": c1 + i % 2}),
                 ("ENV-2", ts, {"temperature": 25.0 + i % 2 / 10, "humidity": 50.0 + i % 3, "co2": c2 + i % 2}),
-                ("LUM-0", ts, {"illuminance": 500.0, "power": 400.0}),
-                ("LUM-1", ts, {"illuminance": 250.0 if i < 40 else 350.0, "power": 400.0}),
-                ("LUM-2", ts, {"illuminance": 520.0, "power": 400.0})]
+                ("LUM-0", ts, {"illuminance": 500.0 + i % 2, "power": 400.0 + i % 2 / 10}),
+                ("LUM-1", ts, {"illuminance": (250.0 if i < 40 else 350.0) + i % 2, "power": 400.0 + i % 2 / 10}),
+                ("LUM-2", ts, {"illuminance": 520.0 + i % 2, "power": 400.0 + i % 2 / 10})]
     return out
 
 
@@ -137,13 +138,13 @@ def test_known_violations_give_exactly_the_expected_alarms(site, mqtt_url):
         ("classroom_co2_high", "Room 2", None, local(8, 0), local(8, 55), "critical"),
         ("desk_illuminance_low", "Room 1", None, local(8, 0), local(8, 40), "warning"),
         ("temperature_out_of_range", "Room 0", None, local(8, 10), local(8, 30), "warning"),
-        # the data stops at 08:59: every device is offline 3 intervals after its last minute (09:00)
-        ("device_offline", None, "ENV-0", local(9, 1, ) + timedelta(seconds=30), None, "warning"),
-        ("device_offline", None, "ENV-1", local(9, 1) + timedelta(seconds=30), None, "warning"),
-        ("device_offline", None, "ENV-2", local(9, 1) + timedelta(seconds=30), None, "warning"),
-        ("device_offline", None, "LUM-0", local(9, 3), None, "warning"),
-        ("device_offline", None, "LUM-1", local(9, 3), None, "warning"),
-        ("device_offline", None, "LUM-2", local(9, 3), None, "warning"),
+        # the data stops at 08:59:00: every device is offline 3 intervals after its last report
+        ("device_offline", None, "ENV-0", local(9, 0) + timedelta(seconds=30), None, "warning"),
+        ("device_offline", None, "ENV-1", local(9, 0) + timedelta(seconds=30), None, "warning"),
+        ("device_offline", None, "ENV-2", local(9, 0) + timedelta(seconds=30), None, "warning"),
+        ("device_offline", None, "LUM-0", local(9, 2), None, "warning"),
+        ("device_offline", None, "LUM-1", local(9, 2), None, "warning"),
+        ("device_offline", None, "LUM-2", local(9, 2), None, "warning"),
     ]
     got = stored_alarms(url, site_id)
     assert sorted(got, key=str) == sorted(expected, key=str)
@@ -364,8 +365,8 @@ def test_an_offline_alarm_clears_when_the_device_is_back_after_a_weekend(db_url)
         monitor.evaluate(conn, site, local(7, 0, monday), local(10, 0, monday), now=local(10, 0, monday))
         conn.commit()
     offline = [a for a in stored_alarms(db_url, site) if a[0] == "device_offline" and a[2] == "ENV-0"]
-    # last seen in the 09:09 minute (so by 09:10), offline 3 x 30 s later; back at 09:00 on Monday
-    assert offline == [("device_offline", None, "ENV-0", local(9, 11, friday) + timedelta(seconds=30),
+    # last seen at 09:09:00, offline 3 x 30 s later; back at 09:00 on Monday
+    assert offline == [("device_offline", None, "ENV-0", local(9, 10, friday) + timedelta(seconds=30),
                         local(9, 0, monday), "warning")]
 
 

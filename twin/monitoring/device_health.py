@@ -28,11 +28,22 @@ REPORTING_INTERVAL: dict[str, timedelta] = {
 DEFAULT_INTERVAL = timedelta(seconds=60)
 #: Offline after this many reporting intervals without data.
 OFFLINE_INTERVALS = 3
-#: A metric repeating exactly the same value for this long (and at least ``STUCK_MIN_SAMPLES`` samples) is stuck.
+#: A metric repeating exactly the same value for this long (and at least ``STUCK_MIN_SAMPLES`` samples) is
+#: stuck: every metric for which a constant reading is implausible, with a duration suited to it (a
+#: sensor's noise and the room's own changes move these within minutes; pm25, temperature and humidity
+#: can rest on one value in a quiet room for a while).
 STUCK_AFTER: dict[str, timedelta] = {
     "co2": timedelta(minutes=20), "noise": timedelta(minutes=20), "pm25": timedelta(minutes=60),
     "temperature": timedelta(minutes=60), "humidity": timedelta(minutes=60),
+    "illuminance": timedelta(minutes=30), "blackboard_illuminance": timedelta(minutes=30),
+    "power": timedelta(minutes=30), "panel_temperature": timedelta(minutes=60),
 }
+#: Metrics that may rest on one value below a level: a lux sensor in the dark, the meter of a light
+#: that is off. They are stuck only while the repeated value is above it.
+STUCK_ONLY_ABOVE: dict[str, float] = {"illuminance": 50.0, "blackboard_illuminance": 50.0, "power": 1.0}
+#: A device clock this far from the time its reading was stored is off (info alarm); it is right again
+#: under ``CLOCK_OK_S`` (hysteresis).
+CLOCK_SKEW_S, CLOCK_OK_S = 120.0, 60.0
 STUCK_MIN_SAMPLES = 5
 #: Out-of-range dead letters closer than this belong to one alarm; it clears this long after the last.
 OUT_OF_RANGE_QUIET = timedelta(minutes=15)
@@ -41,7 +52,8 @@ LOW_BATTERY_PCT, BATTERY_CLEAR_PCT = 20.0, 25.0
 SEQ_GAP_QUIET = timedelta(hours=1)
 
 SEVERITY = {"device_offline": "warning", "device_stuck": "warning", "device_out_of_range": "warning",
-            "device_seq_gaps": "info", "device_low_battery": "info"}
+            "device_drift": "warning", "device_seq_gaps": "info", "device_low_battery": "info",
+            "device_clock_skew": "info"}
 
 
 def interval_of(kind: str) -> timedelta:
@@ -100,7 +112,7 @@ def first_watched(times: Sequence[Spell], lo: datetime, hi: datetime) -> datetim
 
 def offline_episodes(device: int, kind: str, buckets: Sequence[datetime], *, before: datetime | None,
                      after: datetime | None, now: datetime, listening: Iterable[Spell] | None = None,
-                     open_since: datetime | None = None) -> list[Episode]:
+                     open_since: datetime | None = None, last: datetime | None = None) -> list[Episode]:
     """Offline periods from the minutes in which a device reported (sorted).
 
     ``before``: its last minute before the range (``None``: never); ``after``: its first
@@ -112,16 +124,19 @@ def offline_episodes(device: int, kind: str, buckets: Sequence[datetime], *, bef
     the first such instant of the silence (none when the twin's downtime explains all of
     it) and runs to the device's next minute, across any later downtime. ``open_since``: when
     the device's open offline alarm began; a silence containing it is that alarm still (judged
-    then, whatever spells are known now: e.g. raised before the twin recorded spells).
+    then, whatever spells are known now: e.g. raised before the twin recorded spells). ``last``:
+    the exact time of its newest report; a silence after it counts from there (offline 3 intervals
+    after it, not up to a minute later).
     """
     limit = OFFLINE_INTERVALS * interval_of(kind)
     times = None if listening is None else watched(listening, limit)
 
-    def first(last: datetime, hi: datetime) -> datetime | None:
-        """When the silence after minute ``last`` until ``hi`` counts as offline (None: never)."""
-        if open_since is not None and last + MINUTE <= open_since < hi:
+    def first(seen: datetime, hi: datetime) -> datetime | None:
+        """When the silence after minute ``seen`` until ``hi`` counts as offline (None: never)."""
+        if open_since is not None and seen + MINUTE <= open_since < hi:
             return open_since
-        lo = last + MINUTE + limit
+        exact = last if last is not None and seen <= last < seen + MINUTE else seen + MINUTE
+        lo = exact + limit
         if times is None:
             return lo if hi > lo else None
         return first_watched(times, lo, hi)
@@ -158,11 +173,14 @@ def stuck_episodes(device: int, metric: str, minutes: Sequence[MetricMinute], *,
     after = STUCK_AFTER.get(metric)
     if after is None:
         return []
+    floor = STUCK_ONLY_ABOVE.get(metric)
     gap = OFFLINE_INTERVALS * interval_of(kind) + MINUTE
     out: list[Episode] = []
     run: list[MetricMinute] = []
 
     def flush(end: datetime | None) -> None:
+        if floor is not None and run and run[0].min <= floor:
+            return
         if run and run[-1].bucket + MINUTE - run[0].bucket >= after and sum(m.n for m in run) >= STUCK_MIN_SAMPLES:
             out.append(_device(device, "device_stuck", run[0].bucket, end,
                                f"{metric} stuck at {run[0].min:g} since {run[0].bucket:%H:%M} UTC"))
@@ -175,6 +193,23 @@ def stuck_episodes(device: int, metric: str, minutes: Sequence[MetricMinute], *,
         flush(m.bucket)
         run = [m] if m.min == m.max else []
     flush(None)
+    return out
+
+
+def per_device(episodes: Iterable[Episode]) -> list[Episode]:
+    """One episode per device and rule at a time: overlapping episodes of several metrics (a device whose
+    illuminance and power are both stuck) become one, from the first start to the last end, their
+    messages joined (an alarm is per device and rule)."""
+    out: list[Episode] = []
+    for ep in sorted(episodes, key=lambda e: (e.rule, e.device or -1, e.start)):
+        prev = out[-1] if out else None
+        if (prev is not None and (prev.rule, prev.device) == (ep.rule, ep.device)
+                and (prev.end is None or ep.start < prev.end)):
+            end = None if prev.end is None or ep.end is None else max(prev.end, ep.end)
+            out[-1] = Episode(prev.rule, prev.room_id, prev.device, prev.start, end, prev.severity,
+                              max(prev.value, ep.value), f"{prev.message}; {ep.message}")
+        else:
+            out.append(ep)
     return out
 
 
@@ -201,8 +236,22 @@ def battery_low(battery_pct: float | None, *, alarm_open: bool) -> bool | None:
     return battery_pct < (BATTERY_CLEAR_PCT if alarm_open else LOW_BATTERY_PCT)
 
 
+def clock_off(offset_s: float | None, *, alarm_open: bool) -> bool | None:
+    """True: the device's clock is off (raise or keep); False: right again (clear); None: not known."""
+    if offset_s is None:
+        return None
+    return abs(offset_s) >= (CLOCK_OK_S if alarm_open else CLOCK_SKEW_S)
+
+
+def clock_message(offset_s: float) -> str:
+    """``"clock off by 21 min (behind)"``: what a person reads of a device's clock offset."""
+    return f"clock off by {_span(timedelta(seconds=abs(offset_s)))} ({'ahead' if offset_s > 0 else 'behind'})"
+
+
 def _span(delta: timedelta) -> str:
     minutes = int(delta.total_seconds() // 60)
+    if minutes >= 48 * 60:
+        return f"{minutes / 1440:.1f} days"
     return f"{minutes} min" if minutes < 120 else f"{minutes / 60:.1f} h"
 
 

@@ -1,7 +1,9 @@
 """The monitor: evaluates rules and device health over stored rollups, persists alarms, notifies, runs the KPI job.
 
 :meth:`Monitor.evaluate` is deterministic over historical data (an explicit range and
-``now``); :meth:`Monitor.run_once` is one cycle of the continuous ``campus-twin monitor``:
+``now``); :meth:`Monitor.run_once` is one cycle of the continuous ``campus-twin monitor``, at the
+time of the monitor's clock (:meth:`Monitor.now`: wall-clock, the data's time for replays and
+accelerated simulation, or an explicit start):
 re-evaluate today (and any earlier day with a room alarm still open), check device
 health over the recent past, check battery and sequence gaps, refresh today's KPIs (and
 any of the last days not stored yet), and wake the notifier, whose own worker thread
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -21,12 +24,14 @@ import psycopg
 
 from twin.database import connect
 from twin.monitoring import device_health as health
+from twin.monitoring import drift
 from twin.monitoring.kpi_job import compute_day, day_bounds
 from twin.monitoring.notify import Notifier
 from twin.monitoring.rule_engine import Episode, evaluate_room
 from twin.monitoring.site_standards import SiteStandards, standards_for
 from twin.monitoring.standards import Rule, RulesError, SiteConfig
 from twin.storage import alarms, kpis, listening, monitoring
+from twin.storage import drift as drift_store
 from twin.timetable import SCHOOL_END, SCHOOL_START, SCHOOL_TZ, Timetable
 
 log = logging.getLogger(__name__)
@@ -37,7 +42,11 @@ HEALTH_WINDOW = timedelta(hours=3)
 MAX_REEVALUATE_DAYS = 7
 #: How often the continuous monitor refreshes today's KPIs.
 KPI_EVERY = timedelta(minutes=15)
-HEALTH_RULES = ("device_offline", "device_stuck", "device_out_of_range")
+HEALTH_RULES = ("device_offline", "device_stuck", "device_out_of_range", drift.RULE)
+#: Clock offsets are judged only once ingest has listened this long (a backlog drained after an outage
+#: is late delivery, not a device's clock).
+CLOCK_SETTLE = timedelta(minutes=2)
+CLOCKS = ("wall", "data")
 
 
 @dataclass
@@ -66,7 +75,11 @@ class Monitor:
     stop: threading.Event = field(default_factory=threading.Event)
     #: Set once :meth:`run` is cycling (its notifier started): the monitor as a service is ready.
     started: threading.Event = field(default_factory=threading.Event)
+    #: ``"wall"`` (now), ``"data"`` (the time the stored readings have reached: replays, ``simulate
+    #: --speed``), or a datetime the clock starts from and runs on at wall speed.
+    clock: str | datetime = "wall"
     _kpis_at: datetime | None = None
+    _clock_origin: tuple[datetime, float] | None = None
     #: Whether the last cycle found no ingest listening (said once per such spell, see :meth:`_say_if_deaf`).
     _deaf: bool = False
     #: The first cycle's time: an ingest started with the monitor has a spell's gap to send its first beat.
@@ -107,6 +120,32 @@ class Monitor:
         self.totals.add(counts.__dict__)
         return counts
 
+    # -- the clock ---------------------------------------------------------------------------------------
+    def now(self, conn: psycopg.Connection | None = None) -> datetime:
+        """The monitor's present: wall-clock, the data's time (wall-clock while there is none), or the
+        explicit start plus the wall time elapsed since the first call."""
+        wall = datetime.now(UTC)
+        if self.clock == "wall":
+            return wall
+        if self.clock == "data":
+            if conn is None:
+                with connect(self.url) as c:
+                    found = monitoring.data_time(c)
+            else:
+                found = monitoring.data_time(conn)
+            return found or wall
+        assert isinstance(self.clock, datetime)
+        if self._clock_origin is None:
+            self._clock_origin = (self.clock, time.monotonic())
+        start, mono = self._clock_origin
+        return start + timedelta(seconds=time.monotonic() - mono)
+
+    @property
+    def live(self) -> bool:
+        """On the wall clock: offline is judged on what ingest heard, clocks against receive time, silence
+        only while ingest listened. Otherwise (replays, simulated time) on the readings' own times."""
+        return self.clock == "wall"
+
     def _evaluate_rules(self, conn: psycopg.Connection, site_id: str, start: datetime, end: datetime,
                         now: datetime, zone: str | None) -> dict[str, int]:
         standards = self.standards(conn, site_id, zone)
@@ -132,14 +171,15 @@ class Monitor:
         # Every rule of the site, switched off ones too: their open alarms end (nothing explains
         # them any more), and no later than now.
         return alarms.reconcile(conn, site_id, episodes, rules=list(every_rule), start=lo_day,
-                                end=min(hi_day, now), standards={r.id: r.standard for r in rules})
+                                end=min(hi_day, now), standards={r.id: r.standard for r in rules}, now=now)
 
     def _evaluate_health(self, conn: psycopg.Connection, site_id: str, start: datetime, horizon: datetime,
-                         now: datetime) -> dict[str, int]:
+                         now: datetime, *, heard: bool = False) -> dict[str, int]:
+        """Offline (on the minutes heard with ``heard``, else the readings' minutes), stuck, out of range."""
         episodes: list[Episode] = []
         offline_since = alarms.open_alarm_starts(conn, site_id, "device_offline")
         devices: list[tuple[monitoring.DeviceActivity, datetime | None]] = []
-        for dev in monitoring.device_activity(conn, site_id, start, horizon):
+        for dev in monitoring.device_activity(conn, site_id, start, horizon, heard=heard):
             if dev.kind in health.REPORTING_INTERVAL:
                 before = dev.before
                 if before is None and dev.device in offline_since:
@@ -150,31 +190,40 @@ class Monitor:
         # Silence counts only while the twin listened (docs/monitoring.md): its spells since the
         # earliest last report that an episode can start from.
         since = min([start, *(before for _, before in devices if before is not None)])
-        spells = listening.spells(conn, since, max(now, horizon))
+        spells = listening.spells(conn, since, max(now, horizon)) if self.clock != "data" else None
         for dev, before in devices:
             episodes += health.offline_episodes(dev.device, dev.kind, dev.buckets, before=before,
                                                 after=dev.after, now=now, listening=spells,
-                                                open_since=offline_since.get(dev.device))
+                                                open_since=offline_since.get(dev.device), last=dev.last)
         stuck = monitoring.metric_minutes(conn, site_id, list(health.STUCK_AFTER), start, horizon)
-        for (dev_key, kind, metric), minutes in stuck.items():
-            episodes += health.stuck_episodes(dev_key, metric, minutes, kind=kind)
+        episodes += health.per_device(ep for (dev_key, kind, metric), minutes in stuck.items()
+                                      for ep in health.stuck_episodes(dev_key, metric, minutes, kind=kind))
+        window = horizon - drift.WINDOW
+        episodes += health.per_device(drift.drift_episodes(
+            drift_store.neighbour_means(conn, site_id, list(drift.BOUNDS), window, horizon), start=window,
+            end=horizon, open_since=alarms.open_alarm_starts(conn, site_id, drift.RULE),
+            quiet=drift.quiet_hours(self.timetable)))
         letters = monitoring.out_of_range_letters(conn, site_id, start - health.OUT_OF_RANGE_QUIET, horizon)
         for dev_key, times in letters.items():
             episodes += health.out_of_range_episodes(dev_key, times, now=now)
         return alarms.reconcile(conn, site_id, episodes, rules=HEALTH_RULES, start=start, end=horizon,
-                                continuing_from=start)
+                                continuing_from=start, now=now)
 
-    def check_vitals(self, conn: psycopg.Connection, site_id: str, now: datetime) -> Counts:
-        """Battery and sequence gaps as the devices report them now (their status has no history)."""
+    def check_vitals(self, conn: psycopg.Connection, site_id: str, now: datetime, *,
+                     clocks: bool = False) -> Counts:
+        """Battery, sequence gaps and (with ``clocks``: on the wall clock, ingest settled) clock offsets as
+        the devices report them now (their status has no history)."""
         counts = Counts()
         for v in monitoring.device_vitals(conn, site_id):
             dev = v["device"]
+            if clocks:
+                self._check_clock(conn, site_id, dev, v["clock_offset_s"], now, counts)
             battery = alarms.open_alarm(conn, site_id, "device_low_battery", dev)
             low = health.battery_low(v["battery_pct"], alarm_open=battery is not None)
             if low and battery is None:
                 alarms.raise_alarm(conn, site_id, "device_low_battery", health.SEVERITY["device_low_battery"],
                                    f"battery at {v['battery_pct']:.0f}%", device_key=dev, at=now,
-                                   value=v["battery_pct"])
+                                   value=v["battery_pct"], known_at=now)
                 counts.raised += 1
             elif low is False and battery is not None:
                 counts.cleared += alarms.clear(conn, battery[0], now)
@@ -185,7 +234,7 @@ class Monitor:
                 if gap_alarm is None:
                     alarms.raise_alarm(conn, site_id, "device_seq_gaps", health.SEVERITY["device_seq_gaps"],
                                        f"{gaps - seen} message(s) missing (sequence gaps)", device_key=dev, at=now,
-                                       value=gaps - seen)
+                                       value=gaps - seen, known_at=now)
                     counts.raised += 1
                 else:
                     conn.execute("UPDATE alarms SET message = %s, value = coalesce(value, 0) + %s WHERE id = %s",
@@ -195,37 +244,71 @@ class Monitor:
                 counts.cleared += alarms.clear(conn, gap_alarm[0], now)
             if gaps != v["seq_gaps_seen"] or last_gap_at != v["last_gap_at"]:
                 monitoring.remember_seq_gaps(conn, dev, gaps, last_gap_at)
-        self.totals.add(counts.__dict__)
         return counts
+
+    @staticmethod
+    def _check_clock(conn: psycopg.Connection, site_id: str, dev: int, offset_s: float | None, now: datetime,
+                     counts: Counts) -> None:
+        """``device_clock_skew`` (info): the device's newest reading is dated far from when it was stored."""
+        skew = alarms.open_alarm(conn, site_id, "device_clock_skew", dev)
+        off = health.clock_off(offset_s, alarm_open=skew is not None)
+        if off and skew is None:
+            assert offset_s is not None
+            alarms.raise_alarm(conn, site_id, "device_clock_skew", health.SEVERITY["device_clock_skew"],
+                               health.clock_message(offset_s), device_key=dev, at=now, value=offset_s, known_at=now)
+            counts.raised += 1
+        elif off and skew is not None:
+            assert offset_s is not None
+            conn.execute("UPDATE alarms SET message = %s, value = %s WHERE id = %s",
+                         (health.clock_message(offset_s), offset_s, skew[0]))
+        elif off is False and skew is not None:
+            counts.cleared += alarms.clear(conn, skew[0], now)
 
     # -- the continuous cycle ---------------------------------------------------------------------------
     def run_once(self, now: datetime | None = None) -> Counts:
-        """One cycle over every site; commits per site."""
-        now = now or datetime.now(UTC)
+        """One cycle over every site at ``now`` (default: the monitor's clock); commits per site.
+
+        On the live wall clock (no ``now`` given) offline is judged on the minutes ingest heard each
+        device and device clocks are checked; with an explicit ``now`` or another clock, on the
+        readings' own times."""
         counts = Counts()
-        today = now.astimezone(SCHOOL_TZ).date()
         with connect(self.url) as conn:
+            heard = now is None and self.live
+            now = now or self.now(conn)
+            today = now.astimezone(SCHOOL_TZ).date()
             if not monitoring.try_lock_monitor(conn):
                 log.warning("another monitor is running on this database: this cycle is skipped")
                 return counts
-            self._say_if_deaf(listening.last_heard(conn), now)
+            if self.clock != "data":
+                self._say_if_deaf(listening.last_heard(conn), now)
+            clocks = heard and self._settled(conn, now)
             for site_id, zone in monitoring.sites(conn):
                 if self.stop.is_set():
                     return counts
                 try:
-                    counts.add(self._site_cycle(conn, site_id, zone, today, now).__dict__)
+                    counts.add(self._site_cycle(conn, site_id, zone, today, now, heard=heard,
+                                                clocks=clocks).__dict__)
                     conn.commit()
                 except (RulesError, psycopg.DataError) as exc:  # one school's bad overrides stop only that school
                     conn.rollback()
                     log.error("monitor: site %s skipped this cycle: %s", site_id, str(exc).splitlines()[0])
-            if self._kpis_at is None or now - self._kpis_at >= self.kpi_every:
+            if self._kpis_at is None or now - self._kpis_at >= self.kpi_every or now < self._kpis_at:
                 self.daily_kpis(conn, today, now=now)
+                if heard:
+                    monitoring.prune_heard(conn, now)
                 self._kpis_at = now
             conn.commit()
         if self.notifier is not None:  # the cycle only records events; the notifier's worker delivers them
             self.notifier.start(self.url)
         self.totals.add(counts.__dict__)
         return counts
+
+    @staticmethod
+    def _settled(conn: psycopg.Connection, now: datetime) -> bool:
+        """Whether ingest has been listening for :data:`CLOCK_SETTLE` without a break (what it stores
+        now is live, not a backlog)."""
+        spells = health.merge_spells(listening.spells(conn, now - CLOCK_SETTLE - listening.SPELL_GAP, now))
+        return any(a <= now - CLOCK_SETTLE and b >= now - listening.SPELL_GAP for a, b in spells)
 
     def _say_if_deaf(self, heard: datetime | None, now: datetime) -> None:
         """Warn once when no ingest worker listens: silence is then nobody's fault, and offline alarms wait.
@@ -243,7 +326,7 @@ class Monitor:
         self._deaf = deaf
 
     def _site_cycle(self, conn: psycopg.Connection, site_id: str, zone: str | None, today: date,
-                    now: datetime) -> Counts:
+                    now: datetime, *, heard: bool = False, clocks: bool = False) -> Counts:
         """Rules since today (or the oldest open rule alarm, bounded), device health, vitals of one site."""
         counts = Counts()
         start = day_bounds(today)[0]
@@ -252,8 +335,8 @@ class Monitor:
             floor = day_bounds(today - timedelta(days=MAX_REEVALUATE_DAYS))[0]
             start = min(start, max(floor, day_bounds(oldest.astimezone(SCHOOL_TZ).date())[0]))
         counts.add(self._evaluate_rules(conn, site_id, start, now, now, zone))
-        counts.add(self._evaluate_health(conn, site_id, now - HEALTH_WINDOW, now, now))
-        counts.add(self.check_vitals(conn, site_id, now).__dict__)
+        counts.add(self._evaluate_health(conn, site_id, now - HEALTH_WINDOW, now, now, heard=heard))
+        counts.add(self.check_vitals(conn, site_id, now, clocks=clocks).__dict__)
         return counts
 
     def daily_kpis(self, conn: psycopg.Connection, today: date, *, now: datetime, back: int = 7) -> list[date]:

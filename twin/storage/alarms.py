@@ -27,12 +27,20 @@ _EVENT = "INSERT INTO alarm_events (alarm_id, event, at, by, note) VALUES (%s, %
 
 def raise_alarm(conn: psycopg.Connection, site_id: str, rule: str, severity: str, message: str = "", *,
                 room_id: int | None = None, device_key: int | None = None, at: datetime | None = None,
-                standard: str | None = None, value: float | None = None) -> int:
-    """Open an alarm (``raised_at`` = ``at``, default now); return its id (``device_key`` is ``devices.id``)."""
+                standard: str | None = None, value: float | None = None, known_at: datetime | None = None) -> int:
+    """Open an alarm; return its id (``device_key`` is ``devices.id``).
+
+    ``at``: when the condition began (``raised_at``, default now); ``known_at``: when the twin
+    knew (the monitor's clock, default now; never before ``at``). The ``raised`` event is dated
+    ``known_at``: it is when the twin could tell anyone."""
     row = conn.execute(
-        """INSERT INTO alarms (site_id, room_id, device_id, rule, severity, message, raised_at, standard, value)
-           VALUES (%s, %s, %s, %s, %s, %s, coalesce(%s, now()), %s, %s) RETURNING id, raised_at""",
-        (site_id, room_id, device_key, rule, severity, message, at, standard, value),
+        """INSERT INTO alarms (site_id, room_id, device_id, rule, severity, message, raised_at, known_at,
+                               standard, value)
+           VALUES (%(site)s, %(room)s, %(dev)s, %(rule)s, %(sev)s, %(msg)s, coalesce(%(at)s, now()),
+                   greatest(coalesce(%(known)s, now()), coalesce(%(at)s, now())), %(std)s, %(value)s)
+           RETURNING id, known_at""",
+        {"site": site_id, "room": room_id, "dev": device_key, "rule": rule, "sev": severity, "msg": message,
+         "at": at, "known": known_at, "std": standard, "value": value},
     ).fetchone()
     assert row is not None
     conn.execute(_EVENT, (row[0], "raised", row[1], None, None))
@@ -60,6 +68,7 @@ class AlarmRow:
     note: str | None
     standard: str | None
     value: float | None
+    known_at: datetime
 
 
 def list_alarms(conn: psycopg.Connection, *, site_id: str | None = None, severity: str | None = None,
@@ -69,7 +78,7 @@ def list_alarms(conn: psycopg.Connection, *, site_id: str | None = None, severit
         return cur.execute(
             """SELECT a.id, a.site_id, s.name AS site_name, a.room_id, r.name AS room, d.device_id, a.rule,
                       a.severity, a.state, a.message, a.raised_at, a.cleared_at, a.acked_at, a.acked_by, a.note,
-                      a.standard, a.value
+                      a.standard, a.value, a.known_at
                FROM alarms a JOIN sites s ON s.site_id = a.site_id
                LEFT JOIN rooms r ON r.id = a.room_id LEFT JOIN devices d ON d.id = a.device_id
                WHERE (%(site)s::text IS NULL OR a.site_id = %(site)s)
@@ -94,13 +103,16 @@ def acknowledge(conn: psycopg.Connection, alarm_id: int, *, by: str, note: str =
 
 
 def clear(conn: psycopg.Connection, alarm_id: int, at: datetime | None = None) -> bool:
-    """Close an alarm whose condition has cleared (at ``at``, default now); False when unknown or already closed."""
+    """Close an alarm whose condition has cleared (at ``at``, default now; never before it was raised);
+    False when unknown or already closed. The ``cleared`` event is never dated before the alarm's
+    other events (``at`` may lie in the past: the data says when the condition ended)."""
     row = conn.execute(
-        """UPDATE alarms SET state = 'closed', cleared_at = coalesce(%s, now())
-           WHERE id = %s AND state <> 'closed' RETURNING cleared_at""", (at, alarm_id)).fetchone()
+        """UPDATE alarms SET state = 'closed', cleared_at = greatest(coalesce(%s, now()), raised_at)
+           WHERE id = %s AND state <> 'closed' RETURNING cleared_at,
+             (SELECT max(e.at) FROM alarm_events e WHERE e.alarm_id = alarms.id)""", (at, alarm_id)).fetchone()
     if row is None:
         return False
-    conn.execute(_EVENT, (alarm_id, "cleared", row[0], None, None))
+    conn.execute(_EVENT, (alarm_id, "cleared", max(row[0], row[1]) if row[1] else row[0], None, None))
     return True
 
 
@@ -112,16 +124,21 @@ def open_counts(conn: psycopg.Connection) -> dict[str, int]:
 
 def reconcile(conn: psycopg.Connection, site_id: str, episodes: Iterable[Episode], *, rules: Sequence[str],
               start: datetime, end: datetime, standards: dict[str, str] | None = None,
-              continuing_from: datetime | None = None) -> dict[str, int]:
+              continuing_from: datetime | None = None, now: datetime | None = None) -> dict[str, int]:
     """Make the stored alarms of ``rules`` agree with ``episodes`` evaluated over ``[start, end)``.
 
-    An episode is the same alarm when site, rule, room, device and start agree: new ones
-    are raised, ones that have ended are cleared at their end (message and worst value
-    updated). Open alarms of these rules raised in the range that no episode explains any
-    more (late data changed the picture) are cleared at ``end``. With ``continuing_from``
-    (where the data began, for checks over a sliding window), an episode starting in its
-    first minute continues an open alarm raised before it. Returns counts of ``raised``,
-    ``cleared``, ``updated``.
+    An episode is the same alarm when site, rule, room, device and start agree, or when it
+    covers the start of the open alarm of its room (or device) and rule (the data now says the
+    fault began earlier: the alarm's ``raised_at`` moves back, it is not raised twice). New ones
+    are raised (``known_at`` = ``now``, the monitor's clock), ones that have ended are cleared at
+    their end (message and worst value updated). Open alarms of these rules raised in the range
+    that no episode explains any more (late data changed the picture) are cleared at ``end``.
+    With ``continuing_from`` (where the data began, for checks over a sliding window), an
+    episode starting in its first minute continues an open alarm raised before it. Returns
+    counts of ``raised``, ``cleared``, ``updated`` (rows, each counted once).
+
+    Invariants kept (and checked by the database): at most one alarm not closed per site,
+    rule and room (or device); ``cleared_at >= raised_at``; events in order.
     """
     standards = standards or {}
     episodes = list(episodes)
@@ -137,15 +154,15 @@ def reconcile(conn: psycopg.Connection, site_id: str, episodes: Iterable[Episode
     for ep in sorted(episodes, key=lambda e: e.start):
         key = (ep.rule, ep.room_id if ep.room_id is not None else -1, ep.device if ep.device is not None else -1,
                ep.start)
-        if key not in by_key and continuing_from is not None and ep.start < continuing_from + timedelta(minutes=1):
-            key = next((k for k, (_, state) in by_key.items()
-                        if k[:3] == key[:3] and state != "closed" and k[3] < ep.start), key)
+        if key not in by_key:
+            key = _continued(by_key, seen, key, ep, continuing_from)
         if key in by_key:
             aid, state = by_key[key]
             seen.add(aid)
             if state == "closed":
                 continue
-            conn.execute("UPDATE alarms SET message = %s, value = %s WHERE id = %s", (ep.message, ep.value, aid))
+            conn.execute("UPDATE alarms SET message = %s, value = %s, raised_at = least(raised_at, %s) WHERE id = %s",
+                         (ep.message, ep.value, ep.start, aid))
             counts["updated"] += 1
         else:
             # one open alarm per room/device and rule: an older open one that the data no longer explains ends now
@@ -156,7 +173,7 @@ def reconcile(conn: psycopg.Connection, site_id: str, episodes: Iterable[Episode
                     counts["cleared"] += 1
             aid = raise_alarm(conn, site_id, ep.rule, ep.severity, ep.message, room_id=ep.room_id,
                               device_key=ep.device, at=ep.start, standard=standards.get(ep.rule),
-                              value=ep.value)
+                              value=ep.value, known_at=now)
             seen.add(aid)
             counts["raised"] += 1
         if ep.end is not None and clear(conn, aid, ep.end):
@@ -166,6 +183,23 @@ def reconcile(conn: psycopg.Connection, site_id: str, episodes: Iterable[Episode
             clear(conn, aid, end)
             counts["cleared"] += 1
     return counts
+
+
+Key = tuple[str, int, int, datetime]
+
+
+def _continued(by_key: dict[Key, tuple[int, str]], seen: set[int], key: Key, ep: Episode,
+               continuing_from: datetime | None) -> Key:
+    """The stored open alarm that ``ep`` continues (same rule, room and device), else ``key``: one whose
+    start ``ep`` covers, or (with ``continuing_from``) one raised before a window ``ep`` starts at."""
+    for k, (aid, state) in by_key.items():
+        if k[:3] != key[:3] or state == "closed" or aid in seen:
+            continue
+        if ep.start < k[3] and (ep.end is None or ep.end > k[3]):
+            return k
+        if continuing_from is not None and ep.start < continuing_from + timedelta(minutes=1) and k[3] < ep.start:
+            return k
+    return key
 
 
 def open_alarm(conn: psycopg.Connection, site_id: str, rule: str, device_key: int) -> tuple[int, datetime] | None:
@@ -234,3 +268,27 @@ def unlock_outbox(conn: psycopg.Connection) -> None:
     """Release :data:`OUTBOX_LOCK` taken by :func:`lock_outbox` on this session."""
     conn.execute("SELECT pg_advisory_unlock(%s)", (OUTBOX_LOCK,))
     conn.commit()
+
+
+def integrity_violations(conn: psycopg.Connection, site_id: str | None = None) -> list[str]:
+    """What breaks the alarm invariants (empty when they hold): more than one alarm not closed per site,
+    rule and room (or device); cleared before raised; known before raised; events out of order (a
+    ``raised`` event not first, a ``cleared`` one dated before another event of its alarm)."""
+    rows = conn.execute(
+        """SELECT 'two open alarms: ' || rule || ' room ' || coalesce(room_id, -1) || ' device '
+                  || coalesce(device_id, -1)
+           FROM alarms WHERE state <> 'closed' AND (%(site)s::text IS NULL OR site_id = %(site)s)
+           GROUP BY site_id, rule, coalesce(room_id, -1), coalesce(device_id, -1) HAVING count(*) > 1
+           UNION ALL
+           SELECT 'cleared before raised: alarm ' || id FROM alarms
+           WHERE cleared_at < raised_at AND (%(site)s::text IS NULL OR site_id = %(site)s)
+           UNION ALL
+           SELECT 'known before raised: alarm ' || id FROM alarms
+           WHERE known_at < raised_at AND (%(site)s::text IS NULL OR site_id = %(site)s)
+           UNION ALL
+           SELECT 'events out of order: alarm ' || a.id FROM alarms a
+           WHERE (%(site)s::text IS NULL OR a.site_id = %(site)s) AND EXISTS (
+             SELECT 1 FROM alarm_events e JOIN alarm_events f ON f.alarm_id = e.alarm_id AND f.id > e.id
+             WHERE e.alarm_id = a.id AND (f.at < e.at OR f.event = 'raised'))""",
+        {"site": site_id}).fetchall()
+    return [r[0] for r in rows]

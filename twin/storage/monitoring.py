@@ -69,41 +69,83 @@ def room_minutes(conn: psycopg.Connection, site_id: str, metrics: Sequence[str],
 
 @dataclass(frozen=True, slots=True)
 class DeviceActivity:
+    """A device's minutes with data in a range, its last minute before and first after, and the exact
+    time of its newest report (``last``: receive time when judged on what was heard, else device time)."""
+
     device: int
     device_id: str
     kind: str
     buckets: list[datetime]
     before: datetime | None
     after: datetime | None
+    last: datetime | None = None
 
 
-def device_activity(conn: psycopg.Connection, site_id: str, start: datetime, end: datetime) -> list[DeviceActivity]:
-    """Per device of the site: the minutes with data in ``[start, end)``, the last before, the first after.
-
-    The last report before the range is looked for in the day before it, else taken from
-    ``latest`` when the device has sent nothing since.
-    """
-    devices = conn.execute(
-        """SELECT d.id, d.device_id, d.kind,
+_ACTIVITY = {
+    # device time: the minutes of the readings themselves (replays, backfills, an explicit clock)
+    False: ("""SELECT d.id, d.device_id, d.kind,
                   (SELECT max(r.bucket) FROM rollup_1m r WHERE r.device_id = d.id
                      AND r.bucket >= %(lb)s AND r.bucket < %(start)s),
-                  (SELECT date_trunc('minute', max(l.ts)) FROM latest l WHERE l.device_id = d.id),
+                  (SELECT max(l.ts) FROM latest l WHERE l.device_id = d.id),
                   (SELECT min(r.bucket) FROM rollup_1m r WHERE r.device_id = d.id
                      AND r.bucket >= %(end)s AND r.bucket < %(la)s)
-           FROM devices d WHERE d.site_id = %(site)s AND d.removed_at IS NULL ORDER BY d.id""",
-        {"site": site_id, "start": start, "end": end, "lb": start - LOOKBACK, "la": end + LOOKBACK}).fetchall()
-    buckets: dict[int, list[datetime]] = defaultdict(list)
-    for dev, bucket in conn.execute(
+               FROM devices d WHERE d.site_id = %(site)s AND d.removed_at IS NULL ORDER BY d.id""",
             """SELECT DISTINCT r.device_id, r.bucket FROM rollup_1m r JOIN devices d ON d.id = r.device_id
-               WHERE d.site_id = %s AND r.bucket >= %s AND r.bucket < %s ORDER BY 1, 2""",
-            (site_id, start, end)).fetchall():
+               WHERE d.site_id = %s AND r.bucket >= %s AND r.bucket < %s ORDER BY 1, 2"""),
+    # receive time: the minutes in which the twin heard the device (the live monitor)
+    True: ("""SELECT d.id, d.device_id, d.kind,
+                  (SELECT max(h.minute) FROM device_heard h WHERE h.device_id = d.id
+                     AND h.minute >= %(lb)s AND h.minute < %(start)s),
+                  (SELECT s.last_seen FROM device_status s WHERE s.device_id = d.id),
+                  (SELECT min(h.minute) FROM device_heard h WHERE h.device_id = d.id
+                     AND h.minute >= %(end)s AND h.minute < %(la)s)
+               FROM devices d WHERE d.site_id = %(site)s AND d.removed_at IS NULL ORDER BY d.id""",
+           """SELECT h.device_id, h.minute FROM device_heard h JOIN devices d ON d.id = h.device_id
+              WHERE d.site_id = %s AND h.minute >= %s AND h.minute < %s ORDER BY 1, 2"""),
+}
+
+
+def device_activity(conn: psycopg.Connection, site_id: str, start: datetime, end: datetime, *,
+                    heard: bool = False) -> list[DeviceActivity]:
+    """Per device of the site: the minutes with data in ``[start, end)``, the last before, the first after.
+
+    ``heard``: the minutes in which ingest stored its readings (receive time, ``device_heard``),
+    else the minutes of the readings' own times. The last report before the range is looked for
+    in the day before it, else taken from its newest report when it has sent nothing since.
+    """
+    per_device, minutes = _ACTIVITY[heard]
+    devices = conn.execute(per_device, {"site": site_id, "start": start, "end": end, "lb": start - LOOKBACK,
+                                        "la": end + LOOKBACK}).fetchall()
+    buckets: dict[int, list[datetime]] = defaultdict(list)
+    for dev, bucket in conn.execute(minutes, (site_id, start, end)).fetchall():
         buckets[dev].append(bucket)
     out = []
-    for dev, device_id, kind, before, latest, after in devices:
-        if before is None and latest is not None and latest < start:
-            before = latest
-        out.append(DeviceActivity(dev, device_id, kind, buckets.get(dev, []), before, after))
+    for dev, device_id, kind, before, last, after in devices:
+        if last is not None and last >= end:
+            last = None  # reported after the range: its newest report says nothing of the range's end
+        if before is None and last is not None and last < start:
+            before = last.replace(second=0, microsecond=0)
+        out.append(DeviceActivity(dev, device_id, kind, buckets.get(dev, []), before, after, last))
     return out
+
+
+def data_time(conn: psycopg.Connection) -> datetime | None:
+    """The time the stored data has reached: the 90th percentile of the devices' newest readings
+    (a few devices with clocks far ahead, or long dead, do not move it); None without readings."""
+    row = conn.execute(
+        """SELECT percentile_disc(0.9) WITHIN GROUP (ORDER BY newest)
+           FROM (SELECT max(l.ts) AS newest FROM latest l JOIN devices d ON d.id = l.device_id
+                 WHERE d.removed_at IS NULL GROUP BY l.device_id) n""").fetchone()
+    return row[0] if row else None
+
+
+#: Minutes heard are kept this long (the monitor looks back hours; a day before its window at most).
+HEARD_KEPT = timedelta(days=8)
+
+
+def prune_heard(conn: psycopg.Connection, now: datetime) -> int:
+    """Forget the minutes heard before ``now - HEARD_KEPT``; return how many rows went."""
+    return conn.execute("DELETE FROM device_heard WHERE minute < %s", (now - HEARD_KEPT,)).rowcount
 
 
 def metric_minutes(conn: psycopg.Connection, site_id: str, metrics: Sequence[str], start: datetime,
@@ -140,11 +182,13 @@ def out_of_range_letters(conn: psycopg.Connection, site_id: str, start: datetime
 def device_vitals(conn: psycopg.Connection, site_id: str) -> list[dict[str, Any]]:
     """Battery and sequence gaps of each device, with what the monitor saw last time."""
     rows = conn.execute(
-        """SELECT d.id, d.device_id, s.battery_pct, coalesce(s.seq_gaps, 0), m.seq_gaps_seen, m.last_gap_at
+        """SELECT d.id, d.device_id, s.battery_pct, coalesce(s.seq_gaps, 0), m.seq_gaps_seen, m.last_gap_at,
+                  s.clock_offset_s, s.last_seen
            FROM devices d LEFT JOIN device_status s ON s.device_id = d.id
            LEFT JOIN monitor_devices m ON m.device_id = d.id
            WHERE d.site_id = %s AND d.removed_at IS NULL ORDER BY d.id""", (site_id,)).fetchall()
-    keys = ("device", "device_id", "battery_pct", "seq_gaps", "seq_gaps_seen", "last_gap_at")
+    keys = ("device", "device_id", "battery_pct", "seq_gaps", "seq_gaps_seen", "last_gap_at", "clock_offset_s",
+            "last_seen")
     return [dict(zip(keys, r, strict=True)) for r in rows]
 
 

@@ -4,7 +4,9 @@ One call of :func:`write_batch` is one transaction's worth of work: COPY the row
 a session staging table, insert them into ``readings`` skipping duplicates of the
 unique key ``(device_id, metric_id, ts)``, and feed only the rows really inserted into
 ``latest``, ``rollup_1m``, ``rollup_1h`` and ``device_status.last_seen``. Redelivered
-messages therefore change nothing.
+messages therefore change nothing. The same statement records the minute each device was
+heard (``device_heard``, receive time: offline is judged on it) and how far the device's
+newest reading is from the time it was stored (``device_status.clock_offset_s``: clock skew).
 """
 
 from __future__ import annotations
@@ -54,12 +56,19 @@ _LATEST_AND_STATUS = """
     ON CONFLICT (device_id, metric_id) DO UPDATE SET ts = excluded.ts, value = excluded.value
     WHERE excluded.ts >= t.ts
   ),
+  heard AS (
+    INSERT INTO device_heard (device_id, minute)
+    SELECT DISTINCT device_id, date_trunc('minute', now(), 'UTC') FROM ins
+    ON CONFLICT DO NOTHING
+  ),
   s AS (
     -- updated_at proposes the device's newest reading time: an offline device (its own or its
     -- gateway's last will) is online again once a reading newer than that status arrives
-    INSERT INTO device_status AS t (device_id, state, last_seen, updated_at)
-    SELECT device_id, 'online', now(), max(ts) FROM staging_readings GROUP BY device_id
+    INSERT INTO device_status AS t (device_id, state, last_seen, updated_at, clock_offset_s)
+    SELECT device_id, 'online', now(), max(ts), extract(epoch FROM max(ts) - now())
+    FROM staging_readings GROUP BY device_id
     ON CONFLICT (device_id) DO UPDATE SET last_seen = now(), updated_at = now(),
+      clock_offset_s = excluded.clock_offset_s,
       state = CASE WHEN t.state = 'unknown' OR (t.state = 'offline' AND excluded.updated_at > t.updated_at)
                    THEN 'online' ELSE t.state END
   )

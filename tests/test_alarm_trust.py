@@ -1,0 +1,135 @@
+"""Alarms a facility manager can trust (issue 17): one alarm per fault, times that make sense.
+
+Through the real broker, ingest worker and PostgreSQL: a clock-skewed device is a clock alarm, not
+an offline one; the monitor follows the data's clock for replays and accelerated simulation; every
+alarm keeps when it started and when the twin knew; the database refuses an alarm cleared before it
+was raised; the monitor's counts are rows. The invariants are checked after every test here.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import psycopg
+import pytest
+
+from tests.helpers import small_twin
+from tests.test_monitoring import DAY, count, ingest_history, lesson_history, listened, local, stored_alarms
+from twin.database import connection
+from twin.monitoring.monitor import Monitor
+from twin.monitoring.rule_engine import Episode
+from twin.storage import alarms
+from twin.storage.model import device_keys, save_model
+
+
+@pytest.fixture
+def site(db_url: str) -> Iterator[tuple[str, str]]:
+    site_id = f"tr-{uuid.uuid4().hex[:8]}"
+    with connection(db_url) as conn:
+        save_model(conn, small_twin(site_id, rooms=3))
+    yield db_url, site_id
+    with connection(db_url) as conn:
+        assert alarms.integrity_violations(conn) == []
+
+
+def device_alarms(url: str, site_id: str) -> list[tuple]:
+    return [(rule, dev, msg, sev) for rule, dev, msg, sev in _rows(
+        url, """SELECT a.rule, d.device_id, a.message, a.severity FROM alarms a JOIN devices d ON d.id = a.device_id
+                WHERE a.site_id = %s ORDER BY a.id""", site_id)]
+
+
+def _rows(url: str, sql: str, *args: object) -> list[tuple]:
+    with connection(url) as conn:
+        return [tuple(r) for r in conn.execute(sql, args).fetchall()]
+
+
+def test_a_clock_skewed_device_is_one_clock_alarm_not_offline(site, mqtt_url):
+    """ENV-0's clock is 21 minutes behind; it reports every 30 s like ENV-1. Three live cycles: no
+    device_offline for it, one info alarm saying its clock is off (was: an offline alarm per cycle)."""
+    url, site_id = site
+    now = datetime.now(UTC)
+    messages = []
+    for k in range(6):
+        at = now - timedelta(seconds=150 - 30 * k)
+        messages += [("ENV-0", at - timedelta(minutes=21), {"co2": 700.0 + k}),
+                     ("ENV-1", at, {"co2": 650.0 + k})]
+    ingest_history(url, mqtt_url, site_id, messages)
+    listened(url, now - timedelta(minutes=10), datetime.now(UTC))
+    monitor = Monitor(url)
+    for _ in range(3):
+        monitor.run_once()
+    assert device_alarms(url, site_id) == [("device_clock_skew", "ENV-0", "clock off by 21 min (behind)", "info")]
+    assert monitor.totals.raised == 1
+
+
+def test_an_episode_found_to_start_earlier_continues_the_open_alarm(site):
+    """The data says the fault began 17 minutes before the open alarm: the same alarm, started earlier
+    (was: the open alarm cleared at 18:06 although raised at 18:23, and a second one raised)."""
+    url, site_id = site
+    t = datetime(2026, 11, 16, 10, 23, tzinfo=UTC)
+    with connection(url) as conn:
+        dev = device_keys(conn)[(site_id, "ENV-0")]
+        first = alarms.raise_alarm(conn, site_id, "device_offline", "warning", "no data", device_key=dev, at=t)
+        counts = alarms.reconcile(conn, site_id, [Episode("device_offline", None, dev, t - timedelta(minutes=17),
+                                                          None, "warning", 0.0, "no data")],
+                                  rules=["device_offline"], start=t - timedelta(hours=3), end=t + timedelta(minutes=5),
+                                  now=t + timedelta(minutes=5))
+        conn.commit()
+        rows = conn.execute("SELECT id, raised_at, state FROM alarms WHERE site_id = %s", (site_id,)).fetchall()
+    assert rows == [(first, t - timedelta(minutes=17), "open")]
+    assert counts == {"raised": 0, "cleared": 0, "updated": 1}
+
+
+def test_the_database_refuses_an_alarm_cleared_before_it_was_raised(site):
+    url, site_id = site
+    t = datetime(2026, 11, 16, 10, 23, tzinfo=UTC)
+    with connection(url) as conn:
+        aid = alarms.raise_alarm(conn, site_id, "device_offline", "warning", device_key=device_keys(conn)[(site_id, "ENV-0")],
+                                 at=t)
+        assert alarms.clear(conn, aid, t - timedelta(minutes=17))  # clamped to when it was raised
+        assert conn.execute("SELECT cleared_at FROM alarms WHERE id = %s", (aid,)).fetchone()[0] == t
+        conn.commit()
+        with pytest.raises(psycopg.errors.CheckViolation):
+            conn.execute("UPDATE alarms SET cleared_at = raised_at - interval '1 minute' WHERE id = %s", (aid,))
+        conn.rollback()
+        with pytest.raises(psycopg.errors.UniqueViolation):
+            for _ in range(2):
+                alarms.raise_alarm(conn, site_id, "device_stuck", "warning", device_key=device_keys(conn)[(site_id, "ENV-1")])
+        conn.rollback()
+
+
+def test_the_monitor_counts_rows_once(site):
+    """A low battery raised by one cycle is one row and one in the totals (was: the vitals counted twice)."""
+    url, site_id = site
+    with connection(url) as conn:
+        dev = device_keys(conn)[(site_id, "ENV-0")]
+        conn.execute("INSERT INTO device_status (device_id, battery_pct) VALUES (%s, 12) "
+                     "ON CONFLICT (device_id) DO UPDATE SET battery_pct = 12", (dev,))
+    monitor = Monitor(url)
+    monitor.run_once(datetime.now(UTC))
+    rows = count(url, "SELECT count(*) FROM alarms WHERE site_id = %s", site_id)
+    assert rows == 1 and monitor.totals.raised == 1
+
+
+def test_on_the_data_clock_the_monitor_judges_the_simulated_day(site, mqtt_url):
+    """A replayed morning (a past school day): on the wall clock the monitor sees nothing of it; on the data
+    clock it is that morning, so the standards of that day are judged live, and a device silent since 08:40
+    is offline three intervals after its last report, known at the data's time."""
+    url, site_id = site
+    history = [m for m in lesson_history() if not (m[0] == "LUM-2" and m[1] >= local(8, 40))]
+    ingest_history(url, mqtt_url, site_id, history)
+    Monitor(url).run_once()
+    assert stored_alarms(url, site_id) == []
+    monitor = Monitor(url, clock="data")
+    with connection(url) as conn:
+        assert monitor.now(conn) == local(8, 59)
+    monitor.run_once()
+    got = {(a[0], a[1] or a[2], a[3]) for a in stored_alarms(url, site_id)}
+    assert ("temperature_out_of_range", "Room 0", local(8, 10)) in got
+    assert ("device_offline", "LUM-2", local(8, 39) + timedelta(minutes=3)) in got
+    known = _rows(url, """SELECT a.known_at FROM alarms a JOIN devices d ON d.id = a.device_id
+                          WHERE a.site_id = %s AND d.device_id = 'LUM-2'""", site_id)
+    assert known == [(local(8, 59),)]
+    assert DAY == local(8, 59).date()
