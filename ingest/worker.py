@@ -122,10 +122,11 @@ class Prepared:
     rows: list[Row] = field(default_factory=list)
     letters: list[tuple[datetime, str, str, bytes]] = field(default_factory=list)
     statuses: list[tuple[int, Status, bool]] = field(default_factory=list)  # (device key, status, retained)
-    seqs: dict[int, list[int]] = field(default_factory=dict)  # device key: the seq numbers received
+    #: device key: ``(seq, device time)`` per message received (the time ``None`` when the device sent none)
+    seqs: dict[int, list[tuple[int, datetime | None]]] = field(default_factory=dict)
     newest: datetime | None = None  # newest reading timestamp
-    #: ``(device key, seq)`` per message that has one, in batch order (``seqs`` grouped).
-    seq_log: list[tuple[int, int]] = field(default_factory=list)
+    #: ``(device key, seq, device time)`` per message that has a seq, in batch order (``seqs`` grouped).
+    seq_log: list[tuple[int, int, datetime | None]] = field(default_factory=list)
     #: Per message, where its parts end in ``rows``, ``letters``, ``statuses`` and ``seq_log``: a slice
     #: of messages is a slice of each (see :meth:`part`).
     ends: list[tuple[int, int, int, int]] = field(default_factory=list)
@@ -141,11 +142,11 @@ class Prepared:
         return out
 
 
-def group_seqs(seq_log: list[tuple[int, int]]) -> dict[int, list[int]]:
-    """``{device key: [seq, ...]}`` in the order received."""
-    seqs: dict[int, list[int]] = {}
-    for key, seq in seq_log:
-        seqs.setdefault(key, []).append(seq)
+def group_seqs(seq_log: list[tuple[int, int, datetime | None]]) -> dict[int, list[tuple[int, datetime | None]]]:
+    """``{device key: [(seq, device time), ...]}`` in the order received."""
+    seqs: dict[int, list[tuple[int, datetime | None]]] = {}
+    for key, seq, ts in seq_log:
+        seqs.setdefault(key, []).append((seq, ts))
     return seqs
 
 
@@ -339,7 +340,9 @@ class IngestWorker:
                 for reason in decoded.errors:
                     letters.append((received_at, msg.topic, reason, msg.payload))
                 if decoded.seq is not None:
-                    seq_log.append((key, decoded.seq))
+                    # the device's time tells a reboot from reordering (twin.sequence); a receive time cannot
+                    sent = decoded.readings[0][0] if decoded.readings and not decoded.ts_from_receive else None
+                    seq_log.append((key, decoded.seq, sent))
             ends.append((len(rows), len(letters), len(statuses), len(seq_log)))
         out.seqs = group_seqs(seq_log)
         out.newest = newest

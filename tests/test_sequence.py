@@ -3,9 +3,16 @@
 from __future__ import annotations
 
 import random
+import uuid
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 
+import orjson
+
+from ingest.worker import IngestWorker
+from tests.helpers import publisher, running, stored_readings, wait_for
+from twin.database import connection
+from twin.messaging.contract import topic
 from twin.sequence import WINDOW, SeqState, first_from_bytes, merge, window_bytes, window_from_bytes
 
 
@@ -204,6 +211,28 @@ def test_the_count_start_round_trips_through_the_stored_window() -> None:
     restored = SeqState(state.high, window_from_bytes(data), state.lost, first=first_from_bytes(data))
     assert merge(restored, [1, 3, 5]).gaps == 0
     assert merge(SeqState(), range(2, 3000)).first == 0  # the count's start left the window: nothing to keep
+
+
+def test_a_reboot_is_counted_through_the_broker_and_the_database(twin_db: str, mqtt_url: str) -> None:
+    """ENV-0 sends 1..40 without 11..13, reboots, sends 1..20 (later device times): its status
+    keeps the 3 lost; without the restart the re-counted 11..13 would have filled them."""
+    tag = uuid.uuid4().hex[:8]
+    worker = IngestWorker(twin_db, mqtt_url, client_id=f"t-seq-{tag}", share_group=f"t-{tag}", batch_wait_s=0.05)
+    base = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=2)
+    sent = [(n, base + timedelta(seconds=30 * n)) for n in range(1, 41) if n not in (11, 12, 13)]
+    sent += [(n, base + timedelta(seconds=30 * (100 + n))) for n in range(1, 21)]
+    with running(worker.run):
+        assert worker.connected.wait(10)
+        with publisher(mqtt_url, f"seq-pub-{tag}") as client:
+            for n, ts in sent:
+                client.publish(topic("t1", "ENV-0", "telemetry"), orjson.dumps(
+                    {"ts": int(ts.timestamp() * 1000), "seq": n, "metrics": {"co2": 400 + n}}), qos=1).wait_for_publish(10)
+        wait_for(lambda: stored_readings(twin_db) >= len(sent))
+    with connection(twin_db) as conn:
+        row = conn.execute(
+            "SELECT s.seq_gaps, s.last_seq, s.seq_high_at, s.seq_count_from FROM device_status s "
+            "JOIN devices d ON d.id = s.device_id WHERE d.device_id = 'ENV-0'").fetchone()
+    assert row == (3, 20, base + timedelta(seconds=30 * 120), base + timedelta(seconds=30 * 101))
 
 
 def test_a_count_stored_without_times_takes_the_early_number_rule_until_its_time_is_known() -> None:

@@ -8,7 +8,7 @@ from datetime import datetime
 import psycopg
 
 from twin.messaging.contract import MAX_PAYLOAD_BYTES
-from twin.sequence import SeqState, merge, window_bytes, window_from_bytes
+from twin.sequence import SeqState, first_from_bytes, merge, window_bytes, window_from_bytes
 
 #: Dead-letter payloads are stored whole up to the contract's largest payload, so they can be replayed;
 #: a larger one keeps its first this many bytes, and its reason says so.
@@ -75,9 +75,10 @@ def update_status(
     )
 
 
-def record_seq(conn: psycopg.Connection, seqs: dict[int, list[int]]) -> None:
-    """Merge the ``seq`` numbers of a batch (per device key) into the devices' sequence windows
-    and update ``seq_gaps``, the suspected loss (:mod:`twin.sequence`).
+def record_seq(conn: psycopg.Connection, seqs: dict[int, list[tuple[int, datetime | None]]]) -> None:
+    """Merge the ``(seq, device time)`` pairs of a batch (per device key; the time ``None`` when the
+    message had none) into the devices' sequence windows and update ``seq_gaps``, the suspected
+    loss (:mod:`twin.sequence`: a count restart, a reboot, is told from reordering by device time).
 
     The devices' rows are locked in key order, so workers storing batches of the same devices at
     once take turns instead of overwriting each other's windows (and cannot deadlock here).
@@ -86,22 +87,27 @@ def record_seq(conn: psycopg.Connection, seqs: dict[int, list[int]]) -> None:
     if not seqs:
         return
     rows = conn.execute(
-        """SELECT device_id, last_seq, seq_window, seq_lost FROM device_status
+        """SELECT device_id, last_seq, seq_window, seq_lost, seq_high_at, seq_count_from FROM device_status
            WHERE device_id = ANY(%s) ORDER BY device_id FOR UPDATE""", (sorted(seqs),)).fetchall()
     if not rows:
         return
-    keys, highs, windows, lost, gaps = [], [], [], [], []
-    for key, high, window, seq_lost in rows:
-        state = merge(SeqState(high, window_from_bytes(window), seq_lost), seqs[key])
+    keys, highs, windows, lost, gaps, high_ats, count_froms = [], [], [], [], [], [], []
+    for key, high, window, seq_lost, high_at, count_from in rows:
+        pairs = seqs[key]
+        state = merge(SeqState(high, window_from_bytes(window), seq_lost, high_at, count_from, first_from_bytes(window)),
+                      [n for n, _ in pairs], [t for _, t in pairs])
         keys.append(key)
         highs.append(state.high)
-        windows.append(window_bytes(state.window))
+        windows.append(window_bytes(state.window, state.first))
         lost.append(state.lost)
         gaps.append(state.gaps)
+        high_ats.append(state.high_at)
+        count_froms.append(state.count_from)
     conn.execute(
-        """UPDATE device_status AS d SET last_seq = v.high, seq_window = v.win, seq_lost = v.lost, seq_gaps = v.gaps
-           FROM unnest(%s::int[], %s::bigint[], %s::bytea[], %s::bigint[], %s::bigint[])
-             AS v(device_id, high, win, lost, gaps)
+        """UPDATE device_status AS d SET last_seq = v.high, seq_window = v.win, seq_lost = v.lost, seq_gaps = v.gaps,
+                  seq_high_at = v.high_at, seq_count_from = v.count_from
+           FROM unnest(%s::int[], %s::bigint[], %s::bytea[], %s::bigint[], %s::bigint[], %s::timestamptz[],
+                       %s::timestamptz[]) AS v(device_id, high, win, lost, gaps, high_at, count_from)
            WHERE d.device_id = v.device_id""",
-        (keys, highs, windows, lost, gaps),
+        (keys, highs, windows, lost, gaps, high_ats, count_froms),
     )
