@@ -67,6 +67,34 @@ def test_bad_input_gets_one_line_errors(db_url, tmp_path: Path):
     assert not (tmp_path / "x.html").exists()
     result = CliRunner().invoke(main, ["--database-url", db_url, "kpis", "--day", "16/11/2026"])
     assert result.exit_code == 2 and "not a date" in result.output
+    result = CliRunner().invoke(main, ["--database-url", db_url, "monitor", "--once", "--clock", "yesterday"])
+    assert result.exit_code == 2 and "not an ISO 8601 time: 'yesterday'" in result.output
+
+
+def test_monitor_on_the_data_clock_and_an_explicit_clock(db_url):
+    """--clock data follows the stored readings (a replayed morning); --clock TIME starts there."""
+    from datetime import UTC, datetime, timedelta
+
+    from twin.metrics import BY_NAME
+    from twin.storage.model import device_keys
+    from twin.storage.readings import ReadingWriter
+
+    with connection(db_url) as conn:
+        save_model(conn, small_twin("c1", rooms=1))
+        keys = device_keys(conn)
+        t0 = datetime(2026, 11, 16, 1, 0, tzinfo=UTC)  # 09:00 in Shenzhen, a Monday
+        ReadingWriter(conn).write([(t0 + timedelta(seconds=30 * i), keys[("c1", "ENV-0")],
+                                    BY_NAME["co2"].metric_id, 600.0 + i) for i in range(20)])
+        conn.commit()
+    data = run(db_url, "monitor", "--once", "--clock", "data")
+    assert data.exit_code == 0 and "raised 0, cleared 0" in data.output  # 09:09:30: nothing silent long yet
+    later = run(db_url, "monitor", "--once", "--clock", "2026-11-16T09:30:00+08:00")
+    assert later.exit_code == 0 and "raised 1," in later.output  # ENV-0 silent since 09:09:30
+    with connection(db_url) as conn:
+        [(rule, raised, known)] = conn.execute("SELECT rule, raised_at, known_at FROM alarms").fetchall()
+    # known when the clock said (09:30 and the moments the command took to get there)
+    assert (rule, raised) == ("device_offline", t0 + timedelta(seconds=30 * 19 + 90))
+    assert timedelta(0) <= known - datetime(2026, 11, 16, 1, 30, tzinfo=UTC) < timedelta(minutes=1)
 
 
 def _left_behind() -> list[str]:

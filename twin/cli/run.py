@@ -107,11 +107,14 @@ def dashboard(ctx: click.Context, host: str, port: int, duration: float | None, 
 @click.option("--from", "start", help="Evaluate this past range once instead (ISO 8601; no zone = UTC) ...")
 @click.option("--to", "end", help="... up to this time (default: now).")
 @click.option("--once", is_flag=True, help="Run one cycle and exit.")
+@click.option("--clock", default="wall", show_default=True, metavar="wall|data|TIME",
+              help="The monitor's present: the wall clock; 'data', the time the stored readings have reached "
+                   "(beside simulate --speed, over a replay or a backfill); or a TIME (ISO 8601) it starts from.")
 @click.option("--duration", type=click.FloatRange(0), help="Stop after this many seconds.")
 @click.pass_context
 @friendly
 def monitor(ctx: click.Context, interval: float, rules_file: Path | None, webhook: str | None, start: str | None,
-            end: str | None, once: bool, duration: float | None) -> None:
+            end: str | None, once: bool, clock: str, duration: float | None) -> None:
     """Evaluate the standards and device health continuously; raise, clear and notify alarms; store daily KPIs.
 
     Alarm events go to campus/v1/{site}/alarms when a broker is configured, and to --webhook.
@@ -119,8 +122,10 @@ def monitor(ctx: click.Context, interval: float, rules_file: Path | None, webhoo
     Example: campus-twin monitor --interval 60 --rules rules.toml --webhook https://ops.example/alarms
 
     Example: campus-twin monitor --from 2026-11-01 --to 2026-11-08
+
+    Example: campus-twin monitor --clock data --interval 15   (beside simulate --speed 60)
     """
-    from twin.monitoring.monitor import Monitor
+    from twin.monitoring.monitor import CLOCKS, Monitor
     from twin.monitoring.notify import Notifier
     from twin.monitoring.standards import load_config
     from twin.storage.monitoring import sites
@@ -129,7 +134,8 @@ def monitor(ctx: click.Context, interval: float, rules_file: Path | None, webhoo
     settings = settings_of(ctx)
     url = migrated_url(settings)
     notifier = Notifier(settings.mqtt_url, webhook) if settings.mqtt_url or webhook else None
-    mon = Monitor(url, config=config, notifier=notifier)
+    mon = Monitor(url, config=config, notifier=notifier,
+                  clock=clock if clock in CLOCKS else parse_time(clock, "--clock"))  # type: ignore[arg-type]
     if start is not None:
         begin, until = parse_time(start, "--from"), parse_time(end, "--to") or datetime.now(UTC)
         assert begin is not None

@@ -190,7 +190,7 @@ class Monitor:
         # Silence counts only while the twin listened (docs/monitoring.md): its spells since the
         # earliest last report that an episode can start from.
         since = min([start, *(before for _, before in devices if before is not None)])
-        spells = listening.spells(conn, since, max(now, horizon)) if self.clock != "data" else None
+        spells = listening.spells(conn, since, max(now, horizon)) if self.live else None
         for dev, before in devices:
             episodes += health.offline_episodes(dev.device, dev.kind, dev.buckets, before=before,
                                                 after=dev.after, now=now, listening=spells,
@@ -279,7 +279,7 @@ class Monitor:
             if not monitoring.try_lock_monitor(conn):
                 log.warning("another monitor is running on this database: this cycle is skipped")
                 return counts
-            if self.clock != "data":
+            if self.live:
                 self._say_if_deaf(listening.last_heard(conn), now)
             clocks = heard and self._settled(conn, now)
             for site_id, zone in monitoring.sites(conn):
