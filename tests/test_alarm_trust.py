@@ -12,12 +12,14 @@ import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
+import orjson
 import psycopg
 import pytest
 
-from tests.helpers import small_twin
+from tests.helpers import small_twin, wait_for
 from tests.test_monitoring import DAY, count, ingest_history, lesson_history, listened, local, stored_alarms
 from twin.database import connection
+from twin.messaging import contract
 from twin.monitoring.monitor import Monitor
 from twin.monitoring.rule_engine import Episode
 from twin.storage import alarms
@@ -119,9 +121,15 @@ def test_on_the_data_clock_the_monitor_judges_the_simulated_day(site, mqtt_url):
     is offline three intervals after its last report, known at the data's time."""
     url, site_id = site
     history = [m for m in lesson_history() if not (m[0] == "LUM-2" and m[1] >= local(8, 40))]
-    ingest_history(url, mqtt_url, site_id, history)
-    Monitor(url).run_once()
-    assert stored_alarms(url, site_id) == []
+
+    def out_of_range(client) -> None:  # ENV-1 at 08:30:30 of that morning: co2 beyond the physical range
+        bad = orjson.dumps({"ts": int(local(8, 30).timestamp() * 1000) + 30_000, "seq": 999, "metrics": {"co2": 70000}})
+        client.publish(contract.topic(site_id, "ENV-1", "telemetry"), bad, qos=1).wait_for_publish(10)
+
+    ingest_history(url, mqtt_url, site_id, history, extra=out_of_range)
+    wait_for(lambda: count(url, "SELECT count(*) FROM dead_letters WHERE topic LIKE %s", f"%{site_id}%") == 1)
+    Monitor(url).run_once()  # the wall clock: that morning is not today (only the letter received now counts)
+    assert [a for a in stored_alarms(url, site_id) if a[3].date() == DAY] == []
     monitor = Monitor(url, clock="data")
     with connection(url) as conn:
         assert monitor.now(conn) == local(8, 59)
@@ -129,6 +137,8 @@ def test_on_the_data_clock_the_monitor_judges_the_simulated_day(site, mqtt_url):
     got = {(a[0], a[1] or a[2], a[3]) for a in stored_alarms(url, site_id)}
     assert ("temperature_out_of_range", "Room 0", local(8, 10)) in got
     assert ("device_offline", "LUM-2", local(8, 39) + timedelta(minutes=3)) in got
+    # dated by the payload's own time, not by when it was received (was: missed on a replay)
+    assert ("device_out_of_range", "ENV-1", local(8, 30) + timedelta(seconds=30)) in got
     known = _rows(url, """SELECT a.known_at FROM alarms a JOIN devices d ON d.id = a.device_id
                           WHERE a.site_id = %s AND d.device_id = 'LUM-2'""", site_id)
     assert known == [(local(8, 59),)]

@@ -203,7 +203,8 @@ class Monitor:
             drift_store.neighbour_means(conn, site_id, list(drift.BOUNDS), window, horizon), start=window,
             end=horizon, open_since=alarms.open_alarm_starts(conn, site_id, drift.RULE),
             quiet=drift.quiet_hours(self.timetable)))
-        letters = monitoring.out_of_range_letters(conn, site_id, start - health.OUT_OF_RANGE_QUIET, horizon)
+        letters = monitoring.out_of_range_letters(conn, site_id, start - health.OUT_OF_RANGE_QUIET, horizon,
+                                                  device_time=not heard)
         for dev_key, times in letters.items():
             episodes += health.out_of_range_episodes(dev_key, times, now=now)
         return alarms.reconcile(conn, site_id, episodes, rules=HEALTH_RULES, start=start, end=horizon,

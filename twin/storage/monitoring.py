@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import orjson
 import psycopg
 from psycopg.types.json import Jsonb
 
@@ -163,20 +164,39 @@ def metric_minutes(conn: psycopg.Connection, site_id: str, metrics: Sequence[str
     return out
 
 
-def out_of_range_letters(conn: psycopg.Connection, site_id: str, start: datetime,
-                         end: datetime) -> dict[int, list[datetime]]:
-    """Device -> receive times of its telemetry refused for a value outside the physical range."""
+def out_of_range_letters(conn: psycopg.Connection, site_id: str, start: datetime, end: datetime, *,
+                         device_time: bool = False) -> dict[int, list[datetime]]:
+    """Device -> times of its telemetry refused for a value outside the physical range, in ``[start, end)``:
+    receive times, or with ``device_time`` the payloads' own ``ts`` (replays and simulated time, whose
+    receive times say nothing of the data's clock; a letter without a readable ``ts`` is left out)."""
     prefix = f"campus/v1/{site_id}/"
     rows = conn.execute(
-        """SELECT d.id, l.received_at FROM dead_letters l
-           JOIN devices d ON d.site_id = %s AND l.topic = %s || d.device_id || '/telemetry'
-           WHERE l.reason LIKE '%%outside physical range%%' AND l.received_at >= %s AND l.received_at < %s
-             AND starts_with(l.topic, %s)""",
-        (site_id, prefix, start, end, prefix)).fetchall()
+        """SELECT d.id, l.received_at, CASE WHEN %(dt)s THEN l.payload END FROM dead_letters l
+           JOIN devices d ON d.site_id = %(site)s AND l.topic = %(prefix)s || d.device_id || '/telemetry'
+           WHERE l.reason LIKE '%%outside physical range%%' AND starts_with(l.topic, %(prefix)s)
+             AND (%(dt)s OR (l.received_at >= %(start)s AND l.received_at < %(end)s))""",
+        {"site": site_id, "prefix": prefix, "start": start, "end": end, "dt": device_time}).fetchall()
     out: dict[int, list[datetime]] = defaultdict(list)
-    for dev, at in rows:
-        out[dev].append(at)
+    for dev, at, payload in rows:
+        when = payload_time(payload) if device_time else at
+        if when is not None and start <= when < end:
+            out[dev].append(when)
     return out
+
+
+def payload_time(payload: bytes | None) -> datetime | None:
+    """The ``ts`` of a native JSON telemetry payload (epoch milliseconds or RFC 3339), else None."""
+    try:
+        raw = orjson.loads(payload) if payload else None
+        ts = raw.get("ts") if isinstance(raw, dict) else None
+        if isinstance(ts, int | float) and not isinstance(ts, bool):
+            return datetime.fromtimestamp(ts / 1000.0, tz=UTC)
+        if isinstance(ts, str):
+            parsed = datetime.fromisoformat(ts)
+            return parsed if parsed.tzinfo else None
+    except (orjson.JSONDecodeError, ValueError, OverflowError, OSError):
+        return None
+    return None
 
 
 def device_vitals(conn: psycopg.Connection, site_id: str) -> list[dict[str, Any]]:
