@@ -68,7 +68,7 @@ ZH: dict[str, str] = {
     "command sent": "指令已发送", "command not sent": "指令未发送",
     # alarms
     "severity": "级别", "any": "全部", "info": "提示", "warning": "警告", "critical": "严重", "open": "未处理",
-    "closed": "已关闭", "rule": "规则", "message": "内容", "raised": "发生时间", "room": "房间", "note": "备注",
+    "closed": "已关闭", "rule": "规则", "message": "内容", "raised": "发生时间", "known": "获知时间", "room": "房间", "note": "备注",
     "Acknowledge": "确认", "Note for the acknowledgement": "确认备注", "No alarms match.": "没有符合条件的告警。",
     "acknowledged by": "确认人", "Alarm acknowledged.": "告警已确认。", "Alarm was not open.": "告警不是未处理状态。",
     # devices

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import date, timedelta
 
 import dash
 
@@ -27,8 +27,9 @@ def test_overview_shows_stored_lighting_compliance_and_completeness(app: dash.Da
 
 
 def test_alarms_page_shows_who_acknowledged_and_when_it_cleared(app: dash.Dash, known_twin: KnownTwin) -> None:  # noqa: F811
-    cleared = datetime(2026, 11, 16, 9, 30, tzinfo=UTC)
     with connection(known_twin.url) as conn:
+        raised = conn.execute("SELECT raised_at FROM alarms WHERE id = %s", (known_twin.alarm_id,)).fetchone()[0]
+        cleared = raised + timedelta(minutes=30)  # an alarm is never cleared before it was raised
         alarms.acknowledge(conn, known_twin.alarm_id, by="li", note="window opened")
         alarms.clear(conn, known_twin.alarm_id, cleared)
         assert [e[0] for e in alarms.alarm_events(conn, known_twin.alarm_id)] == ["raised", "acknowledged", "cleared"]

@@ -39,7 +39,7 @@ def alarms_table(rows: Sequence[AlarmRow], lang: str, *, can_ack: bool = True) -
     """The alarms; open ones get an "Acknowledge" button when the reader may acknowledge."""
     if not rows:
         return html.P(t("No alarms match.", lang), className="muted")
-    headers = ("raised", "School", "room", "device", "rule", "severity", "state", "message", "acknowledged by",
+    headers = ("raised", "known", "School", "room", "device", "rule", "severity", "state", "message", "acknowledged by",
                "note", "cleared", "")
     body = []
     for a in rows:
@@ -48,7 +48,8 @@ def alarms_table(rows: Sequence[AlarmRow], lang: str, *, can_ack: bool = True) -
         acked = f"{a.acked_by} {a.acked_at:%Y-%m-%d %H:%M}" if a.acked_at else ""
         room: Any = dcc.Link(a.room, href=dash.get_relative_path(f"/room/{a.room_id}")) if a.room_id else ""
         body.append(html.Tr([
-            html.Td(f"{a.raised_at:%Y-%m-%d %H:%M}"), html.Td(a.site_name), html.Td(room),
+            html.Td(f"{a.raised_at:%Y-%m-%d %H:%M}"), html.Td(f"{a.known_at:%H:%M}"), html.Td(a.site_name),
+            html.Td(room),
             html.Td(a.device_id or ""), html.Td(a.rule),
             html.Td(html.Span(t(a.severity, lang), className=f"chip chip-{a.severity}")),
             html.Td(html.Span(t(a.state, lang), className=f"chip chip-state-{a.state}")),

@@ -47,7 +47,7 @@ OUTBOX_LOCK = alarms.OUTBOX_LOCK
 BATCH = 500
 
 _FIELDS = ("event", "at", "by", "note", "alarm_id", "site_id", "rule", "severity", "state", "message", "standard",
-           "value", "raised_at", "cleared_at", "room", "room_id", "device_id")
+           "value", "raised_at", "known_at", "cleared_at", "room", "room_id", "device_id")
 
 
 def event_payload(event: Mapping[str, Any]) -> bytes:

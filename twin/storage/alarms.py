@@ -223,8 +223,8 @@ def pending_events(conn: psycopg.Connection, limit: int = 500) -> list[dict[str,
     with conn.cursor(row_factory=dict_row) as cur:
         return cur.execute(
             """SELECT e.id AS event_id, e.event, e.at, e.by, e.note, a.id AS alarm_id, a.site_id, a.rule,
-                      a.severity, a.state, a.message, a.standard, a.value, a.raised_at, a.cleared_at,
-                      r.name AS room, a.room_id, d.device_id
+                      a.severity, a.state, a.message, a.standard, a.value, a.raised_at, a.known_at,
+                      a.cleared_at, r.name AS room, a.room_id, d.device_id
                FROM alarm_events e JOIN alarms a ON a.id = e.alarm_id
                LEFT JOIN rooms r ON r.id = a.room_id LEFT JOIN devices d ON d.id = a.device_id
                WHERE e.notified_at IS NULL ORDER BY e.id LIMIT %s""", (limit,)).fetchall()
