@@ -243,3 +243,12 @@ def test_a_count_stored_without_times_takes_the_early_number_rule_until_its_time
     assert (state.high, state.gaps, state.high_at) == (119, 10, at(719))
     state = timed(state, count(range(1, 5), 800))  # its time is known now: a reboot by time
     assert (state.high, state.gaps, state.count_from) == (4, 10, at(801))
+
+
+def test_a_clock_set_back_in_the_first_count_seen_loses_nothing() -> None:
+    """The simulator's clock_skew: timestamps 2-60 minutes off for a while. The first count the
+    twin sees has no earlier count its messages could be late ones of."""
+    state = timed(SeqState(), count(range(1, 21), 0))
+    state = timed(state, [(n, at(n) - timedelta(minutes=60)) for n in range(21, 41)])
+    state = timed(state, count(range(41, 61), 0))
+    assert (state.high, state.gaps, state.count_from) == (60, 0, None)

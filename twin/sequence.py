@@ -21,9 +21,11 @@ must not fill the old count's holes. A restart is told from reordering
 - by device time, when the messages have one (``merge(state, seqs, times)``): a device's
   numbers are taken in device-time order, and a number at or below ``high`` sent after the
   latest device time of the count (``high_at``) starts a new count (the clock went on, the count
-  went back). A number sent before the current count's first (``count_from``) belongs to an
-  earlier count and changes nothing: too late (the holes of its count were counted when that
-  count ended) and no part of this one. A redelivery keeps its number and its device time.
+  went back). A number sent before the first of a count that so began (``count_from``)
+  belongs to an earlier count and changes nothing: too late (the holes of its count were
+  counted when that count ended) and no part of this one. (The first count seen has no
+  ``count_from``: nothing before it is known, and a device clock set back in it loses nothing.)
+  A redelivery keeps its number and its device time.
 - without device times, by the early-number rule: a batch whose smallest number is at most
   ``RESTART_BELOW`` and already arrived in the current count starts a new count (so a
   redelivery of one of a device's first 16 messages, without times, is taken for a restart),
@@ -56,7 +58,8 @@ class SeqState:
     ``first`` is the first number of the current count while the window still holds a number
     below it (numbers below it did not arrive *in this count*, for the early-number rule; 0:
     not kept, every number of the window counts). ``high_at`` is the latest device time of the
-    current count, ``count_from`` the device time of its first number (``None``: not known).
+    current count, ``count_from`` the device time of its first number (``None``: not known, or
+    the first count seen).
     """
 
     high: int | None = None
@@ -113,8 +116,6 @@ def _merge_timed(state: SeqState, pairs: list[tuple[datetime, int]]) -> SeqState
             high = n
             if high_at is None or t > high_at:
                 high_at = t  # the latest time of the count (a clock set back does not lower it)
-        if new and count_from is None:
-            count_from = t
     parts.append((part, new, count_from, high_at))
     for part, new, count_from, high_at in parts:
         if not part:
