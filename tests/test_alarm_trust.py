@@ -143,3 +143,23 @@ def test_on_the_data_clock_the_monitor_judges_the_simulated_day(site, mqtt_url):
                           WHERE a.site_id = %s AND d.device_id = 'LUM-2'""", site_id)
     assert known == [(local(8, 59),)]
     assert DAY == local(8, 59).date()
+
+
+def test_a_clock_far_ahead_is_a_clock_alarm_not_offline(site, mqtt_url):
+    """ENV-0's clock runs 9 minutes ahead: ingest refuses its telemetry (more than 5 min in the future, a dead
+    letter), yet the device is alive: a clock alarm, no offline alarm (was: offline, and nothing said why)."""
+    url, site_id = site
+    now = datetime.now(UTC)
+    ahead = [("ENV-0", now - timedelta(seconds=150 - 30 * k) + timedelta(minutes=9), {"co2": 700.0 + k})
+             for k in range(6)]
+    behind_ok = [("ENV-1", now - timedelta(seconds=150 - 30 * k), {"co2": 650.0 + k}) for k in range(6)]
+    # ENV-0 reported normally before its clock jumped ahead (its last stored reading: 10 minutes ago); ENV-1's
+    # last message goes out after ENV-0's, so once it is stored the refusals are too (one publisher, in order)
+    ingest_history(url, mqtt_url, site_id, [("ENV-0", now - timedelta(minutes=10), {"co2": 690.0})])
+    ingest_history(url, mqtt_url, site_id, [*ahead, *behind_ok], refused=len(ahead))
+    assert count(url, "SELECT count(*) FROM dead_letters WHERE topic LIKE %s", f"%{site_id}%") == 6
+    listened(url, now - timedelta(minutes=15), datetime.now(UTC))
+    monitor = Monitor(url)
+    for _ in range(2):
+        monitor.run_once()
+    assert device_alarms(url, site_id) == [("device_clock_skew", "ENV-0", "clock off by 9 min (ahead)", "info")]

@@ -51,11 +51,12 @@ def site(db_url: str) -> tuple[str, str]:
 
 
 def ingest_history(url: str, mqtt_url: str, site_id: str, messages: list[Message], *,
-                   extra: Callable[[object], None] | None = None) -> None:
-    """Publish ``messages`` (in order, seq counting per device) through a running ingest worker; wait for the rows."""
+                   extra: Callable[[object], None] | None = None, refused: int = 0) -> None:
+    """Publish ``messages`` (in order, seq counting per device) through a running ingest worker; wait for the rows
+    (all but ``refused`` messages' worth: those are dead letters)."""
     tag = uuid.uuid4().hex[:8]
     worker = IngestWorker(url, mqtt_url, client_id=f"t-mon-{tag}", share_group=f"t-mon-{tag}", batch_wait_s=0.05)
-    expected = sum(len(m) for _, _, m in messages)
+    expected = sum(len(m) for _, _, m in messages) - refused
     seq: dict[str, int] = {}
     with running(worker.run):
         assert worker.connected.wait(10)

@@ -245,7 +245,8 @@ def clock_off(offset_s: float | None, *, alarm_open: bool) -> bool | None:
 
 def clock_message(offset_s: float) -> str:
     """``"clock off by 21 min (behind)"``: what a person reads of a device's clock offset."""
-    return f"clock off by {_span(timedelta(seconds=abs(offset_s)))} ({'ahead' if offset_s > 0 else 'behind'})"
+    rounded = timedelta(minutes=round(abs(offset_s) / 60))  # a clock 9 min ahead, read a few seconds later
+    return f"clock off by {_span(rounded)} ({'ahead' if offset_s > 0 else 'behind'})"
 
 
 def _span(delta: timedelta) -> str:

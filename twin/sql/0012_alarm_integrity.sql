@@ -23,3 +23,5 @@ CREATE TABLE IF NOT EXISTS device_heard (
     PRIMARY KEY (device_id, minute)
 );
 CREATE INDEX IF NOT EXISTS device_heard_minute ON device_heard (minute);
+-- a device's dead letters by topic and time (telemetry refused for its time is still a live device)
+CREATE INDEX IF NOT EXISTS dead_letters_topic ON dead_letters (topic, received_at);

@@ -92,17 +92,29 @@ _ACTIVITY = {
                      AND r.bucket >= %(end)s AND r.bucket < %(la)s)
                FROM devices d WHERE d.site_id = %(site)s AND d.removed_at IS NULL ORDER BY d.id""",
             """SELECT DISTINCT r.device_id, r.bucket FROM rollup_1m r JOIN devices d ON d.id = r.device_id
-               WHERE d.site_id = %s AND r.bucket >= %s AND r.bucket < %s ORDER BY 1, 2"""),
+               WHERE d.site_id = %(site)s AND r.bucket >= %(start)s AND r.bucket < %(end)s ORDER BY 1, 2"""),
     # receive time: the minutes in which the twin heard the device (the live monitor)
     True: ("""SELECT d.id, d.device_id, d.kind,
                   (SELECT max(h.minute) FROM device_heard h WHERE h.device_id = d.id
                      AND h.minute >= %(lb)s AND h.minute < %(start)s),
-                  (SELECT s.last_seen FROM device_status s WHERE s.device_id = d.id),
+                  greatest((SELECT s.last_seen FROM device_status s WHERE s.device_id = d.id),
+                           (SELECT max(l.received_at) FROM dead_letters l
+                            WHERE l.topic = 'campus/v1/' || d.site_id || '/' || d.device_id || '/telemetry'
+                              AND (l.reason LIKE '%%is in the future%%' OR l.reason LIKE '%%is older than%%')
+                              AND l.received_at >= %(lb)s)),
                   (SELECT min(h.minute) FROM device_heard h WHERE h.device_id = d.id
                      AND h.minute >= %(end)s AND h.minute < %(la)s)
                FROM devices d WHERE d.site_id = %(site)s AND d.removed_at IS NULL ORDER BY d.id""",
+           # telemetry refused only for its time is heard too: a clock far off is a live device
            """SELECT h.device_id, h.minute FROM device_heard h JOIN devices d ON d.id = h.device_id
-              WHERE d.site_id = %s AND h.minute >= %s AND h.minute < %s ORDER BY 1, 2"""),
+              WHERE d.site_id = %(site)s AND h.minute >= %(start)s AND h.minute < %(end)s
+              UNION
+              SELECT d.id, date_trunc('minute', l.received_at, 'UTC') FROM dead_letters l
+              JOIN devices d ON d.site_id = %(site)s AND d.removed_at IS NULL
+                AND l.topic = 'campus/v1/' || d.site_id || '/' || d.device_id || '/telemetry'
+              WHERE l.received_at >= %(start)s AND l.received_at < %(end)s
+                AND (l.reason LIKE '%%is in the future%%' OR l.reason LIKE '%%is older than%%')
+              ORDER BY 1, 2"""),
 }
 
 
@@ -115,10 +127,10 @@ def device_activity(conn: psycopg.Connection, site_id: str, start: datetime, end
     in the day before it, else taken from its newest report when it has sent nothing since.
     """
     per_device, minutes = _ACTIVITY[heard]
-    devices = conn.execute(per_device, {"site": site_id, "start": start, "end": end, "lb": start - LOOKBACK,
-                                        "la": end + LOOKBACK}).fetchall()
+    args = {"site": site_id, "start": start, "end": end, "lb": start - LOOKBACK, "la": end + LOOKBACK}
+    devices = conn.execute(per_device, args).fetchall()
     buckets: dict[int, list[datetime]] = defaultdict(list)
-    for dev, bucket in conn.execute(minutes, (site_id, start, end)).fetchall():
+    for dev, bucket in conn.execute(minutes, args).fetchall():
         buckets[dev].append(bucket)
     out = []
     for dev, device_id, kind, before, last, after in devices:
@@ -203,13 +215,27 @@ def device_vitals(conn: psycopg.Connection, site_id: str) -> list[dict[str, Any]
     """Battery and sequence gaps of each device, with what the monitor saw last time."""
     rows = conn.execute(
         """SELECT d.id, d.device_id, s.battery_pct, coalesce(s.seq_gaps, 0), m.seq_gaps_seen, m.last_gap_at,
-                  s.clock_offset_s, s.last_seen
+                  s.clock_offset_s, s.last_seen, t.received_at, t.payload
            FROM devices d LEFT JOIN device_status s ON s.device_id = d.id
            LEFT JOIN monitor_devices m ON m.device_id = d.id
+           LEFT JOIN LATERAL (
+             SELECT l.received_at, l.payload FROM dead_letters l
+             WHERE l.topic = 'campus/v1/' || d.site_id || '/' || d.device_id || '/telemetry'
+               AND (l.reason LIKE '%%is in the future%%' OR l.reason LIKE '%%is older than%%')
+               AND l.received_at > coalesce(s.last_seen, '-infinity')
+             ORDER BY l.received_at DESC LIMIT 1) t ON true
            WHERE d.site_id = %s AND d.removed_at IS NULL ORDER BY d.id""", (site_id,)).fetchall()
     keys = ("device", "device_id", "battery_pct", "seq_gaps", "seq_gaps_seen", "last_gap_at", "clock_offset_s",
             "last_seen")
-    return [dict(zip(keys, r, strict=True)) for r in rows]
+    out = []
+    for row in rows:
+        vitals = dict(zip(keys, row[:8], strict=True))
+        refused_at, payload = row[8], row[9]
+        sent = payload_time(payload) if refused_at is not None else None
+        if sent is not None:  # its newest telemetry was refused for its time: that is its clock now
+            vitals["clock_offset_s"] = (sent - refused_at).total_seconds()
+        out.append(vitals)
+    return out
 
 
 def remember_seq_gaps(conn: psycopg.Connection, device: int, seen: int, last_gap_at: datetime | None) -> None:
