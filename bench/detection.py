@@ -26,9 +26,10 @@ fault log (kind, site, device, ts, until, ...):
   the metric has a floor), it lasts (up to the run's end) at least ``STUCK_AFTER`` + 2 min, and no drift
   of the same device and metric began before it ended (the simulator adds the drift to the frozen value);
   drift: began at least ``drift.WINDOW`` + 1 h before the run's end, ``|per_hour|`` x 3 h exceeds
-  ``drift.BOUNDS[metric]``, and the drifting metric stayed above 0 in the run's last ``drift.WINDOW``
-  (the simulator clamps at 0: a negative drift of a light's lux or power, or of CO2, ends as a flat 0);
-  out_of_range, low_battery: always.
+  ``drift.BOUNDS[metric]``, and in the run's last ``drift.WINDOW`` at least half the expected readings
+  of the metric were stored (not: its value left the physical range, its messages are dead letters)
+  and none was 0 (the simulator clamps at 0: a negative drift of a light's lux or power, or of CO2,
+  ends as a flat 0); out_of_range, low_battery: always. ``not_detectable``: the others, by reason.
 - **detected**: an alarm of the intended rule on the fault's device raised within [start - 2 min,
   end + slack] (end: ``until`` when logged, else the run's end), or one already open at the fault's start
   (several out-of-range values within 15 min are one alarm; counted, but left out of the delays).
@@ -40,9 +41,12 @@ fault log (kind, site, device, ts, until, ...):
   [raised_at, cleared_at or the run's end] (end: ``until``; drift and low_battery last to the run's end;
   other kinds are instants). Explanations: offline <- dropout, disconnect; seq_gaps <- dropout,
   malformed, out_of_range, disconnect, reboot; stuck <- stuck; drift <- drift; out_of_range <-
-  out_of_range; low_battery <- low_battery; clock_skew <- clock_skew. ``false_positive_alarms``: the
-  first 20 (rule, device, raised_at, message). ``slack`` is 5 min, or 1.5 monitor cycles of simulated
-  time when that is longer (the vitals are raised at the cycle's time).
+  out_of_range; low_battery <- low_battery; clock_skew <- clock_skew; and a drift explains what its
+  value does at the ends of the range: "<metric> stuck at 0" (a negative drift clamped at 0) and
+  out_of_range (a drift past the physical range). ``false_positive_alarms``: the first 20 (rule, device,
+  raised_at, message). ``slack`` is 5 min, or 1.25 x the longest spell between monitor cycles in
+  simulated time when that is longer (``monitor_cycle_sim_s``, the data's time seen at each new cycle:
+  battery and sequence gaps are raised at the cycle's time, and a cycle takes seconds of wall time).
 - **invariant_violations**: ``twin.storage.alarms.integrity_violations`` (count; the list beside it).
 
 Targets (``targets``, ``targets_met``): dropout (offline) recall >= 0.99, stuck recall >= 0.9, drift
@@ -57,6 +61,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import itertools
 import os
 import shutil
 import signal
@@ -234,9 +239,12 @@ def run(args: argparse.Namespace, tmp: Path, stack: contextlib.ExitStack) -> dic
     stack.callback(monitor.stop)
     say("ingest, simulate and monitor --clock data running")
 
-    shown = time.monotonic()
+    shown, seen, at = time.monotonic(), 0, []  # at: the data's time when each new monitor cycle was seen
     while True:
         now = db.data_time()
+        if cycles(monitor) > seen and now is not None:
+            seen = cycles(monitor)
+            at.append(now)
         if now is not None and now >= end:
             break
         for s in (ingest, sim, monitor):
@@ -263,14 +271,16 @@ def run(args: argparse.Namespace, tmp: Path, stack: contextlib.ExitStack) -> dic
     from twin.storage.alarms import integrity_violations
 
     violations = integrity_violations(db.conn)
-    slack = max(SLACK, timedelta(seconds=1.5 * MONITOR_INTERVAL_S * args.speed))
+    gaps = [(b - a).total_seconds() for a, b in itertools.pairwise(at)]
+    slack = max(SLACK, timedelta(seconds=1.25 * max(gaps, default=MONITOR_INTERVAL_S * args.speed)))
     result = score(faults, alarms, kinds, run_end=run_end, slack=slack,
-                   clamped=lambda f: clamped_at_zero(db.conn, f, run_end))
+                   drift_seen=lambda f: drift_seen(db.conn, f, kinds, run_end))
     result |= {"invariant_violations": len(violations), "invariant_violation_list": violations[:20],
                "excluded": EXCLUDED, "profile": args.profile, "seed": args.seed, "speed": args.speed,
                "devices": len(kinds), "start": start.astimezone(TZ).isoformat(),
                "end": run_end.astimezone(TZ).isoformat(timespec="seconds"), "sim_wall_s": sim_wall_s,
                "monitor_cycles": cycles(monitor), "readings": db.readings(),
+               "monitor_cycle_sim_s": {"p50": percentile(gaps, 0.5), "max": percentile(gaps, 1.0)},
                "dead_letters": int(db.one("SELECT count(*) FROM dead_letters"))}
     result |= targets(result)
     return result
@@ -323,34 +333,53 @@ def fault_end(f: dict, run_end: datetime) -> datetime:
     return run_end if f["kind"] in PERSISTENT else when(f["ts"])
 
 
-def clamped_at_zero(conn: psycopg.Connection, f: dict, run_end: datetime) -> bool:
-    """Whether the drifting metric read 0 (the simulator's clamp) in the run's last drift window."""
-    low = conn.execute(
-        """SELECT min(r.value) FROM readings r JOIN devices d ON d.id = r.device_id JOIN metrics m
+def drift_seen(conn: psycopg.Connection, f: dict, kinds: dict[str, str], run_end: datetime) -> str | None:
+    """Why the drift rule cannot see a drift in the run's last drift window, from what was stored: its
+    metric read 0 there (the simulator's clamp: a flat 0 has no trend), or fewer than half the expected
+    readings of it were stored (its value left the physical range: the messages are dead letters)."""
+    n, low = conn.execute(
+        """SELECT count(*), min(r.value) FROM readings r JOIN devices d ON d.id = r.device_id JOIN metrics m
            ON m.metric_id = r.metric_id WHERE d.device_id = %s AND m.name = %s AND r.ts >= %s AND r.ts <= %s""",
-        (f["device"], f["metric"], run_end - drift.WINDOW, run_end)).fetchone()[0]
-    return low is not None and low <= 0
+        (f["device"], f["metric"], run_end - drift.WINDOW, run_end)).fetchone()
+    expected = drift.WINDOW.total_seconds() / NOMINAL_INTERVAL_S.get(kinds.get(f["device"], ""), 60.0)
+    if n < expected / 2:
+        return "left_physical_range"
+    if low is not None and low <= 0:
+        return "clamped_at_0"
+    return None
 
 
-def detectable(f: dict, faults: list[dict], kinds: dict[str, str], run_end: datetime,
-               clamped: Callable[[dict], bool]) -> bool:
+def why_not(f: dict, faults: list[dict], kinds: dict[str, str], run_end: datetime,
+            drift_seen: Callable[[dict], str | None]) -> str | None:
+    """None when the intended rule can see the fault, else why not (module notes, "detectable")."""
     kind, start = f["kind"], when(f["ts"])
     if kind == "dropout":
         interval = timedelta(seconds=NOMINAL_INTERVAL_S.get(kinds.get(f["device"], ""), 60.0))
-        return when(f["until"]) - start > (health.OFFLINE_INTERVALS + 1) * interval
+        return None if when(f["until"]) - start > (health.OFFLINE_INTERVALS + 1) * interval else "too_short"
     if kind == "stuck":
         metric, end = f["metric"], min(when(f["until"]), run_end)
         after = health.STUCK_AFTER.get(metric)
         floor = health.STUCK_ONLY_ABOVE.get(metric)
-        masked = any(g["kind"] == "drift" and g["device"] == f["device"] and g["metric"] == metric
-                     and when(g["ts"]) < end for g in faults)
-        return (after is not None and (floor is None or f["value"] > floor) and end - start >= after + STUCK_MARGIN
-                and not masked)
+        if after is None:
+            return "no_stuck_rule"
+        if floor is not None and f["value"] <= floor:
+            return "below_floor"
+        if end - start < after + STUCK_MARGIN:
+            return "too_short"
+        if any(g["kind"] == "drift" and g["device"] == f["device"] and g["metric"] == metric
+               and when(g["ts"]) < end for g in faults):
+            return "masked_by_drift"
+        return None
     if kind == "drift":
         bound = drift.BOUNDS.get(f["metric"])
-        return (bound is not None and start <= run_end - drift.WINDOW - timedelta(hours=1)
-                and abs(f["per_hour"]) * (drift.WINDOW / timedelta(hours=1)) > bound and not clamped(f))
-    return kind in INTENDED
+        if bound is None:
+            return "no_bound"
+        if start > run_end - drift.WINDOW - timedelta(hours=1):
+            return "too_late"
+        if abs(f["per_hour"]) * (drift.WINDOW / timedelta(hours=1)) <= bound:
+            return "too_slow"
+        return drift_seen(f)
+    return None if kind in INTENDED else "no_rule"
 
 
 def percentile(values: list[float], q: float) -> float | None:
@@ -363,7 +392,7 @@ def percentile(values: list[float], q: float) -> float | None:
 
 
 def score(faults: list[dict], alarms: list[Alarm], kinds: dict[str, str], *, run_end: datetime,
-          slack: timedelta, clamped: Callable[[dict], bool]) -> dict:
+          slack: timedelta, drift_seen: Callable[[dict], str | None]) -> dict:
     """Recall, delays and false positives of the alarms against the fault log (module notes)."""
     faults = [f for f in faults if when(f["ts"]) <= run_end]
     by_rule_device: dict[tuple[str, str], list[Alarm]] = defaultdict(list)
@@ -371,11 +400,16 @@ def score(faults: list[dict], alarms: list[Alarm], kinds: dict[str, str], *, run
         by_rule_device[(a.rule, a.device)].append(a)
     injected = Counter(f["kind"] for f in faults)
     can, got, covered = Counter(), Counter(), Counter()
+    unseen: dict[str, Counter] = defaultdict(Counter)
     delays: dict[str, list[float]] = defaultdict(list)
     missed: dict[str, list[dict]] = defaultdict(list)
     for f in faults:
         rule = INTENDED.get(f["kind"])
-        if rule is None or not detectable(f, faults, kinds, run_end, clamped):
+        if rule is None:
+            continue
+        reason = why_not(f, faults, kinds, run_end, drift_seen)
+        if reason is not None:
+            unseen[f["kind"]][reason] += 1
             continue
         kind, start, end = f["kind"], when(f["ts"]), fault_end(f, run_end)
         can[kind] += 1
@@ -391,11 +425,7 @@ def score(faults: list[dict], alarms: list[Alarm], kinds: dict[str, str], *, run
             missed[kind].append({k: v for k, v in f.items() if k != "site"})
     unexplained = []
     for a in alarms:
-        reasons = EXPLAINS.get(a.rule, set())
-        a_end = a.cleared_at or run_end
-        if not any(f["kind"] in reasons and f["device"] == a.device
-                   and when(f["ts"]) - slack <= a_end and a.raised_at <= fault_end(f, run_end) + slack
-                   for f in faults):
+        if not any(explains(f, a, run_end, slack) for f in faults):
             unexplained.append(a)
     every = [d for kind in INTENDED for d in delays[kind]]
     return {
@@ -403,6 +433,7 @@ def score(faults: list[dict], alarms: list[Alarm], kinds: dict[str, str], *, run
         "injected": dict(sorted(injected.items())),
         "detectable": {k: can[k] for k in INTENDED},
         "detected": {k: got[k] for k in INTENDED},
+        "not_detectable": {k: dict(unseen[k]) for k in INTENDED if unseen[k]},
         "covered_by_open_alarm": {k: covered[k] for k in INTENDED if covered[k]},
         "missed": {k: v[:10] for k, v in missed.items()},
         "delay_p50_s": percentile(every, 0.5),
@@ -416,6 +447,23 @@ def score(faults: list[dict], alarms: list[Alarm], kinds: dict[str, str], *, run
                                    "message": a.message} for a in unexplained[:20]],
         "slack_s": slack.total_seconds(),
     }
+
+
+def explains(f: dict, a: Alarm, run_end: datetime, slack: timedelta) -> bool:
+    """Whether fault ``f`` explains alarm ``a``: an explaining kind on its device, overlapping it (± slack).
+    Besides :data:`EXPLAINS`, a drift explains what its value does at the ends of the range: a negative
+    drift clamped at 0 is its metric "stuck at 0", and a drift past the physical range makes its messages
+    dead letters (``device_out_of_range``)."""
+    if f["device"] != a.device or not (when(f["ts"]) - slack <= (a.cleared_at or run_end)
+                                       and a.raised_at <= fault_end(f, run_end) + slack):
+        return False
+    if f["kind"] in EXPLAINS.get(a.rule, set()):
+        return True
+    if f["kind"] != "drift":
+        return False
+    if a.rule == "device_stuck":
+        return f["per_hour"] < 0 and f"{f['metric']} stuck at 0 " in a.message
+    return a.rule == "device_out_of_range"
 
 
 def targets(result: dict) -> dict:
