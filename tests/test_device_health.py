@@ -174,3 +174,17 @@ def test_clock_offsets_raise_past_two_minutes_and_clear_under_one():
     assert clock_off(90.0, alarm_open=True) is True and clock_off(30.0, alarm_open=True) is False
     assert clock_message(-1262.0) == "clock off by 21 min (behind)"
     assert clock_message(3 * 86400.0) == "clock off by 3.0 days (ahead)"
+
+
+def test_a_silence_between_two_minutes_is_known_to_the_second():
+    """Last report at 5:05, next at 7:20 (a 135 s silence): offline from 6:35 to 7:20. On whole minutes the
+    same silence looked like minutes 5 and 7 (offline from 7:30: never), so it was missed."""
+    spans = {minute(i): (minute(i), minute(i) + timedelta(seconds=35)) for i in range(5)}
+    spans[minute(5)] = (minute(5), minute(5) + timedelta(seconds=5))
+    spans[minute(7)] = (minute(7) + timedelta(seconds=20), minute(7) + timedelta(seconds=50))
+    buckets = [*range(6), 7]
+    [ep] = offline_episodes(5, "env_sensor", [minute(i) for i in buckets], before=None, after=None, now=minute(8),
+                            spans=spans)
+    assert (ep.start, ep.end) == (minute(5) + timedelta(seconds=95), minute(7) + timedelta(seconds=20))
+    assert offline_episodes(5, "env_sensor", [minute(i) for i in buckets], before=None, after=None,
+                            now=minute(8)) == []

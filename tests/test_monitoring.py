@@ -173,10 +173,10 @@ def test_offline_and_stuck_devices_are_detected(site, mqtt_url):
     listened(url, local(9, 0), local(11, 0))
     with connection(url) as conn:
         Monitor(url).evaluate(conn, site_id, local(10, 0), local(11, 0), now=local(11, 0))
-    # last seen in the 10:19 minute (so by 10:20), offline 3 x 30 s later; back at 10:40
+    # last seen at 10:19:00, offline 3 x 30 s later (to the second: not from the end of its minute); back at 10:40
     assert stored_alarms(url, site_id) == [
         ("device_stuck", None, "ENV-1", local(10, 0), local(10, 30), "warning"),
-        ("device_offline", None, "ENV-0", local(10, 21) + timedelta(seconds=30), local(10, 40), "warning"),
+        ("device_offline", None, "ENV-0", local(10, 20) + timedelta(seconds=30), local(10, 40), "warning"),
     ]
 
 

@@ -14,7 +14,7 @@ nothing.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -112,7 +112,8 @@ def first_watched(times: Sequence[Spell], lo: datetime, hi: datetime) -> datetim
 
 def offline_episodes(device: int, kind: str, buckets: Sequence[datetime], *, before: datetime | None,
                      after: datetime | None, now: datetime, listening: Iterable[Spell] | None = None,
-                     open_since: datetime | None = None, last: datetime | None = None) -> list[Episode]:
+                     open_since: datetime | None = None, last: datetime | None = None,
+                     spans: Mapping[datetime, tuple[datetime, datetime]] | None = None) -> list[Episode]:
     """Offline periods from the minutes in which a device reported (sorted).
 
     ``before``: its last minute before the range (``None``: never); ``after``: its first
@@ -126,8 +127,11 @@ def offline_episodes(device: int, kind: str, buckets: Sequence[datetime], *, bef
     the device's open offline alarm began; a silence containing it is that alarm still (judged
     then, whatever spells are known now: e.g. raised before the twin recorded spells). ``last``:
     the exact time of its newest report; a silence after it counts from there (offline 3 intervals
-    after it, not up to a minute later).
+    after it, not up to a minute later). ``spans``: minute -> the first and last report in it, so
+    that a silence between two minutes is known to the second (a minute without one is taken at its
+    edges: last report at its end, first at its start).
     """
+    spans = spans or {}
     limit = OFFLINE_INTERVALS * interval_of(kind)
     times = None if listening is None else watched(listening, limit)
 
@@ -135,7 +139,10 @@ def offline_episodes(device: int, kind: str, buckets: Sequence[datetime], *, bef
         """When the silence after minute ``seen`` until ``hi`` counts as offline (None: never)."""
         if open_since is not None and seen + MINUTE <= open_since < hi:
             return open_since
-        exact = last if last is not None and seen <= last < seen + MINUTE else seen + MINUTE
+        if last is not None and seen <= last < seen + MINUTE:
+            exact = last
+        else:
+            exact = spans[seen][1] if seen in spans else seen + MINUTE
         lo = exact + limit
         if times is None:
             return lo if hi > lo else None
@@ -144,9 +151,11 @@ def offline_episodes(device: int, kind: str, buckets: Sequence[datetime], *, bef
     points = ([before] if before else []) + list(buckets) + ([after] if after else [])
     out = []
     for p, q in zip(points, points[1:], strict=False):
-        start = first(p, q)
+        back = spans[q][0] if q in spans else q  # the next report, to the second where known
+        start = first(p, back)
         if start is not None:
-            out.append(_device(device, "device_offline", start, q, f"no data for {_span(q - p - MINUTE)}"))
+            silent = back - (spans[p][1] if p in spans else p + MINUTE)
+            out.append(_device(device, "device_offline", start, back, f"no data for {_span(silent)}"))
     if points and after is None:
         start = first(points[-1], now)
         if start is not None:

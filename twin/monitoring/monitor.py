@@ -194,7 +194,8 @@ class Monitor:
         for dev, before in devices:
             episodes += health.offline_episodes(dev.device, dev.kind, dev.buckets, before=before,
                                                 after=dev.after, now=now, listening=spells,
-                                                open_since=offline_since.get(dev.device), last=dev.last)
+                                                open_since=offline_since.get(dev.device), last=dev.last,
+                                                spans=dev.spans)
         stuck = monitoring.metric_minutes(conn, site_id, list(health.STUCK_AFTER), start, horizon)
         episodes += health.per_device(ep for (dev_key, kind, metric), minutes in stuck.items()
                                       for ep in health.stuck_episodes(dev_key, metric, minutes, kind=kind))

@@ -1,9 +1,9 @@
 -- Campus Twin schema, version 12: alarms a person can trust (docs/monitoring.md, "Alarm integrity").
 -- known_at: when the twin knew (the monitor cycle that raised it), beside raised_at (when the
 -- condition began, from the data). An alarm never clears before it was raised. device_heard: the
--- minutes (receive time) in which ingest stored a reading of a device, so that offline is judged on
--- what the twin heard, whatever the device's clock says; device_status.clock_offset_s: the newest
--- reading's device time minus the time it was stored (clock skew).
+-- minutes (receive time, with the first and last time in each) in which ingest stored a reading of a
+-- device, so that offline is judged on what the twin heard, whatever the device's clock says;
+-- device_status.clock_offset_s: the newest reading's device time minus the time it was stored.
 ALTER TABLE alarms ADD COLUMN IF NOT EXISTS known_at timestamptz;
 UPDATE alarms SET known_at = raised_at WHERE known_at IS NULL;
 ALTER TABLE alarms ALTER COLUMN known_at SET DEFAULT now();
@@ -20,6 +20,17 @@ ALTER TABLE device_status ADD COLUMN IF NOT EXISTS clock_offset_s double precisi
 CREATE TABLE IF NOT EXISTS device_heard (
     device_id  integer NOT NULL REFERENCES devices ON DELETE CASCADE,
     minute     timestamptz NOT NULL,
+    first_at   timestamptz NOT NULL,
+    last_at    timestamptz NOT NULL,
+    PRIMARY KEY (device_id, minute)
+);
+-- The first and last reading time of each device in each minute (device time, as the readings): a
+-- silence between two minutes is known to the second, so offline is 3 intervals after the last report.
+CREATE TABLE IF NOT EXISTS device_minutes (
+    device_id  integer NOT NULL,
+    minute     timestamptz NOT NULL,
+    first_ts   timestamptz NOT NULL,
+    last_ts    timestamptz NOT NULL,
     PRIMARY KEY (device_id, minute)
 );
 CREATE INDEX IF NOT EXISTS device_heard_minute ON device_heard (minute);

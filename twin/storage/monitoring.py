@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -80,6 +80,8 @@ class DeviceActivity:
     before: datetime | None
     after: datetime | None
     last: datetime | None = None
+    #: minute -> the first and last report in it (where known: minutes stored before schema 12 have none)
+    spans: dict[datetime, tuple[datetime, datetime]] = field(default_factory=dict)
 
 
 _ACTIVITY = {
@@ -91,8 +93,11 @@ _ACTIVITY = {
                   (SELECT min(r.bucket) FROM rollup_1m r WHERE r.device_id = d.id
                      AND r.bucket >= %(end)s AND r.bucket < %(la)s)
                FROM devices d WHERE d.site_id = %(site)s AND d.removed_at IS NULL ORDER BY d.id""",
-            """SELECT DISTINCT r.device_id, r.bucket FROM rollup_1m r JOIN devices d ON d.id = r.device_id
-               WHERE d.site_id = %(site)s AND r.bucket >= %(start)s AND r.bucket < %(end)s ORDER BY 1, 2"""),
+            """SELECT r.device_id, r.bucket, m.first_ts, m.last_ts
+               FROM (SELECT DISTINCT r.device_id, r.bucket FROM rollup_1m r JOIN devices d ON d.id = r.device_id
+                     WHERE d.site_id = %(site)s AND r.bucket >= %(start)s AND r.bucket < %(end)s) r
+               LEFT JOIN device_minutes m ON m.device_id = r.device_id AND m.minute = r.bucket
+               ORDER BY 1, 2"""),
     # receive time: the minutes in which the twin heard the device (the live monitor)
     True: ("""SELECT d.id, d.device_id, d.kind,
                   (SELECT max(h.minute) FROM device_heard h WHERE h.device_id = d.id
@@ -106,10 +111,10 @@ _ACTIVITY = {
                      AND h.minute >= %(end)s AND h.minute < %(la)s)
                FROM devices d WHERE d.site_id = %(site)s AND d.removed_at IS NULL ORDER BY d.id""",
            # telemetry refused only for its time is heard too: a clock far off is a live device
-           """SELECT h.device_id, h.minute FROM device_heard h JOIN devices d ON d.id = h.device_id
+           """SELECT h.device_id, h.minute, h.first_at, h.last_at FROM device_heard h JOIN devices d ON d.id = h.device_id
               WHERE d.site_id = %(site)s AND h.minute >= %(start)s AND h.minute < %(end)s
-              UNION
-              SELECT d.id, date_trunc('minute', l.received_at, 'UTC') FROM dead_letters l
+              UNION ALL
+              SELECT d.id, date_trunc('minute', l.received_at, 'UTC'), l.received_at, l.received_at FROM dead_letters l
               JOIN devices d ON d.site_id = %(site)s AND d.removed_at IS NULL
                 AND l.topic = 'campus/v1/' || d.site_id || '/' || d.device_id || '/telemetry'
               WHERE l.received_at >= %(start)s AND l.received_at < %(end)s
@@ -129,16 +134,24 @@ def device_activity(conn: psycopg.Connection, site_id: str, start: datetime, end
     per_device, minutes = _ACTIVITY[heard]
     args = {"site": site_id, "start": start, "end": end, "lb": start - LOOKBACK, "la": end + LOOKBACK}
     devices = conn.execute(per_device, args).fetchall()
+    spans: dict[int, dict[datetime, tuple[datetime, datetime]]] = defaultdict(dict)
     buckets: dict[int, list[datetime]] = defaultdict(list)
-    for dev, bucket in conn.execute(minutes, args).fetchall():
-        buckets[dev].append(bucket)
+    for dev, bucket, first, last_in in conn.execute(minutes, args).fetchall():
+        if bucket not in spans[dev]:
+            buckets[dev].append(bucket)
+        if first is not None:
+            known = spans[dev].get(bucket)
+            spans[dev][bucket] = (first, last_in) if known is None else (min(known[0], first), max(known[1], last_in))
+        else:
+            spans[dev].setdefault(bucket, (bucket, bucket + timedelta(minutes=1) - timedelta(microseconds=1)))
     out = []
     for dev, device_id, kind, before, last, after in devices:
         if last is not None and last >= end:
             last = None  # reported after the range: its newest report says nothing of the range's end
         if before is None and last is not None and last < start:
             before = last.replace(second=0, microsecond=0)
-        out.append(DeviceActivity(dev, device_id, kind, buckets.get(dev, []), before, after, last))
+        out.append(DeviceActivity(dev, device_id, kind, sorted(buckets.get(dev, [])), before, after, last,
+                                  spans.get(dev, {})))
     return out
 
 

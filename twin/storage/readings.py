@@ -5,7 +5,8 @@ a session staging table, insert them into ``readings`` skipping duplicates of th
 unique key ``(device_id, metric_id, ts)``, and feed only the rows really inserted into
 ``latest``, ``rollup_1m``, ``rollup_1h`` and ``device_status.last_seen``. Redelivered
 messages therefore change nothing. The same statement records the minute each device was
-heard (``device_heard``, receive time: offline is judged on it) and how far the device's
+heard (``device_heard``, receive time: offline is judged on it), the first and last reading time of
+each device in each minute (``device_minutes``: a silence known to the second), and how far the device's
 newest reading is from the time it was stored (``device_status.clock_offset_s``: clock skew).
 """
 
@@ -57,9 +58,15 @@ _LATEST_AND_STATUS = """
     WHERE excluded.ts >= t.ts
   ),
   heard AS (
-    INSERT INTO device_heard (device_id, minute)
-    SELECT DISTINCT device_id, date_trunc('minute', now(), 'UTC') FROM ins
-    ON CONFLICT DO NOTHING
+    INSERT INTO device_heard AS t (device_id, minute, first_at, last_at)
+    SELECT DISTINCT device_id, date_trunc('minute', now(), 'UTC'), now(), now() FROM ins
+    ON CONFLICT (device_id, minute) DO UPDATE SET last_at = excluded.last_at
+  ),
+  dm AS (
+    INSERT INTO device_minutes AS t (device_id, minute, first_ts, last_ts)
+    SELECT device_id, date_trunc('minute', ts, 'UTC'), min(ts), max(ts) FROM ins GROUP BY 1, 2
+    ON CONFLICT (device_id, minute) DO UPDATE SET first_ts = least(t.first_ts, excluded.first_ts),
+      last_ts = greatest(t.last_ts, excluded.last_ts)
   ),
   s AS (
     -- updated_at proposes the device's newest reading time: an offline device (its own or its
