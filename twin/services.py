@@ -50,6 +50,8 @@ STOP_S = 30.0
 _AFTER_DEADLINE_S = 1.0
 #: How often a wait for readiness also looks whether the service ended or the stop was asked.
 _LOOK_S = 0.05
+#: How often the main thread, waiting for the stop, wakes to run signal handlers (:meth:`Supervisor.wait`).
+_WAKE_S = 0.5
 
 
 class ServiceError(RuntimeError):
@@ -260,8 +262,17 @@ class Supervisor:
         return service
 
     def wait(self, duration_s: float | None = None) -> None:
-        """Block until the stop is asked, a service ends, or ``duration_s`` passes; then ask the stop."""
-        self.stop_event.wait(duration_s)
+        """Block until the stop is asked, a service ends, or ``duration_s`` passes; then ask the stop.
+
+        Waits in short spells: the kernel may hand SIGTERM to any thread, and Python runs the handler
+        (which asks the stop) in the main thread only once that thread runs Python again; blocked on
+        the event for good, it never would."""
+        deadline = None if duration_s is None else time.monotonic() + duration_s
+        while not self.stop_event.is_set():
+            left = _WAKE_S if deadline is None else min(_WAKE_S, deadline - time.monotonic())
+            if left <= 0:
+                break
+            self.stop_event.wait(left)
         self.stop_event.set()
 
     def failure(self) -> BaseException | None:
