@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
+import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -79,3 +84,19 @@ def setup_database(tmp: Path, site: str, rooms: int, given: str | None,
         conn.commit()
         save_model(conn, small_twin(site, rooms=rooms))
     return url, drop
+
+
+def stop_group(proc: subprocess.Popen[Any], wait_s: float) -> float | None:
+    """SIGTERM, as a service manager sends it (waiting up to ``wait_s``), then SIGKILL of the process's whole
+    group, whatever is left; the seconds the SIGTERM stop took, None when it did not stop by itself."""
+    took = None
+    if proc.poll() is None:
+        t = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(wait_s)
+            took = round(time.monotonic() - t, 2)
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    return took

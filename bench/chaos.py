@@ -70,7 +70,7 @@ sys.path.insert(0, str(ROOT))
 import orjson
 import psycopg
 
-from bench._common import client, fleet, say, setup_database, telemetry
+from bench._common import client, fleet, say, setup_database, stop_group, telemetry
 from twin.messaging.broker import BrokerError, MosquittoBroker
 from twin.process import die_with_parent
 
@@ -335,15 +335,9 @@ class Ingest:
 
     def stop(self) -> None:
         """SIGTERM, as a service manager sends it; then SIGKILL of the whole group, whatever is left."""
-        if self.proc.poll() is None:
-            t = time.monotonic()
-            self.proc.send_signal(signal.SIGTERM)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self.proc.wait(SIGTERM_WAIT_S)
-                self.sigterm_stop_s = round(time.monotonic() - t, 2)
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        self.proc.wait()
+        took = stop_group(self.proc, SIGTERM_WAIT_S)
+        if took is not None:
+            self.sigterm_stop_s = took
 
 
 class Broker:
