@@ -163,3 +163,18 @@ def test_a_clock_far_ahead_is_a_clock_alarm_not_offline(site, mqtt_url):
     for _ in range(2):
         monitor.run_once()
     assert device_alarms(url, site_id) == [("device_clock_skew", "ENV-0", "clock off by 9 min (ahead)", "info")]
+
+
+def test_history_stored_before_schema_12_is_judged_from_the_rollups(site, mqtt_url):
+    """An upgraded database: readings stored before device_minutes existed. ENV-0's silence of 08:10-08:20
+    is still an offline alarm, judged on whole minutes (from the end of its last minute with data)."""
+    url, site_id = site
+    history = [m for m in lesson_history() if not (m[0] == "ENV-0" and local(8, 10) <= m[1] < local(8, 20))]
+    ingest_history(url, mqtt_url, site_id, history)
+    listened(url, local(7, 0), local(9, 0))
+    with connection(url) as conn:
+        conn.execute("DELETE FROM device_minutes")
+        conn.execute("UPDATE device_minutes_since SET since = now()")
+        Monitor(url).evaluate(conn, site_id, local(8, 0), local(8, 59), now=local(8, 59))
+    offline = [(a[3], a[4]) for a in stored_alarms(url, site_id) if a[0] == "device_offline" and a[2] == "ENV-0"]
+    assert offline == [(local(8, 11) + timedelta(seconds=30), local(8, 20))]

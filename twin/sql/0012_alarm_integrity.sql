@@ -36,3 +36,7 @@ CREATE TABLE IF NOT EXISTS device_minutes (
 CREATE INDEX IF NOT EXISTS device_heard_minute ON device_heard (minute);
 -- a device's dead letters by topic and time (telemetry refused for its time is still a live device)
 CREATE INDEX IF NOT EXISTS dead_letters_topic ON dead_letters (topic, received_at);
+-- Readings stored before this migration have no device_minutes: the monitor reads the rollups for them.
+CREATE TABLE IF NOT EXISTS device_minutes_since (since timestamptz NOT NULL);
+INSERT INTO device_minutes_since SELECT coalesce(max(bucket) + interval '1 hour', '-infinity') FROM rollup_1h
+    WHERE NOT EXISTS (SELECT 1 FROM device_minutes_since);

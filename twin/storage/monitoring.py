@@ -85,21 +85,32 @@ class DeviceActivity:
 
 
 _ACTIVITY = {
-    # device time: the minutes of the readings themselves (replays, backfills, an explicit clock)
-    False: ("""SELECT d.id, d.device_id, d.kind,
+    # device time, from the rollups: history stored before schema 12 (no device_minutes)
+    "rollups": ("""SELECT d.id, d.device_id, d.kind,
                   (SELECT max(r.bucket) FROM rollup_1m r WHERE r.device_id = d.id
                      AND r.bucket >= %(lb)s AND r.bucket < %(start)s),
                   (SELECT max(l.ts) FROM latest l WHERE l.device_id = d.id),
                   (SELECT min(r.bucket) FROM rollup_1m r WHERE r.device_id = d.id
                      AND r.bucket >= %(end)s AND r.bucket < %(la)s)
                FROM devices d WHERE d.site_id = %(site)s AND d.removed_at IS NULL ORDER BY d.id""",
-            """SELECT r.device_id, r.bucket, m.first_ts, m.last_ts
+                """SELECT r.device_id, r.bucket, m.first_ts, m.last_ts
                FROM (SELECT DISTINCT r.device_id, r.bucket FROM rollup_1m r JOIN devices d ON d.id = r.device_id
                      WHERE d.site_id = %(site)s AND r.bucket >= %(start)s AND r.bucket < %(end)s) r
                LEFT JOIN device_minutes m ON m.device_id = r.device_id AND m.minute = r.bucket
                ORDER BY 1, 2"""),
+    # device time: the minutes of the readings themselves (replays, backfills, an explicit clock)
+    "minutes": ("""SELECT d.id, d.device_id, d.kind,
+                  (SELECT max(m.minute) FROM device_minutes m WHERE m.device_id = d.id
+                     AND m.minute >= %(lb)s AND m.minute < %(start)s),
+                  (SELECT max(l.ts) FROM latest l WHERE l.device_id = d.id),
+                  (SELECT min(m.minute) FROM device_minutes m WHERE m.device_id = d.id
+                     AND m.minute >= %(end)s AND m.minute < %(la)s)
+               FROM devices d WHERE d.site_id = %(site)s AND d.removed_at IS NULL ORDER BY d.id""",
+                """SELECT m.device_id, m.minute, m.first_ts, m.last_ts FROM device_minutes m
+               JOIN devices d ON d.id = m.device_id
+               WHERE d.site_id = %(site)s AND m.minute >= %(start)s AND m.minute < %(end)s ORDER BY 1, 2"""),
     # receive time: the minutes in which the twin heard the device (the live monitor)
-    True: ("""SELECT d.id, d.device_id, d.kind,
+    "heard": ("""SELECT d.id, d.device_id, d.kind,
                   (SELECT max(h.minute) FROM device_heard h WHERE h.device_id = d.id
                      AND h.minute >= %(lb)s AND h.minute < %(start)s),
                   greatest((SELECT s.last_seen FROM device_status s WHERE s.device_id = d.id),
@@ -128,10 +139,17 @@ def device_activity(conn: psycopg.Connection, site_id: str, start: datetime, end
     """Per device of the site: the minutes with data in ``[start, end)``, the last before, the first after.
 
     ``heard``: the minutes in which ingest stored its readings (receive time, ``device_heard``),
-    else the minutes of the readings' own times. The last report before the range is looked for
+    else the minutes of the readings' own times (``device_minutes``; for a range reaching back to
+    readings stored before schema 12 made that table, the rollups). The last report before the range is looked for
     in the day before it, else taken from its newest report when it has sent nothing since.
     """
-    per_device, minutes = _ACTIVITY[heard]
+    if heard:
+        source = "heard"
+    else:
+        newer = conn.execute("SELECT %s >= coalesce(min(since), 'infinity') FROM device_minutes_since",
+                             (start - LOOKBACK,)).fetchone()
+        source = "minutes" if newer is not None and newer[0] else "rollups"
+    per_device, minutes = _ACTIVITY[source]
     args = {"site": site_id, "start": start, "end": end, "lb": start - LOOKBACK, "la": end + LOOKBACK}
     devices = conn.execute(per_device, args).fetchall()
     spans: dict[int, dict[datetime, tuple[datetime, datetime]]] = defaultdict(dict)
@@ -143,7 +161,7 @@ def device_activity(conn: psycopg.Connection, site_id: str, start: datetime, end
             known = spans[dev].get(bucket)
             spans[dev][bucket] = (first, last_in) if known is None else (min(known[0], first), max(known[1], last_in))
         else:
-            spans[dev].setdefault(bucket, (bucket, bucket + timedelta(minutes=1) - timedelta(microseconds=1)))
+            spans[dev].setdefault(bucket, (bucket, bucket + timedelta(minutes=1)))  # its edges: no second known
     out = []
     for dev, device_id, kind, before, last, after in devices:
         if last is not None and last >= end:
