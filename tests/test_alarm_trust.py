@@ -178,3 +178,41 @@ def test_history_stored_before_schema_12_is_judged_from_the_rollups(site, mqtt_u
         Monitor(url).evaluate(conn, site_id, local(8, 0), local(8, 59), now=local(8, 59))
     offline = [(a[3], a[4]) for a in stored_alarms(url, site_id) if a[0] == "device_offline" and a[2] == "ENV-0"]
     assert offline == [(local(8, 11) + timedelta(seconds=30), local(8, 20))]
+
+
+def _episode(dev: int, start: datetime, end: datetime | None) -> Episode:
+    return Episode("device_stuck", None, dev, start, end, "warning", 0.0, "co2 stuck")
+
+
+def test_an_earlier_ended_episode_does_not_close_the_fault_still_going(site):
+    """Late data shows an earlier, finished episode before the open alarm: it is stored closed beside it, and
+    the fault still going keeps its open alarm (was: the open alarm was cleared and never raised again)."""
+    url, site_id = site
+    t = datetime(2026, 11, 16, 3, 30, tzinfo=UTC)
+    with connection(url) as conn:
+        dev = device_keys(conn)[(site_id, "ENV-0")]
+        alarms.raise_alarm(conn, site_id, "device_stuck", "warning", "co2 stuck", device_key=dev, at=t)
+        alarms.reconcile(conn, site_id, [_episode(dev, t - timedelta(minutes=80), t - timedelta(minutes=50)),
+                                         _episode(dev, t, None)],
+                         rules=["device_stuck"], start=t - timedelta(hours=3), end=t + timedelta(minutes=30),
+                         now=t + timedelta(minutes=30))
+        rows = conn.execute("SELECT raised_at, state FROM alarms WHERE site_id = %s ORDER BY raised_at",
+                            (site_id,)).fetchall()
+    assert rows == [(t - timedelta(minutes=80), "closed"), (t, "open")]
+
+
+def test_a_finished_episode_clipped_by_the_sliding_window_is_not_raised_again(site):
+    """A 2-hour stuck run, over: each later cycle's 3-hour window starts inside it, so the episode starts at
+    the window's first minute. It is the alarm already stored (was: a new alarm raised and cleared per cycle)."""
+    url, site_id = site
+    t0 = datetime(2026, 11, 16, 2, 0, tzinfo=UTC)
+    with connection(url) as conn:
+        dev = device_keys(conn)[(site_id, "ENV-0")]
+        end = t0 + timedelta(hours=2)
+        for cycle in range(4):
+            now = t0 + timedelta(hours=3, minutes=10 * cycle)
+            window = now - timedelta(hours=3)
+            alarms.reconcile(conn, site_id, [_episode(dev, max(t0, window), end)], rules=["device_stuck"],
+                             start=window, end=now, continuing_from=window, now=now)
+        rows = conn.execute("SELECT raised_at, cleared_at FROM alarms WHERE site_id = %s", (site_id,)).fetchall()
+    assert rows == [(t0, end)]

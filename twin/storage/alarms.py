@@ -27,23 +27,29 @@ _EVENT = "INSERT INTO alarm_events (alarm_id, event, at, by, note) VALUES (%s, %
 
 def raise_alarm(conn: psycopg.Connection, site_id: str, rule: str, severity: str, message: str = "", *,
                 room_id: int | None = None, device_key: int | None = None, at: datetime | None = None,
-                standard: str | None = None, value: float | None = None, known_at: datetime | None = None) -> int:
+                standard: str | None = None, value: float | None = None, known_at: datetime | None = None,
+                until: datetime | None = None) -> int:
     """Open an alarm; return its id (``device_key`` is ``devices.id``).
 
     ``at``: when the condition began (``raised_at``, default now); ``known_at``: when the twin
     knew (the monitor's clock, default now; never before ``at``). The ``raised`` event is dated
-    ``known_at``: it is when the twin could tell anyone."""
+    ``known_at``: it is when the twin could tell anyone. ``until``: the condition has already
+    ended then (found in history): the alarm is stored closed, with both events."""
     row = conn.execute(
         """INSERT INTO alarms (site_id, room_id, device_id, rule, severity, message, raised_at, known_at,
-                               standard, value)
+                               standard, value, state, cleared_at)
            VALUES (%(site)s, %(room)s, %(dev)s, %(rule)s, %(sev)s, %(msg)s, coalesce(%(at)s, now()),
-                   greatest(coalesce(%(known)s, now()), coalesce(%(at)s, now())), %(std)s, %(value)s)
-           RETURNING id, known_at""",
+                   greatest(coalesce(%(known)s, now()), coalesce(%(at)s, now())), %(std)s, %(value)s,
+                   CASE WHEN %(until)s::timestamptz IS NULL THEN 'open' ELSE 'closed' END,
+                   CASE WHEN %(until)s::timestamptz IS NOT NULL THEN greatest(%(until)s, coalesce(%(at)s, now())) END)
+           RETURNING id, known_at, cleared_at""",
         {"site": site_id, "room": room_id, "dev": device_key, "rule": rule, "sev": severity, "msg": message,
-         "at": at, "known": known_at, "std": standard, "value": value},
+         "at": at, "known": known_at, "std": standard, "value": value, "until": until},
     ).fetchone()
     assert row is not None
     conn.execute(_EVENT, (row[0], "raised", row[1], None, None))
+    if row[2] is not None:  # found in history, already over: closed from the start (never a second open one)
+        conn.execute(_EVENT, (row[0], "cleared", max(row[1], row[2]), None, None))
     return int(row[0])
 
 
@@ -127,60 +133,66 @@ def reconcile(conn: psycopg.Connection, site_id: str, episodes: Iterable[Episode
               continuing_from: datetime | None = None, now: datetime | None = None) -> dict[str, int]:
     """Make the stored alarms of ``rules`` agree with ``episodes`` evaluated over ``[start, end)``.
 
-    An episode is the same alarm when site, rule, room, device and start agree, or when it
-    covers the start of the open alarm of its room (or device) and rule (the data now says the
-    fault began earlier: the alarm's ``raised_at`` moves back, it is not raised twice). New ones
-    are raised (``known_at`` = ``now``, the monitor's clock), ones that have ended are cleared at
-    their end (message and worst value updated). Open alarms of these rules raised in the range
-    that no episode explains any more (late data changed the picture) are cleared at ``end``.
-    With ``continuing_from`` (where the data began, for checks over a sliding window), an
-    episode starting in its first minute continues an open alarm raised before it. Returns
-    counts of ``raised``, ``cleared``, ``updated`` (rows, each counted once).
+    First every episode is matched to the stored alarm it is (:func:`_match`): the same site, rule,
+    room, device and start; or the open alarm whose start it covers (the data now says the fault
+    began earlier: the alarm's ``raised_at`` moves back, it is not raised twice); or, with
+    ``continuing_from`` (where the data of a sliding window began), the alarm, open or closed, that
+    was already going when an episode starting in the window's first minute began. Then matched
+    open alarms are updated (message, worst value) and cleared at their episode's end; unmatched
+    episodes are raised (``known_at`` = ``now``, the monitor's clock; an episode that has ended
+    is stored closed at once), after clearing an open alarm of the same room (or device) and
+    rule that no episode explains; open alarms raised in the range that no episode explains any
+    more (late data changed the picture) are cleared at ``end``. Returns counts of ``raised``,
+    ``cleared``, ``updated`` (rows, each counted once).
 
     Invariants kept (and checked by the database): at most one alarm not closed per site,
     rule and room (or device); ``cleared_at >= raised_at``; events in order.
     """
     standards = standards or {}
-    episodes = list(episodes)
+    episodes = sorted(episodes, key=lambda e: e.start)
     lo = min([start, *(e.start for e in episodes)])
     counts = {"raised": 0, "cleared": 0, "updated": 0}
-    stored = conn.execute(
-        """SELECT id, rule, coalesce(room_id, -1), coalesce(device_id, -1), raised_at, state
+    stored = {(r, room, dev, at): _Stored(aid, state, cleared) for aid, r, room, dev, at, state, cleared in conn.execute(
+        """SELECT id, rule, coalesce(room_id, -1), coalesce(device_id, -1), raised_at, state, cleared_at
            FROM alarms WHERE site_id = %s AND rule = ANY(%s)
-             AND (state <> 'closed' OR (raised_at >= %s AND raised_at < %s))""",
-        (site_id, list(rules), lo, end)).fetchall()
-    by_key = {(r, room, dev, at): (aid, state) for aid, r, room, dev, at, state in stored}
-    seen: set[int] = set()
-    for ep in sorted(episodes, key=lambda e: e.start):
-        key = (ep.rule, ep.room_id if ep.room_id is not None else -1, ep.device if ep.device is not None else -1,
-               ep.start)
-        if key not in by_key:
-            key = _continued(by_key, seen, key, ep, continuing_from)
-        if key in by_key:
-            aid, state = by_key[key]
-            seen.add(aid)
-            if state == "closed":
+             AND (state <> 'closed' OR (raised_at >= %s AND raised_at < %s) OR cleared_at >= %s)""",
+        (site_id, list(rules), lo, end, lo)).fetchall()}
+    matched: dict[int, Key] = {}  # episode index -> the stored alarm it is
+    taken: set[int] = set()
+    for i, ep in enumerate(episodes):
+        key = _match(stored, taken, ep, continuing_from)
+        if key is not None:
+            matched[i] = key
+            taken.add(stored[key].id)
+    for i, ep in enumerate(episodes):
+        if i in matched:
+            alarm = stored[matched[i]]
+            if alarm.state == "closed":
                 continue
             conn.execute("UPDATE alarms SET message = %s, value = %s, raised_at = least(raised_at, %s) WHERE id = %s",
-                         (ep.message, ep.value, ep.start, aid))
+                         (ep.message, ep.value, ep.start, alarm.id))
             counts["updated"] += 1
-        else:
-            # one open alarm per room/device and rule: an older open one that the data no longer explains ends now
-            for (r, room, dev, _), (old, state) in by_key.items():
-                if (r, room, dev) == key[:3] and state != "closed" and old not in seen:
-                    clear(conn, old, ep.start)
-                    seen.add(old)
+            if ep.end is not None and clear(conn, alarm.id, ep.end):
+                alarm.state = "closed"
+                counts["cleared"] += 1
+            continue
+        if ep.end is None or ep.end > ep.start:  # an open alarm of its room/device and rule that no episode explains
+            for k, alarm in stored.items():
+                if k[:3] == _key(ep)[:3] and alarm.state != "closed" and alarm.id not in taken and k[3] <= ep.start:
+                    clear(conn, alarm.id, ep.start)
+                    alarm.state = "closed"
                     counts["cleared"] += 1
-            aid = raise_alarm(conn, site_id, ep.rule, ep.severity, ep.message, room_id=ep.room_id,
-                              device_key=ep.device, at=ep.start, standard=standards.get(ep.rule),
-                              value=ep.value, known_at=now)
-            seen.add(aid)
-            counts["raised"] += 1
-        if ep.end is not None and clear(conn, aid, ep.end):
-            counts["cleared"] += 1
-    for (_, _, _, raised_at), (aid, state) in by_key.items():
-        if aid not in seen and state != "closed" and start <= raised_at < end:
-            clear(conn, aid, end)
+        aid = raise_alarm(conn, site_id, ep.rule, ep.severity, ep.message, room_id=ep.room_id,
+                          device_key=ep.device, at=ep.start, standard=standards.get(ep.rule),
+                          value=ep.value, known_at=now, until=ep.end)
+        stored[_key(ep)] = _Stored(aid, "closed" if ep.end is not None else "open", ep.end)
+        taken.add(aid)
+        counts["raised"] += 1
+        counts["cleared"] += ep.end is not None
+    for k, alarm in stored.items():
+        if alarm.id not in taken and alarm.state != "closed" and start <= k[3] < end:
+            clear(conn, alarm.id, end)
+            alarm.state = "closed"
             counts["cleared"] += 1
     return counts
 
@@ -188,18 +200,35 @@ def reconcile(conn: psycopg.Connection, site_id: str, episodes: Iterable[Episode
 Key = tuple[str, int, int, datetime]
 
 
-def _continued(by_key: dict[Key, tuple[int, str]], seen: set[int], key: Key, ep: Episode,
-               continuing_from: datetime | None) -> Key:
-    """The stored open alarm that ``ep`` continues (same rule, room and device), else ``key``: one whose
-    start ``ep`` covers, or (with ``continuing_from``) one raised before a window ``ep`` starts at."""
-    for k, (aid, state) in by_key.items():
-        if k[:3] != key[:3] or state == "closed" or aid in seen:
+@dataclass(slots=True)
+class _Stored:
+    id: int
+    state: str
+    cleared_at: datetime | None
+
+
+def _key(ep: Episode) -> Key:
+    return (ep.rule, ep.room_id if ep.room_id is not None else -1, ep.device if ep.device is not None else -1,
+            ep.start)
+
+
+def _match(stored: dict[Key, _Stored], taken: set[int], ep: Episode, continuing_from: datetime | None) -> Key | None:
+    """The stored alarm ``ep`` is (same rule, room and device), not already another episode's: the same start;
+    an open one whose start ``ep`` covers; or, for an episode starting in the first minute of a sliding
+    window, the one (open, or closed after that minute) that began before it."""
+    key = _key(ep)
+    if key in stored and stored[key].id not in taken:
+        return key
+    window_start = continuing_from is not None and ep.start < continuing_from + timedelta(minutes=1)
+    for k, alarm in stored.items():
+        if k[:3] != key[:3] or alarm.id in taken:
             continue
-        if ep.start < k[3] and (ep.end is None or ep.end > k[3]):
+        if alarm.state != "closed" and ep.start < k[3] and (ep.end is None or ep.end > k[3]):
             return k
-        if continuing_from is not None and ep.start < continuing_from + timedelta(minutes=1) and k[3] < ep.start:
+        if window_start and k[3] < ep.start and (alarm.state != "closed" or
+                                                 (alarm.cleared_at is not None and alarm.cleared_at >= ep.start)):
             return k
-    return key
+    return None
 
 
 def open_alarm(conn: psycopg.Connection, site_id: str, rule: str, device_key: int) -> tuple[int, datetime] | None:
