@@ -216,3 +216,25 @@ def test_a_finished_episode_clipped_by_the_sliding_window_is_not_raised_again(si
                              start=window, end=now, continuing_from=window, now=now)
         rows = conn.execute("SELECT raised_at, cleared_at FROM alarms WHERE site_id = %s", (site_id,)).fetchall()
     assert rows == [(t0, end)]
+
+
+def test_a_backfill_is_heard_by_nobody_and_has_no_clock_to_judge(site):
+    """History written at once (simulate --backfill) ends a step before now: judged as live, every device's
+    clock would be "off by 15 min (behind)" and every device heard now. Only ingest's live writes say either."""
+    from twin.metrics import BY_NAME
+    from twin.storage.readings import ReadingWriter
+
+    url, site_id = site
+    now = datetime.now(UTC)
+    with connection(url) as conn:
+        keys = device_keys(conn)
+        env0, env1 = keys[(site_id, "ENV-0")], keys[(site_id, "ENV-1")]
+        co2 = BY_NAME["co2"].metric_id
+        ReadingWriter(conn, live=False).write([(now - timedelta(minutes=15 * i), env0, co2, 600.0) for i in range(1, 9)])
+        ReadingWriter(conn).write([(now - timedelta(minutes=20), env1, co2, 600.0)])
+        conn.commit()
+        status = dict(conn.execute("SELECT device_id, clock_offset_s FROM device_status WHERE device_id = ANY(%s)",
+                                   ([env0, env1],)).fetchall())
+        heard = [r[0] for r in conn.execute("SELECT device_id FROM device_heard").fetchall()]
+    assert status[env0] is None and round(status[env1]) == -1200
+    assert heard == [env1]

@@ -135,15 +135,17 @@ def offline_episodes(device: int, kind: str, buckets: Sequence[datetime], *, bef
     limit = OFFLINE_INTERVALS * interval_of(kind)
     times = None if listening is None else watched(listening, limit)
 
+    def last_in(seen: datetime) -> datetime:
+        """The last report of minute ``seen``: to the second where known, else the minute's end."""
+        if last is not None and seen <= last < seen + MINUTE:
+            return last
+        return spans[seen][1] if seen in spans else seen + MINUTE
+
     def first(seen: datetime, hi: datetime) -> datetime | None:
         """When the silence after minute ``seen`` until ``hi`` counts as offline (None: never)."""
         if open_since is not None and seen + MINUTE <= open_since < hi:
             return open_since
-        if last is not None and seen <= last < seen + MINUTE:
-            exact = last
-        else:
-            exact = spans[seen][1] if seen in spans else seen + MINUTE
-        lo = exact + limit
+        lo = last_in(seen) + limit
         if times is None:
             return lo if hi > lo else None
         return first_watched(times, lo, hi)
@@ -154,13 +156,12 @@ def offline_episodes(device: int, kind: str, buckets: Sequence[datetime], *, bef
         back = spans[q][0] if q in spans else q  # the next report, to the second where known
         start = first(p, back)
         if start is not None:
-            silent = back - (spans[p][1] if p in spans else p + MINUTE)
-            out.append(_device(device, "device_offline", start, back, f"no data for {_span(silent)}"))
+            out.append(_device(device, "device_offline", start, back, f"no data for {_span(back - last_in(p))}"))
     if points and after is None:
         start = first(points[-1], now)
         if start is not None:
             out.append(_device(device, "device_offline", start, None,
-                               f"no data since {points[-1] + MINUTE:%Y-%m-%d %H:%M} UTC"))
+                               f"no data since {last_in(points[-1]):%Y-%m-%d %H:%M:%S} UTC"))
     return out
 
 

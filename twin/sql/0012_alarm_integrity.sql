@@ -11,6 +11,11 @@ ALTER TABLE alarms ALTER COLUMN known_at SET NOT NULL;
 UPDATE alarms SET cleared_at = raised_at WHERE cleared_at < raised_at;
 UPDATE alarm_events e SET at = a.raised_at FROM alarms a
     WHERE a.id = e.alarm_id AND e.event = 'cleared' AND e.at < a.raised_at;
+-- a cleared event dated before an earlier event of its alarm (it was dated by the data's end)
+UPDATE alarm_events e SET at = p.latest
+    FROM (SELECT f.id, (SELECT max(g.at) FROM alarm_events g WHERE g.alarm_id = f.alarm_id AND g.id < f.id) AS latest
+          FROM alarm_events f WHERE f.event = 'cleared') p
+    WHERE p.id = e.id AND p.latest > e.at;
 ALTER TABLE alarms DROP CONSTRAINT IF EXISTS alarms_cleared_after_raised;
 ALTER TABLE alarms ADD CONSTRAINT alarms_cleared_after_raised CHECK (cleared_at IS NULL OR cleared_at >= raised_at);
 ALTER TABLE alarms DROP CONSTRAINT IF EXISTS alarms_closed_has_cleared_at;

@@ -99,12 +99,14 @@ def acknowledge(conn: psycopg.Connection, alarm_id: int, *, by: str, note: str =
     """Acknowledge an open alarm with a note; False when it is unknown or not open."""
     row = conn.execute(
         """UPDATE alarms SET state = 'acknowledged', acked_at = now(), acked_by = %s, note = %s
-           WHERE id = %s AND state = 'open' RETURNING acked_at""",
+           WHERE id = %s AND state = 'open' RETURNING acked_at,
+             (SELECT max(e.at) FROM alarm_events e WHERE e.alarm_id = alarms.id)""",
         (by, note, alarm_id),
     ).fetchone()
     if row is None:
         return False
-    conn.execute(_EVENT, (alarm_id, "acknowledged", row[0], by, note))
+    # a monitor on a replay's clock may have dated the raise after the wall clock: events stay in order
+    conn.execute(_EVENT, (alarm_id, "acknowledged", max(row[0], row[1]) if row[1] else row[0], by, note))
     return True
 
 

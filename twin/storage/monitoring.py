@@ -113,11 +113,15 @@ _ACTIVITY = {
     "heard": ("""SELECT d.id, d.device_id, d.kind,
                   (SELECT max(h.minute) FROM device_heard h WHERE h.device_id = d.id
                      AND h.minute >= %(lb)s AND h.minute < %(start)s),
-                  greatest((SELECT s.last_seen FROM device_status s WHERE s.device_id = d.id),
-                           (SELECT max(l.received_at) FROM dead_letters l
-                            WHERE l.topic = 'campus/v1/' || d.site_id || '/' || d.device_id || '/telemetry'
-                              AND (l.reason LIKE '%%is in the future%%' OR l.reason LIKE '%%is older than%%')
-                              AND l.received_at >= %(lb)s)),
+                  -- its last telemetry heard (a status is not data), else, before any minute was
+                  -- recorded as heard (a database from before schema 12), its newest reading
+                  coalesce(greatest((SELECT max(h.last_at) FROM device_heard h WHERE h.device_id = d.id
+                                       AND h.minute >= %(lb)s),
+                                    (SELECT max(l.received_at) FROM dead_letters l
+                                     WHERE l.topic = 'campus/v1/' || d.site_id || '/' || d.device_id || '/telemetry'
+                                       AND (l.reason LIKE '%%is in the future%%' OR l.reason LIKE '%%is older than%%')
+                                       AND l.received_at >= %(lb)s)),
+                           (SELECT max(l.ts) FROM latest l WHERE l.device_id = d.id)),
                   (SELECT min(h.minute) FROM device_heard h WHERE h.device_id = d.id
                      AND h.minute >= %(end)s AND h.minute < %(la)s)
                FROM devices d WHERE d.site_id = %(site)s AND d.removed_at IS NULL ORDER BY d.id""",
@@ -211,17 +215,18 @@ def out_of_range_letters(conn: psycopg.Connection, site_id: str, start: datetime
                          device_time: bool = False) -> dict[int, list[datetime]]:
     """Device -> times of its telemetry refused for a value outside the physical range, in ``[start, end)``:
     receive times, or with ``device_time`` the payloads' own ``ts`` (replays and simulated time, whose
-    receive times say nothing of the data's clock; a letter without a readable ``ts`` is left out)."""
+    receive times say nothing of the data's clock; a letter without a readable ``ts`` counts at its receive time)."""
     prefix = f"campus/v1/{site_id}/"
     rows = conn.execute(
         """SELECT d.id, l.received_at, CASE WHEN %(dt)s THEN l.payload END FROM dead_letters l
            JOIN devices d ON d.site_id = %(site)s AND l.topic = %(prefix)s || d.device_id || '/telemetry'
            WHERE l.reason LIKE '%%outside physical range%%' AND starts_with(l.topic, %(prefix)s)
-             AND (%(dt)s OR (l.received_at >= %(start)s AND l.received_at < %(end)s))""",
+             -- a reading dated from start on was received from 5 min before it on (ingest refuses the future)
+             AND l.received_at >= %(start)s - interval '5 minutes' AND (%(dt)s OR l.received_at < %(end)s)""",
         {"site": site_id, "prefix": prefix, "start": start, "end": end, "dt": device_time}).fetchall()
     out: dict[int, list[datetime]] = defaultdict(list)
     for dev, at, payload in rows:
-        when = payload_time(payload) if device_time else at
+        when = (payload_time(payload) or at) if device_time else at  # a SenML pack: its receive time
         if when is not None and start <= when < end:
             out[dev].append(when)
     return out

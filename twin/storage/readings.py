@@ -57,11 +57,6 @@ _LATEST_AND_STATUS = """
     ON CONFLICT (device_id, metric_id) DO UPDATE SET ts = excluded.ts, value = excluded.value
     WHERE excluded.ts >= t.ts
   ),
-  heard AS (
-    INSERT INTO device_heard AS t (device_id, minute, first_at, last_at)
-    SELECT DISTINCT device_id, date_trunc('minute', now(), 'UTC'), now(), now() FROM ins
-    ON CONFLICT (device_id, minute) DO UPDATE SET last_at = excluded.last_at
-  ),
   dm AS (
     INSERT INTO device_minutes AS t (device_id, minute, first_ts, last_ts)
     SELECT device_id, date_trunc('minute', ts, 'UTC'), min(ts), max(ts) FROM ins GROUP BY 1, 2
@@ -72,26 +67,40 @@ _LATEST_AND_STATUS = """
     -- updated_at proposes the device's newest reading time: an offline device (its own or its
     -- gateway's last will) is online again once a reading newer than that status arrives
     INSERT INTO device_status AS t (device_id, state, last_seen, updated_at, clock_offset_s)
-    SELECT device_id, 'online', now(), max(ts), extract(epoch FROM max(ts) - now())
-    FROM staging_readings GROUP BY device_id
+    SELECT b.device_id, 'online', now(), b.newest, o.offset_s
+    FROM (SELECT device_id, max(ts) AS newest FROM staging_readings GROUP BY device_id) b
+    LEFT JOIN ({offsets}) o ON o.device_id = b.device_id
     ON CONFLICT (device_id) DO UPDATE SET last_seen = now(), updated_at = now(),
-      clock_offset_s = excluded.clock_offset_s,
+      clock_offset_s = coalesce(excluded.clock_offset_s, t.clock_offset_s),
       state = CASE WHEN t.state = 'unknown' OR (t.state = 'offline' AND excluded.updated_at > t.updated_at)
                    THEN 'online' ELSE t.state END
   )
 SELECT count(*) FROM ins"""
 
+#: Live telemetry (ingest): the minute each device was heard, and how far its newest new reading is from now.
+_HEARD = """
+  heard AS (
+    INSERT INTO device_heard AS t (device_id, minute, first_at, last_at)
+    SELECT DISTINCT device_id, date_trunc('minute', now(), 'UTC'), now(), now() FROM ins
+    ON CONFLICT (device_id, minute) DO UPDATE SET last_at = excluded.last_at
+  ),"""
+_OFFSETS = {True: "SELECT device_id, extract(epoch FROM max(ts) - now()) AS offset_s FROM ins GROUP BY device_id",
+            False: "SELECT NULL::integer AS device_id, NULL::double precision AS offset_s WHERE false"}
 
-def merge_sql(*, rollups: bool = True) -> str:
+
+def merge_sql(*, rollups: bool = True, live: bool = True) -> str:
     """The statement that moves a staged batch into ``readings`` and ``latest`` and ``device_status``, and
     with ``rollups`` into ``rollup_1m`` and ``rollup_1h`` (``bench/rollups.py`` measures without them,
-    continuous aggregates doing that work)."""
+    continuous aggregates doing that work). ``live``: telemetry as it arrives (ingest): it also records the
+    minute each device was heard and its clock offset; a backfill of history says neither."""
     steps = [_ROLLUP.format(name="m", table="rollup_1m", unit="minute") + ",",
              _ROLLUP.format(name="h", table="rollup_1h", unit="hour") + ","] if rollups else []
-    return _INSERT + "".join(steps) + _LATEST_AND_STATUS
+    return (_INSERT + "".join(steps) + (_HEARD if live else "")
+            + _LATEST_AND_STATUS.replace("{offsets}", _OFFSETS[live]))
 
 
 _MERGE = merge_sql()
+_HISTORY = merge_sql(live=False)
 
 
 #: How often a writer on plain PostgreSQL makes sure the current and the next month have a partition.
@@ -100,6 +109,8 @@ AHEAD_EVERY_S = 3600.0
 
 class ReadingWriter:
     """Writes batches of readings on one connection; finds out once how ``readings`` is laid out.
+
+    ``live=False`` for history written at once (a backfill): no minute heard, no clock offset.
 
     Use an autocommit connection and wrap each batch in ``conn.transaction()``, so that
     the batch is one real transaction (not a savepoint inside an implicit one).
@@ -118,8 +129,10 @@ class ReadingWriter:
 
     merge = _MERGE
 
-    def __init__(self, conn: psycopg.Connection, *, ahead_every_s: float = AHEAD_EVERY_S) -> None:
+    def __init__(self, conn: psycopg.Connection, *, ahead_every_s: float = AHEAD_EVERY_S, live: bool = True) -> None:
         self.conn = conn
+        if not live:  # history written at once (a backfill): heard by nobody, no clock to judge
+            self.merge = _HISTORY
         found = require_usable(conn)
         self.backend = found.name
         self.partitioned = found.partitioned
