@@ -19,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import orjson
+import psutil
 import psycopg
 import pytest
 
@@ -58,7 +59,16 @@ with connection(start_embedded(Path(sys.argv[1]))) as conn:
 def postmasters(pgdata: Path) -> list[int]:
     procs = server_processes(pgdata)
     pids = {p.pid for p in procs}
-    return sorted(p.pid for p in procs if p.ppid() not in pids)
+    return sorted(p.pid for p in procs if _parent(p) not in pids and p.is_running())
+
+
+def _parent(proc: psutil.Process) -> int | None:
+    """Its parent's pid; None when it has exited meanwhile (a backend ending between the listing and now:
+    both TimescaleDB runs of the suite failed on that once)."""
+    try:
+        return proc.ppid()
+    except psutil.NoSuchProcess:
+        return None
 
 
 def pid_file(pgdata: Path) -> list[str]:
