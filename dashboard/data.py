@@ -14,12 +14,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import flask
 import psycopg
 from psycopg_pool import ConnectionPool
 
 from dashboard.figures import PlanGeometry, plan_geometry, with_derived
+from twin import localtime
 from twin.monitoring.site_standards import Band, SiteStandards, standards_for, today
 from twin.monitoring.standards import RulesError
 from twin.storage import alarms, audit, bim_imports, commands, devices, kpis, plans, readings
@@ -39,6 +41,7 @@ from twin.storage.devices import (
 from twin.storage.plans import BuildingRef, BuildingRoom, PlanRoom, RoomRow, StoreyRow
 from twin.storage.readings import LatestValue
 from twin.storage.sites import SiteRef, SiteSummary
+from twin.timetable import SCHOOL_TZ
 
 log = logging.getLogger(__name__)
 
@@ -147,6 +150,26 @@ def cloud_panels(now: datetime | None = None) -> list[CloudPanel]:
 def site(site_id: str) -> SiteRef | None:
     with connection() as conn:
         return sites_store.site(conn, site_id)
+
+
+def site_zone(site_id: str | None) -> ZoneInfo:
+    """The time zone ``site_id``'s people read times in (``sites.time_zone``); the schools' default for
+    ``None`` (network-wide pages) or an unknown site."""
+    return zones().get(site_id or "", SCHOOL_TZ)
+
+
+def zones() -> dict[str, ZoneInfo]:
+    """Every site's time zone, by site id (a stored name that is not a zone is logged and read as the default)."""
+    with connection() as conn:
+        stored = sites_store.time_zones(conn)
+    out: dict[str, ZoneInfo] = {}
+    for site_id, name in stored.items():
+        try:
+            out[site_id] = localtime.zone(name)
+        except localtime.ZoneError as exc:
+            log.error("dashboard: site %s: %s; showing %s", site_id, exc, SCHOOL_TZ.key)
+            out[site_id] = SCHOOL_TZ
+    return out
 
 
 def storeys(site_id: str) -> list[StoreyRow]:

@@ -190,6 +190,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(12, "alarm integrity: when the twin knew, cleared after raised, minutes heard, clock offsets",
               _sql_file("0012_alarm_integrity.sql")),
     Migration(13, "sequence restarts told from reordering by device time", _sql_file("0013_seq_restart.sql")),
+    Migration(14, "a site's time zone, for the times people read", _sql_file("0014_site_time_zone.sql")),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 

@@ -48,6 +48,16 @@ def site(conn: psycopg.Connection, site_id: str) -> SiteRef | None:
         return cur.execute("SELECT site_id, name, role FROM sites WHERE site_id = %s", (site_id,)).fetchone()
 
 
+def time_zones(conn: psycopg.Connection) -> dict[str, str]:
+    """Every site's time zone (an IANA name such as ``Asia/Shanghai``), by site id."""
+    return dict(conn.execute("SELECT site_id, time_zone FROM sites").fetchall())
+
+
+def set_time_zone(conn: psycopg.Connection, site_id: str, zone: str) -> bool:
+    """Store ``site_id``'s time zone (checked by the caller, :func:`twin.localtime.zone`); False: no such site."""
+    return conn.execute("UPDATE sites SET time_zone = %s WHERE site_id = %s", (zone, site_id)).rowcount == 1
+
+
 def list_sites(conn: psycopg.Connection) -> list[SiteSummary]:
     """Sites with room and device counts and devices online, headquarters first."""
     with conn.cursor(row_factory=class_row(SiteSummary)) as cur:

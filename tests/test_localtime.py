@@ -1,0 +1,50 @@
+"""Times people read are in the site's zone, with the zone said; machines keep UTC (issue 18)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from click.testing import CliRunner
+
+from dashboard import localtime as shown
+from tests.helpers import small_twin
+from twin import localtime
+from twin.cli import main
+from twin.database import connection
+from twin.storage import sites
+from twin.storage.model import save_model
+
+
+def test_a_utc_time_is_shown_in_the_site_zone_with_the_zone_said() -> None:
+    at = datetime(2026, 12, 4, 16, 50, 5, tzinfo=UTC)
+    assert shown.fmt_time(at, "en") == "2026-12-05 00:50:05"  # Shenzhen is UTC+8: already tomorrow
+    assert shown.fmt_time(at, "en", localtime.zone("Europe/Berlin"), seconds=False) == "2026-12-04 17:50"
+    assert shown.fmt_time(None, "zh") == "从未" and shown.fmt_time(None, "en", none="no data") == "no data"
+    assert shown.zone_label(localtime.zone("Asia/Shanghai")) == "Asia/Shanghai (UTC+8)"
+    assert localtime.utc_offset(localtime.zone("Asia/Kolkata")) == "UTC+5:30"
+    assert localtime.utc_offset(localtime.zone("Europe/Berlin"), datetime(2026, 7, 1, tzinfo=UTC)) == "UTC+2"
+    assert shown.time_header(localtime.zone("Asia/Shanghai"), "zh") == "时间 (Asia/Shanghai, UTC+8)"
+    with pytest.raises(localtime.ZoneError, match="Mars/Olympus"):
+        localtime.zone("Mars/Olympus")
+
+
+def test_a_site_keeps_its_time_zone_set_from_the_command_line(db_url: str) -> None:
+    with connection(db_url) as conn:
+        save_model(conn, small_twin("c1", rooms=1))
+        assert sites.time_zones(conn) == {"c1": "Asia/Shanghai"}  # every site starts in China Standard Time
+    runner = CliRunner()
+    result = runner.invoke(main, ["--database-url", db_url, "sites", "set", "c1", "--time-zone", "Europe/Berlin"])
+    assert result.exit_code == 0, result.output
+    assert "Europe/Berlin (UTC+" in result.output
+    bad = runner.invoke(main, ["--database-url", db_url, "sites", "set", "c1", "--time-zone", "Mars/Olympus"])
+    assert bad.exit_code == 2 and "unknown time zone" in bad.output
+    missing = runner.invoke(main, ["--database-url", db_url, "sites", "set", "nope", "--time-zone", "UTC"])
+    assert missing.exit_code == 1 and "no site 'nope'" in missing.output
+    listed = runner.invoke(main, ["--database-url", db_url, "sites", "list"])
+    assert "Europe/Berlin" in listed.output and "1 sites" in listed.output
+    with connection(db_url) as conn:
+        assert sites.time_zones(conn) == {"c1": "Europe/Berlin"}
+        # A new revision of the BIM model keeps the setting (the zone is not in the file).
+        save_model(conn, small_twin("c1", rooms=2))
+        assert sites.time_zones(conn) == {"c1": "Europe/Berlin"}
