@@ -224,3 +224,15 @@ def data_dir() -> Iterator[Path]:
 def pgdata(data_dir: Path) -> Path:
     """The embedded server's data directory in :func:`data_dir` (not made yet)."""
     return data_dir / "pgdata"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked ``realtime`` (minutes of wall-clock time, whatever the backend) are skipped when
+    ``CAMPUS_TWIN_SKIP_REALTIME=1``: ``.ci/run`` runs them in its run against the machine's servers only."""
+    if os.environ.get("CAMPUS_TWIN_SKIP_REALTIME") != "1":
+        return
+    skip = pytest.mark.skip(reason="realtime: run once per CI, in the run against the machine's servers "
+                                   "(CAMPUS_TWIN_SKIP_REALTIME=1)")
+    for item in items:
+        if "realtime" in item.keywords:
+            item.add_marker(skip)

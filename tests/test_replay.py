@@ -66,6 +66,7 @@ def stored(url: str) -> int:
         return int(conn.execute("SELECT count(DISTINCT (device_id, ts)) FROM readings").fetchone()[0])
 
 
+@pytest.mark.realtime  # 3 minutes of real time: once per CI run (.ci/run)
 @pytest.mark.usefixtures("mosquitto_installed")
 def test_a_replay_at_speed_60_raises_what_real_time_raised(db_url, pg_admin_url, mqtt_url, tmp_path):
     site_id = SITE
