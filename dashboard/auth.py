@@ -23,13 +23,14 @@ import logging
 import math
 from collections.abc import Callable
 from typing import Any, TypeVar
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, urlencode
 
 import dash
 import flask
 
 from dashboard import data
 from dashboard.i18n import current, t
+from dashboard.paths import safe_local_path
 from twin import security
 from twin.storage import audit, users
 
@@ -45,7 +46,7 @@ SECURE_KEY = "campus_twin.secure_cookies"
 #: Set in the WSGI environ of the app's own start-up request (an object no HTTP client can send).
 INTERNAL_KEY = "campus_twin.internal"
 #: Paths served without a session (relative to the app's prefix): the login and static files.
-PUBLIC_PREFIXES = ("login", "_dash-component-suites/", "assets/", "_favicon.ico", "favicon.ico")
+PUBLIC_PREFIXES = ("login", "lang/", "_dash-component-suites/", "assets/", "_favicon.ico", "favicon.ico")
 #: Largest body of a login or logout form, and of a callback from a role that may not upload.
 FORM_MAX_BYTES = 64 * 1024
 CALLBACK_MAX_BYTES = 1024 * 1024
@@ -158,18 +159,8 @@ def _guard(prefix: str) -> flask.Response | None:
 
 
 def _safe_next(value: str | None, prefix: str) -> str:
-    """A local path to go to after the login (never another site).
-
-    Only a path under the app's prefix made of printable, non-space characters: browsers drop
-    tabs and newlines from URLs, so ``/\t/evil.com`` would become ``//evil.com``.
-    """
-    if (not value or not value.startswith(prefix) or value.startswith("//") or "\\" in value
-            or any(c.isspace() or not c.isprintable() for c in value)):
-        return prefix
-    parts = urlsplit(value)
-    if parts.scheme or parts.netloc:
-        return prefix
-    return value
+    """A local path to go to after the login (never another site): :func:`dashboard.paths.safe_local_path`."""
+    return safe_local_path(value, prefix)
 
 
 def _cookie_kwargs(prefix: str) -> dict[str, Any]:
@@ -181,7 +172,8 @@ LOGIN_PAGE = """<!doctype html>
 <html lang="{lang}"><head><meta charset="utf-8"><title>Campus Twin – {title}</title>
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <link rel="stylesheet" href="{prefix}assets/style.css"></head>
-<body><header class="topbar"><span class="brand">Campus Twin</span></header>
+<body><header class="topbar"><span class="brand">Campus Twin</span>
+<span class="lang-switch">{switch}</span></header>
 <main class="content login"><h2>{title}</h2>{error}
 <form method="post" action="{prefix}login" class="login-form">
 <input type="hidden" name="csrf_token" value="{csrf}"><input type="hidden" name="next" value="{next}">
@@ -190,6 +182,15 @@ LOGIN_PAGE = """<!doctype html>
  required></label>
 <button id="login-submit" type="submit" class="button">{title}</button></form></main></body></html>
 """
+
+
+def _language_links(prefix: str, lang: str) -> str:
+    """EN / 中文 links back to this login form (its ``next`` kept): the language is chosen before logging in."""
+    here = flask.request.full_path.rstrip("?")
+    return " ".join(
+        f'<a id="login-lang-{code}" href="{html.escape(prefix)}lang/{code}?{html.escape(urlencode({"next": here}))}" '
+        f'class="lang-link{" active" if code == lang else ""}">{label}</a>'
+        for code, label in (("en", "EN"), ("zh", "中文")))
 
 
 def _login_page(prefix: str, next_path: str, error: str | None = None, status: int = 200) -> flask.Response:
@@ -201,7 +202,8 @@ def _login_page(prefix: str, next_path: str, error: str | None = None, status: i
         lang="zh-CN" if lang == "zh" else "en", prefix=html.escape(prefix), title=html.escape(t("Log in", lang)),
         csrf=csrf, next=html.escape(next_path), user_label=html.escape(t("Username", lang)),
         password_label=html.escape(t("Password", lang)),
-        error=f'<p class="error" id="login-error">{html.escape(error)}</p>' if error else "")
+        error=f'<p class="error" id="login-error">{html.escape(error)}</p>' if error else "",
+        switch=_language_links(prefix, lang))
     response = flask.make_response(body, status)
     response.headers["Content-Type"] = "text/html; charset=utf-8"
     response.headers["Cache-Control"] = "no-store"

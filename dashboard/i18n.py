@@ -121,10 +121,15 @@ def current() -> str:
 
 
 def register(server: flask.Flask, prefix: str = "/") -> None:
-    """Add ``/lang/<code>``: remember the language in a cookie and go back where the reader was."""
+    """Add ``/lang/<code>``: remember the language in a cookie and go back where the reader was (``?next=``,
+    else the Referer), a page of this app only (the login page links here before anyone has logged in)."""
+    from dashboard.paths import safe_local_path, same_site_path
 
     def switch(code: str) -> flask.Response:
-        target = flask.request.referrer or prefix
+        request = flask.request
+        wanted = request.args.get("next")
+        target = (safe_local_path(wanted, prefix) if wanted is not None
+                  else same_site_path(request.referrer, request.host, prefix))
         response = flask.redirect(target)
         if code in LANGUAGES:
             response.set_cookie(COOKIE, code, max_age=365 * 24 * 3600, samesite="Lax")
