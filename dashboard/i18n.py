@@ -136,3 +136,70 @@ def register(server: flask.Flask, prefix: str = "/") -> None:
         return response
 
     server.add_url_rule(f"{prefix.rstrip('/')}/lang/<code>", "campus_twin_lang", switch)
+
+# room page (issue 18): summary, states as words, the chart around a time
+ZH.update({
+    "Summary": "概况", "not in session": "非上课时段", "meets the standard": "达标", "outside the standard": "超出标准",
+    "fails the standard": "不达标", "{on} of {n} on": "{n} 盏中 {on} 盏开", "persons": "人",
+    "Not in session: the standards judge this room in lessons.": "非上课时段：标准在上课时评判本房间。",
+    "No standard judges these values.": "没有适用于这些数值的标准。", "The room meets the standards.": "本房间符合标准。",
+    "A value is outside a standard.": "有数值超出标准。", "A value fails a standard.": "有数值不达标。",
+    "CO₂": "二氧化碳", "desk illuminance": "课桌照度", "blackboard illuminance": "黑板照度", "luminaires": "灯具",
+    "panel screen": "大屏屏幕", "input source": "信号源", "cloud class": "云课堂", "cloud-class role": "云课堂角色",
+    "panel temperature": "大屏温度", "auxiliary classroom": "听课课堂", "no data in this range": "该时段无数据",
+    "around {time}": "{time} 前后", "Show that range": "显示该时段", "Last data: {time}.": "最后数据：{time}。",
+    "Raw values of every device": "各设备原始数值", "env_sensor": "环境传感器", "luminaire": "灯具",
+    "blackboard_luminaire": "黑板灯", "blackboard_sensor": "黑板照度传感器", "dim": "调光",
+})
+
+# devices page (issue 18): search, sort, paging
+ZH.update({
+    "Search": "搜索", "device, room, building or kind": "设备、房间、楼栋或类型", "Sort by": "排序", "Order": "顺序",
+    "ascending": "升序", "descending": "降序", "{first}–{last} of {total}": "第 {first}–{last} 条，共 {total} 条",
+    "No devices match.": "没有符合条件的设备。", "search to narrow the list": "可用搜索缩小范围",
+    "appliance": "电器", "outlet": "插座",
+})
+
+# site floor plan (issue 18): device legend, storey pickers
+ZH.update({
+    "sensor": "传感器", "luminaire": "灯具", "blackboard luminaire": "黑板灯", "interactive panel": "交互大屏",
+    "Device markers": "设备标记", "Building": "楼栋",
+    "Click anywhere in a room to open it; hover it for its values.": "点击房间任意位置查看详情；悬停查看数值。",
+})
+
+# network overview (issue 18): the ranking, the school x KPI matrix, what "–" means, the map
+ZH.update({
+    "{n} critical alarm": "{n} 条严重告警", "{n} critical alarms": "{n} 条严重告警",
+    "{n} device offline": "{n} 台设备离线", "{n} devices offline": "{n} 台设备离线",
+    "{n} warning": "{n} 条警告", "{n} warnings": "{n} 条警告",
+    "{n} device never heard": "{n} 台设备从未上报", "{n} devices never heard": "{n} 台设备从未上报",
+    "{n} info alarm": "{n} 条提示", "{n} info alarms": "{n} 条提示", "all fine": "一切正常", "{n} more": "另有 {n} 项",
+    "no devices": "没有设备", "no devices in this site's BIM model": "该学校的 BIM 模型中没有设备",
+    "no classrooms or labs": "没有教室或实验室",
+    "no classroom or lab in the BIM model: nothing to cover": "BIM 模型中没有教室或实验室：无可覆盖对象",
+    "no classrooms": "没有教室", "no classroom in the BIM model: nothing to cover": "BIM 模型中没有教室：无可覆盖对象",
+    "not computed yet": "尚未计算",
+    "not computed yet: the monitor (campus-twin monitor) computes it every cycle and stores it per day":
+        "尚未计算：监测服务（campus-twin monitor）每个周期计算并按天保存",
+    "no lesson measured": "无上课时段测量",
+    "no classroom measured during a lesson on {day}: needs desk illuminance readings from a classroom during a "
+    "lesson of a school day": "{day} 没有教室在上课时段被测量：需要上学日上课时段教室的课桌照度数据",
+    "no device expected": "无应上报设备", "no device that sends telemetry was expected on {day}": "{day} 没有应上报数据的设备",
+    "no data": "无数据",
+    "sites with devices": "有设备的学校", "devices whose last status is online, of all devices": "最后状态为在线的设备占全部设备",
+    "alarms not closed, by severity": "未关闭的告警，按级别",
+    "classrooms and labs with an environment sensor reporting (15 min)": "有环境传感器在上报（15 分钟内）的教室和实验室",
+    "classrooms whose luminaires all report (15 min)": "灯具全部在上报（15 分钟内）的教室",
+    "classrooms with an interactive panel reporting (15 min)": "有交互大屏在上报（15 分钟内）的教室",
+    "classrooms meeting GB 7793 in lessons, of those measured": "上课时段符合 GB 7793 的教室占已测教室",
+    "messages received of those expected": "已收到消息占应收消息",
+    "{n} site without devices": "{n} 个站点没有设备", "{n} sites without devices": "{n} 个站点没有设备",
+    "not counted as schools": "不计为学校", "at target (100%)": "达到目标（100%）", "within 10 points below": "低于目标 10 个百分点以内",
+    "further below": "低于目标更多", "– no value: the cell says why": "– 无数值：单元格注明原因",
+    "Outside the map": "不在地图范围内", "{km} km from the network": "距集团 {km} 公里",
+    "No coordinates in the BIM model": "BIM 模型中没有坐标", "Needs attention": "需要关注",
+    "Ranked by critical alarms, then devices offline, warnings, KPIs below target, devices never heard, info alarms.":
+        "排序依据：严重告警，其次离线设备、警告、未达标指标、从未上报的设备、提示。",
+    "Numbers are the ranking; names on hover. Click a school to open it.": "编号即排名；悬停显示名称。点击学校进入。",
+    "Schools × KPIs": "学校 × 指标", "as of": "数据时间",
+})

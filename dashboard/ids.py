@@ -60,6 +60,12 @@ DEVICES_SITE = "devices-site"
 DEVICES_STATE = "devices-state"
 DEVICES_BODY = "devices-body"
 DEVICES_INTERVAL = "devices-interval"
+DEVICES_SEARCH = "devices-search"
+DEVICES_KIND = "devices-kind"
+DEVICES_SORT = "devices-sort"
+DEVICES_ORDER = "devices-order"
+DEVICES_PAGE = "devices-page"
+DEVICES_UNMAPPED = "unmapped"
 
 # BIM (/bim)
 BIM_SITE = "bim-site"
@@ -70,3 +76,18 @@ BIM_RESULT = "bim-result"
 BIM_LOG = "bim-log"
 SITE_BUILDING = "site-building"
 SITE_STOREYS = "site-storeys"
+
+# Room page (issue 18): summary, the chart around a time, the offer of an empty range
+ROOM_SUMMARY = "room-summary"
+ROOM_AT = "room-at"
+ROOM_OFFER = "room-offer"
+ROOM_OFFER_TEXT = "room-offer-text"
+ROOM_OFFER_BUTTON = "room-offer-button"
+ROOM_OFFER_AT = "room-offer-at"
+# Network overview (issue 18): the school x KPI matrix, the sites off the map, the time of the figures
+OVERVIEW_MATRIX = "overview-matrix"
+OVERVIEW_OUTSIDE = "overview-outside"
+OVERVIEW_ASOF = "overview-asof"
+
+# Site floor plan (issue 18): the building, storey and metric in the URL
+SITE_URL = "site-url"

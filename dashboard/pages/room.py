@@ -1,10 +1,15 @@
-"""Room (``/room/<room_id>``): live values, devices, history from the rollups, luminaire commands.
+"""Room (``/room/<room_id>``): a summary first, then history, devices, luminaire commands, raw values.
 
-- Live values and the devices with their status, refreshed every ``REFRESH_MS``.
-- History over 1 h, 24 h, 7 d, 30 d or a custom range: up to ``HOURLY_FROM`` from the
-  1-minute rollups, beyond from the 1-hour rollups (never raw readings), with the bounds
-  of the room's rules drawn (its use, its site's overrides, the season of the range's end);
-  "Download CSV" exports exactly the shown series.
+- Summary: each metric of the room aggregated over its devices (:func:`room_summary`: a mean,
+  the most people counted, a sum of power, "3 of 9 on" for luminaires, words for states), with
+  its status against the site's standards; rules outside their hours (lessons; school hours with
+  the room empty, as the rule engine counts them) say "not in session" instead of a verdict.
+  Refreshed every ``REFRESH_MS`` with the devices and the raw per-device values (collapsed).
+- History over 1 h, 24 h, 7 d, 30 d, a custom range or around a time (``?metric=co2&at=<ISO 8601>``,
+  ± ``AROUND``; an alarm links there): up to ``HOURLY_FROM`` from the 1-minute rollups, beyond
+  from the 1-hour rollups (never raw readings), with the bounds of the room's rules drawn;
+  the axis in the site's time zone, a gap in the data a break in the lines; an empty range says
+  so and offers the time of the room's last data. "Download CSV" exports exactly the shown series (UTC).
 - Lighting control: on, off, dim to a level, for one luminaire or all; the command and its
   acknowledgement (from the device over MQTT) are listed.
 """
@@ -12,9 +17,12 @@
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import dash
 import dash_bootstrap_components as dbc
@@ -23,13 +31,24 @@ from dash.exceptions import PreventUpdate
 
 from dashboard import auth, data, ids
 from dashboard.commands import LUMINAIRE_KINDS, CommandError
-from dashboard.figures import CHART_METRICS, colour_for, format_value, series_csv, series_figure, unit_of
+from dashboard.figures import (
+    CHART_METRICS,
+    STATUS_COLOURS,
+    colour_for,
+    format_value,
+    series_csv,
+    series_figure,
+    unit_of,
+)
+from dashboard.figures.series import axis_time
 from dashboard.history import LIVE_RANGES, RANGE_LABELS, chart_window
 from dashboard.i18n import current, t
-from twin.monitoring.site_standards import SiteStandards
+from dashboard.localtime import SCHOOL_TZ, fmt_time, local, time_header
+from twin.monitoring.site_standards import NO_STANDARD, OK, STATUSES, SiteStandards
 from twin.storage.commands import CommandRow
 from twin.storage.devices import RoomDevice
 from twin.storage.readings import LatestValue
+from twin.timetable import Timetable
 
 REFRESH_MS = 2000
 ALL_LUMINAIRES = "*"
@@ -54,20 +73,170 @@ def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]], lang: str, **k
                      **kwargs)
 
 
+# -- summary ---------------------------------------------------------------------------------------------
+
+#: A rule outside its hours at this time (no lesson, or not school hours): not judged.
+NOT_IN_SESSION = "not in session"
+#: Metrics in the summary, in this order (air, people, light, power, then the devices' states); others follow.
+SUMMARY_ORDER = ("co2", "temperature", "humidity", "pm25", "tvoc", "noise", "occupancy", "illuminance",
+                 "blackboard_illuminance", "dimming", "power", "energy", "on", "screen_on", "panel_state",
+                 "input_source", "panel_temperature", "cloud_session", "cloud_role")
+#: How the room's devices' latest values make one value: the mean, except these.
+SUMMED = ("power", "energy")
+HIGHEST = ("occupancy",)  # several sensors in a room count the same people
+#: Switches (0/1): luminaires always as "3 of 9 on"; a single screen as on/off.
+SWITCHES = ("on", "screen_on")
+#: Enumerated states, by value.
+STATE_WORDS = {"panel_state": ("off", "standby", "on"),
+               "input_source": ("none", "built-in PC", "HDMI", "cloud-class stream"),
+               "cloud_role": ("none", "main classroom", "auxiliary classroom")}
+#: What the summary calls a metric (English; ZH in dashboard.i18n).
+SUMMARY_LABELS = {"co2": "CO₂", "pm25": "PM2.5", "tvoc": "TVOC", "illuminance": "desk illuminance",
+                  "blackboard_illuminance": "blackboard illuminance", "on": "luminaires", "screen_on": "panel screen",
+                  "panel_state": "panel", "input_source": "input source", "cloud_session": "cloud class",
+                  "cloud_role": "cloud-class role", "panel_temperature": "panel temperature"}
+#: A status for people.
+STATUS_WORDS = {OK: "meets the standard", "info": "outside the standard", "warning": "outside the standard",
+                "critical": "fails the standard", NOT_IN_SESSION: NOT_IN_SESSION, NO_STANDARD: ""}
+TIMETABLE = Timetable()
+
+
+@dataclass(frozen=True, slots=True)
+class SummaryItem:
+    """One metric of a room: its value for people, its status (a ``STATUSES`` value or ``NOT_IN_SESSION``),
+    and how many devices reported it."""
+
+    metric: str
+    label: str
+    text: str
+    status: str
+    devices: int
+
+
+def _state_text(metric: str, values: Sequence[float], lang: str) -> str:
+    words = STATE_WORDS[metric]
+    names = [words[int(v)] if 0 <= int(v) < len(words) else str(int(v)) for v in values]
+    counts = Counter(names).most_common()
+    if len(counts) == 1:
+        return t(counts[0][0], lang)
+    return ", ".join(f"{n} {t(name, lang)}" for name, n in counts)
+
+
+def _switch_text(metric: str, values: Sequence[float], lang: str) -> str:
+    on = sum(v > 0 for v in values)
+    if metric == "screen_on" and len(values) == 1:
+        return t("on" if on else "off", lang)
+    return t("{on} of {n} on", lang).format(on=on, n=len(values))
+
+
+def _value_text(metric: str, values: Sequence[float], lang: str) -> str:
+    if metric in SWITCHES:
+        return _switch_text(metric, values, lang)
+    if metric in STATE_WORDS:
+        return _state_text(metric, values, lang)
+    if metric == "cloud_session":
+        sessions = sorted({int(v) for v in values if v > 0})
+        return ", ".join(map(str, sessions)) if sessions else t("none", lang)
+    value = _aggregate(metric, values)
+    if metric == "occupancy":
+        return f"{value:.0f} {t('persons', lang)}"
+    return format_value(value, unit_of(metric))
+
+
+def _aggregate(metric: str, values: Sequence[float]) -> float:
+    if metric in SUMMED:
+        return float(sum(values))
+    if metric in HIGHEST:
+        return float(max(values))
+    return float(sum(values) / len(values))
+
+
+def rule_hours(now: datetime, occupancy: float | None, zone: ZoneInfo = SCHOOL_TZ,
+               timetable: Timetable = TIMETABLE) -> bool | None:
+    """Which rules count at ``now``, as the rule engine counts them, as ``SiteStandards``' ``occupied``:
+    True (a lesson: the rules of occupied hours), False (school hours with the room empty: the rules of an
+    empty room), None (a lesson in an empty room: both); ``NOT_IN_SESSION`` when none counts."""
+    when = local(now, zone)
+    empty = occupancy is not None and occupancy == 0
+    if timetable.occupied(when):
+        return None if empty else True
+    if timetable.school_hours(when) and empty:
+        return False
+    return NOT_IN_SESSION  # type: ignore[return-value]
+
+
+def room_summary(rows: Sequence[LatestValue], use: str, standards: SiteStandards | None, *,
+                 now: datetime | None = None, lang: str = "en", zone: ZoneInfo = SCHOOL_TZ,
+                 timetable: Timetable = TIMETABLE) -> list[SummaryItem]:
+    """Each metric of the room over its devices' latest values, with its status at ``now`` (default: now).
+
+    A metric that rules judge is judged (``standards.judge``, the verdicts of the floor plan) only by
+    the rules whose hours it is; when none is, its status is ``NOT_IN_SESSION``.
+    """
+    by_metric: dict[str, list[float]] = {}
+    for r in rows:
+        by_metric.setdefault(r.metric, []).append(r.value)
+    occupancy = max(by_metric["occupancy"]) if by_metric.get("occupancy") else None
+    hours = rule_hours(now or datetime.now(UTC), occupancy, zone, timetable)
+    order = {m: i for i, m in enumerate(SUMMARY_ORDER)}
+    items = []
+    for metric in sorted(by_metric, key=lambda m: (order.get(m, len(order)), m)):
+        values = by_metric[metric]
+        status = NO_STANDARD
+        if standards is not None and metric not in SWITCHES and metric not in STATE_WORDS \
+                and standards.value_rules(metric, use):
+            if hours == NOT_IN_SESSION or not standards.value_rules(metric, use, occupied=hours):
+                status = NOT_IN_SESSION
+            else:
+                status = standards.judge(metric, _aggregate(metric, values), use, occupied=hours).status
+        items.append(SummaryItem(metric, t(SUMMARY_LABELS.get(metric, metric), lang),
+                                 _value_text(metric, values, lang), status, len(values)))
+    return items
+
+
+def summary_panel(items: Sequence[SummaryItem], lang: str) -> Any:
+    """The summary: a headline (the worst status judged now), then one tile per metric."""
+    if not items:
+        return html.P(t("No live values yet.", lang), className="muted")
+    judged = [i.status for i in items if i.status in STATUSES and i.status != NO_STANDARD]
+    worst = max(judged, key=STATUSES.index) if judged else None
+    if worst is None:
+        headline = t("Not in session: the standards judge this room in lessons.", lang) \
+            if any(i.status == NOT_IN_SESSION for i in items) else t("No standard judges these values.", lang)
+    else:
+        headline = t({OK: "The room meets the standards.", "info": "A value is outside a standard.",
+                      "warning": "A value is outside a standard.", "critical": "A value fails a standard."}[worst],
+                     lang)
+    tiles = []
+    for i in items:
+        words = STATUS_WORDS.get(i.status, i.status)
+        chip = html.Span(t(words, lang), className=f"chip chip-status-{i.status.replace(' ', '-')}") if words else ""
+        swatch = html.Span("■ ", style={"color": STATUS_COLOURS[i.status]}) if i.status in STATUS_COLOURS \
+            and i.status != NO_STANDARD else ""
+        tiles.append(html.Div([
+            html.Div(i.label, className="summary-label"),
+            html.Div([swatch, i.text], className="summary-value"),
+            html.Div([chip, html.Span(f" {i.devices} {t('devices', lang)}" if i.devices > 1 else "",
+                                      className="muted")], className="summary-status"),
+        ], className=f"summary-tile summary-{i.metric}"))
+    return html.Div([html.P(headline, className=f"summary-headline summary-{worst or 'none'}"),
+                     html.Div(tiles, className="summary-grid")])
+
+
 def live_table(rows: Sequence[LatestValue], lang: str = "en", *, use: str = "",
-               standards: SiteStandards | None = None) -> Any:
+               standards: SiteStandards | None = None, zone: ZoneInfo = SCHOOL_TZ) -> Any:
     """Latest value per device and metric, each value cell coloured as ``standards`` judge it in a room of ``use``."""
     if not rows:
         return html.P(t("No live values yet.", lang))
     head = html.Thead(html.Tr([html.Th(t(h, lang)) for h in ("device", "kind", "metric", "value")]
-                              + [html.Th(t("time", lang) + " (UTC)")]))
+                              + [html.Th(time_header(zone, lang))]))
     body = html.Tbody([
         html.Tr([
-            html.Td(r.device_id), html.Td(r.kind), html.Td(t(r.metric, lang)),
+            html.Td(r.device_id, className="nowrap"), html.Td(t(r.kind, lang)), html.Td(t(r.metric, lang)),
             html.Td([html.Span("■ ", style={"color": colour_for(r.metric, r.value, use=use,
                                                                       standards=standards)}),
                      format_value(r.value, r.unit)], className="value"),
-            html.Td(r.ts.strftime("%Y-%m-%d %H:%M:%S")),
+            html.Td(fmt_time(r.ts, lang, zone), className="nowrap"),
         ])
         for r in rows
     ])
@@ -78,30 +247,32 @@ def state_chip(state: str, lang: str) -> html.Span:
     return html.Span(t(state, lang), className=f"chip chip-{state}")
 
 
-def devices_table(rows: Sequence[RoomDevice], lang: str = "en") -> Any:
-    """The room's devices with state, last seen, battery and signal."""
+def devices_table(rows: Sequence[RoomDevice], lang: str = "en", zone: ZoneInfo = SCHOOL_TZ) -> Any:
+    """The room's devices with state, last seen (in the site's zone), battery and signal."""
     return _table(("device", "kind", "state", "last seen", "battery", "signal"), [
-        (r.device_id, r.kind, state_chip(r.state, lang), _time(r.last_seen, lang),
+        (html.Span(r.device_id, className="nowrap"), t(r.kind, lang), state_chip(r.state, lang),
+         fmt_time(r.last_seen, lang, zone),
          "–" if r.battery_pct is None else f"{r.battery_pct:.0f} %",
          "–" if r.rssi_dbm is None else f"{r.rssi_dbm:.0f} dBm")
         for r in rows], lang)
 
 
-def ack_text(row: CommandRow, lang: str) -> html.Span:
+def ack_text(row: CommandRow, lang: str, zone: ZoneInfo = SCHOOL_TZ) -> html.Span:
     if row.acked_at is None:
         return html.Span(t("waiting for ack", lang), className="chip chip-unknown")
     if row.ok:
-        return html.Span(f"{t('ok', lang)} {row.acked_at:%H:%M:%S}", className="chip chip-online ack-ok")
+        return html.Span(f"{t('ok', lang)} {fmt_time(row.acked_at, lang, zone)[11:]}",
+                         className="chip chip-online ack-ok")
     error = (row.ack or {}).get("error", "")
     return html.Span(f"{t('failed', lang)}: {error}", className="chip chip-offline")
 
 
-def commands_table(rows: Sequence[CommandRow], lang: str = "en") -> Any:
+def commands_table(rows: Sequence[CommandRow], lang: str = "en", zone: ZoneInfo = SCHOOL_TZ) -> Any:
     if not rows:
         return html.P(t("None.", lang), className="muted")
     return _table(("device", "action", "level", "sent", "acknowledged"), [
-        (r.device_id, r.action, "" if r.level is None else f"{r.level:.0f} %",
-         r.sent_at.strftime("%H:%M:%S"), ack_text(r, lang)) for r in rows], lang)
+        (html.Span(r.device_id, className="nowrap"), t(r.action, lang), "" if r.level is None else f"{r.level:.0f} %",
+         fmt_time(r.sent_at, lang, zone)[11:], ack_text(r, lang, zone)) for r in rows], lang)
 
 
 def lighting_panel(devices: Sequence[RoomDevice], lang: str) -> Any:
@@ -136,61 +307,115 @@ def lighting_panel(devices: Sequence[RoomDevice], lang: str) -> Any:
     ])
 
 
-def layout(room_id: str | None = None, **_: Any) -> html.Div:
+#: The range around a given time (``?at=``, an alarm's link, the last data of an empty range).
+AT_RANGE = "at"
+#: How far either side of that time the chart looks.
+AROUND = timedelta(hours=2)
+
+
+def parse_at(value: str | None) -> datetime | None:
+    """An ISO 8601 time from a link (``Z`` or an offset; naive is UTC; a ``+`` a query string made a space)."""
+    if not value:
+        return None
+    try:
+        found = datetime.fromisoformat(value.strip().replace(" ", "+"))
+    except ValueError:
+        return None
+    return found if found.tzinfo else found.replace(tzinfo=UTC)
+
+
+def at_link(room_id: int, metric: str | None, at: datetime) -> str:
+    """The room's chart around ``at`` (for ``metric`` when given): ``/room/<id>?metric=co2&at=<UTC ISO>``."""
+    query = (f"metric={metric}&" if metric else "") + f"at={at.astimezone(UTC).strftime('%Y-%m-%dT%H:%M:%SZ')}"
+    return dash.get_relative_path(f"/room/{room_id}?{query}")
+
+
+def range_options(lang: str, at: datetime | None = None, zone: ZoneInfo = SCHOOL_TZ) -> list[dict[str, str]]:
+    options = [{"label": t(v, lang), "value": k} for k, v in RANGE_LABELS.items()]
+    if at is not None:
+        options.append({"label": t("around {time}", lang).format(time=fmt_time(at, lang, zone, seconds=False)),
+                        "value": AT_RANGE})
+    return options
+
+
+def window(range_key: str, start_date: str | None = None, end_date: str | None = None, *, at: str | None = None,
+           now: datetime | None = None) -> tuple[datetime, datetime, bool]:
+    """``(start, end, hourly)`` of a range: :func:`dashboard.history.chart_window`, or ± ``AROUND`` ``at``."""
+    moment = parse_at(at) if range_key == AT_RANGE else None
+    if moment is not None:
+        return moment - AROUND, moment + AROUND, False
+    return chart_window(range_key if range_key != AT_RANGE else "1h", start_date, end_date, now=now)
+
+
+def layout(room_id: str | None = None, metric: str | None = None, at: str | None = None, **_: Any) -> html.Div:
     lang = current()
     key = parse_room_id(room_id)
     room = data.room(key) if key is not None else None
     if room is None:
         return html.Div([html.H2(t("Unknown room", lang)), html.P(f"{room_id!r}"),
                          dcc.Link(t("All schools", lang), href=dash.get_relative_path("/"))])
+    zone = data.site_zone(room.site_id)
     where = [
         dcc.Link(t("Network", lang), href=dash.get_relative_path("/")), " › ",
         dcc.Link(room.site_name, href=dash.get_relative_path(f"/site/{room.site_id}")), " › ",
         dcc.Link(f"{room.building} {room.storey}",
                  href=dash.get_relative_path(f"/site/{room.site_id}?storey={room.storey_id}")),
     ]
-    today = datetime.now(UTC).date()
+    moment = parse_at(at)
+    today = datetime.now(zone).date()
     return html.Div([
         dcc.Store(id=ids.ROOM_ID, data=key),
+        dcc.Store(id=ids.ROOM_AT, data=moment.isoformat() if moment else None),
+        dcc.Store(id=ids.ROOM_OFFER_AT, data=None),
         html.P(where, className="breadcrumb"),
         html.H2(room.name + (f" – {room.long_name}" if room.long_name else "")),
-        html.P(f"{room.use}" + (f", {room.area_m2:.0f} m²" if room.area_m2 else ""), className="muted"),
-        html.Div([
-            html.Div([html.H3(t("Live values", lang)), html.Div(id=ids.ROOM_TABLE)], className="panel"),
-            html.Div([html.H3(t("Devices in this room", lang)), html.Div(id=ids.ROOM_DEVICES),
-                      html.H3(t("Lighting control", lang)), lighting_panel(data.room_devices(key), lang)],
-                     className="panel"),
-        ], className="two-columns room-columns"),
+        html.P(t(room.use or "", lang) + (f", {room.area_m2:.0f} m²" if room.area_m2 else ""), className="muted"),
+        html.Div([html.H3(t("Summary", lang)), html.Div(id=ids.ROOM_SUMMARY)], className="panel room-summary"),
         html.H3(t("History", lang)),
         html.Div([
             dcc.Dropdown(id=ids.ROOM_METRIC, options=[{"label": t(m, lang), "value": m} for m in CHART_METRICS],
-                         value="co2", clearable=False, className="picker picker-small"),
-            dcc.RadioItems(id=ids.ROOM_RANGE, options=[{"label": t(v, lang), "value": k}
-                                                      for k, v in RANGE_LABELS.items()],
-                           value="1h", inline=True, className="ranges"),
+                         value=metric if metric in CHART_METRICS else "co2", clearable=False,
+                         className="picker picker-small"),
+            dcc.RadioItems(id=ids.ROOM_RANGE, options=range_options(lang, moment, zone),
+                           value=AT_RANGE if moment else "1h", inline=True, className="ranges"),
             dcc.DatePickerRange(id=ids.ROOM_CUSTOM, start_date=str(today - timedelta(days=3)), end_date=str(today),
                                 display_format="YYYY-MM-DD", className="dates"),
             html.Button(t("Download CSV", lang), id=ids.ROOM_CSV_BUTTON, className="button"),
             dcc.Download(id=ids.ROOM_CSV),
         ], className="pickers"),
+        html.Div([html.Span(id=ids.ROOM_OFFER_TEXT, className="muted"), " ",
+                  html.Button(t("Show that range", lang), id=ids.ROOM_OFFER_BUTTON, className="button button-small")],
+                 id=ids.ROOM_OFFER, className="offer", style={"display": "none"}),
         dcc.Graph(id=ids.ROOM_SERIES, config={"displaylogo": False}, className="series"),
+        html.Div([
+            html.Div([html.H3(t("Devices in this room", lang)), html.Div(id=ids.ROOM_DEVICES)], className="panel"),
+            html.Div([html.H3(t("Lighting control", lang)), lighting_panel(data.room_devices(key), lang)],
+                     className="panel"),
+        ], className="two-columns room-columns"),
+        html.Details([html.Summary(t("Raw values of every device", lang)), html.Div(id=ids.ROOM_TABLE)],
+                     className="panel raw-values"),
         dcc.Interval(id=ids.ROOM_INTERVAL, interval=REFRESH_MS),
     ])
 
 
 @dash.callback(
+    Output(ids.ROOM_SUMMARY, "children"),
     Output(ids.ROOM_TABLE, "children"),
     Output(ids.ROOM_DEVICES, "children"),
     Input(ids.ROOM_INTERVAL, "n_intervals"),
     State(ids.ROOM_ID, "data"),
 )
-def update_live(_n: int | None, room_id: int) -> tuple[Any, Any]:
-    """Refresh the live values and the devices' status."""
+def update_live(_n: int | None, room_id: int) -> tuple[Any, Any, Any]:
+    """Refresh the summary, the raw values and the devices' status."""
     lang = current()
     room = data.room(room_id)
     standards = data.room_standards(room) if room else None
-    return (live_table(data.room_live(room_id), lang, use=(room.use if room else None) or "", standards=standards),
-            devices_table(data.room_devices(room_id), lang))
+    zone = data.site_zone(room.site_id if room else None)
+    use = (room.use if room else None) or ""
+    rows = data.room_live(room_id)
+    return (summary_panel(room_summary(rows, use, standards, lang=lang, zone=zone), lang),
+            live_table(rows, lang, use=use, standards=standards, zone=zone),
+            devices_table(data.room_devices(room_id), lang, zone))
 
 
 @dash.callback(
@@ -201,40 +426,99 @@ def update_live(_n: int | None, room_id: int) -> tuple[Any, Any]:
 )
 def update_commands(_n: int | None, _status: Any, room_id: int) -> Any:
     """The room's recent commands with their acknowledgements."""
-    return commands_table(data.room_commands(room_id), current())
+    room = data.room(room_id)
+    return commands_table(data.room_commands(room_id), current(), data.site_zone(room.site_id if room else None))
 
 
 def chart(room_id: int, metric: str, range_key: str, start_date: str | None = None, end_date: str | None = None, *,
-          now: datetime | None = None, lang: str = "en"
+          at: str | None = None, now: datetime | None = None, lang: str = "en", zone: ZoneInfo | None = None
           ) -> tuple[dict[str, Any], list[tuple[datetime, float, float, float]]]:
     """The chart of a range and the points it shows (from the 1-minute or 1-hour rollups), with the bounds of
-    the room's rules on the range's last day."""
-    start, end, hourly = chart_window(range_key, start_date, end_date, now=now)
+    the room's rules on the range's last day; the axis in ``zone`` (the room's site's when None)."""
+    start, end, hourly = window(range_key, start_date, end_date, at=at, now=now)
     points, bands = data.room_chart(room_id, metric, start, end, hourly=hourly)
+    if zone is None:
+        room = data.room(room_id)
+        zone = data.site_zone(room.site_id if room else None)
     source = t("from 1-hour rollups" if hourly else "from 1-minute rollups", lang)
-    figure = series_figure(points, metric, unit_of(metric), lang=lang, source=source, bands=bands)
-    figure["layout"]["xaxis"]["range"] = [start.astimezone(UTC).replace(tzinfo=None),
-                                          end.astimezone(UTC).replace(tzinfo=None)]  # naive UTC, like the data
+    figure = series_figure(points, metric, unit_of(metric), lang=lang, source=source, bands=bands, zone=zone,
+                           interval=timedelta(hours=1) if hourly else timedelta(minutes=1))
+    figure["layout"]["xaxis"]["range"] = [axis_time(start, zone), axis_time(end, zone)]  # wall clock, like the data
     return figure, points
+
+
+def last_data(room_id: int, metric: str) -> datetime | None:
+    """When a device of the room last reported ``metric`` (None: never)."""
+    return max((r.ts for r in data.room_live(room_id) if r.metric == metric), default=None)
+
+
+@dataclass(frozen=True, slots=True)
+class Offer:
+    """What an empty chart offers: the range around the room's last data."""
+
+    at: datetime
+    text: str
+
+
+def data_offer(room_id: int, metric: str, points: Sequence[Any], lang: str, zone: ZoneInfo = SCHOOL_TZ
+               ) -> Offer | None:
+    """For an empty range: the room's last data of ``metric`` to show instead (None: data shown, or none at all)."""
+    if points:
+        return None
+    last = last_data(room_id, metric)
+    if last is None:
+        return None
+    return Offer(last, t("Last data: {time}.", lang).format(time=fmt_time(last, lang, zone)))
 
 
 @dash.callback(
     Output(ids.ROOM_SERIES, "figure"),
+    Output(ids.ROOM_OFFER, "style"),
+    Output(ids.ROOM_OFFER_TEXT, "children"),
+    Output(ids.ROOM_OFFER_AT, "data"),
     Input(ids.ROOM_METRIC, "value"),
     Input(ids.ROOM_RANGE, "value"),
     Input(ids.ROOM_CUSTOM, "start_date"),
     Input(ids.ROOM_CUSTOM, "end_date"),
     Input(ids.ROOM_INTERVAL, "n_intervals"),
+    Input(ids.ROOM_AT, "data"),
     State(ids.ROOM_ID, "data"),
 )
 def update_chart(metric: str, range_key: str, start_date: str | None, end_date: str | None, _n: int | None,
-                 room_id: int) -> Any:
-    """Redraw the chart when the metric or range changes, and live for the short ranges."""
+                 at: str | None, room_id: int) -> Any:
+    """Redraw the chart when the metric or range changes, and live for the short ranges; an empty range
+    offers the range around the room's last data."""
     if ctx.triggered_id == ids.ROOM_INTERVAL and range_key not in LIVE_RANGES:
-        return no_update
+        return (no_update,) * 4
     if ctx.triggered_id == ids.ROOM_CUSTOM and range_key != "custom":
-        return no_update
-    return chart(room_id, metric, range_key, start_date, end_date, lang=current())[0]
+        return (no_update,) * 4
+    lang = current()
+    room = data.room(room_id)
+    zone = data.site_zone(room.site_id if room else None)
+    figure, points = chart(room_id, metric, range_key, start_date, end_date, at=at, lang=lang, zone=zone)
+    offer = data_offer(room_id, metric, points, lang, zone)
+    if offer is None:
+        return figure, {"display": "none"}, "", None
+    return figure, {}, offer.text, offer.at.isoformat()
+
+
+@dash.callback(
+    Output(ids.ROOM_AT, "data"),
+    Output(ids.ROOM_RANGE, "options"),
+    Output(ids.ROOM_RANGE, "value"),
+    Input(ids.ROOM_OFFER_BUTTON, "n_clicks"),
+    State(ids.ROOM_OFFER_AT, "data"),
+    State(ids.ROOM_ID, "data"),
+    prevent_initial_call=True,
+)
+def show_offer(n_clicks: int | None, at: str | None, room_id: int) -> tuple[str, list[dict[str, str]], str]:
+    """"Show that range": the chart around the room's last data."""
+    moment = parse_at(at)
+    if not n_clicks or moment is None:
+        raise PreventUpdate
+    room = data.room(room_id)
+    return moment.isoformat(), range_options(current(), moment, data.site_zone(room.site_id if room else None)), \
+        AT_RANGE
 
 
 def _slug(text: str) -> str:
@@ -249,15 +533,16 @@ def _slug(text: str) -> str:
     State(ids.ROOM_CUSTOM, "start_date"),
     State(ids.ROOM_CUSTOM, "end_date"),
     State(ids.ROOM_ID, "data"),
+    State(ids.ROOM_AT, "data"),
     prevent_initial_call=True,
 )
 def download_csv(n_clicks: int | None, metric: str, range_key: str, start_date: str | None, end_date: str | None,
-                 room_id: int) -> dict[str, Any]:
-    """The shown range as CSV (the same rollup buckets as the chart)."""
+                 room_id: int, at: str | None = None) -> dict[str, Any]:
+    """The shown range as CSV (the same rollup buckets as the chart; times UTC, ISO 8601)."""
     if not n_clicks:
         raise PreventUpdate
-    start, end, _ = chart_window(range_key, start_date, end_date)
-    _, points = chart(room_id, metric, range_key, start_date, end_date)
+    start, end, _ = window(range_key, start_date, end_date, at=at)
+    _, points = chart(room_id, metric, range_key, start_date, end_date, at=at, zone=SCHOOL_TZ)
     room = data.room(room_id)
     name = f"{_slug(room.name if room else str(room_id))}-{metric}-{start:%Y%m%dT%H%M}-{end:%Y%m%dT%H%M}.csv"
     return dcc.send_string(series_csv(points, metric, unit_of(metric)), name)
