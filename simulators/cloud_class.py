@@ -53,7 +53,7 @@ def cloud_session(seat: CloudSeat, tt: Timetable, local: datetime) -> tuple[int,
     lesson = tt.lesson_index(local)
     if lesson is None or lesson not in CLOUD_LESSONS or seat.hq_panels <= 0 or seat.site_panels <= 0:
         return None
-    day = local.date()
+    day = tt.school_date(local)
     host = host_index(day, lesson, seat.hq_panels)
     number = int(f"{day:%Y%m%d}{lesson:02d}")
     if seat.role == "headquarters":

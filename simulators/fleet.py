@@ -107,6 +107,18 @@ def load_spec(database_url: str, site_id: str | None = None) -> FleetSpec:
     return FleetSpec(devices, rooms, storeys, sites)
 
 
+def load_timetable(database_url: str | None) -> Timetable:
+    """The timetable the twin follows (:func:`twin.storage.timetables.stored_timetable`; the real one without
+    a database)."""
+    if not database_url:
+        return Timetable()
+    from twin.database import connection
+    from twin.storage.timetables import stored_timetable
+
+    with connection(database_url) as conn:
+        return stored_timetable(conn)
+
+
 def synthetic_spec(devices: int, sites: int = 14) -> FleetSpec:
     """An in-memory network of ``devices`` devices in classrooms of 13 (1 sensor, 9 luminaires,
     2 blackboard luminaires, 1 panel), spread over ``sites`` schools (the first the headquarters)."""
@@ -350,7 +362,8 @@ class FleetRunner:
         self.profile = faults if isinstance(faults, FaultProfile) else parse_profile(faults)
         self.fault_log = FaultLog(fault_log)
         self.connections: Connections = connections
-        self.spec, self.timetable = spec, timetable or Timetable()
+        #: None until :meth:`run`: then the database's (the demo's shifted one, if stored) when none was given.
+        self.spec, self.timetable = spec, timetable
         self.published = 0
         self.commands = 0
         self.max_lag_s = 0.0
@@ -425,6 +438,8 @@ class FleetRunner:
 
     def run(self, stop: threading.Event) -> None:
         spec = self.spec or load_spec(self.database_url or "", self.site_id)
+        if self.timetable is None:
+            self.timetable = load_timetable(self.database_url)
         self.fleet = build_fleet(spec, seed=self.seed, interval_s=self.interval_s, timetable=self.timetable)
         self.status_topics = [contract.topic(d["site_id"], d["device_id"], contract.STATUS) for d in spec.devices]
         self._by_cmd_topic = {contract.topic(d.site_id, d.device_id, contract.CMD): d for d in self.fleet}

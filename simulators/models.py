@@ -26,7 +26,7 @@ from zoneinfo import ZoneInfo
 
 from simulators.climate import desk_daylight, outdoor
 from simulators.cloud_class import CloudSeat, cloud_session
-from simulators.rooms import RoomContext, day_plan, occupancy, school_hours
+from simulators.rooms import RoomContext, day_plan, occupancy
 from simulators.timetable import Timetable
 
 SCHOOL_TZ = ZoneInfo("Asia/Shanghai")
@@ -91,7 +91,7 @@ class EnvSensor:
             self.temperature = w.temperature_c + 1.0
             self.vapour_kpa = w.humidity_pct / 100 * saturation_kpa(w.temperature_c)
             self.pm25 = 0.5 * w.pm25_ugm3
-        in_hours = school_hours(local) and phase not in ("night", "off_day")
+        in_hours = self.timetable.school_hours(local) and phase not in ("night", "off_day")
         # Air conditioning: on in occupied school hours when warm, with hysteresis.
         if in_hours and people > 0:
             self.ac_on = self.temperature > AC_SETPOINT_C + 0.5 or (self.ac_on and self.temperature > AC_SETPOINT_C - 1)
@@ -272,7 +272,7 @@ class Panel:
             raise ValueError(f"unsupported action {action!r} for a panel")
         local = aware(local)
         self.forced = states[action]
-        self.forced_at = (local.date(), self.timetable.lesson_index(local))
+        self.forced_at = (self.timetable.school_date(local), self.timetable.lesson_index(local))
 
     def step(self, dt: float, local: datetime) -> dict[str, float]:
         local = aware(local)
@@ -280,7 +280,7 @@ class Panel:
         phase = tt.phase(local)
         lesson = tt.lesson_index(local)
         session = cloud_session(self.seat, tt, local) if self.seat is not None else None
-        if self.forced is not None and lesson is not None and self.forced_at != (local.date(), lesson):
+        if self.forced is not None and lesson is not None and self.forced_at != (tt.school_date(local), lesson):
             self.forced = None  # a new lesson has started: the timetable takes over again
         source = 0.0
         if self.forced is not None:
@@ -289,7 +289,7 @@ class Panel:
         elif session is not None:
             state, source = 2.0, 3.0
         elif phase == "lesson" and lesson is not None and occupancy(tt, local, self.room) > 0:
-            plan = day_plan(self.room.key, local.date(), len(tt.lessons))
+            plan = day_plan(self.room.key, tt.school_date(local), len(tt.lessons))
             used = plan.panel_used[lesson]
             state = 2.0 if used else 1.0
             source = (2.0 if plan.hdmi[lesson] else 1.0) if used else 0.0

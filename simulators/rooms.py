@@ -88,13 +88,14 @@ def occupancy(tt: Timetable, local: datetime, room: RoomContext) -> int:
     phase = tt.phase(local)
     if phase in ("night", "off_day"):
         return 0
+    local = tt.school_clock(local)  # the day plan and the nap follow the timetable (shifted in the demo)
     t = local.time()
     if room.use == "office":
         return 2 if phase == "lunch" else 4
     if room.use in ("corridor", "stair", "toilet", "other"):
         return 25 if phase == "break" else 2
     plan = day_plan(room.key, local.date(), len(tt.lessons))
-    lesson = tt.lesson_index(local)
+    lesson = tt.lesson_index(local - tt.shift)
     present = max(0, room.class_size - plan.absent)
     if room.use == "lab":
         return present if lesson is not None and lesson in plan.lab_lessons else 0

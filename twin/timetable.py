@@ -56,17 +56,44 @@ SCHOOL_HOLIDAYS: frozenset[date] = _days(_CLOSED)
 
 @dataclass(frozen=True, slots=True)
 class Timetable:
+    """The school day; ``shift`` and ``every_day`` are for the demo only (:func:`demo_timetable`).
+
+    ``shift``: the timetable is read at ``local + shift`` (the school's clock), so that a demo
+    started at night finds a lesson in progress; weather and daylight stay on the real clock.
+    ``every_day``: every day is a school day (no weekends, no holidays). Both default to the
+    real timetable.
+    """
+
     lessons: tuple[tuple[time, time], ...] = LESSONS
     holidays: frozenset[date] = SCHOOL_HOLIDAYS
+    shift: timedelta = timedelta(0)
+    every_day: bool = False
+
+    def school_clock(self, local: datetime) -> datetime:
+        """The time the timetable is read at: ``local`` plus the demo's shift."""
+        return local + self.shift if self.shift else local
+
+    def school_date(self, local: datetime) -> date:
+        """The school day (by the timetable's clock) that ``local`` belongs to."""
+        return self.school_clock(local).date()
+
+    def day_hours(self, day: date, tz: ZoneInfo = SCHOOL_TZ) -> tuple[datetime, datetime]:
+        """When school day ``day`` starts and ends (:data:`SCHOOL_START`, :data:`SCHOOL_END`), on the real clock."""
+        return (datetime.combine(day, SCHOOL_START, tz) - self.shift, datetime.combine(day, SCHOOL_END, tz) - self.shift)
+
+    def lessons_end(self, day: date, tz: ZoneInfo = SCHOOL_TZ) -> datetime:
+        """When the last lesson of school day ``day`` ends, on the real clock."""
+        return datetime.combine(day, self.lessons[-1][1], tz) - self.shift
 
     def school_day(self, day: date) -> bool:
-        return day.weekday() < 5 and day not in self.holidays
+        return self.every_day or (day.weekday() < 5 and day not in self.holidays)
 
     def phase(self, local: datetime) -> str:
         """One of ``lesson``, ``break``, ``lunch``, ``after_school``, ``night``, ``off_day``.
 
         Weekends and :data:`SCHOOL_HOLIDAYS` (or the ``holidays`` given) are ``off_day``.
         """
+        local = self.school_clock(local)
         if not self.school_day(local.date()):
             return "off_day"
         t = local.time()
@@ -82,6 +109,7 @@ class Timetable:
 
     def lesson_index(self, local: datetime) -> int | None:
         """0-based index of the lesson in progress, or None."""
+        local = self.school_clock(local)
         if not self.school_day(local.date()):
             return None
         t = local.time()
@@ -103,4 +131,29 @@ class Timetable:
 
     def school_hours(self, local: datetime) -> bool:
         """True between the start and the end of a school day (lessons, breaks, lunch, after school)."""
+        local = self.school_clock(local)
         return self.school_day(local.date()) and SCHOOL_START <= local.time() < SCHOOL_END
+
+
+#: Where a demo's clock is put in the school day: 5 minutes into a cloud lesson (the 2nd of the morning or the
+#: 1st of the afternoon; :mod:`simulators.cloud_class`), so a cloud class runs for 40 minutes after the start.
+DEMO_AT = (time(9, 0), time(14, 5))
+
+
+def demo_timetable(now: datetime) -> Timetable:
+    """The demo's timetable: every day a school day, shifted (whole minutes, at most 12 h either way) so that
+    ``now`` is 5 minutes into a cloud lesson (the nearer of the two).
+
+    A demo-only setting (stored by the demo, read by its simulators, monitor and dashboard): a newcomer
+    who starts the demo at night sees a school in session, and the dashboard says the timetable is shifted.
+
+        >>> demo_timetable(datetime(2026, 12, 5, 0, 50, tzinfo=SCHOOL_TZ)).shift
+        datetime.timedelta(seconds=29400)
+    """
+    local = now.astimezone(SCHOOL_TZ).replace(second=0, microsecond=0)
+    day = timedelta(days=1)
+    shifts = []
+    for at in DEMO_AT:
+        s = (datetime.combine(local.date(), at, SCHOOL_TZ) - local) % day
+        shifts.append(s - day if s > day / 2 else s)
+    return Timetable(shift=min(shifts, key=abs), every_day=True)

@@ -25,7 +25,7 @@ from twin.monitoring.device_health import received_and_expected
 from twin.monitoring.lighting import LIGHTING, room_lighting
 from twin.monitoring.standards import Rule, season
 from twin.storage import kpis, monitoring
-from twin.timetable import SCHOOL_END, SCHOOL_START, SCHOOL_TZ, Timetable
+from twin.timetable import SCHOOL_TZ, Timetable
 
 
 def day_bounds(day: date) -> tuple[datetime, datetime]:
@@ -59,7 +59,7 @@ def compute_day(conn: psycopg.Connection, day: date, *, rules_for: Callable[[str
         rows = []
         pair = totals[site_id]["lighting_compliance"]
         if timetable.school_day(day):
-            hours = (datetime.combine(day, SCHOOL_START, SCHOOL_TZ), datetime.combine(day, SCHOOL_END, SCHOOL_TZ))
+            hours = timetable.day_hours(day)
             minutes = monitoring.room_minutes(conn, site_id, lighting_metrics, hours[0], min(hours[1], until))
             for room in monitoring.rooms(conn, site_id):
                 if room.use != "classroom" or room.room_id not in minutes:

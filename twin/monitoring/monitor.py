@@ -32,7 +32,8 @@ from twin.monitoring.site_standards import SiteStandards, standards_for
 from twin.monitoring.standards import Rule, RulesError, SiteConfig
 from twin.storage import alarms, kpis, listening, monitoring
 from twin.storage import drift as drift_store
-from twin.timetable import SCHOOL_END, SCHOOL_START, SCHOOL_TZ, Timetable
+from twin.storage.timetables import stored_timetable
+from twin.timetable import SCHOOL_TZ, Timetable
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +69,9 @@ class Monitor:
     url: str
     config: SiteConfig = field(default_factory=SiteConfig)
     notifier: Notifier | None = None
-    timetable: Timetable = field(default_factory=Timetable)
+    #: The school timetable; None: the database's, read at every cycle (the real one unless ``campus-twin demo``
+    #: stored its shifted one, :mod:`twin.storage.timetables`).
+    timetable: Timetable | None = None
     kpi_every: timedelta = KPI_EVERY
     totals: Counts = field(default_factory=Counts)
     #: Set to stop: a cycle in progress ends after the site or KPI day it is on.
@@ -79,6 +82,7 @@ class Monitor:
     #: --speed``), or a datetime the clock starts from and runs on at wall speed.
     clock: str | datetime = "wall"
     _kpis_at: datetime | None = None
+    _tt: Timetable = field(default_factory=Timetable)
     _clock_origin: tuple[datetime, float] | None = None
     #: Whether the last cycle found no ingest listening (said once per such spell, see :meth:`_say_if_deaf`).
     _deaf: bool = False
@@ -113,10 +117,21 @@ class Monitor:
                  now: datetime | None = None) -> Counts:
         """Rules on every school day touching ``[start, end)`` and device health over it; store the alarms."""
         now = now or datetime.now(UTC)
+        self._tt = self.timetable or stored_timetable(conn)
         zone = dict(monitoring.sites(conn)).get(site_id)
         counts = Counts()
         counts.add(self._evaluate_rules(conn, site_id, start, end, now, zone))
         counts.add(self._evaluate_health(conn, site_id, start, min(end, now), now))
+        self.totals.add(counts.__dict__)
+        return counts
+
+    def evaluate_rules(self, conn: psycopg.Connection, site_id: str, start: datetime, end: datetime, *,
+                       now: datetime) -> Counts:
+        """The standards' rules only, over every school day touching ``[start, end)`` (history written at once:
+        a backfill's coarse steps say nothing of device health)."""
+        self._tt = self.timetable or stored_timetable(conn)
+        counts = Counts()
+        counts.add(self._evaluate_rules(conn, site_id, start, end, now, dict(monitoring.sites(conn)).get(site_id)))
         self.totals.add(counts.__dict__)
         return counts
 
@@ -153,21 +168,25 @@ class Monitor:
         rules = standards.active()
         metrics = sorted({r.metric for r in rules} | {"occupancy"})
         rooms = monitoring.rooms(conn, site_id)
-        first, last = start.astimezone(SCHOOL_TZ).date(), (end - timedelta(microseconds=1)).astimezone(SCHOOL_TZ).date()
+        tt = self._tt
+        first = tt.school_date(start.astimezone(SCHOOL_TZ))
+        last = tt.school_date((end - timedelta(microseconds=1)).astimezone(SCHOOL_TZ))
         episodes: list[Episode] = []
         day = first
         while day <= last:
-            if self.timetable.school_day(day):
+            if tt.school_day(day):
                 # every rule's hours lie within the school day: read only those minutes
-                lo = datetime.combine(day, SCHOOL_START, SCHOOL_TZ)
-                hi = min(datetime.combine(day, SCHOOL_END, SCHOOL_TZ), now)
+                lo, hi = tt.day_hours(day)
+                hi = min(hi, now)
                 data = monitoring.room_minutes(conn, site_id, metrics, lo, hi) if hi > lo else {}
                 for room in rooms:
                     if room.room_id in data:
-                        episodes += evaluate_room(rules, room, data[room.room_id], now=now, timetable=self.timetable,
+                        episodes += evaluate_room(rules, room, data[room.room_id], now=now, timetable=tt,
                                                   season_of=standards.season_of)
             day += timedelta(days=1)
-        lo_day, hi_day = day_bounds(first)[0], day_bounds(last)[1]
+        # a shifted (demo) school day may reach into the calendar day before or after
+        lo_day = min(day_bounds(first)[0], tt.day_hours(first)[0])
+        hi_day = max(day_bounds(last)[1], tt.day_hours(last)[1])
         # Every rule of the site, switched off ones too: their open alarms end (nothing explains
         # them any more), and no later than now.
         return alarms.reconcile(conn, site_id, episodes, rules=list(every_rule), start=lo_day,
@@ -203,7 +222,7 @@ class Monitor:
         episodes += health.per_device(drift.drift_episodes(
             drift_store.neighbour_means(conn, site_id, list(drift.BOUNDS), window, horizon), start=window,
             end=horizon, open_since=alarms.open_alarm_starts(conn, site_id, drift.RULE),
-            quiet=drift.quiet_hours(self.timetable)))
+            quiet=drift.quiet_hours(self._tt)))
         letters = monitoring.out_of_range_letters(conn, site_id, start - health.OUT_OF_RANGE_QUIET, horizon,
                                                   device_time=not heard)
         for dev_key, times in letters.items():
@@ -277,6 +296,7 @@ class Monitor:
         with connect(self.url) as conn:
             heard = now is None and self.live
             now = now or self.now(conn)
+            self._tt = self.timetable or stored_timetable(conn)
             today = now.astimezone(SCHOOL_TZ).date()
             if not monitoring.try_lock_monitor(conn):
                 log.warning("another monitor is running on this database: this cycle is skipped")
@@ -350,7 +370,7 @@ class Monitor:
             if self.stop.is_set():
                 break
             compute_day(conn, day, rules_for=lambda s: self._rules_or_defaults(conn, s), now=now,
-                        timetable=self.timetable)
+                        timetable=self._tt)
             conn.commit()
         return [*days, today]
 

@@ -22,12 +22,12 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from twin.metrics import BY_NAME
 from twin.monitoring.standards import Rule, outside
-from twin.timetable import SCHOOL_END, SCHOOL_TZ, Timetable
+from twin.timetable import SCHOOL_TZ, Timetable
 
 MINUTE = timedelta(minutes=1)
 
@@ -88,8 +88,7 @@ def room_value(rule: Rule, samples: Sequence[DeviceMinute], area_m2: float | Non
 
 def hours_end(rule: Rule, timetable: Timetable, day: date, tz: ZoneInfo = SCHOOL_TZ) -> datetime:
     """When the rule's hours of ``day`` end: the last lesson's end, or the end of the school day."""
-    end: time = timetable.lessons[-1][1] if rule.hours == "occupied" else SCHOOL_END
-    return datetime.combine(day, end, tz)
+    return timetable.lessons_end(day, tz) if rule.hours == "occupied" else timetable.day_hours(day, tz)[1]
 
 
 def _counts(rule: Rule, timetable: Timetable, local: datetime, occupancy: float | None) -> bool:
@@ -112,7 +111,7 @@ def evaluate_rule(rule: Rule, room: RoomContext, minutes: Mapping[datetime, Sequ
             continue
         value = room_value(rule, minutes[bucket], room.area_m2)
         if value is not None:
-            by_day[local.date()].append((bucket, value))
+            by_day[timetable.school_date(local)].append((bucket, value))
     episodes: list[Episode] = []
     for day in sorted(by_day):
         episodes += _day_episodes(rule, room, by_day[day], season_of(day), hours_end(rule, timetable, day, tz), now)

@@ -191,6 +191,7 @@ MIGRATIONS: tuple[Migration, ...] = (
               _sql_file("0012_alarm_integrity.sql")),
     Migration(13, "sequence restarts told from reordering by device time", _sql_file("0013_seq_restart.sql")),
     Migration(14, "a site's time zone, for the times people read", _sql_file("0014_site_time_zone.sql")),
+    Migration(15, "the demo's timetable shift (demo only)", _sql_file("0015_demo_timetable.sql")),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 
