@@ -64,6 +64,73 @@ def dashboard_app(url: str, **options: Any) -> Any:
     return create_app(url, bim_loader=bim_loader_for(url), **options)
 
 
+def gunicorn_service(config_json: str, host: str, port: int, *, workers: int, threads: int) -> ThreadService:
+    """The dashboard on gunicorn (:mod:`twin.cli.wsgi`): its master process as a service, ready when the port
+    answers. gunicorn restarts a worker that dies; the master ending on its own is a crash of this service
+    (loud); stopping sends it SIGTERM (graceful) and kills it after its grace."""
+    import os
+    import subprocess
+    import sys
+
+    from twin.children import stop_processes
+    from twin.cli.wsgi import CONFIG_ENV, graceful_timeout
+    from twin.services import ServiceError, port_answers
+
+    def run(stop: threading.Event) -> None:
+        env = {**os.environ, CONFIG_ENV: config_json}
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "-c", "python:twin.cli.wsgi", "--bind", f"{host}:{port}",
+             "--workers", str(workers), "--threads", str(threads), "--name", "campus-twin-dashboard",
+             "twin.cli.wsgi:application()"], env=env)
+        try:
+            while not stop.wait(0.5):
+                if proc.poll() is not None:
+                    raise ServiceError(f"the dashboard's gunicorn exited ({proc.returncode}); its errors are above")
+        finally:
+            stop_processes([_Popened(proc)], grace_s=graceful_timeout + 5, kill_wait_s=5)
+
+    def answers() -> bool:  # a worker answers (the master binds the port before its workers have booted)
+        import urllib.error
+        import urllib.request
+
+        if not port_answers(host, port)():
+            return False
+        try:
+            urllib.request.urlopen(f"http://{host}:{port}/login", timeout=2).close()
+        except urllib.error.HTTPError:
+            return True
+        except OSError:
+            return False
+        return True
+
+    return ThreadService("dashboard", run, ready=answers)
+
+
+class _Popened:
+    """A ``subprocess.Popen`` as :func:`twin.children.stop_processes` stops processes."""
+
+    def __init__(self, proc: Any) -> None:
+        self.proc = proc
+
+    @property
+    def exitcode(self) -> int | None:
+        return self.proc.poll()  # type: ignore[no-any-return]
+
+    def terminate(self) -> None:
+        self.proc.terminate()
+
+    def kill(self) -> None:
+        self.proc.kill()
+
+    def join(self, timeout: float | None = None) -> None:
+        import subprocess
+
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            pass
+
+
 def dashboard_service(app: Any, host: str, port: int) -> ThreadService:
     """The dashboard's server in a thread, ready when its port answers; the app is closed after it stopped."""
     from dashboard.app import close_app

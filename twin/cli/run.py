@@ -66,6 +66,13 @@ def ingest(ctx: click.Context, workers: int, duration: float | None, client_id: 
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", type=click.IntRange(1, 65535), default=8050, show_default=True)
+@click.option("--workers", type=click.IntRange(1, 64), default=2, show_default=True,
+              help="gunicorn worker processes (stateless: logins live in the database, so more processes or "
+                   "hosts behind a load balancer serve the same users).")
+@click.option("--threads", type=click.IntRange(1, 64), default=8, show_default=True,
+              help="Threads per worker (gunicorn's gthread workers).")
+@click.option("--debug", is_flag=True,
+              help="Werkzeug's development server in this process instead of gunicorn (one process).")
 @click.option("--duration", type=click.FloatRange(0), help="Stop after this many seconds.")
 @click.option("--secure-cookies", is_flag=True,
               help="Mark the login cookies Secure (behind an HTTPS proxy; automatic when served over HTTPS).")
@@ -76,27 +83,42 @@ def ingest(ctx: click.Context, workers: int, duration: float | None, client_id: 
 @rules_option
 @click.pass_context
 @friendly
-def dashboard(ctx: click.Context, host: str, port: int, duration: float | None, secure_cookies: bool,
-              trusted_proxies: int, rules_file: Path | None) -> None:
-    """Serve the Dash web app (a login is needed: campus-twin users add).  Example: campus-twin dashboard --port 8050"""
+def dashboard(ctx: click.Context, host: str, port: int, workers: int, threads: int, debug: bool,
+              duration: float | None, secure_cookies: bool, trusted_proxies: int, rules_file: Path | None) -> None:
+    """Serve the Dash web app on gunicorn (a login is needed: campus-twin users add).  Example: campus-twin dashboard --port 8050"""
+    from twin.cli import wsgi
+    from twin.cli.parts import gunicorn_service
     from twin.monitoring.standards import load_config
+    from twin.services import port_answers
 
     settings = settings_of(ctx)
     rules = load_config(rules_file)  # a bad file: one line, before anything starts
     url = migrated_url(settings)
-    app = dashboard_app(url, mqtt_url=settings.mqtt_url, secure_cookies=secure_cookies,
-                        trusted_proxies=trusted_proxies, pending_dir=settings.data_dir / "bim-pending", rules=rules)
+    pending = settings.data_dir / "bim-pending"
+    if debug:
+        app = dashboard_app(url, mqtt_url=settings.mqtt_url, secure_cookies=secure_cookies,
+                            trusted_proxies=trusted_proxies, pending_dir=pending, rules=rules)
+        service = dashboard_service(app, host, port)
+    else:
+        if port_answers(host, port)():
+            raise click.ClickException(f"cannot serve the dashboard on {host}:{port}: port in use "
+                                       f"(choose another with --port)")
+        service = gunicorn_service(
+            wsgi.settings(url, mqtt_url=settings.mqtt_url, secure_cookies=secure_cookies,
+                          trusted_proxies=trusted_proxies, pending_dir=pending, rules_file=rules_file),
+            host, port, workers=workers, threads=threads)
     stop = stop_on_signals()
 
     def serving() -> None:
-        click.echo(f"dashboard on http://{host}:{port}/  (Ctrl-C to stop)")
+        server = "Werkzeug (--debug)" if debug else f"gunicorn, {workers} workers x {threads} threads"
+        click.echo(f"dashboard on http://{host}:{port}/  ({server}; Ctrl-C to stop)")
         with connection(url) as conn:
             from twin.storage.users import list_users
 
             if not list_users(conn):
                 click.echo("no users yet: add one with  campus-twin users add NAME --role admin", err=True)
 
-    run_services(stop, [dashboard_service(app, host, port)], duration, on_ready=serving)
+    run_services(stop, [service], duration, on_ready=serving)
 
 
 @main.command()
@@ -177,28 +199,58 @@ def monitor(ctx: click.Context, interval: float, rules_file: Path | None, webhoo
               help="Seconds between messages of one simulated device.")
 @click.option("--duration", type=click.FloatRange(0), help="Exit 0 after this many seconds.")
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--history/--no-history", default=True, show_default=True,
+              help="On a new database, backfill a week of history (with faults) and run the monitor over it.")
+@click.option("--backfill-step", default="1h", show_default=True, metavar="SPAN",
+              help="Sampling step of that week (its last 3 h 15 min at 2 min, for device health).")
+@click.option("--faults", "fault_profile", default="light", show_default=True, metavar="PROFILE",
+              help="Fault profile of the backfilled history (dropout and stuck are used; docs/simulators.md).")
+@click.option("--now", "now_text", metavar="TIME",
+              help="The demo's present (ISO 8601, not in the future; for tests and screenshots): the history ends, "
+                   "the simulator publishes and the monitor judges from it. Default: the wall clock.")
 @click.pass_context
 @friendly
 def demo(ctx: click.Context, schools: int, host: str, port: int, interval: float, duration: float | None,
-         seed: int) -> None:
+         seed: int, history: bool, backfill_step: str, fault_profile: str, now_text: str | None) -> None:
     """Run the whole twin on embedded defaults: database, broker, simulators, ingest, monitor, dashboard.
 
     Uses --database-url / --mqtt-url when given. Data is kept in the data directory, so a
-    second run continues where the first stopped.  Example: campus-twin demo --duration 90
+    second run continues where the first stopped. A new database starts with a week of history,
+    its alarms and daily KPIs; the demo's timetable is shifted so that school is in session when
+    it starts (every day a school day; docs/simulators.md).  Example: campus-twin demo --duration 90
     """
-    from twin.orchestrate import DemoParts, run_demo
+    from simulators.faults import FaultProfileError, parse_profile
+    from twin.cli.simulate import backfill_with_progress
+    from twin.durations import parse_duration
+    from twin.orchestrate import DEMO_DENSE, DEMO_HISTORY, DemoParts, run_demo
+
+    try:
+        step = parse_duration(backfill_step, positive=True)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--backfill-step") from None
+    try:
+        faults = parse_profile(fault_profile)
+    except FaultProfileError as exc:
+        raise click.BadParameter(str(exc), param_hint="--faults") from None
+    now = parse_time(now_text, "--now") if now_text else None
+    if now is not None and now > datetime.now(UTC):
+        raise click.BadParameter("must not be in the future (ingest refuses readings from the future)",
+                                 param_hint="--now")
 
     stop = stop_on_signals()
     parts = DemoParts(
         network=lambda url, folder, members, seed: ensure_network(url, folder, members=members, seed=seed),
         # one worker on a plain persistent subscription: kept by Mosquitto 2 across a restart (docs/mqtt.md)
         ingest=lambda url, mqtt_url: ingest_service(url, mqtt_url, client_id="campus-demo-ingest", workers=1),
-        simulator=lambda url, mqtt_url, every, seed: simulator_service(
-            url, mqtt_url, interval_s=every, seed=seed, client_id="campus-demo-sim"),
+        simulator=lambda url, mqtt_url, every, seed, start: simulator_service(
+            url, mqtt_url, interval_s=every, seed=seed, client_id="campus-demo-sim", start=start),
         dashboard=lambda url, mqtt_url, host, port, pending: dashboard_service(
             dashboard_app(url, mqtt_url=mqtt_url, pending_dir=pending), host, port),
+        backfill=(lambda url, end, timetable: backfill_with_progress(
+            url, DEMO_HISTORY, step, seed, end=end, timetable=timetable, dense=DEMO_DENSE, faults=faults))
+        if history else None,
     )
     run_demo(settings_of(ctx), parts, stop, click.echo, schools=schools, host=host, port=port, interval=interval,
-             duration=duration, seed=seed)
+             duration=duration, seed=seed, now=now)
     click.echo("stopped; data kept for the next run")
 
