@@ -12,7 +12,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,48 @@ Echo = Callable[..., None]
 #: Seconds between the demo's monitor cycles (rules, device health, notifications; the KPIs of today too).
 DEMO_MONITOR_INTERVAL_S = 30.0
 DEMO_ADMIN = "admin"
+#: History a demo on a new database starts with (backfilled, :func:`demo_history`).
+DEMO_HISTORY = timedelta(days=7)
+#: Its last part stepped at 2 minutes: the monitor's device-health window (3 h) and a margin.
+DEMO_DENSE = timedelta(hours=3, minutes=15)
+
+
+def demo_history(url: str, backfill: Callable[[datetime, Any], Any], now: datetime, echo: Echo) -> None:
+    """A new database (no readings yet) gets :data:`DEMO_HISTORY` of history ending at ``now`` (with faults), then
+    one pass of the monitor over it: the standards' alarms of the week, device health over the dense end of the
+    backfill, the daily KPIs (lighting compliance too). ``backfill(now, timetable)`` writes and returns the result."""
+    from twin.monitoring.monitor import Monitor
+    from twin.storage.monitoring import sites
+
+    with connection(url) as conn:
+        if conn.execute("SELECT EXISTS (SELECT 1 FROM readings)").fetchone()[0]:
+            return
+    result = backfill(now, None)
+    echo(f"backfilled {DEMO_HISTORY.days} days for {result.devices} devices: {result.rows} readings, "
+         f"{result.faults} faults injected, in {result.seconds:.1f} s")
+    monitor = Monitor(url)
+    with connection(url) as conn:
+        for site_id, _zone in sites(conn):
+            monitor.evaluate_rules(conn, site_id, now - DEMO_HISTORY, now, now=now)
+        conn.commit()
+    monitor.run_once(now)  # device health over the last hours, vitals, the KPIs of the week
+    with connection(url) as conn:
+        standards, health = conn.execute(
+            "SELECT count(*) FILTER (WHERE rule NOT LIKE 'device%%'), count(*) FILTER (WHERE rule LIKE 'device%%')"
+            " FROM alarms").fetchone()
+    echo(f"history: {standards} standards alarms, {health} device-health alarms, daily KPIs of the week")
+
+
+def demo_clock_line(now: datetime, timetable: Any) -> str:
+    """What the demo says of the schools' time: local time, in session or not, the demo's shift."""
+    from twin.localtime import fmt_time
+    from twin.timetable import SCHOOL_TZ
+
+    phase = timetable.phase(now.astimezone(SCHOOL_TZ))
+    shift = timetable.shift.total_seconds() / 3600
+    return (f"schools:  {fmt_time(now, SCHOOL_TZ, seconds=False)} Asia/Shanghai, "
+            f"{'in session' if phase == 'lesson' else 'not in session'} "
+            f"(demo timetable shifted by {shift:+.2f} h, every day a school day)")
 
 
 def migrated_url(settings: Settings) -> str:
@@ -108,18 +150,26 @@ class DemoParts:
     network: Callable[[str, Path, int, int], list[dict[str, Any]]]
     #: ``(url, mqtt_url)``: the ingest worker as a service (``subject.counters``).
     ingest: Callable[[str, str], ThreadService]
-    #: ``(url, mqtt_url, interval_s, seed)``: the simulator fleet as a service (``subject.published``).
-    simulator: Callable[[str, str, float, int], ThreadService]
+    #: ``(url, mqtt_url, interval_s, seed, start)``: the simulator fleet as a service (``subject.published``),
+    #: publishing from ``start`` (None: now).
+    simulator: Callable[[str, str, float, int, datetime | None], ThreadService]
     #: ``(url, mqtt_url, host, port, pending_dir)``: the dashboard's server as a service.
     dashboard: Callable[[str, str, str, int, Path], ThreadService]
+    #: ``(url, end, timetable)``: backfill :data:`DEMO_HISTORY` ending at ``end`` (with faults); its result. None: no history.
+    backfill: Callable[[str, datetime, Any], Any] | None = None
 
 
 def run_demo(settings: Settings, parts: DemoParts, stop: threading.Event, echo: Echo, *, schools: int, host: str,
-             port: int, interval: float, duration: float | None, seed: int) -> None:
-    """The whole twin: database, broker, the generated network, ingest, monitor, simulator, dashboard;
-    until ``stop`` or ``duration``; then everything stopped in reverse order (data kept)."""
+             port: int, interval: float, duration: float | None, seed: int, now: datetime | None = None) -> None:
+    """The whole twin: database, broker, the generated network, a week of history on a new database, ingest,
+    monitor, simulator, dashboard; until ``stop`` or ``duration``; then everything stopped in reverse order
+    (data kept). The demo's timetable is shifted so that school is in session at the start
+    (:func:`twin.timetable.demo_timetable`). ``now``: the demo's present (tests: the clock injected; the
+    simulator publishes and the monitor judges from it), default the wall clock."""
     from twin.monitoring.monitor import Monitor
     from twin.monitoring.notify import Notifier
+    from twin.storage.timetables import store_demo_timetable
+    from twin.timetable import demo_timetable
 
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     echo(f"database: {settings.database_url or f'embedded PostgreSQL in {settings.pgdata}'}")
@@ -131,13 +181,21 @@ def run_demo(settings: Settings, parts: DemoParts, stop: threading.Event, echo: 
         for s in parts.network(url, settings.data_dir / "ifc", schools, seed):
             echo(f"loaded {s['site']}: {s['rooms']} rooms, {s['devices']} devices")
         login = ensure_demo_admin(url)
+        start = now or datetime.now(UTC)
+        timetable = demo_timetable(start)
+        with connection(url) as conn:
+            store_demo_timetable(conn, timetable)
+        if parts.backfill is not None and not stop.is_set():
+            backfill = parts.backfill
+            demo_history(url, lambda end, _tt: backfill(url, end, timetable), start, echo)
         if stop.is_set():
             return
         ingest = sup.start(parts.ingest(url, mqtt_url))
         monitor = Monitor(url, notifier=Notifier(mqtt_url, client_id="campus-demo-monitor"),
-                          kpi_every=timedelta(seconds=DEMO_MONITOR_INTERVAL_S))
+                          kpi_every=timedelta(seconds=DEMO_MONITOR_INTERVAL_S), clock=now or "wall")
         sup.start(monitor_service(monitor, DEMO_MONITOR_INTERVAL_S))
-        simulator = sup.start(parts.simulator(url, mqtt_url, interval, seed))
+        simulator = sup.start(parts.simulator(url, mqtt_url, interval, seed, now))
+        echo(demo_clock_line(start, timetable))
         sup.start(parts.dashboard(url, mqtt_url, host, port, settings.data_dir / "bim-pending"))
         echo(f"dashboard: http://{host}:{port}/  (Ctrl-C to stop)")
         echo(f"login:     {login}")

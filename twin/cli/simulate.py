@@ -93,7 +93,9 @@ def simulate(ctx: click.Context, site: str | None, interval: float | None, speed
                + (f"; injected {injected} faults" if faults.active else ""))
 
 
-def _backfill(url: str, span: Any, step: Any, seed: int, site: str | None) -> None:
+def backfill_with_progress(url: str, span: Any, step: Any, seed: int, site: str | None = None,
+                           **options: Any) -> Any:
+    """:func:`simulators.backfill.backfill` with a progress bar on the terminal (stderr); its result."""
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -103,8 +105,12 @@ def _backfill(url: str, span: Any, step: Any, seed: int, site: str | None) -> No
     with Progress(TextColumn("backfill"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"), TimeRemainingColumn(),
                   console=console, transient=True, disable=not console.is_terminal) as bar:
         task = bar.add_task("backfill", total=None)
-        result = backfill(url, span, step=step, seed=seed, site_id=site,
-                          progress=lambda done, total: bar.update(task, completed=done, total=total))
+        return backfill(url, span, step=step, seed=seed, site_id=site,
+                        progress=lambda done, total: bar.update(task, completed=done, total=total), **options)
+
+
+def _backfill(url: str, span: Any, step: Any, seed: int, site: str | None) -> None:
+    result = backfill_with_progress(url, span, step, seed, site)
     click.echo(f"backfilled {result.start:%Y-%m-%d %H:%M} .. {result.end:%Y-%m-%d %H:%M} UTC for {result.devices} "
                f"devices: {result.samples} samples, {result.rows} readings in {result.seconds:.1f} s")
 
