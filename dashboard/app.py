@@ -131,11 +131,37 @@ def _layout() -> html.Div:
             dcc.Link("Campus Twin", href=dash.get_relative_path("/"), className="brand"),
             html.Span(t("live digital twin of the school network", lang), className="tagline"),
             html.Nav(links, className="nav"),
+            _school_clock(lang),
             html.Span(switch, className="lang-switch"),
             auth.user_badge(lang),
         ], className="topbar"),
         html.Main(dash.page_container, className="content", lang="zh-CN" if lang == "zh" else "en"),
     ])
+
+
+def _school_clock(lang: str) -> html.Span:
+    """The schools' local time, whether they are in session, and the demo's timetable shift when there is one."""
+    from datetime import UTC, datetime
+
+    from dashboard import ids
+    from dashboard.localtime import fmt_time, zone_label
+    from twin.storage.timetables import stored_timetable
+
+    zone = data.site_zone(None)
+    now = datetime.now(UTC)
+    try:
+        with data.connection() as conn:
+            timetable = stored_timetable(conn)
+    except Exception:  # noqa: BLE001 - the frame shows without it (no database yet, a login page)
+        return html.Span(id=ids.SCHOOL_CLOCK, className="school-clock")
+    session = "in session" if timetable.phase(now.astimezone(zone)) == "lesson" else "not in session"
+    label = t("schools' local time", lang)
+    text = (f"{label} {fmt_time(now, lang, zone, seconds=False)} "
+            f"{zone_label(zone, lang)} · {t(session, lang)}")
+    if timetable.shift:
+        hours = f"{timetable.shift.total_seconds() / 3600:+.2f}"
+        text += f" ({t('demo timetable shifted by {h} h', lang).format(h=hours)})"
+    return html.Span(text, id=ids.SCHOOL_CLOCK, className="school-clock")
 
 
 def close_app(app: dash.Dash) -> None:

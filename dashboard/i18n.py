@@ -172,7 +172,7 @@ ZH.update({
     "{n} critical alarm": "{n} 条严重告警", "{n} critical alarms": "{n} 条严重告警",
     "{n} device offline": "{n} 台设备离线", "{n} devices offline": "{n} 台设备离线",
     "{n} warning": "{n} 条警告", "{n} warnings": "{n} 条警告",
-    "{n} device never heard": "{n} 台设备从未上报", "{n} devices never heard": "{n} 台设备从未上报",
+    "{n} device without status": "{n} 台设备无状态", "{n} devices without status": "{n} 台设备无状态",
     "{n} info alarm": "{n} 条提示", "{n} info alarms": "{n} 条提示", "all fine": "一切正常", "{n} more": "另有 {n} 项",
     "no devices": "没有设备", "no devices in this site's BIM model": "该学校的 BIM 模型中没有设备",
     "no classrooms or labs": "没有教室或实验室",
@@ -198,8 +198,19 @@ ZH.update({
     "further below": "低于目标更多", "– no value: the cell says why": "– 无数值：单元格注明原因",
     "Outside the map": "不在地图范围内", "{km} km from the network": "距集团 {km} 公里",
     "No coordinates in the BIM model": "BIM 模型中没有坐标", "Needs attention": "需要关注",
-    "Ranked by critical alarms, then devices offline, warnings, KPIs below target, devices never heard, info alarms.":
-        "排序依据：严重告警，其次离线设备、警告、未达标指标、从未上报的设备、提示。",
+    "Ranked by critical alarms, then devices offline, warnings, KPIs below target, devices without status, info alarms.":
+        "排序依据：严重告警，其次离线设备、警告、未达标指标、无状态设备、提示。",
     "Numbers are the ranking; names on hover. Click a school to open it.": "编号即排名；悬停显示名称。点击学校进入。",
     "Schools × KPIs": "学校 × 指标", "as of": "数据时间",
+})
+
+# alarms page (issue 18): building, several acknowledged at once
+ZH.update({
+    "building": "楼栋", "Acknowledge selected": "确认所选", "{n} alarms acknowledged.": "已确认 {n} 条告警。",
+})
+
+# top frame (issue 18, demo): the schools' local time and whether they are in session
+ZH.update({
+    "schools' local time": "学校当地时间", "in session": "上课中", "not in session": "非上课时间",
+    "demo timetable shifted by {h} h": "演示课表已平移 {h} 小时",
 })

@@ -91,3 +91,11 @@ OVERVIEW_ASOF = "overview-asof"
 
 # Site floor plan (issue 18): the building, storey and metric in the URL
 SITE_URL = "site-url"
+
+# Alarms page (issue 18): several acknowledged at once
+ALARM_PICK = "alarm-pick"  # pattern id {"type": ALARM_PICK, "id": <alarm id>}
+ALARM_SELECTED = "alarm-selected"
+ALARM_ACK_SELECTED = "alarm-ack-selected"
+ALARM_BULK_STATUS = "alarm-bulk-status"
+ALARM_BULK_REFRESH = "alarm-bulk-refresh"
+SCHOOL_CLOCK = "school-clock"
