@@ -48,3 +48,30 @@ def test_a_site_keeps_its_time_zone_set_from_the_command_line(db_url: str) -> No
         # A new revision of the BIM model keeps the setting (the zone is not in the file).
         save_model(conn, small_twin("c1", rooms=2))
         assert sites.time_zones(conn) == {"c1": "Europe/Berlin"}
+
+
+def test_the_bim_import_log_shows_each_import_in_its_school_s_time(db_url: str) -> None:
+    from dash import html
+
+    from tests.test_dashboard import make_app
+
+    with connection(db_url) as conn:
+        save_model(conn, small_twin("c1", rooms=1))
+        save_model(conn, small_twin("c2", rooms=1))
+        sites.set_time_zone(conn, "c2", "Europe/Berlin")
+        for site in ("c1", "c2"):
+            conn.execute("INSERT INTO bim_imports (site_id, file_name, file_sha256, ifc_schema, imported_at) "
+                         "VALUES (%s, 'x.ifc', 'ab', 'IFC4', '2026-12-04T16:50:00Z')", (site,))
+    app = make_app(db_url)
+    try:
+        from dashboard.pages.bim import import_log  # pages register with an app
+
+        with app.server.test_request_context("/bim"):
+            table = import_log("en")
+    finally:
+        from dashboard.app import close_app
+
+        close_app(app)
+    cells = [row.children[0].children for row in table.children[1].children]
+    shown = {c.children: c.title for c in cells if isinstance(c, html.Span)}
+    assert shown == {"2026-12-05 00:50": "Asia/Shanghai (UTC+8)", "2026-12-04 17:50": "Europe/Berlin (UTC+1)"}

@@ -34,6 +34,7 @@ from dash.exceptions import PreventUpdate
 
 from dashboard import auth, bim_plans, data, ids
 from dashboard.i18n import current, t
+from dashboard.localtime import SCHOOL_TZ, fmt_time, zone_label
 from dashboard.pages.room import _table
 from dashboard.uploads import ACCEPTED_SUFFIXES, UploadError, check_ifc, decode_upload, run_isolated, site_id_for
 
@@ -190,8 +191,10 @@ def import_log(lang: str) -> Any:
     rows = data.bim_import_log()
     if not rows:
         return html.P(t("None.", lang), className="muted")
+    zones = data.zones()  # each import in its school's time (the zone in a tooltip)
     return _table(("imported", "site", "file", "schema", "changed"), [
-        (f"{r.imported_at:%Y-%m-%d %H:%M}", r.site_id, r.file_name, r.ifc_schema,
+        (html.Span(fmt_time(r.imported_at, lang, zone := zones.get(r.site_id, SCHOOL_TZ), seconds=False),
+                   title=zone_label(zone, lang)), r.site_id, r.file_name, r.ifc_schema,
          "✓" if r.changed else "–") for r in rows], lang)
 
 
