@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import psycopg
+from psycopg import sql
 from psycopg.rows import class_row
 
 from twin.metrics import BY_NAME
@@ -80,6 +81,44 @@ class DeviceVitals:
     battery_pct: float | None
     rssi_dbm: float | None
     firmware: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceFilter:
+    """Which devices a list shows: a school, a state, a kind (None: any) and ``search``, a case-insensitive
+    substring of the device id, its room's name, its building's name or its kind (blank: everything)."""
+
+    site_id: str | None = None
+    state: str | None = None
+    kind: str | None = None
+    search: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceRow:
+    """A device of the devices list: school, id, kind, room and building, mapping, state and vitals."""
+
+    site_id: str
+    device_id: str
+    kind: str
+    room_id: int | None
+    room: str | None
+    building: str | None
+    mapping: str
+    state: str
+    last_seen: datetime | None
+    battery_pct: float | None
+    rssi_dbm: float | None
+    firmware: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class UnmappedCounts:
+    """How many devices each unmapped list holds: publishing but not in the BIM, never heard, in no room."""
+
+    unknown: int
+    never_heard: int
+    no_room: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,6 +241,77 @@ def device_vitals(conn: psycopg.Connection, *, site_id: str | None = None, state
         ).fetchall()
 
 
+#: What the devices list sorts by (the key a reader picks -> its SQL, ``{dir}`` the direction); missing values
+#: sort last either way, ties by school and device id so that a page never shifts. "state": offline first.
+DEVICE_SORTS: dict[str, str] = {
+    "site": "d.site_id {dir}",
+    "device": "d.device_id {dir}",
+    "kind": "d.kind {dir}",
+    "room": "b.name {dir} NULLS LAST, r.name {dir} NULLS LAST",
+    "state": "CASE coalesce(st.state, 'unknown') WHEN 'offline' THEN 0 WHEN 'unknown' THEN 1 ELSE 2 END {dir}",
+    "last_seen": "st.last_seen {dir} NULLS LAST",
+    "battery": "st.battery_pct {dir} NULLS LAST",
+}
+
+_DEVICES_FROM = """
+    FROM devices d LEFT JOIN rooms r ON r.id = d.room_id
+    LEFT JOIN storeys s ON s.id = coalesce(r.storey_id, d.storey_id) LEFT JOIN buildings b ON b.id = s.building_id
+    LEFT JOIN device_status st ON st.device_id = d.id
+    WHERE d.removed_at IS NULL AND (%(site)s::text IS NULL OR d.site_id = %(site)s)
+      AND (%(kind)s::text IS NULL OR d.kind = %(kind)s)
+      AND (%(pattern)s::text IS NULL OR d.device_id ILIKE %(pattern)s OR d.kind ILIKE %(pattern)s
+           OR r.name ILIKE %(pattern)s OR r.long_name ILIKE %(pattern)s OR b.name ILIKE %(pattern)s)"""
+
+
+def like_pattern(search: str) -> str | None:
+    """``search`` (trimmed) as an ILIKE pattern matching it anywhere, ``%`` and ``_`` taken literally;
+    None for a blank search."""
+    text = search.strip()
+    if not text:
+        return None
+    return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+def _filter_params(where: DeviceFilter) -> dict[str, object]:
+    return {"site": where.site_id, "state": where.state, "kind": where.kind, "pattern": like_pattern(where.search)}
+
+
+def device_page(conn: psycopg.Connection, where: DeviceFilter, *, sort: str = "state", descending: bool = False,
+                limit: int = 50, offset: int = 0) -> list[DeviceRow]:
+    """One page of the devices ``where`` selects, sorted by ``sort`` (a key of :data:`DEVICE_SORTS`).
+
+    Filtered, sorted and cut in the database (``LIMIT``/``OFFSET``): 50 of 10,000 devices take a few
+    milliseconds, whatever the page. :class:`ValueError` for an unknown sort key."""
+    if sort not in DEVICE_SORTS:
+        raise ValueError(f"unknown sort {sort!r} (one of {', '.join(DEVICE_SORTS)})")
+    order = sql.SQL(DEVICE_SORTS[sort]).format(dir=sql.SQL("DESC" if descending else "ASC"))
+    query = sql.SQL("SELECT d.site_id, d.device_id, d.kind, d.room_id, r.name AS room, b.name AS building, d.mapping,"
+                    " coalesce(st.state, 'unknown') AS state, st.last_seen, st.battery_pct, st.rssi_dbm, st.firmware"
+                    + _DEVICES_FROM + """
+                      AND (%(state)s::text IS NULL OR coalesce(st.state, 'unknown') = %(state)s)
+                    ORDER BY {order}, d.site_id, d.device_id LIMIT %(limit)s OFFSET %(offset)s""").format(order=order)
+    with conn.cursor(row_factory=class_row(DeviceRow)) as cur:
+        return cur.execute(query, {**_filter_params(where), "limit": limit, "offset": offset}).fetchall()
+
+
+def device_list_counts(conn: psycopg.Connection, where: DeviceFilter) -> dict[str, int]:
+    """How many devices ``where`` selects in each state (online, offline, unknown; zeros included),
+    whatever ``where.state`` is: the total of a filtered list, and what each state filter would give."""
+    rows = conn.execute("SELECT coalesce(st.state, 'unknown'), count(*)" + _DEVICES_FROM + " GROUP BY 1",
+                        _filter_params(where)).fetchall()
+    counts = dict.fromkeys(("online", "offline", "unknown"), 0)
+    counts.update({state: int(n) for state, n in rows})
+    return counts
+
+
+def device_kinds(conn: psycopg.Connection, site_id: str | None = None) -> list[str]:
+    """The kinds of devices (not removed) of a school, or of every school, sorted."""
+    rows = conn.execute(
+        """SELECT DISTINCT kind FROM devices WHERE removed_at IS NULL AND (%(site)s::text IS NULL OR site_id = %(site)s)
+           ORDER BY kind""", {"site": site_id}).fetchall()
+    return [kind for (kind,) in rows]
+
+
 def device_state_counts(conn: psycopg.Connection, site_id: str | None = None) -> dict[str, int]:
     """Devices (not removed) per state: online, offline, unknown."""
     rows = conn.execute(
@@ -213,46 +323,73 @@ def device_state_counts(conn: psycopg.Connection, site_id: str | None = None) ->
     return {state: int(n) for state, n in rows}
 
 
-def unknown_publishers(conn: psycopg.Connection, *, site_id: str | None = None,
-                       limit: int = 200) -> list[UnknownPublisher]:
-    """Devices publishing but not in the BIM: dead letters with reason "unknown device", per topic's device."""
+_UNKNOWN_PUBLISHERS = """
+    FROM dead_letters WHERE reason LIKE 'unknown device%%'
+      AND (%(site)s::text IS NULL OR split_part(topic, '/', 3) = %(site)s)
+      AND (%(pattern)s::text IS NULL OR split_part(topic, '/', 4) ILIKE %(pattern)s)"""
+
+_NEVER_HEARD = """
+    FROM devices d LEFT JOIN device_status st ON st.device_id = d.id
+    WHERE d.removed_at IS NULL AND st.last_seen IS NULL
+      AND NOT EXISTS (SELECT 1 FROM latest l WHERE l.device_id = d.id)
+      AND (%(site)s::text IS NULL OR d.site_id = %(site)s)
+      AND (%(pattern)s::text IS NULL OR d.device_id ILIKE %(pattern)s)"""
+
+_NO_ROOM = """
+    FROM devices d
+    WHERE d.removed_at IS NULL AND d.mapping = 'unmapped'
+      AND (%(site)s::text IS NULL OR d.site_id = %(site)s)
+      AND (%(pattern)s::text IS NULL OR d.device_id ILIKE %(pattern)s)"""
+
+
+def unknown_publishers(conn: psycopg.Connection, *, site_id: str | None = None, search: str = "",
+                       limit: int = 200, offset: int = 0) -> list[UnknownPublisher]:
+    """Devices publishing but not in the BIM: dead letters with reason "unknown device", per topic's device,
+    newest first; ``search`` is a case-insensitive substring of the device id."""
     with conn.cursor(row_factory=class_row(UnknownPublisher)) as cur:
         return cur.execute(
             """SELECT split_part(topic, '/', 3) AS site_id, split_part(topic, '/', 4) AS device_id,
-                      count(*) AS messages, min(received_at) AS first_seen, max(received_at) AS last_seen
-               FROM dead_letters WHERE reason LIKE 'unknown device%%'
-                 AND (%(site)s::text IS NULL OR split_part(topic, '/', 3) = %(site)s)
-               GROUP BY 1, 2 ORDER BY max(received_at) DESC LIMIT %(limit)s""",
-            {"site": site_id, "limit": limit},
+                      count(*) AS messages, min(received_at) AS first_seen, max(received_at) AS last_seen"""
+            + _UNKNOWN_PUBLISHERS + """
+               GROUP BY 1, 2 ORDER BY max(received_at) DESC, 1, 2 LIMIT %(limit)s OFFSET %(offset)s""",
+            {"site": site_id, "pattern": like_pattern(search), "limit": limit, "offset": offset},
         ).fetchall()
 
 
-def never_heard(conn: psycopg.Connection, *, site_id: str | None = None, limit: int = 500) -> list[NeverHeard]:
-    """Devices in the BIM that never sent anything (no reading, never seen)."""
+def never_heard(conn: psycopg.Connection, *, site_id: str | None = None, search: str = "", limit: int = 500,
+                offset: int = 0) -> list[NeverHeard]:
+    """Devices in the BIM that never sent anything (no reading, never seen), by site and id;
+    ``search`` is a case-insensitive substring of the device id."""
     with conn.cursor(row_factory=class_row(NeverHeard)) as cur:
         return cur.execute(
-            """SELECT d.site_id, d.device_id, d.kind, r.name AS room, d.mapping
-               FROM devices d LEFT JOIN rooms r ON r.id = d.room_id
-               LEFT JOIN device_status st ON st.device_id = d.id
-               WHERE d.removed_at IS NULL AND st.last_seen IS NULL
-                 AND NOT EXISTS (SELECT 1 FROM latest l WHERE l.device_id = d.id)
-                 AND (%(site)s::text IS NULL OR d.site_id = %(site)s)
-               ORDER BY d.site_id, d.device_id LIMIT %(limit)s""",
-            {"site": site_id, "limit": limit},
+            "SELECT d.site_id, d.device_id, d.kind, r.name AS room, d.mapping"
+            + _NEVER_HEARD.replace("FROM devices d", "FROM devices d LEFT JOIN rooms r ON r.id = d.room_id", 1)
+            + " ORDER BY d.site_id, d.device_id LIMIT %(limit)s OFFSET %(offset)s",
+            {"site": site_id, "pattern": like_pattern(search), "limit": limit, "offset": offset},
         ).fetchall()
 
 
-def unmapped_in_bim(conn: psycopg.Connection, *, site_id: str | None = None,
-                    limit: int = 500) -> list[UnmappedDevice]:
-    """Devices in the BIM that could not be placed in a room."""
+def unmapped_in_bim(conn: psycopg.Connection, *, site_id: str | None = None, search: str = "",
+                    limit: int = 500, offset: int = 0) -> list[UnmappedDevice]:
+    """Devices in the BIM that could not be placed in a room, by site and id;
+    ``search`` is a case-insensitive substring of the device id."""
     with conn.cursor(row_factory=class_row(UnmappedDevice)) as cur:
         return cur.execute(
-            """SELECT d.site_id, d.device_id, d.kind, d.name, d.ifc_class FROM devices d
-               WHERE d.removed_at IS NULL AND d.mapping = 'unmapped'
-                 AND (%(site)s::text IS NULL OR d.site_id = %(site)s)
-               ORDER BY d.site_id, d.device_id LIMIT %(limit)s""",
-            {"site": site_id, "limit": limit},
+            "SELECT d.site_id, d.device_id, d.kind, d.name, d.ifc_class" + _NO_ROOM
+            + " ORDER BY d.site_id, d.device_id LIMIT %(limit)s OFFSET %(offset)s",
+            {"site": site_id, "pattern": like_pattern(search), "limit": limit, "offset": offset},
         ).fetchall()
+
+
+def unmapped_counts(conn: psycopg.Connection, *, site_id: str | None = None, search: str = "") -> UnmappedCounts:
+    """How many devices :func:`unknown_publishers`, :func:`never_heard` and :func:`unmapped_in_bim` list
+    in all (their lists are cut to a page)."""
+    row = conn.execute(
+        f"""SELECT (SELECT count(DISTINCT split_part(topic, '/', 3) || '/' || split_part(topic, '/', 4)) {_UNKNOWN_PUBLISHERS}),
+                   (SELECT count(*) {_NEVER_HEARD}), (SELECT count(*) {_NO_ROOM})""",
+        {"site": site_id, "pattern": like_pattern(search)},
+    ).fetchone()
+    return UnmappedCounts(int(row[0]), int(row[1]), int(row[2]))
 
 
 _SESSION_METRICS = ("cloud_session", "cloud_role", "panel_state", "input_source", "screen_on")
