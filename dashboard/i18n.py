@@ -214,3 +214,8 @@ ZH.update({
     "schools' local time": "学校当地时间", "in session": "上课中", "not in session": "非上课时间",
     "demo timetable shifted by {h} h": "演示课表已平移 {h} 小时",
 })
+
+# the twin's vocabularies shown through t(variable) (tests/test_i18n_complete.py)
+ZH.update({
+    "switch": "开关", "controller": "控制器", "other": "其他", "toilet": "卫生间", "stair": "楼梯间",
+})
