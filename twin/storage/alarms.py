@@ -55,7 +55,8 @@ def raise_alarm(conn: psycopg.Connection, site_id: str, rule: str, severity: str
 
 @dataclass(frozen=True, slots=True)
 class AlarmRow:
-    """An alarm with its site's name, its room's name and its device's id (``device_id``, as in topics)."""
+    """An alarm with its site's name, its room's and building's names and its device's id (``device_id``, as in
+    topics). ``room_id`` is the alarm's room, else its device's room (a device alarm is in a room too)."""
 
     id: int
     site_id: str
@@ -75,18 +76,23 @@ class AlarmRow:
     standard: str | None
     value: float | None
     known_at: datetime
+    building_id: int | None = None
+    building: str | None = None
 
 
 def list_alarms(conn: psycopg.Connection, *, site_id: str | None = None, severity: str | None = None,
                 state: str | None = None, limit: int = 200) -> list[AlarmRow]:
-    """Alarms newest first, filtered by site, severity and state (None: any), with site, room and device names."""
+    """Alarms newest first, filtered by site, severity and state (None: any), with site, room, building and
+    device names (the room of a device alarm is its device's)."""
     with conn.cursor(row_factory=class_row(AlarmRow)) as cur:
         return cur.execute(
-            """SELECT a.id, a.site_id, s.name AS site_name, a.room_id, r.name AS room, d.device_id, a.rule,
+            """SELECT a.id, a.site_id, s.name AS site_name, r.id AS room_id, r.name AS room, d.device_id, a.rule,
                       a.severity, a.state, a.message, a.raised_at, a.cleared_at, a.acked_at, a.acked_by, a.note,
-                      a.standard, a.value, a.known_at
+                      a.standard, a.value, a.known_at, b.id AS building_id, b.name AS building
                FROM alarms a JOIN sites s ON s.site_id = a.site_id
-               LEFT JOIN rooms r ON r.id = a.room_id LEFT JOIN devices d ON d.id = a.device_id
+               LEFT JOIN devices d ON d.id = a.device_id
+               LEFT JOIN rooms r ON r.id = coalesce(a.room_id, d.room_id)
+               LEFT JOIN storeys st ON st.id = r.storey_id LEFT JOIN buildings b ON b.id = st.building_id
                WHERE (%(site)s::text IS NULL OR a.site_id = %(site)s)
                  AND (%(severity)s::text IS NULL OR a.severity = %(severity)s)
                  AND (%(state)s::text IS NULL OR a.state = %(state)s)
