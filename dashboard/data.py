@@ -31,11 +31,13 @@ from twin.storage.bim_imports import ImportRow
 from twin.storage.commands import CommandRow
 from twin.storage.devices import (
     CloudPanel,
+    DeviceFilter,
     DeviceRef,
-    DeviceVitals,
+    DeviceRow,
     NeverHeard,
     RoomDevice,
     UnknownPublisher,
+    UnmappedCounts,
     UnmappedDevice,
 )
 from twin.storage.plans import BuildingRef, BuildingRoom, PlanRoom, RoomRow, StoreyRow
@@ -372,24 +374,45 @@ def acknowledge_alarm(alarm_id: int, by: str, note: str, remote_addr: str | None
 
 @dataclass(frozen=True, slots=True)
 class DevicesView:
-    """Everything the devices page shows: devices per state, vitals, and the three kinds of unmapped devices."""
+    """Everything the devices page shows: one page of the devices the filter selects (``page`` of ``pages``,
+    1-based), how many it selects in each state, the kinds to filter by, each school's time zone, and the
+    first ``unmapped_limit`` of each kind of unmapped device with how many there are."""
 
     counts: dict[str, int]
-    devices: list[DeviceVitals]
+    total: int
+    devices: list[DeviceRow]
+    page: int
+    pages: int
+    page_size: int
+    kinds: list[str]
+    zones: dict[str, ZoneInfo]
     unknown: list[UnknownPublisher]
     never_heard: list[NeverHeard]
     no_room: list[UnmappedDevice]
+    unmapped: UnmappedCounts
 
 
-def devices_view(site_id: str | None, state: str | None) -> DevicesView:
-    """Everything the devices page shows: counts, vitals, and the three kinds of unmapped devices."""
+def devices_view(where: DeviceFilter, *, sort: str = "state", descending: bool = False, page: int = 1,
+                 page_size: int = 50, unmapped_limit: int = 20) -> DevicesView:
+    """One page of the devices list (``page`` kept within the pages there are), filtered, sorted and cut in the
+    database, and the unmapped devices of the same school and search."""
+    site_zones = zones()
     with connection() as conn:
+        counts = devices.device_list_counts(conn, where)
+        total = counts.get(where.state, 0) if where.state else sum(counts.values())
+        pages = max(1, -(-total // page_size))
+        page = min(max(page, 1), pages)
+        shown = devices.device_page(conn, where, sort=sort, descending=descending, limit=page_size,
+                                    offset=(page - 1) * page_size)
+        near = {"site_id": where.site_id, "search": where.search, "limit": unmapped_limit}
         return DevicesView(
-            counts=devices.device_state_counts(conn, site_id),
-            devices=devices.device_vitals(conn, site_id=site_id, state=state),
-            unknown=devices.unknown_publishers(conn, site_id=site_id),
-            never_heard=devices.never_heard(conn, site_id=site_id),
-            no_room=devices.unmapped_in_bim(conn, site_id=site_id),
+            counts=counts, total=total, devices=shown, page=page, pages=pages, page_size=page_size,
+            kinds=devices.device_kinds(conn, where.site_id),
+            zones=site_zones,
+            unknown=devices.unknown_publishers(conn, **near),
+            never_heard=devices.never_heard(conn, **near),
+            no_room=devices.unmapped_in_bim(conn, **near),
+            unmapped=devices.unmapped_counts(conn, site_id=where.site_id, search=where.search),
         )
 
 

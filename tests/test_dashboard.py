@@ -651,8 +651,8 @@ def test_language_switch_translates_pages_and_keeps_chinese_names(app: dash.Dash
 def test_devices_and_alarms_pages(app: dash.Dash, known_twin: KnownTwin) -> None:
     devices, alarms_page = _page("devices"), _page("alarms")
     with app.server.test_request_context("/", headers=signed_in(app)):
-        body = _json(devices.update_devices("any", "any", None))
-        offline = _json(devices.update_devices("hq", "offline", None))
+        body = _json(devices.update_devices("any", "any", "any", "", "state", "asc", 1, None))
+        offline = _json(devices.update_devices("hq", "offline", "any", "", "state", "asc", 1, None))
         table = _json(alarms_page.update_alarms("any", "critical", "open", 0, None))
         none = _json(alarms_page.update_alarms("m01", "critical", "any", 0, None))
     assert "GHOST-1" in body and "orphan-1" in body and "env-104" in body
