@@ -222,6 +222,30 @@ def latest_stored(conn: psycopg.Connection) -> dict[str, dict[str, float | None]
     return out
 
 
+@dataclass(frozen=True, slots=True)
+class StoredKpi:
+    """A KPI of the newest day stored for its scope: the day, numerator, denominator and value
+    (``numerator / denominator``; None when the day had nothing to count, e.g. no classroom measured in a lesson)."""
+
+    day: date
+    numerator: float
+    denominator: float
+    value: float | None
+
+
+def latest_days(conn: psycopg.Connection) -> dict[str, dict[str, StoredKpi]]:
+    """The newest stored day's KPIs per scope, with their counts: ``{scope: {kpi: StoredKpi}}``; a scope
+    the KPI job has never computed is absent."""
+    rows = conn.execute(
+        """SELECT k.scope, k.kpi, k.day, k.numerator, k.denominator, k.value FROM kpi_daily k
+           JOIN (SELECT scope, max(day) AS day FROM kpi_daily GROUP BY scope) m ON m.scope = k.scope AND m.day = k.day
+        """).fetchall()
+    out: dict[str, dict[str, StoredKpi]] = {}
+    for scope, kpi, day, numerator, denominator, value in rows:
+        out.setdefault(scope, {})[kpi] = StoredKpi(day, numerator, denominator, value)
+    return out
+
+
 def days_complete(conn: psycopg.Connection, scope: str, first: date, last: date,
                   day_end: Callable[[date], datetime]) -> set[date]:
     """Days in ``[first, last]`` whose KPIs were computed after the day had ended (so are final)."""

@@ -71,3 +71,31 @@ def list_sites(conn: psycopg.Connection) -> list[SiteSummary]:
                  (SELECT count(*) FROM alarms a WHERE a.site_id = s.site_id AND a.state <> 'closed') AS open_alarms
                FROM sites s ORDER BY s.role = 'member', s.site_id"""
         ).fetchall()
+
+
+@dataclass(frozen=True, slots=True)
+class SiteAttention:
+    """What asks for a look at a site now: its alarms not closed, by severity, and its devices (not removed)
+    whose last status is offline."""
+
+    site_id: str
+    critical: int
+    warning: int
+    info: int
+    offline: int
+
+
+def attention(conn: psycopg.Connection) -> dict[str, SiteAttention]:
+    """Every site's :class:`SiteAttention`, by site id (zeros for a site with nothing open)."""
+    with conn.cursor(row_factory=class_row(SiteAttention)) as cur:
+        rows = cur.execute(
+            """SELECT s.site_id,
+                 count(a.id) FILTER (WHERE a.severity = 'critical') AS critical,
+                 count(a.id) FILTER (WHERE a.severity = 'warning') AS warning,
+                 count(a.id) FILTER (WHERE a.severity = 'info') AS info,
+                 (SELECT count(*) FROM devices d JOIN device_status st ON st.device_id = d.id
+                   WHERE d.site_id = s.site_id AND d.removed_at IS NULL AND st.state = 'offline') AS offline
+               FROM sites s LEFT JOIN alarms a ON a.site_id = s.site_id AND a.state <> 'closed'
+               GROUP BY s.site_id ORDER BY s.site_id"""
+        ).fetchall()
+    return {r.site_id: r for r in rows}
