@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -40,6 +40,7 @@ from twin.storage.devices import (
     UnmappedCounts,
     UnmappedDevice,
 )
+from twin.storage.kpis import StoredKpi
 from twin.storage.plans import BuildingRef, BuildingRoom, PlanRoom, RoomRow, StoreyRow
 from twin.storage.readings import LatestValue
 from twin.storage.sites import SiteRef, SiteSummary
@@ -104,6 +105,8 @@ def bim_loader() -> BimLoader | None:
 
 #: Daily KPIs the overview takes from what the monitor stored.
 STORED_DAILY = ("lighting_compliance", "data_completeness")
+#: Alarm severities, most urgent first.
+SEVERITIES = ("critical", "warning", "info")
 
 
 def sites() -> list[SiteSummary]:
@@ -114,31 +117,54 @@ def sites() -> list[SiteSummary]:
 
 @dataclass(frozen=True, slots=True)
 class SiteView:
-    """A school on the overview: its counts, and its KPIs by name (coverage live, the daily ones as stored)."""
+    """A school on the overview: its counts, its KPIs by name (coverage live with its counts, the daily ones
+    as stored), its alarms not closed by severity, its devices offline, and the newest stored day of its
+    daily KPIs with their counts (to say why a KPI has no value)."""
 
     site: SiteSummary
     kpis: Mapping[str, float | None]
+    alarms: Mapping[str, int] = field(default_factory=dict)
+    offline: int = 0
+    daily: Mapping[str, StoredKpi] = field(default_factory=dict)
 
 
 def network() -> tuple[list[SiteView], dict[str, Any]]:
     """Sites with counts and KPIs, and the network's KPIs (``twin.storage.kpis``).
 
     Coverage is live (devices reporting now); lighting compliance and data completeness
-    are the newest day the monitor stored (``kpi_daily``).
+    are the newest day the monitor stored (``kpi_daily``). The network's figures count only
+    schools, i.e. sites with devices; ``without_devices`` lists the others.
     """
     with connection() as conn:
         rows = sites_store.list_sites(conn)
         k = kpis.site_kpis(conn)
-        daily = kpis.latest_stored(conn)
-    views = [SiteView(row, {**k.sites.get(row.site_id, {}),
-                            **{name: daily.get(row.site_id, {}).get(name) for name in STORED_DAILY}}) for row in rows]
+        daily = kpis.latest_days(conn)
+        attention = sites_store.attention(conn)
+    views = []
+    for row in rows:
+        stored = daily.get(row.site_id, {})
+        seen = attention.get(row.site_id)
+        views.append(SiteView(
+            row, {**k.sites.get(row.site_id, {}), **{name: _stored(stored, name) for name in STORED_DAILY}},
+            {sev: getattr(seen, sev, 0) for sev in SEVERITIES}, seen.offline if seen else 0, stored))
+    schools = [v for v in views if v.site.devices]
+    stored_net = daily.get(kpis.NETWORK, {})
     net: dict[str, Any] = dict(k.network)
-    net.update({name: daily.get(kpis.NETWORK, {}).get(name) for name in STORED_DAILY})
-    net["devices"] = sum(r.devices for r in rows)
-    net["online"] = sum(r.online for r in rows)
+    net.update({name: _stored(stored_net, name) for name in STORED_DAILY})
+    net["daily"] = stored_net
+    net["devices"] = sum(v.site.devices for v in schools)
+    net["online"] = sum(v.site.online for v in schools)
+    net["offline"] = sum(v.offline for v in schools)
     net["open_alarms"] = sum(r.open_alarms for r in rows)
-    net["schools"] = len(rows)
+    net["alarms"] = {sev: sum(v.alarms.get(sev, 0) for v in views) for sev in SEVERITIES}
+    net["schools"] = len(schools)
+    net["without_devices"] = [v.site for v in views if not v.site.devices]
     return views, net
+
+
+def _stored(stored: Mapping[str, StoredKpi], name: str) -> float | None:
+    found = stored.get(name)
+    return None if found is None else found.value
 
 
 def cloud_panels(now: datetime | None = None) -> list[CloudPanel]:

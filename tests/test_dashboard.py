@@ -564,7 +564,7 @@ def test_room_page_layout_live_values_and_csv(app: dash.Dash, known_twin: KnownT
 def test_overview_callback_shows_kpis_cards_map_and_cloud_classes(app: dash.Dash, known_twin: KnownTwin) -> None:
     overview = _page("overview")
     with app.server.test_request_context("/", headers=signed_in(app)):
-        tiles, cards, fig, sessions = overview.update_overview(1)
+        tiles, cards, fig, sessions, *_ = overview.update_overview(1)
         site = overview.open_site({"points": [{"customdata": "m01"}]})
     cards_text, tiles_text, sessions_text = _json(cards), _json(tiles), _json(sessions)
     assert cards_text.index("Futian HQ School") < cards_text.index("Member School 1")  # headquarters first
@@ -644,7 +644,7 @@ def test_language_switch_translates_pages_and_keeps_chinese_names(app: dash.Dash
     assert "告警" in json.dumps(layout, ensure_ascii=False)
     overview = _page("overview")
     with app.server.test_request_context("/", headers=signed_in(app, lang="zh")):
-        tiles, cards, _, _ = overview.update_overview(1)
+        tiles, cards, *_ = overview.update_overview(1)
     assert "物联感知覆盖率" in _json(tiles) and "总校" in _json(cards)
 
 

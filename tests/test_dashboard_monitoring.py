@@ -19,7 +19,7 @@ def test_overview_shows_stored_lighting_compliance_and_completeness(app: dash.Da
         kpis.store_day(conn, date(2026, 11, 16), "hq", {"lighting_compliance": (1, 3)})
     overview = _page("overview")
     with app.server.test_request_context("/"):
-        tiles, cards, _, _ = overview.update_overview(1)
+        tiles, cards, *_ = overview.update_overview(1)
     tiles_text, cards_text = _json(tiles), _json(cards)
     # the newest stored day: 3 of 8 classrooms comply (38%), 93% of the expected messages arrived
     assert "lighting compliance" in tiles_text and "38%" in tiles_text and "93%" in tiles_text

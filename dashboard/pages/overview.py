@@ -1,93 +1,208 @@
-"""Network overview (``/``): the 1+N network at a glance.
+"""Network overview (``/``): the education bureau's command centre for the 1+N network.
 
-KPI tiles for the whole network (devices online, open alarms, coverage against the 100 %
-targets), a map of the schools drawn from their georeference (no tiles: offline), the
-cloud classes in progress, and one card per school (headquarters first). Refreshed every
-``REFRESH_MS``; a click on a card or a map marker opens the school.
+KPI tiles for the whole network (schools, devices online, open alarms by severity, coverage and the
+daily KPIs against the 100 % targets, each with a line saying what it counts), the schools ranked by
+what needs attention with a one-line reason (:func:`dashboard.figures.network.rank`), a map fitted to
+the schools (a far-away site listed apart), a school x KPI matrix coloured against target in which every
+"–" says why, and the cloud classes in progress. Sites without devices are no schools: they are counted
+apart. Refreshed every ``REFRESH_MS``; a click on a ranked school, a matrix row or a map marker opens it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 import dash
-import dash_bootstrap_components as dbc
 from dash import Input, Output, dcc, html
 from dash.exceptions import PreventUpdate
 
 from dashboard import data, ids
-from dashboard.figures import DEVICE_HEALTH, colour_for, online_share, site_map_figure
+from dashboard.figures import network as net_fig
+from dashboard.figures.network import KPI_NAMES, Ranked, kpi_status, missing_code, missing_text, percent
 from dashboard.i18n import current, t
+from dashboard.localtime import fmt_time, zone_label
 from dashboard.sessions import group_sessions
 from twin.storage.devices import CloudPanel
-from twin.storage.sites import SiteSummary
 
 REFRESH_MS = 10_000
-#: (KPI key, English label) in the order shown.
-COVERAGE = (("iot_coverage", "IoT coverage"), ("lighting_coverage", "smart-lighting coverage"),
-            ("panel_coverage", "interactive-panel coverage"), ("lighting_compliance", "lighting compliance"),
-            ("data_completeness", "data completeness"))
+#: (KPI key, English label) of the fraction KPIs in the order shown.
+COVERAGE = tuple(KPI_NAMES.items())
+#: What each tile and matrix column counts, in one line (English keys of ``dashboard.i18n``).
+HELP = {
+    "schools": "sites with devices",
+    "devices_online": "devices whose last status is online, of all devices",
+    "open_alarms": "alarms not closed, by severity",
+    "iot_coverage": "classrooms and labs with an environment sensor reporting (15 min)",
+    "lighting_coverage": "classrooms whose luminaires all report (15 min)",
+    "panel_coverage": "classrooms with an interactive panel reporting (15 min)",
+    "lighting_compliance": "classrooms meeting GB 7793 in lessons, of those measured",
+    "data_completeness": "messages received of those expected",
+}
+MATRIX_COLUMNS = (("devices_online", "devices online"), ("open_alarms", "open alarms"), *COVERAGE)
 PANEL_STATES = {0: "off", 1: "standby", 2: "on"}
 INPUT_SOURCES = {0: "none", 1: "built-in PC", 2: "HDMI", 3: "cloud-class stream"}
 
 dash.register_page(__name__, path="/", name="Network", title="Campus Twin – network", order=0)
 
 
-def percent(value: float | None) -> str:
-    """A fraction as "75%", "–" for None."""
-    return "–" if value is None else f"{100 * value:.0f}%"
+def _count(n: int, one: str, many: str, lang: str) -> str:
+    return t(one if n == 1 else many, lang).format(n=n)
 
 
-def online_percent(site: SiteSummary) -> str:
-    """Devices online as a percentage text, "–" for a site without devices."""
-    share = online_share(site)
-    return "–" if share is None else f"{share:.0f}%"
+def _help(key: str, lang: str, daily: Mapping[str, Any] | None = None) -> str:
+    text = t(HELP[key], lang)
+    stored = (daily or {}).get(key)
+    return f"{text} ({stored.day.isoformat()})" if stored is not None else text
 
 
 def kpi_bar(value: float | None) -> html.Div:
-    """A progress bar against the 100 % target, coloured like the device-health buckets."""
+    """A progress bar against the 100 % target, coloured by :func:`kpi_status`."""
     width = 0.0 if value is None else max(0.0, min(100.0, 100 * value))
-    colour = colour_for(DEVICE_HEALTH, None if value is None else 100 * value)
-    return html.Div(html.Div(className="kpi-fill", style={"width": f"{width:.0f}%", "background": colour}),
-                    className="kpi-bar", title="target 100%")
+    return html.Div(html.Div(className=f"kpi-fill fill-{kpi_status(value)}", style={"width": f"{width:.0f}%"}),
+                    className="kpi-bar")
 
 
-def kpi_tile(label: str, value: str, fraction: float | None = None, *, lang: str) -> html.Div:
+def kpi_tile(label: str, value: str, help_text: str, *, lang: str, fraction: float | None = None,
+             bar: bool = False, status: str = "", title: str = "") -> html.Div:
+    """A tile: label, value, a bar against the target for fractions, and one line saying what it counts."""
     children: list[Any] = [html.Div(t(label, lang), className="kpi-label"), html.Div(value, className="kpi-value")]
-    if fraction is not None or label in {lab for _, lab in COVERAGE} or label == "devices online":
+    if bar:
         children += [kpi_bar(fraction), html.Div(f"{t('target', lang)} 100%", className="kpi-target")]
-    return html.Div(children, className="kpi")
+    children.append(html.Div(help_text, className="kpi-help"))
+    return html.Div(children, className=f"kpi kpi-{status or 'plain'}", title=title or help_text)
 
 
 def network_tiles(net: Mapping[str, Any], lang: str) -> list[html.Div]:
+    """The eight tiles of the whole network (a "–" says why in its help line and tooltip)."""
     online = net["online"] / net["devices"] if net.get("devices") else None
-    return [
-        kpi_tile("Schools", str(net["schools"]), lang=lang),
-        kpi_tile("devices online", percent(online), online, lang=lang),
-        kpi_tile("open alarms", str(net["open_alarms"]), lang=lang),
-        *(kpi_tile(label, percent(net.get(key)), net.get(key), lang=lang) for key, label in COVERAGE),
+    bare = len(net.get("without_devices", ()))
+    schools_help = t(HELP["schools"], lang) + (
+        " · " + _count(bare, "{n} site without devices", "{n} sites without devices", lang) if bare else "")
+    a = net.get("alarms", {})
+    alarms_help = " · ".join(f"{a.get(sev, 0)} {t(sev, lang)}" for sev in data.SEVERITIES)
+    tiles = [
+        kpi_tile("Schools", str(net["schools"]), schools_help, lang=lang),
+        kpi_tile("devices online", percent(online),
+                 missing_text(missing_code("devices_online", net, {}, net.get("devices")), lang, short=True)
+                 or _help("devices_online", lang), lang=lang, fraction=online, bar=True, status=kpi_status(online)),
+        kpi_tile("open alarms", str(net["open_alarms"]), alarms_help, lang=lang,
+                 status="bad" if a.get("critical") else "near" if a.get("warning") else "good",
+                 title=t(HELP["open_alarms"], lang) + ": " + alarms_help),
     ]
+    daily = net.get("daily", {})
+    for key, label in COVERAGE:
+        value = net.get(key)
+        why = missing_code(key, net, daily)
+        tiles.append(kpi_tile(label, percent(value), missing_text(why, lang, short=True) or _help(key, lang, daily),
+                              lang=lang, fraction=value, bar=True, status=kpi_status(value),
+                              title=missing_text(why, lang) or _help(key, lang, daily)))
+    return tiles
 
 
-def site_card(view: data.SiteView, lang: str = "en") -> dcc.Link:
-    """A card with a school's counts and coverage, linking to its floor plans."""
-    site = view.site
-    role = "headquarters" if site.role == "headquarters" else "member"
-    facts = [("rooms", site.rooms), ("devices", site.devices), ("online", online_percent(site)),
-             ("open alarms", site.open_alarms)]
-    coverage = [html.Div([html.Span(t(label, lang), className="cov-label"),
-                          html.Span(percent(view.kpis.get(key)), className="cov-value"), kpi_bar(view.kpis.get(key))],
-                         className="cov") for key, label in COVERAGE]
-    body = dbc.CardBody([
-        html.H3(site.name, className="card-title"),
-        html.Div(t(role, lang), className=f"badge badge-{role}"),
-        html.Dl([item for label, value in facts for item in (html.Dt(t(label, lang)), html.Dd(str(value)))],
-                className="facts"),
-        html.Div(coverage, className="coverage"),
-    ])
-    return dcc.Link(dbc.Card(body, className=f"card site-card site-{role}"),
-                    href=dash.get_relative_path(f"/site/{site.site_id}"), className="card-link")
+def _site_link(site_id: str) -> str:
+    return dash.get_relative_path(f"/site/{site_id}")
+
+
+def ranking_view(ranked: Sequence[Ranked], without: Sequence[Any], lang: str) -> list[Any]:
+    """The schools, most in need of attention first, each with its one-line reason; sites without devices apart."""
+    if not ranked and not without:
+        return [html.P(t("No schools yet: load a BIM model first.", lang))]
+    items = []
+    for i, r in enumerate(ranked, 1):
+        site = r.view.site
+        role = "headquarters" if site.role == "headquarters" else "member"
+        items.append(dcc.Link([
+            html.Span(str(i), className=f"rank-no level-{r.level}"),
+            html.Div([html.Span(site.name, className="card-title"), " ",
+                      html.Span(t(role, lang), className=f"badge badge-{role}"),
+                      html.Div(net_fig.reason_line(r.reasons, lang), className="rank-reason",
+                               title=" · ".join(net_fig.reason_text(x, lang) for x in r.reasons))],
+                     className="rank-body"),
+        ], href=_site_link(site.site_id), className=f"card-link rank-item rank-{r.level}"))
+    out: list[Any] = [html.Div(items, className="rank-list")]
+    if without:
+        out.append(html.P([
+            _count(len(without), "{n} site without devices", "{n} sites without devices", lang)
+            + " (" + t("not counted as schools", lang) + "): ",
+            *[x for i, v in enumerate(without) for x in ((", " if i else ""), dcc.Link(
+                v.site.name, href=_site_link(v.site.site_id)))],
+        ], className="muted without-devices"))
+    return out
+
+
+def _cell(value: str, status: str, note: str = "", title: str = "") -> html.Td:
+    children: list[Any] = [html.Div(value, className="cell-value")]
+    if note:
+        children.append(html.Small(note, className="cell-note"))
+    return html.Td(children, className=f"cell cell-{status}", title=title or note)
+
+
+def _device_note(devices: int, online: int, offline: int, lang: str) -> str:
+    silent = max(0, devices - online - offline)
+    notes = [_count(offline, "{n} device offline", "{n} devices offline", lang)] if offline else []
+    if silent:
+        notes.append(_count(silent, "{n} device without status", "{n} devices without status", lang))
+    return " · ".join(notes)
+
+
+def _row_cells(name: Any, kpis: Mapping[str, Any], daily: Mapping[str, Any], devices: int, online: int, offline: int,
+               alarms: Mapping[str, int], open_alarms: int, lang: str) -> list[Any]:
+    share = online / devices if devices else None
+    why = missing_code("devices_online", kpis, daily, devices)
+    cells: list[Any] = [html.Th(name, scope="row"),
+                        _cell(percent(share), kpi_status(share),
+                              missing_text(why, lang, short=True) or _device_note(devices, online, offline, lang),
+                              missing_text(why, lang) or t(HELP["devices_online"], lang))]
+    severe = [f"{alarms.get(sev, 0)} {t(sev, lang)}" for sev in data.SEVERITIES if alarms.get(sev)]
+    cells.append(_cell(str(open_alarms), "bad" if alarms.get("critical") else "near" if alarms.get("warning")
+                       else "good", " · ".join(severe)))
+    for key, _ in COVERAGE:
+        value = kpis.get(key)
+        found = missing_code(key, kpis, daily)
+        stored = daily.get(key)
+        note = missing_text(found, lang, short=True) or (
+            f"{stored.numerator:g}/{stored.denominator:g}" if stored is not None and key in net_fig.DAILY else "")
+        cells.append(_cell(percent(value), kpi_status(value), note, missing_text(found, lang) or _help(key, lang, daily)))
+    return cells
+
+
+def matrix_view(ranked: Sequence[Ranked], net: Mapping[str, Any], lang: str) -> list[Any]:
+    """Schools x KPIs, in the ranking's order, then the whole network; cells coloured against target."""
+    head = html.Thead(html.Tr([html.Th(t("School", lang))] + [
+        html.Th(t(label, lang), title=t(HELP[key], lang)) for key, label in MATRIX_COLUMNS]))
+    rows = []
+    for r in ranked:
+        v = r.view
+        rows.append(html.Tr(_row_cells(dcc.Link(v.site.name, href=_site_link(v.site.site_id)), v.kpis, v.daily,
+                                       v.site.devices, v.site.online, v.offline, v.alarms, v.site.open_alarms, lang)))
+    rows.append(html.Tr(_row_cells(t("whole network", lang), net, net.get("daily", {}), net.get("devices", 0),
+                                   net.get("online", 0), net.get("offline", 0), net.get("alarms", {}),
+                                   net.get("open_alarms", 0), lang), className="network-row"))
+    legend = html.P([html.Span(t("at target (100%)", lang), className="cell-good swatch-cell"),
+                     html.Span(t("within 10 points below", lang), className="cell-near swatch-cell"),
+                     html.Span(t("further below", lang), className="cell-bad swatch-cell"),
+                     html.Span(t("– no value: the cell says why", lang), className="cell-none swatch-cell")],
+                    className="matrix-legend")
+    return [html.Table([head, html.Tbody(rows)], className="table matrix"), legend]
+
+
+def outside_view(views: Sequence[data.SiteView], lang: str) -> list[Any]:
+    """Schools not drawn: far from the network (with where they are) or without coordinates."""
+    schools = [v.site for v in views if v.site.devices]
+    _, far = net_fig.split_far(schools)
+    unplaced = [s for s in schools if s.latitude is None or s.longitude is None]
+    out: list[Any] = []
+    if far:
+        out.append(html.Div([t("Outside the map", lang) + ": ", *[x for i, (s, d) in enumerate(far) for x in (
+            ", " if i else "", dcc.Link(s.name, href=_site_link(s.site_id)),
+            f" ({s.latitude:.2f}°N, {s.longitude:.2f}°E, " + t("{km} km from the network", lang).format(
+                km=f"{d:,.0f}") + ")")]]))
+    if unplaced:
+        out.append(html.Div([t("No coordinates in the BIM model", lang) + ": ", *[x for i, s in enumerate(unplaced)
+                            for x in (", " if i else "", dcc.Link(s.name, href=_site_link(s.site_id)))]]))
+    return out
 
 
 def _panel_text(p: CloudPanel, lang: str) -> str:
@@ -123,18 +238,24 @@ def layout(**_: Any) -> html.Div:
     lang = current()
     return html.Div([
         dcc.Location(id=ids.OVERVIEW_NAV, refresh="callback-nav"),
-        html.H2(t("Network", lang) + f" · {t('whole network', lang)}"),
-        html.Div(id=ids.OVERVIEW_KPIS, className="kpi-row"),
+        html.Div([html.H2(t("Network", lang) + f" · {t('whole network', lang)}"),
+                  html.Span(id=ids.OVERVIEW_ASOF, className="muted")], className="overview-head"),
+        html.Div(id=ids.OVERVIEW_KPIS, className="kpi-grid"),
         html.Div([
+            html.Div([html.H3(t("Needs attention", lang)),
+                      html.P(t("Ranked by critical alarms, then devices offline, warnings, KPIs below target, "
+                               "devices without status, info alarms.", lang), className="muted small"),
+                      html.Div(id=ids.OVERVIEW_CARDS)], className="panel ranking"),
             html.Div([html.H3(t("Network map", lang)),
                       dcc.Graph(id=ids.OVERVIEW_MAP, config={"displaylogo": False, "scrollZoom": True},
                                 className="network-map"),
-                      html.P(t("Click a school to open it.", lang), className="muted")], className="panel"),
-            html.Div([html.H3(t("Cloud classes in progress", lang)), html.Div(id=ids.OVERVIEW_SESSIONS)],
-                     className="panel"),
-        ], className="two-columns"),
-        html.H3(t("Schools", lang)),
-        html.Div(id=ids.OVERVIEW_CARDS, className="card-grid"),
+                      html.Div(id=ids.OVERVIEW_OUTSIDE, className="muted outside-map"),
+                      html.P(t("Numbers are the ranking; names on hover. Click a school to open it.", lang),
+                             className="muted small")], className="panel"),
+        ], className="overview-top"),
+        html.Div([html.H3(t("Schools × KPIs", lang)), html.Div(id=ids.OVERVIEW_MATRIX)], className="panel matrix-panel"),
+        html.Div([html.H3(t("Cloud classes in progress", lang)), html.Div(id=ids.OVERVIEW_SESSIONS)],
+                 className="panel"),
         dcc.Interval(id=ids.OVERVIEW_INTERVAL, interval=REFRESH_MS),
     ])
 
@@ -144,21 +265,27 @@ def layout(**_: Any) -> html.Div:
     Output(ids.OVERVIEW_CARDS, "children"),
     Output(ids.OVERVIEW_MAP, "figure"),
     Output(ids.OVERVIEW_SESSIONS, "children"),
+    Output(ids.OVERVIEW_MATRIX, "children"),
+    Output(ids.OVERVIEW_OUTSIDE, "children"),
+    Output(ids.OVERVIEW_ASOF, "children"),
     Input(ids.OVERVIEW_INTERVAL, "n_intervals"),
 )
-def update_overview(_n: int | None) -> tuple[Any, Any, Any, Any]:
-    """KPI tiles, school cards, map and cloud classes, from the database now."""
+def update_overview(_n: int | None) -> tuple[Any, ...]:
+    """KPI tiles, the ranking, map, cloud classes, matrix, the sites off the map and the time, from the database."""
     lang = current()
-    sites, net = data.network()
-    cards = [site_card(s, lang) for s in sites] or [html.P(t("No schools yet: load a BIM model first.", lang))]
-    figure = site_map_figure([s.site for s in sites], lang)
+    views, net = data.network()
+    ranked, without = net_fig.rank(views)
+    figure = net_fig.network_map(ranked, lang)
     figure["layout"]["uirevision"] = "map"
-    return network_tiles(net, lang), cards, figure, sessions_view(data.cloud_panels(), lang)
+    zone = data.site_zone(None)
+    asof = f"{t('as of', lang)} {fmt_time(datetime.now(UTC), lang, zone)} ({zone_label(zone, lang)})"
+    return (network_tiles(net, lang), ranking_view(ranked, without, lang), figure,
+            sessions_view(data.cloud_panels(), lang), matrix_view(ranked, net, lang), outside_view(views, lang), asof)
 
 
 @dash.callback(Output(ids.OVERVIEW_NAV, "pathname"), Input(ids.OVERVIEW_MAP, "clickData"), prevent_initial_call=True)
 def open_site(click_data: dict[str, Any] | None) -> str:
-    """Open the school whose marker was clicked."""
+    """Open the school whose marker was clicked (a marker's ``customdata`` is its site id)."""
     points = (click_data or {}).get("points") or []
     site_id = points[0].get("customdata") if points else None
     if not isinstance(site_id, str):
