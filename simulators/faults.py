@@ -130,7 +130,7 @@ class FaultLog:
 
     def record(self, kind: str, site_id: str, device_id: str, ts: datetime, **detail: Any) -> None:
         event = {"kind": kind, "site": site_id, "device": device_id, "ts": ts.isoformat(), **detail}
-        log.warning("fault injected kind=%s site=%s device=%s ts=%s %s", kind, site_id, device_id, ts.isoformat(),
+        log.info("fault injected kind=%s site=%s device=%s ts=%s %s", kind, site_id, device_id, ts.isoformat(),
                     " ".join(f"{k}={v}" for k, v in detail.items()))
         with self._lock:
             self.events.append(event)
