@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import UTC, date, timedelta
+from zoneinfo import ZoneInfo
 
 import dash
 
@@ -37,6 +38,6 @@ def test_alarms_page_shows_who_acknowledged_and_when_it_cleared(app: dash.Dash, 
     with app.server.test_request_context("/"):
         table = _json(page.update_alarms("hq", "any", "closed", 0, None))
     assert "window opened" in table and "li " in table
-    with connection(known_twin.url) as conn:
-        shown = conn.execute("SELECT to_char(%s::timestamptz, 'YYYY-MM-DD HH24:MI')", (cleared,)).fetchone()[0]
-    assert shown in table
+    # in the school's time (Asia/Shanghai, UTC+8), not the server's UTC
+    assert f"{cleared.astimezone(ZoneInfo('Asia/Shanghai')):%Y-%m-%d %H:%M}" in table
+    assert f"{cleared.astimezone(UTC):%Y-%m-%d %H:%M}" not in table
