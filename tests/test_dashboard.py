@@ -209,7 +209,7 @@ def _json(component: object) -> str:
 
 
 def _room_colours(fig: dict) -> dict[str, str]:
-    return {t["name"]: t["fillcolor"] for t in fig["data"] if t["name"] not in ("devices", "labels")}
+    return {t["name"]: t["fillcolor"] for t in fig["data"] if "fillcolor" in t}  # the outlines (not the hit points)
 
 
 def _page(name: str):
@@ -283,7 +283,7 @@ def test_chart_bands_split_the_view_at_the_rules_bounds_of_the_season() -> None:
 def test_multipolygon_room_is_one_trace_with_none_separated_rings() -> None:
     rooms = [PlanRoom(7, "split", None, MultiPolygon([box(0, 0, 1, 1), box(2, 0, 3, 1)]))]
     fig = floorplan_figure(rooms, {7: {"co2": 500.0}}, "co2")
-    assert [t["name"] for t in fig["data"]] == ["split", "labels"]
+    assert [t["name"] for t in fig["data"]] == ["split", "labels", "split", "outside"]  # then its hit points
     trace = fig["data"][0]
     assert int(np.isnan(trace["x"]).sum()) == 1 and len(trace["x"]) == 11
     assert set(trace["customdata"]) == {7}
@@ -424,13 +424,13 @@ def test_floorplan_has_one_trace_per_room_with_footprint_coloured_by_co2(known_t
         values = room_latest(conn, [r.room_id for r in rooms])
         standards = standards_for(conn, "hq")
     fig = floorplan_figure(rooms, values, "co2", standards=standards)
-    assert len(rooms) == 4 and len(fig["data"]) == 4  # "104 store" has no footprint; then the labels
-    assert list(fig["data"][-1]["text"]) == ["101<br><b>810 ppm</b>", "102<br><b>1200 ppm</b>", "103<br><b>1700 ppm</b>"]
+    assert len(rooms) == 4 and len(fig["data"]) == 8  # "104 store" has no footprint; the labels, hits, outside
+    assert list(fig["data"][3]["text"]) == ["101<br><b>810 ppm</b>", "102<br><b>1200 ppm</b>", "103<br><b>1700 ppm</b>"]
     assert _room_colours(fig) == co2_colours(known_twin, standards)
     assert len(set(_room_colours(fig).values())) > 1  # the fixture tells rooms apart
     for trace in fig["data"][:3]:
         assert set(trace["customdata"]) == {known_twin.rooms[trace["name"]]}
-    assert "810 ppm" in fig["data"][0]["text"]
+    assert "810 ppm" in fig["data"][4]["text"]  # room 101's hover, on its hit points
     temperature = floorplan_figure(rooms, values, "temperature", standards=standards)
     assert _room_colours(temperature) == {"101": expected(standards, "temperature", 25.0, "classroom"),
                                           "102": NO_DATA, "103": NO_DATA}
@@ -447,11 +447,11 @@ def test_floorplan_callback_draws_rooms_devices_health_and_compliance(app: dash.
         href = site.open_room({"points": [{"curveNumber": 1, "customdata": [42] * 5}]})
         with pytest.raises(PreventUpdate):
             site.open_room({"points": [{"curveNumber": 1}]})
-    assert [t["name"] for t in fig["data"]] == ["101", "102", "103", "labels", "devices"]
+    assert [t["name"] for t in fig["data"]][:5] == ["101", "102", "103", "labels", "devices"]
     assert _room_colours(fig) == co2_colours(known_twin)
     assert drawn["rooms"] == [known_twin.rooms[n] for n in ("101", "102", "103")]
-    markers = dict(zip(fig["data"][-1]["customdata"], fig["data"][-1]["marker"]["color"], strict=False))
-    assert len(fig["data"][-1]["x"]) == 6  # env-101..103, lum-101, pan-101 placed on the storey, plus env-104
+    markers = dict(zip(fig["data"][4]["customdata"], fig["data"][4]["marker"]["color"], strict=False))
+    assert len(fig["data"][4]["x"]) == 6  # env-101..103, lum-101, pan-101 placed on the storey, plus env-104
     assert markers[known_twin.rooms["103"]] == "#b71c1c"  # env-103 is offline
     assert _room_colours(health) == {"101": GOOD, "102": GOOD, "103": BAD}
     standards = hq_standards(known_twin)
@@ -495,9 +495,10 @@ def test_a_device_going_offline_patches_its_marker_and_its_room(app: dash.Dash, 
             conn.commit()
         patch, stored = site.update_floorplan(known_twin.storey_id, "co2", 1, drawn)
     operations = patch.to_plotly_json()["operations"]
-    # the markers, and room 101 (index 0) whose hover counts its devices online; not rooms 102 and 103
+    # the markers, and room 101 (index 0) whose hover (on its hit points, index 5) counts its devices online;
+    # not rooms 102 and 103
     assert {tuple(op["location"]) for op in operations} == {("data", 4, "marker", "color"), ("data", 4, "text"),
-                                                            ("data", 0, "fillcolor"), ("data", 0, "text"),
+                                                            ("data", 0, "fillcolor"), ("data", 5, "text"),
                                                             ("data", 3, "text", 0)}
     colours = next(op["params"]["value"] for op in operations if op["location"][-1] == "color")
     assert colours.count(STATE_COLOURS["offline"]) == 2  # env-103 was offline already, lum-101 now too
@@ -517,7 +518,7 @@ def test_a_new_bim_revision_redraws_the_floor_plan_on_the_next_tick(app: dash.Da
             conn.commit()
         redrawn, new_drawn = site.update_floorplan(known_twin.storey_id, "co2", 2, drawn)
     assert again == (dash.no_update, dash.no_update)
-    assert [t["name"] for t in redrawn["data"]] == ["101", "102", "103", "104 store", "labels", "devices"]
+    assert [t["name"] for t in redrawn["data"]][:6] == ["101", "102", "103", "104 store", "labels", "devices"]
     assert (min(redrawn["data"][3]["x"]), max(redrawn["data"][3]["x"])) == (24.0, 30.0)
     assert new_drawn["rooms"][-1] == known_twin.rooms["104 store"] and new_drawn["plan"] != drawn["plan"]
 
@@ -823,7 +824,7 @@ def test_app_serves_pages_and_callbacks_over_http(app: dash.Dash, base_url: str,
                    {"id": "site-interval", "property": "n_intervals", "value": 1}],
         "changedPropIds": ["site-interval.n_intervals"], "state": [{"id": "site-drawn", "property": "data"}],
     }, session)
-    assert len(drawn["response"]["site-floorplan"]["figure"]["data"]) == 5
+    assert len(drawn["response"]["site-floorplan"]["figure"]["data"]) == 9  # 3 rooms, labels, devices, 3 hits, outside
 
 
 # --- in a real browser ------------------------------------------------------------------------
@@ -920,7 +921,7 @@ def test_every_page_in_a_browser(browser: object, known_twin: KnownTwin, mqtt_ur
                 assert "75%" in find(By.ID, "overview-kpis").text
                 # 2. a school: its floor plan, live without a reload
                 cards[0].click()
-                wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, ROOM_TRACES)) == 5)
+                wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, ROOM_TRACES)) == 9)
                 assert browser.current_url == base + "/site/hq"
                 before, after = co2_colours(known_twin)["102"], expected(hq_standards(known_twin), "co2", 1650.0,
                                                                          "classroom")
@@ -990,7 +991,7 @@ def test_every_page_in_a_browser(browser: object, known_twin: KnownTwin, mqtt_ur
                 wait.until(lambda d: "规划学校" in d.find_element(By.ID, "overview-cards").text)
                 screenshot(browser, "overview-zh")
                 browser.get(base + "/site/m01")
-                wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, ROOM_TRACES)) == 3)
+                wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, ROOM_TRACES)) == 5)
                 assert "音乐教室" in find(By.ID, "site-floorplan").text
                 screenshot(browser, "floorplan-zh")
                 console = browser.get_log("browser")

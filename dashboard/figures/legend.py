@@ -1,7 +1,9 @@
-"""The floor plan's legend: each rule's bounds as the site's standards give them, or a glance's buckets."""
+"""The floor plan's legend: each rule's bounds as the site's standards give them, or a glance's buckets;
+and what the device markers' shapes and colours mean."""
 
 from __future__ import annotations
 
+from dashboard.figures.floorplan import KIND_NAMES, KIND_SYMBOLS, STATE_COLOURS
 from dashboard.figures.judging import (
     BAD,
     COMPLIANCE,
@@ -61,3 +63,13 @@ def legend_items(metric: str, lang: str = "en", standards: SiteStandards | None 
     items.append((NO_DATA, t("no data", lang)))
     seasons = {t(b.season, lang) for b in bands if b.season} if metric != COMPLIANCE else set()
     return items, ", ".join([*sorted({b.standard for b in bands}), *sorted(seasons)])
+
+
+def device_legend_items(lang: str = "en") -> list[tuple[str, str]]:
+    """``[(plotly marker symbol, device kind for people), ...]``: what each device marker's shape means."""
+    return [(symbol, t(KIND_NAMES.get(kind, kind), lang)) for kind, symbol in KIND_SYMBOLS.items()]
+
+
+def device_state_items(lang: str = "en") -> list[tuple[str, str]]:
+    """``[(colour, state), ...]``: what each device marker's colour means."""
+    return [(colour, t(state, lang)) for state, colour in STATE_COLOURS.items()]
