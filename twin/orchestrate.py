@@ -29,6 +29,22 @@ DEMO_ADMIN = "admin"
 DEMO_HISTORY = timedelta(days=7)
 #: Its last part stepped at 2 minutes: the monitor's device-health window (3 h) and a margin.
 DEMO_DENSE = timedelta(hours=3, minutes=15)
+#: The shortest dense part: the longest stuck window (60 min) and a margin.
+DEMO_DENSE_MIN = timedelta(minutes=75)
+#: Schools whose week the backfill samples hourly with the whole dense part (the default demo: 1 + 2).
+DEMO_HOURLY_SCHOOLS = 3
+
+
+def demo_backfill_grid(schools: int) -> tuple[timedelta, timedelta]:
+    """``(step, dense)`` of the demo's week for ``schools`` schools (headquarters included): hourly with
+    :data:`DEMO_DENSE` up to :data:`DEMO_HOURLY_SCHOOLS`; beyond, coarser and shorter in proportion, so that a
+    bigger network backfills about as many rows (the 1 + 13 network: 5 h steps, 75 min dense).
+
+    >>> demo_backfill_grid(3), demo_backfill_grid(14)
+    ((datetime.timedelta(seconds=3600), datetime.timedelta(seconds=11700)), (datetime.timedelta(seconds=18000), datetime.timedelta(seconds=4500)))
+    """
+    scale = max(1, -(-schools // DEMO_HOURLY_SCHOOLS))
+    return timedelta(hours=scale), max(DEMO_DENSE_MIN, DEMO_DENSE / scale)
 
 
 def demo_history(url: str, backfill: Callable[[datetime, Any], Any], now: datetime, echo: Echo) -> None:

@@ -201,8 +201,9 @@ def monitor(ctx: click.Context, interval: float, rules_file: Path | None, webhoo
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--history/--no-history", default=True, show_default=True,
               help="On a new database, backfill a week of history (with faults) and run the monitor over it.")
-@click.option("--backfill-step", default="1h", show_default=True, metavar="SPAN",
-              help="Sampling step of that week (its last 3 h 15 min at 2 min, for device health).")
+@click.option("--backfill-step", default="auto", show_default=True, metavar="SPAN",
+              help="Sampling step of that week (its last 75 min to 3 h 15 min at 2 min, for device health); auto: "
+                   "1 h up to 3 schools, coarser in proportion beyond (the 1 + 13 network: 5 h).")
 @click.option("--faults", "fault_profile", default="light", show_default=True, metavar="PROFILE",
               help="Fault profile of the backfilled history (dropout and stuck are used; docs/simulators.md).")
 @click.option("--now", "now_text", metavar="TIME",
@@ -222,10 +223,11 @@ def demo(ctx: click.Context, schools: int, host: str, port: int, interval: float
     from simulators.faults import FaultProfileError, parse_profile
     from twin.cli.simulate import backfill_with_progress
     from twin.durations import parse_duration
-    from twin.orchestrate import DEMO_DENSE, DEMO_HISTORY, DemoParts, run_demo
+    from twin.orchestrate import DEMO_HISTORY, DemoParts, demo_backfill_grid, run_demo
 
+    step, dense = demo_backfill_grid(schools + 1)
     try:
-        step = parse_duration(backfill_step, positive=True)
+        step = step if backfill_step == "auto" else parse_duration(backfill_step, positive=True)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--backfill-step") from None
     try:
@@ -247,7 +249,7 @@ def demo(ctx: click.Context, schools: int, host: str, port: int, interval: float
         dashboard=lambda url, mqtt_url, host, port, pending: dashboard_service(
             dashboard_app(url, mqtt_url=mqtt_url, pending_dir=pending), host, port),
         backfill=(lambda url, end, timetable: backfill_with_progress(
-            url, DEMO_HISTORY, step, seed, end=end, timetable=timetable, dense=DEMO_DENSE, faults=faults))
+            url, DEMO_HISTORY, step, seed, end=end, timetable=timetable, dense=dense, faults=faults))
         if history else None,
     )
     run_demo(settings_of(ctx), parts, stop, click.echo, schools=schools, host=host, port=port, interval=interval,
