@@ -194,3 +194,20 @@ def http_login(base: str, username: str, password: str = PASSWORD) -> tuple[urll
         assert response.status == 200, response.status  # followed the redirect to the overview
     cookies = {c.name: c.value for c in jar}
     return opener, Login(cookies["campus_twin_session"], cookies["_csrf_token"])
+
+
+def browser_login(browser: Any, base_url: str, db_url: str, username: str, role: str, next_path: str = "/",
+                  timeout: float = 20.0) -> None:
+    """Make ``username`` (``role``) and log in through the login form in a real browser; returns on the page
+    ``next_path`` with the user badge shown."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    add_user(db_url, username, role)
+    wait = WebDriverWait(browser, timeout)
+    browser.get(base_url + "/login?" + urllib.parse.urlencode({"next": next_path}))
+    wait.until(lambda d: d.find_elements(By.ID, "login-username"))
+    browser.find_element(By.ID, "login-username").send_keys(username)
+    browser.find_element(By.ID, "login-password").send_keys(PASSWORD)
+    browser.find_element(By.ID, "login-submit").click()
+    wait.until(lambda d: d.find_elements(By.ID, "current-user"))

@@ -99,7 +99,7 @@ def test_row_types_are_frozen_dataclasses():
     from twin.storage import alarms, bim_imports, commands, devices, plans, readings, sites
 
     rows = [alarms.AlarmRow, bim_imports.ImportRow, commands.CommandRow, devices.DeviceListed, devices.DeviceRef,
-            devices.RoomDevice, devices.DeviceVitals, devices.UnknownPublisher, devices.NeverHeard,
+            devices.RoomDevice, devices.DeviceRow, devices.UnknownPublisher, devices.NeverHeard,
             devices.UnmappedDevice, devices.CloudPanel, plans.StoreyRow, plans.RoomFootprint, plans.RoomRow,
             plans.BuildingRef, plans.BuildingRoom, plans.PlanRoom, plans.PlanDevice, plans.StoreySnapshot,
             readings.LatestValue, sites.SiteRef, sites.SiteSummary]

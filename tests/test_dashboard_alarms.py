@@ -9,7 +9,7 @@ import json
 import dash
 import pytest
 
-from tests.helpers import PASSWORD, add_user
+from tests.helpers import browser_login
 from tests.test_dashboard import (  # noqa: F401  (fixtures)
     KnownTwin,
     _json,
@@ -99,13 +99,7 @@ def test_alarms_page_in_a_browser(browser: object, app: dash.Dash, base_url: str
 
     second = _device_alarm(known_twin)
     wait = WebDriverWait(browser, 20)
-    add_user(known_twin.url, "alarm-operator", "operator")
-    browser.get(base_url + "/login")
-    wait.until(lambda d: d.find_elements(By.ID, "login-username"))
-    browser.find_element(By.ID, "login-username").send_keys("alarm-operator")
-    browser.find_element(By.ID, "login-password").send_keys(PASSWORD)
-    browser.find_element(By.ID, "login-submit").click()
-    wait.until(lambda d: d.find_elements(By.ID, "current-user"))
+    browser_login(browser, base_url, known_twin.url, "alarm-operator", "operator")
     browser.get(base_url + "/alarms")
     wait.until(lambda d: "Teaching block" in d.find_element(By.ID, "alarm-table").text)
     table = browser.find_element(By.ID, "alarm-table").text

@@ -14,7 +14,7 @@ import pytest
 from plotly.utils import PlotlyJSONEncoder
 
 from dashboard.app import close_app
-from tests.helpers import PASSWORD, add_user
+from tests.helpers import browser_login
 from tests.test_dashboard import KnownTwin, app, base_url, browser, known_twin, make_app, screenshot, signed_in  # noqa: F401
 from twin.database import connection
 from twin.storage import devices
@@ -272,14 +272,9 @@ def test_devices_page_searches_and_pages_in_a_browser(browser: object, known_twi
         conn.execute("""INSERT INTO devices (site_id, device_id, kind, room_id, mapping)
                         SELECT 'hq', 'bulk-' || lpad(i::text, 3, '0'), 'env_sensor', %s, 'containment'
                         FROM generate_series(0, 119) i""", (known_twin.rooms["101"],))
-    add_user(known_twin.url, "ops-devices", "viewer")
     wait = WebDriverWait(browser, 20)
     find = browser.find_element
-    browser.get(base_url + "/login?next=/devices")
-    wait.until(lambda d: d.find_elements(By.ID, "login-username"))
-    find(By.ID, "login-username").send_keys("ops-devices")
-    find(By.ID, "login-password").send_keys(PASSWORD)
-    find(By.ID, "login-submit").click()
+    browser_login(browser, base_url, known_twin.url, "ops-devices", "viewer", "/devices")
     wait.until(lambda d: "1–50 of 128" in d.find_element(By.ID, "devices-body").text)
     find(By.ID, "devices-search").send_keys("BULK", Keys.ENTER)
     wait.until(lambda d: "1–50 of 120" in d.find_element(By.ID, "devices-body").text)

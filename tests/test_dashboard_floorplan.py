@@ -20,7 +20,7 @@ from dashboard.figures import FLOORPLAN_METRICS, floorplan_figure, room_from_cli
 from dashboard.figures.floorplan import KIND_SYMBOLS, plan_geometry
 from dashboard.figures.legend import device_legend_items
 from dashboard.metrics import metric_label
-from tests.helpers import PASSWORD, add_user
+from tests.helpers import browser_login
 from tests.test_dashboard import (  # noqa: F401  (fixtures)
     KnownTwin,
     _model,
@@ -238,13 +238,7 @@ def test_floor_plan_in_a_browser(browser, base_url: str, known_twin: KnownTwin) 
 
     ids = with_second_storey_and_rooms_without_devices(known_twin.url)
     wait = WebDriverWait(browser, 20, ignored_exceptions=(StaleElementReferenceException,))  # pages re-render
-    add_user(known_twin.url, "fp-viewer", "viewer")
-    browser.get(base_url + "/login")
-    wait.until(lambda d: d.find_elements(By.ID, "login-username"))
-    browser.find_element(By.ID, "login-username").send_keys("fp-viewer")
-    browser.find_element(By.ID, "login-password").send_keys(PASSWORD)
-    browser.find_element(By.ID, "login-submit").click()
-    wait.until(lambda d: d.find_elements(By.ID, "current-user"))
+    browser_login(browser, base_url, known_twin.url, "fp-viewer", "viewer")
 
     def plan_text() -> str:
         return browser.find_element(By.ID, "site-floorplan").text

@@ -15,7 +15,7 @@ from shapely.geometry import box
 
 from dashboard.data import SiteView
 from dashboard.figures import network as net_fig
-from tests.helpers import PASSWORD, add_user
+from tests.helpers import browser_login
 from tests.test_dashboard import KnownTwin, app, base_url, browser, known_twin, screenshot, signed_in  # noqa: F401
 from twin.database import connection
 from twin.domain import Building, Device, Room, Site, Storey, TwinModel
@@ -256,14 +256,9 @@ def test_the_overview_in_a_browser(browser: object, base_url: str, city_twin: Kn
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
-    add_user(city_twin.url, "ops-overview", "viewer")
     wait = WebDriverWait(browser, 20)
     find = browser.find_element
-    browser.get(base_url + "/login?next=/")
-    wait.until(lambda d: d.find_elements(By.ID, "login-username"))
-    find(By.ID, "login-username").send_keys("ops-overview")
-    find(By.ID, "login-password").send_keys(PASSWORD)
-    find(By.ID, "login-submit").click()
+    browser_login(browser, base_url, city_twin.url, "ops-overview", "viewer", "/")
     items = wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#overview-cards .rank-item"))
     assert "Futian HQ School" in items[0].text and "1 critical alarm" in items[0].text
     wait.until(lambda d: "Frankfurt Schule" in d.find_element(By.ID, "overview-matrix").text)

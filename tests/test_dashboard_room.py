@@ -12,7 +12,7 @@ import pytest
 from plotly.io.json import to_json_plotly
 
 from dashboard.figures import series_csv, series_figure
-from tests.helpers import PASSWORD, add_user
+from tests.helpers import browser_login
 from tests.test_dashboard import (  # noqa: F401  (fixtures)
     KnownTwin,
     _json,
@@ -169,13 +169,7 @@ def test_room_page_in_a_browser(browser: object, app: dash.Dash, base_url: str, 
     from selenium.webdriver.support.ui import WebDriverWait
 
     wait = WebDriverWait(browser, 20)
-    add_user(known_twin.url, "room-viewer", "viewer")
-    browser.get(base_url + "/login")
-    wait.until(lambda d: d.find_elements(By.ID, "login-username"))
-    browser.find_element(By.ID, "login-username").send_keys("room-viewer")
-    browser.find_element(By.ID, "login-password").send_keys(PASSWORD)
-    browser.find_element(By.ID, "login-submit").click()
-    wait.until(lambda d: d.find_elements(By.ID, "current-user"))
+    browser_login(browser, base_url, known_twin.url, "room-viewer", "viewer")
     rid = known_twin.rooms["101"]
     browser.get(f"{base_url}/room/{rid}")
     wait.until(lambda d: "810 ppm" in d.find_element(By.ID, "room-summary").text)

@@ -54,7 +54,7 @@ from dashboard.figures.judging import (
     with_derived,
 )
 from dashboard.figures.legend import legend_items
-from dashboard.figures.network import online_share, site_map_figure
+from dashboard.figures.network import online_share
 from dashboard.figures.series import band_intervals, series_csv, series_figure
 
 __all__ = [
@@ -83,7 +83,6 @@ __all__ = [
     "room_style",
     "series_csv",
     "series_figure",
-    "site_map_figure",
     "unit_of",
     "with_derived",
 ]

@@ -67,23 +67,6 @@ class RoomDevice:
 
 
 @dataclass(frozen=True, slots=True)
-class DeviceVitals:
-    """A device with its room, how it was mapped, state, last seen, battery and signal."""
-
-    site_id: str
-    device_id: str
-    kind: str
-    room: str | None
-    room_id: int | None
-    mapping: str
-    state: str
-    last_seen: datetime | None
-    battery_pct: float | None
-    rssi_dbm: float | None
-    firmware: str | None
-
-
-@dataclass(frozen=True, slots=True)
 class DeviceFilter:
     """Which devices a list shows: a school, a state, a kind (None: any) and ``search``, a case-insensitive
     substring of the device id, its room's name, its building's name or its kind (blank: everything)."""
@@ -225,22 +208,6 @@ def room_health(conn: psycopg.Connection, room_ids: Sequence[int]) -> dict[int, 
     return {room: (int(online), int(total)) for room, online, total in rows}
 
 
-def device_vitals(conn: psycopg.Connection, *, site_id: str | None = None, state: str | None = None,
-                  limit: int = 500) -> list[DeviceVitals]:
-    """Devices with state, last seen, battery and signal; offline first, then by site and id."""
-    with conn.cursor(row_factory=class_row(DeviceVitals)) as cur:
-        return cur.execute(
-            """SELECT d.site_id, d.device_id, d.kind, r.name AS room, d.room_id, d.mapping,
-                      coalesce(st.state, 'unknown') AS state, st.last_seen, st.battery_pct, st.rssi_dbm, st.firmware
-               FROM devices d LEFT JOIN rooms r ON r.id = d.room_id
-               LEFT JOIN device_status st ON st.device_id = d.id
-               WHERE d.removed_at IS NULL AND (%(site)s::text IS NULL OR d.site_id = %(site)s)
-                 AND (%(state)s::text IS NULL OR coalesce(st.state, 'unknown') = %(state)s)
-               ORDER BY coalesce(st.state, 'unknown') = 'online', d.site_id, d.device_id LIMIT %(limit)s""",
-            {"site": site_id, "state": state, "limit": limit},
-        ).fetchall()
-
-
 #: What the devices list sorts by (the key a reader picks -> its SQL, ``{dir}`` the direction); missing values
 #: sort last either way, ties by school and device id so that a page never shifts. "state": offline first.
 DEVICE_SORTS: dict[str, str] = {
@@ -310,17 +277,6 @@ def device_kinds(conn: psycopg.Connection, site_id: str | None = None) -> list[s
         """SELECT DISTINCT kind FROM devices WHERE removed_at IS NULL AND (%(site)s::text IS NULL OR site_id = %(site)s)
            ORDER BY kind""", {"site": site_id}).fetchall()
     return [kind for (kind,) in rows]
-
-
-def device_state_counts(conn: psycopg.Connection, site_id: str | None = None) -> dict[str, int]:
-    """Devices (not removed) per state: online, offline, unknown."""
-    rows = conn.execute(
-        """SELECT coalesce(st.state, 'unknown'), count(*) FROM devices d
-           LEFT JOIN device_status st ON st.device_id = d.id
-           WHERE d.removed_at IS NULL AND (%(site)s::text IS NULL OR d.site_id = %(site)s) GROUP BY 1""",
-        {"site": site_id},
-    ).fetchall()
-    return {state: int(n) for state, n in rows}
 
 
 _UNKNOWN_PUBLISHERS = """
