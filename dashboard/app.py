@@ -145,6 +145,7 @@ def _school_clock(lang: str) -> html.Span:
 
     from dashboard import ids
     from dashboard.localtime import fmt_time, zone_label
+    from twin.localtime import fmt_shift
     from twin.storage.timetables import stored_timetable
 
     zone = data.site_zone(None)
@@ -159,8 +160,7 @@ def _school_clock(lang: str) -> html.Span:
     text = (f"{label} {fmt_time(now, lang, zone, seconds=False)} "
             f"{zone_label(zone, lang)} · {t(session, lang)}")
     if timetable.shift:
-        hours = f"{timetable.shift.total_seconds() / 3600:+.2f}"
-        text += f" ({t('demo timetable shifted by {h} h', lang).format(h=hours)})"
+        text += f" ({t('demo timetable shifted by {shift}', lang).format(shift=fmt_shift(timetable.shift))})"
     return html.Span(text, id=ids.SCHOOL_CLOCK, className="school-clock")
 
 

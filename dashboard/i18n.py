@@ -212,7 +212,7 @@ ZH.update({
 # top frame (issue 18, demo): the schools' local time and whether they are in session
 ZH.update({
     "schools' local time": "学校当地时间", "in session": "上课中", "not in session": "非上课时间",
-    "demo timetable shifted by {h} h": "演示课表已平移 {h} 小时",
+    "demo timetable shifted by {shift}": "演示课表已平移 {shift}",
 })
 
 # the twin's vocabularies shown through t(variable) (tests/test_i18n_complete.py)

@@ -4,7 +4,7 @@ Storage, exports and APIs use UTC (ISO 8601). Every time shown to a person goes 
 :func:`fmt_time` (tables, banners) or :func:`local` (chart axes) with the site's zone
 (``sites.time_zone``, an IANA name; default ``Asia/Shanghai``, :data:`twin.timetable.SCHOOL_TZ`).
 
-    >>> from datetime import UTC, datetime
+    >>> from datetime import UTC, datetime, timedelta
     >>> fmt_time(datetime(2026, 12, 4, 0, 50, tzinfo=UTC))
     '2026-12-04 08:50:00'
     >>> zone_label(zone("Asia/Shanghai"))
@@ -13,13 +13,13 @@ Storage, exports and APIs use UTC (ISO 8601). Every time shown to a person goes 
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from twin.timetable import SCHOOL_TZ
 
-__all__ = ["SCHOOL_TZ", "ZoneError", "fmt_time", "local", "utc_offset", "zone", "zone_label"]
+__all__ = ["SCHOOL_TZ", "ZoneError", "fmt_shift", "fmt_time", "local", "utc_offset", "zone", "zone_label"]
 
 
 class ZoneError(ValueError):
@@ -46,6 +46,19 @@ def fmt_time(value: datetime, tz: ZoneInfo = SCHOOL_TZ, *, seconds: bool = True)
     """``value`` as ``YYYY-MM-DD HH:MM[:SS]`` in ``tz`` (the same digits in both languages, as Chinese
     interfaces write them)."""
     return local(value, tz).strftime("%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M")
+
+
+def fmt_shift(delta: timedelta) -> str:
+    """A shift of the clock as people read it: ``+7 h 53 min``, ``-2 h``, ``+45 min`` (to the minute).
+
+    >>> fmt_shift(timedelta(hours=7, minutes=52, seconds=48)), fmt_shift(timedelta(hours=-2))
+    ('+7 h 53 min', '-2 h')
+    """
+    minutes = round(delta.total_seconds() / 60)
+    sign, minutes = ("-" if minutes < 0 else "+"), abs(minutes)
+    hours, minutes = divmod(minutes, 60)
+    parts = ([f"{hours} h"] if hours else []) + ([f"{minutes} min"] if minutes or not hours else [])
+    return sign + " ".join(parts)
 
 
 def utc_offset(tz: ZoneInfo, when: datetime | None = None) -> str:

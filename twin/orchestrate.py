@@ -75,14 +75,13 @@ def demo_history(url: str, backfill: Callable[[datetime, Any], Any], now: dateti
 
 def demo_clock_line(now: datetime, timetable: Any) -> str:
     """What the demo says of the schools' time: local time, in session or not, the demo's shift."""
-    from twin.localtime import fmt_time
+    from twin.localtime import fmt_shift, fmt_time
     from twin.timetable import SCHOOL_TZ
 
     phase = timetable.phase(now.astimezone(SCHOOL_TZ))
-    shift = timetable.shift.total_seconds() / 3600
     return (f"schools:  {fmt_time(now, SCHOOL_TZ, seconds=False)} Asia/Shanghai, "
             f"{'in session' if phase == 'lesson' else 'not in session'} "
-            f"(demo timetable shifted by {shift:+.2f} h, every day a school day)")
+            f"(demo timetable shifted by {fmt_shift(timetable.shift)}, every day a school day)")
 
 
 def migrated_url(settings: Settings) -> str:
