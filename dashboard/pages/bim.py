@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import dash
+import dash_bootstrap_components as dbc
 import flask
 from dash import Input, Output, State, dcc, html
 from dash.exceptions import PreventUpdate
@@ -35,7 +36,6 @@ from dash.exceptions import PreventUpdate
 from dashboard import auth, bim_plans, data, ids
 from dashboard.i18n import current, t
 from dashboard.localtime import SCHOOL_TZ, fmt_time, zone_label
-from dashboard.pages.room import _table
 from dashboard.uploads import ACCEPTED_SUFFIXES, UploadError, check_ifc, decode_upload, run_isolated, site_id_for
 
 SECTIONS = ("buildings", "storeys", "rooms", "devices")
@@ -50,6 +50,14 @@ BIM_APPLIED = "bim-applied"
 APPLY_ACTION = "bim_apply"
 
 dash.register_page(__name__, path="/bim", name="BIM", title="Campus Twin – BIM", order=6)
+
+
+def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]], lang: str, **kwargs: Any) -> dbc.Table:
+    """A table with translated headers. Its own, not the room page's: a page imported by another before Dash's
+    page loader reaches it has its callbacks registered twice."""
+    head = html.Thead(html.Tr([html.Th(t(h, lang)) for h in headers]))
+    return dbc.Table([head, html.Tbody([html.Tr([html.Td(c) for c in row]) for row in rows])], className="table",
+                     **kwargs)
 
 
 def pending_folder() -> Path:

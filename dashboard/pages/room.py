@@ -19,9 +19,8 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
 import dash
@@ -101,8 +100,9 @@ STATUS_WORDS = {OK: "meets the standard", "info": "outside the standard", "warni
 TIMETABLE = Timetable()
 
 
-@dataclass(frozen=True, slots=True)
-class SummaryItem:
+# NamedTuples, not dataclasses: Dash's page loader runs this file before it is in sys.modules, where a
+# dataclass of string annotations cannot be made.
+class SummaryItem(NamedTuple):
     """One metric of a room: its value for people, its status (a ``STATUSES`` value or ``NOT_IN_SESSION``),
     and how many devices reported it."""
 
@@ -452,8 +452,7 @@ def last_data(room_id: int, metric: str) -> datetime | None:
     return max((r.ts for r in data.room_live(room_id) if r.metric == metric), default=None)
 
 
-@dataclass(frozen=True, slots=True)
-class Offer:
+class Offer(NamedTuple):
     """What an empty chart offers: the range around the room's last data."""
 
     at: datetime
