@@ -190,14 +190,16 @@ def zones() -> dict[str, ZoneInfo]:
     """Every site's time zone, by site id (a stored name that is not a zone is logged and read as the default)."""
     with connection() as conn:
         stored = sites_store.time_zones(conn)
-    out: dict[str, ZoneInfo] = {}
-    for site_id, name in stored.items():
-        try:
-            out[site_id] = localtime.zone(name)
-        except localtime.ZoneError as exc:
-            log.error("dashboard: site %s: %s; showing %s", site_id, exc, SCHOOL_TZ.key)
-            out[site_id] = SCHOOL_TZ
-    return out
+    return {site_id: _zone(site_id, name) for site_id, name in stored.items()}
+
+
+def _zone(site_id: str, name: str | None) -> ZoneInfo:
+    """A site's stored zone name as a zone (one that is not a zone is logged and read as the default)."""
+    try:
+        return localtime.zone(name)
+    except localtime.ZoneError as exc:
+        log.error("dashboard: site %s: %s; showing %s", site_id, exc, SCHOOL_TZ.key)
+        return SCHOOL_TZ
 
 
 def storeys(site_id: str) -> list[StoreyRow]:
@@ -369,6 +371,65 @@ def room_chart(room_id: int, metric: str, start: datetime, end: datetime, *, hou
         if found is None:
             return points, ()
         return points, _standards(conn, found.site_id, today(end)).bands(metric, found.use or "")
+
+
+@dataclass(frozen=True, slots=True)
+class RoomSeries:
+    """A room's chart: ``(bucket, mean, min, max)`` points, the bounds of its rules for the metric on the range's
+    last day, and its site's zone."""
+
+    points: list[tuple[datetime, float, float, float]]
+    bands: tuple[Band, ...]
+    zone: ZoneInfo
+
+
+@dataclass(frozen=True, slots=True)
+class RoomView:
+    """What a refresh of a room's page shows: the room, its site's zone and standards (today), its devices with
+    status, their latest values, its recent commands, and its chart when asked for."""
+
+    room: RoomRow
+    zone: ZoneInfo
+    standards: SiteStandards
+    devices: tuple[RoomDevice, ...]
+    latest: tuple[LatestValue, ...]
+    commands: list[CommandRow]
+    series: RoomSeries | None = None
+
+
+def _series(conn: psycopg.Connection, found: RoomRow, zone: ZoneInfo, metric: str, start: datetime, end: datetime,
+            hourly: bool, standards: SiteStandards | None = None) -> RoomSeries:
+    """The chart's points and the bounds of the rules on its last day (``standards`` when of that day)."""
+    points = readings.room_series(conn, found.room_id, metric, start, end, hourly=hourly)
+    if standards is None or standards.day != today(end):
+        standards = _standards(conn, found.site_id, today(end))
+    return RoomSeries(points, standards.bands(metric, found.use or ""), zone)
+
+
+def room_view(room_id: int, chart: tuple[str, datetime, datetime, bool] | None = None) -> RoomView | None:
+    """A refresh of a room's page in one connection (None: no such room): the room, its devices and their latest
+    values in one statement (:func:`twin.storage.plans.room_live`), its site's rules, its commands, and with
+    ``chart`` = ``(metric, start, end, hourly)`` its :func:`room_series_view`."""
+    with connection() as conn:
+        live = plans.room_live(conn, room_id)
+        if live is None:
+            return None
+        found = live.room
+        zone = _zone(found.site_id, found.time_zone)
+        standards = _standards(conn, found.site_id)
+        series = _series(conn, found, zone, *chart, standards=standards) if chart else None
+        return RoomView(found, zone, standards, live.devices, live.latest, commands.room_commands(conn, room_id),
+                        series)
+
+
+def room_series_view(room_id: int, metric: str, start: datetime, end: datetime, *, hourly: bool = False
+                     ) -> RoomSeries:
+    """A room's chart in one connection: :func:`room_chart` and its site's zone (the default for an unknown room)."""
+    with connection() as conn:
+        found = plans.room(conn, room_id)
+        if found is None:
+            return RoomSeries(readings.room_series(conn, room_id, metric, start, end, hourly=hourly), (), SCHOOL_TZ)
+        return _series(conn, found, _zone(found.site_id, found.time_zone), metric, start, end, hourly)
 
 
 def room_commands(room_id: int) -> list[CommandRow]:

@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections import Counter
 from collections.abc import Sequence
@@ -25,7 +26,7 @@ from zoneinfo import ZoneInfo
 
 import dash
 import dash_bootstrap_components as dbc
-from dash import ALL, Input, Output, State, ctx, dcc, html, no_update
+from dash import ALL, Input, Output, Patch, State, ctx, dcc, html, no_update
 from dash.exceptions import PreventUpdate
 
 from dashboard import auth, data, ids
@@ -277,8 +278,9 @@ def commands_table(rows: Sequence[CommandRow], lang: str = "en", zone: ZoneInfo 
 
 def lighting_panel(devices: Sequence[RoomDevice], lang: str) -> Any:
     luminaires = [d for d in devices if d.kind in LUMINAIRE_KINDS]
-    if not luminaires:
-        return html.P(t("No luminaires in this room.", lang), className="muted")
+    if not luminaires:  # the refresh's input and output are there all the same, hidden
+        return html.Div([html.P(t("No luminaires in this room.", lang), className="muted"),
+                         html.Div(id=ids.ROOM_CMD_STATUS, hidden=True), html.Div(id=ids.ROOM_COMMANDS, hidden=True)])
     allowed = auth.can("command")
     notice = [] if data.bridge() is not None else [html.P(
         t("Commands need an MQTT broker (start the dashboard with --mqtt-url).", lang), className="warning")]
@@ -394,40 +396,104 @@ def layout(room_id: str | None = None, metric: str | None = None, at: str | None
         ], className="two-columns room-columns"),
         html.Details([html.Summary(t("Raw values of every device", lang)), html.Div(id=ids.ROOM_TABLE)],
                      className="panel raw-values"),
+        dcc.Store(id=ROOM_SHOWN, data=None),
         dcc.Interval(id=ids.ROOM_INTERVAL, interval=REFRESH_MS),
     ])
 
 
-@dash.callback(
-    Output(ids.ROOM_SUMMARY, "children"),
-    Output(ids.ROOM_TABLE, "children"),
-    Output(ids.ROOM_DEVICES, "children"),
-    Input(ids.ROOM_INTERVAL, "n_intervals"),
-    State(ids.ROOM_ID, "data"),
-)
+def _digest(*parts: Any) -> str:
+    """A short digest of what an output shows (the same in every worker: no salted ``hash``)."""
+    return hashlib.blake2b(repr(parts).encode(), digest_size=8).hexdigest()
+
+
+def live_outputs(view: data.RoomView, lang: str) -> dict[str, tuple[str, Any]]:
+    """The live panels of a room (summary, raw values, devices, commands): each as ``(digest, render)``, the
+    digest of what it shows and a function drawing it, so that an unchanged panel is not drawn again."""
+    use = view.room.use or ""
+    items = room_summary(view.latest, use, view.standards, lang=lang, zone=view.zone)
+    colours = [colour_for(r.metric, r.value, use=use, standards=view.standards) for r in view.latest]
+    return {
+        ids.ROOM_SUMMARY: (_digest(lang, items), lambda: summary_panel(items, lang)),
+        ids.ROOM_TABLE: (_digest(lang, view.zone.key, view.latest, colours),
+                         lambda: live_table(view.latest, lang, use=use, standards=view.standards, zone=view.zone)),
+        ids.ROOM_DEVICES: (_digest(lang, view.zone.key, view.devices),
+                           lambda: devices_table(view.devices, lang, view.zone)),
+        ids.ROOM_COMMANDS: (_digest(lang, view.zone.key, view.commands),
+                            lambda: commands_table(view.commands, lang, view.zone)),
+    }
+
+
 def update_live(_n: int | None, room_id: int) -> tuple[Any, Any, Any]:
-    """Refresh the summary, the raw values and the devices' status."""
-    lang = current()
-    room = data.room(room_id)
-    standards = data.room_standards(room) if room else None
-    zone = data.site_zone(room.site_id if room else None)
-    use = (room.use if room else None) or ""
-    rows = data.room_live(room_id)
-    return (summary_panel(room_summary(rows, use, standards, lang=lang, zone=zone), lang),
-            live_table(rows, lang, use=use, standards=standards, zone=zone),
-            devices_table(data.room_devices(room_id), lang, zone))
+    """The summary, the raw values and the devices' status of a room."""
+    view = data.room_view(room_id)
+    if view is None:
+        lang = current()
+        return summary_panel([], lang), live_table([], lang), devices_table([], lang)
+    shown = live_outputs(view, current())
+    return tuple(shown[key][1]() for key in (ids.ROOM_SUMMARY, ids.ROOM_TABLE, ids.ROOM_DEVICES))  # type: ignore[return-value]
+
+
+#: What the page shows now (digests by output), so that a refresh sends only what changed.
+ROOM_SHOWN = "room-shown"
+LIVE_OUTPUTS = (ids.ROOM_SUMMARY, ids.ROOM_TABLE, ids.ROOM_DEVICES, ids.ROOM_COMMANDS)
+CHART_OUTPUTS = ((ids.ROOM_SERIES, "figure"), (ids.ROOM_OFFER, "style"), (ids.ROOM_OFFER_TEXT, "children"),
+                 (ids.ROOM_OFFER_AT, "data"))
 
 
 @dash.callback(
-    Output(ids.ROOM_COMMANDS, "children"),
+    *[Output(key, "children") for key in LIVE_OUTPUTS],
+    *[Output(key, prop, allow_duplicate=True) for key, prop in CHART_OUTPUTS],
+    Output(ROOM_SHOWN, "data"),
     Input(ids.ROOM_INTERVAL, "n_intervals"),
     Input(ids.ROOM_CMD_STATUS, "children"),
     State(ids.ROOM_ID, "data"),
+    State(ids.ROOM_METRIC, "value"),
+    State(ids.ROOM_RANGE, "value"),
+    State(ids.ROOM_AT, "data"),
+    State(ROOM_SHOWN, "data"),
+    prevent_initial_call="initial_duplicate",
 )
-def update_commands(_n: int | None, _status: Any, room_id: int) -> Any:
-    """The room's recent commands with their acknowledgements."""
-    room = data.room(room_id)
-    return commands_table(data.room_commands(room_id), current(), data.site_zone(room.site_id if room else None))
+def refresh(_n: int | None, _status: Any, room_id: int, metric: str, range_key: str, at: str | None,
+            shown: dict[str, str] | None) -> tuple[Any, ...]:
+    """A tick (or a command sent): the summary, raw values, devices and commands, and the chart of a live range,
+    in one request and one connection; a panel that shows the same as before is not sent again, nor the chart's
+    data (only its sliding time axis)."""
+    lang = current()
+    live_range = range_key in LIVE_RANGES and ctx.triggered_id == ids.ROOM_INTERVAL  # else update_chart draws it
+    start, end, hourly = window(range_key, at=at) if live_range else (None, None, False)
+    view = data.room_view(room_id, (metric, start, end, hourly) if live_range else None)
+    if view is None:
+        raise PreventUpdate
+    shown = dict(shown or {})
+    out: list[Any] = []
+    for key, (digest, render) in live_outputs(view, lang).items():
+        out.append(no_update if shown.get(key) == digest else render())
+        shown[key] = digest
+    chart_out: list[Any] = [no_update] * len(CHART_OUTPUTS)
+    if view.series is not None and start is not None and end is not None:
+        series = view.series
+        digest = _digest(lang, metric, range_key, series.points, series.bands, series.zone.key)
+        if shown.get(ids.ROOM_SERIES) == digest:
+            axis = Patch()
+            axis["layout"]["xaxis"]["range"] = [axis_time(start, series.zone), axis_time(end, series.zone)]
+            chart_out[0] = axis
+        else:
+            figure = chart_figure(series, metric, start, end, hourly, lang)
+            last = max((r.ts for r in view.latest if r.metric == metric), default=None)
+            chart_out = [figure, *offer_outputs(offer_for(last, series.points, lang, series.zone))]
+        shown[ids.ROOM_SERIES] = digest
+    return (*out, *chart_out, shown)
+
+
+def chart_figure(series: data.RoomSeries, metric: str, start: datetime, end: datetime, hourly: bool, lang: str
+                 ) -> dict[str, Any]:
+    """The chart of ``series`` over ``start``..``end``, its axis in the series' zone."""
+    source = t("from 1-hour rollups" if hourly else "from 1-minute rollups", lang)
+    figure = series_figure(series.points, metric, unit_of(metric), lang=lang, source=source, bands=series.bands,
+                           zone=series.zone, interval=timedelta(hours=1) if hourly else timedelta(minutes=1))
+    zone = series.zone
+    figure["layout"]["xaxis"]["range"] = [axis_time(start, zone), axis_time(end, zone)]  # wall clock, like the data
+    return figure
 
 
 def chart(room_id: int, metric: str, range_key: str, start_date: str | None = None, end_date: str | None = None, *,
@@ -435,16 +501,18 @@ def chart(room_id: int, metric: str, range_key: str, start_date: str | None = No
           ) -> tuple[dict[str, Any], list[tuple[datetime, float, float, float]]]:
     """The chart of a range and the points it shows (from the 1-minute or 1-hour rollups), with the bounds of
     the room's rules on the range's last day; the axis in ``zone`` (the room's site's when None)."""
+    figure, series = _chart(room_id, metric, range_key, start_date, end_date, at=at, now=now, lang=lang, zone=zone)
+    return figure, series.points
+
+
+def _chart(room_id: int, metric: str, range_key: str, start_date: str | None = None, end_date: str | None = None, *,
+           at: str | None = None, now: datetime | None = None, lang: str = "en", zone: ZoneInfo | None = None
+           ) -> tuple[dict[str, Any], data.RoomSeries]:
     start, end, hourly = window(range_key, start_date, end_date, at=at, now=now)
-    points, bands = data.room_chart(room_id, metric, start, end, hourly=hourly)
-    if zone is None:
-        room = data.room(room_id)
-        zone = data.site_zone(room.site_id if room else None)
-    source = t("from 1-hour rollups" if hourly else "from 1-minute rollups", lang)
-    figure = series_figure(points, metric, unit_of(metric), lang=lang, source=source, bands=bands, zone=zone,
-                           interval=timedelta(hours=1) if hourly else timedelta(minutes=1))
-    figure["layout"]["xaxis"]["range"] = [axis_time(start, zone), axis_time(end, zone)]  # wall clock, like the data
-    return figure, points
+    series = data.room_series_view(room_id, metric, start, end, hourly=hourly)
+    if zone is not None:
+        series = data.RoomSeries(series.points, series.bands, zone)
+    return chart_figure(series, metric, start, end, hourly, lang), series
 
 
 def last_data(room_id: int, metric: str) -> datetime | None:
@@ -459,15 +527,26 @@ class Offer(NamedTuple):
     text: str
 
 
+def offer_for(last: datetime | None, points: Sequence[Any], lang: str, zone: ZoneInfo = SCHOOL_TZ) -> Offer | None:
+    """For an empty range: the room's last data (at ``last``) to show instead (None: data shown, or none at all)."""
+    if points or last is None:
+        return None
+    return Offer(last, t("Last data: {time}.", lang).format(time=fmt_time(last, lang, zone)))
+
+
 def data_offer(room_id: int, metric: str, points: Sequence[Any], lang: str, zone: ZoneInfo = SCHOOL_TZ
                ) -> Offer | None:
     """For an empty range: the room's last data of ``metric`` to show instead (None: data shown, or none at all)."""
     if points:
         return None
-    last = last_data(room_id, metric)
-    if last is None:
-        return None
-    return Offer(last, t("Last data: {time}.", lang).format(time=fmt_time(last, lang, zone)))
+    return offer_for(last_data(room_id, metric), points, lang, zone)
+
+
+def offer_outputs(offer: Offer | None) -> tuple[dict[str, str], str, str | None]:
+    """The offer's style, text and time."""
+    if offer is None:
+        return {"display": "none"}, "", None
+    return {}, offer.text, offer.at.isoformat()
 
 
 @dash.callback(
@@ -479,26 +558,18 @@ def data_offer(room_id: int, metric: str, points: Sequence[Any], lang: str, zone
     Input(ids.ROOM_RANGE, "value"),
     Input(ids.ROOM_CUSTOM, "start_date"),
     Input(ids.ROOM_CUSTOM, "end_date"),
-    Input(ids.ROOM_INTERVAL, "n_intervals"),
     Input(ids.ROOM_AT, "data"),
     State(ids.ROOM_ID, "data"),
 )
-def update_chart(metric: str, range_key: str, start_date: str | None, end_date: str | None, _n: int | None,
-                 at: str | None, room_id: int) -> Any:
-    """Redraw the chart when the metric or range changes, and live for the short ranges; an empty range
-    offers the range around the room's last data."""
-    if ctx.triggered_id == ids.ROOM_INTERVAL and range_key not in LIVE_RANGES:
-        return (no_update,) * 4
+def update_chart(metric: str, range_key: str, start_date: str | None, end_date: str | None, at: str | None,
+                 room_id: int) -> Any:
+    """Redraw the chart when the metric or range changes (a live range is redrawn by :func:`refresh`); an empty
+    range offers the range around the room's last data."""
     if ctx.triggered_id == ids.ROOM_CUSTOM and range_key != "custom":
         return (no_update,) * 4
     lang = current()
-    room = data.room(room_id)
-    zone = data.site_zone(room.site_id if room else None)
-    figure, points = chart(room_id, metric, range_key, start_date, end_date, at=at, lang=lang, zone=zone)
-    offer = data_offer(room_id, metric, points, lang, zone)
-    if offer is None:
-        return figure, {"display": "none"}, "", None
-    return figure, {}, offer.text, offer.at.isoformat()
+    figure, series = _chart(room_id, metric, range_key, start_date, end_date, at=at, lang=lang)
+    return figure, *offer_outputs(data_offer(room_id, metric, series.points, lang, series.zone))
 
 
 @dash.callback(

@@ -19,7 +19,8 @@ from psycopg.rows import class_row
 from psycopg.types.json import set_json_loads
 from shapely.geometry.base import BaseGeometry
 
-from twin.storage.readings import means_by_room
+from twin.storage.devices import RoomDevice
+from twin.storage.readings import LatestValue, means_by_room
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +64,18 @@ class RoomRow:
     storey: str
     building: str
     site_name: str
+    time_zone: str | None = None  # the site's (``sites.time_zone``)
+
+
+@dataclass(frozen=True, slots=True)
+class RoomLive:
+    """What a room's page shows live: the room, its devices with status (by kind, then id; as
+    :func:`twin.storage.devices.room_devices`) and their latest values (by device, then metric; as
+    :func:`twin.storage.readings.room_latest_detail`)."""
+
+    room: RoomRow
+    devices: tuple[RoomDevice, ...]
+    latest: tuple[LatestValue, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,11 +183,43 @@ def room(conn: psycopg.Connection, room_id: int) -> RoomRow | None:
     with conn.cursor(row_factory=class_row(RoomRow)) as cur:
         return cur.execute(
             """SELECT r.id AS room_id, r.name, r.long_name, r.use, r.area_m2, r.height_m, r.site_id,
-                      s.id AS storey_id, s.name AS storey, b.name AS building, si.name AS site_name
+                      s.id AS storey_id, s.name AS storey, b.name AS building, si.name AS site_name, si.time_zone
                FROM rooms r JOIN storeys s ON s.id = r.storey_id JOIN buildings b ON b.id = s.building_id
                JOIN sites si ON si.site_id = r.site_id WHERE r.id = %s""",
             (room_id,),
         ).fetchone()
+
+
+def room_live(conn: psycopg.Connection, room_id: int) -> RoomLive | None:
+    """A room (:func:`room`), its devices with status and their latest values, in one statement (the room page
+    reads them on every refresh); None: no such room."""
+    rows = conn.execute(
+        """SELECT r.id, r.name, r.long_name, r.use, r.area_m2, r.height_m, r.site_id, s.id, s.name, b.name, si.name,
+                  si.time_zone,
+                  d.id, d.site_id, d.device_id, d.kind, d.name, coalesce(st.state, 'unknown'), st.last_seen,
+                  st.battery_pct, st.rssi_dbm, st.firmware,
+                  l.metric_id, m.name, m.unit, l.ts, l.value, row_number() OVER (ORDER BY d.device_id, l.metric_id)
+           FROM rooms r JOIN storeys s ON s.id = r.storey_id JOIN buildings b ON b.id = s.building_id
+           JOIN sites si ON si.site_id = r.site_id
+           LEFT JOIN devices d ON d.room_id = r.id AND d.removed_at IS NULL
+           LEFT JOIN device_status st ON st.device_id = d.id
+           LEFT JOIN (latest l JOIN metrics m ON m.metric_id = l.metric_id) ON l.device_id = d.id
+           WHERE r.id = %s ORDER BY d.kind, d.device_id, l.metric_id""",
+        (room_id,),
+    ).fetchall()
+    if not rows:
+        return None
+    devices: list[RoomDevice] = []
+    latest: list[tuple[int, LatestValue]] = []
+    for row in rows:
+        if row[12] is None:
+            continue
+        if not devices or devices[-1].id != row[12]:
+            devices.append(RoomDevice(*row[12:22]))
+        if row[22] is not None:
+            latest.append((row[27], LatestValue(row[14], row[15], *row[23:27])))
+    latest.sort(key=lambda x: x[0])  # by device, then metric, as the database orders them
+    return RoomLive(RoomRow(*rows[0][:12]), tuple(devices), tuple(v for _, v in latest))
 
 
 def building(conn: psycopg.Connection, building_id: int) -> BuildingRef | None:
