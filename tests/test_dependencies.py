@@ -22,8 +22,8 @@ from packaging.utils import canonicalize_name
 REPO = Path(__file__).resolve().parents[1]
 PACKAGES = ("twin", "ingest", "models_bim", "simulators", "dashboard")
 #: Declared but never imported, on purpose: the IANA database that zoneinfo reads when the
-#: system has none.
-NOT_IMPORTED = {"tzdata"}
+#: system has none; gunicorn, run as a program (``python -m gunicorn``, :func:`twin.cli.parts.gunicorn_service`).
+NOT_IMPORTED = {"tzdata", "gunicorn"}
 #: No upper bound on purpose: calendar-versioned data, every release is compatible.
 UNBOUNDED = {"tzdata"}
 

@@ -264,8 +264,9 @@ def device_page(conn: psycopg.Connection, where: DeviceFilter, *, sort: str = "s
 def device_list_counts(conn: psycopg.Connection, where: DeviceFilter) -> dict[str, int]:
     """How many devices ``where`` selects in each state (online, offline, unknown; zeros included),
     whatever ``where.state`` is: the total of a filtered list, and what each state filter would give."""
-    rows = conn.execute("SELECT coalesce(st.state, 'unknown'), count(*)" + _DEVICES_FROM + " GROUP BY 1",
-                        _filter_params(where)).fetchall()
+    query = sql.SQL("SELECT coalesce(st.state, 'unknown'), count(*) {devices} GROUP BY 1").format(
+        devices=sql.SQL(_DEVICES_FROM))
+    rows = conn.execute(query, _filter_params(where)).fetchall()
     counts = dict.fromkeys(("online", "offline", "unknown"), 0)
     counts.update({state: int(n) for state, n in rows})
     return counts
@@ -285,7 +286,7 @@ _UNKNOWN_PUBLISHERS = """
       AND (%(pattern)s::text IS NULL OR split_part(topic, '/', 4) ILIKE %(pattern)s)"""
 
 _NEVER_HEARD = """
-    FROM devices d LEFT JOIN device_status st ON st.device_id = d.id
+    FROM devices d LEFT JOIN rooms r ON r.id = d.room_id LEFT JOIN device_status st ON st.device_id = d.id
     WHERE d.removed_at IS NULL AND st.last_seen IS NULL
       AND NOT EXISTS (SELECT 1 FROM latest l WHERE l.device_id = d.id)
       AND (%(site)s::text IS NULL OR d.site_id = %(site)s)
@@ -304,10 +305,10 @@ def unknown_publishers(conn: psycopg.Connection, *, site_id: str | None = None, 
     newest first; ``search`` is a case-insensitive substring of the device id."""
     with conn.cursor(row_factory=class_row(UnknownPublisher)) as cur:
         return cur.execute(
-            """SELECT split_part(topic, '/', 3) AS site_id, split_part(topic, '/', 4) AS device_id,
-                      count(*) AS messages, min(received_at) AS first_seen, max(received_at) AS last_seen"""
-            + _UNKNOWN_PUBLISHERS + """
-               GROUP BY 1, 2 ORDER BY max(received_at) DESC, 1, 2 LIMIT %(limit)s OFFSET %(offset)s""",
+            sql.SQL("""SELECT split_part(topic, '/', 3) AS site_id, split_part(topic, '/', 4) AS device_id,
+                      count(*) AS messages, min(received_at) AS first_seen, max(received_at) AS last_seen {unknown}
+               GROUP BY 1, 2 ORDER BY max(received_at) DESC, 1, 2 LIMIT %(limit)s OFFSET %(offset)s""").format(
+                unknown=sql.SQL(_UNKNOWN_PUBLISHERS)),
             {"site": site_id, "pattern": like_pattern(search), "limit": limit, "offset": offset},
         ).fetchall()
 
@@ -318,9 +319,9 @@ def never_heard(conn: psycopg.Connection, *, site_id: str | None = None, search:
     ``search`` is a case-insensitive substring of the device id."""
     with conn.cursor(row_factory=class_row(NeverHeard)) as cur:
         return cur.execute(
-            "SELECT d.site_id, d.device_id, d.kind, r.name AS room, d.mapping"
-            + _NEVER_HEARD.replace("FROM devices d", "FROM devices d LEFT JOIN rooms r ON r.id = d.room_id", 1)
-            + " ORDER BY d.site_id, d.device_id LIMIT %(limit)s OFFSET %(offset)s",
+            sql.SQL("SELECT d.site_id, d.device_id, d.kind, r.name AS room, d.mapping {never}"
+                    " ORDER BY d.site_id, d.device_id LIMIT %(limit)s OFFSET %(offset)s").format(
+                never=sql.SQL(_NEVER_HEARD)),
             {"site": site_id, "pattern": like_pattern(search), "limit": limit, "offset": offset},
         ).fetchall()
 
@@ -331,8 +332,9 @@ def unmapped_in_bim(conn: psycopg.Connection, *, site_id: str | None = None, sea
     ``search`` is a case-insensitive substring of the device id."""
     with conn.cursor(row_factory=class_row(UnmappedDevice)) as cur:
         return cur.execute(
-            "SELECT d.site_id, d.device_id, d.kind, d.name, d.ifc_class" + _NO_ROOM
-            + " ORDER BY d.site_id, d.device_id LIMIT %(limit)s OFFSET %(offset)s",
+            sql.SQL("SELECT d.site_id, d.device_id, d.kind, d.name, d.ifc_class {no_room}"
+                    " ORDER BY d.site_id, d.device_id LIMIT %(limit)s OFFSET %(offset)s").format(
+                no_room=sql.SQL(_NO_ROOM)),
             {"site": site_id, "pattern": like_pattern(search), "limit": limit, "offset": offset},
         ).fetchall()
 
@@ -340,11 +342,10 @@ def unmapped_in_bim(conn: psycopg.Connection, *, site_id: str | None = None, sea
 def unmapped_counts(conn: psycopg.Connection, *, site_id: str | None = None, search: str = "") -> UnmappedCounts:
     """How many devices :func:`unknown_publishers`, :func:`never_heard` and :func:`unmapped_in_bim` list
     in all (their lists are cut to a page)."""
-    row = conn.execute(
-        f"""SELECT (SELECT count(DISTINCT split_part(topic, '/', 3) || '/' || split_part(topic, '/', 4)) {_UNKNOWN_PUBLISHERS}),
-                   (SELECT count(*) {_NEVER_HEARD}), (SELECT count(*) {_NO_ROOM})""",
-        {"site": site_id, "pattern": like_pattern(search)},
-    ).fetchone()
+    query = sql.SQL("""SELECT (SELECT count(DISTINCT split_part(topic, '/', 3) || '/' || split_part(topic, '/', 4))
+                                  {unknown}), (SELECT count(*) {never}), (SELECT count(*) {no_room})""").format(
+        unknown=sql.SQL(_UNKNOWN_PUBLISHERS), never=sql.SQL(_NEVER_HEARD), no_room=sql.SQL(_NO_ROOM))
+    row = conn.execute(query, {"site": site_id, "pattern": like_pattern(search)}).fetchone()
     return UnmappedCounts(int(row[0]), int(row[1]), int(row[2]))
 
 
