@@ -16,7 +16,7 @@ from dashboard.i18n import t
 from twin import localtime
 from twin.localtime import SCHOOL_TZ, local
 
-__all__ = ["SCHOOL_TZ", "fmt_time", "local", "time_header", "zone_label"]
+__all__ = ["SCHOOL_TZ", "date_axis", "fmt_time", "local", "time_header", "zone_label"]
 
 
 def fmt_time(value: datetime | None, lang: str, zone: ZoneInfo = SCHOOL_TZ, *, seconds: bool = True,
@@ -33,3 +33,20 @@ def zone_label(zone: ZoneInfo, lang: str = "en", when: datetime | None = None) -
 def time_header(zone: ZoneInfo, lang: str, word: str = "time") -> str:
     """A column or axis title that says the zone: ``time (Asia/Shanghai, UTC+8)``."""
     return f"{t(word, lang)} ({zone.key}, {localtime.utc_offset(zone)})"
+
+
+_DAY_MS = 24 * 3600 * 1000
+
+
+def date_axis(lang: str) -> dict[str, object]:
+    """A Plotly date axis's tick and hover formats in the reader's language: numbers only, so no English
+    month name is left in Chinese (Plotly's own labels say "Dec 4"): ``12月04日`` / ``Dec 04``, times as
+    ``14:05``, hovers as ``2026-12-04 14:05``."""
+    day = "%m月%d日" if lang == "zh" else "%b %d"
+    return {
+        "tickformatstops": [
+            {"dtickrange": [None, _DAY_MS], "value": f"%H:%M<br>{day}"},
+            {"dtickrange": [_DAY_MS, None], "value": day},
+        ],
+        "hoverformat": "%Y-%m-%d %H:%M",
+    }

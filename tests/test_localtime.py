@@ -75,3 +75,21 @@ def test_the_bim_import_log_shows_each_import_in_its_school_s_time(db_url: str) 
     cells = [row.children[0].children for row in table.children[1].children]
     shown = {c.children: c.title for c in cells if isinstance(c, html.Span)}
     assert shown == {"2026-12-05 00:50": "Asia/Shanghai (UTC+8)", "2026-12-04 17:50": "Europe/Berlin (UTC+1)"}
+
+
+def test_chart_dates_are_numbers_in_chinese_not_english_month_names() -> None:
+    from datetime import timedelta
+
+    from dashboard.figures.series import series_figure
+
+    at = datetime(2026, 12, 4, 6, 0, tzinfo=UTC)
+    points = [(at + timedelta(hours=h), 600.0 + h, 590.0, 610.0 + h) for h in range(6)]
+    for lang, day in (("zh", "%m月%d日"), ("en", "%b %d")):
+        fig = series_figure(points, "co2", "ppm", lang=lang, zone=localtime.zone("Asia/Shanghai"))
+        axis = fig["layout"]["xaxis"]
+        formats = [stop["value"] for stop in axis["tickformatstops"]]
+        assert all(day in f for f in formats) and axis["hoverformat"] == "%Y-%m-%d %H:%M"
+        assert "Asia/Shanghai, UTC+8" in axis["title"]["text"]
+        # the x values are the school's time (08:00 local for 00:00 UTC ... ), not UTC
+        first = fig["data"][-1]["x"][0]
+        assert (first.hour if hasattr(first, "hour") else datetime.fromisoformat(str(first)).hour) == 14

@@ -19,7 +19,7 @@ import numpy as np
 
 from dashboard.figures.judging import FONT, GOOD, STATUS_COLOURS, Figure
 from dashboard.i18n import t
-from dashboard.localtime import local, time_header
+from dashboard.localtime import date_axis, local, time_header
 from twin.monitoring.site_standards import STATUSES
 from twin.monitoring.site_standards import Band as RuleBand
 from twin.monitoring.standards import outside
@@ -111,7 +111,8 @@ def series_figure(points: Sequence[tuple[datetime, float, float, float]], metric
     values += edges
     layout: dict[str, Any] = {
         "yaxis": {"title": {"text": f"{t(metric, lang)} ({unit})" if unit else t(metric, lang)}, "gridcolor": "#eceff1"},
-        "xaxis": {"gridcolor": "#eceff1", "title": {"text": time_header(zone, lang) if zone else t("time", lang) + " (UTC)"}},
+        "xaxis": {"gridcolor": "#eceff1", "title": {"text": time_header(zone, lang) if zone else t("time", lang) + " (UTC)"},
+                  **date_axis(lang)},
         "margin": {"l": 60, "r": 10, "t": 30, "b": 40}, "plot_bgcolor": "white", "paper_bgcolor": "white",
         "legend": {"orientation": "h", "y": 1.12}, "font": {"family": FONT}, "shapes": [], "annotations": [],
     }
