@@ -116,7 +116,7 @@ BARE_ROOM = (
        JOIN devices d ON d.id = r.device_id WHERE d.room_id = %(room)s AND r.metric_id = %(metric)s
        AND r.bucket >= now() - interval '1 hour' GROUP BY r.bucket ORDER BY r.bucket""",
 )
-#: The devices page: counts by state, one page of 50 sorted by state, the kinds.
+#: The devices page: counts by state, one page of 50 sorted by state, the kinds, the unmapped lists and counts.
 BARE_DEVICES = (
     """SELECT coalesce(st.state, 'unknown'), count(*) FROM devices d LEFT JOIN device_status st ON st.device_id = d.id
        WHERE d.removed_at IS NULL GROUP BY 1""",
@@ -126,6 +126,19 @@ BARE_DEVICES = (
        LEFT JOIN device_status st ON st.device_id = d.id WHERE d.removed_at IS NULL
        ORDER BY state, d.site_id, d.device_id LIMIT 50""",
     """SELECT DISTINCT kind FROM devices WHERE removed_at IS NULL ORDER BY kind""",
+    # the unmapped lists below the table (20 of each) and their counts, as the page shows them
+    """SELECT split_part(topic, '/', 3), split_part(topic, '/', 4), count(*), min(received_at), max(received_at)
+       FROM dead_letters WHERE reason LIKE 'unknown device%%' GROUP BY 1, 2 ORDER BY max(received_at) DESC LIMIT 20""",
+    """SELECT d.site_id, d.device_id, d.kind, r.name FROM devices d LEFT JOIN rooms r ON r.id = d.room_id
+       LEFT JOIN device_status st ON st.device_id = d.id WHERE d.removed_at IS NULL AND st.last_seen IS NULL
+       AND NOT EXISTS (SELECT 1 FROM latest l WHERE l.device_id = d.id) ORDER BY 1, 2 LIMIT 20""",
+    """SELECT site_id, device_id, kind, name, ifc_class FROM devices WHERE removed_at IS NULL
+       AND mapping = 'unmapped' ORDER BY 1, 2 LIMIT 20""",
+    """SELECT (SELECT count(DISTINCT topic) FROM dead_letters WHERE reason LIKE 'unknown device%%'),
+              (SELECT count(*) FROM devices d LEFT JOIN device_status st ON st.device_id = d.id
+                WHERE d.removed_at IS NULL AND st.last_seen IS NULL
+                  AND NOT EXISTS (SELECT 1 FROM latest l WHERE l.device_id = d.id)),
+              (SELECT count(*) FROM devices WHERE removed_at IS NULL AND mapping = 'unmapped')""",
 )
 
 
