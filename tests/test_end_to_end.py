@@ -54,6 +54,10 @@ def test_generated_school_loaded_simulated_ingested_and_drawn(db_url, mqtt_url, 
             fig = floorplan_figure(rooms, values, "co2")
             drawn = [r for r in rooms if r.footprint is not None]
             assert len(drawn) == len(rooms), "every generated room has a footprint"
-            room_traces = fig["data"][:-1]  # one trace per room, then the labels
-            assert len(room_traces) == len(rooms) and fig["data"][-1]["name"] == "labels"
+            names = [t.get("name") for t in fig["data"]]
+            room_traces = fig["data"][:names.index("labels")]  # one outline per room, then the labels
+            assert len(room_traces) == len(rooms)
             assert sorted(int(t["customdata"][0]) for t in room_traces) == sorted(r.room_id for r in rooms)
+            # and every room can be clicked anywhere: hit points of its own
+            hits = {int(t["customdata"][0]) for t in fig["data"] if t.get("meta") == "hit"}
+            assert hits == {r.room_id for r in rooms}
