@@ -159,7 +159,7 @@ def _school_clock(lang: str) -> html.Span:
     label = t("schools' local time", lang)
     text = (f"{label} {fmt_time(now, lang, zone, seconds=False)} "
             f"{zone_label(zone, lang)} · {t(session, lang)}")
-    if timetable.shift:
+    if timetable.shift or timetable.every_day:
         text += f" ({t('demo timetable shifted by {shift}', lang).format(shift=fmt_shift(timetable.shift))})"
     return html.Span(text, id=ids.SCHOOL_CLOCK, className="school-clock")
 

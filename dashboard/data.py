@@ -44,7 +44,8 @@ from twin.storage.kpis import StoredKpi
 from twin.storage.plans import BuildingRef, BuildingRoom, PlanRoom, RoomRow, StoreyRow
 from twin.storage.readings import LatestValue
 from twin.storage.sites import SiteRef, SiteSummary
-from twin.timetable import SCHOOL_TZ
+from twin.storage.timetables import stored_timetable
+from twin.timetable import SCHOOL_TZ, Timetable
 
 log = logging.getLogger(__name__)
 
@@ -395,6 +396,8 @@ class RoomView:
     latest: tuple[LatestValue, ...]
     commands: list[CommandRow]
     series: RoomSeries | None = None
+    #: The timetable the monitor follows (the demo's shifted one when stored): when the standards judge.
+    timetable: Timetable = field(default_factory=Timetable)
 
 
 def _series(conn: psycopg.Connection, found: RoomRow, zone: ZoneInfo, metric: str, start: datetime, end: datetime,
@@ -419,7 +422,7 @@ def room_view(room_id: int, chart: tuple[str, datetime, datetime, bool] | None =
         standards = _standards(conn, found.site_id)
         series = _series(conn, found, zone, *chart, standards=standards) if chart else None
         return RoomView(found, zone, standards, live.devices, live.latest, commands.room_commands(conn, room_id),
-                        series)
+                        series, timetable=stored_timetable(conn))
 
 
 def room_series_view(room_id: int, metric: str, start: datetime, end: datetime, *, hourly: bool = False

@@ -79,6 +79,13 @@ def test_the_demo_at_any_hour_shows_a_session_alarms_and_lighting_compliance_in_
             return row[0] == 1 and row[1] >= 2  # one session: the main classroom and auxiliary ones
 
         wait_for(cloud_class_running, timeout=45)
+        with connection(db_url) as conn:
+            assert conn.execute("SELECT count(*) FROM demo_timetable").fetchone()[0] == 1
     finally:
         proc.terminate()
         proc.communicate(timeout=60)
+    # the shift is the demo's alone: once it stopped, a `monitor` or `dashboard` on this database follows the
+    # real timetable
+    assert proc.returncode == 0
+    with connection(db_url) as conn:
+        assert conn.execute("SELECT count(*) FROM demo_timetable").fetchone()[0] == 0

@@ -174,6 +174,14 @@ class DemoParts:
     backfill: Callable[[str, datetime, Any], Any] | None = None
 
 
+def _clear_timetable_when(stop: threading.Event, url: str) -> None:
+    from twin.storage.timetables import clear_demo_timetable
+
+    stop.wait()
+    with connection(url) as conn:
+        clear_demo_timetable(conn)
+
+
 def run_demo(settings: Settings, parts: DemoParts, stop: threading.Event, echo: Echo, *, schools: int, host: str,
              port: int, interval: float, duration: float | None, seed: int, now: datetime | None = None) -> None:
     """The whole twin: database, broker, the generated network, a week of history on a new database, ingest,
@@ -200,6 +208,9 @@ def run_demo(settings: Settings, parts: DemoParts, stop: threading.Event, echo: 
         timetable = demo_timetable(start)
         with connection(url) as conn:
             store_demo_timetable(conn, timetable)
+        # Stopped after every part that reads it and before the database: the shift is the demo's alone, so
+        # a later `monitor`, `simulate` or `dashboard` on this database follows the real timetable.
+        sup.start(ThreadService("demo-timetable", lambda stop: _clear_timetable_when(stop, url)))
         if parts.backfill is not None and not stop.is_set():
             backfill = parts.backfill
             demo_history(url, lambda end, _tt: backfill(url, end, timetable), start, echo)

@@ -410,7 +410,8 @@ def live_outputs(view: data.RoomView, lang: str) -> dict[str, tuple[str, Any]]:
     """The live panels of a room (summary, raw values, devices, commands): each as ``(digest, render)``, the
     digest of what it shows and a function drawing it, so that an unchanged panel is not drawn again."""
     use = view.room.use or ""
-    items = room_summary(view.latest, use, view.standards, lang=lang, zone=view.zone)
+    # judged as the monitor judges: on the stored timetable, in the schools' zone (docs/cli.md, sites set)
+    items = room_summary(view.latest, use, view.standards, lang=lang, zone=SCHOOL_TZ, timetable=view.timetable)
     colours = [colour_for(r.metric, r.value, use=use, standards=view.standards) for r in view.latest]
     return {
         ids.ROOM_SUMMARY: (_digest(lang, items), lambda: summary_panel(items, lang)),

@@ -73,6 +73,7 @@ def kpis(ctx: click.Context, site: str | None, day: str | None, compute: bool, r
     from twin.storage import kpis as kpi_store
     from twin.storage.monitoring import rule_overrides
     from twin.storage.sites import site_exists
+    from twin.storage.timetables import stored_timetable
     from twin.timetable import SCHOOL_TZ
 
     config = load_config(rules_file)
@@ -84,7 +85,8 @@ def kpis(ctx: click.Context, site: str | None, day: str | None, compute: bool, r
         if site is not None and not site_exists(conn, site):
             raise click.ClickException(f"unknown site {site!r}")
         if compute or not kpi_store.stored_days(conn, kpi_store.NETWORK, when, when):
-            compute_day(conn, when, rules_for=lambda s: config.rules_for(s, rule_overrides(conn, s) if s else None))
+            compute_day(conn, when, timetable=stored_timetable(conn),  # the demo's when it is stored
+                        rules_for=lambda s: config.rules_for(s, rule_overrides(conn, s) if s else None))
         rows = kpi_store.day_kpis(conn, when, site=site)
     table: dict[str, dict[str, Any]] = {}
     for r in rows:

@@ -26,6 +26,7 @@ from twin.monitoring.standards import SiteConfig
 from twin.monitoring.svg_charts import bar_chart, line_chart
 from twin.storage import alarms, kpis, monitoring, sites
 from twin.storage import devices as device_store
+from twin.storage.timetables import stored_timetable
 from twin.timetable import SCHOOL_TZ
 
 KPI_LABELS = {
@@ -76,7 +77,7 @@ def month_report(conn: psycopg.Connection, site_id: str, year: int, month: int, 
     day = first
     while day <= last:
         if day not in final:
-            compute_day(conn, day, now=now,
+            compute_day(conn, day, now=now, timetable=stored_timetable(conn),  # the demo's when it is stored
                         rules_for=lambda s: config.rules_for(s, monitoring.rule_overrides(conn, s) if s else None))
         day += timedelta(days=1)
     conn.commit()

@@ -21,6 +21,11 @@ def stored_timetable(conn: psycopg.Connection) -> Timetable:
     return Timetable(shift=timedelta(seconds=row[0]), every_day=row[1])
 
 
+def clear_demo_timetable(conn: psycopg.Connection) -> None:
+    """Forget the demo's timetable (the demo, when it stops): the real one applies again."""
+    conn.execute("DELETE FROM demo_timetable")
+
+
 def store_demo_timetable(conn: psycopg.Connection, timetable: Timetable) -> None:
     """Store the demo's timetable (replacing the one stored)."""
     conn.execute("""INSERT INTO demo_timetable (only_row, shift_s, every_day) VALUES (true, %s, %s)
