@@ -58,3 +58,22 @@ def test_debug_serves_on_werkzeug_in_one_process(db_url: str, tmp_path: Path) ->
     with _dashboard_process(db_url, tmp_path, "--debug") as (base, pid):
         assert _server(base).startswith("Werkzeug")
         assert not [p for p in psutil.Process(pid).children(recursive=True) if "gunicorn" in " ".join(p.cmdline())]
+
+
+def test_a_killed_dashboard_command_leaves_no_gunicorn_behind(db_url: str, tmp_path: Path) -> None:
+    """SIGKILL (the OOM killer, say) gives the command no chance to stop gunicorn: the master asked Linux to
+    end it with its parent, and its workers end with it, so nothing keeps the port and the connections."""
+    import os
+
+    def alive(p: int) -> bool:
+        try:
+            return psutil.Process(p).status() != psutil.STATUS_ZOMBIE
+        except psutil.NoSuchProcess:
+            return False
+
+    with _dashboard_process(db_url, tmp_path, "--workers", "1") as (base, pid):
+        assert _server(base).startswith("gunicorn")
+        tree = [p.pid for p in psutil.Process(pid).children(recursive=True)]
+        assert len(tree) >= 2  # gunicorn's master and its worker
+        os.kill(pid, signal.SIGKILL)
+        wait_for(lambda: not any(alive(p) for p in tree), timeout=60)

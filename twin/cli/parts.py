@@ -81,7 +81,8 @@ def gunicorn_service(config_json: str, host: str, port: int, *, workers: int, th
         proc = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "-c", "python:twin.cli.wsgi", "--bind", f"{host}:{port}",
              "--workers", str(workers), "--threads", str(threads), "--name", "campus-twin-dashboard",
-             "twin.cli.wsgi:application()"], env=env)
+             "twin.cli.wsgi:application()"], env=env,
+            start_new_session=True)  # Ctrl-C is ours to turn into a graceful SIGTERM, not gunicorn's quick stop
         try:
             while not stop.wait(0.5):
                 if proc.poll() is not None:

@@ -53,6 +53,14 @@ def application() -> Any:
     return _app.server
 
 
+def on_starting(server: Any) -> None:
+    """gunicorn hook, in the master: end with ``campus-twin dashboard`` even when it is killed (SIGKILL, OOM),
+    so no orphan keeps the port and the database connections."""
+    from twin.process import die_with_parent
+
+    die_with_parent()
+
+
 def worker_exit(server: Any, worker: Any) -> None:
     """gunicorn hook: release the worker's pool and MQTT connection."""
     if _app is not None:
