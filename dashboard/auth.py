@@ -184,9 +184,10 @@ LOGIN_PAGE = """<!doctype html>
 """
 
 
-def _language_links(prefix: str, lang: str) -> str:
-    """EN / 中文 links back to this login form (its ``next`` kept): the language is chosen before logging in."""
-    here = flask.request.full_path.rstrip("?")
+def _language_links(prefix: str, lang: str, next_path: str) -> str:
+    """EN / 中文 links back to this login form (its ``next`` kept, also after a failed attempt): the language
+    is chosen before logging in."""
+    here = f"{prefix}login?next={quote(next_path, safe='/')}"  # as the login redirect writes it
     return " ".join(
         f'<a id="login-lang-{code}" href="{html.escape(prefix)}lang/{code}?{html.escape(urlencode({"next": here}))}" '
         f'class="lang-link{" active" if code == lang else ""}">{label}</a>'
@@ -203,7 +204,7 @@ def _login_page(prefix: str, next_path: str, error: str | None = None, status: i
         csrf=csrf, next=html.escape(next_path), user_label=html.escape(t("Username", lang)),
         password_label=html.escape(t("Password", lang)),
         error=f'<p class="error" id="login-error">{html.escape(error)}</p>' if error else "",
-        switch=_language_links(prefix, lang))
+        switch=_language_links(prefix, lang, next_path))
     response = flask.make_response(body, status)
     response.headers["Content-Type"] = "text/html; charset=utf-8"
     response.headers["Cache-Control"] = "no-store"

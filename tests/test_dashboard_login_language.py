@@ -49,3 +49,13 @@ def test_switching_language_never_leaves_the_app(plain_app: dash.Dash, target: s
     assert elsewhere.headers["Location"] == "/"
     same = client.get("/lang/en", headers={"Referer": "http://localhost/room/5?metric=co2"})
     assert same.headers["Location"] == "/room/5?metric=co2"  # a page of this app: back to it
+
+
+def test_after_a_failed_login_the_switch_still_keeps_where_to_go(plain_app: dash.Dash) -> None:
+    client = plain_app.server.test_client()
+    form = client.get("/login?next=/alarms").get_data(as_text=True)
+    token = form.split('name="csrf_token" value="')[1].split('"')[0]
+    failed = client.post("/login", data={"username": "nobody", "password": "wrong", "csrf_token": token,
+                                         "next": "/alarms"}).get_data(as_text=True)
+    link = failed.split('id="login-lang-zh" href="')[1].split('"')[0].replace("&amp;", "&")
+    assert client.get(link).headers["Location"] == "/login?next=/alarms"

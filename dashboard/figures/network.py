@@ -158,8 +158,17 @@ def rank(views: Sequence[SchoolState]) -> tuple[list[Ranked], list[SchoolState]]
 
 
 def percent(value: float | None) -> str:
-    """A fraction as "75%", "–" for None."""
-    return "–" if value is None else f"{100 * value:.0f}%"
+    """A fraction as "75%", "–" for None; never "100%" short of it (0.996 is "99.6%", so no school reads
+    "100% < 100%").
+
+    >>> percent(0.75), percent(0.996), percent(1.0), percent(None)
+    ('75%', '99.6%', '100%', '–')
+    """
+    if value is None:
+        return "–"
+    if value < 1 and round(100 * value) >= 100:
+        return f"{min(99.9, 100 * value):.1f}%"
+    return f"{100 * value:.0f}%"
 
 
 _COUNTED = {"critical": ("{n} critical alarm", "{n} critical alarms"),
