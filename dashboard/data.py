@@ -506,6 +506,19 @@ def devices_view(where: DeviceFilter, *, sort: str = "state", descending: bool =
         )
 
 
+@contextmanager
+def import_slot() -> Iterator[bool]:
+    """The one IFC import that may run at a time across every dashboard process and host: yields whether it is
+    this caller's (a PostgreSQL advisory lock, held on one pooled connection while the import runs)."""
+    with connection() as conn:
+        taken = bim_imports.try_lock_running(conn)
+        try:
+            yield taken
+        finally:
+            if taken:
+                bim_imports.unlock_running(conn)
+
+
 def bim_import_log(limit: int = 10) -> list[ImportRow]:
     with connection() as conn:
         return bim_imports.list_imports(conn, limit=limit)

@@ -65,6 +65,10 @@ def pending_folder() -> Path:
     return Path(flask.current_app.extensions.get(bim_plans.PENDING_KEY) or bim_plans.default_folder())
 
 
+#: Another dashboard process (or host) is importing: one import at a time, wherever it was uploaded.
+BUSY = "another IFC import is running: try again when it has finished"
+
+
 def _loader() -> data.BimLoader:
     loader = data.bim_loader()
     if loader is None:
@@ -89,8 +93,11 @@ def plan_upload(contents: str, filename: str, site_id: str | None, name: str | N
     bim_plans.purge(folder, keep=bim_plans.MAX_PENDING - 1)
     plan_id, path = bim_plans.stage(folder, blob, safe_name)
     try:
-        summary = run_isolated(functools.partial(loader, dry_run=True), path, site, name=site_name, role=role,
-                               limits=limits)
+        with data.import_slot() as ours:
+            if not ours:
+                raise UploadError(BUSY)
+            summary = run_isolated(functools.partial(loader, dry_run=True), path, site, name=site_name, role=role,
+                                   limits=limits)
         plan = bim_plans.PendingPlan(plan_id, site, site_name, role, path.name, hashlib.sha256(blob).hexdigest(),
                                      len(blob), username, datetime.now(UTC), summary)
         bim_plans.save(folder, plan)
@@ -114,8 +121,11 @@ def apply_plan(plan_id: str, *, username: str | None, remote_addr: str | None) -
         raise UploadError("the kept file does not match the uploaded file (SHA-256): upload it again")
     apply = functools.partial(loader, allow_removals=True, expect_plan=plan.fingerprint, applied_by=username,
                               remote_addr=remote_addr)
-    summary = run_isolated(apply, bim_plans.file_of(folder, plan), plan.site_id, name=plan.name, role=plan.role,
-                           limits=data.upload_limits())
+    with data.import_slot() as ours:
+        if not ours:
+            raise UploadError(BUSY)
+        summary = run_isolated(apply, bim_plans.file_of(folder, plan), plan.site_id, name=plan.name,
+                               role=plan.role, limits=data.upload_limits())
     bim_plans.discard(folder, plan_id)
     return summary
 

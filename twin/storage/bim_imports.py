@@ -18,6 +18,25 @@ from psycopg.types.json import Jsonb
 IMPORT_LOCK = 0x4249  # "BI"
 
 
+#: Advisory lock of "an IFC import is running" (``pg_try_advisory_lock(RUNNING_LOCK, 0)``), across every
+#: dashboard process and host: each import may take minutes and gigabytes.
+RUNNING_LOCK = 0x4250  # "BP"
+
+
+def try_lock_running(conn: psycopg.Connection) -> bool:
+    """Take the one "import running" slot for ``conn``'s session (committed at once, so no transaction stays
+    open meanwhile); False when another session holds it. Release with :func:`unlock_running`."""
+    taken = bool(conn.execute("SELECT pg_try_advisory_lock(%s, 0)", (RUNNING_LOCK,)).fetchone()[0])
+    conn.commit()
+    return taken
+
+
+def unlock_running(conn: psycopg.Connection) -> None:
+    """Give the slot of :func:`try_lock_running` back (a session that ends gives it back too)."""
+    conn.execute("SELECT pg_advisory_unlock(%s, 0)", (RUNNING_LOCK,))
+    conn.commit()
+
+
 def lock_site_for_import(conn: psycopg.Connection, site_id: str) -> None:
     """Hold the site's import lock until the caller's transaction ends (concurrent loads queue up)."""
     conn.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (IMPORT_LOCK, site_id))
