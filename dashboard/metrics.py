@@ -31,6 +31,8 @@ NAMES: dict[str, tuple[str, str]] = {
     "input_source": ("Input source", "信号源"),
     "cloud_session": ("Cloud class", "云课堂"),
     "cloud_role": ("Cloud-class role", "云课堂角色"),
+    "presence": ("Presence", "有人"),
+    "link_quality": ("Zigbee link quality", "Zigbee 链路质量"),
     "compliance": ("Standards compliance", "标准达标"),
     "device_health": ("Device health", "设备健康"),
 }

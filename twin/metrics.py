@@ -40,6 +40,10 @@ CATALOGUE: tuple[Metric, ...] = (
     Metric(17, "input_source", "", 0.0, 3.0, "panel input: 0 none, 1 built-in PC, 2 HDMI, 3 cloud-class stream"),
     Metric(18, "cloud_session", "", 0.0, 1e12, "cloud-class session number (YYYYMMDDLL), 0 when none"),
     Metric(19, "cloud_role", "", 0.0, 2.0, "cloud class: 0 none, 1 main classroom streaming, 2 auxiliary joined"),
+    # Off-the-shelf devices through adapters (issue 19): a motion/presence detector says someone is there,
+    # not how many; a Zigbee link's quality indicator (LQI, 0-255) is not a signal strength in dBm.
+    Metric(20, "presence", "", 0.0, 1.0, "someone present (motion or presence detector, 0/1)"),
+    Metric(21, "link_quality", "", 0.0, 255.0, "Zigbee link quality indicator (LQI, 0-255)"),
 )
 
 BY_NAME: dict[str, Metric] = {m.name: m for m in CATALOGUE}

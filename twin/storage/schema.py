@@ -173,6 +173,11 @@ def _sql_file(name: str) -> Callable[[psycopg.Connection], None]:
     return apply
 
 
+def _hardware(conn: psycopg.Connection) -> None:
+    _sql_file("0016_hardware.sql")(conn)
+    _metrics(conn)  # the catalogue's new metrics
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "core twin tables", _core),
     Migration(2, "metric catalogue", _metrics),
@@ -192,6 +197,8 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(13, "sequence restarts told from reordering by device time", _sql_file("0013_seq_restart.sql")),
     Migration(14, "a site's time zone, for the times people read", _sql_file("0014_site_time_zone.sql")),
     Migration(15, "the demo's timetable shift (demo only)", _sql_file("0015_demo_timetable.sql")),
+    Migration(16, "hardware identities, site adapters, hardware seen; presence and link quality metrics",
+              _hardware),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 
