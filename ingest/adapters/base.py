@@ -5,7 +5,7 @@ where its protocol allows, ``command(route, action, level)``. ``topic`` as given
 part after the site's prefix (``"lab-sensor"`` for ``zigbee2mqtt/lab-sensor`` under prefix
 ``zigbee2mqtt``). Everything here is pure: no I/O.
 
-Field tables (``fields.toml``, one table per adapter) map a field of the device's payload to a catalogue
+Field tables (``fields/<adapter>.toml``, one per adapter) map a field of the device's payload to a catalogue
 metric with ``scale``/``offset`` (catalogue value = value * scale + offset), a ``map`` of words to
 numbers (``state = "ON"`` -> ``on = 1``), ``unless`` (skip when another field is present:
 ``illuminance`` when ``illuminance_lux`` is there), or to a status vital (``status = "battery"``,
@@ -108,16 +108,16 @@ class FieldRule:
 
 @cache
 def field_table(adapter: str) -> dict[str, FieldRule]:
-    """The field table of ``adapter`` from ``fields.toml`` (checked: every metric is in the catalogue)."""
-    data = tomllib.loads(resources.files("ingest.adapters").joinpath("fields.toml").read_text("utf-8"))
+    """The field table of ``adapter`` from ``fields/<adapter>.toml`` (checked: every metric is in the catalogue)."""
+    data = tomllib.loads(resources.files("ingest.adapters.fields").joinpath(f"{adapter}.toml").read_text("utf-8"))
     table: dict[str, FieldRule] = {}
-    for name, row in data.get(adapter, {}).items():
+    for name, row in data.items():
         rule = FieldRule(metric=row.get("metric"), status=row.get("status"), scale=float(row.get("scale", 1.0)),
                          offset=float(row.get("offset", 0.0)),
                          map={str(k): float(v) for k, v in row.get("map", {}).items()}, unless=row.get("unless"))
         if (rule.metric is None) == (rule.status is None) or (rule.metric and rule.metric not in BY_NAME) \
                 or (rule.status and rule.status not in VITALS):
-            raise ValueError(f"fields.toml [{adapter}.{name}]: one catalogue metric or one status vital {VITALS}")
+            raise ValueError(f"fields/{adapter}.toml [{name}]: one catalogue metric or one status vital {VITALS}")
         table[name] = rule
     return table
 
