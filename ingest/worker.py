@@ -40,15 +40,18 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from typing import TypeVar
 
 import psycopg
 
 from ingest.decode import Status, decode_gateway_status, decode_status, decode_telemetry
+from ingest.routing import AdapterRouter, ack_state, report_status
 from twin.database import DatabaseUnavailable, connect
 from twin.messaging import contract
 from twin.messaging.mqtt import RETAIN_SEND_IF_NEW, MqttClient, Received, Subscription
-from twin.storage import events, listening, model
+from twin.storage import commands, events, identities, listening, model
+from twin.storage.identities import Seen
 from twin.storage.readings import ReadingWriter, Row
 
 log = logging.getLogger(__name__)
@@ -127,18 +130,23 @@ class Prepared:
     newest: datetime | None = None  # newest reading timestamp
     #: ``(device key, seq, device time)`` per message that has a seq, in batch order (``seqs`` grouped).
     seq_log: list[tuple[int, int, datetime | None]] = field(default_factory=list)
-    #: Per message, where its parts end in ``rows``, ``letters``, ``statuses`` and ``seq_log``: a slice
-    #: of messages is a slice of each (see :meth:`part`).
-    ends: list[tuple[int, int, int, int]] = field(default_factory=list)
+    #: Hardware the adapters saw (``hardware_seen``), and luminaire states that may acknowledge commands
+    #: sent through an adapter: ``(device key, time, on, dimming)``.
+    seen: list[Seen] = field(default_factory=list)
+    acks: list[tuple[int, datetime, float | None, float | None]] = field(default_factory=list)
+    #: Per message, where its parts end in ``rows``, ``letters``, ``statuses``, ``seq_log``, ``seen`` and
+    #: ``acks``: a slice of messages is a slice of each (see :meth:`part`).
+    ends: list[tuple[int, ...]] = field(default_factory=list)
 
     def part(self, lo: int, hi: int) -> Prepared:
         """Messages ``lo`` to ``hi`` (exclusive) with their decoded parts, without decoding again."""
-        start = self.ends[lo - 1] if lo else (0, 0, 0, 0)
+        start = self.ends[lo - 1] if lo else (0,) * 6
         end = self.ends[hi - 1]
         seq_log = self.seq_log[start[3]:end[3]]
         out = Prepared(self.batch[lo:hi], self.rows[start[0]:end[0]], self.letters[start[1]:end[1]],
                        self.statuses[start[2]:end[2]], group_seqs(seq_log), self.newest, seq_log,
-                       [(r - start[0], d - start[1], s - start[2], q - start[3]) for r, d, s, q in self.ends[lo:hi]])
+                       self.seen[start[4]:end[4]], self.acks[start[5]:end[5]],
+                       [tuple(e - s for e, s in zip(ends, start, strict=True)) for ends in self.ends[lo:hi]])
         return out
 
 
@@ -202,6 +210,8 @@ class IngestWorker:
         self._mqtt: MqttClient | None = None
         self._mqtt_subscriptions: tuple[Subscription, ...] = ()
         self._stopping = False
+        #: The sites' enabled adapters (read when ``run`` starts, or at the first batch).
+        self._router: AdapterRouter | None = None
 
     # -- MQTT side ---------------------------------------------------------
     @property
@@ -214,7 +224,8 @@ class IngestWorker:
         shared subscriptions from its persistence file after a restart, docs/mqtt.md), and the other form
         to drop: a resumed session may still hold it (an upgrade from the old shared default, or back to
         several workers), and it would deliver every message twice."""
-        plain = (contract.TELEMETRY_FILTER, contract.STATUS_FILTER, contract.GATEWAY_STATUS_FILTER)
+        plain = (contract.TELEMETRY_FILTER, contract.STATUS_FILTER, contract.GATEWAY_STATUS_FILTER,
+                 *(self._router.filters() if self._router is not None else ()))
         filters, other = plain, tuple(f"$share/{contract.SHARE_GROUP}/{f}" for f in plain)
         if mqtt.shared_subscriptions and self.share_group:
             filters, other = tuple(f"$share/{self.share_group}/{f}" for f in plain), plain
@@ -297,15 +308,23 @@ class IngestWorker:
         """
         if not self._devices:
             self._devices, self._devices_loaded = model.device_keys(self._lookup_db()), time.monotonic()
+        router = self.router()
         out = Prepared(batch)
         rows, letters, statuses, seq_log, ends = out.rows, out.letters, out.statuses, out.seq_log, out.ends
         newest: datetime | None = None
         taken: dict[str, bytes] = {}  # status payloads of this batch (kept only once it is decoded whole)
         for msg in batch:
-            route = self._route(msg.topic)
             received_at = datetime.fromtimestamp(msg.received_at, UTC)
+            config = None if msg.topic.startswith(contract.PREFIX) else router.config_for(msg.topic)
+            route = "" if config is not None else self._route(msg.topic)
             if msg.retain and self._replayed(msg, taken):
                 pass
+            elif config is not None:
+                if msg.retain:
+                    taken[msg.topic] = msg.payload
+                last = self._adapter_message(router, config, msg, received_at, out)
+                if last is not None and (newest is None or last > newest):
+                    newest = last
             elif isinstance(route, str):
                 gateway = contract.parse_gateway_status_topic(msg.topic)
                 if gateway is None:
@@ -335,15 +354,22 @@ class IngestWorker:
                 # A device speaks only for itself (its topic is all the broker's ACL lets it write):
                 # SenML records naming another device are refused, not stored as that device's.
                 for device in dict.fromkeys(d for d, _, _, _ in decoded.foreign):
-                    decoded.errors.append(f"SenML record names device {device[:60]!r}; a device publishes only "
-                                          f"its own readings (topic device {parts.device_id!r})")
+                    found = router.resolve_urn(device) if device.lower().startswith("urn:") else None
+                    if found is not None and found.device_key == key:  # its own hardware id (RFC 9039 URN)
+                        rows.extend((ts, key, m.metric_id, v) for d, ts, m, v in decoded.foreign if d == device)
+                    elif found is None and device.lower().startswith("urn:"):
+                        decoded.errors.append(f"SenML record names hardware {device[:80]!r} bound to no device "
+                                              f"(campus-twin devices bind)")
+                    else:
+                        decoded.errors.append(f"SenML record names device {device[:60]!r}; a device publishes only "
+                                              f"its own readings (topic device {parts.device_id!r})")
                 for reason in decoded.errors:
                     letters.append((received_at, msg.topic, reason, msg.payload))
                 if decoded.seq is not None:
                     # the device's time tells a reboot from reordering (twin.sequence); a receive time cannot
                     sent = decoded.readings[0][0] if decoded.readings and not decoded.ts_from_receive else None
                     seq_log.append((key, decoded.seq, sent))
-            ends.append((len(rows), len(letters), len(statuses), len(seq_log)))
+            ends.append((len(rows), len(letters), len(statuses), len(seq_log), len(out.seen), len(out.acks)))
         out.seqs = group_seqs(seq_log)
         out.newest = newest
         if taken:
@@ -351,6 +377,33 @@ class IngestWorker:
                 self._last_status.clear()
             self._last_status.update(taken)
         return out
+
+    def router(self) -> AdapterRouter:
+        """The sites' enabled adapters, read from the database once (``run`` reads them before subscribing)."""
+        if self._router is None:
+            self._router = AdapterRouter(identities.adapters(self._lookup_db()), self._lookup_db)
+        return self._router
+
+    def _adapter_message(self, router: AdapterRouter, config: identities.AdapterConfig, msg: Message,
+                         received_at: datetime, out: Prepared) -> datetime | None:
+        """Decode a message of an adapter's topics into ``out``; the newest reading time it brought."""
+        routed = router.route(config, msg.topic, msg.payload, received_at)
+        out.seen.extend(routed.seen)
+        newest = None
+        for key, report in routed.reports:
+            out.rows.extend((ts, key, metric.metric_id, value) for ts, metric, value in report.readings)
+            if report.readings:
+                newest = max(ts for ts, _, _ in report.readings)
+                if (state := ack_state(key, report.readings)) is not None:
+                    out.acks.append(state)
+            if (status := report_status(report)) is not None:
+                out.statuses.append((key, status, msg.retain))
+            if report.seq is not None:
+                sent = report.readings[0][0] if report.readings and not report.ts_from_receive else None
+                out.seq_log.append((key, report.seq, sent))
+        for reason in routed.errors:
+            out.letters.append((received_at, msg.topic, reason, msg.payload))
+        return newest
 
     def _replayed(self, msg: Message, taken: dict[str, bytes]) -> bool:
         """Whether a retained message repeats the status this process last took on its topic."""
@@ -410,6 +463,9 @@ class IngestWorker:
             events.update_status(conn, key, status.state, firmware=status.firmware, battery_pct=status.battery_pct,
                                  rssi_dbm=status.rssi_dbm, retained=retained)
         events.record_seq(conn, prepared.seqs)
+        identities.note_seen(conn, prepared.seen)
+        if prepared.acks:
+            commands.ack_from_state(conn, prepared.acks)
         return Stored(len(prepared.rows), inserted, len(prepared.letters))
 
     def _isolate(self, conn: psycopg.Connection, writer: ReadingWriter, prepared: Prepared,
@@ -531,6 +587,8 @@ class IngestWorker:
         self._mqtt = MqttClient(self.mqtt_url, self.client_id, persistent=True, manual_ack=True,
                                 receive_maximum=self.receive_maximum, on_connect=self._on_connect,
                                 on_disconnect=self._on_disconnect, on_subscribed=self._on_subscribed)
+        if self._retry(self.router, stop, "reading the sites' adapters") is None:
+            return
         subscriptions, drop = self._subscriptions(self._mqtt)
         self._mqtt_subscriptions = tuple(subscriptions)
         self._mqtt.declare(subscriptions, unsubscribe=drop)
@@ -552,7 +610,7 @@ class IngestWorker:
                 if storing is not None and storing.done():
                     storing.result()  # a store error that is not the database's surfaces now, not at the next batch
                 if batch:
-                    prepared = self._retry(lambda: self.prepare(batch), stop, "looking up devices")
+                    prepared = self._retry(partial(self.prepare, batch), stop, "looking up devices")
                     if prepared is None:
                         break
                     if storing is not None:

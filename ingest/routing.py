@@ -1,0 +1,176 @@
+"""Messages of the adapters' topic families, routed to their site and device (issue 19).
+
+The sites' enabled adapters (``site_adapters``) declare the filters ingest subscribes to. A message under
+one of them is decoded by its adapter (a pure function), then each device it reports on is found by its
+hardware identity (``device_identities``), through the name the adapter announced when the message names
+the device only by that (a zigbee2mqtt friendly name). What follows is the native path's: readings,
+statuses, sequence numbers, dead letters, acknowledgement after commit.
+
+Hardware bound to no device of the twin is recorded in ``hardware_seen`` (the devices page's "publishing
+but not in the twin", with the number of messages); its readings are not kept: once bound, what it sends
+next is stored. Hardware bound to a device of another site than the prefix's is refused (a gateway
+speaks only for its own school), as is a SenML record naming another device than its topic's.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import psycopg
+from paho.mqtt.client import topic_matches_sub
+
+from ingest.adapters.base import Decoded, Hardware, Report
+from ingest.adapters.registry import adapter
+from ingest.decode import Status
+from twin.identities import candidates
+from twin.metrics import Metric
+from twin.storage import identities
+from twin.storage.identities import AdapterConfig, Resolved, Seen
+
+log = logging.getLogger(__name__)
+
+#: Look identities up again at most this often when one is missing (a binding made meanwhile).
+REFRESH_S = 10.0
+_ACK_METRICS = ("on", "dimming")
+
+
+@dataclass(slots=True)
+class Routed:
+    """What the worker stores for one adapter message: per device reached, ``(device key, report)``;
+    hardware seen; dead-letter reasons."""
+
+    reports: list[tuple[int, Report]] = field(default_factory=list)
+    seen: list[Seen] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+
+class AdapterRouter:
+    """The enabled adapters of every site, and the identities and names they resolve through.
+
+    ``lookup`` gives the connection to read identities on (the worker's lookup connection)."""
+
+    def __init__(self, configs: Sequence[AdapterConfig], lookup: Callable[[], psycopg.Connection]) -> None:
+        self.configs = tuple(configs)
+        self._lookup = lookup
+        self._filters = [(f, c) for c in self.configs for f in adapter(c.adapter).filters(c.prefix)]
+        self._by_topic: dict[str, AdapterConfig | None] = {}
+        self._ids: dict[tuple[str, str], Resolved] = {}
+        self._names: dict[str, dict[tuple[str, str], tuple[str, str]]] = {}
+        self._loaded = -REFRESH_S
+        #: What was last noted of hardware bound to a device: ``(site, kind, id) -> (adapter, address, model)``.
+        self._noted: dict[tuple[str, str, str], tuple[str, str, str | None]] = {}
+
+    def filters(self) -> list[str]:
+        """Every adapter filter to subscribe to (each once)."""
+        return list(dict.fromkeys(f for f, _ in self._filters))
+
+    def config_for(self, topic: str) -> AdapterConfig | None:
+        """The site adapter whose filters ``topic`` falls under (cached per topic)."""
+        if topic in self._by_topic:
+            return self._by_topic[topic]
+        found = next((c for f, c in self._filters if topic_matches_sub(f, topic)), None)
+        if len(self._by_topic) > 100_000:
+            self._by_topic.clear()
+        self._by_topic[topic] = found
+        return found
+
+    # -- identities ------------------------------------------------------------------------------------
+    def _refresh(self, force: bool = False) -> bool:
+        """Read identities and adapter names again (at most every :data:`REFRESH_S` unless ``force``)."""
+        if not force and time.monotonic() - self._loaded < REFRESH_S:
+            return False
+        conn = self._lookup()
+        self._ids = identities.resolver(conn)
+        self._names = {c.adapter: identities.addresses(conn, c.adapter) for c in self.configs}
+        self._loaded = time.monotonic()
+        return True
+
+    def resolve(self, kind: str, hardware_id: str) -> Resolved | None:
+        """The device bound to ``(kind, hardware_id)``; looked up again when missing and stale."""
+        if not self._ids and self._loaded < 0:
+            self._refresh(force=True)
+        found = self._ids.get((kind, hardware_id))
+        if found is None and self._refresh():
+            found = self._ids.get((kind, hardware_id))
+        return found
+
+    def resolve_urn(self, urn: str) -> Resolved | None:
+        """The device an RFC 9039 URN names (as a URN, or as the MAC/EUI inside ``urn:dev:mac:``)."""
+        pairs = candidates(urn)
+        if self._loaded < 0:
+            self._refresh(force=True)
+        while True:
+            found = next((r for k, h in pairs if (r := self._ids.get((k, h))) is not None), None)
+            if found is not None or not self._refresh():
+                return found
+
+    def _hardware(self, config: AdapterConfig, report: Report) -> Hardware | None:
+        if report.hardware is not None:
+            return report.hardware
+        names = self._names.get(config.adapter, {})
+        hit = names.get((config.site_id, report.address))
+        if hit is None and self._refresh():
+            hit = self._names.get(config.adapter, {}).get((config.site_id, report.address))
+        return Hardware(hit[0], hit[1], report.address) if hit else None
+
+    # -- messages ----------------------------------------------------------------------------------------
+    def route(self, config: AdapterConfig, topic: str, payload: bytes, received_at: datetime) -> Routed:
+        """Decode one message of ``config``'s adapter and find the devices it reports on."""
+        out = Routed()
+        try:
+            decoded: Decoded = adapter(config.adapter).decode(topic, config.prefix, payload, received_at)
+        except Exception as exc:  # a decoder bug must not stop ingest: the message is kept as a dead letter
+            log.exception("adapter %s failed on topic %s", config.adapter, topic)
+            out.errors.append(f"{config.adapter}: decoder error {type(exc).__name__}: {str(exc)[:120]}")
+            return out
+        out.errors.extend(decoded.errors)
+        for hw in decoded.names:
+            self._names.setdefault(config.adapter, {})[(config.site_id, hw.address)] = (hw.kind, hw.hardware_id)
+            out.seen.append(Seen(config.site_id, hw.kind, hw.hardware_id, config.adapter, hw.address, hw.model,
+                                 received_at, 0))
+        for report in decoded.reports:
+            hw = self._hardware(config, report)
+            if hw is None:
+                out.errors.append(f"{config.adapter}: device {report.address[:80]!r} is not in the adapter's device "
+                                  f"list yet (for zigbee2mqtt: {config.prefix}/bridge/devices)")
+                continue
+            address = hw.address or report.address
+            found = self.resolve(hw.kind, hw.hardware_id)
+            if found is None:
+                out.seen.append(Seen(config.site_id, hw.kind, hw.hardware_id, config.adapter, address, hw.model,
+                                     received_at, 1))
+                continue
+            if found.site_id != config.site_id:
+                out.errors.append(f"{hw.kind}:{hw.hardware_id} is bound to {found.device_id!r} of site "
+                                  f"{found.site_id!r}, heard under site {config.site_id!r}'s {config.adapter} prefix")
+                continue
+            noted = (config.adapter, address, hw.model)
+            if self._noted.get((config.site_id, hw.kind, hw.hardware_id)) != noted:
+                self._noted[(config.site_id, hw.kind, hw.hardware_id)] = noted
+                out.seen.append(Seen(config.site_id, hw.kind, hw.hardware_id, config.adapter, address, hw.model,
+                                     received_at, 0))
+            out.reports.append((found.device_key, report))
+        return out
+
+
+def report_status(report: Report) -> Status | None:
+    """The status a report carries: its state, or ``online`` when it brings vitals (a device heard now)."""
+    vitals = (report.firmware, report.battery_pct, report.rssi_dbm)
+    if report.state is None and all(v is None for v in vitals):
+        return None
+    return Status(report.state or "online", *vitals)
+
+
+def ack_state(key: int, readings: Sequence[tuple[datetime, Metric, float]]) -> tuple[int, datetime, float | None,
+                                                                                      float | None] | None:
+    """``(device key, time, on, dimming)`` when a report says a luminaire's state (what acknowledges a command
+    sent through an adapter), else ``None``."""
+    state = {m.name: (ts, v) for ts, m, v in readings if m.name in _ACK_METRICS}
+    if not state:
+        return None
+    ts = max(t for t, _ in state.values())
+    return key, ts, state.get("on", (None, None))[1], state.get("dimming", (None, None))[1]
