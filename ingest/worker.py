@@ -48,6 +48,7 @@ import psycopg
 from ingest.decode import Status, decode_gateway_status, decode_status, decode_telemetry
 from ingest.routing import AdapterRouter, ack_state, report_status
 from twin.database import DatabaseUnavailable, connect
+from twin.identities import candidates
 from twin.messaging import contract
 from twin.messaging.mqtt import RETAIN_SEND_IF_NEW, MqttClient, Received, Subscription
 from twin.storage import commands, events, identities, listening, model
@@ -357,9 +358,10 @@ class IngestWorker:
                     found = router.resolve_urn(device) if device.lower().startswith("urn:") else None
                     if found is not None and found.device_key == key:  # its own hardware id (RFC 9039 URN)
                         rows.extend((ts, key, m.metric_id, v) for d, ts, m, v in decoded.foreign if d == device)
-                    elif found is None and device.lower().startswith("urn:"):
-                        decoded.errors.append(f"SenML record names hardware {device[:80]!r} bound to no device "
-                                              f"(campus-twin devices bind)")
+                    elif found is None and (urn := next(iter(candidates(device)), None)) is not None:
+                        # publishing but not in the twin: listed for a planner to bind (its readings not kept)
+                        out.seen.append(Seen(parts.site_id, urn[0], urn[1], "senml", parts.device_id, None,
+                                             received_at, 1))
                     else:
                         decoded.errors.append(f"SenML record names device {device[:60]!r}; a device publishes only "
                                               f"its own readings (topic device {parts.device_id!r})")

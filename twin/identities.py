@@ -9,7 +9,7 @@ normal form, unique per kind across the whole network:
 '00158d0001a2b3c4'
 >>> normalize("mac", "24:0A:C4:12:34:56")
 '240ac4123456'
->>> normalize("urn", "URN:dev:ow:10e2073a01080063")
+>>> normalize("urn", "URN:dev:ow:10E2073A01080063")
 'urn:dev:ow:10e2073a01080063'
 >>> parse_identity("deveui:70-B3-D5-7E-D0-05-A1-B2")
 ('deveui', '70b3d57ed005a1b2')
@@ -66,7 +66,9 @@ def normalize(kind: str, raw: str) -> str:
         value = f"{head.lower()}:dev:{rest}" if rest else text
         parts = value.split(":", 3)
         if len(parts) == 4:
-            value = ":".join([*(p.lower() for p in parts[:3]), parts[3]])
+            # mac and ow identifiers are hex (RFC 9039 §3.1, §3.2): compared without case
+            ident = parts[3].lower() if parts[2].lower() in ("mac", "ow") else parts[3]
+            value = ":".join([*(p.lower() for p in parts[:3]), ident])
         if not _URN.fullmatch(value) or len(value) > HARDWARE_ID_MAX:
             raise IdentityError(f"urn: {raw[:60]!r} is not an RFC 9039 device URN (urn:dev:mac|ow|org|os|ops:...)")
         return value
