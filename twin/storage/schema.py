@@ -199,6 +199,8 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(15, "the demo's timetable shift (demo only)", _sql_file("0015_demo_timetable.sql")),
     Migration(16, "hardware identities, site adapters, hardware seen; presence and link quality metrics",
               _hardware),
+    Migration(17, "MQTT accounts of the sites' adapters (integration role)",
+              _sql_file("0017_integration_accounts.sql")),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 
