@@ -5,6 +5,11 @@ stores the command (``twin.storage.commands``) and publishes ``{"id", "action", 
 on ``campus/v1/{site}/{device}/cmd`` (QoS 1); the bridge listens on
 ``campus/v1/+/+/cmd/ack`` and stores each ``{"id", "ok", ...}`` answer against its
 command, so any dashboard process can show it.
+
+A device reached through an adapter (a route in ``twin.storage.identities``: zigbee2mqtt, ChirpStack,
+The Things Stack, Tasmota) gets the command in its adapter's own form instead
+(``twin.messaging.device_commands``); it is stored the same way, and acknowledged by the device's next
+state when ingest stores it.
 """
 
 from __future__ import annotations
@@ -18,9 +23,9 @@ from typing import Any
 import orjson
 from psycopg_pool import ConnectionPool
 
-from twin.messaging import contract
+from twin.messaging import contract, device_commands
 from twin.messaging.mqtt import MqttClient, Received, Subscription
-from twin.storage import commands
+from twin.storage import commands, identities
 
 log = logging.getLogger(__name__)
 
@@ -82,10 +87,18 @@ class CommandBridge:
             raise CommandError("the MQTT broker is not connected")
         command_id = uuid.uuid4().hex
         body = command_payload(command_id, action, level)
+        topic, payload, qos = contract.topic(site_id, device_id, contract.CMD), orjson.dumps(body), QOS_CMD
         with self.pool.connection() as conn:
+            route = identities.route(conn, device_key)
+            if route is not None:
+                try:
+                    topic, payload, qos = device_commands.encode(route, action, body.get("level"), command_id)
+                except device_commands.DeviceCommandError as exc:
+                    raise CommandError(str(exc)) from exc
             commands.record_command(conn, command_id, site_id, device_key, action, body.get("level"), sent_by=sent_by)
-        self.mqtt.send(contract.topic(site_id, device_id, contract.CMD), orjson.dumps(body), qos=QOS_CMD)
-        log.info("command sent id=%s site=%s device=%s action=%s", command_id, site_id, device_id, action)
+        self.mqtt.send(topic, payload, qos=qos)
+        log.info("command sent id=%s site=%s device=%s action=%s via=%s", command_id, site_id, device_id, action,
+                 route.adapter if route is not None else "native")
         return command_id
 
     def _on_connect(self, session_present: bool) -> None:

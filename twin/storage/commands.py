@@ -3,10 +3,12 @@
 The sender stores a command before publishing it (``record_command``); the ack listener
 matches the acknowledgement by the payload's ``id`` (``record_ack``). A command without an
 ack is still pending (or lost); one ack per command counts, later duplicates change nothing.
+A device reached through an adapter answers with its next state instead (``ack_from_state``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -32,6 +34,48 @@ def record_ack(conn: psycopg.Connection, command_id: str, ok: bool, ack: dict[st
         (ok, Jsonb(ack), command_id),
     )
     return cur.rowcount == 1
+
+
+#: How long a command waits for a state that acknowledges it (minutes).
+STATE_ACK_WINDOW_MIN = 10
+#: A dim command is done when the reported dimming is this close to its level (%): zigbee2mqtt's
+#: brightness has 254 steps, a LoRaWAN codec whole percents.
+DIM_TOLERANCE_PCT = 1.0
+
+
+def ack_from_state(conn: psycopg.Connection,
+                   states: Sequence[tuple[int, datetime, float | None, float | None]]) -> int:
+    """Acknowledge the open commands that devices' reported states satisfy; return how many.
+
+    ``states`` are ``(device key, state time, on 0/1 or None, dimming % or None)`` as a device reached
+    through an adapter reports them. A command is acknowledged (``ok``, ack ``{"from": "state", "on",
+    "dimming", "ts"}``) when it is not yet, was sent within :data:`STATE_ACK_WINDOW_MIN` minutes and not
+    after this transaction began, and the state satisfies it: ``on`` by on = 1, ``off`` by on = 0, ``dim``
+    by dimming within :data:`DIM_TOLERANCE_PCT` of its level, the device not reported off. The earliest
+    satisfying state of the batch is the one kept."""
+    if not states:
+        return 0
+    cur = conn.execute(
+        """WITH s AS (SELECT * FROM unnest(%(keys)s::integer[], %(ts)s::text[], %(on)s::float8[], %(dim)s::float8[])
+                      AS s(device_id, ts, on_, dimming)),
+                hit AS (SELECT DISTINCT ON (c.id) c.id, s.ts, s.on_, s.dimming
+                        FROM commands c JOIN s ON s.device_id = c.device_id
+                        WHERE c.acked_at IS NULL AND c.sent_at <= now()
+                          AND c.sent_at >= now() - make_interval(mins => %(window)s)
+                          AND CASE c.action WHEN 'on' THEN s.on_ = 1
+                                            WHEN 'off' THEN s.on_ = 0
+                                            WHEN 'dim' THEN abs(s.dimming - c.level) <= %(tolerance)s
+                                                            AND s.on_ IS DISTINCT FROM 0
+                                            ELSE false END
+                        ORDER BY c.id, s.ts::timestamptz)
+           UPDATE commands c SET acked_at = now(), ok = true,
+                  ack = jsonb_build_object('from', 'state', 'on', hit.on_, 'dimming', hit.dimming, 'ts', hit.ts)
+           FROM hit WHERE c.id = hit.id AND c.acked_at IS NULL""",
+        {"keys": [s[0] for s in states], "ts": [s[1].isoformat() for s in states],
+         "on": [s[2] for s in states], "dim": [s[3] for s in states],
+         "window": STATE_ACK_WINDOW_MIN, "tolerance": DIM_TOLERANCE_PCT},
+    )
+    return cur.rowcount
 
 
 @dataclass(frozen=True, slots=True)
