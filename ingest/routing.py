@@ -21,12 +21,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 import psycopg
-from paho.mqtt.client import topic_matches_sub
 
 from ingest.adapters.base import Decoded, Hardware, Report
 from ingest.adapters.registry import adapter
 from ingest.decode import Status
 from twin.identities import candidates
+from twin.messaging.mqtt import topic_matches
 from twin.metrics import Metric
 from twin.storage import identities
 from twin.storage.identities import AdapterConfig, Resolved, Seen
@@ -72,7 +72,7 @@ class AdapterRouter:
         """The site adapter whose filters ``topic`` falls under (cached per topic)."""
         if topic in self._by_topic:
             return self._by_topic[topic]
-        found = next((c for f, c in self._filters if topic_matches_sub(f, topic)), None)
+        found = next((c for f, c in self._filters if topic_matches(f, topic)), None)
         if len(self._by_topic) > 100_000:
             self._by_topic.clear()
         self._by_topic[topic] = found

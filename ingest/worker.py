@@ -68,6 +68,8 @@ RECEIVE_MAXIMUM = 20000
 RETRY_MAX_S = 30.0
 STATS_EVERY_S = 30.0
 DEVICE_REFRESH_S = 10.0
+#: How often ``run`` reads the sites' enabled adapters again (``campus-twin adapters enable`` while running).
+ADAPTERS_REFRESH_S = 30.0
 STORING = "storing"
 T = TypeVar("T")
 #: SQLSTATE classes of what PostgreSQL refuses for the values it is given (retrying cannot help):
@@ -211,8 +213,10 @@ class IngestWorker:
         self._mqtt: MqttClient | None = None
         self._mqtt_subscriptions: tuple[Subscription, ...] = ()
         self._stopping = False
-        #: The sites' enabled adapters (read when ``run`` starts, or at the first batch).
+        #: The sites' enabled adapters (read when ``run`` starts, or at the first batch, and again every
+        #: ``adapters_refresh_s`` while running).
         self._router: AdapterRouter | None = None
+        self.adapters_refresh_s = ADAPTERS_REFRESH_S
 
     # -- MQTT side ---------------------------------------------------------
     @property
@@ -385,6 +389,22 @@ class IngestWorker:
         if self._router is None:
             self._router = AdapterRouter(identities.adapters(self._lookup_db()), self._lookup_db)
         return self._router
+
+    def _reload_adapters(self) -> None:
+        """Read the sites' enabled adapters again; when they changed, route and subscribe by the new ones.
+        A database error leaves the current ones in place until the next try."""
+        try:
+            configs = identities.adapters(self._lookup_db())
+        except RETRIED as exc:
+            log.warning("ingest could not read the sites' adapters (kept as they were): %s", exc)
+            return
+        if self._router is None or tuple(configs) == self._router.configs or self._mqtt is None:
+            return
+        log.info("ingest adapters changed: %s", ", ".join(f"{c.site_id}:{c.adapter}:{c.prefix}" for c in configs))
+        self._router = AdapterRouter(configs, self._lookup_db)
+        subscriptions, _ = self._subscriptions(self._mqtt)
+        self._mqtt_subscriptions = tuple(subscriptions)
+        self._mqtt.resubscribe(subscriptions)
 
     def _adapter_message(self, router: AdapterRouter, config: identities.AdapterConfig, msg: Message,
                          received_at: datetime, out: Prepared) -> datetime | None:
@@ -596,6 +616,7 @@ class IngestWorker:
         self._mqtt.declare(subscriptions, unsubscribe=drop)
         self._mqtt.connect()
         last_stats, last_messages = time.monotonic(), 0
+        last_adapters = time.monotonic()
         # Two stages: this thread decodes the next batch while the store thread commits the last
         # one, so the database's work overlaps Python's. One batch in each at most, in order.
         store_thread = ThreadPoolExecutor(1, thread_name_prefix=f"{self.client_id}-store")
@@ -619,6 +640,9 @@ class IngestWorker:
                         _wait_for_store(storing, stop, halt)
                     storing = store_thread.submit(self._store_and_ack, prepared, halt)
                 now = time.monotonic()
+                if now - last_adapters >= self.adapters_refresh_s:
+                    last_adapters = now
+                    self._reload_adapters()
                 if now - last_stats >= self.stats_every_s:
                     self.log_stats(now - last_stats, last_messages)
                     last_stats, last_messages = now, self.counters.messages

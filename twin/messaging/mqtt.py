@@ -239,6 +239,11 @@ def _options(sub: Subscription, protocol: int) -> SubscribeOptions | int:
     return SubscribeOptions(qos=sub.qos, noLocal=sub.no_local, retainHandling=sub.retain_handling)
 
 
+def topic_matches(topic_filter: str, topic: str) -> bool:
+    """Whether ``topic`` falls under the MQTT filter ``topic_filter`` (``+`` and ``#`` wildcards)."""
+    return paho.topic_matches_sub(topic_filter, topic)
+
+
 def _matches(topic_filter: str, topic: str) -> bool:
     """Whether ``topic`` falls under ``topic_filter`` (a shared ``$share/{group}/`` prefix ignored)."""
     if topic_filter.startswith("$share/"):
@@ -332,6 +337,18 @@ class MqttClient:
             self._client.on_message = self._deliver_matching
         else:
             self._client.on_message = None
+
+    def resubscribe(self, subscriptions: Sequence[Subscription]) -> None:
+        """Replace the declared subscriptions while connected: subscribe what is new, unsubscribe what is
+        gone (the next connect makes them all again). The broker's answer comes to ``on_subscribed``."""
+        before = {s.topic_filter for s in self._subscriptions}
+        after = {s.topic_filter for s in subscriptions}
+        self.declare(subscriptions, unsubscribe=self._unsubscribe)
+        new = [s for s in subscriptions if s.topic_filter not in before]
+        if new and self._client.is_connected():
+            self._subscribe_mid = self._client.subscribe([(s.topic_filter, _options(s, self.protocol)) for s in new])[1]
+        if gone := sorted(before - after):
+            self._client.unsubscribe(gone)
 
     def _deliver_one(self, client, userdata, msg) -> None:
         self._handler(  # type: ignore[misc]
