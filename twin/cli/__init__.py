@@ -9,8 +9,8 @@ is :mod:`twin.orchestrate`'s.
 Its modules, by what they do:
 
 - :mod:`twin.cli.base`: the group and its options, one-line errors (:func:`friendly`), JSON output, signals;
-- :mod:`twin.cli.db`, :mod:`twin.cli.devices`, :mod:`twin.cli.sites`, :mod:`twin.cli.users`, :mod:`twin.cli.bim`: those
-  command groups;
+- :mod:`twin.cli.db`, :mod:`twin.cli.devices`, :mod:`twin.cli.adapters`, :mod:`twin.cli.sites`, :mod:`twin.cli.users`,
+  :mod:`twin.cli.bim`: those command groups;
 - :mod:`twin.cli.simulate`: ``simulate``; :mod:`twin.cli.run`: ``ingest``, ``dashboard``, ``monitor``, ``demo``;
 - :mod:`twin.cli.data`: ``export``, ``kpis``, ``report``;
 - :mod:`twin.cli.parts`: the services made of the other packages, and the demo's network of schools.
@@ -18,7 +18,7 @@ Its modules, by what they do:
 
 from __future__ import annotations
 
-from twin.cli import bim, data, db, devices, run, simulate, sites, users  # noqa: F401  (each adds its commands to main)
+from twin.cli import adapters, bim, data, db, devices, run, simulate, sites, users  # noqa: F401  (each adds its commands to main)
 from twin.cli.base import friendly, main, parse_time, print_json, require_mqtt, settings_of, stop_on_signals
 from twin.cli.bim import bim_loader_for, load_bim
 from twin.cli.parts import ensure_network

@@ -1,16 +1,23 @@
-"""``campus-twin devices``: list the twin's devices; issue their MQTT credentials and the broker's files."""
+"""``campus-twin devices``: list the twin's devices with their hardware ids; bind and unbind hardware ids;
+issue MQTT credentials and the broker's files."""
 
 from __future__ import annotations
 
+import csv
+import re
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from twin.cli.base import friendly, main, print_json, settings_of
+from twin.cli.base import friendly, main, operator_name, print_json, settings_of
 from twin.database import connection
 from twin.messaging.broker import MAX_QUEUED_MESSAGES
 from twin.orchestrate import migrated_url
 
+if TYPE_CHECKING:
+    from twin.storage.identities import Binding, IdentityRow
 
 @main.group()
 def devices() -> None:
@@ -19,28 +26,207 @@ def devices() -> None:
 
 @devices.command("list")
 @click.option("--site", help="Only this site.")
+@click.option("--identities", "by_identity", is_flag=True,
+              help="One line per hardware id instead: device, id, from the BIM or bound, when and by whom.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")
 @click.pass_context
 @friendly
-def devices_list(ctx: click.Context, site: str | None, as_json: bool) -> None:
-    """Devices with kind, site, room and last seen.  Example: campus-twin devices list --site hq"""
+def devices_list(ctx: click.Context, site: str | None, by_identity: bool, as_json: bool) -> None:
+    """Devices with kind, site, room, last seen and hardware ids.  Example: campus-twin devices list --site hq"""
     from twin.storage.devices import list_devices
+    from twin.storage.identities import identities
 
     with connection(migrated_url(settings_of(ctx))) as conn:
-        rows = list_devices(conn, site)
+        rows = [] if by_identity else list_devices(conn, site)
+        bound = identities(conn, site_id=site)
+    if by_identity:
+        _print_identities(bound, as_json)
+        return
+    hardware = _hardware_ids(bound)
     if as_json:
-        print_json([{k: getattr(r, k) for k in ("site_id", "device_id", "kind", "room", "mapping", "state", "last_seen")}
-                    for r in rows])
+        print_json([{**{k: getattr(r, k) for k in ("site_id", "device_id", "kind", "room", "mapping", "state",
+                                                    "last_seen")},
+                     "identities": hardware.get((r.site_id, r.device_id), [])} for r in rows])
         return
     from rich.console import Console
-    from rich.table import Table
+    from rich.table import Column, Table
 
-    table = Table("site", "device", "kind", "room", "state", "last seen", box=None)
+    # Hardware ids fold onto further lines in a narrow terminal: never cut short with an ellipsis.
+    table = Table("site", "device", "kind", "room", "state", "last seen", Column("hardware ids", overflow="fold"),
+                  box=None)
     for r in rows:
         seen = r.last_seen.strftime("%Y-%m-%d %H:%M:%S") if r.last_seen else "never"
-        table.add_row(r.site_id, r.device_id, r.kind, r.room or "-", r.state, seen)
+        table.add_row(r.site_id, r.device_id, r.kind, r.room or "-", r.state, seen,
+                      ", ".join(hardware.get((r.site_id, r.device_id), [])) or "-")
     Console().print(table)
     click.echo(f"{len(rows)} devices")
+
+
+def _print_identities(rows: list[IdentityRow], as_json: bool) -> None:
+    from twin.identities import Identity
+
+    if as_json:
+        print_json([{"site_id": r.site_id, "device_id": r.device_id, "kind": r.kind, "hardware_id": r.hardware_id,
+                     "source": r.source, "bound_at": r.bound_at, "bound_by": r.bound_by} for r in rows])
+        return
+    from rich.console import Console
+    from rich.table import Column, Table
+
+    table = Table("site", "device", Column("hardware id", overflow="fold"), "from", "bound", "by", box=None)
+    for r in rows:
+        table.add_row(r.site_id, r.device_id, str(Identity(r.kind, r.hardware_id)),
+                      "BIM" if r.source == "ifc" else "bound", r.bound_at.strftime("%Y-%m-%d %H:%M"), r.bound_by or "-")
+    Console().print(table)
+    click.echo(f"{len(rows)} hardware ids")
+
+
+def _hardware_ids(rows: list[IdentityRow]) -> dict[tuple[str, str], list[str]]:
+    """``{(site_id, device_id): ["ieee:00158d0001a2b3c4", ...]}`` in the order of :data:`twin.identities.KINDS`."""
+    from twin.identities import KINDS, Identity
+
+    out: dict[tuple[str, str], list[tuple[int, str, str]]] = {}
+    for r in rows:
+        out.setdefault((r.site_id, r.device_id), []).append(
+            (KINDS.index(r.kind), r.hardware_id, str(Identity(r.kind, r.hardware_id))))
+    return {key: [text for *_, text in sorted(found)] for key, found in out.items()}
+
+
+#: The columns a binding file must have (others are ignored).
+BIND_COLUMNS = ("device_id", "kind_of_id", "hardware_id")
+_LINE = re.compile(r"^line (\d+): ")
+
+
+@dataclass(frozen=True, slots=True)
+class BindFile:
+    """The bindings of a CSV file, the file line of each, and its bad lines (``"line 4: ..."``)."""
+
+    bindings: tuple[Binding, ...]
+    lines: tuple[int, ...]
+    problems: tuple[str, ...]
+
+
+def read_bind_file(path: Path) -> BindFile:
+    """Read ``device_id,kind_of_id,hardware_id`` rows (a header naming these columns first, in any order, other
+    columns ignored; blank lines skipped; UTF-8 with or without a byte order mark), each id in its normal form."""
+    from twin.identities import IdentityError, normalize
+    from twin.storage.identities import Binding
+
+    bindings: list[Binding] = []
+    lines: list[int] = []
+    problems: list[str] = []
+    with path.open(encoding="utf-8-sig", newline="") as fh:
+        reader = csv.reader(fh)
+        header = next(reader, None)
+        names = [h.strip().lower() for h in header or ()]
+        if not set(BIND_COLUMNS) <= set(names):
+            found = ",".join(header or ()) or "an empty file"
+            raise click.ClickException(f"{path}: the first line must be the header {','.join(BIND_COLUMNS)} "
+                                       f"(found {found[:80]!r})")
+        at = [names.index(c) for c in BIND_COLUMNS]
+        for row in reader:
+            line = reader.line_num
+            if not any(field.strip() for field in row):
+                continue
+            if len(row) < len(names):
+                problems.append(f"line {line}: {len(row)} field{'s' if len(row) != 1 else ''} where the header has "
+                                f"{len(names)} fields")
+                continue
+            device_id, kind, raw = (row[i].strip() for i in at)
+            if not device_id:
+                problems.append(f"line {line}: no device_id")
+                continue
+            try:
+                kind = kind.lower()
+                bindings.append(Binding(device_id, kind, normalize(kind, raw)))
+                lines.append(line)
+            except IdentityError as exc:
+                problems.append(f"line {line}: {exc}")
+    return BindFile(tuple(bindings), tuple(lines), tuple(problems))
+
+
+@devices.command("bind")
+@click.option("--site", "site_id", required=True, help="The site whose devices the file names.")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.pass_context
+@friendly
+def devices_bind(ctx: click.Context, site_id: str, file: Path) -> None:
+    """Bind hardware ids to devices from a CSV file (device_id,kind_of_id,hardware_id), all or nothing.
+
+    Kinds: ieee (Zigbee), deveui (LoRaWAN), mac, urn (RFC 9039 device URN), serial, tasmota (device topic).
+    Ids are stored in their normal form (0x00158D0001A2B3C4 -> 00158d0001a2b3c4). A bad line, an id bound to
+    another device or a device not of the site binds nothing; each problem is named by its line.
+
+    Example: campus-twin devices bind --site hq hardware.csv
+    """
+    from twin.storage import audit
+    from twin.storage.identities import BindError, bind
+    from twin.storage.sites import site_exists
+
+    read = read_bind_file(file)
+    by = operator_name()
+    with connection(migrated_url(settings_of(ctx))) as conn:
+        if not site_exists(conn, site_id):
+            raise click.ClickException(f"no site {site_id!r} (campus-twin sites list)")
+        detail = {"file": file.name, "lines": len(read.bindings) + len(read.problems)}
+        problems, what, new = read.problems, "bad lines", 0
+        if not problems:
+            try:
+                new = bind(conn, site_id, read.bindings, by=by)
+            except BindError as exc:
+                problems, what = tuple(_file_line(p, read.lines) for p in exc.problems), "problems"
+        if problems:
+            audit.record(conn, "devices_bind", "failed", username=by, target=site_id,
+                         detail={**detail, "problems": len(problems)})
+        else:
+            audit.record(conn, "devices_bind", "ok", username=by, target=site_id, detail={**detail, "bound": new})
+    if problems:
+        for p in problems:
+            click.echo(f"  {p}", err=True)
+        raise click.ClickException(f"nothing bound: {len(problems)} {what} in {file}")
+    click.echo(f"{site_id}: bound {new} hardware ids ({len(read.bindings)} lines, "
+               f"{len(read.bindings) - new} already bound)")
+
+
+def _file_line(problem: str, lines: tuple[int, ...]) -> str:
+    """A problem of :func:`twin.storage.identities.bind` (``"line 3: ..."``, its 3rd binding) with the file's line."""
+    found = _LINE.match(problem)
+    if found is None or not 0 < int(found.group(1)) <= len(lines):
+        return problem
+    return f"line {lines[int(found.group(1)) - 1]}: {problem[found.end():]}"
+
+
+@devices.command("unbind")
+@click.option("--site", "site_id", required=True, help="The site of the device the id is bound to.")
+@click.argument("identity", metavar="KIND:ID")
+@click.pass_context
+@friendly
+def devices_unbind(ctx: click.Context, site_id: str, identity: str) -> None:
+    """Forget one hardware id of a device (KIND:ID, or a bare urn:dev:... URN).
+
+    Example: campus-twin devices unbind --site hq ieee:00158d0001a2b3c4
+    """
+    from twin.identities import Identity, IdentityError, parse_identity
+    from twin.storage import audit
+    from twin.storage.identities import identities, unbind
+
+    try:
+        kind, hardware_id = parse_identity(identity)
+    except IdentityError as exc:
+        raise click.BadParameter(str(exc), param_hint="KIND:ID") from exc
+    shown = str(Identity(kind, hardware_id))
+    with connection(migrated_url(settings_of(ctx))) as conn:
+        owner = next((r for r in identities(conn) if (r.kind, r.hardware_id) == (kind, hardware_id)), None)
+        if owner is None:
+            raise click.ClickException(f"{shown} is not bound to any device")
+        if owner.site_id != site_id:
+            raise click.ClickException(f"{shown} is bound to {owner.device_id!r} at site {owner.site_id!r}, "
+                                       f"not at {site_id!r}")
+        unbind(conn, kind, hardware_id)
+        audit.record(conn, "devices_unbind", "ok", username=operator_name(), target=site_id,
+                     detail={"identity": shown, "device": owner.device_id, "source": owner.source})
+    click.echo(f"{site_id}: unbound {shown} from {owner.device_id}")
+    if owner.source == "ifc":
+        click.echo("  it came from the BIM: the next revision that carries it binds it again", err=True)
 
 
 def _file_mode(ctx: click.Context, param: click.Parameter, value: str) -> int:
