@@ -60,6 +60,9 @@ class AdapterRouter:
         self._by_topic: dict[str, AdapterConfig | None] = {}
         self._ids: dict[tuple[str, str], Resolved] = {}
         self._names: dict[str, dict[tuple[str, str], tuple[str, str]]] = {}
+        #: Names announced to this process (a bridge's device list), kept over what the database had when read:
+        #: a batch's own announcement is stored only when the batch commits.
+        self._announced: dict[str, dict[tuple[str, str], tuple[str, str]]] = {}
         self._loaded = -REFRESH_S
         #: What was last noted of hardware bound to a device: ``(site, kind, id) -> (adapter, address, model)``.
         self._noted: dict[tuple[str, str, str], tuple[str, str, str | None]] = {}
@@ -85,7 +88,8 @@ class AdapterRouter:
             return False
         conn = self._lookup()
         self._ids = identities.resolver(conn)
-        self._names = {c.adapter: identities.addresses(conn, c.adapter) for c in self.configs}
+        self._names = {c.adapter: identities.addresses(conn, c.adapter) | self._announced.get(c.adapter, {})
+                       for c in self.configs}
         self._loaded = time.monotonic()
         return True
 
@@ -129,7 +133,8 @@ class AdapterRouter:
             return out
         out.errors.extend(decoded.errors)
         for hw in decoded.names:
-            self._names.setdefault(config.adapter, {})[(config.site_id, hw.address)] = (hw.kind, hw.hardware_id)
+            for names in (self._names, self._announced):
+                names.setdefault(config.adapter, {})[(config.site_id, hw.address)] = (hw.kind, hw.hardware_id)
             out.seen.append(Seen(config.site_id, hw.kind, hw.hardware_id, config.adapter, hw.address, hw.model,
                                  received_at, 0))
         for report in decoded.reports:
