@@ -1,9 +1,9 @@
 """What an adapter decodes a message into, and the field tables that map other formats to the catalogue.
 
-An adapter is a module with ``NAME``, ``filters(prefix)``, ``decode(topic, payload, received_at)`` and,
-where its protocol allows, ``command(route, action, level)``. ``topic`` as given to ``decode`` is the
-part after the site's prefix (``"lab-sensor"`` for ``zigbee2mqtt/lab-sensor`` under prefix
-``zigbee2mqtt``). Everything here is pure: no I/O.
+An adapter is a module with ``NAME``, ``filters(prefix)`` (what to subscribe to under a site's prefix) and
+``decode(topic, prefix, payload, received_at)``: the full topic and the site's prefix (which may hold ``+``
+levels); the adapter reads the levels after the prefix's. Commands go back through
+:mod:`twin.messaging.device_commands` (the dashboard imports only ``twin``). Everything here is pure: no I/O.
 
 Field tables (``fields/<adapter>.toml``, one per adapter) map a field of the device's payload to a catalogue
 metric with ``scale``/``offset`` (catalogue value = value * scale + offset), a ``map`` of words to
