@@ -159,7 +159,8 @@ def apply_fields(adapter: str, doc: dict[str, Any], ts: datetime, report: Report
             if value is None:
                 errors.append(f"{adapter}: {name}: value must be a number, got {type(raw).__name__}")
                 continue
-            value = value * rule.scale + rule.offset
+            if rule.scale != 1.0 or rule.offset:  # 127 * 100 / 254 is 50, not 49.99999999999999
+                value = round(value * rule.scale + rule.offset, 9)
         if rule.status is not None:
             _vital(report, rule.status, value, f"{adapter}: {name}", errors)
             continue
