@@ -240,7 +240,8 @@ def _file_mode(ctx: click.Context, param: click.Parameter, value: str) -> int:
 
 
 @devices.command("credentials")
-@click.option("--site", "site_id", required=True, help="Issue passwords for this site's devices and gateway.")
+@click.option("--site", "site_id", required=True,
+              help="Issue passwords for this site's devices, gateway and adapters.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
               help="Folder for mosquitto.conf, dynamic-security.json, passwd, acl and credentials.csv (created).")
 @click.option("--rotate-services", is_flag=True, help="Also issue new passwords for the ingest and dashboard accounts.")
@@ -264,11 +265,12 @@ def devices_credentials(ctx: click.Context, site_id: str, out: Path, rotate_serv
                         dynsec_plugin: str | None, max_queued_messages: int) -> None:
     """Issue MQTT passwords per device; write a Mosquitto configuration, its accounts and ACLs, and credentials.csv.
 
-    Every device of the site and its gateway get a new password (stored hashed); ``ingest`` and
-    ``dashboard`` get one the first time (or with --rotate-services). mosquitto.conf (listener,
-    persistence, queue limits, the dynamic security plugin), dynamic-security.json, passwd and acl
-    cover every account of the twin; credentials.csv (username,password,role) holds this run's
-    passwords, to hand to installers. See docs/security.md.
+    Every device of the site, its gateway and the accounts of its enabled adapters (zigbee2mqtt,
+    ChirpStack, a bridge from The Things Stack, each bound Tasmota topic) get a new password (stored
+    hashed); ``ingest`` and ``dashboard`` get one the first time (or with --rotate-services).
+    mosquitto.conf (listener, persistence, queue limits, the dynamic security plugin),
+    dynamic-security.json, passwd and acl cover every account of the twin; credentials.csv
+    (username,password,role) holds this run's passwords, to hand to installers. See docs/security.md.
 
     Example: campus-twin devices credentials --site hq --out /etc/mosquitto/campus --owner mosquitto
     """
@@ -298,5 +300,5 @@ def devices_credentials(ctx: click.Context, site_id: str, out: Path, rotate_serv
         click.echo("  the files are root's, mode 0600: a Mosquitto that runs as its own user cannot read them "
                    "(use --owner mosquitto)", err=True)
     for name, reason in issued.skipped:
-        click.echo(f"  skipped device {name!r}: {reason}", err=True)
+        click.echo(f"  skipped {name!r}: {reason}", err=True)
 
