@@ -5,12 +5,23 @@ mostly use generic IfcFlowTerminal / IfcFlowController / IfcDistributionControlE
 IfcEnergyConversionDevice and say what they are through the type object
 (IfcLightFixtureType, ...); generic elements of other types (sanitary terminals,
 breakers, boilers) are not devices of the twin.
+
+A device's hardware identities (:mod:`twin.identities`) come from ``Pset_CampusTwin``
+(``HardwareId``: ``kind:id`` or a bare RFC 9039 URN, several separated by ``;`` or ``,``;
+``IEEEAddress``, ``DevEUI``, ``MACAddress``: one id of that kind) and from
+``Pset_ManufacturerOccurrence.SerialNumber`` (IFC2X3 and IFC4). A malformed value is a
+warning and skipped; an id given for several devices of the file is bound to none of them::
+
+    found, warnings = device_identities([("ENV-1F-01", element)], index)
+    found["ENV-1F-01"]   # (("ieee", "00158d0001a2b3c4"), ("serial", "SN-1"))
 """
 
 from __future__ import annotations
 
 import functools
 import re
+from collections import Counter
+from collections.abc import Sequence
 
 import ifcopenshell
 import ifcopenshell.ifcopenshell_wrapper
@@ -18,6 +29,7 @@ import ifcopenshell.util.element
 
 from models_bim.index import FileIndex
 from twin.domain import IdSource
+from twin.identities import DEVEUI, IEEE, MAC, SERIAL, Identity, IdentityError, normalize, parse_identity
 
 #: Device classes (IFC4 and later) and the kind each one is.
 DEVICE_CLASS_KINDS: dict[str, str] = {
@@ -162,3 +174,96 @@ def declared_device_id_and_source(element: ifcopenshell.entity_instance,
             if device_id.strip("-"):
                 return device_id, source
     return None
+
+
+# -- hardware identities ------------------------------------------------------------------------------
+HARDWARE_ID_PROPERTY = "HardwareId"
+#: Pset_CampusTwin properties holding one hardware id of a known kind.
+KIND_PROPERTIES: dict[str, str] = {"IEEEAddress": IEEE, "DevEUI": DEVEUI, "MACAddress": MAC}
+SERIAL_PSET, SERIAL_PROPERTY = "Pset_ManufacturerOccurrence", "SerialNumber"
+#: The property sets a reader indexes for hardware identities.
+IDENTITY_PSETS = (DEVICE_ID_PSET, SERIAL_PSET)
+#: Values authoring tools write where an id is not known (Revit writes 'N/A' or the parameter's name):
+#: no identity, and no mistake either.
+PLACEHOLDERS = frozenset({"", "-", "--", "0", "n/a", "na", "none", "null", "unknown", "tbd", "tba", "serialnumber",
+                          "hardwareid", "ieeeaddress", "deveui", "macaddress"})
+#: Problems of single values reported one by one; beyond these, a count.
+MAX_IDENTITY_WARNINGS = 20
+_LIST = re.compile(r"[;,]")
+#: (property set, property, kind) of the properties holding one id each.
+_SINGLE = (*((DEVICE_ID_PSET, p, k) for p, k in KIND_PROPERTIES.items()), (SERIAL_PSET, SERIAL_PROPERTY, SERIAL))
+
+Identities = tuple[tuple[str, str], ...]
+
+
+def hardware_identities(element: ifcopenshell.entity_instance,
+                        index: FileIndex | None = None) -> tuple[Identities, list[str]]:
+    """The hardware identities the element's property sets state (sorted, normal form), and a problem for each
+    malformed value (``"Pset_CampusTwin.HardwareId 'x' is not a hardware id (...)"``)."""
+    def value(pset: str, prop: str) -> object:
+        if index is not None:
+            return index.pset_value(element, pset, prop)
+        return ifcopenshell.util.element.get_pset(element, pset, prop)
+
+    found: set[tuple[str, str]] = set()
+    problems: list[str] = []
+    raw_list = value(DEVICE_ID_PSET, HARDWARE_ID_PROPERTY)
+    listed = _text(raw_list)
+    if raw_list is not None and listed is None:
+        problems.append(f"{DEVICE_ID_PSET}.{HARDWARE_ID_PROPERTY} {str(raw_list)[:60]!r} is not a hardware id "
+                        "(not text)")
+    if listed is not None and listed.strip().lower() not in PLACEHOLDERS:
+        for part in (p.strip() for p in _LIST.split(listed)):
+            if part:
+                try:
+                    found.add(parse_identity(part))
+                except IdentityError as exc:
+                    problems.append(f"{DEVICE_ID_PSET}.{HARDWARE_ID_PROPERTY} {part[:60]!r} is not a hardware id "
+                                    f"({exc})")
+    for pset, prop, kind in _SINGLE:
+        raw = value(pset, prop)
+        text = _text(raw)
+        if raw is None or (text is not None and text.strip().lower() in PLACEHOLDERS):
+            continue
+        try:
+            if text is None:
+                raise IdentityError(f"{kind}: hardware id must be text")
+            found.add((kind, normalize(kind, text)))
+        except IdentityError as exc:
+            problems.append(f"{pset}.{prop} {str(raw)[:60]!r} is not a hardware id ({exc})")
+    return tuple(sorted(found)), problems
+
+
+def _text(raw: object) -> str | None:
+    """A property value as text: strings as they are, integers (a serial number typed as a number) in decimal."""
+    if isinstance(raw, str):
+        return raw
+    if isinstance(raw, int) and not isinstance(raw, bool):
+        return str(raw)
+    return None
+
+
+def device_identities(devices: Sequence[tuple[str, ifcopenshell.entity_instance]], index: FileIndex | None = None,
+                      ) -> tuple[dict[str, Identities], list[str]]:
+    """``{device_id: identities}`` of the devices (``(device id, element)``) that state any, and the warnings:
+    each malformed value (the first :data:`MAX_IDENTITY_WARNINGS`, then a count), each id the file gives several
+    devices (bound to none of them: which one is meant is not known)."""
+    found: dict[str, Identities] = {}
+    problems: list[str] = []
+    for device_id, element in devices:
+        identities, wrong = hardware_identities(element, index)
+        problems += [f"{device_id}: {p}" for p in wrong]
+        if identities:
+            found[device_id] = identities
+    warnings = problems[:MAX_IDENTITY_WARNINGS]
+    if len(problems) > MAX_IDENTITY_WARNINGS:
+        warnings.append(f"... and {len(problems) - MAX_IDENTITY_WARNINGS} more malformed hardware ids")
+    owners = Counter(identity for identities in found.values() for identity in identities)
+    shared = {identity for identity, n in owners.items() if n > 1}
+    for identity in sorted(shared):
+        holders = [d for d, identities in found.items() if identity in identities]
+        warnings.append(f"hardware id {Identity(*identity)} given for {len(holders)} devices "
+                        f"({', '.join(holders[:5])}{', ...' if len(holders) > 5 else ''}): bound to none")
+    if shared:
+        found = {d: kept for d, identities in found.items() if (kept := tuple(i for i in identities if i not in shared))}
+    return found, warnings

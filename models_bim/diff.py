@@ -34,6 +34,7 @@ import shapely
 from shapely.geometry.base import BaseGeometry
 
 from twin.domain import Building, Device, Room, Storey, TwinModel
+from twin.identities import Identity
 
 #: A device that moved less than this (m) did not move.
 POSITION_TOLERANCE_M = 0.01
@@ -264,6 +265,7 @@ def _device_changes(a: Device, b: Device, old_rooms: dict[str, str], new_rooms: 
     _put(changes, "global_id", a.global_id, b.global_id)
     _put(changes, "ifc_class", a.ifc_class, b.ifc_class)
     _put(changes, "id_source", a.id_source, b.id_source)
+    _put(changes, "identities", [str(Identity(*i)) for i in a.identities], [str(Identity(*i)) for i in b.identities])
     if a.storey_global_id != b.storey_global_id:
         changes["storey_global_id"] = [a.storey_global_id, b.storey_global_id]
     old_point, new_point = (a.x, a.y, a.z), (b.x, b.y, b.z)

@@ -16,6 +16,8 @@ Every classroom, with its blackboard on the front wall (local x = 0), holds::
     PNL-1F-03        interactive panel at the board
 
 each contained in its IfcSpace with its id in ``Pset_CampusTwin.DeviceId`` and its Tag.
+``hardware_ids`` (device id -> text) adds ``Pset_CampusTwin.HardwareId`` to those devices
+(``"ieee:00158d0001a2b3c4; serial:SN-1"``, written as given); without it the file is as before.
 With several buildings the room code carries the building letter (``ENV-B2F-03``).
 Spaces carry ``Qto_SpaceBaseQuantities`` (NetFloorArea, Height)::
 
@@ -30,6 +32,7 @@ from __future__ import annotations
 import math
 import random
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -235,8 +238,11 @@ def _classroom_devices(room: str, rng: random.Random) -> list[_DevicePlan]:
 
 def generate_school(path: Path, *, site_id: str, name: str, storeys: int = 2, classrooms_per_storey: int = 6,
                     labs: int = 1, buildings: int = 1, orientation_deg: float = 0.0,
-                    latitude: float = SHENZHEN[0], longitude: float = SHENZHEN[1], seed: int = 0) -> None:
-    """Write a synthetic IFC4 school to ``path`` (metres; see the module docstring for the layout)."""
+                    latitude: float = SHENZHEN[0], longitude: float = SHENZHEN[1], seed: int = 0,
+                    hardware_ids: Mapping[str, str] | None = None) -> None:
+    """Write a synthetic IFC4 school to ``path`` (metres; see the module docstring for the layout).
+
+    ``hardware_ids`` gives devices a ``Pset_CampusTwin.HardwareId`` (device id -> its text, as given)."""
     if storeys < 1 or classrooms_per_storey < 0 or labs < 0 or not 1 <= buildings <= len(BUILDING_LETTERS):
         raise ValueError(f"need storeys >= 1, classrooms_per_storey >= 0, labs >= 0 and "
                          f"1 <= buildings <= {len(BUILDING_LETTERS)}")
@@ -269,7 +275,7 @@ def generate_school(path: Path, *, site_id: str, name: str, storeys: int = 2, cl
         storey_list = []
         for s in range(storeys):
             storey = _write_storey(w, body, building, s, classrooms_per_storey, labs if b == 0 and s == 0 else 0,
-                                   room_prefix=letter if buildings > 1 else "")
+                                   room_prefix=letter if buildings > 1 else "", hardware_ids=hardware_ids or {})
             storey_list.append(storey)
         w.aggregate(building, storey_list)
     w.aggregate(site, building_list)
@@ -280,7 +286,7 @@ def generate_school(path: Path, *, site_id: str, name: str, storeys: int = 2, cl
 
 
 def _write_storey(w: _Writer, body: Entity, building: Entity, index: int, classrooms: int, labs: int,
-                  room_prefix: str) -> Entity:
+                  room_prefix: str, hardware_ids: Mapping[str, str]) -> Entity:
     floor = f"{index + 1}F"
     elevation = index * STOREY_HEIGHT_M
     storey = w.root("IfcBuildingStorey", Name=floor, Elevation=elevation, CompositionType="ELEMENT")
@@ -295,19 +301,22 @@ def _write_storey(w: _Writer, body: Entity, building: Entity, index: int, classr
         w.quantities(space, plan.width * plan.depth, SPACE_HEIGHT_M)
         spaces.append(space)
         if plan.number:
-            _add_classroom_devices(w, space, f"{room_prefix}{floor}-{plan.number:02d}")
+            _add_classroom_devices(w, space, f"{room_prefix}{floor}-{plan.number:02d}", hardware_ids)
     w.aggregate(storey, spaces)
     return storey
 
 
-def _add_classroom_devices(w: _Writer, space: Entity, room: str) -> None:
+def _add_classroom_devices(w: _Writer, space: Entity, room: str, hardware_ids: Mapping[str, str]) -> None:
     elements = []
     for ifc_class, predefined, object_type, device_id, (x, y, z), direction in _classroom_devices(room, w.rng):
         element = w.root(ifc_class, Name=f"{_DEVICE_NAMES[object_type]} {device_id}", ObjectType=object_type,
                          Tag=device_id, PredefinedType=predefined)
         element.ObjectPlacement = w.placement(space.ObjectPlacement, x, y, z,
                                               direction if direction != (1.0, 0.0) else None)
-        w.pset([element], PSET, {"DeviceId": device_id})
+        properties = {"DeviceId": device_id}
+        if device_id in hardware_ids:  # in the same set: no entity (nor GlobalId) more than without it
+            properties["HardwareId"] = hardware_ids[device_id]
+        w.pset([element], PSET, properties)
         elements.append(element)
     w.contain(space, elements)
 

@@ -108,7 +108,9 @@ def import_model(conn: psycopg.Connection, model: TwinModel, *, file_name: str, 
     if dry_run:
         return summary
     if not diff.empty:
-        save_model(conn, model)
+        saved = save_model(conn, model)
+        # Hardware ids of the file bound to other devices were not taken: the planner sees why.
+        summary["warnings"] = [*summary["warnings"], *saved.identity_problems]
     logged = {k: v for k, v in summary.items() if k not in ("diff", "applied", "import_id")}
     summary["import_id"] = record_import(conn, site_id, file_name, file_sha256, model.schema, logged,
                                          summary["diff"], changed=not diff.empty)

@@ -13,6 +13,7 @@ Lengths become metres (``ifc_length * calculate_unit_scale(file) = metres``); st
 become m² with the file's area unit, else its length unit squared (:mod:`models_bim.units`).
 Devices map to rooms by containment in an IfcSpace, else by IfcRelReferencedInSpatialStructure,
 else by their placement point inside a room footprint of their storey, else stay unmapped.
+Their hardware identities come from their property sets (:func:`models_bim.devices.device_identities`).
 """
 
 from __future__ import annotations
@@ -30,7 +31,13 @@ from shapely.geometry import Point
 
 from models_bim.archive import ifc_spf
 from models_bim.checks import EXACT, check_entities, check_project, check_spatial_tree, scan_entities
-from models_bim.devices import DEVICE_ID_PSET, declared_device_id_and_source, device_elements, global_id_device_id
+from models_bim.devices import (
+    IDENTITY_PSETS,
+    declared_device_id_and_source,
+    device_elements,
+    device_identities,
+    global_id_device_id,
+)
 from models_bim.errors import IfcReadError
 from models_bim.footprint_process import FootprintProcess, footprint_source
 from models_bim.footprints import Footprint, FootprintJob, fallback_footprint
@@ -179,7 +186,7 @@ def _read(ifc_file: ifcopenshell.file, *, site_id: str, site_name: str | None, r
     check_spatial_tree(tree)
     warnings = list(tree.warnings)
     spaces = [space for space, _ in tree.spaces.values()]
-    index = FileIndex(ifc_file, pset_names={DEVICE_ID_PSET}, quantities_for={s.id() for s in spaces})
+    index = FileIndex(ifc_file, pset_names=set(IDENTITY_PSETS), quantities_for={s.id() for s in spaces})
     placements = Placements()
     devices = _devices(ifc_file, index, placements, tree, scale, warnings)
     latitude, longitude, elevation = site_location(tree.sites, scale, warnings)
@@ -311,7 +318,9 @@ def _devices(ifc_file: ifcopenshell.file, index: FileIndex, placements: Placemen
         ))
     if derived := sum(d.id_source == "derived" for d in devices):
         warnings.append(f"{derived} of {len(devices)} device ids derived from the GlobalId (no DeviceId, no Tag)")
-    return tuple(devices)
+    found, problems = device_identities([(d.device_id, e) for d, (e, _) in zip(devices, elements, strict=True)], index)
+    warnings.extend(problems)
+    return tuple(replace(d, identities=found[d.device_id]) if d.device_id in found else d for d in devices)
 
 
 def _place(element: ifcopenshell.entity_instance, index: FileIndex,

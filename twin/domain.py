@@ -113,6 +113,8 @@ class Device:
     y: float | None = None
     z: float | None = None
     id_source: IdSource = "pset"
+    #: Hardware identities the BIM gives it, ``(kind, hardware_id)`` in normal form (:mod:`twin.identities`), sorted.
+    identities: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

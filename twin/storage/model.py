@@ -6,6 +6,8 @@ Reads of parts of it live by concern: :mod:`twin.storage.sites`, :mod:`twin.stor
 A re-import never deletes: rows missing from the new model get ``removed_at`` set,
 rows present again get it cleared. Identity is ``(site_id, global_id)`` for the spatial
 tree and ``(site_id, device_id)`` for devices, so readings stay attached to devices.
+Devices' hardware identities from the BIM are the model's: each save replaces the site's
+(those bound from a CSV or the dashboard stay, :func:`twin.storage.identities.replace_ifc`).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import shapely
 from psycopg import sql
 
 from twin.domain import Building, Device, MapConversion, Room, Site, Storey, TwinModel
+from twin.storage.identities import BindError, Binding, bind, replace_ifc
 
 SITE_COLUMNS = ("name", "role", "latitude", "longitude", "elevation_m", "map_crs", "map_eastings", "map_northings",
                 "map_orthogonal_height", "map_x_axis_abscissa", "map_x_axis_ordinate", "map_scale")
@@ -57,6 +60,8 @@ class SaveResult:
     devices: int
     removed_rooms: int
     removed_devices: int
+    #: Hardware ids of the model not stored: bound to another device (``"ENV-1: ieee:... is already bound ..."``).
+    identity_problems: tuple[str, ...] = ()
 
 
 _ROOM_COLUMNS = ("storey_id", "global_id", "name", "long_name", "use", "footprint", "area_m2", "height_m", "geometry",
@@ -181,8 +186,27 @@ def save_model(conn: psycopg.Connection, model: TwinModel) -> SaveResult:
         )
         # The site's stamp says its plan may have changed (the dashboard redraws cached floor plans).
         cur.execute("UPDATE sites SET updated_at = now() WHERE site_id = %s", (site_id,))
+    problems = _replace_ifc_identities(conn, site_id, {d.device_id: d.identities for d in model.devices if d.identities})
     return SaveResult(len(building_ids), len(storey_ids), len(room_ids), len(model.devices),
-                      removed_rooms, removed_devices)
+                      removed_rooms, removed_devices, tuple(problems))
+
+
+def _replace_ifc_identities(conn: psycopg.Connection, site_id: str,
+                            found: dict[str, tuple[tuple[str, str], ...]]) -> list[str]:
+    """:func:`twin.storage.identities.replace_ifc`, binding the whole set at once when nothing conflicts (a few
+    statements, not a savepoint and three statements per id: the first load of a generated school of 1,950
+    devices with ids took 0.8 s instead of 2.8 s, 0.4 s without ids); when something does, id by id, so that the
+    rest is stored and each conflict named."""
+    replace_ifc(conn, site_id, {})  # the site's ids from the previous revision go; bound ones stay
+    bindings = [Binding(device_id, kind, hw) for device_id, identities in found.items() for kind, hw in identities]
+    if not bindings:
+        return []
+    try:
+        with conn.transaction():
+            bind(conn, site_id, bindings, source="ifc", by="ifc")
+    except BindError:
+        return replace_ifc(conn, site_id, found)
+    return []
 
 
 def _ids(cur: psycopg.Cursor[Any], query: str, site_id: str, wanted: set[str]) -> dict[str, int]:
@@ -190,7 +214,9 @@ def _ids(cur: psycopg.Cursor[Any], query: str, site_id: str, wanted: set[str]) -
 
 
 def load_model(conn: psycopg.Connection, site_id: str) -> TwinModel | None:
-    """The site's current twin (rows not removed) as a :class:`TwinModel`; None when the site is unknown."""
+    """The site's current twin (rows not removed) as a :class:`TwinModel`; None when the site is unknown.
+
+    Devices carry the hardware identities stored from the BIM (not those bound afterwards)."""
     with conn.cursor() as cur:
         site_row = cur.execute(sql.SQL("SELECT {} FROM sites WHERE site_id = %s").format(
             sql.SQL(", ").join(map(sql.Identifier, SITE_COLUMNS))), (site_id,)).fetchone()
@@ -220,9 +246,15 @@ def load_model(conn: psycopg.Connection, site_id: str) -> TwinModel | None:
                  geometry, qa, qh)
             for _, st, g, nm, ln, use, fp, area, height, geometry, qa, qh in room_rows
         )
+        found: dict[str, list[tuple[str, str]]] = {}
+        for dev, kind, hw in cur.execute(
+                """SELECT d.device_id, i.kind, i.hardware_id FROM device_identities i JOIN devices d ON d.id = i.device_id
+                   WHERE d.site_id = %s AND d.removed_at IS NULL AND i.source = 'ifc'""", (site_id,)):
+            found.setdefault(dev, []).append((kind, hw))
         devices = tuple(
             Device(dev, g, kind, cls, nm, room_gid.get(room) if room is not None else None,
-                   storey_gid.get(st) if st is not None else None, mapping, x, y, z, src)
+                   storey_gid.get(st) if st is not None else None, mapping, x, y, z, src,
+                   tuple(sorted(found.get(dev, ()))))
             for dev, g, kind, cls, nm, room, st, mapping, x, y, z, src in cur.execute(
                 sql.SQL("SELECT {} FROM devices WHERE site_id = %s AND removed_at IS NULL ORDER BY id").format(
                     sql.SQL(", ").join(map(sql.Identifier, _DEVICE_COLUMNS))), (site_id,))
