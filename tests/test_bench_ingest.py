@@ -1,4 +1,5 @@
-"""Smoke test of bench/ingest.py at a tiny size: it runs and prints the promised JSON."""
+"""Smoke test of bench/ingest.py at a tiny size: it runs and prints the promised JSON, the zigbee2mqtt
+adapter path's keys among them, having stored every reading of the adapter's backlog."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ import pytest
 from tests.conftest import REPO
 
 KEYS = {"receive_limit_msgs_per_s", "pipeline_1w_msgs_per_s", "pipeline_2w_msgs_per_s", "naive_msgs_per_s",
-        "p50_latency_s", "p99_latency_s", "ratio_vs_limit", "ratio_vs_naive"}
+        "p50_latency_s", "p99_latency_s", "ratio_vs_limit", "ratio_vs_naive",
+        "adapter_msgs_per_s", "adapter_rows_per_s", "adapter_ratio_vs_limit", "adapter_ratio_vs_native"}
 
 
 @pytest.mark.usefixtures("mosquitto_installed")
@@ -25,6 +27,13 @@ def test_ingest_benchmark_prints_its_keys(pg_admin_url):
     assert KEYS <= set(result)
     assert result["messages"] == 600
     assert all(result[k] > 0 for k in KEYS)
+    # the adapter path: zigbee2mqtt state messages of the same number of devices, bound by IEEE address and
+    # named by a bridge device list; every reading stored (the benchmark checks it per device), no dead letter
+    assert result["adapter"] == "zigbee2mqtt"
+    assert result["adapter_devices"] == result["devices"]
+    assert result["adapter_rows_stored"] == result["messages"] * result["adapter_metrics_per_message"]
+    assert result["adapter_dead_letters"] == 0
+    assert isinstance(result["adapter_meets_target"], bool)
 
 
 @pytest.mark.usefixtures("mosquitto_installed")
