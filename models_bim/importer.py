@@ -42,7 +42,7 @@ from twin.database import connection
 from twin.domain import SiteRole, TwinModel
 from twin.storage import audit
 from twin.storage.bim_imports import lock_site_for_import, record_import
-from twin.storage.model import load_model, save_model
+from twin.storage.model import load_model, save_model, without_bound_identities
 
 Progress = Callable[[str, int, int], None]
 #: The audit log's action for an applied BIM revision.
@@ -92,6 +92,7 @@ def import_model(conn: psycopg.Connection, model: TwinModel, *, file_name: str, 
     if not dry_run:
         lock_site_for_import(conn, site_id)
     old = load_model(conn, site_id)
+    model = without_bound_identities(conn, model)  # ids bound from a CSV to the same device: no change
     diff = diff_models(old, model)
     plan = plan_of(old, diff, max_removals=max_removals, allow_removals=allow_removals)
     if expect_plan is not None and plan["fingerprint"] != expect_plan:

@@ -13,7 +13,7 @@ Devices' hardware identities from the BIM are the model's: each save replaces th
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import psycopg
@@ -21,7 +21,7 @@ import shapely
 from psycopg import sql
 
 from twin.domain import Building, Device, MapConversion, Room, Site, Storey, TwinModel
-from twin.storage.identities import BindError, Binding, bind, replace_ifc
+from twin.storage.identities import BindError, Binding, bind, identities, replace_ifc
 
 SITE_COLUMNS = ("name", "role", "latitude", "longitude", "elevation_m", "map_crs", "map_eastings", "map_northings",
                 "map_orthogonal_height", "map_x_axis_abscissa", "map_x_axis_ordinate", "map_scale")
@@ -198,7 +198,7 @@ def _replace_ifc_identities(conn: psycopg.Connection, site_id: str,
     devices with ids took 0.8 s instead of 2.8 s, 0.4 s without ids); when something does, id by id, so that the
     rest is stored and each conflict named."""
     replace_ifc(conn, site_id, {})  # the site's ids from the previous revision go; bound ones stay
-    bindings = [Binding(device_id, kind, hw) for device_id, identities in found.items() for kind, hw in identities]
+    bindings = [Binding(device_id, kind, hw) for device_id, stated in found.items() for kind, hw in stated]
     if not bindings:
         return []
     try:
@@ -207,6 +207,21 @@ def _replace_ifc_identities(conn: psycopg.Connection, site_id: str,
     except BindError:
         return replace_ifc(conn, site_id, found)
     return []
+
+
+def without_bound_identities(conn: psycopg.Connection, model: TwinModel) -> TwinModel:
+    """``model`` less the hardware ids it states that are already bound to the same device from a CSV or the
+    dashboard: those stay bound as they are (kept across revisions), so they are no change of the model, and
+    loading such a file again is "no changes"."""
+    if not any(d.identities for d in model.devices):
+        return model
+    bound = {(r.device_id, r.kind, r.hardware_id) for r in identities(conn, site_id=model.site.site_id)
+             if r.source == "bind"}
+    if not bound:
+        return model
+    return replace(model, devices=tuple(
+        replace(d, identities=tuple(i for i in d.identities if (d.device_id, *i) not in bound)) if d.identities else d
+        for d in model.devices))
 
 
 def _ids(cur: psycopg.Cursor[Any], query: str, site_id: str, wanted: set[str]) -> dict[str, int]:
