@@ -4,7 +4,9 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import orjson
 from click.testing import CliRunner
@@ -80,7 +82,7 @@ def test_devices_list_shows_the_hardware_ids(twin_db, tmp_path):
     assert env1.rstrip().endswith("urn:dev:ow:10e2073a01080063")
     [lum0] = [line for line in lines if " LUM-0 " in line]
     assert lum0.rstrip().endswith("-")
-    assert lines[-1] == "6 devices"
+    assert lines[-2] == "6 devices" and lines[-1] == "local times: t1 Asia/Shanghai (UTC+8)"
 
     # One line per hardware id: where it came from, when and by whom.
     rows = orjson.loads(run(twin_db, "devices", "list", "--identities", "--json").output)
@@ -90,9 +92,12 @@ def test_devices_list_shows_the_hardware_ids(twin_db, tmp_path):
     by = rows[0]["bound_by"]
     assert by.startswith("cli")
     lines = run(twin_db, "devices", "list", "--identities", "--site", "t1").output.splitlines()
-    assert lines[0].split() == ["site", "device", "hardware", "id", "from", "bound", "by"]
+    assert lines[0].split() == ["site", "device", "hardware", "id", "from", "bound", "(local)", "by"]
     assert lines[1].split()[:4] == ["t1", "ENV-0", "ieee:00158d0001a2b3c4", "bound"]
-    assert lines[1].split()[-1] == by and lines[-1] == "3 hardware ids"
+    # when, in the school's time (the JSON above says it in UTC)
+    at = datetime.fromisoformat(rows[0]["bound_at"]).astimezone(ZoneInfo("Asia/Shanghai"))
+    assert " ".join(lines[1].split()[4:6]) == at.strftime("%Y-%m-%d %H:%M")
+    assert lines[1].split()[-1] == by and lines[-2:] == ["3 hardware ids", "local times: t1 Asia/Shanghai (UTC+8)"]
 
 
 def test_bad_lines_are_named_by_their_line_and_nothing_is_bound(twin_db, tmp_path):

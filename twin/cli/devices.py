@@ -17,6 +17,8 @@ from twin.messaging.broker import MAX_QUEUED_MESSAGES
 from twin.orchestrate import migrated_url
 
 if TYPE_CHECKING:
+    from zoneinfo import ZoneInfo
+
     from twin.storage.identities import Binding, IdentityRow
 
 @main.group()
@@ -33,14 +35,17 @@ def devices() -> None:
 @friendly
 def devices_list(ctx: click.Context, site: str | None, by_identity: bool, as_json: bool) -> None:
     """Devices with kind, site, room, last seen and hardware ids.  Example: campus-twin devices list --site hq"""
+    from twin.localtime import zone
     from twin.storage.devices import list_devices
     from twin.storage.identities import identities
+    from twin.storage.sites import time_zones
 
     with connection(migrated_url(settings_of(ctx))) as conn:
         rows = [] if by_identity else list_devices(conn, site)
         bound = identities(conn, site_id=site)
+        zones = {s: zone(z) for s, z in time_zones(conn).items() if site is None or s == site}
     if by_identity:
-        _print_identities(bound, as_json)
+        _print_identities(bound, zones, as_json)
         return
     hardware = _hardware_ids(bound)
     if as_json:
@@ -52,18 +57,30 @@ def devices_list(ctx: click.Context, site: str | None, by_identity: bool, as_jso
     from rich.table import Column, Table
 
     # Hardware ids fold onto further lines in a narrow terminal: never cut short with an ellipsis.
-    table = Table("site", "device", "kind", "room", "state", "last seen", Column("hardware ids", overflow="fold"),
-                  box=None)
+    from twin.localtime import fmt_time
+
+    table = Table("site", "device", "kind", "room", "state", "last seen (local)",
+                  Column("hardware ids", overflow="fold"), box=None)
     for r in rows:
-        seen = r.last_seen.strftime("%Y-%m-%d %H:%M:%S") if r.last_seen else "never"
+        seen = fmt_time(r.last_seen, zones[r.site_id]) if r.last_seen else "never"
         table.add_row(r.site_id, r.device_id, r.kind, r.room or "-", r.state, seen,
                       ", ".join(hardware.get((r.site_id, r.device_id), [])) or "-")
     Console().print(table)
     click.echo(f"{len(rows)} devices")
+    _echo_zones(zones, {r.site_id for r in rows})
 
 
-def _print_identities(rows: list[IdentityRow], as_json: bool) -> None:
+def _echo_zones(zones: dict[str, ZoneInfo], shown: set[str]) -> None:
+    """Which zone each site's times are in (people read local times; JSON stays UTC)."""
+    from twin.localtime import zone_label
+
+    if shown:
+        click.echo("local times: " + ", ".join(f"{s} {zone_label(zones[s])}" for s in sorted(shown)))
+
+
+def _print_identities(rows: list[IdentityRow], zones: dict[str, ZoneInfo], as_json: bool) -> None:
     from twin.identities import Identity
+    from twin.localtime import fmt_time
 
     if as_json:
         print_json([{"site_id": r.site_id, "device_id": r.device_id, "kind": r.kind, "hardware_id": r.hardware_id,
@@ -72,12 +89,14 @@ def _print_identities(rows: list[IdentityRow], as_json: bool) -> None:
     from rich.console import Console
     from rich.table import Column, Table
 
-    table = Table("site", "device", Column("hardware id", overflow="fold"), "from", "bound", "by", box=None)
+    table = Table("site", "device", Column("hardware id", overflow="fold"), "from", "bound (local)", "by", box=None)
     for r in rows:
         table.add_row(r.site_id, r.device_id, str(Identity(r.kind, r.hardware_id)),
-                      "BIM" if r.source == "ifc" else "bound", r.bound_at.strftime("%Y-%m-%d %H:%M"), r.bound_by or "-")
+                      "BIM" if r.source == "ifc" else "bound", fmt_time(r.bound_at, zones[r.site_id], seconds=False),
+                      r.bound_by or "-")
     Console().print(table)
     click.echo(f"{len(rows)} hardware ids")
+    _echo_zones(zones, {r.site_id for r in rows})
 
 
 def _hardware_ids(rows: list[IdentityRow]) -> dict[tuple[str, str], list[str]]:
