@@ -481,9 +481,8 @@ class IngestWorker:
         """The batch's statements, inside the caller's transaction (or savepoint)."""
         inserted = writer.write(prepared.rows)
         events.add_dead_letters(conn, prepared.letters)
-        for key, status, retained in prepared.statuses:
-            events.update_status(conn, key, status.state, firmware=status.firmware, battery_pct=status.battery_pct,
-                                 rssi_dbm=status.rssi_dbm, retained=retained)
+        events.update_statuses(conn, events.merge_statuses(
+            [(key, s.state, s.firmware, s.battery_pct, s.rssi_dbm, retained) for key, s, retained in prepared.statuses]))
         events.record_seq(conn, prepared.seqs)
         identities.note_seen(conn, prepared.seen)
         if prepared.acks:

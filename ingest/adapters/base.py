@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from functools import cache
 from importlib import resources
@@ -104,6 +104,8 @@ class FieldRule:
     offset: float = 0.0
     map: dict[str, float] = field(default_factory=dict)
     unless: str | None = None
+    #: The catalogue metric of a plain numeric rule (no map, not a vital): numbers take a short path.
+    numeric: Metric | None = None
 
 
 @cache
@@ -118,6 +120,8 @@ def field_table(adapter: str) -> dict[str, FieldRule]:
         if (rule.metric is None) == (rule.status is None) or (rule.metric and rule.metric not in BY_NAME) \
                 or (rule.status and rule.status not in VITALS):
             raise ValueError(f"fields/{adapter}.toml [{name}]: one catalogue metric or one status vital {VITALS}")
+        if rule.metric is not None and not rule.map:
+            rule = replace(rule, numeric=BY_NAME[rule.metric])
         table[name] = rule
     return table
 
@@ -144,10 +148,19 @@ def apply_fields(adapter: str, doc: dict[str, Any], ts: datetime, report: Report
     that is in the table but invalid (not a number, outside the metric's physical range) adds an error.
     ``null`` values are skipped (zigbee2mqtt sends them for what a device has not reported yet)."""
     table = field_table(adapter)
+    readings = report.readings
     for name, raw in doc.items():
         rule = table.get(name)
         if rule is None or raw is None or (rule.unless is not None and doc.get(rule.unless) is not None):
             continue
+        metric = rule.numeric
+        if metric is not None and type(raw) in (float, int):  # the usual case: a JSON number (not a bool)
+            value = raw * rule.scale + rule.offset
+            if rule.scale != 1.0 or rule.offset:
+                value = round(value, 9)
+            if metric.min_value <= value <= metric.max_value:  # NaN fails too
+                readings.append((ts, metric, float(value)))
+                continue
         if rule.map and isinstance(raw, str | bool):
             key = str(raw).lower() if isinstance(raw, bool) else raw
             value = rule.map.get(key, rule.map.get(key.upper()) if isinstance(key, str) else None)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 import psycopg
@@ -73,6 +74,55 @@ def update_status(
              rssi_dbm = coalesce(excluded.rssi_dbm, t.rssi_dbm), updated_at = now()""",
         (device_key, state, state, retained, firmware, battery_pct, rssi_dbm),
     )
+
+
+@dataclass(frozen=True, slots=True)
+class StatusUpdate:
+    """A device's statuses of one batch merged (:func:`merge_statuses`): the last state, whether any was a live
+    ``online`` (not a retained copy: the device seen now), and each vital's last reported value."""
+
+    device_key: int
+    state: str
+    seen: bool
+    firmware: str | None = None
+    battery_pct: float | None = None
+    rssi_dbm: float | None = None
+
+
+def merge_statuses(statuses: Sequence[tuple[int, str, str | None, float | None, float | None, bool]]
+                   ) -> list[StatusUpdate]:
+    """``(device key, state, firmware, battery, rssi, retained)`` in the order received -> one update per device,
+    the same end result as applying them one by one with :func:`update_status` (in key order)."""
+    merged: dict[int, StatusUpdate] = {}
+    for key, state, firmware, battery, rssi, retained in statuses:
+        last = merged.get(key)
+        seen = state == "online" and not retained
+        if last is None:
+            merged[key] = StatusUpdate(key, state, seen, firmware, battery, rssi)
+        else:
+            merged[key] = StatusUpdate(key, state, last.seen or seen, firmware if firmware is not None else last.firmware,
+                                       battery if battery is not None else last.battery_pct,
+                                       rssi if rssi is not None else last.rssi_dbm)
+    return [merged[k] for k in sorted(merged)]
+
+
+def update_statuses(conn: psycopg.Connection, updates: Sequence[StatusUpdate]) -> None:
+    """Record merged statuses (:func:`merge_statuses`) in one statement: state, last seen now for a live
+    ``online``, vitals kept where a status did not report them."""
+    if not updates:
+        return
+    conn.execute(
+        """INSERT INTO device_status AS t (device_id, state, last_seen, firmware, battery_pct, rssi_dbm, updated_at)
+           SELECT u.key, u.state, CASE WHEN u.seen THEN now() END, u.firmware, u.battery, u.rssi, now()
+           FROM unnest(%s::int[], %s::text[], %s::bool[], %s::text[], %s::float8[], %s::float8[])
+                AS u(key, state, seen, firmware, battery, rssi)
+           ON CONFLICT (device_id) DO UPDATE SET state = excluded.state,
+             last_seen = coalesce(excluded.last_seen, t.last_seen),
+             firmware = coalesce(excluded.firmware, t.firmware),
+             battery_pct = coalesce(excluded.battery_pct, t.battery_pct),
+             rssi_dbm = coalesce(excluded.rssi_dbm, t.rssi_dbm), updated_at = now()""",
+        ([u.device_key for u in updates], [u.state for u in updates], [u.seen for u in updates],
+         [u.firmware for u in updates], [u.battery_pct for u in updates], [u.rssi_dbm for u in updates]))
 
 
 def record_seq(conn: psycopg.Connection, seqs: dict[int, list[tuple[int, datetime | None]]]) -> None:
