@@ -22,9 +22,10 @@ from psycopg_pool import ConnectionPool
 
 from dashboard.figures import PlanGeometry, plan_geometry, with_derived
 from twin import localtime
+from twin.identities import Identity
 from twin.monitoring.site_standards import Band, SiteStandards, standards_for, today
 from twin.monitoring.standards import RulesError
-from twin.storage import alarms, audit, bim_imports, commands, devices, kpis, plans, readings
+from twin.storage import alarms, audit, bim_imports, commands, devices, identities, kpis, plans, readings
 from twin.storage import sites as sites_store
 from twin.storage.alarms import AlarmRow
 from twin.storage.bim_imports import ImportRow
@@ -40,6 +41,7 @@ from twin.storage.devices import (
     UnmappedCounts,
     UnmappedDevice,
 )
+from twin.storage.identities import BindCandidate, BindError, Binding, IdentityRow, SeenRow
 from twin.storage.kpis import StoredKpi
 from twin.storage.plans import BuildingRef, BuildingRoom, PlanRoom, RoomRow, StoreyRow
 from twin.storage.readings import LatestValue
@@ -480,6 +482,8 @@ class DevicesView:
     never_heard: list[NeverHeard]
     no_room: list[UnmappedDevice]
     unmapped: UnmappedCounts
+    #: The hardware identities of the devices shown, by ``(site_id, device_id)``.
+    hardware_ids: dict[tuple[str, str], list[IdentityRow]] = field(default_factory=dict)
 
 
 def devices_view(where: DeviceFilter, *, sort: str = "state", descending: bool = False, page: int = 1,
@@ -503,6 +507,7 @@ def devices_view(where: DeviceFilter, *, sort: str = "state", descending: bool =
             never_heard=devices.never_heard(conn, **near),
             no_room=devices.unmapped_in_bim(conn, **near),
             unmapped=devices.unmapped_counts(conn, site_id=where.site_id, search=where.search),
+            hardware_ids=identities.identities_of(conn, [(d.site_id, d.device_id) for d in shown]),
         )
 
 
@@ -522,3 +527,74 @@ def import_slot() -> Iterator[bool]:
 def bim_import_log(limit: int = 10) -> list[ImportRow]:
     with connection() as conn:
         return bim_imports.list_imports(conn, limit=limit)
+
+
+# -- hardware adapters saw that no device carries (devices page) -------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class HardwareView:
+    """A page of the hardware adapters saw that no device of the twin carries ("publishing but not in the
+    twin"; ``page`` of ``pages``, 1-based), how many there are, and each school's zone."""
+
+    rows: list[SeenRow]
+    total: int
+    page: int
+    pages: int
+    page_size: int
+    zones: dict[str, ZoneInfo]
+
+
+def hardware_view(site_id: str | None, *, page: int = 1, page_size: int = 10) -> HardwareView:
+    """One page of :func:`twin.storage.identities.unmapped_hardware` (kept within the pages there are)."""
+    site_zones = zones()
+    with connection() as conn:
+        total = identities.count_unmapped_hardware(conn, site_id=site_id)
+        pages = max(1, -(-total // page_size))
+        page = min(max(page, 1), pages)
+        rows = identities.unmapped_hardware(conn, site_id=site_id, limit=page_size, offset=(page - 1) * page_size)
+    return HardwareView(rows, total, page, pages, page_size, site_zones)
+
+
+def bind_offers(rows: Sequence[SeenRow], limit: int = 20) -> dict[tuple[str, str, str], list[BindCandidate]]:
+    """The devices offered to bind each row to, by ``(site_id, kind, hardware_id)``, the suggestion first
+    (:func:`twin.storage.identities.bind_candidates`)."""
+    with connection() as conn:
+        return {(r.site_id, r.kind, r.hardware_id): identities.bind_candidates(conn, r.site_id, r.kind, r.address,
+                                                                               limit=limit) for r in rows}
+
+
+def bind_choices(site_id: str, kind: str, search: str, limit: int = 20) -> list[BindCandidate]:
+    """Devices of ``site_id`` whose id or name contains ``search``, to bind hardware of ``kind`` to."""
+    with connection() as conn:
+        return identities.bind_candidates(conn, site_id, kind, search=search, limit=limit)
+
+
+def device_identities(devices: Sequence[tuple[str, str]]) -> dict[tuple[str, str], list[IdentityRow]]:
+    """The hardware identities of each ``(site_id, device_id)``."""
+    with connection() as conn:
+        return identities.identities_of(conn, devices)
+
+
+def bind_hardware(site_id: str, kind: str, hardware_id: str, device_id: str, *, by: str,
+                  remote_addr: str | None = None) -> int:
+    """Bind one identity to a device of ``site_id`` in ``by``'s name (:func:`twin.storage.identities.bind`) and
+    audit it (``bind``, ``ok`` or ``failed``) in the same transaction; how many identities are new (0: it was
+    already this device's). :class:`~twin.storage.identities.BindError` (audited) when refused, its problems
+    without the CSV's "line 1: "."""
+    target = str(Identity(kind, hardware_id))
+    refused: BindError | None = None
+    with connection() as conn:
+        try:
+            new = identities.bind(conn, site_id, [Binding(device_id, kind, hardware_id)], by=by)
+        except BindError as exc:
+            refused = BindError([p.removeprefix("line 1: ") for p in exc.problems])
+            audit.record(conn, "bind", "failed", username=by, target=target,
+                         detail={"site": site_id, "device": device_id, "problems": list(refused.problems)},
+                         remote_addr=remote_addr)
+        else:
+            audit.record(conn, "bind", "ok", username=by, target=target,
+                         detail={"site": site_id, "device": device_id, "new": new}, remote_addr=remote_addr)
+    if refused is not None:
+        raise refused
+    return new

@@ -219,3 +219,18 @@ ZH.update({
 ZH.update({
     "switch": "开关", "controller": "控制器", "other": "其他", "toilet": "卫生间", "stair": "楼梯间",
 })
+
+# devices page (issue 19): hardware adapters saw that no device carries, bound by a planner
+ZH.update({
+    "Publishing but not in the twin": "在上报但不在孪生中", "adapter": "适配器", "hardware id": "硬件标识",
+    "hardware ids": "硬件标识", "address": "寻址名", "model": "型号", "Bind": "绑定", "choose a device": "选择设备",
+    "suggested": "建议", "has a {kind} id": "已有 {kind} 标识",
+    "Hardware an adapter heard that no device of the twin carries.": "适配器收到了这些硬件的消息，但孪生中没有设备带有其标识。",
+    "Choose its device and press Bind.": "选择对应设备并点击“绑定”。",
+    "A planner binds it to its device.": "由规划人员将其绑定到对应设备。",
+    "Bound {hardware} to {device}.": "已将 {hardware} 绑定到 {device}。", "Not bound: {problems}": "未绑定：{problems}",
+    "Choose the device to bind {hardware} to.": "请选择要绑定 {hardware} 的设备。",
+})
+
+# metrics of issue 19's adapters (tests/test_i18n_complete.py: every metric has its Chinese)
+ZH.update({"presence": "有人感应", "link_quality": "链路质量"})

@@ -99,3 +99,12 @@ ALARM_ACK_SELECTED = "alarm-ack-selected"
 ALARM_BULK_STATUS = "alarm-bulk-status"
 ALARM_BULK_REFRESH = "alarm-bulk-refresh"
 SCHOOL_CLOCK = "school-clock"
+
+# Devices page (issue 19): hardware adapters saw that no device carries, bound by a planner
+HARDWARE = "hardware"
+HARDWARE_PAGE = "hardware-page"
+HARDWARE_STATUS = "hardware-status"
+HARDWARE_REFRESH = "hardware-refresh"  # bumped by a bind: the list and the devices re-read
+HARDWARE_SHOWN = "hardware-shown"  # what the list shows (rows re-rendered only when it changes)
+HARDWARE_DEVICE = "hardware-device"  # pattern id {"type": HARDWARE_DEVICE, "key": hardware_key(...)}
+HARDWARE_BIND = "hardware-bind"  # pattern id {"type": HARDWARE_BIND, "key": hardware_key(...)}

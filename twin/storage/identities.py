@@ -275,3 +275,69 @@ def route(conn: psycopg.Connection, device_key: int) -> Route | None:
         return None
     adapter, prefix, address, kind, hw, options = row
     return Route(adapter, prefix, address, kind, hw, dict(options or {}))
+
+
+# -- the devices page: hardware ids of listed devices, devices to bind hardware to ----------------------
+def identities_of(conn: psycopg.Connection, devices: Sequence[tuple[str, str]]
+                  ) -> dict[tuple[str, str], list[IdentityRow]]:
+    """The identities of each ``(site_id, device_id)`` of ``devices`` that has any, by kind and hardware id."""
+    if not devices:
+        return {}
+    with conn.cursor(row_factory=class_row(IdentityRow)) as cur:
+        rows = cur.execute(
+            """SELECT d.site_id, d.device_id, i.kind, i.hardware_id, i.source, i.bound_at, i.bound_by
+               FROM device_identities i JOIN devices d ON d.id = i.device_id
+               WHERE d.removed_at IS NULL
+                 AND (d.site_id, d.device_id) IN (SELECT * FROM unnest(%s::text[], %s::text[]))
+               ORDER BY d.site_id, d.device_id, i.kind, i.hardware_id""",
+            ([s for s, _ in devices], [d for _, d in devices])).fetchall()
+    found: dict[tuple[str, str], list[IdentityRow]] = {}
+    for row in rows:
+        found.setdefault((row.site_id, row.device_id), []).append(row)
+    return found
+
+
+@dataclass(frozen=True, slots=True)
+class BindCandidate:
+    """A device of the site hardware may be bound to: ``carries`` an identity of the kind asked about already;
+    ``suggested`` when it carries none and its id or name resembles how the hardware is addressed."""
+
+    device_id: str
+    name: str | None
+    device_kind: str
+    carries: bool
+    suggested: bool
+
+
+#: Separators ignored when an address is compared with device ids and names ("Env_101" resembles "env-101").
+_PLAIN = r"regexp_replace(lower({}), '[[:space:]._:/\-]+', '', 'g')"
+
+
+def bind_candidates(conn: psycopg.Connection, site_id: str, kind: str, address: str = "", *, search: str = "",
+                    limit: int = 20) -> list[BindCandidate]:
+    """Devices (not removed) of ``site_id`` to bind hardware of ``kind`` addressed as ``address`` to: the
+    suggested ones first (no identity of ``kind``; id or name equal to the address, or one containing the other,
+    separators and case ignored; the closest first), then those without an identity of ``kind``, by id.
+    ``search`` narrows to a case-insensitive substring of the device id or name."""
+    from twin.storage.devices import like_pattern
+
+    query = f"""
+        WITH a AS (SELECT {_PLAIN.format("%(address)s::text")} AS plain)
+        SELECT device_id, name, device_kind, carries, suggested FROM (
+            SELECT d.device_id, d.name, d.kind AS device_kind, x.carries,
+                   NOT x.carries AND length(a.plain) >= 3 AND (
+                       (length(x.id) >= 3 AND (strpos(a.plain, x.id) > 0 OR strpos(x.id, a.plain) > 0))
+                    OR (length(x.nm) >= 3 AND (strpos(a.plain, x.nm) > 0 OR strpos(x.nm, a.plain) > 0))) AS suggested,
+                   least(abs(length(x.id) - length(a.plain)), abs(length(x.nm) - length(a.plain))) AS distance
+            FROM devices d CROSS JOIN a
+            CROSS JOIN LATERAL (SELECT {_PLAIN.format("d.device_id")} AS id,
+                                       {_PLAIN.format("coalesce(d.name, '')")} AS nm,
+                                       EXISTS (SELECT 1 FROM device_identities i
+                                               WHERE i.device_id = d.id AND i.kind = %(kind)s) AS carries) x
+            WHERE d.site_id = %(site)s AND d.removed_at IS NULL
+              AND (%(pattern)s::text IS NULL OR d.device_id ILIKE %(pattern)s OR d.name ILIKE %(pattern)s)) c
+        ORDER BY suggested DESC, CASE WHEN suggested THEN distance END, carries, device_id
+        LIMIT %(limit)s"""
+    with conn.cursor(row_factory=class_row(BindCandidate)) as cur:
+        return cur.execute(query, {"address": address, "kind": kind, "site": site_id,
+                                   "pattern": like_pattern(search), "limit": limit}).fetchall()
