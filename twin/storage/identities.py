@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any
 
 import psycopg
+from psycopg import sql
 from psycopg.rows import class_row
 from psycopg.types.json import Jsonb
 
@@ -241,10 +242,10 @@ def addresses(conn: psycopg.Connection, adapter: str) -> dict[tuple[str, str], t
     return {(site, address): (kind, hw) for site, address, kind, hw in rows}
 
 
-_UNMAPPED = """FROM hardware_seen h
+_UNMAPPED = sql.SQL("""FROM hardware_seen h
                WHERE NOT EXISTS (SELECT 1 FROM device_identities i JOIN devices d ON d.id = i.device_id
                                  WHERE i.kind = h.kind AND i.hardware_id = h.hardware_id AND d.removed_at IS NULL)
-                 AND (%(site)s::text IS NULL OR h.site_id = %(site)s)"""
+                 AND (%(site)s::text IS NULL OR h.site_id = %(site)s)""")
 
 
 def unmapped_hardware(conn: psycopg.Connection, *, site_id: str | None = None, limit: int = 100,
@@ -252,14 +253,14 @@ def unmapped_hardware(conn: psycopg.Connection, *, site_id: str | None = None, l
     """Hardware seen but bound to no device (newest first): "publishing but not in the twin"."""
     with conn.cursor(row_factory=class_row(SeenRow)) as cur:
         return cur.execute(
-            f"""SELECT h.site_id, h.kind, h.hardware_id, h.adapter, h.address, h.model, h.first_seen, h.last_seen,
-                       h.messages {_UNMAPPED} ORDER BY h.last_seen DESC, h.site_id, h.kind, h.hardware_id
-                LIMIT %(limit)s OFFSET %(offset)s""",
+            sql.SQL("""SELECT h.site_id, h.kind, h.hardware_id, h.adapter, h.address, h.model, h.first_seen,
+                              h.last_seen, h.messages {unmapped} ORDER BY h.last_seen DESC, h.site_id, h.kind,
+                              h.hardware_id LIMIT %(limit)s OFFSET %(offset)s""").format(unmapped=_UNMAPPED),
             {"site": site_id, "limit": limit, "offset": offset}).fetchall()
 
 
 def count_unmapped_hardware(conn: psycopg.Connection, *, site_id: str | None = None) -> int:
-    return conn.execute(f"SELECT count(*) {_UNMAPPED}", {"site": site_id}).fetchone()[0]
+    return conn.execute(sql.SQL("SELECT count(*) {unmapped}").format(unmapped=_UNMAPPED), {"site": site_id}).fetchone()[0]
 
 
 def route(conn: psycopg.Connection, device_key: int) -> Route | None:
