@@ -51,6 +51,7 @@ from twin.database import DatabaseUnavailable, connect
 from twin.identities import candidates
 from twin.messaging import contract
 from twin.messaging.mqtt import RETAIN_SEND_IF_NEW, MqttClient, Received, Subscription
+from twin.metrics import BY_NAME
 from twin.storage import commands, events, identities, listening, model
 from twin.storage.identities import Seen
 from twin.storage.readings import ReadingWriter, Row
@@ -68,6 +69,8 @@ RECEIVE_MAXIMUM = 20000
 RETRY_MAX_S = 30.0
 STATS_EVERY_S = 30.0
 DEVICE_REFRESH_S = 10.0
+#: Metrics whose reported state may acknowledge a command sent through an adapter (``ingest.routing.ack_state``).
+ACK_METRIC_IDS = frozenset(BY_NAME[m].metric_id for m in ("on", "dimming"))
 #: How often ``run`` reads the sites' enabled adapters again (``campus-twin adapters enable`` while running).
 ADAPTERS_REFRESH_S = 30.0
 STORING = "storing"
@@ -412,12 +415,16 @@ class IngestWorker:
         routed = router.route(config, msg.topic, msg.payload, received_at)
         out.seen.extend(routed.seen)
         newest = None
+        rows = out.rows
         for key, report in routed.reports:
-            out.rows.extend((ts, key, metric.metric_id, value) for ts, metric, value in report.readings)
-            if report.readings:
-                newest = max(ts for ts, _, _ in report.readings)
-                if (state := ack_state(key, report.readings)) is not None:
-                    out.acks.append(state)
+            acked = False
+            for ts, metric, value in report.readings:
+                rows.append((ts, key, metric.metric_id, value))
+                if newest is None or ts > newest:
+                    newest = ts
+                acked = acked or metric.metric_id in ACK_METRIC_IDS
+            if acked and (state := ack_state(key, report.readings)) is not None:
+                out.acks.append(state)
             if (status := report_status(report)) is not None:
                 out.statuses.append((key, status, msg.retain))
             if report.seq is not None:

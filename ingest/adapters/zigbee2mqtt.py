@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 import orjson
@@ -34,6 +35,7 @@ from ingest.adapters.base import Decoded, Hardware, Report, apply_fields, load_j
 from ingest.decode import STATES, parse_ts
 from ingest.text import check_text
 from twin.identities import IEEE, IdentityError, normalize
+from twin.messaging.contract import MAX_PAYLOAD_BYTES
 
 NAME = "zigbee2mqtt"
 #: A friendly name that is an IEEE address, as zigbee2mqtt names a device until it is renamed.
@@ -54,25 +56,48 @@ def filters(prefix: str) -> tuple[str, ...]:
 
 def decode(topic: str, prefix: str, payload: bytes, received_at: datetime) -> Decoded:
     """Decode one message under ``prefix`` (the base topic; ``topic`` is the full topic)."""
+    kind, name = _topic(topic, prefix)
+    if kind == "error":
+        return Decoded(errors=[name])
+    if kind == "devices":
+        return _devices(payload)
+    if kind == "ignored" or not payload:
+        return Decoded(ignored=True)
+    if kind == "availability":
+        return _availability(name, payload)
+    return _state(name, payload, received_at)
+
+
+@lru_cache(maxsize=65536)
+def _topic(topic: str, prefix: str) -> tuple[str, str]:
+    """What a topic under ``prefix`` is (``state``, ``availability``, ``devices``, ``ignored`` or ``error``) and
+    the friendly name it names (or the error): the same topics come again and again, so this is cached."""
     levels = topic.split("/")[len(prefix.split("/")) if prefix else 0:]
     if not levels or levels == [""]:
-        return Decoded(errors=[f"{NAME}: topic {topic[:120]!r} names no device under {prefix!r}"])
+        return "error", f"{NAME}: topic {topic[:120]!r} names no device under {prefix!r}"
     if levels[0] == "bridge":
-        return _devices(payload) if levels == ["bridge", "devices"] else Decoded(ignored=True)
+        return ("devices" if levels == ["bridge", "devices"] else "ignored"), ""
     if levels[-1] in _COMMANDS or (len(levels) > 1 and levels[-2] in _COMMANDS) \
-            or (len(levels) > 1 and levels[-1] == "action") or not payload:
-        return Decoded(ignored=True)
+            or (len(levels) > 1 and levels[-1] == "action"):
+        return "ignored", ""
     if len(levels) > 1 and levels[-1] == "availability":
-        return _availability("/".join(levels[:-1]), payload)
-    return _state("/".join(levels), payload, received_at)
+        return "availability", "/".join(levels[:-1])
+    return "state", "/".join(levels)
+
+
+@lru_cache(maxsize=65536)
+def _named(name: str) -> Hardware | None | str:
+    """The hardware a friendly name is (when it is an IEEE address), ``None`` (resolved by the worker), or an
+    error for a name that is not valid text (cached: names repeat)."""
+    if error := check_text(name, "friendly name", NAME_MAX):
+        return f"{NAME}: {error}"
+    return Hardware(IEEE, normalize(IEEE, name), address=name) if _IEEE_NAME.fullmatch(name) else None
 
 
 def _device(name: str) -> Report | str:
     """A report for the device a topic names (by IEEE address when the name is one), or an error."""
-    if error := check_text(name, "friendly name", NAME_MAX):
-        return f"{NAME}: {error}"
-    hardware = Hardware(IEEE, normalize(IEEE, name), address=name) if _IEEE_NAME.fullmatch(name) else None
-    return Report(hardware, address=name)
+    hardware = _named(name)
+    return hardware if isinstance(hardware, str) else Report(hardware, address=name)
 
 
 def _availability(name: str, payload: bytes) -> Decoded:
@@ -97,9 +122,14 @@ def _state(name: str, payload: bytes, received_at: datetime) -> Decoded:
     report = _device(name)
     if isinstance(report, str):
         return Decoded(errors=[report])
-    doc = _object(payload, f"{NAME} state of {name[:80]!r}")
-    if isinstance(doc, str):
-        return Decoded(errors=[doc])
+    try:
+        doc: Any = orjson.loads(payload) if len(payload) <= MAX_PAYLOAD_BYTES else None
+    except orjson.JSONDecodeError:
+        doc = None
+    if type(doc) is not dict or not doc:  # the usual case is a non-empty object: reasons only when it is not
+        doc = _object(payload, f"{NAME} state of {name[:80]!r}")
+        if isinstance(doc, str):
+            return Decoded(errors=[doc])
     ts = parse_ts(doc["last_seen"], received_at) if doc.get("last_seen") is not None else None
     if not isinstance(ts, datetime):
         ts, report.ts_from_receive = received_at, True
