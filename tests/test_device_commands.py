@@ -8,7 +8,7 @@ import threading
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import orjson
 import pytest
@@ -120,7 +120,7 @@ def _keys(conn, site: str) -> dict[str, int]:
 
 
 def test_a_state_acknowledges_the_open_commands_it_satisfies(db_url: str) -> None:
-    at = datetime(2026, 12, 4, 8, 30, tzinfo=UTC)
+    at = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=1)  # a device clock just after the send
     with connection(db_url) as conn:
         save_model(conn, small_twin("a1"))
         key = _keys(conn, "a1")
@@ -140,12 +140,12 @@ def test_a_state_acknowledges_the_open_commands_it_satisfies(db_url: str) -> Non
         assert {cid for cid, row in done.items() if row.acked_at is not None} == {"on", "dim"}
         assert done["dim"].ok is True
         assert done["dim"].ack == {"from": "state", "on": 1, "dimming": pytest.approx(40.157, abs=1e-3),
-                                   "ts": "2026-12-04T08:30:00+00:00"}
+                                   "ts": at.isoformat()}
 
         # off with its brightness kept (zigbee2mqtt reports it): "off" only, not "dim 45"
         assert commands.ack_from_state(conn, [(lamp, at, 0.0, 45.0)]) == 1
         assert commands.command(conn, "off").ack == {"from": "state", "on": 0, "dimming": 45.0,
-                                                     "ts": "2026-12-04T08:30:00+00:00"}
+                                                     "ts": at.isoformat()}
         assert commands.command(conn, "dim45").acked_at is None
         # a report without on/off but at 44.5 %: dim 45 is done; nothing is acknowledged twice
         assert commands.ack_from_state(conn, [(lamp, at, None, 44.5), (lamp, at, 1.0, 40.0)]) == 1
@@ -155,6 +155,22 @@ def test_a_state_acknowledges_the_open_commands_it_satisfies(db_url: str) -> Non
         for cid in ("old", "later", "other"):
             assert commands.command(conn, cid).acked_at is None, cid
         assert commands.ack_from_state(conn, []) == 0
+
+
+def test_a_state_reported_before_the_command_was_sent_does_not_acknowledge_it(db_url: str) -> None:
+    with connection(db_url) as conn:
+        save_model(conn, small_twin("a2"))
+        lamp = _keys(conn, "a2")["LUM-0"]
+        commands.record_command(conn, "off", "a2", lamp, "off", sent_by="t")
+        sent = commands.command(conn, "off").sent_at
+        slack = timedelta(seconds=commands.STATE_ACK_CLOCK_SKEW_S)
+        # the lamp was off an hour ago, or just beyond a device clock's slack: that state predates the command
+        assert commands.ack_from_state(conn, [(lamp, sent - timedelta(hours=1), 0.0, None),
+                                              (lamp, sent - slack - timedelta(seconds=1), 0.0, None)]) == 0
+        assert commands.command(conn, "off").acked_at is None
+        # a device clock a little behind the server's: the state answers the command
+        assert commands.ack_from_state(conn, [(lamp, sent - slack + timedelta(seconds=1), 0.0, None)]) == 1
+        assert commands.command(conn, "off").ack["ts"] == (sent - slack + timedelta(seconds=1)).isoformat()
 
 
 # -- the dashboard's bridge through a real broker -------------------------------------------------------

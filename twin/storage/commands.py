@@ -41,6 +41,9 @@ STATE_ACK_WINDOW_MIN = 10
 #: A dim command is done when the reported dimming is this close to its level (%): zigbee2mqtt's
 #: brightness has 254 steps, a LoRaWAN codec whole percents.
 DIM_TOLERANCE_PCT = 1.0
+#: How far a device's clock may lag the server's (seconds): a state timestamped earlier than this before
+#: the command was sent is older than the command and does not acknowledge it.
+STATE_ACK_CLOCK_SKEW_S = 5
 
 
 def ack_from_state(conn: psycopg.Connection,
@@ -50,9 +53,10 @@ def ack_from_state(conn: psycopg.Connection,
     ``states`` are ``(device key, state time, on 0/1 or None, dimming % or None)`` as a device reached
     through an adapter reports them. A command is acknowledged (``ok``, ack ``{"from": "state", "on",
     "dimming", "ts"}``) when it is not yet, was sent within :data:`STATE_ACK_WINDOW_MIN` minutes and not
-    after this transaction began, and the state satisfies it: ``on`` by on = 1, ``off`` by on = 0, ``dim``
-    by dimming within :data:`DIM_TOLERANCE_PCT` of its level, the device not reported off. The earliest
-    satisfying state of the batch is the one kept."""
+    after this transaction began, the state is not older than the command (its time at most
+    :data:`STATE_ACK_CLOCK_SKEW_S` seconds before ``sent_at``), and it satisfies the command: ``on`` by
+    on = 1, ``off`` by on = 0, ``dim`` by dimming within :data:`DIM_TOLERANCE_PCT` of its level, the
+    device not reported off. The earliest satisfying state of the batch is the one kept."""
     if not states:
         return 0
     cur = conn.execute(
@@ -62,6 +66,7 @@ def ack_from_state(conn: psycopg.Connection,
                         FROM commands c JOIN s ON s.device_id = c.device_id
                         WHERE c.acked_at IS NULL AND c.sent_at <= now()
                           AND c.sent_at >= now() - make_interval(mins => %(window)s)
+                          AND s.ts::timestamptz >= c.sent_at - make_interval(secs => %(skew)s)
                           AND CASE c.action WHEN 'on' THEN s.on_ = 1
                                             WHEN 'off' THEN s.on_ = 0
                                             WHEN 'dim' THEN abs(s.dimming - c.level) <= %(tolerance)s
@@ -73,7 +78,7 @@ def ack_from_state(conn: psycopg.Connection,
            FROM hit WHERE c.id = hit.id AND c.acked_at IS NULL""",
         {"keys": [s[0] for s in states], "ts": [s[1].isoformat() for s in states],
          "on": [s[2] for s in states], "dim": [s[3] for s in states],
-         "window": STATE_ACK_WINDOW_MIN, "tolerance": DIM_TOLERANCE_PCT},
+         "window": STATE_ACK_WINDOW_MIN, "skew": STATE_ACK_CLOCK_SKEW_S, "tolerance": DIM_TOLERANCE_PCT},
     )
     return cur.rowcount
 
