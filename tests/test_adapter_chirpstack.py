@@ -134,6 +134,21 @@ def test_numbers_as_strings_and_the_fields_a_codec_names_otherwise() -> None:
     assert only(generic).battery_pct == 71.0
 
 
+@pytest.mark.parametrize(("occupancy", "presence"), [(2, 1.0), (1, 1.0), (0, 0.0), (2.0, 1.0), ("2", 1.0)])
+def test_an_elsys_ers_eye_occupancy_of_0_empty_1_pending_2_occupied(occupancy: float, presence: float) -> None:
+    # Elsys' codec (elsys.js): occupancy 0 = unoccupied, 1 = pending (someone entering or leaving), 2 = occupied
+    eye = decode(up(object={"temperature": 22.1, "humidity": 41, "light": 180, "motion": 1,
+                            "occupancy": occupancy, "vdd": 3620}))
+    assert eye.errors == []
+    assert values(only(eye)) == {"temperature": 22.1, "humidity": 41.0, "illuminance": 180.0, "presence": presence}
+
+
+def test_occupancy_beyond_the_elsys_states_is_refused() -> None:
+    for beyond in (3, 1.5, -1):
+        errors = decode(up(object={"occupancy": beyond})).errors
+        assert len(errors) == 1 and f"object.occupancy: presence: {beyond:g} outside physical range" in errors[0]
+
+
 def test_a_smart_socket_and_a_light_controller() -> None:
     # Milesight WS52x's ChirpStack codec: power in W, power_sum in Wh, state "open" (on) / "close" (off)
     socket = decode(up(object={"voltage": 229.8, "power": 35, "factor": 85, "power_sum": 2500, "current": 150,

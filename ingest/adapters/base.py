@@ -7,9 +7,10 @@ levels); the adapter reads the levels after the prefix's. Commands go back throu
 
 Field tables (``fields/<adapter>.toml``, one per adapter) map a field of the device's payload to a catalogue
 metric with ``scale``/``offset`` (catalogue value = value * scale + offset), a ``map`` of words to
-numbers (``state = "ON"`` -> ``on = 1``), ``unless`` (skip when another field is present:
-``illuminance`` when ``illuminance_lux`` is there), or to a status vital (``status = "battery"``,
-``"rssi"``). Fields not in the table are ignored: devices expose much the twin does not keep.
+numbers (``state = "ON"`` -> ``on = 1``; a key ``"2"`` also maps the number 2, numbers it does not name pass
+as they are), ``unless`` (skip when another field is present: ``illuminance`` when ``illuminance_lux`` is
+there), or to a status vital (``status = "battery"``, ``"rssi"``). Fields not in the table are ignored:
+devices expose much the twin does not keep.
 """
 
 from __future__ import annotations
@@ -167,6 +168,8 @@ def apply_fields(adapter: str, doc: dict[str, Any], ts: datetime, report: Report
             if value is None:
                 errors.append(f"{adapter}: {name}: unknown value {str(raw)[:40]!r}")
                 continue
+        elif rule.map and (value := _mapped_number(rule.map, raw)) is not None:
+            pass  # an integral number the map names ("2" = 1): mapped, not scaled
         else:
             value = number(raw)
             if value is None:
@@ -183,6 +186,16 @@ def apply_fields(adapter: str, doc: dict[str, Any], ts: datetime, report: Report
             errors.append(f"{adapter}: {name}: {checked}")
         else:
             report.readings.append((ts, metric, checked))
+
+
+def _mapped_number(table: dict[str, float], raw: object) -> float | None:
+    """The ``map`` entry of an integral JSON number by its text (``2`` and ``2.0`` -> ``"2"``), or None: a
+    number the map does not name is taken as the number itself."""
+    if type(raw) is int:
+        return table.get(str(raw))
+    if type(raw) is float and raw.is_integer():
+        return table.get(str(int(raw)))
+    return None
 
 
 #: Physical ranges of the vitals (as ``ingest.decode`` checks a native status).
