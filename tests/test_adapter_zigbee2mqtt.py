@@ -10,6 +10,8 @@ import pytest
 
 from ingest.adapters import zigbee2mqtt as z2m
 from ingest.adapters.base import Decoded, Hardware
+from twin.messaging import broker
+from twin.messaging.contract import MAX_PAYLOAD_BYTES
 
 NOW = datetime(2026, 3, 10, 8, 0, tzinfo=UTC)
 P = "zigbee2mqtt"
@@ -89,6 +91,26 @@ def test_bridge_devices_may_be_larger_than_a_telemetry_message() -> None:
     assert out.errors == [] and len(out.names) == 120
     too_big = b"[" + b" " * z2m.DEVICES_MAX_BYTES + b"]"
     assert "exceeds" in z2m.decode("zigbee2mqtt/bridge/devices", "zigbee2mqtt", too_big, NOW).errors[0]
+
+
+def test_a_schools_bridge_devices_of_3_mb_decode_up_to_what_the_bundled_broker_accepts() -> None:
+    # a few hundred devices with their definitions and exposes (several kB each): zigbee2mqtt reconnects
+    # forever when the broker refuses its retained device list
+    big = [{"ieee_address": f"0x00158d00{i:08x}", "type": "Router", "friendly_name": f"floor{i % 5}/room {i}/lamp",
+            "definition": {"model": "LED1545G12", "vendor": "IKEA",
+                           "exposes": [{"type": "light", "name": f"feature {j}", "description": "d" * 480}
+                                       for j in range(10)]}}
+           for i in range(600)]
+    payload = orjson.dumps(big)
+    assert 3_000_000 < len(payload) <= z2m.DEVICES_MAX_BYTES
+    out = z2m.decode("zigbee2mqtt/bridge/devices", "zigbee2mqtt", payload, NOW)
+    assert out.errors == [] and len(out.names) == 600
+    assert out.names[599] == Hardware("ieee", "00158d0000000257", "floor4/room 599/lamp", "LED1545G12")
+    assert z2m.DEVICES_MAX_BYTES == broker.MAX_PACKET_BYTES  # one limit: the list the broker takes is decoded
+    assert f"max_packet_size {z2m.DEVICES_MAX_BYTES}\n" in broker.delivery_settings()
+    # telemetry keeps its 64 KiB limit
+    state = orjson.dumps({"temperature": 21.5, "note": "x" * MAX_PAYLOAD_BYTES})
+    assert decode("my_sensor", state).errors and not decode("my_sensor", state).reports
 
 
 @pytest.mark.parametrize(("topic", "payload"), [

@@ -35,6 +35,7 @@ from ingest.adapters.base import Decoded, Hardware, Report, apply_fields, load_j
 from ingest.decode import STATES, parse_ts
 from ingest.text import check_text
 from twin.identities import IEEE, IdentityError, normalize
+from twin.messaging.broker import MAX_PACKET_BYTES
 from twin.messaging.contract import MAX_PAYLOAD_BYTES
 
 NAME = "zigbee2mqtt"
@@ -45,7 +46,7 @@ NAME_MAX = 255
 MODEL_MAX = 128
 #: ``bridge/devices`` carries every device's definition and exposes (several kB each): it may be far larger
 #: than a telemetry message, up to what the broker accepts (``twin.messaging.broker.MAX_PACKET_BYTES``).
-DEVICES_MAX_BYTES = 2_000_000
+DEVICES_MAX_BYTES = MAX_PACKET_BYTES
 _COMMANDS = ("set", "get")
 
 

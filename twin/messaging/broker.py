@@ -102,7 +102,11 @@ MAX_QUEUED_BYTES = 1 << 30
 #: QoS 1 messages a client may have unacknowledged towards the broker (Mosquitto's default is 20:
 #: a gateway publishing over a 10 ms link would top out at 2,000 msgs/s).
 MAX_INFLIGHT_MESSAGES = 1000
-MAX_PACKET_BYTES = 2_000_000
+#: Largest MQTT packet the twin's Mosquitto takes: zigbee2mqtt's retained ``bridge/devices`` lists every
+#: device with its definition and exposes (several kB each), over 2 MB for a school of a few hundred
+#: devices; a refused list makes zigbee2mqtt reconnect in a loop. Telemetry keeps its own 64 KiB limit
+#: (``contract.MAX_PAYLOAD_BYTES``).
+MAX_PACKET_BYTES = 16_000_000
 
 
 def delivery_settings(max_queued_messages: int = MAX_QUEUED_MESSAGES,
