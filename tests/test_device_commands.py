@@ -114,6 +114,16 @@ def test_bad_commands_and_routes_are_refused(route: Route, action: str, level: o
     assert issubclass(DeviceCommandError, ValueError)
 
 
+def test_a_zigbee2mqtt_name_deeper_than_the_dashboards_broker_grant_is_refused() -> None:
+    from twin.messaging import device_commands, mqtt_auth
+
+    assert device_commands.Z2M_NAME_LEVELS == 3 and mqtt_auth.Z2M_NAME_LEVELS == device_commands.Z2M_NAME_LEVELS
+    assert encode(z2m(name="bldg/floor/lamp"), "on", None, "c1")[0] == "zigbee2mqtt/bldg/floor/lamp/set"
+    # the broker would drop bldg/floor/room/lamp/set silently (the dashboard may publish {prefix}/+/+/+/set at most)
+    with pytest.raises(DeviceCommandError, match="at most 3 levels"):
+        encode(z2m(name="bldg/floor/room/lamp"), "off", None, "c1")
+
+
 # -- acknowledgements from the device's next state ------------------------------------------------------
 def _keys(conn, site: str) -> dict[str, int]:
     return dict(conn.execute("SELECT device_id, id FROM devices WHERE site_id = %s", (site,)).fetchall())

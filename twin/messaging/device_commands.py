@@ -4,7 +4,8 @@
 takes, per each project's documentation (docs/mqtt.md, "Commands through adapters"):
 
 - **zigbee2mqtt**: ``{prefix}/{friendly name}/set`` with ``{"state": "ON"|"OFF"}``; dim adds
-  ``"brightness"`` on Zigbee's 0–254 scale (``level * 254 / 100``, rounded half up).
+  ``"brightness"`` on Zigbee's 0–254 scale (``level * 254 / 100``, rounded half up). A friendly name of
+  more than :data:`Z2M_NAME_LEVELS` levels is refused.
 - **ChirpStack v4** (MQTT integration): ``application/{application id}/device/{devEui}/command/down`` with
   ``{"devEui", "confirmed": true, "fPort", "object"}``; ChirpStack turns ``object`` into bytes with the
   device profile codec's ``encodeDownlink``, so that codec must take the object
@@ -46,6 +47,10 @@ QOS = 1
 DEFAULT_FPORT = 10
 #: Zigbee's brightness scale: 0–254 (255 is not settable).
 ZIGBEE_MAX_BRIGHTNESS = 254
+#: Levels of a zigbee2mqtt friendly name the dashboard may command (``hall/lamp/set`` has two): its broker
+#: account is granted ``{prefix}/+/set`` to ``{prefix}/+/+/+/set`` (``twin.messaging.mqtt_auth``); a deeper
+#: name is refused here, the broker would drop the command silently.
+Z2M_NAME_LEVELS = 3
 
 
 class DeviceCommandError(ValueError):
@@ -104,6 +109,10 @@ def _fill(prefix: str, values: list[str]) -> str:
 
 
 def _zigbee2mqtt(route: Route, action: str, percent: float | None) -> tuple[str, bytes]:
+    if route.address.count("/") >= Z2M_NAME_LEVELS:
+        raise DeviceCommandError(f"zigbee2mqtt: friendly name {route.address!r} has more than {Z2M_NAME_LEVELS} "
+                                 f"levels: the twin commands names of at most {Z2M_NAME_LEVELS} levels "
+                                 f"(rename the device in zigbee2mqtt)")
     body: dict[str, Any] = {"state": "OFF" if action == "off" else "ON"}
     if action == "dim":
         body["brightness"] = _half_up(percent * ZIGBEE_MAX_BRIGHTNESS / 100)  # type: ignore[operator]

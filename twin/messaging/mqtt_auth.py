@@ -46,7 +46,7 @@ import psycopg
 
 from twin import security
 from twin.identities import ADAPTERS, CHIRPSTACK, TASMOTA, TTS, ZIGBEE2MQTT
-from twin.messaging import broker, contract
+from twin.messaging import broker, contract, device_commands
 from twin.storage import identities, mqtt_accounts
 from twin.storage.identities import AdapterConfig
 from twin.storage.sites import site_exists
@@ -55,10 +55,11 @@ INGEST, DASHBOARD, MONITOR = "ingest", "dashboard", "monitor"
 SERVICE_ROLES = (INGEST, DASHBOARD, MONITOR)
 #: Accounts of the sites' adapters: a gateway or network server, or one Tasmota device.
 INTEGRATION = "integration"
-#: Levels of a zigbee2mqtt friendly name the dashboard may command (``hall/lamp/set`` has two): a friendly
-#: name may hold ``/``, and no MQTT filter ends a topic of any depth with ``/set`` without ``{prefix}/#``,
-#: which would also let the dashboard send bridge requests (remove devices, permit joining).
-Z2M_NAME_LEVELS = 3
+#: Levels of a zigbee2mqtt friendly name the dashboard may command (``hall/lamp/set`` has two; the encoder
+#: refuses deeper names): a friendly name may hold ``/``, and no MQTT filter ends a topic of any depth with
+#: ``/set`` without ``{prefix}/#``, which would also let the dashboard send bridge requests (remove
+#: devices, permit joining).
+Z2M_NAME_LEVELS = device_commands.Z2M_NAME_LEVELS
 #: Adapter usernames that no device may take: ``{adapter}@...`` and ``{adapter}.N@...``.
 _INTEGRATION_NAME = re.compile("(" + "|".join(a for a in ADAPTERS if a != TASMOTA) + r")(\.[0-9]+)?@")
 
