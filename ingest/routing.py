@@ -59,13 +59,14 @@ class AdapterRouter:
         self._filters = [(f, c) for c in self.configs for f in adapter(c.adapter).filters(c.prefix)]
         self._by_topic: dict[str, AdapterConfig | None] = {}
         self._ids: dict[tuple[str, str], Resolved] = {}
-        self._names: dict[str, dict[tuple[str, str], tuple[str, str]]] = {}
+        #: ``{adapter: {(site, prefix, address): (kind, hardware id)}}``: the names adapters announced.
+        self._names: dict[str, dict[tuple[str, str | None, str], tuple[str, str]]] = {}
         #: Names announced to this process (a bridge's device list), kept over what the database had when read:
         #: a batch's own announcement is stored only when the batch commits.
-        self._announced: dict[str, dict[tuple[str, str], tuple[str, str]]] = {}
+        self._announced: dict[str, dict[tuple[str, str | None, str], tuple[str, str]]] = {}
         self._loaded = -REFRESH_S
         #: What was last noted of hardware bound to a device: ``(site, kind, id) -> (adapter, address, model)``.
-        self._noted: dict[tuple[str, str, str], tuple[str, str, str | None]] = {}
+        self._noted: dict[tuple[str, str, str], tuple[str, str, str, str | None]] = {}
 
     def filters(self) -> list[str]:
         """Every adapter filter to subscribe to (each once)."""
@@ -88,8 +89,9 @@ class AdapterRouter:
             return False
         conn = self._lookup()
         self._ids = identities.resolver(conn)
-        self._names = {c.adapter: identities.addresses(conn, c.adapter) | self._announced.get(c.adapter, {})
-                       for c in self.configs}
+        # one query per adapter (not per site: a city has hundreds of sites on the same adapter)
+        self._names = {a: identities.addresses(conn, a) | self._announced.get(a, {})
+                       for a in dict.fromkeys(c.adapter for c in self.configs)}
         self._loaded = time.monotonic()
         return True
 
@@ -115,11 +117,15 @@ class AdapterRouter:
     def _hardware(self, config: AdapterConfig, report: Report) -> Hardware | None:
         if report.hardware is not None:
             return report.hardware
-        names = self._names.get(config.adapter, {})
-        hit = names.get((config.site_id, report.address))
+        hit = self._name(config, report.address)
         if hit is None and self._refresh():
-            hit = self._names.get(config.adapter, {}).get((config.site_id, report.address))
+            hit = self._name(config, report.address)
         return Hardware(hit[0], hit[1], report.address) if hit else None
+
+    def _name(self, config: AdapterConfig, address: str) -> tuple[str, str] | None:
+        """What ``address`` names under ``config``'s prefix (a name seen before prefixes were recorded: any)."""
+        names = self._names.get(config.adapter, {})
+        return names.get((config.site_id, config.prefix, address)) or names.get((config.site_id, None, address))
 
     # -- messages ----------------------------------------------------------------------------------------
     def route(self, config: AdapterConfig, topic: str, payload: bytes, received_at: datetime) -> Routed:
@@ -134,9 +140,10 @@ class AdapterRouter:
         out.errors.extend(decoded.errors)
         for hw in decoded.names:
             for names in (self._names, self._announced):
-                names.setdefault(config.adapter, {})[(config.site_id, hw.address)] = (hw.kind, hw.hardware_id)
+                names.setdefault(config.adapter, {})[(config.site_id, config.prefix, hw.address)] = (hw.kind,
+                                                                                                     hw.hardware_id)
             out.seen.append(Seen(config.site_id, hw.kind, hw.hardware_id, config.adapter, hw.address, hw.model,
-                                 received_at, 0))
+                                 received_at, 0, config.prefix))
         for report in decoded.reports:
             hw = self._hardware(config, report)
             if hw is None:
@@ -147,17 +154,17 @@ class AdapterRouter:
             found = self.resolve(hw.kind, hw.hardware_id)
             if found is None:
                 out.seen.append(Seen(config.site_id, hw.kind, hw.hardware_id, config.adapter, address, hw.model,
-                                     received_at, 1))
+                                     received_at, 1, config.prefix))
                 continue
             if found.site_id != config.site_id:
                 out.errors.append(f"{hw.kind}:{hw.hardware_id} is bound to {found.device_id!r} of site "
                                   f"{found.site_id!r}, heard under site {config.site_id!r}'s {config.adapter} prefix")
                 continue
-            noted = (config.adapter, address, hw.model)
+            noted = (config.adapter, config.prefix, address, hw.model)
             if self._noted.get((config.site_id, hw.kind, hw.hardware_id)) != noted:
                 self._noted[(config.site_id, hw.kind, hw.hardware_id)] = noted
                 out.seen.append(Seen(config.site_id, hw.kind, hw.hardware_id, config.adapter, address, hw.model,
-                                     received_at, 0))
+                                     received_at, 0, config.prefix))
             out.reports.append((found.device_key, report))
         return out
 

@@ -71,6 +71,8 @@ STATS_EVERY_S = 30.0
 DEVICE_REFRESH_S = 10.0
 #: Metrics whose reported state may acknowledge a command sent through an adapter (``ingest.routing.ack_state``).
 ACK_METRIC_IDS = frozenset(BY_NAME[m].metric_id for m in ("on", "dimming"))
+#: Unbound RFC 9039 URNs one SenML pack may add to the list of hardware not in the twin.
+URNS_LISTED_MAX = 16
 #: How often ``run`` reads the sites' enabled adapters again (``campus-twin adapters enable`` while running).
 ADAPTERS_REFRESH_S = 30.0
 STORING = "storing"
@@ -220,6 +222,7 @@ class IngestWorker:
         #: ``adapters_refresh_s`` while running).
         self._router: AdapterRouter | None = None
         self.adapters_refresh_s = ADAPTERS_REFRESH_S
+        self._unrouted_heads: set[str] = set()
 
     # -- MQTT side ---------------------------------------------------------
     @property
@@ -327,6 +330,8 @@ class IngestWorker:
             route = "" if config is not None else self._route(msg.topic)
             if msg.retain and self._replayed(msg, taken):
                 pass
+            elif config is None and not msg.topic.startswith(contract.PREFIX):
+                self._unrouted(msg.topic)
             elif config is not None:
                 if msg.retain:
                     taken[msg.topic] = msg.payload
@@ -361,14 +366,18 @@ class IngestWorker:
                         newest = last_ts
                 # A device speaks only for itself (its topic is all the broker's ACL lets it write):
                 # SenML records naming another device are refused, not stored as that device's.
+                listed = 0
                 for device in dict.fromkeys(d for d, _, _, _ in decoded.foreign):
                     found = router.resolve_urn(device) if device.lower().startswith("urn:") else None
                     if found is not None and found.device_key == key:  # its own hardware id (RFC 9039 URN)
                         rows.extend((ts, key, m.metric_id, v) for d, ts, m, v in decoded.foreign if d == device)
                     elif found is None and (urn := next(iter(candidates(device)), None)) is not None:
-                        # publishing but not in the twin: listed for a planner to bind (its readings not kept)
-                        out.seen.append(Seen(parts.site_id, urn[0], urn[1], "senml", parts.device_id, None,
-                                             received_at, 1))
+                        # publishing but not in the twin: listed for a planner to bind (its readings not kept);
+                        # a few per message (one pack must not fill the list)
+                        if listed < URNS_LISTED_MAX:
+                            listed += 1
+                            out.seen.append(Seen(parts.site_id, urn[0], urn[1], "senml", parts.device_id, None,
+                                                 received_at, 1))
                     else:
                         decoded.errors.append(f"SenML record names device {device[:60]!r}; a device publishes only "
                                               f"its own readings (topic device {parts.device_id!r})")
@@ -409,6 +418,16 @@ class IngestWorker:
         self._mqtt_subscriptions = tuple(subscriptions)
         self._mqtt.resubscribe(subscriptions)
 
+    def _unrouted(self, topic: str) -> None:
+        """A message under no enabled adapter's prefix: an adapter disabled while ingest was stopped (its
+        persistent session still holds the subscription). Ignored, said once per topic's first level."""
+        head = topic.split("/", 1)[0]
+        if head not in self._unrouted_heads and len(self._unrouted_heads) < 1000:
+            self._unrouted_heads.add(head)
+            log.warning("ingest ignores messages under %r/...: no enabled adapter takes them (disabled? "
+                        "campus-twin adapters list)", head)
+        self.counters.extra["unrouted"] = self.counters.extra.get("unrouted", 0) + 1
+
     def _adapter_message(self, router: AdapterRouter, config: identities.AdapterConfig, msg: Message,
                          received_at: datetime, out: Prepared) -> datetime | None:
         """Decode a message of an adapter's topics into ``out``; the newest reading time it brought."""
@@ -417,6 +436,10 @@ class IngestWorker:
         newest = None
         rows = out.rows
         for key, report in routed.reports:
+            if msg.retain and report.ts_from_receive:
+                # a retained state without its own time is the broker's copy of an old message (a new subscription
+                # gets it again): dated now, it would make a sensor that died long ago look current
+                report.readings, report.seq = [], None
             acked = False
             for ts, metric, value in report.readings:
                 rows.append((ts, key, metric.metric_id, value))

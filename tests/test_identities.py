@@ -75,4 +75,60 @@ def test_adapters_prefix_belongs_to_one_site_and_unmapped_hardware(db_url: str) 
         route = ids.route(conn, conn.execute("SELECT id FROM devices WHERE device_id = 'LUM-0' AND site_id = 's1'")
                           .fetchone()[0])
         assert route is not None and (route.adapter, route.prefix, route.address) == ("zigbee2mqtt", "z2m-s1", "lab-lamp")
-        assert ids.addresses(conn, "zigbee2mqtt")[("s1", "lab-sensor")] == ("ieee", "00158d0001a2b3c4")
+        assert ids.addresses(conn, "zigbee2mqtt")[("s1", None, "lab-sensor")] == ("ieee", "00158d0001a2b3c4")
+
+
+def test_prefixes_that_share_topics_are_refused(db_url: str) -> None:
+    """A message under two subscriptions would come twice and belong to whichever matched first."""
+    with connection(db_url) as conn:
+        save_model(conn, small_twin("aa"))
+        save_model(conn, small_twin("bb"))
+        ids.enable_adapter(conn, "aa", "chirpstack", "application/+")
+        ids.enable_adapter(conn, "aa", "tasmota", "")
+        for site, adapter, prefix, other in (("bb", "chirpstack", "application/appB", "chirpstack of site 'aa'"),
+                                             ("bb", "zigbee2mqtt", "tele", "tasmota of site 'aa'"),
+                                             ("bb", "zigbee2mqtt", "application", "chirpstack of site 'aa'"),
+                                             ("bb", "zigbee2mqtt", "+", "the twin's own topics"),
+                                             ("bb", "zigbee2mqtt", "campus", "the twin's own topics")):
+            with pytest.raises(ids.BindError) as refused:
+                ids.enable_adapter(conn, site, adapter, prefix)
+            assert other in str(refused.value), (prefix, str(refused.value))
+        ids.enable_adapter(conn, "aa", "chirpstack", "application/+", {"fport": 12})  # the same again: options
+        ids.enable_adapter(conn, "bb", "zigbee2mqtt", "zigbee2mqtt-bb")
+        assert [(a.site_id, a.adapter, a.prefix) for a in ids.adapters(conn)] == [
+            ("aa", "chirpstack", "application/+"), ("aa", "tasmota", ""), ("bb", "zigbee2mqtt", "zigbee2mqtt-bb")]
+
+
+def test_the_twins_adapter_filters_are_the_decoders_own() -> None:
+    from ingest.adapters.registry import adapter
+    from twin.identities import ADAPTERS, adapter_filters
+
+    for name, default in ADAPTERS.items():
+        for prefix in {default, "x/y", ""} - ({""} if name != "tasmota" else set()):
+            assert adapter_filters(name, prefix) == adapter(name).filters(prefix)
+
+
+def test_a_planners_binding_of_what_the_bim_says_outlives_the_revision_that_drops_it(db_url: str) -> None:
+    with connection(db_url) as conn:
+        save_model(conn, small_twin("s1"))
+        ids.replace_ifc(conn, "s1", {"ENV-0": [("serial", "SN-1")]})
+        assert ids.bind(conn, "s1", [ids.Binding("ENV-0", "serial", "SN-1")], by="planner") == 0
+        ids.replace_ifc(conn, "s1", {})  # a revision without it
+        assert [(r.device_id, r.hardware_id, r.source, r.bound_by) for r in ids.identities(conn)] == [
+            ("ENV-0", "SN-1", "bind", "planner")]
+
+
+def test_two_zigbee2mqtt_instances_of_one_site_each_reach_their_own_lamp(db_url: str) -> None:
+    at = datetime(2026, 12, 4, 8, tzinfo=UTC)
+    with connection(db_url) as conn:
+        save_model(conn, small_twin("s1"))
+        ids.enable_adapter(conn, "s1", "zigbee2mqtt", "zA")
+        ids.enable_adapter(conn, "s1", "zigbee2mqtt", "zB")
+        ids.bind(conn, "s1", [ids.Binding("LUM-0", "ieee", "00158d0001a2b3c4"),
+                              ids.Binding("LUM-1", "ieee", "00158d0001a2b3c5")])
+        ids.note_seen(conn, [ids.Seen("s1", "ieee", "00158d0001a2b3c4", "zigbee2mqtt", "room1/lamp", None, at, 0, "zA"),
+                             ids.Seen("s1", "ieee", "00158d0001a2b3c5", "zigbee2mqtt", "room1/lamp", None, at, 0, "zB")])
+        keys = dict(conn.execute("SELECT device_id, id FROM devices").fetchall())
+        assert (ids.route(conn, keys["LUM-0"]).prefix, ids.route(conn, keys["LUM-1"]).prefix) == ("zA", "zB")
+        names = ids.addresses(conn, "zigbee2mqtt")
+        assert names[("s1", "zA", "room1/lamp")] != names[("s1", "zB", "room1/lamp")]

@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 import orjson
 import pytest
 
+from ingest.worker import IngestWorker
 from tests.helpers import publisher, running, stored_readings, wait_for
 from tests.test_ingest import count, new_worker, twin_db  # noqa: F401  (fixture)
 from twin.database import connection
@@ -285,3 +286,47 @@ def test_a_dashboard_command_reaches_zigbee2mqtt_and_the_lamps_next_state_acknow
     finally:
         pool.close()
         clear_retained(mqtt_url, [f"{prefix}/bridge/devices"])
+
+
+def test_a_retained_state_without_its_own_time_is_not_stored_as_now(twin_db, mqtt_url):  # noqa: F811
+    """zigbee2mqtt's ``retain: true`` devices: the broker hands their last state to every new subscription;
+    dated by its receipt it would make a sensor that died long ago look current. Its status is kept."""
+    prefix = f"z2m-{uuid.uuid4().hex[:8]}"
+    topic = f"{prefix}/{IEEE['ENV-0']}"
+    with connection(twin_db) as conn:
+        ids.enable_adapter(conn, "t1", "zigbee2mqtt", prefix)
+        ids.bind(conn, "t1", [ids.Binding("ENV-0", "ieee", IEEE["ENV-0"][2:])])
+    with publisher(mqtt_url) as client:
+        publish(client, [(topic, orjson.dumps({"temperature": 30.0, "battery": 12}), True)])
+    worker = new_worker(twin_db, mqtt_url)
+    try:
+        with running(worker.run):
+            assert worker.connected.wait(10)
+            with publisher(mqtt_url) as client:
+                publish(client, [(topic, orjson.dumps({"temperature": 21.0}), False)])
+                wait_for(lambda: stored_readings(twin_db) >= 1)
+        assert readings(twin_db) == [("ENV-0", "temperature", 21.0)]
+        assert status(twin_db, "ENV-0")[1] == 12.0
+    finally:
+        clear_retained(mqtt_url, [topic])
+
+
+def test_messages_of_an_adapter_disabled_while_ingest_was_stopped_are_ignored_not_dead_lettered(twin_db, mqtt_url):  # noqa: F811
+    """Its persistent session still holds the subscription: the messages are not the twin's anymore."""
+    prefix = f"z2m-{uuid.uuid4().hex[:8]}"
+    with connection(twin_db) as conn:
+        ids.enable_adapter(conn, "t1", "zigbee2mqtt", prefix)
+    first = new_worker(twin_db, mqtt_url)
+    with running(first.run):
+        assert first.connected.wait(10)
+    with connection(twin_db) as conn:
+        ids.disable_adapter(conn, "t1", "zigbee2mqtt", prefix)
+    again = IngestWorker(twin_db, mqtt_url, client_id=first.client_id, share_group=first.share_group, batch_wait_s=0.05)
+    with running(again.run):
+        assert again.connected.wait(10)
+        with publisher(mqtt_url) as client:
+            publish(client, [(f"{prefix}/lab-sensor", orjson.dumps({"temperature": 20.0}), False),
+                             ("campus/v1/t1/ENV-0/telemetry", orjson.dumps({"metrics": {"co2": 500}}), False)])
+            wait_for(lambda: stored_readings(twin_db) >= 1)
+    assert letters(twin_db) == [] and readings(twin_db) == [("ENV-0", "co2", 500.0)]
+    assert again.counters.extra.get("unrouted") == 1

@@ -55,3 +55,19 @@ def test_senml_urn_of_the_topics_device_is_stored_unbound_listed_foreign_refused
             "urn", "urn:dev:ow:ffffffffffffffff", "senml", "ENV-1", 1)
         [(reason,)] = conn.execute("SELECT reason FROM dead_letters").fetchall()
         assert reason.startswith(f"SenML record names device '{OW}'")
+
+
+def test_one_pack_of_many_unbound_urns_lists_only_a_few(twin_db):  # noqa: F811
+    """One device must not fill the planners' list of hardware not in the twin with one message."""
+    from datetime import UTC, datetime
+
+    from ingest.worker import URNS_LISTED_MAX, IngestWorker
+    from twin.messaging.mqtt import Received
+
+    pack = [{"n": f"urn:dev:ow:{i:016x}:temperature", "u": "Cel", "v": 20.0} for i in range(100)]
+    worker = IngestWorker(twin_db, "mqtt://127.0.0.1:1")
+    msg = Received(1, 1, topic("t1", "ENV-1", "telemetry"), orjson.dumps(pack), datetime.now(UTC).timestamp(), 0, False)
+    worker.store(worker.prepare([msg]))
+    with connection(twin_db) as conn:
+        assert ids.count_unmapped_hardware(conn, site_id="t1") == URNS_LISTED_MAX == 16
+    assert stored_readings(twin_db) == 0

@@ -165,9 +165,12 @@ def test_an_account_reaching_into_other_topics_is_not_issued(db_url: str) -> Non
     with connection(db_url) as conn:
         save_model(conn, small_twin("t1", rooms=1))
         save_model(conn, small_twin("t2", rooms=1))
-        identities.enable_adapter(conn, "t1", ZIGBEE2MQTT, "campus")  # campus/# holds campus/v1/...
-        identities.enable_adapter(conn, "t1", CHIRPSTACK, "application/7")
-        identities.enable_adapter(conn, "t2", CHIRPSTACK, "application/+")  # every application, t1's too
+        # enable_adapter refuses such prefixes (tests/test_identities.py); a database edited by hand still
+        # gets no account for them
+        conn.execute("""INSERT INTO site_adapters (site_id, adapter, prefix) VALUES
+                          ('t1', 'zigbee2mqtt', 'campus'),          -- campus/# holds campus/v1/...
+                          ('t1', 'chirpstack', 'application/7'),
+                          ('t2', 'chirpstack', 'application/+')     -- every application, t1's too""")
         identities.enable_adapter(conn, "t1", TTS, "v3/school-1@campus")
         issued = mqtt_auth.issue(conn, "t1")
         issued_t2 = mqtt_auth.issue(conn, "t2")

@@ -22,7 +22,9 @@ normal form, unique per kind across the whole network:
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 IEEE, DEVEUI, MAC, URN, SERIAL, TASMOTA = "ieee", "deveui", "mac", "urn", "serial", "tasmota"
 #: Kinds of hardware identity, in the order ``devices list`` shows them.
@@ -142,3 +144,53 @@ def check_prefix(adapter: str, prefix: str) -> str:
     if adapter != TASMOTA and not prefix:
         raise IdentityError(f"{adapter}: a topic prefix is needed (default {ADAPTERS[adapter]!r})")
     return prefix
+
+
+def adapter_filters(adapter: str, prefix: str) -> tuple[str, ...]:
+    """The MQTT filters ingest subscribes to for ``adapter`` under ``prefix`` (each adapter module's
+    ``filters``; a test keeps them equal)."""
+    if adapter == ZIGBEE2MQTT:
+        return (f"{prefix}/#",)
+    if adapter == CHIRPSTACK:
+        return (f"{prefix}/device/+/event/+",)
+    if adapter == TTS:
+        return (f"{prefix}/devices/+/+",)
+    head = f"{prefix}/" if prefix else ""
+    return tuple(f"{head}{level}/+/{command}" for level, command in
+                 (("tele", "SENSOR"), ("tele", "STATE"), ("tele", "LWT"), ("stat", "RESULT"), ("stat", "POWER")))
+
+
+def overlap(a: str, b: str) -> bool:
+    """Whether some topic matches both MQTT filters ``a`` and ``b``.
+
+    >>> overlap("application/+/device/+/event/+", "application/7/device/+/event/+"), overlap("z/#", "y/#")
+    (True, False)
+    """
+    x, y = a.split("/"), b.split("/")
+    for i in range(max(len(x), len(y))):
+        if i >= len(x) or i >= len(y):
+            return (y[i:] if i >= len(x) else x[i:]) == ["#"]
+        if "#" in (x[i], y[i]):
+            return True
+        if "+" not in (x[i], y[i]) and x[i] != y[i]:
+            return False
+    return True
+
+
+#: The twin's own topics: no adapter may subscribe under them.
+TWIN_FILTER = "campus/v1/#"
+
+
+def overlapping(adapter: str, prefix: str, others: Sequence[Any]) -> str | None:
+    """Why ``adapter`` under ``prefix`` would share topics with the twin's own or with another enabled adapter
+    subscription (``others``: rows with ``site_id``, ``adapter``, ``prefix``), or ``None``. A message under two
+    subscriptions would come twice and belong to whichever matched first: one school's data lost or another's."""
+    mine = adapter_filters(adapter, prefix)
+    if any(overlap(f, TWIN_FILTER) for f in mine):
+        return f"{adapter} under {prefix!r} would take the twin's own topics ({TWIN_FILTER}): choose another prefix"
+    for other in others:
+        if any(overlap(f, g) for f in mine for g in adapter_filters(other.adapter, other.prefix)):
+            where = repr(other.prefix) if other.prefix else "the topic root"
+            return (f"{adapter} under {prefix!r} would share topics with {other.adapter} of site {other.site_id!r} "
+                    f"under {where}: choose another prefix")
+    return None

@@ -25,14 +25,16 @@ CREATE TABLE IF NOT EXISTS site_adapters (
 );
 CREATE INDEX IF NOT EXISTS site_adapters_site ON site_adapters (site_id);
 
--- Hardware an adapter has seen at a site, bound or not: how to reach it (zigbee2mqtt's friendly name,
--- the LoRaWAN application, the Tasmota topic), its model, and for hardware bound to no device, what it
--- sent meanwhile (the devices page's "publishing but not in the twin").
+-- Hardware an adapter has seen at a site, bound or not: under which of the site's prefixes (NULL: not an
+-- adapter's, e.g. a SenML URN), how to reach it (zigbee2mqtt's friendly name, the LoRaWAN application, the
+-- Tasmota topic), its model, and for hardware bound to no device, what it sent meanwhile (the devices page's
+-- "publishing but not in the twin").
 CREATE TABLE IF NOT EXISTS hardware_seen (
     site_id      text NOT NULL REFERENCES sites ON DELETE CASCADE,
     kind         text NOT NULL,
     hardware_id  text NOT NULL,
     adapter      text NOT NULL,
+    prefix       text,
     address      text NOT NULL,
     model        text,
     first_seen   timestamptz NOT NULL DEFAULT now(),
@@ -40,4 +42,4 @@ CREATE TABLE IF NOT EXISTS hardware_seen (
     messages     bigint NOT NULL DEFAULT 0,
     PRIMARY KEY (site_id, kind, hardware_id)
 );
-CREATE INDEX IF NOT EXISTS hardware_seen_address ON hardware_seen (adapter, site_id, address);
+CREATE INDEX IF NOT EXISTS hardware_seen_address ON hardware_seen (adapter, site_id, prefix, address);

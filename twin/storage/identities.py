@@ -16,7 +16,7 @@ from psycopg import sql
 from psycopg.rows import class_row
 from psycopg.types.json import Jsonb
 
-from twin.identities import check_prefix
+from twin.identities import check_prefix, overlapping
 
 
 class BindError(ValueError):
@@ -76,6 +76,8 @@ class Seen:
     model: str | None
     at: datetime
     messages: int = 0
+    #: The site's prefix the adapter saw it under (``None``: not known, or not an adapter's: a SenML URN).
+    prefix: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,6 +141,12 @@ def bind(conn: psycopg.Connection, site_id: str, bindings: Sequence[Binding], *,
         with conn.cursor() as cur:
             cur.executemany("INSERT INTO device_identities (kind, hardware_id, device_id, source, bound_by) "
                             "VALUES (%s, %s, %s, %s, %s)", new)
+            if source == "bind" and (again := [key for key in wanted if key in taken]):
+                # bound by a planner what the BIM also says: kept when a later revision no longer says it
+                cur.execute("""UPDATE device_identities SET source = 'bind', bound_by = %s, bound_at = now()
+                               WHERE source = 'ifc' AND (kind, hardware_id) IN
+                                     (SELECT * FROM unnest(%s::text[], %s::text[]))""",
+                            (by, [k for k, _ in again], [h for _, h in again]))
     return len(new)
 
 
@@ -201,10 +209,13 @@ def enable_adapter(conn: psycopg.Connection, site_id: str, adapter: str, prefix:
     when another site has that prefix (messages under it would not know their school)."""
     prefix = check_prefix(adapter, prefix)
     with conn.transaction():
-        row = conn.execute("SELECT site_id FROM site_adapters WHERE adapter = %s AND prefix = %s FOR UPDATE",
+        conn.execute("LOCK TABLE site_adapters IN SHARE ROW EXCLUSIVE MODE")  # one enable at a time: overlaps
+        row = conn.execute("SELECT site_id FROM site_adapters WHERE adapter = %s AND prefix = %s",
                            (adapter, prefix)).fetchone()
         if row is not None and row[0] != site_id:
             raise BindError([f"{adapter} prefix {prefix!r} belongs to site {row[0]!r}"])
+        if clash := overlapping(adapter, prefix, [c for c in adapters(conn) if (c.adapter, c.prefix) != (adapter, prefix)]):
+            raise BindError([clash])
         conn.execute(
             """INSERT INTO site_adapters (site_id, adapter, prefix, options) VALUES (%s, %s, %s, %s)
                ON CONFLICT (adapter, prefix) DO UPDATE SET options = excluded.options""",
@@ -224,22 +235,22 @@ def note_seen(conn: psycopg.Connection, seen: Sequence[Seen]) -> None:
         return
     with conn.cursor() as cur:
         cur.executemany(
-            """INSERT INTO hardware_seen AS t (site_id, kind, hardware_id, adapter, address, model, first_seen,
-                                               last_seen, messages)
-               VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)
+            """INSERT INTO hardware_seen AS t (site_id, kind, hardware_id, adapter, prefix, address, model,
+                                               first_seen, last_seen, messages)
+               VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
                ON CONFLICT (site_id, kind, hardware_id) DO UPDATE SET adapter = excluded.adapter,
-                 address = excluded.address, model = coalesce(excluded.model, t.model),
+                 prefix = excluded.prefix, address = excluded.address, model = coalesce(excluded.model, t.model),
                  last_seen = greatest(t.last_seen, excluded.last_seen), messages = t.messages + excluded.messages""",
-            [(s.site_id, s.kind, s.hardware_id, s.adapter, s.address, s.model, s.at, s.at, s.messages)
+            [(s.site_id, s.kind, s.hardware_id, s.adapter, s.prefix, s.address, s.model, s.at, s.at, s.messages)
              for s in seen])
 
 
-def addresses(conn: psycopg.Connection, adapter: str) -> dict[tuple[str, str], tuple[str, str]]:
-    """``{(site_id, address): (kind, hardware_id)}`` of what ``adapter`` has seen (zigbee2mqtt's friendly
-    names from its bridge's device list)."""
-    rows = conn.execute("SELECT site_id, address, kind, hardware_id FROM hardware_seen WHERE adapter = %s",
-                        (adapter,)).fetchall()
-    return {(site, address): (kind, hw) for site, address, kind, hw in rows}
+def addresses(conn: psycopg.Connection, adapter: str) -> dict[tuple[str, str | None, str], tuple[str, str]]:
+    """``{(site_id, prefix, address): (kind, hardware_id)}`` of what ``adapter`` has seen (zigbee2mqtt's friendly
+    names from its bridge's device list); where a name was reused, the hardware seen last under it."""
+    rows = conn.execute("""SELECT site_id, prefix, address, kind, hardware_id FROM hardware_seen WHERE adapter = %s
+                           ORDER BY last_seen""", (adapter,)).fetchall()
+    return {(site, prefix, address): (kind, hw) for site, prefix, address, kind, hw in rows}
 
 
 _UNMAPPED = sql.SQL("""FROM hardware_seen h
@@ -271,7 +282,9 @@ def route(conn: psycopg.Connection, device_key: int) -> Route | None:
            FROM device_identities i JOIN devices d ON d.id = i.device_id
            JOIN hardware_seen h ON h.site_id = d.site_id AND h.kind = i.kind AND h.hardware_id = i.hardware_id
            JOIN site_adapters a ON a.site_id = d.site_id AND a.adapter = h.adapter
-           WHERE i.device_id = %s ORDER BY h.last_seen DESC LIMIT 1""", (device_key,)).fetchone()
+                                   AND (a.prefix = h.prefix OR h.prefix IS NULL)
+           WHERE i.device_id = %s ORDER BY a.prefix = h.prefix DESC NULLS LAST, h.last_seen DESC LIMIT 1""",
+        (device_key,)).fetchone()
     if row is None:
         return None
     adapter, prefix, address, kind, hw, options = row
