@@ -74,9 +74,11 @@ def running(target: Callable[[threading.Event], None]) -> Iterator[threading.Eve
 
 
 @contextmanager
-def publisher(mqtt_url: str, client_id: str = "test-pub") -> Iterator[Any]:
-    """A connected :class:`MqttClient`; waits for outstanding QoS 1 publishes before disconnecting."""
+def publisher(mqtt_url: str, client_id: str | None = None) -> Iterator[Any]:
+    """A connected :class:`MqttClient`; waits for outstanding QoS 1 publishes before disconnecting. Its
+    client id is unique unless given: a shared broker disconnects an older connection with the same id."""
     connected = threading.Event()
+    client_id = client_id or f"test-pub-{uuid.uuid4().hex[:8]}"
     mqtt = MqttClient(mqtt_url, client_id, persistent=False, on_connect=lambda session_present: connected.set())
     mqtt.connect()
     assert connected.wait(10), "publisher could not connect"
