@@ -138,6 +138,13 @@ class AdapterRouter:
             out.errors.append(f"{config.adapter}: decoder error {type(exc).__name__}: {str(exc)[:120]}")
             return out
         out.errors.extend(decoded.errors)
+        if decoded.names:
+            # a bridge's device list is complete: names it no longer has (a device renamed or removed) are dropped
+            # (in this process; in the database the hardware seen last under a name wins)
+            for names in (self._names, self._announced):
+                table = names.setdefault(config.adapter, {})
+                for key in [k for k in table if k[:2] == (config.site_id, config.prefix)]:
+                    del table[key]
         for hw in decoded.names:
             for names in (self._names, self._announced):
                 names.setdefault(config.adapter, {})[(config.site_id, config.prefix, hw.address)] = (hw.kind,

@@ -132,3 +132,33 @@ def test_two_zigbee2mqtt_instances_of_one_site_each_reach_their_own_lamp(db_url:
         assert (ids.route(conn, keys["LUM-0"]).prefix, ids.route(conn, keys["LUM-1"]).prefix) == ("zA", "zB")
         names = ids.addresses(conn, "zigbee2mqtt")
         assert names[("s1", "zA", "room1/lamp")] != names[("s1", "zB", "room1/lamp")]
+
+
+def test_a_bridge_list_without_a_name_drops_it(db_url: str) -> None:
+    """zigbee2mqtt's device list is complete: a renamed device's old name names nothing any more."""
+    import orjson
+
+    from ingest.routing import AdapterRouter
+    from twin.database import connect
+
+    at = datetime(2026, 12, 4, 8, tzinfo=UTC)
+    with connection(db_url) as conn:
+        save_model(conn, small_twin("s1"))
+        ids.enable_adapter(conn, "s1", "zigbee2mqtt", "z")
+        ids.bind(conn, "s1", [ids.Binding("LUM-0", "ieee", "00158d0001a2b3c4")])
+        conn.commit()
+        lookup = connect(db_url, autocommit=True)
+        try:
+            router = AdapterRouter(ids.adapters(conn), lambda: lookup)
+            [config] = router.configs
+
+            def listed(name: str) -> bytes:
+                return orjson.dumps([{"ieee_address": "0x00158d0001a2b3c4", "type": "Router", "friendly_name": name}])
+            router.route(config, "z/bridge/devices", listed("old/lamp"), at)
+            assert router.route(config, "z/old/lamp", b'{"state": "ON"}', at).reports
+            router.route(config, "z/bridge/devices", listed("new/lamp"), at)
+            assert router.route(config, "z/new/lamp", b'{"state": "ON"}', at).reports
+            gone = router.route(config, "z/old/lamp", b'{"state": "ON"}', at)
+            assert not gone.reports and "not in the adapter's device list" in gone.errors[0]
+        finally:
+            lookup.close()
