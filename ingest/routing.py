@@ -65,6 +65,8 @@ class AdapterRouter:
         #: a batch's own announcement is stored only when the batch commits.
         self._announced: dict[str, dict[tuple[str, str | None, str], tuple[str, str]]] = {}
         self._loaded = -REFRESH_S
+        #: Group names per ``(site, prefix)`` (zigbee2mqtt's ``bridge/groups``): their messages are not a device's.
+        self._groups: dict[tuple[str, str], frozenset[str]] = {}
         #: What was last noted of hardware bound to a device: ``(site, kind, id) -> (adapter, address, model)``.
         self._noted: dict[tuple[str, str, str], tuple[str, str, str, str | None]] = {}
 
@@ -151,7 +153,12 @@ class AdapterRouter:
                                                                                                      hw.hardware_id)
             out.seen.append(Seen(config.site_id, hw.kind, hw.hardware_id, config.adapter, hw.address, hw.model,
                                  received_at, 0, config.prefix))
+        if decoded.groups is not None:
+            self._groups[(config.site_id, config.prefix)] = frozenset(decoded.groups)
+        groups = self._groups.get((config.site_id, config.prefix), frozenset())
         for report in decoded.reports:
+            if report.hardware is None and report.address in groups:
+                continue  # a group's state (its members report their own)
             hw = self._hardware(config, report)
             if hw is None:
                 out.errors.append(f"{config.adapter}: device {report.address[:80]!r} is not in the adapter's device "

@@ -120,13 +120,19 @@ def test_a_schools_bridge_devices_of_3_mb_decode_up_to_what_the_bundled_broker_a
     ("bridge/logging", '{"level": "info", "message": "Zigbee: allowing new devices to join."}'),
     ("bridge/event", ('{"type":"device_joined","data":{"friendly_name":"0x90fd9ffffe6494fc",'
                       '"ieee_address":"0x90fd9ffffe6494fc"}}')),
-    ("bridge/groups", '[{"id":1,"friendly_name":"my_group","members":[]}]'),
     ("bridge/response/permit_join", '{"data":{"value":true},"status":"ok"}'),
     ("bridge/request/permit_join", '{"value": true}'),
 ])
 def test_other_bridge_topics_are_ignored(topic: str, payload: str) -> None:
     out = decode(topic, payload)
     assert out.ignored and out.reports == [] and out.errors == [] and out.names == []
+
+
+def test_the_bridge_group_list_names_the_groups() -> None:
+    out = decode("bridge/groups", '[{"id":1,"friendly_name":"my_group","members":[]},{"id":2},'
+                                  '{"id":3,"friendly_name":"hall/lights","members":[]}]')
+    assert (out.groups, out.reports, out.errors, out.names) == (["my_group", "hall/lights"], [], [], [])
+    assert decode("bridge/groups", '{"not": "a list"}').errors == ["zigbee2mqtt bridge/groups: expected a JSON list of groups"]
 
 
 @pytest.mark.parametrize("topic", [

@@ -162,3 +162,30 @@ def test_a_bridge_list_without_a_name_drops_it(db_url: str) -> None:
             assert not gone.reports and "not in the adapter's device list" in gone.errors[0]
         finally:
             lookup.close()
+
+
+def test_a_zigbee2mqtt_groups_state_is_not_a_device(db_url: str) -> None:
+    """A group's state is published whenever a member changes: not dead-lettered as an unknown device."""
+    import orjson
+
+    from ingest.routing import AdapterRouter
+    from twin.database import connect
+
+    at = datetime(2026, 12, 4, 8, tzinfo=UTC)
+    with connection(db_url) as conn:
+        save_model(conn, small_twin("s1"))
+        ids.enable_adapter(conn, "s1", "zigbee2mqtt", "z")
+        conn.commit()
+        lookup = connect(db_url, autocommit=True)
+        try:
+            router = AdapterRouter(ids.adapters(conn), lambda: lookup)
+            [config] = router.configs
+            before = router.route(config, "z/classroom lights", b'{"state": "ON", "brightness": 200}', at)
+            assert "not in the adapter's device list" in before.errors[0]
+            router.route(config, "z/bridge/groups", orjson.dumps(
+                [{"id": 1, "friendly_name": "classroom lights", "members": [{"ieee_address": "0x00158d0001a2b3c4",
+                                                                            "endpoint": 1}], "scenes": []}]), at)
+            after = router.route(config, "z/classroom lights", b'{"state": "ON", "brightness": 200}', at)
+            assert (after.reports, after.errors, after.seen) == ([], [], [])
+        finally:
+            lookup.close()

@@ -66,14 +66,17 @@ class Report:
 
 @dataclass(slots=True)
 class Decoded:
-    """A decoded message: device reports, devices announced (a bridge's device list), errors (dead-letter
-    reasons), and ``ignored`` for a message of the family that carries nothing for the twin (a command
-    echo, a bridge log line)."""
+    """A decoded message: device reports, devices announced (a bridge's device list: complete, names it does not
+    have name nothing any more), errors (dead-letter reasons), and ``ignored`` for a message of the family that
+    carries nothing for the twin (a command echo, a bridge log line)."""
 
     reports: list[Report] = field(default_factory=list)
     names: list[Hardware] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     ignored: bool = False
+    #: Names that are groups, not devices (zigbee2mqtt's ``bridge/groups``): their messages are ignored. ``None``
+    #: when the message says nothing about groups.
+    groups: list[str] | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -62,6 +62,8 @@ def decode(topic: str, prefix: str, payload: bytes, received_at: datetime) -> De
         return Decoded(errors=[name])
     if kind == "devices":
         return _devices(payload)
+    if kind == "groups":
+        return _groups(payload)
     if kind == "ignored" or not payload:
         return Decoded(ignored=True)
     if kind == "availability":
@@ -77,7 +79,7 @@ def _topic(topic: str, prefix: str) -> tuple[str, str]:
     if not levels or levels == [""]:
         return "error", f"{NAME}: topic {topic[:120]!r} names no device under {prefix!r}"
     if levels[0] == "bridge":
-        return ("devices" if levels == ["bridge", "devices"] else "ignored"), ""
+        return {"devices": "devices", "groups": "groups"}.get("/".join(levels[1:]), "ignored"), ""
     if levels[-1] in _COMMANDS or (len(levels) > 1 and levels[-2] in _COMMANDS) \
             or (len(levels) > 1 and levels[-1] == "action"):
         return "ignored", ""
@@ -148,6 +150,20 @@ def _object(payload: bytes, what: str) -> dict[str, Any] | str:
     if isinstance(doc, str) and not payload.lstrip().startswith(b'"'):
         return doc
     return f"{what}: expected a non-empty JSON object"
+
+
+def _groups(payload: bytes) -> Decoded:
+    """The bridge's group list (retained): the friendly names of groups, whose state messages are not a device's."""
+    if len(payload) > DEVICES_MAX_BYTES:
+        return Decoded(errors=[f"{NAME} bridge/groups: payload of {len(payload)} bytes exceeds {DEVICES_MAX_BYTES}"])
+    try:
+        doc: Any = orjson.loads(payload)
+    except orjson.JSONDecodeError as exc:
+        return Decoded(errors=[f"{NAME} bridge/groups: bad JSON: {str(exc).splitlines()[0][:120]}"])
+    if not isinstance(doc, list):
+        return Decoded(errors=[f"{NAME} bridge/groups: expected a JSON list of groups"])
+    names = [g["friendly_name"] for g in doc if isinstance(g, dict) and isinstance(g.get("friendly_name"), str)]
+    return Decoded(groups=names)
 
 
 def _devices(payload: bytes) -> Decoded:
