@@ -45,7 +45,7 @@ from typing import Any
 import psycopg
 
 from twin import security
-from twin.identities import ADAPTERS, CHIRPSTACK, TASMOTA, TTS, ZIGBEE2MQTT
+from twin.identities import ADAPTERS, CHIRPSTACK, TASMOTA, TTS, ZIGBEE2MQTT, overlap
 from twin.messaging import broker, contract, device_commands
 from twin.storage import identities, mqtt_accounts
 from twin.storage.identities import AdapterConfig
@@ -164,20 +164,6 @@ def covers(grant: str, wanted: str) -> bool:
         if i >= len(w) or w[i] == "#" or (level != "+" and w[i] != level):
             return False
     return len(w) == len(g)
-
-
-def overlap(a: str, b: str) -> bool:
-    """Whether some topic matches both filters ``a`` and ``b``."""
-    x, y = a.split("/"), b.split("/")
-    for i in range(max(len(x), len(y))):
-        if i >= len(x) or i >= len(y):
-            rest = y[i:] if i >= len(x) else x[i:]
-            return rest == ["#"]
-        if "#" in (x[i], y[i]):
-            return True
-        if "+" not in (x[i], y[i]) and x[i] != y[i]:
-            return False
-    return True
 
 
 def conflict(own: Grants, site_id: str, adapter: str, prefix: str | None,
