@@ -15,7 +15,6 @@ state when ingest stores it.
 from __future__ import annotations
 
 import logging
-import math
 import threading
 import uuid
 from typing import Any
@@ -30,7 +29,7 @@ from twin.storage import commands, identities
 log = logging.getLogger(__name__)
 
 #: What a luminaire obeys (the simulator also knows "auto"; panels "standby").
-LUMINAIRE_ACTIONS = ("on", "off", "dim")
+LUMINAIRE_ACTIONS = device_commands.ACTIONS
 LUMINAIRE_KINDS = ("luminaire", "blackboard_luminaire")
 ACK_FILTER = f"{contract.PREFIX}/+/+/{contract.CMD_ACK}"
 QOS_CMD = 1
@@ -47,16 +46,12 @@ def command_payload(command_id: str, action: str, level: float | None = None) ->
     >>> command_payload("c1", "dim", 40)
     {'id': 'c1', 'action': 'dim', 'level': 40.0}
     """
-    if action not in LUMINAIRE_ACTIONS:
-        raise CommandError(f"unknown action {action!r} (expected one of {', '.join(LUMINAIRE_ACTIONS)})")
+    try:
+        value = device_commands.check_level(action, level)
+    except device_commands.DeviceCommandError as exc:
+        raise CommandError(str(exc)) from exc
     body: dict[str, Any] = {"id": command_id, "action": action}
-    if action == "dim":
-        try:
-            value = float(level)  # type: ignore[arg-type]
-        except (TypeError, ValueError):
-            value = math.nan
-        if not 0 <= value <= 100:  # NaN fails too
-            raise CommandError(f"dim needs a level between 0 and 100, got {level!r}")
+    if value is not None:
         body["level"] = value
     return body
 

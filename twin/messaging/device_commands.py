@@ -62,7 +62,7 @@ def encode(route: Route, action: str, level: float | None, command_id: str) -> t
 
     ``command_id`` is the twin's id of the command; none of these protocols carries it back (the
     acknowledgement follows the device's next state: ``twin.storage.commands.ack_from_state``)."""
-    percent = _level(action, level)
+    percent = check_level(action, level)
     encoder = _ENCODERS.get(route.adapter)
     if encoder is None:
         raise DeviceCommandError(f"no commands through adapter {route.adapter!r} (one of {', '.join(_ENCODERS)})")
@@ -73,8 +73,9 @@ def encode(route: Route, action: str, level: float | None, command_id: str) -> t
     return topic, payload, QOS
 
 
-def _level(action: str, level: float | None) -> float | None:
-    """The dim level as a number 0–100, ``None`` for on/off; :class:`DeviceCommandError` otherwise."""
+def check_level(action: str, level: float | None) -> float | None:
+    """The dim level as a number 0–100, ``None`` for on/off; :class:`DeviceCommandError` for an unknown action or
+    a bad level (what every luminaire command is checked by, native or through an adapter)."""
     if action not in ACTIONS:
         raise DeviceCommandError(f"unknown action {action!r} (expected one of {', '.join(ACTIONS)})")
     if action != "dim":
