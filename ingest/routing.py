@@ -65,6 +65,10 @@ class AdapterRouter:
         #: a batch's own announcement is stored only when the batch commits.
         self._announced: dict[str, dict[tuple[str, str | None, str], tuple[str, str]]] = {}
         self._loaded = -REFRESH_S
+        #: The device key a report of ``(adapter, site, prefix, address, hardware)`` reached, while identities and
+        #: names stay as they were read (cleared when either changes): the usual message takes one lookup.
+        self._reached: dict[tuple[str, str, str, str, Hardware | None], int] = {}
+        self._modules = {c.adapter: adapter(c.adapter) for c in self.configs}
         #: Group names per ``(site, prefix)`` (zigbee2mqtt's ``bridge/groups``): their messages are not a device's.
         self._groups: dict[tuple[str, str], frozenset[str]] = {}
         #: What was last noted of hardware bound to a device: ``(site, kind, id) -> (adapter, address, model)``.
@@ -95,6 +99,7 @@ class AdapterRouter:
         self._names = {a: identities.addresses(conn, a) | self._announced.get(a, {})
                        for a in dict.fromkeys(c.adapter for c in self.configs)}
         self._loaded = time.monotonic()
+        self._reached.clear()
         return True
 
     def resolve(self, kind: str, hardware_id: str) -> Resolved | None:
@@ -134,12 +139,14 @@ class AdapterRouter:
         """Decode one message of ``config``'s adapter and find the devices it reports on."""
         out = Routed()
         try:
-            decoded: Decoded = adapter(config.adapter).decode(topic, config.prefix, payload, received_at)
+            decoded: Decoded = self._modules[config.adapter].decode(topic, config.prefix, payload, received_at)
         except Exception as exc:  # a decoder bug must not stop ingest: the message is kept as a dead letter
             log.exception("adapter %s failed on topic %s", config.adapter, topic)
             out.errors.append(f"{config.adapter}: decoder error {type(exc).__name__}: {str(exc)[:120]}")
             return out
         out.errors.extend(decoded.errors)
+        if decoded.names or decoded.groups is not None:
+            self._reached.clear()
         if decoded.names:
             # a bridge's device list is complete: names it no longer has (a device renamed or removed) are dropped
             # (in this process; in the database the hardware seen last under a name wins)
@@ -157,6 +164,10 @@ class AdapterRouter:
             self._groups[(config.site_id, config.prefix)] = frozenset(decoded.groups)
         groups = self._groups.get((config.site_id, config.prefix), frozenset())
         for report in decoded.reports:
+            fast = (config.adapter, config.site_id, config.prefix, report.address, report.hardware)
+            if (key := self._reached.get(fast)) is not None:
+                out.reports.append((key, report))
+                continue
             if report.hardware is None and report.address in groups:
                 continue  # a group's state (its members report their own)
             hw = self._hardware(config, report)
@@ -180,6 +191,9 @@ class AdapterRouter:
                 out.seen.append(Seen(config.site_id, hw.kind, hw.hardware_id, config.adapter, address, hw.model,
                                      received_at, 0, config.prefix))
             out.reports.append((found.device_key, report))
+            if len(self._reached) > 200_000:
+                self._reached.clear()
+            self._reached[fast] = found.device_key
         return out
 
 

@@ -14,7 +14,8 @@ from tests.conftest import REPO
 
 KEYS = {"receive_limit_msgs_per_s", "pipeline_1w_msgs_per_s", "pipeline_2w_msgs_per_s", "naive_msgs_per_s",
         "p50_latency_s", "p99_latency_s", "ratio_vs_limit", "ratio_vs_naive",
-        "adapter_msgs_per_s", "adapter_rows_per_s", "adapter_ratio_vs_limit", "adapter_ratio_vs_native"}
+        "adapter_msgs_per_s", "adapter_rows_per_s", "adapter_ratio_vs_limit", "adapter_ratio_vs_native",
+        "adapter_rows_ratio_vs_native"}
 
 
 @pytest.mark.usefixtures("mosquitto_installed")
