@@ -201,6 +201,8 @@ MIGRATIONS: tuple[Migration, ...] = (
               _hardware),
     Migration(17, "MQTT accounts of the sites' adapters (integration role)",
               _sql_file("0017_integration_accounts.sql")),
+    Migration(18, "alarm notifications per channel: deduplicated, retried, failures kept",
+              _sql_file("0018_notification_channels.sql")),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 
