@@ -8,6 +8,10 @@ PUBACK), POST the same JSON to the webhook when one is set, then mark that event
 webhook that hangs or answers 5xx is retried with a growing backoff (capped) until it
 answers, so every event is delivered exactly once and in order; a 4xx answer will not get
 better and is logged and skipped. A hanging webhook holds the outbox, never a monitor cycle.
+
+With channels configured (:mod:`twin.monitoring.channels`: WeCom, DingTalk, Feishu, e-mail), each
+event taken out of the outbox is queued for its channels in the same transaction, and the same worker
+sends the channels' queues, rate-limited and retried per channel (a slow robot holds only its own queue).
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 import psycopg
@@ -27,6 +31,9 @@ from twin.database import DatabaseUnavailable, connect
 from twin.messaging import contract
 from twin.messaging.mqtt import MqttClient, PublishError
 from twin.storage import alarms
+
+if TYPE_CHECKING:
+    from twin.monitoring.channels.dispatch import Dispatcher
 
 log = logging.getLogger(__name__)
 
@@ -93,8 +100,9 @@ class Notifier:
     def __init__(self, mqtt_url: str | None, webhook_url: str | None = None, *,
                  client_id: str = "campus-monitor", webhook_timeout_s: float = WEBHOOK_TIMEOUT_S,
                  backoff_s: float = WEBHOOK_BACKOFF_S, max_backoff_s: float = WEBHOOK_MAX_BACKOFF_S,
-                 poll_s: float = POLL_S) -> None:
+                 poll_s: float = POLL_S, channels: Dispatcher | None = None) -> None:
         self.mqtt_url = mqtt_url
+        self.channels = channels
         self.webhook_url = webhook_url
         self.client_id = client_id
         self.webhook_timeout_s = webhook_timeout_s
@@ -138,10 +146,12 @@ class Notifier:
         failures = 0
         while not self._stop.is_set():
             self._wake.clear()
+            channels_wait: float | None = None
             try:
                 with connect(self._url) as conn:
                     if alarms.lock_outbox(conn):  # released when the connection closes
                         complete = self._deliver(conn, retry_webhook=False)
+                        channels_wait = self.channels.deliver(conn) if self.channels is not None else None
                     else:
                         log.debug("alarm notifications: another notifier is delivering the outbox")
                         complete = True
@@ -151,7 +161,7 @@ class Notifier:
                 complete = False
             if complete:
                 failures = 0
-                self._wake.wait(self.poll_s)
+                self._wake.wait(self.poll_s if channels_wait is None else min(self.poll_s, channels_wait))
             else:
                 failures += 1
                 self._stop.wait(min(self.max_backoff_s, self.backoff_s * 2 ** (failures - 1)))
@@ -193,6 +203,8 @@ class Notifier:
                 self._published = event["event_id"]
             if self.webhook_url and not self._post(event, body, retry=retry_webhook):
                 return False
+            if self.channels is not None:
+                self.channels.queue(conn, event)
             alarms.mark_notified(conn, [event["event_id"]])
             conn.commit()
             self._published = None
@@ -229,6 +241,8 @@ class Notifier:
         try:
             self._deliver(conn, retry_webhook=True)
             conn.commit()
+            if self.channels is not None:
+                self.channels.deliver(conn)
         finally:
             alarms.unlock_outbox(conn)
         return self.sent - before

@@ -72,7 +72,7 @@ def pending(conn: psycopg.Connection, channel: str, limit: int = 100) -> list[De
         return cur.execute(
             """SELECT q.event_id, q.channel, q.attempts, q.next_at, e.event, e.at, e.by, e.note,
                       a.id AS alarm_id, a.site_id, s.name AS school, s.time_zone, a.rule, a.severity,
-                      a.message, a.standard, a.value, a.raised_at, r.name AS room, a.room_id,
+                      a.message, a.standard, a.value, a.raised_at, r.name AS room, r.id AS room_id,
                       st.name AS storey, b.name AS building, d.device_id
                FROM alarm_deliveries q JOIN alarm_events e ON e.id = q.event_id
                JOIN alarms a ON a.id = e.alarm_id JOIN sites s ON s.site_id = a.site_id

@@ -1,0 +1,275 @@
+"""Alarm events reach WeCom, DingTalk and Feishu robots and e-mail through the notifier's worker: loopback
+stand-ins for the robots (checking the exact JSON and the signatures as the vendors document them) and
+an aiosmtpd server. Real database; the rate limits run on an injected clock."""
+
+from __future__ import annotations
+
+import base64
+import email as email_lib
+import hashlib
+import hmac
+import json
+import logging
+import socket
+import threading
+import urllib.parse
+import uuid
+from collections.abc import Iterator
+from email import policy
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+from aiosmtpd.controller import Controller
+
+from tests.helpers import small_twin, wait_for
+from twin.database import connection
+from twin.monitoring.channels import config
+from twin.monitoring.channels.dispatch import Dispatcher
+from twin.monitoring.notify import Notifier
+from twin.storage import alarms, deliveries
+from twin.storage.model import save_model
+
+DING_SECRET = "SECding-secret-0123"
+FEISHU_SECRET = "feishu-secret-0123"
+KEY = "wecom-key-TOPSECRET"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Robots:
+    """One HTTP server standing in for the three robots (paths /wecom, /dingtalk, /feishu)."""
+
+    def __init__(self, port: int | None = None) -> None:
+        self.received: dict[str, list[dict]] = {"wecom": [], "dingtalk": [], "feishu": []}
+        self.bad: list[str] = []
+        self.lock = threading.Lock()
+        robots = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                url = urllib.parse.urlsplit(self.path)
+                kind = url.path.strip("/")
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                query = urllib.parse.parse_qs(url.query)
+                problem = robots.check(kind, query, body)
+                with robots.lock:
+                    if problem:
+                        robots.bad.append(problem)
+                    else:
+                        robots.received[kind].append(body)
+                answer = {"errcode": 0, "errmsg": "ok"} if kind != "feishu" else {"code": 0, "msg": "success"}
+                if problem:
+                    answer = {"errcode": 310000, "errmsg": problem} if kind != "feishu" else {"code": 19021,
+                                                                                              "msg": problem}
+                data = json.dumps(answer).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", port or 0), Handler)
+        self.server.daemon_threads = True
+        self.port = self.server.server_port
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    @staticmethod
+    def check(kind: str, query: dict[str, list[str]], body: dict) -> str | None:
+        """The vendors' documented checks, written out here from their documentation."""
+        if kind == "wecom":
+            if query.get("key") != [KEY] or body.get("msgtype") != "markdown" or set(body) != {"msgtype", "markdown"}:
+                return "wecom: bad key or body"
+            return None if set(body["markdown"]) == {"content"} else "wecom: markdown needs content only"
+        if kind == "dingtalk":
+            ts = query["timestamp"][0]
+            digest = hmac.new(DING_SECRET.encode(), f"{ts}\n{DING_SECRET}".encode(), hashlib.sha256).digest()
+            if query["sign"][0] != base64.b64encode(digest).decode():  # parse_qs has url-decoded it
+                return "dingtalk: sign mismatch"
+            ok = body["msgtype"] == "markdown" and set(body["markdown"]) == {"title", "text"}
+            return None if ok else "dingtalk: bad body"
+        if kind == "feishu":
+            digest = hmac.new(f"{body['timestamp']}\n{FEISHU_SECRET}".encode(), b"", hashlib.sha256).digest()
+            if body["sign"] != base64.b64encode(digest).decode():
+                return "feishu: sign match fail"
+            return None if body["msg_type"] == "interactive" and "card" in body else "feishu: bad body"
+        return f"unknown path {kind}"
+
+    def count(self, kind: str) -> int:
+        with self.lock:
+            return len(self.received[kind])
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class Mailbox:
+    def __init__(self) -> None:
+        self.messages: list[email_lib.message.EmailMessage] = []
+
+    async def handle_DATA(self, server, session, envelope) -> str:
+        self.messages.append(email_lib.message_from_bytes(envelope.content, policy=policy.default))
+        return "250 OK"
+
+
+@pytest.fixture
+def robots() -> Iterator[Robots]:
+    r = Robots()
+    yield r
+    r.close()
+
+
+@pytest.fixture
+def mailbox() -> Iterator[tuple[Mailbox, int]]:
+    box = Mailbox()
+    port = _free_port()
+    controller = Controller(box, hostname="127.0.0.1", port=port)
+    controller.start()
+    yield box, port
+    controller.stop()
+
+
+@pytest.fixture
+def site(db_url: str) -> tuple[str, str]:
+    site_id = f"ch-{uuid.uuid4().hex[:8]}"
+    with connection(db_url) as conn:
+        save_model(conn, small_twin(site_id, rooms=50))
+    return db_url, site_id
+
+
+def channels(port: int, site_id: str, smtp_port: int | None = None, **limits: int) -> config.NotifyConfig:
+    base = f"http://127.0.0.1:{port}"
+    raw: list[dict] = [
+        {"name": "wecom", "kind": "wecom", "url": f"{base}/wecom?key={KEY}", "sites": [site_id]},
+        {"name": "ding", "kind": "dingtalk", "url": f"{base}/dingtalk?access_token=tok1234", "secret": DING_SECRET},
+        {"name": "feishu", "kind": "feishu", "url": f"{base}/feishu", "secret": FEISHU_SECRET},
+    ]
+    if smtp_port:
+        raw.append({"name": "mail", "kind": "email", "host": "127.0.0.1", "port": smtp_port, "security": "none",
+                    "sender": "twin@school.example", "to": ["fm@school.example"]})
+    for c in raw:
+        c.update(limits)
+    return config.parse({"base_url": "https://twin.example", "language": "en", "channels": raw,
+                         "sites": {site_id: {"language": "zh"}}})
+
+
+def device_keys(url: str, site_id: str) -> list[int]:
+    with connection(url) as conn:
+        return [r[0] for r in conn.execute("SELECT id FROM devices WHERE site_id = %s ORDER BY id",
+                                           (site_id,)).fetchall()]
+
+
+def raise_alarms(url: str, site_id: str, n: int) -> list[int]:
+    with connection(url) as conn:
+        return [alarms.raise_alarm(conn, site_id, "device_low_battery", "warning", f"battery at {i}%", device_key=k)
+                for i, k in enumerate(device_keys(url, site_id)[:n])]
+
+
+def unsent(url: str) -> int:
+    with connection(url) as conn:
+        return conn.execute("SELECT count(*) FROM alarm_deliveries WHERE sent_at IS NULL").fetchone()[0]
+
+
+def test_raised_acknowledged_and_cleared_give_three_messages_on_every_channel_in_order(site, robots, mailbox):
+    url, site_id = site
+    box, smtp_port = mailbox
+    (alarm_id,) = raise_alarms(url, site_id, 1)
+    with connection(url) as conn:
+        assert alarms.acknowledge(conn, alarm_id, by="li.wei", note="battery ordered")
+        assert alarms.clear(conn, alarm_id)
+    notifier = Notifier(None, None, channels=Dispatcher(channels(robots.port, site_id, smtp_port), backoff_s=0.05),
+                        poll_s=0.05)
+    notifier.start(url)
+    try:
+        wait_for(lambda: all(robots.count(k) == 3 for k in robots.received) and len(box.messages) == 3)
+    finally:
+        notifier.close()
+    assert robots.bad == []
+    titles = [b["markdown"]["content"].splitlines()[0] for b in robots.received["wecom"]]
+    assert titles == ["**[警告] 告警产生: device_low_battery, Room 0**", "**[警告] 告警已确认: device_low_battery, Room 0**",
+                      "**[警告] 告警已解除: device_low_battery, Room 0**"]
+    assert [b["markdown"]["title"] for b in robots.received["dingtalk"]] == [t.strip("*") for t in titles]
+    assert [b["card"]["header"]["title"]["content"] for b in robots.received["feishu"]] == [t.strip("*") for t in titles]
+    assert "确认人: li.wei" in robots.received["wecom"][1]["markdown"]["content"]
+    assert "[查看房间](https://twin.example/room/" in robots.received["wecom"][0]["markdown"]["content"]
+    assert [m["Subject"] for m in box.messages] == [t.strip("*") for t in titles]
+    assert [p.get_content_type() for p in box.messages[0].iter_parts()] == ["text/plain", "text/html"]
+    assert unsent(url) == 0
+    # delivered once: another pass sends nothing again
+    with connection(url) as conn:
+        assert Notifier(None, None, channels=Dispatcher(channels(robots.port, site_id, smtp_port))).send_pending(conn) == 0
+    assert robots.count("wecom") == 3
+
+
+def test_a_burst_of_100_alarms_respects_each_robots_limit_and_loses_none(site, robots):
+    url, site_id = site
+    raise_alarms(url, site_id, 100)
+    now = [0.0]
+    cfg = channels(robots.port, site_id)
+    dispatcher = Dispatcher(cfg, clock=lambda: now[0])
+    sent_per_minute = {"wecom": [], "feishu": []}
+    with connection(url) as conn:
+        Notifier(None, None, channels=dispatcher).send_pending(conn)  # queues all, sends what the limits allow
+        for _minute in range(5):
+            for _second in range(60):
+                dispatcher.deliver(conn)
+                now[0] += 1.0
+            sent_per_minute["wecom"].append(robots.count("wecom"))
+            sent_per_minute["feishu"].append(robots.count("feishu"))
+        dispatcher.deliver(conn)
+    assert sent_per_minute["wecom"] == [20, 40, 60, 80, 100]  # WeCom: 20 a minute per robot
+    assert sent_per_minute["feishu"] == [100] * 5  # Feishu: 5 a second, 100 a minute
+    assert robots.count("dingtalk") == 100 and robots.bad == []
+    devices = [b["markdown"]["content"] for b in robots.received["wecom"]]
+    assert len(set(devices)) == 100
+    assert unsent(url) == 0
+
+
+def test_feishu_sends_at_most_five_a_second():
+    now = [0.0]
+    from twin.monitoring.channels.dispatch import RateLimit
+    limit = RateLimit([(100, 60.0), (5, 1.0)], lambda: now[0])
+    sent = 0
+    while limit.wait() == 0:
+        limit.record()
+        sent += 1
+    assert sent == 5
+
+
+def test_a_robot_that_is_down_gets_the_messages_once_it_is_back_and_the_failure_is_stored_redacted(site, caplog):
+    url, site_id = site
+    port = _free_port()  # nothing listens there yet
+    caplog.set_level(logging.WARNING, logger="twin.monitoring.channels.dispatch")
+    raise_alarms(url, site_id, 3)
+    cfg = channels(port, site_id)
+    notifier = Notifier(None, None, channels=Dispatcher(cfg, backoff_s=0.05, max_backoff_s=0.3), poll_s=0.05)
+    notifier.start(url)
+    robots = None
+    try:
+        def failed() -> list[deliveries.DeliveryFailure]:
+            with connection(url) as conn:
+                return deliveries.failures(conn, site_id)
+        stored = wait_for(lambda: [f for f in failed() if f.attempts >= 2 and f.channel == "wecom"])
+        assert "refused" in stored[0].last_error.lower()
+        assert KEY not in stored[0].last_error
+        robots = Robots(port)
+        wait_for(lambda: all(robots.count(k) == 3 for k in robots.received))
+        wait_for(lambda: unsent(url) == 0)
+        assert failed() == []
+    finally:
+        notifier.close()
+        if robots is not None:
+            robots.close()
+    assert robots.bad == []
+    order = [b["markdown"]["content"] for b in robots.received["wecom"]]
+    assert [("battery at 0%" in order[0]), ("battery at 1%" in order[1]), ("battery at 2%" in order[2])] == [True] * 3
+    text = caplog.text
+    assert "failed" in text and KEY not in text and DING_SECRET not in text and "tok1234" not in text
