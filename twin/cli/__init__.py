@@ -12,13 +12,13 @@ Its modules, by what they do:
 - :mod:`twin.cli.db`, :mod:`twin.cli.devices`, :mod:`twin.cli.adapters`, :mod:`twin.cli.sites`, :mod:`twin.cli.users`,
   :mod:`twin.cli.bim`: those command groups;
 - :mod:`twin.cli.simulate`: ``simulate``; :mod:`twin.cli.run`: ``ingest``, ``dashboard``, ``monitor``, ``demo``;
-- :mod:`twin.cli.data`: ``export``, ``kpis``, ``report``;
+- :mod:`twin.cli.data`: ``export``, ``kpis``, ``report``; :mod:`twin.cli.notify`: ``notify``;
 - :mod:`twin.cli.parts`: the services made of the other packages, and the demo's network of schools.
 """
 
 from __future__ import annotations
 
-from twin.cli import adapters, bim, data, db, devices, run, simulate, sites, users  # noqa: F401  (each adds its commands to main)
+from twin.cli import adapters, bim, data, db, devices, notify, run, simulate, sites, users  # noqa: F401  (each adds its commands to main)
 from twin.cli.base import friendly, main, parse_time, print_json, require_mqtt, settings_of, stop_on_signals
 from twin.cli.bim import bim_loader_for, load_bim
 from twin.cli.parts import ensure_network

@@ -33,12 +33,13 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from models_bim.errors import IfcReadError
     from models_bim.importer import PlanChanged, RevisionRefused
     from twin.messaging.mqtt_auth import CredentialsError
+    from twin.monitoring.channels.config import ConfigError
     from twin.monitoring.report import ReportError
     from twin.monitoring.standards import RulesError
     from twin.storage.users import UserError
 
     return (DatabaseUnavailable, EmbeddedDatabaseError, BrokerError, IfcReadError, PortInUse, UserError,
-            CredentialsError, RulesError, ReportError, RevisionRefused, PlanChanged, ServiceError)
+            CredentialsError, RulesError, ReportError, RevisionRefused, PlanChanged, ServiceError, ConfigError)
 
 
 def friendly(fn: F) -> F:

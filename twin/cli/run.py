@@ -126,6 +126,8 @@ def dashboard(ctx: click.Context, host: str, port: int, workers: int, threads: i
               help="Seconds between evaluation cycles.")
 @rules_option
 @click.option("--webhook", envvar="CAMPUS_TWIN_ALARM_WEBHOOK", help="POST every alarm event as JSON to this URL.")
+@click.option("--notify", "notify_file", envvar="CAMPUS_TWIN_NOTIFY", type=click.Path(dir_okay=False, path_type=Path),
+              help="Send alarm events to the WeCom, DingTalk, Feishu and e-mail channels of this TOML file.")
 @click.option("--from", "start", help="Evaluate this past range once instead (ISO 8601; no zone = UTC) ...")
 @click.option("--to", "end", help="... up to this time (default: now).")
 @click.option("--once", is_flag=True, help="Run one cycle and exit.")
@@ -135,13 +137,17 @@ def dashboard(ctx: click.Context, host: str, port: int, workers: int, threads: i
 @click.option("--duration", type=click.FloatRange(0), help="Stop after this many seconds.")
 @click.pass_context
 @friendly
-def monitor(ctx: click.Context, interval: float, rules_file: Path | None, webhook: str | None, start: str | None,
-            end: str | None, once: bool, clock: str, duration: float | None) -> None:
+def monitor(ctx: click.Context, interval: float, rules_file: Path | None, webhook: str | None,
+            notify_file: Path | None, start: str | None, end: str | None, once: bool, clock: str,
+            duration: float | None) -> None:
     """Evaluate the standards and device health continuously; raise, clear and notify alarms; store daily KPIs.
 
-    Alarm events go to campus/v1/{site}/alarms when a broker is configured, and to --webhook.
+    Alarm events go to campus/v1/{site}/alarms when a broker is configured, to --webhook, and to the
+    channels of --notify (WeCom, DingTalk, Feishu robots, e-mail).
 
     Example: campus-twin monitor --interval 60 --rules rules.toml --webhook https://ops.example/alarms
+
+    Example: campus-twin monitor --interval 60 --notify notify.toml
 
     Example: campus-twin monitor --from 2026-11-01 --to 2026-11-08
 
@@ -155,7 +161,14 @@ def monitor(ctx: click.Context, interval: float, rules_file: Path | None, webhoo
     config = load_config(rules_file)
     settings = settings_of(ctx)
     url = migrated_url(settings)
-    notifier = Notifier(settings.mqtt_url, webhook) if settings.mqtt_url or webhook else None
+    channels = None
+    if notify_file is not None:
+        from twin.monitoring.channels.config import load
+        from twin.monitoring.channels.dispatch import Dispatcher
+
+        channels = Dispatcher(load(notify_file))
+    notifier = (Notifier(settings.mqtt_url, webhook, channels=channels)
+                if settings.mqtt_url or webhook or channels else None)
     mon = Monitor(url, config=config, notifier=notifier,
                   clock=clock if clock in CLOCKS else parse_time(clock, "--clock"))  # type: ignore[arg-type]
     if start is not None:
