@@ -15,17 +15,32 @@ from twin.orchestrate import migrated_url
 
 
 @main.command()
-@click.option("--site", required=True, help="Site id.")
-@click.option("--device", help="Only this device.")
-@click.option("--metric", help="Only this metric (catalogue name, e.g. co2).")
-@click.option("--from", "start", help="From this time, inclusive (ISO 8601; no zone = UTC).")
-@click.option("--to", "end", help="Up to this time, exclusive.")
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="CSV file; default: stdout.")
+@click.argument("fmt", metavar="[csv|brick]", type=click.Choice(["csv", "brick"]), default="csv", required=False)
+@click.option("--site", help="Site id (required, except for brick --network).")
+@click.option("--network", is_flag=True, help="brick: every site in one graph.")
+@click.option("--device", help="csv: only this device.")
+@click.option("--metric", help="csv: only this metric (catalogue name, e.g. co2).")
+@click.option("--from", "start", help="csv: from this time, inclusive (ISO 8601; no zone = UTC).")
+@click.option("--to", "end", help="csv: up to this time, exclusive.")
+@click.option("--validate", "check", is_flag=True, help="brick: check the graph against Brick's SHACL shapes.")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="File to write; default: stdout.")
 @click.pass_context
 @friendly
-def export(ctx: click.Context, site: str, device: str | None, metric: str | None, start: str | None,
-           end: str | None, out: Path | None) -> None:
-    """Stream readings as CSV (ts,site,device,room,metric,value,unit).  Example: campus-twin export --site hq --metric co2 --from 2026-11-01 --out co2.csv"""
+def export(ctx: click.Context, fmt: str, site: str | None, network: bool, device: str | None, metric: str | None,
+           start: str | None, end: str | None, check: bool, out: Path | None) -> None:
+    """Stream readings as CSV (ts,site,device,room,metric,value,unit), or write the twin as Brick (Turtle).
+
+    Example: campus-twin export --site hq --metric co2 --from 2026-11-01 --out co2.csv
+
+    Example: campus-twin export brick --site hq --validate --out hq.ttl
+    """
+    if fmt == "brick":
+        if device or metric or start or end:
+            raise click.UsageError("--device, --metric, --from and --to are for csv")
+        _export_brick(ctx, site, network, check, out)
+        return
+    if site is None or network or check:
+        raise click.UsageError("csv needs --site (--network and --validate are for brick)")
     import sys
 
     from twin.metrics import BY_NAME
@@ -52,6 +67,49 @@ def export(ctx: click.Context, site: str, device: str | None, metric: str | None
             rows = export_csv(conn, fh, f, progress=lambda n: bar.update(task, completed=n))
         tmp.replace(out)
     click.echo(f"wrote {rows} readings to {out}", err=True)
+
+
+def _export_brick(ctx: click.Context, site: str | None, network: bool, check: bool, out: Path | None) -> None:
+    """``export brick``: the twin of one site, or of every site, as Brick Turtle; counts on stderr."""
+    import sys
+
+    from rich.console import Console
+    from rich.progress import Progress
+
+    from twin.brick import brick_graph, database_name, stored_sites, validate
+    from twin.storage.sites import list_sites, site_exists
+
+    if (site is None) == (not network):
+        raise click.UsageError("brick needs --site ID or --network")
+    url = migrated_url(settings_of(ctx))
+    console = Console(stderr=True)
+    with connection(url) as conn, Progress(console=console, transient=True,
+                                           disable=not console.is_terminal) as bar:
+        if site is not None and not site_exists(conn, site):
+            raise click.ClickException(f"unknown site {site!r}")
+        ids = [site] if site is not None else [s.site_id for s in list_sites(conn)]
+        task = bar.add_task("reading the twin", total=len(ids))
+        sites = []
+        for site_id in ids:
+            sites.extend(stored_sites(conn, [site_id]))
+            bar.advance(task)
+    graph, counts = brick_graph(sites, database=database_name(url))
+    if check:
+        result = validate(graph)
+        if not result.conforms:
+            click.echo(result.report, err=True)
+            raise click.ClickException("the graph does not conform to Brick's SHACL shapes (report above)")
+    data = graph.serialize(format="turtle", encoding="utf-8")
+    if out is None:
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+    else:
+        tmp = out.with_name(out.name + ".part")
+        tmp.write_bytes(data)
+        tmp.replace(out)
+    click.echo(f"{'wrote ' + str(out) if out else 'brick'}: {counts.sites} site(s), {counts.buildings} buildings, "
+               f"{counts.storeys} storeys, {counts.rooms} rooms, {counts.devices} devices, {counts.points} points, "
+               f"{len(graph)} triples" + ("; conforms to Brick's shapes" if check else ""), err=True)
 
 
 @main.command()

@@ -374,3 +374,14 @@ def cloud_panels(conn: psycopg.Connection, since: datetime) -> list[CloudPanel]:
             {"session": ids[0], "role": ids[1], "state": ids[2], "input": ids[3], "screen": ids[4], "ids": ids[1:],
              "since": since},
         ).fetchall()
+
+
+def reported_metrics(conn: psycopg.Connection, site_id: str) -> dict[str, set[str]]:
+    """Device id -> the metrics (catalogue names) it has a latest value of, for the site's devices."""
+    found: dict[str, set[str]] = {}
+    for dev, metric in conn.execute(
+            """SELECT d.device_id, m.name FROM latest l JOIN devices d ON d.id = l.device_id
+               JOIN metrics m ON m.metric_id = l.metric_id WHERE d.site_id = %s AND d.removed_at IS NULL""",
+            (site_id,)):
+        found.setdefault(dev, set()).add(metric)
+    return found
