@@ -25,11 +25,12 @@ from twin import localtime
 from twin.identities import Identity
 from twin.monitoring.site_standards import Band, SiteStandards, standards_for, today
 from twin.monitoring.standards import RulesError
-from twin.storage import alarms, audit, bim_imports, commands, devices, identities, kpis, plans, readings
+from twin.storage import alarms, audit, bim_imports, commands, deliveries, devices, identities, kpis, plans, readings
 from twin.storage import sites as sites_store
 from twin.storage.alarms import AlarmRow
 from twin.storage.bim_imports import ImportRow
 from twin.storage.commands import CommandRow
+from twin.storage.deliveries import DeliveryFailure
 from twin.storage.devices import (
     CloudPanel,
     DeviceFilter,
@@ -453,6 +454,12 @@ def device(site_id: str, device_id: str) -> DeviceRef | None:
 def alarm_list(site_id: str | None, severity: str | None, state: str | None) -> list[AlarmRow]:
     with connection() as conn:
         return alarms.list_alarms(conn, site_id=site_id, severity=severity, state=state)
+
+
+def notification_failures(site_id: str | None) -> list[DeliveryFailure]:
+    """Alarm notifications a channel has not taken yet, with the last reason (secrets redacted)."""
+    with connection() as conn:
+        return deliveries.failures(conn, site_id)
 
 
 def acknowledge_alarm(alarm_id: int, by: str, note: str, remote_addr: str | None = None) -> bool:

@@ -206,7 +206,9 @@ ZH.update({
 
 # alarms page (issue 18): building, several acknowledged at once
 ZH.update({
-    "building": "楼栋", "Acknowledge selected": "确认所选", "{n} alarms acknowledged.": "已确认 {n} 条告警。",
+    "building": "楼栋", "Acknowledge selected": "确认所选",
+    "Notifications not delivered": "未送达的通知", "channel": "渠道", "event": "事件", "attempts": "尝试次数",
+    "next attempt": "下次重试", "reason": "原因", "{n} alarms acknowledged.": "已确认 {n} 条告警。",
 })
 
 # top frame (issue 18, demo): the schools' local time and whether they are in session

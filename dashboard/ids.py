@@ -98,6 +98,7 @@ ALARM_SELECTED = "alarm-selected"
 ALARM_ACK_SELECTED = "alarm-ack-selected"
 ALARM_BULK_STATUS = "alarm-bulk-status"
 ALARM_BULK_REFRESH = "alarm-bulk-refresh"
+ALARM_NOTIFY_FAILURES = "alarm-notify-failures"
 SCHOOL_CLOCK = "school-clock"
 
 # Devices page (issue 19): hardware adapters saw that no device carries, bound by a planner

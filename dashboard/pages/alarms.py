@@ -7,6 +7,8 @@ Open alarms have an "Acknowledge" button and a checkbox: "Acknowledge selected" 
 every ticked one at once (operators and admins; each audited as one acknowledgement); the note
 typed above the table goes with them. Acknowledged and closed alarms (state filter "any",
 "acknowledged" or "closed") are the history, with who acknowledged them, when, and the note.
+Below, the notifications a channel (WeCom, DingTalk, Feishu, e-mail) has not taken yet, with the
+last reason, while the notifier retries them.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from dashboard.i18n import current, t
 from dashboard.localtime import SCHOOL_TZ, fmt_time, time_header
 from twin.monitoring.standards import DEFAULT_RULES
 from twin.storage.alarms import SEVERITIES, STATES, AlarmRow
+from twin.storage.deliveries import DeliveryFailure
 
 REFRESH_MS = 10_000
 ANY = "any"
@@ -114,11 +117,34 @@ def layout(**_: Any) -> html.Div:
                   html.Span(id=ids.ALARM_BULK_STATUS, className="muted")], className="pickers"),
         html.Div(id=ids.ALARM_STATUS, className="muted"),
         html.Div(id=ids.ALARM_TABLE),
+        html.Div(id=ids.ALARM_NOTIFY_FAILURES),
         dcc.Store(id=ids.ALARM_REFRESH, data=0),
         dcc.Store(id=ids.ALARM_BULK_REFRESH, data=0),
         dcc.Store(id=ids.ALARM_SELECTED, data=[]),
         dcc.Interval(id=ids.ALARM_INTERVAL, interval=REFRESH_MS),
     ])
+
+
+def failures_table(rows: Sequence[DeliveryFailure], lang: str) -> Any:
+    """The notifications not delivered yet (nothing when every channel is up to date)."""
+    if not rows:
+        return ""
+    headers = (t("channel", lang), t("event", lang), t("attempts", lang), t("next attempt", lang),
+               t("reason", lang))
+    body = [html.Tr([html.Td(f.channel), html.Td(f"{f.event} #{f.alarm_id}"), html.Td(f.attempts),
+                     html.Td(fmt_time(f.next_at, lang, SCHOOL_TZ)), html.Td(f.last_error)]) for f in rows]
+    return html.Div([html.H3(t("Notifications not delivered", lang)),
+                     dbc.Table([html.Thead(html.Tr([html.Th(h) for h in headers])), html.Tbody(body)],
+                               className="table")])
+
+
+@dash.callback(
+    Output(ids.ALARM_NOTIFY_FAILURES, "children"),
+    Input(ids.ALARM_SITE, "value"),
+    Input(ids.ALARM_INTERVAL, "n_intervals"),
+)
+def update_failures(site_id: str, _n: int | None) -> Any:
+    return failures_table(data.notification_failures(_filter(site_id)), current())
 
 
 def _filter(value: str | None) -> str | None:
