@@ -16,7 +16,7 @@ import dash
 from dash import dcc, html
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from dashboard import auth, bim_plans, data, headers, i18n
+from dashboard import auth, bim_plans, brick_download, data, headers, i18n
 from dashboard.i18n import t
 from dashboard.uploads import UploadLimits
 from twin.database import open_pool
@@ -86,6 +86,7 @@ def create_app(database_url: str, *, mqtt_url: str | None = None, bim_loader: da
         i18n.register(app.server, app.config.requests_pathname_prefix)
         auth.install(app, secure_cookies=secure_cookies, upload_body_bytes=upload_body_bytes(limits))
         headers.install(app)
+        brick_download.install(app, database_url)
         if trusted_proxies:
             app.server.wsgi_app = ProxyFix(app.server.wsgi_app, x_for=trusted_proxies,  # type: ignore[method-assign]
                                            x_proto=trusted_proxies)

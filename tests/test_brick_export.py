@@ -13,6 +13,9 @@ from rdflib import RDF, Graph
 
 from models_bim.generate import generate_school
 from models_bim.load import read_model
+from tests.helpers import add_user, login
+from tests.test_dashboard import KnownTwin, known_twin, make_app  # noqa: F401 - fixture
+from twin import security
 from twin.brick import (
     BRICK,
     EQUIPMENT_CLASSES,
@@ -151,3 +154,38 @@ def test_the_richest_shared_files_export_valid_brick(shared_ifc: Path, db_url: s
     assert _count(g, ROOM_CLASSES.values()) == len(stored.rooms)
     assert _count(g, EQUIPMENT_CLASSES.values()) == len(stored.devices)
     assert _points(g) == sum(len(device_metrics(d.kind)) for d in stored.devices)
+
+
+def test_brick_ttl_is_downloaded_by_admins_only(known_twin: KnownTwin) -> None:  # noqa: F811
+    from dashboard.app import close_app
+
+    for role in security.ROLES:
+        add_user(known_twin.url, f"{role}-1", role)
+    app = make_app(known_twin.url)
+    try:
+        anonymous = app.server.test_client().get("/brick.ttl")
+        assert anonymous.status_code == 302 and "/login" in anonymous.headers["Location"]
+        for role in ("viewer", "operator", "planner"):
+            client = app.server.test_client()
+            login(client, f"{role}-1")
+            assert client.get("/brick.ttl").status_code == 403, role
+        admin = app.server.test_client()
+        login(admin, "admin-1")
+        response = admin.get("/brick.ttl?site=hq")
+        assert response.status_code == 200
+        assert response.mimetype == "text/turtle"
+        assert 'filename="hq.ttl"' in response.headers["Content-Disposition"]
+        g = Graph().parse(data=response.get_data(as_text=True), format="turtle")
+        with connection(known_twin.url) as conn:
+            stored = load_model(conn, "hq")
+        assert _count(g, ROOM_CLASSES.values()) == len(stored.rooms)
+        assert validate(g).conforms
+        assert len(list(Graph().parse(data=admin.get("/brick.ttl").get_data(as_text=True), format="turtle")
+                        .subjects(RDF.type, REC.Site))) == 2  # the network: headquarters and member school
+        assert admin.get("/brick.ttl?site=nowhere").status_code == 404
+        with connection(known_twin.url) as conn:
+            outcomes = [r[0] for r in conn.execute(
+                "SELECT outcome FROM audit_log WHERE action = 'export' ORDER BY id").fetchall()]
+        assert outcomes.count("denied") == 3 and "ok" in outcomes
+    finally:
+        close_app(app)

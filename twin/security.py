@@ -32,8 +32,8 @@ import secrets
 from dataclasses import dataclass
 
 ROLES = ("viewer", "operator", "planner", "admin")
-#: Every action the dashboard checks; "read" is everything that changes nothing.
-ACTIONS = ("read", "acknowledge", "command", "upload", "users")
+#: Every action the dashboard checks; "read" is everything that changes nothing; "export" the twin as Brick.
+ACTIONS = ("read", "acknowledge", "command", "upload", "users", "export")
 PERMISSIONS: dict[str, frozenset[str]] = {
     "viewer": frozenset({"read"}),
     "operator": frozenset({"read", "acknowledge", "command"}),
