@@ -1,6 +1,7 @@
 """Smoke test of bench/notify.py: a few alarms and a small burst through a signed Feishu stand-in on a
 scratch database of the test server; one JSON object with the promised keys, nothing lost, no bad
-signature, the burst within the robot's 5 a second. No latency is asserted (a loaded machine says little)."""
+signature. No latency or rate is asserted (a loaded machine says little; the limits are checked on an
+injected clock in tests/test_notify_channels_delivery.py)."""
 
 from __future__ import annotations
 
@@ -24,4 +25,3 @@ def test_notify_benchmark_prints_one_json_object(pg_admin_url: str) -> None:
     assert KEYS <= set(result), sorted(KEYS - set(result))
     assert result["latency"]["received"] == 4 and result["bad_signatures"] == 0
     assert result["burst"]["received"] == 12 and result["burst"]["lost"] == 0
-    assert result["burst"]["max_in_any_second"] <= 5

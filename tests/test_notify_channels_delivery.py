@@ -214,7 +214,7 @@ def test_a_burst_of_100_alarms_respects_each_robots_limit_and_loses_none(site, r
     raise_alarms(url, site_id, 100)
     now = [0.0]
     cfg = channels(robots.port, site_id)
-    dispatcher = Dispatcher(cfg, clock=lambda: now[0])
+    dispatcher = Dispatcher(cfg, clock=lambda: now[0], margin=1.0)  # the documented windows exactly
     sent_per_minute = {"wecom": [], "feishu": []}
     with connection(url) as conn:
         Notifier(None, None, channels=dispatcher).send_pending(conn)  # queues all, sends what the limits allow
@@ -228,6 +228,7 @@ def test_a_burst_of_100_alarms_respects_each_robots_limit_and_loses_none(site, r
     assert sent_per_minute["wecom"] == [20, 40, 60, 80, 100]  # WeCom: 20 a minute per robot
     assert sent_per_minute["feishu"] == [100] * 5  # Feishu: 5 a second, 100 a minute
     assert robots.count("dingtalk") == 100 and robots.bad == []
+    assert Dispatcher(cfg).limits["feishu"].limits == [(100, 66.0), (5, 1.1)]  # by default, with a margin
     devices = [b["markdown"]["content"] for b in robots.received["wecom"]]
     assert len(set(devices)) == 100
     assert unsent(url) == 0

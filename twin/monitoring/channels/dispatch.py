@@ -34,6 +34,9 @@ TIMEOUT_S = 5.0
 BACKOFF_S = 2.0
 MAX_BACKOFF_S = 300.0
 BATCH = 100
+#: The limits' windows are stretched by this much (5 a second: at most 5 in any 1.1 s), so that network
+#: jitter never lets a robot count more than its documented limit in its own window.
+WINDOW_MARGIN = 1.1
 
 
 class RateLimit:
@@ -91,15 +94,15 @@ class Dispatcher:
 
     def __init__(self, config: NotifyConfig, *, clock: Callable[[], float] = time.monotonic,
                  backoff_s: float = BACKOFF_S, max_backoff_s: float = MAX_BACKOFF_S, timeout_s: float = TIMEOUT_S,
-                 wall: Callable[[], float] = time.time) -> None:
+                 wall: Callable[[], float] = time.time, margin: float = WINDOW_MARGIN) -> None:
         self.config = config
         self.clock = clock
         self.wall = wall
         self.backoff_s = backoff_s
         self.max_backoff_s = max_backoff_s
         self.timeout_s = timeout_s
-        self.limits = {c.name: RateLimit([(c.rate_per_minute, 60.0)]
-                                         + ([(c.rate_per_second, 1.0)] if c.rate_per_second else []), clock)
+        self.limits = {c.name: RateLimit([(c.rate_per_minute, 60.0 * margin)]
+                                         + ([(c.rate_per_second, margin)] if c.rate_per_second else []), clock)
                        for c in config.channels}
         self.sent = 0
 
