@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
-from rdflib import RDF, RDFS, XSD, BNode, Graph, Literal, Namespace, URIRef
+from rdflib import RDF, RDFS, SKOS, XSD, BNode, Graph, Literal, Namespace, URIRef
 
 from twin.domain import TwinModel
 
@@ -112,7 +112,7 @@ def node(site_id: str, kind: str, ident: str) -> URIRef:
 
 def new_graph() -> Graph:
     g = Graph()
-    for prefix, ns in (("brick", BRICK), ("rec", REC), ("ref", REF), ("unit", UNIT), ("qudt", QUDT)):
+    for prefix, ns in (("brick", BRICK), ("rec", REC), ("ref", REF), ("unit", UNIT), ("qudt", QUDT), ("skos", SKOS)):
         g.bind(prefix, ns)
     return g
 
@@ -168,7 +168,9 @@ def add_site(g: Graph, s: ExportSite, *, database: str) -> Counts:
     for r in m.rooms:
         n = parts[r.global_id] = node(sid, "room", r.global_id)
         g.add((n, RDF.type, ROOM_CLASSES.get(r.use, REC.Room)))
-        g.add((n, RDFS.label, Literal(r.long_name or r.name or r.global_id)))
+        g.add((n, RDFS.label, Literal(r.name or r.long_name or r.global_id)))
+        if r.long_name and r.long_name != r.name:
+            g.add((n, SKOS.altLabel, Literal(r.long_name)))
         _part_of(g, n, parts.get(r.storey_global_id, site))
         ifc(n, r.global_id, r.name)
     points = 0
