@@ -12,7 +12,7 @@ Its modules, by what they do:
 - :mod:`twin.cli.db`, :mod:`twin.cli.devices`, :mod:`twin.cli.adapters`, :mod:`twin.cli.sites`, :mod:`twin.cli.users`,
   :mod:`twin.cli.bim`: those command groups;
 - :mod:`twin.cli.simulate`: ``simulate``; :mod:`twin.cli.run`: ``ingest``, ``dashboard``, ``monitor``, ``demo``;
-- :mod:`twin.cli.data`: ``export``, ``kpis``, ``report``; :mod:`twin.cli.notify`: ``notify``;
+- :mod:`twin.cli.data`: ``export`` (CSV, or ``export brick``), ``kpis``, ``report``; :mod:`twin.cli.notify`: ``notify``;
 - :mod:`twin.cli.parts`: the services made of the other packages, and the demo's network of schools.
 """
 
