@@ -274,3 +274,118 @@ def test_a_robot_that_is_down_gets_the_messages_once_it_is_back_and_the_failure_
     assert [("battery at 0%" in order[0]), ("battery at 1%" in order[1]), ("battery at 2%" in order[2])] == [True] * 3
     text = caplog.text
     assert "failed" in text and KEY not in text and DING_SECRET not in text and "tok1234" not in text
+
+
+def _certificate(tmp_path) -> tuple[str, str]:
+    """A self-signed certificate for 127.0.0.1 (openssl), as a school's own relay might have."""
+    import shutil
+    import subprocess
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is not installed")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True)
+    return str(cert), str(key)
+
+
+def test_email_over_starttls_checks_the_relay_logs_in_and_sends_a_text_and_an_html_part(site, tmp_path):
+    import ssl
+
+    from aiosmtpd.smtp import AuthResult
+
+    url, site_id = site
+    cert, key = _certificate(tmp_path)
+    server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_tls.load_cert_chain(cert, key)
+    logins: list[tuple[bytes, bytes]] = []
+
+    def authenticator(server, session, envelope, mechanism, auth_data) -> AuthResult:
+        logins.append((auth_data.login, auth_data.password))
+        return AuthResult(success=auth_data.password == b"mail-pass-0123")
+
+    box, port = Mailbox(), _free_port()
+    controller = Controller(box, hostname="127.0.0.1", port=port, tls_context=server_tls, require_starttls=True,
+                            authenticator=authenticator, auth_require_tls=True)
+    controller.start()
+    try:
+        raise_alarms(url, site_id, 1)
+        cfg = config.parse({"language": "en", "channels": [
+            {"name": "mail", "kind": "email", "host": "127.0.0.1", "port": port, "security": "starttls",
+             "username": "twin", "password": "mail-pass-0123", "sender": "twin@school.example",
+             "to": ["fm@school.example"], "ca_file": cert}]})
+        with connection(url) as conn:
+            Notifier(None, None, channels=Dispatcher(cfg)).send_pending(conn)
+        assert logins == [(b"twin", b"mail-pass-0123")]
+        assert [m["Subject"] for m in box.messages] == ["[warning] Alarm raised: device_low_battery, Room 0"]
+        assert [p.get_content_type() for p in box.messages[0].iter_parts()] == ["text/plain", "text/html"]
+        # without its CA the relay's certificate is refused: a failure with its reason, before any login
+        with connection(url) as conn:
+            alarms.raise_alarm(conn, site_id, "device_low_battery", "warning", "battery at 4%",
+                               device_key=device_keys(url, site_id)[1])
+        bad = config.parse({"channels": [{"name": "mail", "kind": "email", "host": "127.0.0.1", "port": port,
+                                          "username": "twin", "password": "mail-pass-0123",
+                                          "sender": "twin@school.example", "to": "fm@school.example"}]})
+        with connection(url) as conn:
+            Notifier(None, None, channels=Dispatcher(bad)).send_pending(conn)
+            (failure,) = deliveries.failures(conn, site_id)
+        assert "CERTIFICATE_VERIFY_FAILED" in failure.last_error and "mail-pass" not in failure.last_error
+        assert len(logins) == 1 and len(box.messages) == 1
+    finally:
+        controller.stop()
+
+
+def test_a_hanging_robot_holds_no_monitor_cycle_and_gets_every_event_once_it_answers(site):
+    from twin.monitoring.monitor import Monitor
+
+    url, site_id = site
+    release = threading.Event()
+    robots = Robots()
+    hanging = []
+    check = robots.check
+
+    def hang_then_check(kind, query, body):
+        if not release.is_set():
+            hanging.append(kind)
+            release.wait()
+        return check(kind, query, body)
+
+    robots.check = hang_then_check  # type: ignore[method-assign]
+    cfg = config.parse({"channels": [{"name": "wecom", "kind": "wecom",
+                                      "url": f"http://127.0.0.1:{robots.port}/wecom?key={KEY}"}]})
+    notifier = Notifier(None, None, channels=Dispatcher(cfg, timeout_s=0.2, backoff_s=0.05, max_backoff_s=0.2),
+                        poll_s=0.05)
+    monitor = Monitor(url, notifier=notifier)
+    stop = threading.Event()
+    thread = threading.Thread(target=monitor.run, args=(stop, 0.05), name="monitor", daemon=True)
+    thread.start()
+
+    def low_battery(device: str) -> None:
+        with connection(url) as conn:
+            conn.execute("UPDATE device_status SET battery_pct = 5 WHERE device_id = (SELECT id FROM devices "
+                         "WHERE site_id = %s AND device_id = %s)", (site_id, device))
+
+    def battery_alarms() -> set[str]:
+        with connection(url) as conn:
+            return {r[0] for r in conn.execute(
+                """SELECT d.device_id FROM alarms a JOIN devices d ON d.id = a.device_id
+                   WHERE a.site_id = %s AND a.rule = 'device_low_battery'""", (site_id,)).fetchall()}
+
+    try:
+        low_battery("ENV-0")
+        wait_for(lambda: battery_alarms() == {"ENV-0"})
+        wait_for(lambda: len(hanging) >= 2)  # timed out and retried: the robot still hangs
+        low_battery("ENV-1")  # the monitor's next cycles raise it meanwhile
+        wait_for(lambda: battery_alarms() == {"ENV-0", "ENV-1"})
+        assert robots.count("wecom") == 0
+        release.set()
+        wait_for(lambda: robots.count("wecom") >= 2 and unsent(url) == 0)
+    finally:
+        release.set()
+        stop.set()
+        thread.join(30)
+        robots.close()
+    assert not thread.is_alive()
+    contents = [b["markdown"]["content"] for b in robots.received["wecom"]]
+    assert "ENV-0" in contents[0] and "ENV-1" in contents[-1]
+    assert robots.bad == []

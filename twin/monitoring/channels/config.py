@@ -14,7 +14,8 @@
     severities = ["critical", "warning"]
 
 Robots take ``url`` and (DingTalk, Feishu) an optional ``secret``; e-mail takes ``host``, ``port``,
-``security`` (starttls, tls or none), ``username``, ``password``, ``sender`` and ``to``. ``rate_per_minute``
+``security`` (starttls, tls or none), ``username``, ``password``, ``sender``, ``to`` and ``ca_file`` (a
+private CA's certificates, for a school's own relay; default: the system's). ``rate_per_minute``
 (and ``rate_per_second``) default to the vendor's documented limit. Secrets never appear in a repr,
 a log line or a stored error (:meth:`Channel.redact`).
 """
@@ -64,6 +65,7 @@ class Channel:
     password: str | None = field(default=None, repr=False)
     sender: str = ""
     to: tuple[str, ...] = ()
+    ca_file: str | None = None
     sites: frozenset[str] | None = None
     severities: frozenset[str] | None = None
     rules: frozenset[str] | None = None
@@ -156,7 +158,7 @@ def parse(data: Mapping[str, Any]) -> NotifyConfig:
             port=int(values.get("port", {"tls": 465}.get(values.get("security", "starttls"), 587))),
             security=values.get("security", "starttls"), username=values.get("username"),
             password=values.get("password"), sender=str(values.get("sender", "")),
-            to=tuple([to] if isinstance(to, str) else to),
+            to=tuple([to] if isinstance(to, str) else to), ca_file=values.get("ca_file"),
             sites=_set(values.get("sites"), f"{where}.sites"),
             severities=_set(values.get("severities"), f"{where}.severities"),
             rules=_set(values.get("rules"), f"{where}.rules"),

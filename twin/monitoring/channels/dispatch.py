@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import smtplib
+import ssl
 import time
 import urllib.error
 import urllib.request
@@ -164,8 +165,10 @@ class Dispatcher:
     def _send(self, channel: Channel, message: Message) -> str | None:
         if channel.kind == "email":
             mail = email.build(message, channel.sender, channel.to)
+            context = ssl.create_default_context(cafile=channel.ca_file)
             email.send(mail, host=channel.host, port=channel.port, security=channel.security,
-                       username=channel.username, password=channel.password, timeout=self.timeout_s)
+                       username=channel.username, password=channel.password, timeout=self.timeout_s,
+                       context=context)
             return None
         if channel.kind == "wecom":
             url, payload = wecom.request(channel.url, message)
