@@ -33,6 +33,7 @@ def summarize(model: TwinModel) -> dict[str, Any]:
     return {
         "site": site.site_id,
         "schema": model.schema,
+        "ifc_project": model.ifc_project,
         "buildings": len(model.buildings),
         "storeys": len(model.storeys),
         "rooms": len(model.rooms),

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import unquote
 
+import ifcopenshell
 import pytest
 from click.testing import CliRunner
 from rdflib import RDF, Graph
@@ -49,10 +50,15 @@ CO2_IN_CLASSROOMS_OF_2F = """
 
 
 @pytest.fixture(scope="module")
-def school(tmp_path_factory: pytest.TempPathFactory) -> TwinModel:
+def school_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("brick") / "school.ifc"
     generate_school(path, site_id="gs", name="Generated school", storeys=3, classrooms_per_storey=4, labs=1)
-    return read_model(path, site_id="gs")
+    return path
+
+
+@pytest.fixture(scope="module")
+def school(school_file: Path) -> TwinModel:
+    return read_model(school_file, site_id="gs")
 
 
 def _export(db_url: str, tmp_path: Path, *args: str) -> tuple[Graph, str]:
@@ -70,10 +76,12 @@ def _points(g: Graph) -> int:
     return len(set(g.objects(None, BRICK.hasPoint)))
 
 
-def test_a_generated_school_exports_valid_brick_with_the_twins_counts(db_url: str, tmp_path: Path, school) -> None:
+def test_a_generated_school_exports_valid_brick_with_the_twins_counts(db_url: str, tmp_path: Path, school,
+                                                                       school_file: Path) -> None:
     model = school
+    loaded = CliRunner().invoke(main, ["--database-url", db_url, "bim", "load", str(school_file), "--site", "gs"])
+    assert loaded.exit_code == 0, loaded.output
     with connection(db_url) as conn:
-        save_model(conn, model)
         # One sensor has reported a metric its kind does not usually have: it gets a point for it.
         conn.execute("""INSERT INTO latest (device_id, metric_id, ts, value)
                         SELECT id, 5, %s, 0.3 FROM devices WHERE site_id = 'gs' AND kind = 'env_sensor' LIMIT 1""",
@@ -91,6 +99,10 @@ def test_a_generated_school_exports_valid_brick_with_the_twins_counts(db_url: st
     # Every building, storey, room and device carries its IFC GlobalId.
     ids = {str(o) for o in g.objects(None, REF.ifcGlobalID)}
     assert {r.global_id for r in stored.rooms} | {d.global_id for d in stored.devices} <= ids
+    # ... and the IfcProject of the file it was loaded from.
+    project = ifcopenshell.open(str(school_file)).by_type("IfcProject")[0].GlobalId
+    assert {str(o) for o in g.objects(None, REF.ifcProjectID)} == {project}
+    assert {str(o) for o in g.objects(None, REF.ifcFileLocation)} == {"school.ifc"}
 
 
 def test_co2_sensors_in_classrooms_of_storey_2f_by_sparql(db_url: str, tmp_path: Path, school) -> None:

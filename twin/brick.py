@@ -81,12 +81,13 @@ KIND_METRICS: dict[str, tuple[str, ...]] = {
 @dataclass(frozen=True, slots=True)
 class ExportSite:
     """One site to export: its model, the metrics each device has reported (device id -> names) and the
-    IFC file it was last loaded from (name and SHA-256), when known."""
+    IFC file it was last loaded from (name, SHA-256, IfcProject GlobalId), when known."""
 
     model: TwinModel
     reported: Mapping[str, Iterable[str]] = field(default_factory=dict)
     ifc_file: str | None = None
     ifc_sha256: str | None = None
+    ifc_project: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,7 +137,9 @@ def add_site(g: Graph, s: ExportSite, *, database: str) -> Counts:
     site = node(sid, "site", sid)
     g.add((site, RDF.type, REC.Site))
     g.add((site, RDFS.label, Literal(m.site.name or sid)))
-    project = node(sid, "ifc-project", s.ifc_sha256 or "unknown")
+    # The IfcProject's GlobalId; an import logged before it was recorded: the file's SHA-256 names the file.
+    project_id = s.ifc_project or m.ifc_project or (f"sha256:{s.ifc_sha256}" if s.ifc_sha256 else "unknown")
+    project = node(sid, "ifc-project", project_id)
 
     def ifc(element: URIRef, global_id: str, name: str) -> None:
         ref = BNode()
@@ -149,8 +152,7 @@ def add_site(g: Graph, s: ExportSite, *, database: str) -> Counts:
 
     g.add((project, RDF.type, REF.ifcProject))
     g.add((project, REF.ifcFileLocation, Literal(s.ifc_file or "unknown")))
-    # The IfcProject's GlobalId is not kept by the twin: the file's SHA-256 names the exact file.
-    g.add((project, REF.ifcProjectID, Literal(f"sha256:{s.ifc_sha256}" if s.ifc_sha256 else "unknown")))
+    g.add((project, REF.ifcProjectID, Literal(project_id)))
 
     parts = {}
     for b in m.buildings:
@@ -230,7 +232,7 @@ def validate(g: Graph) -> Validation:
 
 def stored_sites(conn: Any, site_ids: Iterable[str]) -> list[ExportSite]:
     """What :func:`brick_graph` needs of the stored sites ``site_ids`` (unknown ones are left out)."""
-    from twin.storage.bim_imports import list_imports
+    from twin.storage.bim_imports import last_source
     from twin.storage.devices import reported_metrics
     from twin.storage.model import load_model
 
@@ -239,9 +241,9 @@ def stored_sites(conn: Any, site_ids: Iterable[str]) -> list[ExportSite]:
         model = load_model(conn, site_id)
         if model is None:
             continue
-        last = list_imports(conn, site_id, limit=1)
-        out.append(ExportSite(model, reported_metrics(conn, site_id), last[0].file_name if last else None,
-                              last[0].file_sha256 if last else None))
+        src = last_source(conn, site_id)
+        out.append(ExportSite(model, reported_metrics(conn, site_id), src.file_name if src else None,
+                              src.file_sha256 if src else None, src.ifc_project if src else None))
     return out
 
 

@@ -128,3 +128,5 @@ class TwinModel:
     devices: tuple[Device, ...] = ()
     schema: str = ""
     warnings: tuple[str, ...] = field(default=())
+    #: The file's IfcProject GlobalId ("" when not read from a file).
+    ifc_project: str = ""

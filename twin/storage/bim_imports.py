@@ -79,6 +79,26 @@ def list_imports(conn: psycopg.Connection, site_id: str | None = None, limit: in
         ).fetchall()
 
 
+@dataclass(frozen=True, slots=True)
+class ImportSource:
+    """The file a site's twin was last loaded from: name, SHA-256 and IfcProject GlobalId ("" when the import
+    predates recording it)."""
+
+    file_name: str
+    file_sha256: str
+    ifc_project: str
+
+
+def last_source(conn: psycopg.Connection, site_id: str) -> ImportSource | None:
+    """The site's last logged import's file, or None when it has none."""
+    with conn.cursor(row_factory=class_row(ImportSource)) as cur:
+        return cur.execute(
+            """SELECT file_name, file_sha256, coalesce(summary ->> 'ifc_project', '') AS ifc_project
+               FROM bim_imports WHERE site_id = %s ORDER BY imported_at DESC, id DESC LIMIT 1""",
+            (site_id,),
+        ).fetchone()
+
+
 def import_diff(conn: psycopg.Connection, import_id: int) -> dict[str, Any] | None:
     """The full diff an import recorded, or None for an unknown id."""
     row = conn.execute("SELECT diff FROM bim_imports WHERE id = %s", (import_id,)).fetchone()
