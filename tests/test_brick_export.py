@@ -201,3 +201,15 @@ def test_brick_ttl_is_downloaded_by_admins_only(known_twin: KnownTwin) -> None: 
         assert outcomes.count("denied") == 3 and "ok" in outcomes
     finally:
         close_app(app)
+
+
+@pytest.mark.parametrize("kind", ["env_sensor", "luminaire", "blackboard_luminaire", "panel"])
+def test_a_kinds_points_are_what_the_simulated_device_of_that_kind_reports(kind: str) -> None:
+    import random
+
+    from simulators.models import model_for
+    from simulators.timetable import Timetable
+
+    device = model_for(kind, random.Random(1), Timetable())
+    reported = device.step(60.0, datetime(2026, 11, 16, 10, 0, tzinfo=UTC))
+    assert set(device_metrics(kind)) == set(reported)
