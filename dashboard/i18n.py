@@ -81,7 +81,9 @@ ZH: dict[str, str] = {
     "Role": "角色", "Drag an IFC file here or click to choose": "将 IFC 文件拖到此处，或点击选择",
     "Import summary": "导入摘要", "Revision diff": "修订差异", "first import of this site": "该学校首次导入",
     "no changes": "无变化", "added": "新增", "removed": "删除", "changed": "修改", "buildings": "楼栋",
-    "storeys": "楼层", "Recent imports": "最近导入", "file": "文件", "imported": "导入时间",
+    "storeys": "楼层", "Recent imports": "最近导入",
+    "The twin as Brick": "孪生模型导出为 Brick", "Download the network as Brick (Turtle)": "下载全网 Brick 模型 (Turtle)",
+    "(one school: ?site=ID)": "(单所学校: ?site=ID)", "file": "文件", "imported": "导入时间",
     "Uploads are disabled: no BIM loader (start with campus-twin dashboard).":
         "上传不可用：未配置 BIM 导入（请用 campus-twin dashboard 启动）。",
     "Import failed": "导入失败", "file too large": "文件过大", "rooms without geometry": "无几何的房间",

@@ -3,11 +3,13 @@ queried with SPARQL; a generated school and the richest real IFC files of ../sha
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import unquote
 
 import ifcopenshell
+import plotly.utils
 import pytest
 from click.testing import CliRunner
 from rdflib import RDF, Graph
@@ -15,7 +17,7 @@ from rdflib import RDF, Graph
 from models_bim.generate import generate_school
 from models_bim.load import read_model
 from tests.helpers import add_user, login
-from tests.test_dashboard import KnownTwin, known_twin, make_app  # noqa: F401 - fixture
+from tests.test_dashboard import KnownTwin, _page, known_twin, make_app  # noqa: F401 - fixture
 from twin import security
 from twin.brick import (
     BRICK,
@@ -195,6 +197,13 @@ def test_brick_ttl_is_downloaded_by_admins_only(known_twin: KnownTwin) -> None: 
         assert len(list(Graph().parse(data=admin.get("/brick.ttl").get_data(as_text=True), format="turtle")
                         .subjects(RDF.type, REC.Site))) == 2  # the network: headquarters and member school
         assert admin.get("/brick.ttl?site=nowhere").status_code == 404
+        # The BIM page links to it for admins only.
+        bim = _page("bim")
+        for role in security.ROLES:
+            who = login(app.server.test_client(), f"{role}-1")
+            with app.server.test_request_context("/", headers=who.headers):
+                page = json.dumps(bim.layout(), cls=plotly.utils.PlotlyJSONEncoder)
+            assert ('"href": "/brick.ttl"' in page) == (role == "admin"), role
         with connection(known_twin.url) as conn:
             outcomes = [r[0] for r in conn.execute(
                 "SELECT outcome FROM audit_log WHERE action = 'export' ORDER BY id").fetchall()]

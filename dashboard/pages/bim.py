@@ -245,7 +245,18 @@ def layout(**_: Any) -> html.Div:
         dcc.Loading(html.Div(id=ids.BIM_RESULT), type="default"),
         html.H3(t("Recent imports", lang)),
         html.Div(import_log(lang), id=ids.BIM_LOG),
+        *_brick_link(lang),
     ])
+
+
+def _brick_link(lang: str) -> list[Any]:
+    """For admins: the twin as Brick (``/brick.ttl``, :mod:`dashboard.brick_download`)."""
+    if not auth.can("export"):
+        return []
+    href = f"{flask.current_app.extensions['campus_twin.prefix']}brick.ttl"
+    return [html.H3(t("The twin as Brick", lang)),
+            html.P([html.A(t("Download the network as Brick (Turtle)", lang), href=href, id=ids.BIM_BRICK),
+                    html.Span(" " + t("(one school: ?site=ID)", lang), className="muted")])]
 
 
 @dash.callback(
