@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import astuple, dataclass, field
 from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
@@ -102,7 +102,7 @@ class Counts:
 
 
 def device_metrics(kind: str, reported: Iterable[str] = ()) -> tuple[str, ...]:
-    """The metrics a device gets points for: its kind's and what it reported, in catalogue order of names."""
+    """The metrics a device gets points for: its kind's and what it reported, in catalogue order."""
     names = set(KIND_METRICS.get(kind, ())) | {m for m in reported if m in POINTS}
     return tuple(m for m in POINTS if m in names)
 
@@ -125,9 +125,7 @@ def brick_graph(sites: Iterable[ExportSite], *, database: str) -> tuple[Graph, C
     totals = Counts()
     for s in sites:
         c = add_site(g, s, database=database)
-        totals = Counts(*(a + b for a, b in zip(
-            (totals.sites, totals.buildings, totals.storeys, totals.rooms, totals.devices, totals.points),
-            (c.sites, c.buildings, c.storeys, c.rooms, c.devices, c.points), strict=True)))
+        totals = Counts(*(a + b for a, b in zip(astuple(totals), astuple(c), strict=True)))
     return g, totals
 
 
