@@ -225,6 +225,7 @@ def _read(ifc_file: ifcopenshell.file, *, site_id: str, site_name: str | None, r
         schema=getattr(ifc_file, "schema_identifier", None) or ifc_file.schema,
         warnings=tuple(warnings),
         ifc_project=next((p.GlobalId or "" for p in ifc_file.by_type("IfcProject")), ""),
+        ifc_site=(first.GlobalId or "") if first is not None else "",
     )
 
 

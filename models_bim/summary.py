@@ -34,6 +34,7 @@ def summarize(model: TwinModel) -> dict[str, Any]:
         "site": site.site_id,
         "schema": model.schema,
         "ifc_project": model.ifc_project,
+        "ifc_site": model.ifc_site,
         "buildings": len(model.buildings),
         "storeys": len(model.storeys),
         "rooms": len(model.rooms),

@@ -105,6 +105,9 @@ def test_a_generated_school_exports_valid_brick_with_the_twins_counts(db_url: st
     project = ifcopenshell.open(str(school_file)).by_type("IfcProject")[0].GlobalId
     assert {str(o) for o in g.objects(None, REF.ifcProjectID)} == {project}
     assert {str(o) for o in g.objects(None, REF.ifcFileLocation)} == {"school.ifc"}
+    site_gid = ifcopenshell.open(str(school_file)).by_type("IfcSite")[0].GlobalId
+    site_ref = next(g.objects(next(g.subjects(RDF.type, REC.Site)), REF.hasExternalReference))
+    assert str(g.value(site_ref, REF.ifcGlobalID)) == site_gid
 
 
 def test_co2_sensors_in_classrooms_of_storey_2f_by_sparql(db_url: str, tmp_path: Path, school) -> None:

@@ -82,13 +82,14 @@ KIND_METRICS: dict[str, tuple[str, ...]] = {
 @dataclass(frozen=True, slots=True)
 class ExportSite:
     """One site to export: its model, the metrics each device has reported (device id -> names) and the
-    IFC file it was last loaded from (name, SHA-256, IfcProject GlobalId), when known."""
+    IFC file it was last loaded from (name, SHA-256, IfcProject and IfcSite GlobalIds), when known."""
 
     model: TwinModel
     reported: Mapping[str, Iterable[str]] = field(default_factory=dict)
     ifc_file: str | None = None
     ifc_sha256: str | None = None
     ifc_project: str | None = None
+    ifc_site: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,6 +154,8 @@ def add_site(g: Graph, s: ExportSite, *, database: str) -> Counts:
     g.add((project, REF.ifcFileLocation, Literal(s.ifc_file or "unknown")))
     g.add((project, REF.ifcProjectID, Literal(project_id)))
 
+    if site_gid := s.ifc_site or m.ifc_site:
+        ifc(site, site_gid, m.site.name)
     parts = {}
     for b in m.buildings:
         n = parts[b.global_id] = node(sid, "building", b.global_id)
@@ -250,7 +253,8 @@ def stored_sites(conn: Any, site_ids: Iterable[str]) -> list[ExportSite]:
             continue
         src = last_source(conn, site_id)
         out.append(ExportSite(model, reported_metrics(conn, site_id), src.file_name if src else None,
-                              src.file_sha256 if src else None, src.ifc_project if src else None))
+                              src.file_sha256 if src else None, src.ifc_project if src else None,
+                              src.ifc_site if src else None))
     return out
 
 

@@ -128,5 +128,6 @@ class TwinModel:
     devices: tuple[Device, ...] = ()
     schema: str = ""
     warnings: tuple[str, ...] = field(default=())
-    #: The file's IfcProject GlobalId ("" when not read from a file).
+    #: The file's IfcProject and (first) IfcSite GlobalIds ("" when not read from a file).
     ifc_project: str = ""
+    ifc_site: str = ""

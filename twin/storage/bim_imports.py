@@ -81,19 +81,21 @@ def list_imports(conn: psycopg.Connection, site_id: str | None = None, limit: in
 
 @dataclass(frozen=True, slots=True)
 class ImportSource:
-    """The file a site's twin was last loaded from: name, SHA-256 and IfcProject GlobalId ("" when the import
-    predates recording it)."""
+    """The file a site's twin was last loaded from: name, SHA-256, IfcProject and IfcSite GlobalIds ("" when
+    the import predates recording them)."""
 
     file_name: str
     file_sha256: str
     ifc_project: str
+    ifc_site: str
 
 
 def last_source(conn: psycopg.Connection, site_id: str) -> ImportSource | None:
     """The site's last logged import's file, or None when it has none."""
     with conn.cursor(row_factory=class_row(ImportSource)) as cur:
         return cur.execute(
-            """SELECT file_name, file_sha256, coalesce(summary ->> 'ifc_project', '') AS ifc_project
+            """SELECT file_name, file_sha256, coalesce(summary ->> 'ifc_project', '') AS ifc_project,
+                      coalesce(summary ->> 'ifc_site', '') AS ifc_site
                FROM bim_imports WHERE site_id = %s ORDER BY imported_at DESC, id DESC LIMIT 1""",
             (site_id,),
         ).fetchone()
