@@ -47,6 +47,8 @@ class Robots:
         self.received: dict[str, list[dict]] = {"wecom": [], "dingtalk": [], "feishu": []}
         self.bad: list[str] = []
         self.lock = threading.Lock()
+        #: Answer every message with a refusal (a revoked key), keeping none.
+        self.refuse = False
         robots = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -56,8 +58,12 @@ class Robots:
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 query = urllib.parse.parse_qs(url.query)
                 problem = robots.check(kind, query, body)
+                if robots.refuse:
+                    problem = "invalid webhook url"
                 with robots.lock:
-                    if problem:
+                    if robots.refuse:
+                        pass
+                    elif problem:
                         robots.bad.append(problem)
                     else:
                         robots.received[kind].append(body)
@@ -389,3 +395,76 @@ def test_a_hanging_robot_holds_no_monitor_cycle_and_gets_every_event_once_it_ans
     contents = [b["markdown"]["content"] for b in robots.received["wecom"]]
     assert "ENV-0" in contents[0] and "ENV-1" in contents[-1]
     assert robots.bad == []
+
+
+class _BrokenAnswer(BaseHTTPRequestHandler):
+    """A robot (or a proxy before it) that announces 100 bytes and sends 12: http.client's IncompleteRead."""
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        self.send_response(200)
+        self.send_header("Content-Length", "100")
+        self.end_headers()
+        self.wfile.write(b'{"errcode":0')
+        self.wfile.flush()
+        self.close_connection = True
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_a_broken_answer_is_the_channels_failure_not_the_notifiers_end(site):
+    """It ended the notifier's thread (and so the monitor), and again after every restart."""
+    url, site_id = site
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _BrokenAnswer)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    raise_alarms(url, site_id, 1)
+    cfg = config.parse({"channels": [{"name": "wecom", "kind": "wecom",
+                                      "url": f"http://127.0.0.1:{server.server_address[1]}/wecom?key={KEY}"}]})
+    notifier = Notifier(None, None, channels=Dispatcher(cfg, backoff_s=0.05, max_backoff_s=0.1), poll_s=0.05)
+    notifier.start(url)
+    try:
+        def failed() -> list[deliveries.DeliveryFailure]:
+            with connection(url) as conn:
+                return deliveries.failures(conn, site_id)
+        stored = wait_for(lambda: [f for f in failed() if f.attempts >= 2])
+        assert "IncompleteRead" in stored[0].last_error and KEY not in stored[0].last_error
+        assert notifier.running
+    finally:
+        notifier.close()
+        server.shutdown()
+
+
+def test_the_backoff_is_bounded_whatever_the_attempts():
+    """2 ** 1024 attempts overflowed a float: after 3.5 days of a deleted robot the monitor died, and again."""
+    from twin.monitoring.channels.dispatch import retry_delay
+
+    assert retry_delay(0, 2.0, 300.0) == 2.0 and retry_delay(3, 2.0, 300.0) == 16.0
+    assert retry_delay(5000, 2.0, 300.0) == 300.0
+
+
+def test_a_message_refused_for_good_is_given_up_and_the_channel_goes_on(site):
+    """A robot whose key was revoked refuses every attempt: after MAX_ATTEMPTS the event is given up (and shown as
+    such), the events after it are sent."""
+    from twin.monitoring.channels.dispatch import MAX_ATTEMPTS
+
+    url, site_id = site
+    robots = Robots(_free_port())
+    try:
+        first, _second = raise_alarms(url, site_id, 2)
+        dispatcher = Dispatcher(channels(robots.port, site_id), backoff_s=0.0, max_backoff_s=0.0)
+        robots.refuse = True
+        with connection(url) as conn:
+            Notifier(None, None, channels=dispatcher).send_pending(conn)  # queued, refused once each
+            conn.execute("""UPDATE alarm_deliveries q SET attempts = %s FROM alarm_events e
+                            WHERE e.id = q.event_id AND e.alarm_id = %s""", (MAX_ATTEMPTS - 1, first))
+            conn.commit()
+            dispatcher.deliver(conn)  # the first refused once more: given up on every channel; the second refused
+            robots.refuse = False
+            dispatcher.deliver(conn)
+            given_up = [f for f in deliveries.failures(conn, site_id) if f.alarm_id == first]
+        assert {f.channel for f in given_up} == {"wecom", "ding", "feishu"}
+        assert all("given up" in f.last_error for f in given_up)
+        assert [("battery at 1%" in b["markdown"]["content"]) for b in robots.received["wecom"]] == [True]
+    finally:
+        robots.close()

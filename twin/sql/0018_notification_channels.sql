@@ -11,7 +11,9 @@ CREATE TABLE IF NOT EXISTS alarm_deliveries (
     attempts    integer NOT NULL DEFAULT 0,
     next_at     timestamptz NOT NULL DEFAULT now(),
     sent_at     timestamptz,
+    given_up_at timestamptz,               -- refused MAX_ATTEMPTS times: shown as a failure, no longer tried
     last_error  text,
     PRIMARY KEY (event_id, channel)
 );
-CREATE INDEX IF NOT EXISTS alarm_deliveries_pending ON alarm_deliveries (channel, event_id) WHERE sent_at IS NULL;
+CREATE INDEX IF NOT EXISTS alarm_deliveries_pending ON alarm_deliveries (channel, event_id)
+    WHERE sent_at IS NULL AND given_up_at IS NULL;

@@ -79,7 +79,7 @@ def pending(conn: psycopg.Connection, channel: str, limit: int = 100) -> list[De
                LEFT JOIN devices d ON d.id = a.device_id
                LEFT JOIN rooms r ON r.id = coalesce(a.room_id, d.room_id)
                LEFT JOIN storeys st ON st.id = r.storey_id LEFT JOIN buildings b ON b.id = st.building_id
-               WHERE q.channel = %s AND q.sent_at IS NULL ORDER BY q.event_id LIMIT %s""",
+               WHERE q.channel = %s AND q.sent_at IS NULL AND q.given_up_at IS NULL ORDER BY q.event_id LIMIT %s""",
             (channel, limit)).fetchall()
 
 
@@ -92,6 +92,12 @@ def mark_failed(conn: psycopg.Connection, event_id: int, channel: str, reason: s
     """Record a failed attempt and when to try again."""
     conn.execute("UPDATE alarm_deliveries SET attempts = attempts + 1, last_error = %s, next_at = now() + %s "
                  "WHERE event_id = %s AND channel = %s", (reason, retry_in, event_id, channel))
+
+
+def give_up(conn: psycopg.Connection, event_id: int, channel: str, reason: str) -> None:
+    """Record the last refusal of a delivery tried too often: no longer tried (its channel goes on), still a failure."""
+    conn.execute("UPDATE alarm_deliveries SET attempts = attempts + 1, last_error = %s, given_up_at = now() "
+                 "WHERE event_id = %s AND channel = %s", (reason, event_id, channel))
 
 
 def failures(conn: psycopg.Connection, site_id: str | None = None) -> list[DeliveryFailure]:
@@ -107,6 +113,7 @@ def failures(conn: psycopg.Connection, site_id: str | None = None) -> list[Deliv
 def counts(conn: psycopg.Connection) -> dict[str, Any]:
     """Sent and pending deliveries per channel."""
     with conn.cursor(row_factory=dict_row) as cur:
-        rows = cur.execute("SELECT channel, count(sent_at) AS sent, count(*) - count(sent_at) AS pending "
+        rows = cur.execute("SELECT channel, count(sent_at) AS sent, count(given_up_at) AS given_up, "
+                           "count(*) - count(sent_at) - count(given_up_at) AS pending "
                            "FROM alarm_deliveries GROUP BY channel ORDER BY channel").fetchall()
-    return {r["channel"]: {"sent": r["sent"], "pending": r["pending"]} for r in rows}
+    return {r["channel"]: {"sent": r["sent"], "pending": r["pending"], "given_up": r["given_up"]} for r in rows}

@@ -10,7 +10,6 @@ it so that raised, acknowledged and cleared arrive in order. Nothing here runs i
 from __future__ import annotations
 
 import logging
-import smtplib
 import ssl
 import time
 import urllib.error
@@ -90,6 +89,16 @@ def post_json(url: str, payload: Mapping[str, Any], timeout: float = TIMEOUT_S) 
         return str(getattr(exc, "reason", exc)) or type(exc).__name__
 
 
+#: Attempts after which a delivery is given up (shown as a failure; its channel goes on): with the default backoff
+#: (2 s doubling, at most 5 min) about 2 h of refusals.
+MAX_ATTEMPTS = 30
+
+
+def retry_delay(attempts: int, backoff_s: float, max_backoff_s: float) -> float:
+    """Seconds before the next attempt after ``attempts`` failed ones: doubling, at most ``max_backoff_s``."""
+    return min(max_backoff_s, backoff_s * 2 ** min(attempts, 30))
+
+
 class Dispatcher:
     """Sends queued events to the channels of ``config``; ``clock`` (monotonic seconds) drives the rate limits."""
 
@@ -118,7 +127,14 @@ class Dispatcher:
         """Send what is due on every channel (committing each); seconds until more could go, or None."""
         wake: float | None = None
         for channel in self.config.channels:
-            wait = self._deliver_channel(conn, channel)
+            try:
+                wait = self._deliver_channel(conn, channel)
+            except psycopg.Error:
+                raise  # the database's: the notifier retries with its connection
+            except Exception:  # a bug in one channel must not stop the others, nor the notifier
+                log.exception("alarm notification channel=%s failed; tried again later", channel.name)
+                conn.rollback()
+                wait = self.max_backoff_s
             if wait is not None:
                 wake = wait if wake is None else min(wake, wait)
         return wake
@@ -144,7 +160,14 @@ class Dispatcher:
                     conn.commit()
                     self.sent += 1
                     continue
-                retry = min(self.max_backoff_s, self.backoff_s * 2 ** row.attempts)
+                if row.attempts + 1 >= MAX_ATTEMPTS:
+                    deliveries.give_up(conn, row.event_id, channel.name, f"given up after {row.attempts + 1} "
+                                                                         f"attempts: {reason}")
+                    conn.commit()
+                    log.error("alarm notification to channel=%s kind=%s given up event=%s alarm=%s after %d attempts: "
+                              "%s", channel.name, channel.kind, row.event, row.alarm_id, row.attempts + 1, reason)
+                    continue
+                retry = retry_delay(row.attempts, self.backoff_s, self.max_backoff_s)
                 deliveries.mark_failed(conn, row.event_id, channel.name, reason, timedelta(seconds=retry))
                 conn.commit()
                 log.warning("alarm notification to channel=%s kind=%s failed event=%s alarm=%s attempt=%d: %s; "
@@ -158,7 +181,8 @@ class Dispatcher:
         """Send one message now; ``None`` on success, else the reason with every secret redacted."""
         try:
             reason = self._send(channel, message)
-        except (smtplib.SMTPException, OSError, ValueError) as exc:
+        except Exception as exc:  # noqa: BLE001 - any failure of a send (a broken answer: http.client's
+            # IncompleteRead, BadStatusLine) is the channel's, stored and retried, never the notifier's end
             reason = f"{type(exc).__name__}: {exc}"
         return None if reason is None else channel.redact(reason)
 
