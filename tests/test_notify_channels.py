@@ -182,3 +182,16 @@ def test_robot_answers_with_an_error_code_are_failures():
     assert _answer_error(b'{"code":19021,"msg":"sign match fail or timestamp is not within one hour from current time"}'
                          ).startswith("code 19021")
     assert _answer_error(b"") is None
+
+
+def test_an_acknowledgement_note_cannot_mention_everyone_or_link_in_a_robots_markdown():
+    from datetime import UTC, datetime
+
+    from twin.monitoring.channels.message import compose, markdown
+
+    event = {"event": "acknowledged", "site_id": "hq", "school": "HQ", "rule": "co2_classroom", "severity": "warning",
+             "room": "Class 2-1", "room_id": 7, "message": "co2 1800 ppm", "standard": None,
+             "raised_at": datetime(2026, 12, 4, 1, tzinfo=UTC), "at": datetime(2026, 12, 4, 2, tzinfo=UTC),
+             "time_zone": "Asia/Shanghai", "by": "li<@all>", "note": "ok <at id=all></at> [click](http://evil.example)\n# x"}
+    body = markdown(compose(event, "en", None))
+    assert "<at" not in body and "<@" not in body and "](http://evil" not in body and "\n# x" not in body

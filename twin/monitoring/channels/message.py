@@ -49,6 +49,20 @@ class Message:
     severity: str = "info"
 
 
+#: What a person's text must not carry into a robot's markdown: mentions (Feishu ``<at id=all></at>``, WeCom
+#: ``<@userid>``), links and emphasis; shown as look-alike characters instead.
+_MARKUP = str.maketrans({"<": "‹", ">": "›", "[": "［", "]": "］", "*": "∗", "`": "ˋ", "\n": " ", "\r": " "})
+
+
+def plain(text: str) -> str:
+    """A person's text (an acknowledgement's note) safe in every channel's markdown: no mention, link or markup.
+
+    >>> plain("done <at id=all></at> [x](http://evil) **now**")
+    'done ‹at id=all›‹/at› ［x］(http://evil) ∗∗now∗∗'
+    """
+    return text.translate(_MARKUP)[:500]
+
+
 def compose(event: Mapping[str, Any], language: str, base_url: str | None) -> Message:
     """The message of one lifecycle event (a :class:`twin.storage.deliveries.Delivery` as a mapping)."""
     w = _WORDS[language if language in LANGUAGES else "zh"]
@@ -71,9 +85,9 @@ def compose(event: Mapping[str, Any], language: str, base_url: str | None) -> Me
     if event["event"] != "raised":
         lines.append((w["at"], fmt_time(event["at"], tz)))
     if event.get("by"):
-        lines.append((w["by"], str(event["by"])))
+        lines.append((w["by"], plain(str(event["by"]))))
     if event.get("note"):
-        lines.append((w["note"], str(event["note"])))
+        lines.append((w["note"], plain(str(event["note"]))))
     link = f"{base_url.rstrip('/')}/room/{event['room_id']}" if base_url and event.get("room_id") else None
     return Message(f"[{sev}] {w[event['event']]}: {subject}", tuple(lines), link, w["room_page"], severity)
 
