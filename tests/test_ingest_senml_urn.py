@@ -5,37 +5,21 @@ bound to another device refused (a device speaks only for itself)."""
 from __future__ import annotations
 
 import time
-import uuid
 
 import orjson
-import pytest
 
-from tests.helpers import publisher, running, small_twin, stored_readings, wait_for
+from tests.helpers import publisher, running, stored_readings, wait_for
 from tests.test_ingest import count, new_worker
+from tests.test_ingest_adapters import site, twin_db  # noqa: F401  (fixtures: a site of its own)
 from twin.database import connection
 from twin.messaging.contract import topic
 from twin.storage import identities as ids
-from twin.storage.model import save_model
 
 OW = "urn:dev:ow:10e2073a01080063"
 MAC = "urn:dev:mac:0024befffe804ff1"
 
 
-
-@pytest.fixture
-def site() -> str:
-    """A site of this test alone: retained messages other tests left under campus/v1/t1/... on a shared broker
-    (statuses, junk) do not reach it."""
-    return f"a{uuid.uuid4().hex[:8]}"
-
-
-@pytest.fixture
-def twin_db(db_url: str, site: str) -> str:
-    with connection(db_url) as conn:
-        save_model(conn, small_twin(site))
-    return db_url
-
-def test_senml_urn_of_the_topics_device_is_stored_unbound_listed_foreign_refused(twin_db, mqtt_url, site):
+def test_senml_urn_of_the_topics_device_is_stored_unbound_listed_foreign_refused(twin_db, mqtt_url, site):  # noqa: F811
     with connection(twin_db) as conn:
         ids.bind(conn, site, [ids.Binding("ENV-2", "urn", OW), ids.Binding("ENV-0", "mac", "0024befffe804ff1")])
     now = int(time.time())
@@ -76,7 +60,7 @@ def test_senml_urn_of_the_topics_device_is_stored_unbound_listed_foreign_refused
         assert reason.startswith(f"SenML record names device '{OW}'")
 
 
-def test_one_pack_of_many_unbound_urns_lists_only_a_few(twin_db, site):
+def test_one_pack_of_many_unbound_urns_lists_only_a_few(twin_db, site):  # noqa: F811
     """One device must not fill the planners' list of hardware not in the twin with one message."""
     from datetime import UTC, datetime
 

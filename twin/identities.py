@@ -146,9 +146,13 @@ def check_prefix(adapter: str, prefix: str) -> str:
     return prefix
 
 
+#: Tasmota's topic families ingest takes: ``(prefix level, command)`` of ``tele/<topic>/SENSOR`` and the others.
+TASMOTA_TOPICS = (("tele", "SENSOR"), ("tele", "STATE"), ("tele", "LWT"), ("stat", "RESULT"), ("stat", "POWER"))
+
+
 def adapter_filters(adapter: str, prefix: str) -> tuple[str, ...]:
-    """The MQTT filters ingest subscribes to for ``adapter`` under ``prefix`` (each adapter module's
-    ``filters``; a test keeps them equal)."""
+    """The MQTT filters ingest subscribes to for ``adapter`` under ``prefix`` (each adapter module's ``filters``;
+    here so that ``enable_adapter`` can refuse prefixes that share topics without importing ingest)."""
     if adapter == ZIGBEE2MQTT:
         return (f"{prefix}/#",)
     if adapter == CHIRPSTACK:
@@ -156,8 +160,7 @@ def adapter_filters(adapter: str, prefix: str) -> tuple[str, ...]:
     if adapter == TTS:
         return (f"{prefix}/devices/+/+",)
     head = f"{prefix}/" if prefix else ""
-    return tuple(f"{head}{level}/+/{command}" for level, command in
-                 (("tele", "SENSOR"), ("tele", "STATE"), ("tele", "LWT"), ("stat", "RESULT"), ("stat", "POWER")))
+    return tuple(f"{head}{level}/+/{command}" for level, command in TASMOTA_TOPICS)
 
 
 def overlap(a: str, b: str) -> bool:

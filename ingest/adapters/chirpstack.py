@@ -22,7 +22,7 @@ from datetime import datetime
 
 from ingest.adapters import lorawan
 from ingest.adapters.base import Decoded, Hardware, Report, load_json
-from twin.identities import DEVEUI, IdentityError
+from twin.identities import DEVEUI, IdentityError, adapter_filters
 
 NAME = "chirpstack"
 #: Events that carry readings or a device's state; any other event type is ignored.
@@ -32,7 +32,7 @@ _NO_CODEC = f"{NAME}: no decoded object (is a codec set on the device profile?)"
 
 def filters(prefix: str) -> tuple[str, ...]:
     """The MQTT filters of ChirpStack's device events under ``prefix`` (``application/+`` by default)."""
-    return (f"{prefix}/device/+/event/+",)
+    return adapter_filters(NAME, prefix)
 
 
 def decode(topic: str, prefix: str, payload: bytes, received_at: datetime) -> Decoded:

@@ -25,11 +25,11 @@ from typing import Any
 
 from ingest.adapters.base import Decoded, Hardware, Report, apply_fields, field_table, load_json, number
 from ingest.decode import RSSI_RANGE
-from twin.identities import TASMOTA, IdentityError, normalize
+from twin.identities import TASMOTA, TASMOTA_TOPICS, IdentityError, adapter_filters, normalize
 
 NAME = "tasmota"
 #: ``(prefix level, command)`` of the topics decoded; each is subscribed as ``<prefix>/<level>/+/<command>``.
-TOPICS = (("tele", "SENSOR"), ("tele", "STATE"), ("tele", "LWT"), ("stat", "RESULT"), ("stat", "POWER"))
+TOPICS = TASMOTA_TOPICS
 #: Sensor objects that are not the room's: the ESP32's internal temperature.
 SKIP_SENSORS = frozenset({"ESP32"})
 #: Metrics whose per-channel arrays (multi-channel energy meters) add up to the device's value.
@@ -39,8 +39,7 @@ _LWT = {"online": "online", "offline": "offline"}
 
 def filters(prefix: str) -> tuple[str, ...]:
     """The five topic families of every device under ``prefix`` (``""``: at the root)."""
-    head = f"{prefix}/" if prefix else ""
-    return tuple(f"{head}{level}/+/{command}" for level, command in TOPICS)
+    return adapter_filters(NAME, prefix)
 
 
 def decode(topic: str, prefix: str, payload: bytes, received_at: datetime) -> Decoded:

@@ -25,7 +25,7 @@ from datetime import datetime
 
 from ingest.adapters import lorawan
 from ingest.adapters.base import Decoded, Hardware, Report, load_json
-from twin.identities import DEVEUI, IdentityError
+from twin.identities import DEVEUI, IdentityError, adapter_filters
 
 NAME = "tts"
 _NO_FORMATTER = f"{NAME}: no decoded_payload (is a payload formatter set on the device or its application?)"
@@ -34,7 +34,7 @@ _NO_FORMATTER = f"{NAME}: no decoded_payload (is a payload formatter set on the 
 def filters(prefix: str) -> tuple[str, ...]:
     """The MQTT filters of The Things Stack's device messages under ``prefix`` (``v3/+`` by default):
     uplinks and joins, one topic level after the device id."""
-    return (f"{prefix}/devices/+/+",)
+    return adapter_filters(NAME, prefix)
 
 
 def decode(topic: str, prefix: str, payload: bytes, received_at: datetime) -> Decoded:

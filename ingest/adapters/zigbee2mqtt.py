@@ -34,7 +34,7 @@ import orjson
 from ingest.adapters.base import Decoded, Hardware, Report, apply_fields, load_json
 from ingest.decode import STATES, parse_ts
 from ingest.text import check_text
-from twin.identities import IEEE, IdentityError, normalize
+from twin.identities import IEEE, IdentityError, adapter_filters, normalize
 from twin.messaging.broker import MAX_PACKET_BYTES
 from twin.messaging.contract import MAX_PAYLOAD_BYTES
 
@@ -51,8 +51,8 @@ _COMMANDS = ("set", "get")
 
 
 def filters(prefix: str) -> tuple[str, ...]:
-    """Everything under the bridge's base topic."""
-    return (f"{prefix}/#",)
+    """Everything under the bridge's base topic (:func:`twin.identities.adapter_filters`)."""
+    return adapter_filters(NAME, prefix)
 
 
 def decode(topic: str, prefix: str, payload: bytes, received_at: datetime) -> Decoded:
@@ -152,30 +152,33 @@ def _object(payload: bytes, what: str) -> dict[str, Any] | str:
     return f"{what}: expected a non-empty JSON object"
 
 
-def _groups(payload: bytes) -> Decoded:
-    """The bridge's group list (retained): the friendly names of groups, whose state messages are not a device's."""
+def _bridge_list(payload: bytes, what: str) -> list[Any] | Decoded:
+    """The JSON list of a bridge message (``bridge/devices``, ``bridge/groups``), or a Decoded with the reason."""
     if len(payload) > DEVICES_MAX_BYTES:
-        return Decoded(errors=[f"{NAME} bridge/groups: payload of {len(payload)} bytes exceeds {DEVICES_MAX_BYTES}"])
+        return Decoded(errors=[f"{NAME} bridge/{what}: payload of {len(payload)} bytes exceeds {DEVICES_MAX_BYTES}"])
     try:
         doc: Any = orjson.loads(payload)
     except orjson.JSONDecodeError as exc:
-        return Decoded(errors=[f"{NAME} bridge/groups: bad JSON: {str(exc).splitlines()[0][:120]}"])
+        return Decoded(errors=[f"{NAME} bridge/{what}: bad JSON: {str(exc).splitlines()[0][:120]}"])
     if not isinstance(doc, list):
-        return Decoded(errors=[f"{NAME} bridge/groups: expected a JSON list of groups"])
+        return Decoded(errors=[f"{NAME} bridge/{what}: expected a JSON list of {what}"])
+    return doc
+
+
+def _groups(payload: bytes) -> Decoded:
+    """The bridge's group list (retained): the friendly names of groups, whose state messages are not a device's."""
+    doc = _bridge_list(payload, "groups")
+    if isinstance(doc, Decoded):
+        return doc
     names = [g["friendly_name"] for g in doc if isinstance(g, dict) and isinstance(g.get("friendly_name"), str)]
     return Decoded(groups=names)
 
 
 def _devices(payload: bytes) -> Decoded:
     """The bridge's device list: each device but the coordinator, by IEEE address, friendly name and model."""
-    if len(payload) > DEVICES_MAX_BYTES:
-        return Decoded(errors=[f"{NAME} bridge/devices: payload of {len(payload)} bytes exceeds {DEVICES_MAX_BYTES}"])
-    try:
-        doc: Any = orjson.loads(payload)
-    except orjson.JSONDecodeError as exc:
-        return Decoded(errors=[f"{NAME} bridge/devices: bad JSON: {str(exc).splitlines()[0][:120]}"])
-    if not isinstance(doc, list):
-        return Decoded(errors=[f"{NAME} bridge/devices: expected a JSON list of devices"])
+    doc = _bridge_list(payload, "devices")
+    if isinstance(doc, Decoded):
+        return doc
     out = Decoded()
     for i, entry in enumerate(doc):
         what = f"{NAME} bridge/devices[{i}]"
